@@ -1,0 +1,91 @@
+//! Repair actions as they are written into the journal.
+//!
+//! A `RepairIntent` record carries one of these, with enough detail that a rerun can
+//! tell whether the action already happened (redo) and that `restore` can undo it.
+//! Paths are relative to the data directory so a moved data directory stays valid.
+
+use crate::key::SegmentKey;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Identifier of one repair: also the name of its folder under `quarantine/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RepairId(pub u64);
+
+impl fmt::Display for RepairId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "r{:08}", self.0)
+    }
+}
+
+/// One change to the data directory. Every variant first copies what it removes into
+/// quarantine, so no variant destroys bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RepairAction {
+    /// Cut `segment`'s `.log` from `original_len` down to `keep_len` bytes (the end of
+    /// its last whole valid message).
+    TruncateLog {
+        segment: SegmentKey,
+        keep_len: u64,
+        original_len: u64,
+    },
+    /// Replace `segment`'s `.index` (or create it, when `original_len` is `None`) with
+    /// the index rebuilt from the `.log`: `new_len` bytes whose XXH3-64 is `new_xxh3`.
+    RewriteIndex {
+        segment: SegmentKey,
+        original_len: Option<u64>,
+        new_len: u64,
+        new_xxh3: u64,
+    },
+    /// Move a whole file (`path` relative to the data directory, `len` bytes) into
+    /// quarantine: an orphan, half of a broken pair, an empty newest pair, or a segment
+    /// after a point-in-time cut.
+    QuarantineFile { path: String, len: u64 },
+}
+
+impl RepairAction {
+    /// The file this action changes, relative to the data directory.
+    pub fn rel_path(&self) -> String {
+        match self {
+            RepairAction::TruncateLog { segment, .. } => segment.rel_log(),
+            RepairAction::RewriteIndex { segment, .. } => segment.rel_index(),
+            RepairAction::QuarantineFile { path, .. } => path.clone(),
+        }
+    }
+}
+
+impl fmt::Display for RepairAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RepairAction::TruncateLog {
+                segment,
+                keep_len,
+                original_len,
+            } => write!(
+                f,
+                "truncate {} from {} to {} bytes",
+                segment.rel_log(),
+                original_len,
+                keep_len
+            ),
+            RepairAction::RewriteIndex {
+                segment,
+                original_len,
+                new_len,
+                ..
+            } => match original_len {
+                Some(old) => write!(
+                    f,
+                    "rewrite {} ({} -> {} bytes)",
+                    segment.rel_index(),
+                    old,
+                    new_len
+                ),
+                None => write!(f, "create {} ({} bytes)", segment.rel_index(), new_len),
+            },
+            RepairAction::QuarantineFile { path, len } => {
+                write!(f, "quarantine {} ({} bytes)", path, len)
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Identity of partitions and segments, shared by the journal and the recovery code.
+//!
+//! Iggy 0.6 numbers streams, topics and partitions from 0 and names a segment by the
+//! offset of its first message, so these four numbers identify a segment for good.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One partition: `streams/<stream>/topics/<topic>/partitions/<partition>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PartitionId {
+    pub stream: u32,
+    pub topic: u32,
+    pub partition: u32,
+}
+
+impl PartitionId {
+    pub fn new(stream: u32, topic: u32, partition: u32) -> Self {
+        Self {
+            stream,
+            topic,
+            partition,
+        }
+    }
+
+    /// Path of the partition folder relative to the data directory.
+    pub fn rel_dir(&self) -> String {
+        format!(
+            "streams/{}/topics/{}/partitions/{}",
+            self.stream, self.topic, self.partition
+        )
+    }
+
+    pub fn segment(&self, start_offset: u64) -> SegmentKey {
+        SegmentKey {
+            partition: *self,
+            start_offset,
+        }
+    }
+}
+
+impl fmt::Display for PartitionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.stream, self.topic, self.partition)
+    }
+}
+
+/// One segment: the `.log`/`.index` pair named by its start offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SegmentKey {
+    pub partition: PartitionId,
+    pub start_offset: u64,
+}
+
+impl SegmentKey {
+    /// File stem Iggy 0.6 uses: the start offset zero-padded to 20 digits.
+    pub fn file_stem(&self) -> String {
+        format!("{:020}", self.start_offset)
+    }
+
+    pub fn rel_log(&self) -> String {
+        format!("{}/{}.log", self.partition.rel_dir(), self.file_stem())
+    }
+
+    pub fn rel_index(&self) -> String {
+        format!("{}/{}.index", self.partition.rel_dir(), self.file_stem())
+    }
+
+    /// Big-endian bytes, so that keys sort by partition, then start offset.
+    pub fn to_bytes(&self) -> [u8; 20] {
+        let mut out = [0u8; 20];
+        out[0..4].copy_from_slice(&self.partition.stream.to_be_bytes());
+        out[4..8].copy_from_slice(&self.partition.topic.to_be_bytes());
+        out[8..12].copy_from_slice(&self.partition.partition.to_be_bytes());
+        out[12..20].copy_from_slice(&self.start_offset.to_be_bytes());
+        out
+    }
+
+    /// Inverse of [`SegmentKey::to_bytes`]; `None` for any other length.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let arr: &[u8; 20] = bytes.try_into().ok()?;
+        let u32_at = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&arr[i..i + 4]);
+            u32::from_be_bytes(b)
+        };
+        let mut off = [0u8; 8];
+        off.copy_from_slice(&arr[12..20]);
+        Some(Self {
+            partition: PartitionId::new(u32_at(0), u32_at(4), u32_at(8)),
+            start_offset: u64::from_be_bytes(off),
+        })
+    }
+}
+
+impl fmt::Display for SegmentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.partition, self.start_offset)
+    }
+}
+
+/// A half-open range of bytes `[start, end)` inside one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl ByteRange {
+    pub fn new(start: u64, end: u64) -> Self {
+        Self { start, end }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for ByteRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_key_bytes_round_trip_and_sort() {
+        let a = PartitionId::new(1, 2, 3).segment(7);
+        let b = PartitionId::new(1, 2, 3).segment(300);
+        assert_eq!(SegmentKey::from_bytes(&a.to_bytes()), Some(a));
+        assert!(a.to_bytes() < b.to_bytes());
+        assert_eq!(SegmentKey::from_bytes(&[0u8; 3]), None);
+        assert_eq!(
+            a.rel_log(),
+            "streams/1/topics/2/partitions/3/00000000000000000007.log"
+        );
+    }
+}

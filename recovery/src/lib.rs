@@ -1,0 +1,1 @@
+//! Iggy 0.6 data directories: read, judge, repair.
