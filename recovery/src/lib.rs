@@ -1,1 +1,15 @@
 //! Iggy 0.6 data directories: read, judge, repair.
+//!
+//! Data flows one way: [`layout`] lists the files, [`analyze`] scans them (with
+//! [`scan`] and [`index`]), [`verdict`] names what is wrong. The journal is the only
+//! state kept between runs.
+
+pub mod analyze;
+pub mod index;
+pub mod layout;
+pub mod message;
+pub mod report;
+pub mod scan;
+pub mod verdict;
+
+pub use journal::{ByteRange, PartitionId, RepairAction, RepairId, SegmentKey};

@@ -1,0 +1,85 @@
+//! `iggy-warden check`: read-only verification of a data directory.
+
+use crate::exit;
+use crate::progress::Progress;
+use anyhow::Context;
+use recovery::analyze::analyze;
+use recovery::layout::discover;
+use recovery::report::CheckReport;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The iggy-server data directory (its `system.path`, e.g. local_data).
+    #[arg(long, env = "IGGY_WARDEN_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
+    let report = check(args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_human(&report);
+    }
+    Ok(if report.ready_to_start {
+        exit::OK
+    } else {
+        exit::PROBLEMS
+    })
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
+    let layout = discover(&args.data_dir).context("cannot check the data directory")?;
+    let progress = Progress::bytes(layout.log_bytes(), "scanning");
+    let analysis =
+        analyze(&layout, &|n| progress.advance(n)).context("cannot check the data directory")?;
+    progress.finish();
+    Ok(CheckReport::new(&analysis))
+}
+
+fn print_human(r: &CheckReport) {
+    for p in &r.partition_reports {
+        let state = if p.ready {
+            "ok".to_string()
+        } else {
+            format!(
+                "{} problem{}",
+                p.problems,
+                if p.problems == 1 { "" } else { "s" }
+            )
+        };
+        println!(
+            "partition {:<12} {:>4} segments {:>10} messages  {}",
+            p.partition.to_string(),
+            p.segments,
+            p.messages,
+            state
+        );
+    }
+    for problem in &r.problems {
+        println!("  {problem}");
+    }
+    for stray in &r.strays {
+        println!(
+            "  stray (left alone): {}: {}",
+            stray.path.display(),
+            stray.reason
+        );
+    }
+    println!(
+        "{} partitions, {} segments, {} valid messages, {} problems: {}",
+        r.partitions,
+        r.segments,
+        r.messages,
+        r.problems.len(),
+        if r.ready_to_start {
+            "ready to start"
+        } else {
+            "NOT ready to start"
+        }
+    );
+}

@@ -1,0 +1,374 @@
+//! Discovery of an Iggy 0.6 data directory: which partitions, segments and consumer
+//! offset files exist, and which files do not belong.
+//!
+//! Discovery only lists and stats; it reads no segment bytes. Files it does not
+//! recognise are reported as strays and never touched by any later step. The server's
+//! own `logs/`, `runtime/` and `backup/` folders are not data and are skipped.
+
+use journal::{PartitionId, SegmentKey};
+use serde::Serialize;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Top-level folders that hold no stream data.
+const IGNORED_TOP_LEVEL: [&str; 3] = ["logs", "runtime", "backup"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("data directory {path} does not exist")]
+    NotFound { path: PathBuf },
+    #[error("{path} is not a directory")]
+    NotADirectory { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} says version {version:?}: only the Iggy 0.6 on-disk format is supported")]
+    UnsupportedVersion { path: PathBuf, version: String },
+    #[error("{path} at byte {offset}: {detail}")]
+    Malformed {
+        path: PathBuf,
+        offset: u64,
+        detail: String,
+    },
+}
+
+impl LayoutError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::NotFound {
+            LayoutError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            LayoutError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
+
+/// A data directory as found on disk.
+#[derive(Clone, Debug, Serialize)]
+pub struct DataDir {
+    pub root: PathBuf,
+    /// Version string from `state/info`, when that file exists.
+    pub version: Option<String>,
+    pub partitions: Vec<PartitionLayout>,
+    pub strays: Vec<Stray>,
+}
+
+impl DataDir {
+    pub fn segment_count(&self) -> usize {
+        self.partitions.iter().map(|p| p.segments.len()).sum()
+    }
+
+    /// Bytes of all `.log` files: the work a full scan has to do.
+    pub fn log_bytes(&self) -> u64 {
+        self.partitions
+            .iter()
+            .flat_map(|p| &p.segments)
+            .filter_map(|s| s.log_len)
+            .sum()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionLayout {
+    pub id: PartitionId,
+    pub dir: PathBuf,
+    /// Sorted by start offset.
+    pub segments: Vec<SegmentFiles>,
+    pub offset_files: Vec<OffsetFile>,
+}
+
+/// The files of one segment; either may be absent when a crash left half a pair.
+#[derive(Clone, Debug, Serialize)]
+pub struct SegmentFiles {
+    pub key: SegmentKey,
+    pub log_path: PathBuf,
+    pub index_path: PathBuf,
+    pub log_len: Option<u64>,
+    pub index_len: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetKind {
+    Consumer,
+    Group,
+}
+
+/// A stored consumer or consumer-group offset: 8 bytes, u64 little-endian.
+#[derive(Clone, Debug, Serialize)]
+pub struct OffsetFile {
+    pub path: PathBuf,
+    pub kind: OffsetKind,
+    pub len: u64,
+    /// The stored offset, when the file has exactly 8 bytes.
+    pub value: Option<u64>,
+}
+
+/// A file or folder that is not part of the 0.6 layout: reported, never touched.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stray {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Lists `root` and everything below it that belongs to the 0.6 layout.
+pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
+    let meta = fs::metadata(root).map_err(|e| LayoutError::io(root, e))?;
+    if !meta.is_dir() {
+        return Err(LayoutError::NotADirectory {
+            path: root.to_path_buf(),
+        });
+    }
+    let mut strays = Vec::new();
+    let version = read_version(root)?;
+    let mut partitions = Vec::new();
+    for entry in list(root)? {
+        match entry.name.as_str() {
+            "streams" if entry.is_dir => {
+                walk_streams(&entry.path, &mut partitions, &mut strays)?;
+            }
+            "state" if entry.is_dir => {}
+            name if IGNORED_TOP_LEVEL.contains(&name) => {}
+            _ => strays.push(Stray {
+                path: entry.path,
+                reason: "not part of an Iggy 0.6 data directory".into(),
+            }),
+        }
+    }
+    partitions.sort_by_key(|p: &PartitionLayout| p.id);
+    Ok(DataDir {
+        root: root.to_path_buf(),
+        version,
+        partitions,
+        strays,
+    })
+}
+
+/// Reads the version string `state/info` starts with (a length byte, then UTF-8), and
+/// refuses any format but 0.6.
+fn read_version(root: &Path) -> Result<Option<String>, LayoutError> {
+    let path = root.join("state").join("info");
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LayoutError::io(&path, e)),
+    };
+    let malformed = |detail: &str| LayoutError::Malformed {
+        path: path.clone(),
+        offset: 0,
+        detail: detail.to_string(),
+    };
+    let (&len, rest) = bytes
+        .split_first()
+        .ok_or_else(|| malformed("empty file, expected a version string"))?;
+    let raw = rest
+        .get(..usize::from(len))
+        .ok_or_else(|| malformed("version string runs past the end of the file"))?;
+    let version = std::str::from_utf8(raw).map_err(|_| malformed("version string is not UTF-8"))?;
+    if !version.starts_with("0.6.") {
+        return Err(LayoutError::UnsupportedVersion {
+            path,
+            version: version.to_string(),
+        });
+    }
+    Ok(Some(version.to_string()))
+}
+
+struct Entry {
+    name: String,
+    path: PathBuf,
+    is_dir: bool,
+    is_file: bool,
+    len: u64,
+}
+
+/// Lists a folder without following symbolic links, sorted by name.
+fn list(dir: &Path) -> Result<Vec<Entry>, LayoutError> {
+    let mut out = Vec::new();
+    for item in fs::read_dir(dir).map_err(|e| LayoutError::io(dir, e))? {
+        let item = item.map_err(|e| LayoutError::io(dir, e))?;
+        let path = item.path();
+        let meta = fs::symlink_metadata(&path).map_err(|e| LayoutError::io(&path, e))?;
+        out.push(Entry {
+            name: item.file_name().to_string_lossy().into_owned(),
+            path,
+            is_dir: meta.is_dir(),
+            is_file: meta.is_file(),
+            len: meta.len(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Folder names of streams, topics and partitions: decimal numbers.
+fn numeric_dir(entry: &Entry) -> Option<u32> {
+    if !entry.is_dir || entry.name.is_empty() || !entry.name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    entry.name.parse().ok()
+}
+
+fn stray(entry: Entry, reason: &str) -> Stray {
+    Stray {
+        path: entry.path,
+        reason: reason.to_string(),
+    }
+}
+
+fn walk_streams(
+    streams: &Path,
+    partitions: &mut Vec<PartitionLayout>,
+    strays: &mut Vec<Stray>,
+) -> Result<(), LayoutError> {
+    for s in list(streams)? {
+        let Some(stream) = numeric_dir(&s) else {
+            strays.push(stray(s, "not a numbered stream folder"));
+            continue;
+        };
+        for t in list(&s.path)? {
+            if t.name != "topics" || !t.is_dir {
+                strays.push(stray(t, "unexpected in a stream folder"));
+                continue;
+            }
+            for topic_entry in list(&t.path)? {
+                let Some(topic) = numeric_dir(&topic_entry) else {
+                    strays.push(stray(topic_entry, "not a numbered topic folder"));
+                    continue;
+                };
+                for p in list(&topic_entry.path)? {
+                    if p.name != "partitions" || !p.is_dir {
+                        strays.push(stray(p, "unexpected in a topic folder"));
+                        continue;
+                    }
+                    for part_entry in list(&p.path)? {
+                        let Some(partition) = numeric_dir(&part_entry) else {
+                            strays.push(stray(part_entry, "not a numbered partition folder"));
+                            continue;
+                        };
+                        let id = PartitionId::new(stream, topic, partition);
+                        partitions.push(read_partition(id, &part_entry.path, strays)?);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits `<20 digits>.log` / `<20 digits>.index` into start offset and kind.
+fn segment_file(name: &str) -> Option<(u64, bool)> {
+    let (stem, is_log) = if let Some(stem) = name.strip_suffix(".log") {
+        (stem, true)
+    } else {
+        (name.strip_suffix(".index")?, false)
+    };
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, is_log))
+}
+
+fn read_partition(
+    id: PartitionId,
+    dir: &Path,
+    strays: &mut Vec<Stray>,
+) -> Result<PartitionLayout, LayoutError> {
+    let mut segments: Vec<SegmentFiles> = Vec::new();
+    let mut offset_files = Vec::new();
+    for entry in list(dir)? {
+        if entry.name == "offsets" && entry.is_dir {
+            read_offsets(&entry.path, &mut offset_files, strays)?;
+            continue;
+        }
+        let Some((start, is_log)) = segment_file(&entry.name).filter(|_| entry.is_file) else {
+            strays.push(stray(entry, "not a segment file"));
+            continue;
+        };
+        let pos = match segments.iter().position(|s| s.key.start_offset == start) {
+            Some(pos) => pos,
+            None => {
+                let key = id.segment(start);
+                segments.push(SegmentFiles {
+                    key,
+                    log_path: dir.join(format!("{}.log", key.file_stem())),
+                    index_path: dir.join(format!("{}.index", key.file_stem())),
+                    log_len: None,
+                    index_len: None,
+                });
+                segments.len() - 1
+            }
+        };
+        if let Some(seg) = segments.get_mut(pos) {
+            if is_log {
+                seg.log_len = Some(entry.len);
+            } else {
+                seg.index_len = Some(entry.len);
+            }
+        }
+    }
+    segments.sort_by_key(|s| s.key.start_offset);
+    Ok(PartitionLayout {
+        id,
+        dir: dir.to_path_buf(),
+        segments,
+        offset_files,
+    })
+}
+
+fn read_offsets(
+    dir: &Path,
+    out: &mut Vec<OffsetFile>,
+    strays: &mut Vec<Stray>,
+) -> Result<(), LayoutError> {
+    for group in list(dir)? {
+        let kind = match group.name.as_str() {
+            "consumers" if group.is_dir => OffsetKind::Consumer,
+            "groups" if group.is_dir => OffsetKind::Group,
+            _ => {
+                strays.push(stray(group, "unexpected in an offsets folder"));
+                continue;
+            }
+        };
+        for file in list(&group.path)? {
+            if !file.is_file {
+                strays.push(stray(file, "not an offset file"));
+                continue;
+            }
+            let value = if file.len == 8 {
+                let bytes = fs::read(&file.path).map_err(|e| LayoutError::io(&file.path, e))?;
+                bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b))
+            } else {
+                None
+            };
+            out.push(OffsetFile {
+                path: file.path,
+                kind,
+                len: file.len,
+                value,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_need_twenty_digits() {
+        assert_eq!(segment_file("00000000000000001332.log"), Some((1332, true)));
+        assert_eq!(
+            segment_file("00000000000000001332.index"),
+            Some((1332, false))
+        );
+        assert_eq!(segment_file("1332.log"), None);
+        assert_eq!(segment_file("0000000000000000133x.log"), None);
+        assert_eq!(segment_file("00000000000000001332.timeindex"), None);
+    }
+}

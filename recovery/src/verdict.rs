@@ -1,0 +1,221 @@
+//! Judges analysed partitions: names every damage state of the 0.6 format with the
+//! file and byte offset where it starts, and decides whether the server can start.
+//!
+//! "Ready to start" is stricter than "no damage": iggy-server 0.6.0 resets a
+//! partition's offsets when it starts with an empty segment pair as the newest
+//! segment, although its own rotation leaves exactly that behind. So an empty newest
+//! pair is reported too (except the single empty pair of a partition that never held
+//! a message, which is how the server creates partitions).
+
+use crate::analyze::{Analysis, PartitionAnalysis, SegmentAnalysis};
+use crate::index::IndexState;
+use crate::layout::OffsetFile;
+use crate::scan::StopReason;
+use journal::SegmentKey;
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// The newest data ends inside a message (header or body cut short).
+    TornTail,
+    /// Zero bytes follow the last valid message.
+    ZeroTail,
+    /// The last message of the partition fails its checksum.
+    CorruptTail,
+    /// Damage followed by more data, or in a sealed segment: not a crash tail.
+    MidFileCorruption,
+    IndexShort,
+    IndexLong,
+    IndexHalfEntry,
+    IndexMissing,
+    IndexMismatch,
+    /// An `.index` without its `.log`.
+    LogMissing,
+    /// An empty `.log` without its `.index`: a rotation cut short.
+    SuccessorWithoutIndex,
+    /// The newest segment is an empty pair: 0.6.0 would reset the partition's offsets.
+    EmptyPair,
+    /// A segment does not start where the previous one ends.
+    OffsetGap,
+    /// A consumer or group offset file that is not 8 bytes.
+    BadOffsetFile,
+}
+
+impl ProblemKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProblemKind::TornTail => "torn-tail",
+            ProblemKind::ZeroTail => "zero-tail",
+            ProblemKind::CorruptTail => "corrupt-tail",
+            ProblemKind::MidFileCorruption => "mid-file-corruption",
+            ProblemKind::IndexShort => "index-short",
+            ProblemKind::IndexLong => "index-long",
+            ProblemKind::IndexHalfEntry => "index-half-entry",
+            ProblemKind::IndexMissing => "index-missing",
+            ProblemKind::IndexMismatch => "index-mismatch",
+            ProblemKind::LogMissing => "log-missing",
+            ProblemKind::SuccessorWithoutIndex => "successor-without-index",
+            ProblemKind::EmptyPair => "empty-pair",
+            ProblemKind::OffsetGap => "offset-gap",
+            ProblemKind::BadOffsetFile => "bad-offset-file",
+        }
+    }
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub path: PathBuf,
+    /// Byte offset in `path` where the problem starts, when it has one.
+    pub offset: Option<u64>,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentKey>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.path.display())?;
+        if let Some(offset) = self.offset {
+            write!(f, " at byte {offset}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// Everything wrong with one partition, in segment order.
+pub fn judge_partition(p: &PartitionAnalysis) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let tail = p.tail_position();
+    let newest = p.segments.len().checked_sub(1);
+    for (i, seg) in p.segments.iter().enumerate() {
+        judge_segment(seg, Some(i) == tail, &mut out);
+        if Some(i) == newest && i > 0 && seg.is_empty_pair() {
+            out.push(Problem {
+                kind: ProblemKind::EmptyPair,
+                path: seg.files.log_path.clone(),
+                offset: None,
+                detail: "the newest segment is an empty pair: iggy-server 0.6.0 would reset \
+                         the partition's offsets on start"
+                    .into(),
+                segment: Some(seg.key()),
+            });
+        }
+    }
+    judge_contiguity(p, &mut out);
+    for f in &p.offset_files {
+        judge_offset_file(f, &mut out);
+    }
+    out
+}
+
+/// Problems of every partition, partition by partition.
+pub fn judge(a: &Analysis) -> Vec<Problem> {
+    a.partitions.iter().flat_map(judge_partition).collect()
+}
+
+fn judge_segment(seg: &SegmentAnalysis, is_tail: bool, out: &mut Vec<Problem>) {
+    let files = &seg.files;
+    let key = Some(seg.key());
+    let mut push = |kind, path: &PathBuf, offset, detail: String| {
+        out.push(Problem {
+            kind,
+            path: path.clone(),
+            offset,
+            detail,
+            segment: key,
+        })
+    };
+    let Some(scan) = seg.scan else {
+        push(
+            ProblemKind::LogMissing,
+            &files.index_path,
+            None,
+            "the index has no .log beside it".into(),
+        );
+        return;
+    };
+    if let Some(at) = scan.stop.position() {
+        let kind = match scan.stop {
+            _ if !is_tail || !scan.stop.is_tail_only() => ProblemKind::MidFileCorruption,
+            StopReason::ZeroFill { .. } => ProblemKind::ZeroTail,
+            StopReason::BadChecksum { .. } => ProblemKind::CorruptTail,
+            _ => ProblemKind::TornTail,
+        };
+        let kind = match scan.stop {
+            StopReason::OffsetJump { at: 0, .. } => ProblemKind::OffsetGap,
+            _ => kind,
+        };
+        let mut detail = scan.stop.describe();
+        if kind == ProblemKind::MidFileCorruption && !is_tail {
+            detail.push_str(" (in a sealed segment, before later data)");
+        }
+        push(kind, &files.log_path, Some(at), detail);
+    }
+    let index_kind = match seg.index {
+        IndexState::Consistent => None,
+        IndexState::Missing if files.log_len == Some(0) => Some(ProblemKind::SuccessorWithoutIndex),
+        IndexState::Missing => Some(ProblemKind::IndexMissing),
+        IndexState::HalfEntry { .. } => Some(ProblemKind::IndexHalfEntry),
+        IndexState::Short { .. } => Some(ProblemKind::IndexShort),
+        IndexState::Long { .. } => Some(ProblemKind::IndexLong),
+        IndexState::Mismatch { .. } | IndexState::Unrepresentable { .. } => {
+            Some(ProblemKind::IndexMismatch)
+        }
+    };
+    if let Some(kind) = index_kind {
+        let path = if kind == ProblemKind::SuccessorWithoutIndex {
+            &files.log_path
+        } else {
+            &files.index_path
+        };
+        push(kind, path, seg.index.position(), seg.index.describe());
+    }
+}
+
+/// Each segment must start at the offset after the previous segment's last message.
+fn judge_contiguity(p: &PartitionAnalysis, out: &mut Vec<Problem>) {
+    for pair in p.segments.windows(2) {
+        let [prev, next] = pair else { continue };
+        let Some(scan) = prev.scan else { continue };
+        // Damage inside `prev` is reported already; the gap would only repeat it.
+        if scan.stop != StopReason::EndOfFile || next.scan.is_none() {
+            continue;
+        }
+        let expected = prev.key().start_offset + prev.valid_messages();
+        let found = next.key().start_offset;
+        if found != expected {
+            out.push(Problem {
+                kind: ProblemKind::OffsetGap,
+                path: next.files.log_path.clone(),
+                offset: None,
+                detail: format!(
+                    "segment starts at offset {found}, but the previous segment ends before \
+                     offset {expected}"
+                ),
+                segment: Some(next.key()),
+            });
+        }
+    }
+}
+
+fn judge_offset_file(f: &OffsetFile, out: &mut Vec<Problem>) {
+    if f.len != 8 {
+        out.push(Problem {
+            kind: ProblemKind::BadOffsetFile,
+            path: f.path.clone(),
+            offset: Some(f.len.min(8)),
+            detail: format!("{} bytes where an 8-byte offset belongs", f.len),
+            segment: None,
+        });
+    }
+}
