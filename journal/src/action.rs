@@ -41,6 +41,8 @@ pub enum RepairAction {
     /// quarantine: an orphan, half of a broken pair, an empty newest pair, or a segment
     /// after a point-in-time cut.
     QuarantineFile { path: String, len: u64 },
+    /// Put back what repair `repair` took out (an operator's `restore`).
+    Restore { repair: RepairId },
 }
 
 impl RepairAction {
@@ -50,6 +52,7 @@ impl RepairAction {
             RepairAction::TruncateLog { segment, .. } => segment.rel_log(),
             RepairAction::RewriteIndex { segment, .. } => segment.rel_index(),
             RepairAction::QuarantineFile { path, .. } => path.clone(),
+            RepairAction::Restore { repair } => format!("(files of repair {repair})"),
         }
     }
 }
@@ -86,6 +89,7 @@ impl fmt::Display for RepairAction {
             RepairAction::QuarantineFile { path, len } => {
                 write!(f, "quarantine {} ({} bytes)", path, len)
             }
+            RepairAction::Restore { repair } => write!(f, "restore what repair {repair} took out"),
         }
     }
 }

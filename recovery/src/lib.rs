@@ -5,10 +5,16 @@
 //! state kept between runs.
 
 pub mod analyze;
+pub mod execute;
+pub mod fsops;
 pub mod index;
 pub mod layout;
 pub mod message;
+pub mod plan;
+pub mod quarantine;
+pub mod rebuild;
 pub mod report;
+pub mod restore;
 pub mod scan;
 pub mod verdict;
 

@@ -12,7 +12,7 @@ pub const HEADER_LEN: usize = 56;
 pub const MAX_PAYLOAD_LEN: u32 = 64_000_000;
 
 /// Largest user-headers block iggy-server 0.6 accepts.
-pub const MAX_HEADERS_LEN: u32 = 100 * 1024;
+pub const MAX_HEADERS_LEN: u32 = 100_000;
 
 /// Largest frame a valid log can hold: bounds how much one message may make us buffer.
 pub const MAX_MESSAGE_LEN: u64 =

@@ -40,7 +40,7 @@ pub enum ProblemKind {
     EmptyPair,
     /// A segment does not start where the previous one ends.
     OffsetGap,
-    /// A consumer or group offset file that is not 8 bytes.
+    /// A consumer or group offset file shorter than 8 bytes: the server cannot start.
     BadOffsetFile,
 }
 
@@ -208,12 +208,13 @@ fn judge_contiguity(p: &PartitionAnalysis, out: &mut Vec<Problem>) {
     }
 }
 
+/// The server reads 8 bytes and ignores any more; a shorter file stops it starting.
 fn judge_offset_file(f: &OffsetFile, out: &mut Vec<Problem>) {
-    if f.len != 8 {
+    if f.len < 8 {
         out.push(Problem {
             kind: ProblemKind::BadOffsetFile,
             path: f.path.clone(),
-            offset: Some(f.len.min(8)),
+            offset: Some(f.len),
             detail: format!("{} bytes where an 8-byte offset belongs", f.len),
             segment: None,
         });

@@ -1,0 +1,285 @@
+//! The planner: turns an analysed data directory into an ordered list of repair
+//! actions, each with its reason, or refuses when the mode forbids what is needed.
+//!
+//! Every repair is a cut: find the first damage of a partition, keep every whole valid
+//! message before it, and take the rest out (into quarantine). Indexes are rebuilt
+//! from the logs they describe. Empty segments left at the end of a partition are
+//! taken out too, because iggy-server 0.6.0 resets offsets on an empty newest segment;
+//! one segment always stays, because the server panics on a partition without a log.
+//!
+//! Modes follow RocksDB's WAL recovery modes:
+//! - `tolerate-tail` cuts only what a crash can leave at the end of a partition (a
+//!   torn, zero-filled or corrupt last message, half a rotation, index damage);
+//!   anything else makes the whole run change nothing and ask for an operator.
+//! - `point-in-time` cuts each partition at its first damage, wherever it is.
+//! - `absolute` repairs nothing and asks for an operator on any problem.
+
+use crate::analyze::{Analysis, PartitionAnalysis, SegmentAnalysis};
+use crate::index::IndexState;
+use crate::rebuild::index_digest;
+use crate::scan::StopReason;
+use crate::verdict::{judge_partition, Problem};
+use journal::{PartitionId, RepairAction};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    TolerateTail,
+    PointInTime,
+    Absolute,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tolerate-tail" => Ok(Mode::TolerateTail),
+            "point-in-time" => Ok(Mode::PointInTime),
+            "absolute" => Ok(Mode::Absolute),
+            other => Err(format!(
+                "unknown mode {other:?}: expected tolerate-tail, point-in-time or absolute"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::TolerateTail => "tolerate-tail",
+            Mode::PointInTime => "point-in-time",
+            Mode::Absolute => "absolute",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlannedAction {
+    pub partition: PartitionId,
+    pub action: RepairAction,
+    pub reason: String,
+}
+
+/// A partition the mode does not allow to repair, with what is wrong with it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Refusal {
+    pub partition: PartitionId,
+    pub why: String,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub mode: Mode,
+    pub problems: Vec<Problem>,
+    pub actions: Vec<PlannedAction>,
+    pub refusals: Vec<Refusal>,
+}
+
+impl Plan {
+    /// Nothing may be changed: some partition needs an operator.
+    pub fn needs_operator(&self) -> bool {
+        !self.refusals.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot plan the repair of {path}: {source}")]
+pub struct PlanError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
+    let mut out = Plan {
+        mode,
+        problems: Vec::new(),
+        actions: Vec::new(),
+        refusals: Vec::new(),
+    };
+    for p in &a.partitions {
+        let problems = judge_partition(p);
+        if problems.is_empty() {
+            continue;
+        }
+        match plan_partition(p, mode, &problems)? {
+            Ok(actions) => out.actions.extend(actions),
+            Err(why) => out.refusals.push(Refusal {
+                partition: p.id,
+                why,
+                problems: problems.clone(),
+            }),
+        }
+        out.problems.extend(problems);
+    }
+    Ok(out)
+}
+
+/// Where a partition is cut: segment `seg` keeps its first `keep_len` log bytes (none
+/// when its log is missing) and every later segment goes.
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    seg: usize,
+    keep_len: u64,
+    /// Whether the cut loses nothing but what a crash leaves at the end of a partition.
+    tail_only: bool,
+}
+
+fn find_cut(p: &PartitionAnalysis) -> Option<Cut> {
+    let later_hold_data = |i: usize| p.segments.iter().skip(i + 1).any(SegmentAnalysis::has_data);
+    for (i, seg) in p.segments.iter().enumerate() {
+        let Some(scan) = seg.scan else {
+            return Some(Cut {
+                seg: i,
+                keep_len: 0,
+                tail_only: !later_hold_data(i),
+            });
+        };
+        if i > 0 {
+            let prev = &p.segments[i - 1];
+            let expected = prev.key().start_offset + prev.valid_messages();
+            if seg.key().start_offset != expected {
+                return Some(Cut {
+                    seg: i - 1,
+                    keep_len: prev.files.log_len.unwrap_or(0),
+                    tail_only: !seg.has_data() && !later_hold_data(i),
+                });
+            }
+        }
+        if scan.stop != StopReason::EndOfFile {
+            return Some(Cut {
+                seg: i,
+                keep_len: scan.valid_len,
+                tail_only: scan.stop.is_tail_only() && !later_hold_data(i),
+            });
+        }
+    }
+    None
+}
+
+/// The actions that repair one partition, or why the mode forbids them.
+fn plan_partition(
+    p: &PartitionAnalysis,
+    mode: Mode,
+    problems: &[Problem],
+) -> Result<Result<Vec<PlannedAction>, String>, PlanError> {
+    if mode == Mode::Absolute {
+        return Ok(Err("mode absolute repairs nothing".into()));
+    }
+    let cut = find_cut(p);
+    if let Some(c) = cut {
+        if mode == Mode::TolerateTail && !c.tail_only {
+            return Ok(Err(format!(
+                "damage before the end of the partition: cutting there would take out \
+                 intact data after it ({}); run with --mode point-in-time to cut anyway",
+                problems
+                    .iter()
+                    .map(|p| p.kind.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    // Log bytes each segment keeps; `None` for a segment that goes entirely.
+    let kept: Vec<Option<u64>> = p
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match cut {
+            Some(c) if i > c.seg => None,
+            Some(c) if i == c.seg => s.files.log_len.map(|_| c.keep_len),
+            _ => s.files.log_len,
+        })
+        .collect();
+    // Keep through the last segment with data; with no data left, keep the first
+    // segment (empty), since the server needs one log per partition.
+    let last = match kept.iter().rposition(|k| k.unwrap_or(0) > 0) {
+        Some(last) => last,
+        None if kept.first().is_some_and(Option::is_some) => 0,
+        None => {
+            return Ok(Err(
+                "no segment with a log would remain, and iggy-server 0.6.0 panics on a \
+                 partition without one"
+                    .into(),
+            ))
+        }
+    };
+    let reason = problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut actions = Vec::new();
+    let mut push = |action| {
+        actions.push(PlannedAction {
+            partition: p.id,
+            action,
+            reason: reason.clone(),
+        })
+    };
+    // Newest first: whatever point a crash stops at, a fresh plan continues the cut.
+    for seg in p.segments.iter().skip(last + 1).rev() {
+        for (path, len) in [
+            (&seg.files.index_path, seg.files.index_len),
+            (&seg.files.log_path, seg.files.log_len),
+        ] {
+            if let Some(len) = len {
+                push(RepairAction::QuarantineFile {
+                    path: rel(&p.dir, path, &seg.files.key.partition.rel_dir()),
+                    len,
+                });
+            }
+        }
+    }
+    for (seg, keep) in p.segments.iter().zip(&kept).take(last + 1) {
+        let (Some(keep_len), Some(log_len)) = (*keep, seg.files.log_len) else {
+            continue;
+        };
+        if keep_len < log_len {
+            push(RepairAction::TruncateLog {
+                segment: seg.key(),
+                keep_len,
+                original_len: log_len,
+            });
+        }
+        if seg.index != IndexState::Consistent || keep_len < log_len {
+            let digest = index_digest(&seg.files.log_path, seg.key().start_offset, keep_len)
+                .map_err(|source| PlanError {
+                    path: seg.files.log_path.clone(),
+                    source,
+                })?;
+            let unchanged =
+                seg.index == IndexState::Consistent && seg.files.index_len == Some(digest.len);
+            if !unchanged {
+                push(RepairAction::RewriteIndex {
+                    segment: seg.key(),
+                    original_len: seg.files.index_len,
+                    new_len: digest.len,
+                    new_xxh3: digest.xxh3,
+                });
+            }
+        }
+    }
+    for f in p.offset_files.iter().filter(|f| f.len < 8) {
+        push(RepairAction::QuarantineFile {
+            path: rel(&p.dir, &f.path, &p.id.rel_dir()),
+            len: f.len,
+        });
+    }
+    Ok(Ok(actions))
+}
+
+/// `path` relative to the data directory, given the partition folder `dir` and its
+/// relative form `dir_rel`.
+fn rel(dir: &Path, path: &Path, dir_rel: &str) -> String {
+    match path.strip_prefix(dir) {
+        Ok(tail) => format!("{dir_rel}/{}", tail.to_string_lossy()),
+        Err(_) => path.to_string_lossy().into_owned(),
+    }
+}

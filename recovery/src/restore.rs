@@ -1,0 +1,169 @@
+//! Undoing a repair: puts the bytes a repair quarantined back where they were, so an
+//! operator who disagrees with a repair gets the directory exactly as it was.
+//!
+//! A restore is journaled and executed like any repair, so it is idempotent too; what
+//! it replaces (a rebuilt index) goes into quarantine under the restore's own id.
+
+use crate::execute::{temp_index_path, ExecError, Executor};
+use crate::fsops::{file_digest, file_len};
+use crate::quarantine::Manifest;
+use journal::{ByteRange, RepairAction, RepairId};
+use std::path::Path;
+
+impl Executor<'_> {
+    /// Reverses repair `target`; `id` is the restore's own repair id. Returns the bytes
+    /// put back.
+    pub(crate) fn restore(&self, id: RepairId, target: RepairId) -> Result<u64, ExecError> {
+        let manifest = self.quarantine.load_verified(target)?.ok_or_else(|| {
+            ExecError::Journal(format!(
+                "repair {target} has nothing in quarantine at {}",
+                self.quarantine.repair_dir(target).display()
+            ))
+        })?;
+        let path = self.data_dir.join(&manifest.file);
+        let saved = self.quarantine.bytes_path(target);
+        let restore_action = RepairAction::Restore { repair: target };
+        let why = format!("restore of repair {target}");
+        match &manifest.action {
+            RepairAction::TruncateLog { .. } => {
+                let current = file_len(&path).map_err(io(&path))?;
+                if current == Some(manifest.range.end) && self.tail_matches(&path, &manifest)? {
+                    return Ok(manifest.range.len());
+                }
+                match current {
+                    Some(len) if len == manifest.range.start => {}
+                    // An append cut short by a crash: those bytes are a prefix of the
+                    // saved ones (still in quarantine), so cut them and append again.
+                    Some(len)
+                        if len > manifest.range.start
+                            && len < manifest.range.end
+                            && self.partial_append(&path, &saved, manifest.range.start, len)? =>
+                    {
+                        self.fs
+                            .truncate(&path, manifest.range.start)
+                            .map_err(io(&path))?;
+                    }
+                    _ => return Err(self.changed_for_restore(id, &path, &manifest, current)),
+                }
+                self.fs.append_file(&saved, &path).map_err(io(&path))?;
+            }
+            RepairAction::RewriteIndex {
+                new_len, new_xxh3, ..
+            } => {
+                let current = file_digest(&path).map_err(io(&path))?;
+                let original =
+                    (!manifest.created_file).then_some((manifest.range.len(), manifest.xxh3));
+                if current == original {
+                    return Ok(manifest.range.len());
+                }
+                if current != Some((*new_len, *new_xxh3)) {
+                    return Err(self.changed_for_restore(
+                        id,
+                        &path,
+                        &manifest,
+                        current.map(|c| c.0),
+                    ));
+                }
+                let range = ByteRange::new(0, *new_len);
+                self.quarantine.save(
+                    self.fs,
+                    id,
+                    &restore_action,
+                    &why,
+                    self.data_dir,
+                    &manifest.file,
+                    range,
+                    false,
+                )?;
+                if manifest.created_file {
+                    self.fs.remove_file(&path).map_err(io(&path))?;
+                } else {
+                    let tmp = temp_index_path(&path);
+                    let _ = self.fs.remove_file(&tmp);
+                    self.fs.append_into_new(&saved, &tmp).map_err(io(&tmp))?;
+                    self.fs.rename(&tmp, &path).map_err(io(&path))?;
+                }
+            }
+            RepairAction::QuarantineFile { .. } => {
+                let current = file_digest(&path).map_err(io(&path))?;
+                if current == Some((manifest.range.len(), manifest.xxh3)) {
+                    return Ok(manifest.range.len());
+                }
+                if current.is_some() {
+                    return Err(self.changed_for_restore(
+                        id,
+                        &path,
+                        &manifest,
+                        current.map(|c| c.0),
+                    ));
+                }
+                let tmp = path.with_file_name(format!(
+                    ".{}.iggy-warden-tmp",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                ));
+                if let Some(parent) = path.parent() {
+                    self.fs.create_dir_all(parent).map_err(io(parent))?;
+                }
+                self.fs.append_into_new(&saved, &tmp).map_err(io(&tmp))?;
+                self.fs.rename(&tmp, &path).map_err(io(&path))?;
+            }
+            RepairAction::Restore { .. } => {
+                return Err(ExecError::Journal(format!(
+                    "repair {target} is itself a restore; restore the repair it undid instead"
+                )))
+            }
+        }
+        let dir = path.parent().unwrap_or(self.data_dir);
+        self.fs.sync_dir(dir).map_err(io(dir))?;
+        Ok(manifest.range.len())
+    }
+
+    /// Whether the bytes after the kept part of a truncated log are the quarantined ones.
+    fn tail_matches(&self, path: &Path, m: &Manifest) -> Result<bool, ExecError> {
+        let digest = crate::fsops::range_digest(path, m.range).map_err(io(path))?;
+        Ok(digest == Some(m.xxh3))
+    }
+
+    /// Whether `path[start..len)` is the start of the saved bytes.
+    fn partial_append(
+        &self,
+        path: &Path,
+        saved: &Path,
+        start: u64,
+        len: u64,
+    ) -> Result<bool, ExecError> {
+        let appended =
+            crate::fsops::range_digest(path, ByteRange::new(start, len)).map_err(io(path))?;
+        let prefix =
+            crate::fsops::range_digest(saved, ByteRange::new(0, len - start)).map_err(io(saved))?;
+        Ok(appended.is_some() && appended == prefix)
+    }
+
+    fn changed_for_restore(
+        &self,
+        id: RepairId,
+        path: &Path,
+        m: &Manifest,
+        found: Option<u64>,
+    ) -> ExecError {
+        ExecError::Changed {
+            repair: id,
+            path: path.to_path_buf(),
+            expected: format!(
+                "the state repair {} left (the file has changed since; restoring would \
+                 overwrite newer data)",
+                m.repair
+            ),
+            found: found.map_or("no file".into(), |n| format!("{n} bytes")),
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExecError + '_ {
+    move |source| ExecError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
