@@ -5,8 +5,16 @@
 //! whole chain of context, which names the file involved.
 
 mod check_cmd;
+mod config;
 mod exit;
+mod handover;
 mod progress;
+mod recover_cmd;
+mod repair;
+mod replay_cmd;
+mod restore_cmd;
+mod session;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,8 +28,18 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Verify a data directory without changing anything.
+    /// Verify a data directory without changing anything (exit 0 healthy and ready to
+    /// start, 1 problems found, 2 could not check).
     Check(check_cmd::CheckArgs),
+    /// Start-up hook: finish and make repairs, then exit 0 when iggy-server may start,
+    /// 3 when the mode forbids a needed repair (nothing changed), 2 on errors.
+    Recover(recover_cmd::RecoverArgs),
+    /// Show the journal's history and the repair plan (dry run); --apply executes it.
+    Replay(replay_cmd::ReplayArgs),
+    /// Put back the bytes repairs quarantined.
+    Restore(restore_cmd::RestoreArgs),
+    /// The sidecar: journal segment events while iggy-server runs.
+    Watch(watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +47,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Check(args) => check_cmd::run(args),
+        Command::Recover(args) => recover_cmd::run(args),
+        Command::Replay(args) => replay_cmd::run(args),
+        Command::Restore(args) => restore_cmd::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(code) => exit::code(code),

@@ -5,9 +5,12 @@
 //! state kept between runs.
 
 pub mod analyze;
+pub mod busy;
 pub mod execute;
 pub mod fsops;
+pub mod guided;
 pub mod index;
+mod journal_log;
 pub mod layout;
 pub mod message;
 pub mod plan;

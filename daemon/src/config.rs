@@ -1,0 +1,163 @@
+//! Settings shared by every command: command-line flags, then `IGGY_WARDEN_*`
+//! environment variables (both through clap), then an optional TOML file, then
+//! defaults. The file is the one both systemd units read
+//! (`/etc/iggy-warden/config.toml` in the package).
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Keys of the TOML file. Every key is optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The iggy-server data directory (`system.path`).
+    pub data_dir: Option<PathBuf>,
+    /// Where the journal and the quarantine live.
+    pub state_dir: Option<PathBuf>,
+    /// Recovery mode: tolerate-tail, point-in-time or absolute.
+    pub mode: Option<String>,
+    /// How often the sidecar checkpoints verified bytes of open segments, in ms.
+    pub checkpoint_interval_ms: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Options every command that touches a data directory takes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DirArgs {
+    /// The iggy-server data directory (its `system.path`, e.g. local_data).
+    #[arg(long, env = "IGGY_WARDEN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else
+    /// <data-dir>.warden beside the data directory]. Never inside the data directory.
+    #[arg(long, env = "IGGY_WARDEN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms).
+    #[arg(long, env = "IGGY_WARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Resolved directories.
+#[derive(Clone, Debug)]
+pub struct Dirs {
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub file: FileConfig,
+}
+
+impl DirArgs {
+    pub fn file_config(&self) -> anyhow::Result<FileConfig> {
+        FileConfig::load(self.config.as_deref())
+    }
+
+    /// The data directory, required.
+    pub fn data_dir(&self, file: &FileConfig) -> anyhow::Result<PathBuf> {
+        self.data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .context("no data directory given: use --data-dir, IGGY_WARDEN_DATA_DIR or data_dir in the config file")
+    }
+
+    pub fn resolve(&self) -> anyhow::Result<Dirs> {
+        let file = self.file_config()?;
+        let data_dir = self.data_dir(&file)?;
+        let state_dir = match self.state_dir.clone().or_else(|| file.state_dir.clone()) {
+            Some(dir) => dir,
+            None => default_state_dir(&data_dir, std::env::var_os("STATE_DIRECTORY"))?,
+        };
+        refuse_inside(&data_dir, &state_dir)?;
+        Ok(Dirs {
+            data_dir,
+            state_dir,
+            file,
+        })
+    }
+
+    /// The state directory alone, for commands that need no data directory (journal
+    /// inspection); falls back to the data directory's sibling when one is known.
+    pub fn state_dir_only(&self) -> anyhow::Result<PathBuf> {
+        let file = self.file_config()?;
+        if let Some(dir) = self.state_dir.clone().or_else(|| file.state_dir.clone()) {
+            return Ok(dir);
+        }
+        if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+            return Ok(first_of_list(&dir));
+        }
+        let data_dir = self.data_dir(&file).context(
+            "no state directory: use --state-dir, or --data-dir to use <data-dir>.warden",
+        )?;
+        default_state_dir(&data_dir, None)
+    }
+}
+
+/// `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else `<data-dir>.warden` beside
+/// the data directory: our state must never sit where iggy-server scans.
+fn default_state_dir(
+    data_dir: &Path,
+    state_directory: Option<std::ffi::OsString>,
+) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = state_directory {
+        return Ok(first_of_list(&dir));
+    }
+    let name = data_dir.file_name().with_context(|| {
+        format!(
+            "cannot name a state directory beside {}",
+            data_dir.display()
+        )
+    })?;
+    let mut sibling = name.to_os_string();
+    sibling.push(".warden");
+    Ok(data_dir.with_file_name(sibling))
+}
+
+/// systemd passes a colon-separated list when a unit names several state directories.
+fn first_of_list(list: &std::ffi::OsStr) -> PathBuf {
+    let text = list.to_string_lossy();
+    PathBuf::from(text.split(':').next().unwrap_or_default())
+}
+
+fn refuse_inside(data_dir: &Path, state_dir: &Path) -> anyhow::Result<()> {
+    let data = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let state = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    if state.starts_with(&data) {
+        anyhow::bail!(
+            "state directory {} is inside the data directory {}: iggy-server would scan it",
+            state_dir.display(),
+            data_dir.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_state_dir_is_a_sibling_or_systemds() {
+        let d = default_state_dir(Path::new("/srv/iggy/local_data"), None).unwrap();
+        assert_eq!(d, PathBuf::from("/srv/iggy/local_data.warden"));
+        let d = default_state_dir(
+            Path::new("/srv/iggy/local_data"),
+            Some("/var/lib/iggy-warden:/var/lib/other".into()),
+        )
+        .unwrap();
+        assert_eq!(d, PathBuf::from("/var/lib/iggy-warden"));
+    }
+
+    #[test]
+    fn state_dir_inside_data_dir_is_refused() {
+        assert!(refuse_inside(Path::new("/a/data"), Path::new("/a/data/st")).is_err());
+        assert!(refuse_inside(Path::new("/a/data"), Path::new("/a/data.warden")).is_ok());
+    }
+}

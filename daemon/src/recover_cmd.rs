@@ -1,0 +1,53 @@
+//! `iggy-warden recover`: the start-up hook. Finishes unfinished repairs, repairs what
+//! the mode allows, and says through its exit code whether iggy-server may start.
+
+use crate::config::DirArgs;
+use crate::exit;
+use crate::repair::{print_outcome, repair, PartitionFilter};
+use crate::session::{refuse_if_busy, Session};
+use recovery::plan::Mode;
+
+#[derive(clap::Args, Debug)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub dirs: DirArgs,
+    /// tolerate-tail (repair crash tails, refuse anything else), point-in-time (cut
+    /// each partition at its first damage) or absolute (repair nothing) [default:
+    /// tolerate-tail, or `mode` in the config file]
+    #[arg(long, env = "IGGY_WARDEN_MODE")]
+    pub mode: Option<Mode>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Change files even though another process has some open.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The mode from the flag, else the config file, else tolerate-tail.
+pub fn resolve_mode(flag: Option<Mode>, dirs: &DirArgs) -> anyhow::Result<Mode> {
+    if let Some(mode) = flag {
+        return Ok(mode);
+    }
+    match dirs.file_config()?.mode {
+        Some(m) => m.parse().map_err(anyhow::Error::msg),
+        None => Ok(Mode::default()),
+    }
+}
+
+pub fn run(args: &RecoverArgs) -> anyhow::Result<u8> {
+    let mode = resolve_mode(args.mode, &args.dirs)?;
+    let session = Session::open(&args.dirs)?;
+    refuse_if_busy(&session.dirs.data_dir, args.force)?;
+    let outcome = repair(&session, mode, &PartitionFilter::default())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print_outcome(&outcome);
+    }
+    Ok(if outcome.ready_to_start {
+        exit::OK
+    } else {
+        exit::NEEDS_OPERATOR
+    })
+}

@@ -1,0 +1,127 @@
+//! `iggy-warden replay`: the manual command. Shows the journal's recent history of the
+//! segments that need attention and the plan; changes nothing unless `--apply`.
+
+use crate::config::DirArgs;
+use crate::exit;
+use crate::recover_cmd::resolve_mode;
+use crate::repair::{analyze, print_outcome, repair, PartitionFilter};
+use crate::session::{refuse_if_busy, Session};
+use journal::{Entry, SegmentKey};
+use recovery::plan::{plan, Mode};
+use std::collections::BTreeSet;
+
+/// Journal records shown per segment.
+const HISTORY_PER_SEGMENT: usize = 8;
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub dirs: DirArgs,
+    /// Recovery mode, as for `recover`.
+    #[arg(long, env = "IGGY_WARDEN_MODE")]
+    pub mode: Option<Mode>,
+    /// Execute the plan (default: only show it).
+    #[arg(long)]
+    pub apply: bool,
+    /// Limit to one stream, topic or partition: `S`, `S/T` or `S/T/P`.
+    #[arg(long)]
+    pub partition: Option<PartitionFilter>,
+    /// Change files even though another process has some open (with --apply).
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
+    let mode = resolve_mode(args.mode, &args.dirs)?;
+    let filter = args.partition.clone().unwrap_or_default();
+    let session = Session::open(&args.dirs)?;
+    if args.apply {
+        refuse_if_busy(&session.dirs.data_dir, args.force)?;
+        let outcome = repair(&session, mode, &filter)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+        } else {
+            print_outcome(&outcome);
+        }
+        return Ok(if outcome.ready_to_start {
+            exit::OK
+        } else {
+            exit::NEEDS_OPERATOR
+        });
+    }
+    let pending = session.journal.pending_repairs()?;
+    let (_, analysis, _) = analyze(&session, &filter)?;
+    let the_plan = plan(&analysis, mode)?;
+    let affected: BTreeSet<SegmentKey> =
+        the_plan.problems.iter().filter_map(|p| p.segment).collect();
+    let history = history_of(&session, &affected)?;
+    if args.json {
+        let pending: Vec<_> = pending
+            .iter()
+            .map(
+                |p| serde_json::json!({"repair": p.repair, "action": p.action, "reason": p.reason}),
+            )
+            .collect();
+        let out = serde_json::json!({
+            "dry_run": true,
+            "pending_repairs": pending,
+            "history": history,
+            "plan": the_plan,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for p in &pending {
+            println!(
+                "unfinished repair {} (will be finished first): {}",
+                p.repair, p.action
+            );
+        }
+        for e in &history {
+            println!("journal #{:<8} {}", e.seq, e.record);
+        }
+        for p in &the_plan.problems {
+            println!("problem: {p}");
+        }
+        for a in &the_plan.actions {
+            println!("would {}", a.action);
+        }
+        for r in &the_plan.refusals {
+            println!("partition {} needs an operator: {}", r.partition, r.why);
+        }
+        if the_plan.actions.is_empty() && the_plan.refusals.is_empty() && pending.is_empty() {
+            println!("nothing to repair");
+        } else {
+            println!("dry run: nothing changed; pass --apply to execute");
+        }
+    }
+    Ok(if the_plan.needs_operator() {
+        exit::NEEDS_OPERATOR
+    } else {
+        exit::OK
+    })
+}
+
+/// The newest journal records of each affected segment, oldest first.
+fn history_of(session: &Session, affected: &BTreeSet<SegmentKey>) -> anyhow::Result<Vec<Entry>> {
+    if affected.is_empty() || !session.history_usable {
+        return Ok(Vec::new());
+    }
+    let mut per_segment: std::collections::BTreeMap<SegmentKey, Vec<Entry>> = Default::default();
+    for entry in session.journal.records_since(0) {
+        let entry = entry?;
+        let Some(seg) = entry.record.segment().filter(|s| affected.contains(s)) else {
+            continue;
+        };
+        let list = per_segment.entry(seg).or_default();
+        list.push(entry);
+        if list.len() > HISTORY_PER_SEGMENT {
+            list.remove(0);
+        }
+    }
+    let mut all: Vec<Entry> = per_segment.into_values().flatten().collect();
+    all.sort_by_key(|e| e.seq);
+    Ok(all)
+}
