@@ -180,9 +180,8 @@ pub fn analyze_segment(
             // Index read errors surface through the scan; tell them apart afterwards.
             let mut index_error = None;
             let scan = scan_log(log, start, |m| {
-                verifier.visit(m).map_err(|e| {
+                verifier.visit(m).inspect_err(|e| {
                     index_error = Some(e.kind());
-                    e
                 })
             });
             let scan = match (scan, index_error) {

@@ -1,1 +1,24 @@
-//! Test harness: writes Iggy 0.6 data directories of any shape and injects faults.
+//! Test harness of iggy-warden: an independent implementation of the Iggy 0.6 on-disk
+//! format that writes data directories of any shape, injects crash and disk faults into
+//! them (or into copies of the real iggy-server 0.6.0 fixtures), and compares
+//! directories byte for byte. It shares no code with the product crates.
+//!
+//! - [`format`]: message and index entry bytes, a minimal log reader;
+//! - [`layout`]: partition folders, segment file names, reading a partition back;
+//! - [`writer`]: data directories laid out as iggy-server 0.6.0 does;
+//! - [`faults`]: one fault per damage the format notes describe;
+//! - [`fixtures`]: the shared real fixtures and writable copies of them;
+//! - [`snapshot`]: byte-exact directory snapshots, their diffs, a partition's messages.
+
+pub mod faults;
+pub mod fixtures;
+pub mod format;
+pub mod layout;
+pub mod snapshot;
+pub mod writer;
+
+pub use faults::{all_faults, apply, Fault, FaultReport};
+pub use fixtures::{copy_dir, fixture, fixture_copy, shared_dir, FixtureCopy};
+pub use format::{encode_message, index_entry, Message};
+pub use snapshot::{assert_same, partition_messages, snapshot, Snapshot};
+pub use writer::{BuiltDir, DataDirBuilder, PartitionSpec};
