@@ -1,19 +1,18 @@
-//! The repair pipeline behind `recover` and `replay --apply`: finish unfinished
-//! repairs, then layout → analysis (journal-guided) → plan → execute → verify.
+//! What `recover` and `replay` share: the partition filter, the analysis with a
+//! progress bar, the repair pipeline run on a session, and its printed summary.
 
+use crate::progress::Progress;
 use crate::session::Session;
 use anyhow::Context;
 use journal::PartitionId;
-use recovery::analyze::{analyze_partition, Analysis};
-use recovery::execute::{Executed, Executor};
+use recovery::analyze::Analysis;
+use recovery::execute::Executor;
 use recovery::fsops::StdFs;
 use recovery::guided::{analyze_guided, GuidedStats};
-use recovery::layout::{discover, DataDir};
-use recovery::plan::{plan, Mode, Plan};
+use recovery::layout::discover;
+use recovery::pipeline::{self, RepairOutcome, Request};
+use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
-use recovery::verdict::{judge_partition, Problem};
-use serde::Serialize;
-use std::collections::BTreeSet;
 
 /// Which partitions a command looks at: all, or those matching a
 /// `stream[/topic[/partition]]` prefix.
@@ -48,40 +47,18 @@ impl PartitionFilter {
 pub fn analyze(
     session: &Session,
     filter: &PartitionFilter,
-) -> anyhow::Result<(DataDir, Analysis, GuidedStats)> {
+) -> anyhow::Result<(Analysis, GuidedStats)> {
     let mut layout = discover(&session.dirs.data_dir).context("cannot read the data directory")?;
     layout.partitions.retain(|p| filter.matches(&p.id));
     let known = session.known_segments();
-    let progress = crate::progress::Progress::bytes(layout.log_bytes(), "scanning");
-    let (analysis, stats) = analyze_guided(&layout, &known, &|n| progress.advance(n))
+    let progress = Progress::bytes(layout.log_bytes(), "scanning");
+    let result = analyze_guided(&layout, &known, &|n| progress.advance(n))
         .context("cannot read the data directory")?;
     progress.finish();
-    Ok((layout, analysis, stats))
+    Ok(result)
 }
 
-#[derive(Debug, Serialize)]
-pub struct PartitionOutcome {
-    pub partition: PartitionId,
-    pub messages_kept: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RepairOutcome {
-    pub mode: Mode,
-    pub guided: GuidedStats,
-    pub journal_history_used: bool,
-    pub replayed: Vec<Executed>,
-    pub actions: Vec<Executed>,
-    pub bytes_quarantined: u64,
-    pub partitions: Vec<PartitionOutcome>,
-    /// Problems left after the run: empty unless the mode refused.
-    pub problems: Vec<Problem>,
-    pub refusals: Vec<recovery::plan::Refusal>,
-    pub ready_to_start: bool,
-}
-
-/// Runs the whole pipeline. `Ok` with refusals when the mode forbids the repair; then
-/// nothing was changed (beyond finishing repairs journaled earlier).
+/// Runs the repair pipeline on the session's directories.
 pub fn repair(
     session: &Session,
     mode: Mode,
@@ -94,94 +71,29 @@ pub fn repair(
         fs: &StdFs,
         log: &session.journal,
     };
-    let replayed = exec
-        .replay_pending()
-        .context("cannot finish the repairs an earlier run journaled")?;
-    let (layout, analysis, guided) = analyze(session, filter)?;
-    let the_plan: Plan = plan(&analysis, mode)?;
-    if the_plan.needs_operator() {
-        return Ok(RepairOutcome {
+    let known = session.known_segments();
+    let total = discover(&session.dirs.data_dir)
+        .map(|l| l.log_bytes())
+        .unwrap_or(0);
+    let progress = Progress::bytes(total, "scanning");
+    let outcome = pipeline::run(
+        &exec,
+        &Request {
             mode,
-            guided,
-            journal_history_used: session.history_usable,
-            bytes_quarantined: 0,
-            partitions: kept(&analysis),
-            problems: the_plan.problems,
-            refusals: the_plan.refusals,
-            replayed,
-            actions: Vec::new(),
-            ready_to_start: false,
-        });
-    }
-    let touched: BTreeSet<PartitionId> = the_plan.actions.iter().map(|a| a.partition).collect();
-    let actions = exec
-        .execute(
-            the_plan
-                .actions
-                .into_iter()
-                .map(|a| (a.action, a.reason))
-                .collect(),
-        )
-        .context("repair failed; rerun recover to finish it")?;
-    // Trust nothing: re-read every partition we changed and require it healthy.
-    let mut partitions = kept(&analysis);
-    let mut problems = Vec::new();
-    let relisted = discover(&session.dirs.data_dir).context("cannot re-read the data directory")?;
-    for p in relisted
-        .partitions
-        .iter()
-        .filter(|p| touched.contains(&p.id))
-    {
-        let after = analyze_partition(p, &|_| {}).context("cannot verify the repair")?;
-        problems.extend(judge_partition(&after));
-        if let Some(entry) = partitions.iter_mut().find(|o| o.partition == p.id) {
-            entry.messages_kept = after.valid_messages();
-        }
-    }
-    drop(layout);
-    if !problems.is_empty() {
-        anyhow::bail!(
-            "repairs ran but the directory is still not consistent: {}",
-            problems
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    Ok(RepairOutcome {
-        mode,
-        guided,
-        journal_history_used: session.history_usable,
-        bytes_quarantined: actions
-            .iter()
-            .chain(&replayed)
-            .map(|a| a.quarantined_bytes)
-            .sum(),
-        replayed,
-        actions,
-        partitions,
-        problems,
-        refusals: Vec::new(),
-        ready_to_start: true,
-    })
-}
-
-fn kept(a: &Analysis) -> Vec<PartitionOutcome> {
-    a.partitions
-        .iter()
-        .map(|p| PartitionOutcome {
-            partition: p.id,
-            messages_kept: p.valid_messages(),
-        })
-        .collect()
+            known: &known,
+            only: &|p| filter.matches(p),
+            progress: &|n| progress.advance(n),
+        },
+    )?;
+    progress.finish();
+    Ok(outcome)
 }
 
 pub fn print_outcome(o: &RepairOutcome) {
     println!(
         "mode {}; journal {}: {} segments trusted, {} resumed from a checkpoint, {} scanned ({} bytes)",
         o.mode,
-        if o.journal_history_used { "used" } else { "unusable, full scan" },
+        if o.guided.trusted + o.guided.resumed > 0 { "used" } else { "gave nothing to skip" },
         o.guided.trusted,
         o.guided.resumed,
         o.guided.scanned,

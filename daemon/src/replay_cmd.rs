@@ -53,7 +53,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
         });
     }
     let pending = session.journal.pending_repairs()?;
-    let (_, analysis, _) = analyze(&session, &filter)?;
+    let (analysis, _) = analyze(&session, &filter)?;
     let the_plan = plan(&analysis, mode)?;
     let affected: BTreeSet<SegmentKey> =
         the_plan.problems.iter().filter_map(|p| p.segment).collect();

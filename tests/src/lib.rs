@@ -8,8 +8,10 @@
 //! - [`writer`]: data directories laid out as iggy-server 0.6.0 does;
 //! - [`faults`]: one fault per damage the format notes describe;
 //! - [`fixtures`]: the shared real fixtures and writable copies of them;
+//! - [`cli`]: running the built `iggy-warden` binary;
 //! - [`snapshot`]: byte-exact directory snapshots, their diffs, a partition's messages.
 
+pub mod cli;
 pub mod faults;
 pub mod fixtures;
 pub mod format;
@@ -17,6 +19,7 @@ pub mod layout;
 pub mod snapshot;
 pub mod writer;
 
+pub use cli::{warden, warden_bin, Run};
 pub use faults::{all_faults, apply, Fault, FaultReport};
 pub use fixtures::{copy_dir, fixture, fixture_copy, shared_dir, FixtureCopy};
 pub use format::{encode_message, index_entry, Message};

@@ -1,0 +1,125 @@
+//! The whole repair, as `recover` and `replay --apply` run it: finish repairs an
+//! earlier run journaled, then layout → analysis (journal-guided) → plan → execute →
+//! verify. Kept here, not in the binary, so tests drive exactly what ships.
+
+use crate::analyze::AnalyzeError;
+use crate::analyze::{analyze_partition, Analysis};
+use crate::execute::{ExecError, Executed, Executor};
+use crate::guided::{analyze_guided, GuidedStats};
+use crate::layout::{discover, LayoutError};
+use crate::plan::{plan, Mode, PlanError, Refusal};
+use crate::verdict::{judge_partition, Problem};
+use journal::{PartitionId, SegmentKey, SegmentState};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot finish the repairs an earlier run journaled: {0}")]
+    Replay(#[source] ExecError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Analyze(#[from] AnalyzeError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("repair failed (rerun to finish it): {0}")]
+    Execute(#[source] ExecError),
+    #[error("repairs ran but the directory is still not consistent: {0}")]
+    NotConverged(String),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionOutcome {
+    pub partition: PartitionId,
+    pub messages_kept: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RepairOutcome {
+    pub mode: Mode,
+    pub guided: GuidedStats,
+    pub replayed: Vec<Executed>,
+    pub actions: Vec<Executed>,
+    pub bytes_quarantined: u64,
+    pub partitions: Vec<PartitionOutcome>,
+    /// The problems found; when `refusals` is not empty, still there.
+    pub problems: Vec<Problem>,
+    pub refusals: Vec<Refusal>,
+    pub ready_to_start: bool,
+}
+
+pub struct Request<'a> {
+    pub mode: Mode,
+    /// What the journal knows of segments (empty: scan everything).
+    pub known: &'a HashMap<SegmentKey, SegmentState>,
+    /// Which partitions to look at.
+    pub only: &'a dyn Fn(&PartitionId) -> bool,
+    /// Receives log bytes as they are analysed.
+    pub progress: &'a dyn Fn(u64),
+}
+
+/// Runs the repair. With refusals nothing was changed (beyond finishing repairs
+/// journaled earlier), and `ready_to_start` is false.
+pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, PipelineError> {
+    let replayed = exec.replay_pending().map_err(PipelineError::Replay)?;
+    let mut layout = discover(exec.data_dir)?;
+    layout.partitions.retain(|p| (req.only)(&p.id));
+    let (analysis, guided) = analyze_guided(&layout, req.known, req.progress)?;
+    let the_plan = plan(&analysis, req.mode)?;
+    let mut outcome = RepairOutcome {
+        mode: req.mode,
+        guided,
+        bytes_quarantined: replayed.iter().map(|a| a.quarantined_bytes).sum(),
+        replayed,
+        actions: Vec::new(),
+        partitions: kept(&analysis),
+        problems: the_plan.problems.clone(),
+        refusals: the_plan.refusals.clone(),
+        ready_to_start: false,
+    };
+    if the_plan.needs_operator() {
+        return Ok(outcome);
+    }
+    let touched: BTreeSet<PartitionId> = the_plan.actions.iter().map(|a| a.partition).collect();
+    let actions = the_plan
+        .actions
+        .into_iter()
+        .map(|a| (a.action, a.reason))
+        .collect();
+    outcome.actions = exec.execute(actions).map_err(PipelineError::Execute)?;
+    outcome.bytes_quarantined += outcome
+        .actions
+        .iter()
+        .map(|a| a.quarantined_bytes)
+        .sum::<u64>();
+    // Trust nothing: re-read every partition that changed and require it healthy.
+    let mut left = Vec::new();
+    for p in discover(exec.data_dir)?
+        .partitions
+        .iter()
+        .filter(|p| touched.contains(&p.id))
+    {
+        let after = analyze_partition(p, &|_| {})?;
+        left.extend(judge_partition(&after));
+        if let Some(o) = outcome.partitions.iter_mut().find(|o| o.partition == p.id) {
+            o.messages_kept = after.valid_messages();
+        }
+    }
+    if !left.is_empty() {
+        let list = left.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        return Err(PipelineError::NotConverged(list.join("; ")));
+    }
+    outcome.ready_to_start = true;
+    Ok(outcome)
+}
+
+fn kept(a: &Analysis) -> Vec<PartitionOutcome> {
+    a.partitions
+        .iter()
+        .map(|p| PartitionOutcome {
+            partition: p.id,
+            messages_kept: p.valid_messages(),
+        })
+        .collect()
+}

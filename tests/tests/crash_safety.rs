@@ -1,0 +1,275 @@
+//! Crash safety of the executor: a repair killed at every step of every action (file
+//! operations and journal writes; a write in progress is left torn) converges, when run
+//! again, to exactly the directory an uninterrupted run produces, and restoring every
+//! repair afterwards gives back the damaged input: nothing is lost at any crash point.
+
+use harness::{apply, snapshot, DataDirBuilder, Fault, PartitionSpec, Snapshot};
+use journal::{ByteRange, Journal, RepairAction, RepairId};
+use recovery::execute::Executor;
+use recovery::fsops::{FileOps, StdFs};
+use recovery::pipeline::{run, Request};
+use recovery::plan::Mode;
+use recovery::quarantine::Quarantine;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The panic payload of a simulated crash.
+struct Crash;
+
+/// The real file system, until step `at`: that step is torn (half done, where it
+/// writes) and the process "dies" (panics with [`Crash`]).
+struct CrashAt {
+    at: usize,
+    steps: AtomicUsize,
+}
+
+impl CrashAt {
+    fn new(at: usize) -> Self {
+        Self {
+            at,
+            steps: AtomicUsize::new(0),
+        }
+    }
+
+    /// True when this step is the one that crashes.
+    fn crashing(&self) -> bool {
+        self.steps.fetch_add(1, Ordering::SeqCst) == self.at
+    }
+
+    fn die(&self) -> ! {
+        std::panic::panic_any(Crash)
+    }
+}
+
+impl FileOps for CrashAt {
+    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
+        if self.crashing() {
+            let half = ByteRange::new(range.start, range.start + range.len() / 2);
+            let _ = StdFs.copy_range(src, half, dst);
+            self.die();
+        }
+        StdFs.copy_range(src, range, dst)
+    }
+    fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        if self.crashing() {
+            let bytes = std::fs::read(src)?;
+            let mut f = std::fs::OpenOptions::new().append(true).open(dst)?;
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            self.die();
+        }
+        StdFs.append_file(src, dst)
+    }
+    fn write_file(
+        &self,
+        dst: &Path,
+        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.crashing() {
+            let mut all = Vec::new();
+            fill(&mut all)?;
+            std::fs::write(dst, &all[..all.len() / 2])?;
+            self.die();
+        }
+        StdFs.write_file(dst, fill)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.create_dir_all(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.sync_dir(dir)
+    }
+    fn step(&self, _what: &str) {
+        if self.crashing() {
+            self.die();
+        }
+    }
+}
+
+/// Runs the repair pipeline over `data` with state in `state`; returns whether the
+/// directory ended ready to start.
+fn repair(data: &Path, state: &Path, fs: &dyn FileOps, mode: Mode) -> bool {
+    let journal = Journal::open(&state.join("journal")).expect("journal opens");
+    let quarantine = Quarantine::new(state);
+    let exec = Executor {
+        data_dir: data,
+        quarantine: &quarantine,
+        fs,
+        log: &journal,
+    };
+    let known = HashMap::new();
+    let outcome = run(
+        &exec,
+        &Request {
+            mode,
+            known: &known,
+            only: &|_| true,
+            progress: &|_| {},
+        },
+    )
+    .expect("repair runs");
+    outcome.ready_to_start
+}
+
+/// Restores every repair (newest first) that is not itself a restore.
+fn restore_all(data: &Path, state: &Path) {
+    let journal = Journal::open(&state.join("journal")).expect("journal opens");
+    let quarantine = Quarantine::new(state);
+    let exec = Executor {
+        data_dir: data,
+        quarantine: &quarantine,
+        fs: &StdFs,
+        log: &journal,
+    };
+    let mut ids: Vec<RepairId> = quarantine
+        .list()
+        .expect("quarantine lists")
+        .into_iter()
+        .filter(|m| !matches!(m.action, RepairAction::Restore { .. }))
+        .map(|m| m.repair)
+        .collect();
+    ids.reverse();
+    let plan = ids
+        .into_iter()
+        .map(|id| (RepairAction::Restore { repair: id }, "test".to_string()))
+        .collect();
+    exec.execute(plan).expect("restore runs");
+}
+
+fn crash_everywhere(name: &str, damaged: &Path, mode: Mode) {
+    let reference = tempfile::tempdir().expect("tmp");
+    let ref_data = reference.path().join("data");
+    harness::copy_dir(damaged, &ref_data).expect("copy");
+    assert!(
+        repair(&ref_data, &reference.path().join("state"), &StdFs, mode),
+        "{name}: reference run"
+    );
+    let expected: Snapshot = snapshot(&ref_data);
+    let input = snapshot(damaged);
+    assert_ne!(expected, input, "{name}: the case must need repairs");
+
+    let mut crashes = 0;
+    for at in 0.. {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = tmp.path().join("data");
+        let state = tmp.path().join("state");
+        harness::copy_dir(damaged, &data).expect("copy");
+        let crashing = CrashAt::new(at);
+        let first = catch_unwind(AssertUnwindSafe(|| repair(&data, &state, &crashing, mode)));
+        match first {
+            Ok(ready) => {
+                assert!(ready, "{name}: uninterrupted run");
+                assert_eq!(snapshot(&data), expected, "{name}: run without crash");
+                break;
+            }
+            Err(payload) => {
+                assert!(payload.is::<Crash>(), "{name}: a real panic at step {at}");
+                crashes += 1;
+            }
+        }
+        assert!(
+            repair(&data, &state, &StdFs, mode),
+            "{name}: rerun after crash at step {at}"
+        );
+        if let Some(d) = harness::snapshot::diff(&expected, &snapshot(&data)) {
+            panic!("{name}: crash at step {at} converged elsewhere:\n{d}");
+        }
+        restore_all(&data, &state);
+        if let Some(d) = harness::snapshot::diff(&input, &snapshot(&data)) {
+            panic!("{name}: crash at step {at}, restore does not give the input back:\n{d}");
+        }
+    }
+    assert!(
+        crashes >= 10,
+        "{name}: only {crashes} crash points exercised"
+    );
+}
+
+fn generated(tmp: &Path) -> std::path::PathBuf {
+    let data = tmp.join("gen");
+    DataDirBuilder::new()
+        .seed(7)
+        .partition(
+            PartitionSpec::new(0, 0, 0)
+                .messages(300, 20..200, 0..40)
+                .segment_size(8 * 1024),
+        )
+        .partition(
+            PartitionSpec::new(0, 0, 1)
+                .messages(120, 10..60, 0)
+                .segment_size(4 * 1024),
+        )
+        .build(&data);
+    data
+}
+
+fn silence_crash_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.payload().is::<Crash>() {
+            default(info);
+        }
+    }));
+}
+
+#[test]
+fn a_repair_killed_at_any_step_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated(tmp.path());
+    // Several actions of every kind: a rotation crash (truncate, index rewrite, half
+    // pair out) in one partition, a missing index in the other.
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/0",
+        Fault::RotationCrash,
+    )
+    .expect("fault");
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/1",
+        Fault::IndexMissing,
+    )
+    .expect("fault");
+    crash_everywhere("tolerate-tail", &data, Mode::TolerateTail);
+}
+
+#[test]
+fn a_point_in_time_cut_killed_at_any_step_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated(tmp.path());
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/0",
+        Fault::MidFileCorruptionSealed,
+    )
+    .expect("fault");
+    crash_everywhere("point-in-time", &data, Mode::PointInTime);
+}
