@@ -1,0 +1,278 @@
+//! The command line as an operator meets it: exit codes, clear errors naming files,
+//! refusal while another process uses the data, a corrupt journal, the dry-run replay.
+
+use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
+use harness::{apply, fixture_copy, snapshot, warden, Fault};
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn check_of_a_missing_directory_exits_2_naming_it() {
+    let run = warden(["check", "--data-dir", "/nonexistent/iggy-data"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("/nonexistent/iggy-data"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_newer_format_is_refused_with_its_version() {
+    let copy = fixture_copy(CLEAN);
+    let mut info = vec![5u8];
+    info.extend(b"0.9.1");
+    std::fs::write(copy.path().join("state/info"), info).unwrap();
+    let run = warden(["check", "--data-dir", s(copy.path())]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("0.9.1") && run.stderr.contains("state/info"),
+        "{}",
+        run.stderr
+    );
+}
+
+fn problems_of(dir: &Path, suffix: &str) -> Vec<serde_json::Value> {
+    let run = warden(["check", "--json", "--data-dir", s(dir)]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.json()["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["path"].as_str().unwrap().ends_with(suffix))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn garbage_in_a_segment_is_reported_with_file_and_offset() {
+    let copy = fixture_copy(CLEAN);
+    let rel = "streams/1/topics/0/partitions/0/00000000000000000000.log";
+    let log = copy.path().join(rel);
+    let original = std::fs::read(&log).unwrap();
+    let len = original.len();
+    // Garbage over the payload of the last message: a corrupt tail.
+    let mut bytes = original.clone();
+    bytes[len - 5..].copy_from_slice(&[0xAB; 5]);
+    std::fs::write(&log, &bytes).unwrap();
+    let found = problems_of(copy.path(), rel);
+    assert_eq!(found[0]["kind"], "corrupt-tail");
+    let last_start = found[0]["offset"].as_u64().unwrap();
+    assert!(last_start < len as u64 - 56 && last_start > 0);
+    // Garbage over the last header's lengths: it may hide data, so it is not taken
+    // for a crash tail.
+    let mut bytes = original.clone();
+    bytes[last_start as usize + 48..last_start as usize + 56].copy_from_slice(&[0xAB; 8]);
+    std::fs::write(&log, &bytes).unwrap();
+    let found = problems_of(copy.path(), rel);
+    assert_eq!(found[0]["kind"], "mid-file-corruption");
+    assert_eq!(found[0]["offset"].as_u64(), Some(last_start));
+    assert!(found[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not a message header"));
+    // Half a header of garbage appended: a torn tail at the old end.
+    let mut bytes = original;
+    bytes.extend([0xAB; 40]);
+    std::fs::write(&log, &bytes).unwrap();
+    let found = problems_of(copy.path(), rel);
+    assert_eq!(found[0]["kind"], "torn-tail");
+    assert_eq!(found[0]["offset"].as_u64(), Some(len as u64));
+}
+
+#[test]
+fn recover_refuses_while_another_process_holds_a_file_and_force_overrides() {
+    let copy = fixture_copy(CLEAN);
+    let state = copy.tmp_root().join("state");
+    let held = copy
+        .path()
+        .join("streams/0/topics/0/partitions/0/00000000000000000000.log");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "exec 3<\"$0\"; sleep 30"])
+        .arg(&held)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = snapshot(copy.path());
+    let run = warden([
+        "recover",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
+    let forced = {
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("pid {}", child.id())),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("00000000000000000000.log"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            before,
+            snapshot(copy.path()),
+            "nothing may change while busy"
+        );
+        warden([
+            "recover",
+            "--force",
+            "--data-dir",
+            s(copy.path()),
+            "--state-dir",
+            s(&state),
+        ])
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+}
+
+#[test]
+fn a_corrupt_journal_is_moved_aside_and_recovery_still_works() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let state = copy.tmp_root().join("state");
+    let first = warden([
+        "recover",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // Garble every file of the journal.
+    for entry in walk(&state.join("journal")) {
+        let mut bytes = std::fs::read(&entry).unwrap();
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b ^= (i as u8).wrapping_mul(151) | 1;
+        }
+        std::fs::write(&entry, bytes).unwrap();
+    }
+    apply(
+        copy.path(),
+        "streams/0/topics/0/partitions/0",
+        Fault::TornLogTail,
+    )
+    .unwrap();
+    let run = warden([
+        "recover",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let aside: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("journal.unusable-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "the unusable journal is kept aside");
+    assert_eq!(warden(["check", "--data-dir", s(copy.path())]).code, 0);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn absolute_mode_repairs_nothing_and_exits_3() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    apply(
+        copy.path(),
+        "streams/0/topics/0/partitions/1",
+        Fault::TornLogTail,
+    )
+    .unwrap();
+    let before = snapshot(copy.path());
+    let state = copy.tmp_root().join("state");
+    let run = warden([
+        "recover",
+        "--mode",
+        "absolute",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stdout.contains("torn-tail"), "{}", run.stdout);
+    assert_eq!(before, snapshot(copy.path()));
+}
+
+#[test]
+fn replay_is_a_dry_run_unless_applied_and_can_be_limited_to_a_partition() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let state = copy.tmp_root().join("state");
+    apply(
+        copy.path(),
+        "streams/0/topics/0/partitions/0",
+        Fault::ZeroTail { len: 4096 },
+    )
+    .unwrap();
+    apply(
+        copy.path(),
+        "streams/0/topics/0/partitions/1",
+        Fault::IndexMissing,
+    )
+    .unwrap();
+    let before = snapshot(copy.path());
+    let dry = warden([
+        "replay",
+        "--json",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert_eq!(before, snapshot(copy.path()), "a dry run changes nothing");
+    let plan = dry.json()["plan"]["actions"].as_array().unwrap().len();
+    assert!(
+        plan >= 3,
+        "truncate + index for p0, create index for p1, empty pair of p2"
+    );
+
+    let one = warden([
+        "replay",
+        "--apply",
+        "--partition",
+        "0/0/1",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    let after = warden(["check", "--json", "--data-dir", s(copy.path())]).json();
+    let kinds: Vec<&str> = after["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"zero-tail") && !kinds.contains(&"index-missing"),
+        "{kinds:?}"
+    );
+}

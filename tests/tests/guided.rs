@@ -1,0 +1,146 @@
+//! Journal-guided analysis: sealed segments that still match the journal are trusted
+//! without a scan, an open segment is scanned from its checkpoint only, and any
+//! segment whose files no longer match what was journaled is scanned in full.
+
+use harness::fixtures::KILLED_UNDER_LOAD;
+use harness::{apply, fixture_copy, Fault};
+
+use journal::{Journal, Record, SegmentKey, SegmentState};
+use recovery::analyze::analyze;
+use recovery::guided::analyze_guided;
+use recovery::layout::{discover, DataDir};
+use recovery::verdict::judge;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Journals every segment as the sidecar would have: sealed ones with their final
+/// facts, each partition's newest one open with a checkpoint at `checkpoint_frac` of
+/// its log.
+fn journal_like_sidecar(
+    dir: &Path,
+    state: &Path,
+    checkpoint_frac: f64,
+) -> HashMap<SegmentKey, SegmentState> {
+    let layout: DataDir = discover(dir).unwrap();
+    let analysis = analyze(&layout, &|_| {}).unwrap();
+    let journal = Journal::open(&state.join("journal")).unwrap();
+    for p in &analysis.partitions {
+        let newest = p.segments.len() - 1;
+        for (i, seg) in p.segments.iter().enumerate() {
+            let scan = seg.scan.unwrap();
+            journal
+                .append(Record::SegmentOpened { segment: seg.key() })
+                .unwrap();
+            if i < newest {
+                journal
+                    .append(Record::Sealed {
+                        segment: seg.key(),
+                        log_len: scan.valid_len,
+                        index_len: seg.files.index_len.unwrap(),
+                        last_offset: scan.last.map(|m| m.offset),
+                        last_checksum: scan.last.map(|m| m.checksum),
+                    })
+                    .unwrap();
+            } else {
+                // A checkpoint at a message boundary about `checkpoint_frac` in.
+                let mut pos = (0, seg.key().start_offset);
+                recovery::scan::scan_log(
+                    std::fs::File::open(&seg.files.log_path).unwrap(),
+                    recovery::scan::ScanStart::segment(seg.key().start_offset),
+                    |m| {
+                        if (m.end as f64) <= scan.valid_len as f64 * checkpoint_frac {
+                            pos = (m.end, m.offset + 1);
+                        }
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                journal
+                    .append(Record::Checkpoint {
+                        segment: seg.key(),
+                        valid_len: pos.0,
+                        next_offset: pos.1,
+                    })
+                    .unwrap();
+            }
+        }
+    }
+    journal.all_segment_states().unwrap().into_iter().collect()
+}
+
+#[test]
+fn sealed_segments_are_trusted_and_the_open_one_scanned_from_its_checkpoint() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let known = journal_like_sidecar(copy.path(), copy.tmp_root(), 0.5);
+    apply(
+        copy.path(),
+        "streams/0/topics/0/partitions/0",
+        Fault::TornLogTail,
+    )
+    .unwrap();
+    let layout = discover(copy.path()).unwrap();
+    let (guided, stats) = analyze_guided(&layout, &known, &|_| {}).unwrap();
+    // 17 segments, 3 of them the partitions' newest.
+    assert_eq!(stats.trusted, 14);
+    assert_eq!(
+        stats.resumed, 2,
+        "partition 2's newest is empty: nothing to resume"
+    );
+    assert!(stats.bytes_scanned < layout.log_bytes() / 10, "{stats:?}");
+    let full = analyze(&layout, &|_| {}).unwrap();
+    assert_eq!(
+        judge(&guided),
+        judge(&full),
+        "the journal changes the cost, not the verdict"
+    );
+    assert_eq!(guided.valid_messages(), full.valid_messages());
+}
+
+#[test]
+fn a_sealed_segment_that_no_longer_matches_the_journal_is_scanned() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let known = journal_like_sidecar(copy.path(), copy.tmp_root(), 0.0);
+    // Same lengths, different last message: only the two-read check can notice.
+    let log = copy
+        .path()
+        .join("streams/0/topics/0/partitions/1/00000000000000007070.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let index = std::fs::read(log.with_extension("index")).unwrap();
+    let n = index.len() / 16;
+    let last_start = u32::from_le_bytes(
+        index[(n - 2) * 16 + 4..(n - 2) * 16 + 8]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    bytes[last_start] ^= 0xFF;
+    std::fs::write(&log, bytes).unwrap();
+    // A sealed segment that grew.
+    let grown = copy
+        .path()
+        .join("streams/0/topics/0/partitions/0/00000000000000003768.log");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&grown)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[0u8; 100]).unwrap();
+    let layout = discover(copy.path()).unwrap();
+    let (guided, stats) = analyze_guided(&layout, &known, &|_| {}).unwrap();
+    assert_eq!(stats.trusted, 12, "{stats:?}");
+    let kinds: Vec<_> = judge(&guided)
+        .iter()
+        .map(|p| (p.kind.name(), p.path.clone()))
+        .collect();
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, p)| *k == "mid-file-corruption" && p.ends_with("00000000000000007070.log")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, p)| *k == "mid-file-corruption" && p.ends_with("00000000000000003768.log")),
+        "{kinds:?}"
+    );
+    assert_eq!(judge(&guided), judge(&analyze(&layout, &|_| {}).unwrap()));
+}
