@@ -6,12 +6,15 @@
 
 use crate::index::{IndexState, IndexVerifier};
 use crate::layout::{DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
-use crate::scan::{scan_log, ScanOutcome, ScanStart};
+use crate::scan::{scan_log, scan_log_prefetched, ScanOutcome, ScanStart};
 use journal::{PartitionId, SegmentKey};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+/// Logs larger than this are read ahead on a second thread.
+const PREFETCH_FROM: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read {path}: {source}")]
@@ -166,9 +169,18 @@ pub fn analyze_segment(
         log.seek(SeekFrom::Start(start.position))
             .map_err(err(&files.log_path))?;
     }
+    // Reading ahead on a second thread pays for itself only on large logs.
+    let prefetch = files.log_len.unwrap_or(0).saturating_sub(start.position) > PREFETCH_FROM;
+    let scan_with = |visit: &mut dyn FnMut(&crate::scan::MessageMeta) -> io::Result<()>| {
+        if prefetch {
+            scan_log_prefetched(&log, start, visit)
+        } else {
+            scan_log(&log, start, visit)
+        }
+    };
     let (scan, index) = match files.index_len {
         None => {
-            let scan = scan_log(log, start, |_| Ok(())).map_err(err(&files.log_path))?;
+            let scan = scan_with(&mut |_| Ok(())).map_err(err(&files.log_path))?;
             (scan, IndexState::Missing)
         }
         Some(len) => {
@@ -179,7 +191,7 @@ pub fn analyze_segment(
             let mut verifier = IndexVerifier::new(idx, len.saturating_sub(skip), segment_start);
             // Index read errors surface through the scan; tell them apart afterwards.
             let mut index_error = None;
-            let scan = scan_log(log, start, |m| {
+            let scan = scan_with(&mut |m| {
                 verifier.visit(m).inspect_err(|e| {
                     index_error = Some(e.kind());
                 })

@@ -15,6 +15,7 @@ pub mod layout;
 pub mod message;
 pub mod pipeline;
 pub mod plan;
+mod prefetch;
 pub mod quarantine;
 pub mod rebuild;
 pub mod report;

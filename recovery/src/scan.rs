@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::io::{self, Read};
 
 /// Read size of the scanner: large enough to amortize system calls.
-const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 
 /// Where a scan begins: byte position in the log and the offset expected there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -171,14 +171,64 @@ pub struct ScanOutcome {
 pub fn scan_log<R: Read>(
     src: R,
     start: ScanStart,
+    visit: impl FnMut(&MessageMeta) -> io::Result<()>,
+) -> io::Result<ScanOutcome> {
+    scan_window(&mut Window::new(src, start.position), start, visit)
+}
+
+/// [`scan_log`] with reading done ahead on a second thread, so checksums are computed
+/// while the next chunk is read. Worth it for large logs only (a thread per call).
+pub fn scan_log_prefetched<R: Read + Send>(
+    src: R,
+    start: ScanStart,
+    visit: impl FnMut(&MessageMeta) -> io::Result<()>,
+) -> io::Result<ScanOutcome> {
+    std::thread::scope(|scope| {
+        let mut w = crate::prefetch::Prefetch::spawn(scope, src, start.position);
+        scan_window(&mut w, start, visit)
+    })
+}
+
+/// What the scanner needs from its input: a window of bytes that grows on demand.
+pub(crate) trait Bytes {
+    /// File position of the first available byte.
+    fn pos(&self) -> u64;
+    fn available(&self) -> &[u8];
+    /// Makes at least `need` bytes available unless the file ends first.
+    fn fill(&mut self, need: usize) -> io::Result<()>;
+    fn consume(&mut self, n: usize);
+
+    /// Called at zero bytes where a header should start: either the rest of the file
+    /// is zeros (a zero-filled tail) or real data follows them.
+    fn classify_zeroes(&mut self) -> io::Result<StopReason> {
+        let at = self.pos();
+        let mut len = 0u64;
+        loop {
+            self.fill(CHUNK)?;
+            let avail = self.available();
+            if avail.is_empty() {
+                return Ok(StopReason::ZeroFill { at, len });
+            }
+            if !all_zero(avail) {
+                return Ok(StopReason::ZeroesThenData { at });
+            }
+            let n = avail.len();
+            len += n as u64;
+            self.consume(n);
+        }
+    }
+}
+
+fn scan_window(
+    w: &mut impl Bytes,
+    start: ScanStart,
     mut visit: impl FnMut(&MessageMeta) -> io::Result<()>,
 ) -> io::Result<ScanOutcome> {
-    let mut w = Window::new(src, start.position);
     let mut next_offset = start.next_offset;
     let mut messages = 0u64;
     let mut last = None;
     let stop = loop {
-        let at = w.pos;
+        let at = w.pos();
         w.fill(HEADER_LEN)?;
         let avail = w.available();
         if avail.is_empty() {
@@ -258,7 +308,7 @@ pub fn scan_log<R: Read>(
     })
 }
 
-fn all_zero(bytes: &[u8]) -> bool {
+pub(crate) fn all_zero(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| b == 0)
 }
 
@@ -283,12 +333,17 @@ impl<R: Read> Window<R> {
             eof: false,
         }
     }
+}
+
+impl<R: Read> Bytes for Window<R> {
+    fn pos(&self) -> u64 {
+        self.pos
+    }
 
     fn available(&self) -> &[u8] {
         self.buf.get(self.head..self.tail).unwrap_or(&[])
     }
 
-    /// Makes at least `need` bytes available unless the file ends first.
     fn fill(&mut self, need: usize) -> io::Result<()> {
         if self.tail - self.head >= need || self.eof {
             return Ok(());
@@ -323,25 +378,5 @@ impl<R: Read> Window<R> {
         let n = n.min(self.tail - self.head);
         self.head += n;
         self.pos += n as u64;
-    }
-
-    /// Called at zero bytes where a header should start: either the rest of the file
-    /// is zeros (a zero-filled tail) or real data follows them.
-    fn classify_zeroes(&mut self) -> io::Result<StopReason> {
-        let at = self.pos;
-        let mut len = 0u64;
-        loop {
-            self.fill(CHUNK)?;
-            let avail = self.available();
-            if avail.is_empty() {
-                return Ok(StopReason::ZeroFill { at, len });
-            }
-            if !all_zero(avail) {
-                return Ok(StopReason::ZeroesThenData { at });
-            }
-            let n = avail.len();
-            len += n as u64;
-            self.consume(n);
-        }
     }
 }

@@ -110,3 +110,63 @@ fn many_random_logs_never_panic() {
         assert!(out.valid_len <= cut as u64);
     }
 }
+
+#[test]
+fn prefetched_scan_sees_exactly_what_the_plain_scan_sees() {
+    // ~5 MiB: several 1 MiB chunks, messages straddling every boundary, some longer
+    // than the room kept in front of a chunk (64 KiB) and one longer than a chunk.
+    let mut shapes = Vec::new();
+    for i in 0..2200usize {
+        let payload = match i % 97 {
+            0 => 100 * 1024,
+            1 => 70 * 1024,
+            _ => (i * 37) % 3000,
+        };
+        shapes.push((payload, i % 40));
+    }
+    shapes.push((1_300_000, 0));
+    shapes.push((10, 0));
+    let (log, ends) = segment(&shapes);
+    for cut in [
+        log.len(),
+        log.len() - 1,
+        log.len() - 700_000,
+        (1 << 20) + 3,
+        2 << 20,
+        57,
+    ] {
+        let bytes = &log[..cut];
+        let mut plain = Vec::new();
+        let a = scan_log(bytes, ScanStart::segment(START), |m| {
+            plain.push(*m);
+            Ok(())
+        })
+        .unwrap();
+        let mut ahead = Vec::new();
+        let b = recovery::scan::scan_log_prefetched(bytes, ScanStart::segment(START), |m| {
+            ahead.push(*m);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(a, b, "cut at {cut}");
+        assert_eq!(plain, ahead, "cut at {cut}");
+        assert_eq!(
+            a.messages as usize,
+            ends.iter().filter(|&&e| e <= cut as u64).count()
+        );
+    }
+    // A zero-filled tail longer than a chunk is classified the same way too.
+    let mut zeroed = log.clone();
+    zeroed.extend(std::iter::repeat_n(0u8, 3 << 20));
+    let a = scan_log(&zeroed[..], ScanStart::segment(START), |_| Ok(())).unwrap();
+    let b = recovery::scan::scan_log_prefetched(&zeroed[..], ScanStart::segment(START), |_| Ok(()))
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        a.stop,
+        StopReason::ZeroFill {
+            at: log.len() as u64,
+            len: 3 << 20
+        }
+    );
+}

@@ -1,0 +1,142 @@
+//! Scan throughput against plain reading of the same page-cached bytes.
+//!
+//! Generates a segment set of at least 1 GiB (4 partitions, 64 MiB segments), reads it
+//! once to warm the page cache, then alternates a plain read of every `.log` (1 MiB
+//! buffers) with a full analysis (framing, XXH3 of every message, index verification)
+//! and prints the median of each and their ratio. Goal: scan ≥ 0.8× plain read.
+//! Run: `cargo bench -p iggy-warden-recovery --bench scan_throughput`
+//! (`SCAN_BENCH_MIB` sets the size, `SCAN_BENCH_PAYLOAD` the mean payload bytes).
+
+use harness::{encode_message, index_entry, Message};
+use recovery::analyze::analyze;
+use recovery::layout::discover;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: u32 = 4;
+const SEGMENT_BYTES: u64 = 64 << 20;
+const ROUNDS: usize = 5;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn generate(root: &Path, total: u64, mean_payload: u64) {
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let per_partition = total / u64::from(PARTITIONS);
+    for p in 0..PARTITIONS {
+        let dir = root.join(format!("streams/0/topics/0/partitions/{p}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mut offset, mut written) = (0u64, 0u64);
+        while written < per_partition {
+            let start = offset;
+            let mut log = BufWriter::with_capacity(
+                1 << 20,
+                File::create(dir.join(format!("{start:020}.log"))).unwrap(),
+            );
+            let mut index =
+                BufWriter::new(File::create(dir.join(format!("{start:020}.index"))).unwrap());
+            let mut pos = 0u64;
+            while pos < SEGMENT_BYTES && written < per_partition {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let len = (mean_payload / 2 + rng % mean_payload.max(1)) as usize;
+                let m = Message {
+                    id: u128::from(offset) << 1,
+                    offset,
+                    timestamp: 1_700_000_000_000_000 + offset,
+                    origin_timestamp: 1_700_000_000_000_000,
+                    payload: vec![(rng >> 8) as u8; len],
+                    headers: Vec::new(),
+                };
+                let bytes = encode_message(&m);
+                log.write_all(&bytes).unwrap();
+                pos += bytes.len() as u64;
+                written += bytes.len() as u64;
+                index
+                    .write_all(&index_entry(
+                        (offset - start) as u32,
+                        pos as u32,
+                        m.timestamp,
+                    ))
+                    .unwrap();
+                offset += 1;
+            }
+        }
+    }
+    std::fs::create_dir_all(root.join("state")).unwrap();
+    let mut info = vec![5u8];
+    info.extend(b"0.6.0");
+    std::fs::write(root.join("state/info"), info).unwrap();
+}
+
+fn plain_read(root: &Path) -> u64 {
+    let layout = discover(root).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    for seg in layout.partitions.iter().flat_map(|p| &p.segments) {
+        let mut f = File::open(&seg.log_path).unwrap();
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+    }
+    total
+}
+
+fn scan(root: &Path) -> u64 {
+    let layout = discover(root).unwrap();
+    let a = analyze(&layout, &|_| {}).unwrap();
+    assert!(a
+        .partitions
+        .iter()
+        .all(|p| p.segments.iter().all(|s| s.index.is_consistent())));
+    layout.log_bytes()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let mib = env_u64("SCAN_BENCH_MIB", 1024);
+    let payload = env_u64("SCAN_BENCH_PAYLOAD", 1024);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    generate(&root, mib << 20, payload);
+    let bytes = plain_read(&root);
+    let (mut reads, mut scans) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        assert_eq!(plain_read(&root), bytes);
+        reads.push(t.elapsed());
+        let t = Instant::now();
+        assert_eq!(scan(&root), bytes);
+        scans.push(t.elapsed());
+    }
+    let (read, scanned) = (median(reads), median(scans));
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    println!("scan_throughput: {gib:.2} GiB of logs, mean payload {payload} B");
+    println!(
+        "  plain read: {:.2} GiB/s ({read:?})",
+        gib / read.as_secs_f64()
+    );
+    println!(
+        "  scan:       {:.2} GiB/s ({scanned:?})",
+        gib / scanned.as_secs_f64()
+    );
+    println!(
+        "  ratio scan/read: {:.2}",
+        read.as_secs_f64() / scanned.as_secs_f64()
+    );
+}
