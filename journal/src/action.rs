@@ -29,6 +29,14 @@ pub enum RepairAction {
         keep_len: u64,
         original_len: u64,
     },
+    /// Cut `segment`'s `.index` from `original_len` down to `keep_len` bytes: its
+    /// entries up to there match the log, only entries for messages that are gone (or
+    /// half an entry) follow. Shrinking leaves no zeroed entries, unlike a rewrite.
+    TruncateIndex {
+        segment: SegmentKey,
+        keep_len: u64,
+        original_len: u64,
+    },
     /// Replace `segment`'s `.index` (or create it, when `original_len` is `None`) with
     /// the index rebuilt from the `.log`: `new_len` bytes whose XXH3-64 is `new_xxh3`.
     RewriteIndex {
@@ -50,6 +58,7 @@ impl RepairAction {
     pub fn rel_path(&self) -> String {
         match self {
             RepairAction::TruncateLog { segment, .. } => segment.rel_log(),
+            RepairAction::TruncateIndex { segment, .. } => segment.rel_index(),
             RepairAction::RewriteIndex { segment, .. } => segment.rel_index(),
             RepairAction::QuarantineFile { path, .. } => path.clone(),
             RepairAction::Restore { repair } => format!("(files of repair {repair})"),
@@ -68,6 +77,17 @@ impl fmt::Display for RepairAction {
                 f,
                 "truncate {} from {} to {} bytes",
                 segment.rel_log(),
+                original_len,
+                keep_len
+            ),
+            RepairAction::TruncateIndex {
+                segment,
+                keep_len,
+                original_len,
+            } => write!(
+                f,
+                "truncate {} from {} to {} bytes",
+                segment.rel_index(),
                 original_len,
                 keep_len
             ),

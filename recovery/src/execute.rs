@@ -125,7 +125,26 @@ impl Executor<'_> {
                 segment,
                 keep_len,
                 original_len,
-            } => self.truncate_log(id, action, reason, segment, *keep_len, *original_len),
+            } => self.truncate(
+                id,
+                action,
+                reason,
+                &segment.rel_log(),
+                *keep_len,
+                *original_len,
+            ),
+            RepairAction::TruncateIndex {
+                segment,
+                keep_len,
+                original_len,
+            } => self.truncate(
+                id,
+                action,
+                reason,
+                &segment.rel_index(),
+                *keep_len,
+                *original_len,
+            ),
             RepairAction::RewriteIndex {
                 segment,
                 original_len,
@@ -162,17 +181,17 @@ impl Executor<'_> {
         }
     }
 
-    fn truncate_log(
+    /// Cuts `rel` to `keep_len` bytes after saving the rest.
+    fn truncate(
         &self,
         id: RepairId,
         action: &RepairAction,
         reason: &str,
-        segment: &SegmentKey,
+        rel: &str,
         keep_len: u64,
         original_len: u64,
     ) -> Result<u64, ExecError> {
-        let rel = segment.rel_log();
-        let path = self.data_dir.join(&rel);
+        let path = self.data_dir.join(rel);
         let range = ByteRange::new(keep_len, original_len);
         match file_len(&path).map_err(io_err(&path))? {
             Some(len) if len == original_len => {
@@ -182,7 +201,7 @@ impl Executor<'_> {
                     action,
                     reason,
                     self.data_dir,
-                    &rel,
+                    rel,
                     range,
                     false,
                 )?;

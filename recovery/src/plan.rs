@@ -15,7 +15,7 @@
 //! - `absolute` repairs nothing and asks for an operator on any problem.
 
 use crate::analyze::{Analysis, PartitionAnalysis, SegmentAnalysis};
-use crate::index::IndexState;
+use crate::index::{IndexState, ENTRY_LEN};
 use crate::rebuild::index_digest;
 use crate::scan::StopReason;
 use crate::verdict::{judge_partition, Problem};
@@ -237,6 +237,8 @@ fn plan_partition(
             }
         }
     }
+    // A kept segment keeps exactly its valid messages (the cut falls where validity
+    // ends), so its index state says all about what the index needs.
     for (seg, keep) in p.segments.iter().zip(&kept).take(last + 1) {
         let (Some(keep_len), Some(log_len)) = (*keep, seg.files.log_len) else {
             continue;
@@ -248,22 +250,30 @@ fn plan_partition(
                 original_len: log_len,
             });
         }
-        if seg.index != IndexState::Consistent || keep_len < log_len {
+        let messages = seg.valid_messages();
+        let index_only_too_long = match seg.index {
+            IndexState::Long { .. } => true,
+            IndexState::HalfEntry { len } => len / ENTRY_LEN as u64 == messages,
+            _ => false,
+        };
+        if let (true, Some(index_len)) = (index_only_too_long, seg.files.index_len) {
+            push(RepairAction::TruncateIndex {
+                segment: seg.key(),
+                keep_len: messages.saturating_mul(ENTRY_LEN as u64),
+                original_len: index_len,
+            });
+        } else if seg.index != IndexState::Consistent {
             let digest = index_digest(&seg.files.log_path, seg.key().start_offset, keep_len)
                 .map_err(|source| PlanError {
                     path: seg.files.log_path.clone(),
                     source,
                 })?;
-            let unchanged =
-                seg.index == IndexState::Consistent && seg.files.index_len == Some(digest.len);
-            if !unchanged {
-                push(RepairAction::RewriteIndex {
-                    segment: seg.key(),
-                    original_len: seg.files.index_len,
-                    new_len: digest.len,
-                    new_xxh3: digest.xxh3,
-                });
-            }
+            push(RepairAction::RewriteIndex {
+                segment: seg.key(),
+                original_len: seg.files.index_len,
+                new_len: digest.len,
+                new_xxh3: digest.xxh3,
+            });
         }
     }
     for f in p.offset_files.iter().filter(|f| f.len < 8) {

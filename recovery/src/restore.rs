@@ -25,7 +25,7 @@ impl Executor<'_> {
         let restore_action = RepairAction::Restore { repair: target };
         let why = format!("restore of repair {target}");
         match &manifest.action {
-            RepairAction::TruncateLog { .. } => {
+            RepairAction::TruncateLog { .. } | RepairAction::TruncateIndex { .. } => {
                 let current = file_len(&path).map_err(io(&path))?;
                 if current == Some(manifest.range.end) && self.tail_matches(&path, &manifest)? {
                     return Ok(manifest.range.len());
@@ -120,7 +120,7 @@ impl Executor<'_> {
         Ok(manifest.range.len())
     }
 
-    /// Whether the bytes after the kept part of a truncated log are the quarantined ones.
+    /// Whether the bytes after the kept part of a truncated file are the quarantined ones.
     fn tail_matches(&self, path: &Path, m: &Manifest) -> Result<bool, ExecError> {
         let digest = crate::fsops::range_digest(path, m.range).map_err(io(path))?;
         Ok(digest == Some(m.xxh3))
