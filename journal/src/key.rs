@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::str::FromStr;
 
 /// One partition: `streams/<stream>/topics/<topic>/partitions/<partition>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -99,6 +100,40 @@ impl fmt::Display for SegmentKey {
     }
 }
 
+/// Error of parsing a [`SegmentKey`] from text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseSegmentKeyError(pub String);
+
+impl fmt::Display for ParseSegmentKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid segment {:?}: expected stream/topic/partition@start_offset, e.g. 1/1/0@0",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseSegmentKeyError {}
+
+/// Parses the [`fmt::Display`] form, `stream/topic/partition@start_offset`.
+impl FromStr for SegmentKey {
+    type Err = ParseSegmentKeyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseSegmentKeyError(s.to_string());
+        let (partition, offset) = s.split_once('@').ok_or_else(err)?;
+        let mut parts = partition.split('/').map(|p| p.trim().parse::<u32>());
+        let (Some(Ok(stream)), Some(Ok(topic)), Some(Ok(partition)), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(err());
+        };
+        let start_offset = offset.trim().parse().map_err(|_| err())?;
+        Ok(PartitionId::new(stream, topic, partition).segment(start_offset))
+    }
+}
+
 /// A half-open range of bytes `[start, end)` inside one file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ByteRange {
@@ -137,6 +172,10 @@ mod tests {
         assert_eq!(SegmentKey::from_bytes(&a.to_bytes()), Some(a));
         assert!(a.to_bytes() < b.to_bytes());
         assert_eq!(SegmentKey::from_bytes(&[0u8; 3]), None);
+        assert_eq!(b.to_string().parse::<SegmentKey>(), Ok(b));
+        assert!("1/2@3".parse::<SegmentKey>().is_err());
+        assert!("1/2/3/4@3".parse::<SegmentKey>().is_err());
+        assert!("1/2/3@x".parse::<SegmentKey>().is_err());
         assert_eq!(
             a.rel_log(),
             "streams/1/topics/2/partitions/3/00000000000000000007.log"

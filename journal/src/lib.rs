@@ -4,10 +4,33 @@
 //! intent, sealed, deleted, checkpoints) and iggy-warden's own repairs (intent, done,
 //! failed), so that recovery looks only where a crash could have left damage.
 //! The journal is an accelerator, never the truth: every fact it gives is checked
-//! against the disk, and an unusable journal means a full scan.
+//! against the disk, and an unusable journal ([`JournalError::is_unusable`]) means a
+//! full scan.
+//!
+//! Modules, from the bytes up: [`envelope`] (versioned, checksummed encoding),
+//! [`record`] (what is recorded), [`state`] (a segment's state folded from its
+//! records), [`store`] (the sled-backed [`Journal`]; its write path with group commit is in
+//! `append.rs` and `group.rs`), [`verify`]
+//! and [`compact`].
 
 pub mod action;
+mod append;
+pub mod compact;
+pub mod envelope;
+pub mod error;
+mod group;
 pub mod key;
+mod marker;
+pub mod record;
+pub mod state;
+pub mod store;
+pub mod verify;
 
 pub use action::{RepairAction, RepairId};
-pub use key::{ByteRange, PartitionId, SegmentKey};
+pub use compact::CompactReport;
+pub use error::JournalError;
+pub use key::{ByteRange, ParseSegmentKeyError, PartitionId, SegmentKey};
+pub use record::{Entry, Record};
+pub use state::{CheckpointState, SegmentPhase, SegmentState};
+pub use store::{dir_size, Journal, JournalStats, PendingRepair, Records};
+pub use verify::{Problem, ProblemKind, VerifyReport};

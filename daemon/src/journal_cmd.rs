@@ -1,0 +1,329 @@
+//! `iggy-warden journal …`: let an operator read, check and compact the write-ahead
+//! journal at `<state_dir>/journal`.
+//!
+//! The journal takes an exclusive lock: while the sidecar runs, it is asked to hand the
+//! journal over for the duration of the command (see [`crate::handover`]).
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use journal::{Entry, Journal, Record, RepairAction, RepairId, SegmentKey};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::path::Path;
+use crate::config::DirArgs;
+use crate::exit;
+use crate::handover::request_journal;
+
+#[derive(Args, Debug)]
+pub struct JournalArgs {
+    #[command(flatten)]
+    pub dirs: DirArgs,
+    #[command(subcommand)]
+    pub cmd: JournalCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JournalCmd {
+    /// Print the journal's records, oldest first.
+    Show {
+        /// Print one JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Only records about this segment, given as stream/topic/partition@start_offset
+        /// (repairs of its files included).
+        #[arg(long, value_name = "KEY")]
+        segment: Option<SegmentKey>,
+        /// Start at this sequence number.
+        #[arg(long, value_name = "SEQ")]
+        since: Option<u64>,
+    },
+    /// Check every record and the derived state. Exit status: 0 sound, 1 problems
+    /// found, 2 journal unreadable.
+    Verify,
+    /// Drop the records of deleted segments and superseded checkpoints.
+    Compact,
+}
+
+pub fn run(args: &JournalArgs) -> anyhow::Result<u8> {
+    let state_dir = args.dirs.state_dir_only()?;
+    let _lease = request_journal(&state_dir)?;
+    let dir = state_dir.join("journal");
+    match &args.cmd {
+        JournalCmd::Show {
+            json,
+            segment,
+            since,
+        } => show(&dir, *json, *segment, since.unwrap_or(0)),
+        JournalCmd::Verify => Ok(verify(&dir)),
+        JournalCmd::Compact => compact(&dir),
+    }
+}
+
+/// Opens an existing journal; the commands never create one.
+fn open_existing(dir: &Path) -> anyhow::Result<Journal> {
+    if !dir.is_dir() {
+        bail!("no journal at {}", dir.display());
+    }
+    Ok(Journal::open(dir)?)
+}
+
+fn show(
+    dir: &Path,
+    as_json: bool,
+    segment: Option<SegmentKey>,
+    since: u64,
+) -> anyhow::Result<u8> {
+    let journal = open_existing(dir)?;
+    let mut filter = segment.map(SegmentFilter::new);
+    let mut out = io::stdout().lock();
+    for entry in journal.records_since(since) {
+        let entry = entry.context("reading the journal")?;
+        if filter.as_mut().is_some_and(|f| !f.matches(&entry.record)) {
+            continue;
+        }
+        let line = if as_json {
+            entry_json(&entry).to_string()
+        } else {
+            format!(
+                "{:>8}  {}  {}",
+                entry.seq,
+                format_micros(entry.unix_micros),
+                entry.record
+            )
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            // `journal show | head` closing the pipe is not an error.
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(exit::OK);
+            }
+            return Err(e).context("writing to stdout");
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn verify(dir: &Path) -> u8 {
+    let unreadable = |what: String| {
+        eprintln!("{what}");
+        eprintln!("iggy-warden will not trust this journal and falls back to a full scan of the data directory");
+        exit::ERROR
+    };
+    if !dir.is_dir() {
+        return unreadable(format!("no journal at {}", dir.display()));
+    }
+    let journal = match Journal::open(dir) {
+        Ok(j) => j,
+        Err(e) if e.is_locked() => {
+            eprintln!("{e}");
+            return exit::ERROR;
+        }
+        Err(e) => return unreadable(e.to_string()),
+    };
+    match journal.verify() {
+        Err(e) => unreadable(e.to_string()),
+        Ok(report) => {
+            print!("{report}");
+            if report.is_sound() {
+                exit::OK
+            } else if report.has_unsupported_version() {
+                exit::ERROR
+            } else {
+                exit::PROBLEMS
+            }
+        }
+    }
+}
+
+fn compact(dir: &Path) -> anyhow::Result<u8> {
+    let journal = open_existing(dir)?;
+    let r = journal.compact()?;
+    println!(
+        "records: {} -> {} (dropped {}: {} deleted segments, {} superseded checkpoints)",
+        r.records_before,
+        r.records_before.saturating_sub(r.records_dropped),
+        r.records_dropped,
+        r.segments_dropped,
+        r.checkpoints_dropped
+    );
+    println!("compacted through seq {}", r.compacted_through);
+    println!("size on disk: {} -> {} bytes", r.size_before, r.size_after);
+    if r.size_after >= r.size_before && r.records_dropped > 0 {
+        println!(
+            "(sled reuses the space it frees for later records rather than shrinking its file)"
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// Selects the records about one segment, and the outcomes of repairs whose intent
+/// touched it (those records name only the repair).
+struct SegmentFilter {
+    segment: SegmentKey,
+    repairs: HashSet<RepairId>,
+}
+
+impl SegmentFilter {
+    fn new(segment: SegmentKey) -> Self {
+        Self {
+            segment,
+            repairs: HashSet::new(),
+        }
+    }
+
+    fn matches(&mut self, record: &Record) -> bool {
+        match record {
+            Record::RepairIntent { repair, action, .. } => {
+                let touches = match action {
+                    RepairAction::TruncateLog { segment, .. }
+                    | RepairAction::TruncateIndex { segment, .. }
+                    | RepairAction::RewriteIndex { segment, .. } => *segment == self.segment,
+                    RepairAction::QuarantineFile { path, .. } => {
+                        *path == self.segment.rel_log() || *path == self.segment.rel_index()
+                    }
+                    // Undoing a repair of this segment is about this segment too.
+                    RepairAction::Restore { repair: undone } => self.repairs.contains(undone),
+                };
+                if touches {
+                    self.repairs.insert(*repair);
+                }
+                touches
+            }
+            Record::RepairDone { repair } | Record::RepairFailed { repair, .. } => {
+                self.repairs.contains(repair)
+            }
+            other => other.segment() == Some(self.segment),
+        }
+    }
+}
+
+fn entry_json(entry: &Entry) -> Value {
+    let mut obj = json!({
+        "seq": entry.seq,
+        "unix_micros": entry.unix_micros,
+        "time": format_micros(entry.unix_micros),
+        "kind": entry.record.kind(),
+    });
+    let fields = match &entry.record {
+        Record::SegmentOpened { segment }
+        | Record::SealIntent { segment }
+        | Record::SegmentDeleted { segment } => json!({ "segment": segment.to_string() }),
+        Record::Sealed {
+            segment,
+            log_len,
+            index_len,
+            last_offset,
+            last_checksum,
+        } => json!({
+            "segment": segment.to_string(),
+            "log_len": log_len,
+            "index_len": index_len,
+            "last_offset": last_offset,
+            "last_checksum": last_checksum,
+        }),
+        Record::Checkpoint {
+            segment,
+            valid_len,
+            next_offset,
+        } => json!({
+            "segment": segment.to_string(),
+            "valid_len": valid_len,
+            "next_offset": next_offset,
+        }),
+        Record::RepairIntent {
+            repair,
+            action,
+            reason,
+        } => json!({
+            "repair": repair.to_string(),
+            "action": action.to_string(),
+            "action_detail": action,
+            "path": action.rel_path(),
+            "reason": reason,
+        }),
+        Record::RepairDone { repair } => json!({ "repair": repair.to_string() }),
+        Record::RepairFailed { repair, error } => {
+            json!({ "repair": repair.to_string(), "error": error })
+        }
+    };
+    if let (Some(obj), Value::Object(fields)) = (obj.as_object_mut(), fields) {
+        obj.extend(fields);
+    }
+    obj
+}
+
+/// UTC time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, without a date-time dependency.
+fn format_micros(unix_micros: u64) -> String {
+    let secs = unix_micros / 1_000_000;
+    let (days, day_secs) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        day_secs / 3600,
+        day_secs % 3600 / 60,
+        day_secs % 60,
+        unix_micros % 1_000_000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            format_micros(951_782_400_000_001),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(
+            format_micros(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
+    }
+
+    #[test]
+    fn segment_filter_follows_repairs_of_the_segment() {
+        let key: SegmentKey = "1/2/3@100".parse().unwrap();
+        let other: SegmentKey = "1/2/3@200".parse().unwrap();
+        let mut f = SegmentFilter::new(key);
+        assert!(f.matches(&Record::SegmentOpened { segment: key }));
+        assert!(!f.matches(&Record::SegmentOpened { segment: other }));
+        let intent = |id, path: String| Record::RepairIntent {
+            repair: RepairId(id),
+            action: RepairAction::QuarantineFile { path, len: 1 },
+            reason: String::new(),
+        };
+        assert!(f.matches(&intent(1, key.rel_index())));
+        assert!(!f.matches(&intent(2, other.rel_log())));
+        assert!(f.matches(&Record::RepairDone {
+            repair: RepairId(1)
+        }));
+        assert!(!f.matches(&Record::RepairDone {
+            repair: RepairId(2)
+        }));
+        let restore = |id, undone| Record::RepairIntent {
+            repair: RepairId(id),
+            action: RepairAction::Restore {
+                repair: RepairId(undone),
+            },
+            reason: String::new(),
+        };
+        assert!(f.matches(&restore(3, 1)));
+        assert!(!f.matches(&restore(4, 2)));
+        assert!(f.matches(&Record::RepairFailed {
+            repair: RepairId(3),
+            error: String::new()
+        }));
+    }
+}

@@ -1,0 +1,185 @@
+//! Compaction: forget what no longer matters for recovery.
+//!
+//! Dropped: every record of a segment whose state is `Deleted` (and its state entry),
+//! and checkpoints superseded by a newer one of the same segment. Kept: everything
+//! else, repair records included, since `restore` needs their history. Kept records
+//! keep their seqs. Before dropping anything, compaction durably records a watermark
+//! (`compacted_through`): gaps at or below it are compaction's doing, and `verify`
+//! does not report them. The fold in [`crate::state`] gives the same state with or
+//! without the dropped records, so the `state` tree stays what a replay would give.
+//!
+//! A crash part-way leaves some droppable records behind, never a half-dropped
+//! segment: a segment's records and its state entry go in one transaction.
+
+use crate::error::JournalError;
+use crate::record::Record;
+use crate::state::{SegmentPhase, SegmentState};
+use crate::store::{
+    decode_entry, decode_state, parse_u64, seq_key, shielded, Journal, Writer,
+    META_COMPACTED_THROUGH, META_DROPPED,
+};
+use sled::transaction::TransactionError;
+use sled::Transactional;
+use std::collections::BTreeMap;
+
+/// Records removed per transaction or batch: big enough to amortise, small enough to
+/// keep a transaction's write set modest.
+const CHUNK: usize = 4096;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Records in the log before compaction.
+    pub records_before: u64,
+    pub records_dropped: u64,
+    /// Deleted segments forgotten.
+    pub segments_dropped: u64,
+    pub checkpoints_dropped: u64,
+    /// The watermark after this compaction.
+    pub compacted_through: u64,
+    /// Bytes of the journal directory before and after (sled reuses space it frees
+    /// rather than shrinking its file, so `size_after` can be larger).
+    pub size_before: u64,
+    pub size_after: u64,
+}
+
+impl Journal {
+    /// Compacts the journal; appends wait while it runs.
+    pub fn compact(&self) -> Result<CompactReport, JournalError> {
+        let mut writer = self.lock_writer()?;
+        if let Some(why) = &writer.poisoned {
+            return Err(self.poisoned(why.clone()));
+        }
+        let size_before = self.disk_size()?;
+        let mut report = shielded(&self.path, "compact", || self.compact_locked(&mut writer))?;
+        drop(writer);
+        report.size_before = size_before;
+        report.size_after = self.disk_size()?;
+        Ok(report)
+    }
+
+    fn compact_locked(&self, writer: &mut Writer) -> Result<CompactReport, JournalError> {
+        let through = writer.next_seq.saturating_sub(1);
+        // Compaction removes state entries behind the writer's cache.
+        writer.states.clear();
+        let sled_err = |e| self.sled_err(e);
+        let mut states: BTreeMap<[u8; 20], SegmentState> = BTreeMap::new();
+        for item in self.state.iter() {
+            let (k, v) = item.map_err(sled_err)?;
+            let (segment, state) = decode_state(&self.path, &k, &v)?;
+            states.insert(segment.to_bytes(), state);
+        }
+
+        let mut report = CompactReport::default();
+        let mut deleted: BTreeMap<[u8; 20], Vec<u64>> = states
+            .iter()
+            .filter(|(_, s)| s.phase == SegmentPhase::Deleted)
+            .map(|(k, _)| (*k, Vec::new()))
+            .collect();
+        let mut superseded = Vec::new();
+        for item in self.log.iter() {
+            let (k, v) = item.map_err(sled_err)?;
+            // A damaged record stops compaction: dropping around damage could hide it.
+            let entry = decode_entry(&self.path, &k, &v)?;
+            report.records_before += 1;
+            let Some(segment) = entry.record.segment() else {
+                continue;
+            };
+            let key = segment.to_bytes();
+            if let Some(seqs) = deleted.get_mut(&key) {
+                seqs.push(entry.seq);
+            } else if let (Record::Checkpoint { .. }, Some(state)) =
+                (&entry.record, states.get(&key))
+            {
+                if state.checkpoint.map(|c| c.seq) != Some(entry.seq) {
+                    superseded.push(entry.seq);
+                }
+            }
+        }
+        report.compacted_through = self.compacted_through()?;
+        if deleted.is_empty() && superseded.is_empty() {
+            return Ok(report);
+        }
+
+        // The watermark must be durable before the first gap it explains.
+        self.meta
+            .insert(META_COMPACTED_THROUGH, &through.to_be_bytes())
+            .map_err(sled_err)?;
+        self.flush_locked(writer)?;
+        report.compacted_through = through;
+
+        report.segments_dropped = deleted.len() as u64;
+        let mut chunk: Vec<([u8; 20], Vec<u64>)> = Vec::new();
+        let mut chunk_records = 0;
+        for (key, seqs) in deleted {
+            chunk_records += seqs.len();
+            report.records_dropped += seqs.len() as u64;
+            chunk.push((key, seqs));
+            if chunk_records >= CHUNK {
+                self.drop_segments(&chunk)?;
+                chunk.clear();
+                chunk_records = 0;
+            }
+        }
+        self.drop_segments(&chunk)?;
+
+        report.checkpoints_dropped = superseded.len() as u64;
+        report.records_dropped += superseded.len() as u64;
+        for seqs in superseded.chunks(CHUNK) {
+            let mut batch = sled::Batch::default();
+            for seq in seqs {
+                batch.remove(&seq_key(*seq)[..]);
+            }
+            self.log.apply_batch(batch).map_err(sled_err)?;
+        }
+
+        let dropped_before = match self.meta.get(META_DROPPED).map_err(sled_err)? {
+            Some(v) => parse_u64(&v).unwrap_or(0),
+            None => 0,
+        };
+        self.meta
+            .insert(
+                META_DROPPED,
+                &dropped_before
+                    .saturating_add(report.records_dropped)
+                    .to_be_bytes(),
+            )
+            .map_err(sled_err)?;
+        self.flush_locked(writer)?;
+        Ok(report)
+    }
+
+    /// Removes whole segments, records and state entry together.
+    fn drop_segments(&self, segments: &[([u8; 20], Vec<u64>)]) -> Result<(), JournalError> {
+        if segments.is_empty() {
+            return Ok(());
+        }
+        let result = (&self.log, &self.state).transaction(|(log, state)| {
+            for (key, seqs) in segments {
+                for seq in seqs {
+                    log.remove(&seq_key(*seq)[..])?;
+                }
+                state.remove(&key[..])?;
+            }
+            Ok::<(), sled::transaction::ConflictableTransactionError<JournalError>>(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(self.sled_err(e)),
+        }
+    }
+
+    /// The compaction watermark: seqs up to it may have been dropped.
+    pub fn compacted_through(&self) -> Result<u64, JournalError> {
+        match self
+            .meta
+            .get(META_COMPACTED_THROUGH)
+            .map_err(|e| self.sled_err(e))?
+        {
+            None => Ok(0),
+            Some(v) => parse_u64(&v).ok_or_else(|| {
+                JournalError::corrupt(&self.path, "compaction watermark is malformed")
+            }),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The versioned, checksummed envelope around every value the journal stores.
+//!
+//! Layout (all little-endian):
+//!
+//! | bytes | field                               |
+//! |-------|-------------------------------------|
+//! | 0..4  | magic `IWJ1`                        |
+//! | 4..6  | format version (u16, currently 1)   |
+//! | 6..10 | payload length (u32)                |
+//! | 10..18| XXH3-64 of the payload (u64)        |
+//! | 18..  | payload: bincode 2, serde, standard |
+//!
+//! The header is ours, not bincode's, so the codec can change later behind a new
+//! version number (bincode 3 is a tombstone; see shared/lessons.md). Decoding never
+//! panics: every read of the header goes through `slice::get`, and bincode
+//! runs with a byte limit so a forged length cannot make it allocate without bound.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub const MAGIC: [u8; 4] = *b"IWJ1";
+/// The only format version this build writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 18;
+/// No journal value comes near this; it caps what a damaged payload can make bincode
+/// allocate.
+pub const MAX_PAYLOAD: usize = 1 << 24;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("bad magic {found:02x?} (expected {MAGIC:02x?})")]
+    BadMagic { found: Vec<u8> },
+    #[error("format version {found} not supported (this build reads {supported})")]
+    UnsupportedVersion { found: u16, supported: u16 },
+    #[error("length mismatch: header says {declared} payload bytes, {actual} present")]
+    LengthMismatch { declared: u64, actual: u64 },
+    #[error("checksum mismatch: header {expected:#018x}, payload {actual:#018x}")]
+    ChecksumMismatch { expected: u64, actual: u64 },
+    #[error("payload does not decode: {0}")]
+    Decode(String),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_PAYLOAD>()
+}
+
+/// Encodes `value` in the current format version.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, EnvelopeError> {
+    encode_with_version(value, FORMAT_VERSION)
+}
+
+/// Encodes with an explicit version; only tests need another version than the current.
+#[doc(hidden)]
+pub fn encode_with_version<T: Serialize>(
+    value: &T,
+    version: u16,
+) -> Result<Vec<u8>, EnvelopeError> {
+    let payload = bincode::serde::encode_to_vec(value, config())
+        .map_err(|e| EnvelopeError::Decode(format!("encode: {e}")))?;
+    let len = u32::try_from(payload.len()).map_err(|_| EnvelopeError::LengthMismatch {
+        declared: u64::from(u32::MAX),
+        actual: payload.len() as u64,
+    })?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Reads `N` bytes at `at`, or `None` when the input is too short.
+fn array_at<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
+    bytes.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+/// Checks the header and returns the payload, without decoding it.
+pub fn open(bytes: &[u8]) -> Result<&[u8], EnvelopeError> {
+    let magic: [u8; 4] = array_at(bytes, 0).ok_or_else(|| EnvelopeError::BadMagic {
+        found: bytes.to_vec(),
+    })?;
+    if magic != MAGIC {
+        return Err(EnvelopeError::BadMagic {
+            found: magic.to_vec(),
+        });
+    }
+    let truncated = || EnvelopeError::LengthMismatch {
+        declared: HEADER_LEN as u64,
+        actual: bytes.len() as u64,
+    };
+    let version = u16::from_le_bytes(array_at(bytes, 4).ok_or_else(truncated)?);
+    if version != FORMAT_VERSION {
+        return Err(EnvelopeError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let declared = u32::from_le_bytes(array_at(bytes, 6).ok_or_else(truncated)?);
+    let expected = u64::from_le_bytes(array_at(bytes, 10).ok_or_else(truncated)?);
+    let payload = bytes.get(HEADER_LEN..).ok_or_else(truncated)?;
+    if payload.len() as u64 != u64::from(declared) {
+        return Err(EnvelopeError::LengthMismatch {
+            declared: u64::from(declared),
+            actual: payload.len() as u64,
+        });
+    }
+    let actual = xxhash_rust::xxh3::xxh3_64(payload);
+    if actual != expected {
+        return Err(EnvelopeError::ChecksumMismatch { expected, actual });
+    }
+    Ok(payload)
+}
+
+/// Checks the header and decodes the payload; trailing payload bytes are an error,
+/// since a valid writer never leaves any.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, EnvelopeError> {
+    decode_payload(open(bytes)?)
+}
+
+/// Decodes a payload whose header was already checked.
+pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, EnvelopeError> {
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(payload, config())
+        .map_err(|e| EnvelopeError::Decode(e.to_string()))?;
+    if used != payload.len() {
+        return Err(EnvelopeError::Decode(format!(
+            "{} trailing bytes after the value",
+            payload.len().saturating_sub(used)
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_fields_are_where_documented() {
+        let bytes = encode(&7u64).unwrap();
+        assert_eq!(&bytes[0..4], b"IWJ1");
+        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 1);
+        assert_eq!(bytes.len(), HEADER_LEN + 1); // varint 7 is one byte
+        assert_eq!(decode::<u64>(&bytes), Ok(7));
+    }
+
+    #[test]
+    fn each_damage_has_its_error() {
+        let good = encode(&"hello".to_string()).unwrap();
+
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert!(matches!(
+            decode::<String>(&bad),
+            Err(EnvelopeError::BadMagic { .. })
+        ));
+
+        let mut future = good.clone();
+        future[4..6].copy_from_slice(&2u16.to_le_bytes());
+        assert_eq!(
+            decode::<String>(&future),
+            Err(EnvelopeError::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            })
+        );
+
+        let short = &good[..good.len() - 1];
+        assert!(matches!(
+            decode::<String>(short),
+            Err(EnvelopeError::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            decode::<String>(&good[..7]),
+            Err(EnvelopeError::LengthMismatch { .. })
+        ));
+
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(matches!(
+            decode::<String>(&flipped),
+            Err(EnvelopeError::ChecksumMismatch { .. })
+        ));
+
+        // A well-formed envelope around a payload of the wrong type.
+        let wrong = encode(&u64::MAX).unwrap();
+        assert!(matches!(
+            decode::<String>(&wrong),
+            Err(EnvelopeError::Decode(_))
+        ));
+
+        let trailing = encode(&(1u8, 2u8)).unwrap();
+        assert!(matches!(
+            decode::<u8>(&trailing),
+            Err(EnvelopeError::Decode(_))
+        ));
+    }
+}

@@ -1,0 +1,254 @@
+//! What the journal records, and the entry each record is stored in.
+//!
+//! Records describe events, not states: the current state of a segment is folded from
+//! them (see [`crate::state`]).
+//!
+//! The stored format is bincode's, which numbers enum variants by position: a new
+//! variant of [`Record`] or of [`crate::RepairAction`] may only be added at the end,
+//! and any other change (reordering, changing fields) needs a new envelope version.
+
+use crate::action::{RepairAction, RepairId};
+use crate::key::SegmentKey;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// iggy-server created the segment's files and is appending to it.
+    SegmentOpened {
+        segment: SegmentKey,
+    },
+    /// The segment is about to be sealed; a crash from here on can leave it half-sealed.
+    SealIntent {
+        segment: SegmentKey,
+    },
+    /// The segment is sealed with these final sizes and its last message.
+    Sealed {
+        segment: SegmentKey,
+        log_len: u64,
+        index_len: u64,
+        last_offset: Option<u64>,
+        last_checksum: Option<u64>,
+    },
+    SegmentDeleted {
+        segment: SegmentKey,
+    },
+    /// The open segment was validated up to byte `valid_len`; the next message expected
+    /// has offset `next_offset`. Recovery only needs to check bytes after `valid_len`.
+    Checkpoint {
+        segment: SegmentKey,
+        valid_len: u64,
+        next_offset: u64,
+    },
+    /// A repair is about to change the data directory.
+    RepairIntent {
+        repair: RepairId,
+        action: RepairAction,
+        reason: String,
+    },
+    RepairDone {
+        repair: RepairId,
+    },
+    RepairFailed {
+        repair: RepairId,
+        error: String,
+    },
+}
+
+impl Record {
+    /// The segment whose state this record changes; `None` for repair records.
+    pub fn segment(&self) -> Option<SegmentKey> {
+        match self {
+            Record::SegmentOpened { segment }
+            | Record::SealIntent { segment }
+            | Record::Sealed { segment, .. }
+            | Record::SegmentDeleted { segment }
+            | Record::Checkpoint { segment, .. } => Some(*segment),
+            Record::RepairIntent { .. }
+            | Record::RepairDone { .. }
+            | Record::RepairFailed { .. } => None,
+        }
+    }
+
+    /// The repair this record is about; `None` for segment records.
+    pub fn repair(&self) -> Option<RepairId> {
+        match self {
+            Record::RepairIntent { repair, .. }
+            | Record::RepairDone { repair }
+            | Record::RepairFailed { repair, .. } => Some(*repair),
+            _ => None,
+        }
+    }
+
+    /// Short lowercase name of the variant, for logs and JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::SegmentOpened { .. } => "segment_opened",
+            Record::SealIntent { .. } => "seal_intent",
+            Record::Sealed { .. } => "sealed",
+            Record::SegmentDeleted { .. } => "segment_deleted",
+            Record::Checkpoint { .. } => "checkpoint",
+            Record::RepairIntent { .. } => "repair_intent",
+            Record::RepairDone { .. } => "repair_done",
+            Record::RepairFailed { .. } => "repair_failed",
+        }
+    }
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "none".to_string(), |v| v.to_string())
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Record::SegmentOpened { segment } => write!(f, "segment {segment} opened"),
+            Record::SealIntent { segment } => write!(f, "segment {segment} about to be sealed"),
+            Record::Sealed {
+                segment,
+                log_len,
+                index_len,
+                last_offset,
+                last_checksum,
+            } => write!(
+                f,
+                "segment {segment} sealed: log {log_len} bytes, index {index_len} bytes, \
+                 last offset {}, last checksum {}",
+                opt(*last_offset),
+                last_checksum.map_or_else(|| "none".to_string(), |c| format!("{c:#x}"))
+            ),
+            Record::SegmentDeleted { segment } => write!(f, "segment {segment} deleted"),
+            Record::Checkpoint {
+                segment,
+                valid_len,
+                next_offset,
+            } => write!(
+                f,
+                "segment {segment} valid up to byte {valid_len}, next offset {next_offset}"
+            ),
+            Record::RepairIntent {
+                repair,
+                action,
+                reason,
+            } => write!(f, "repair {repair} intended: {action} (because: {reason})"),
+            Record::RepairDone { repair } => write!(f, "repair {repair} done"),
+            Record::RepairFailed { repair, error } => write!(f, "repair {repair} failed: {error}"),
+        }
+    }
+}
+
+/// One stored record: its sequence number, when it was appended, and the record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// Microseconds since the Unix epoch, from the appender's wall clock.
+    pub unix_micros: u64,
+    pub record: Record,
+}
+
+/// Wall-clock time in microseconds since the Unix epoch; 0 if the clock is before it.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::PartitionId;
+
+    fn payload(record: Record) -> Vec<u8> {
+        let entry = Entry {
+            seq: 1,
+            unix_micros: 1,
+            record,
+        };
+        let bytes = crate::envelope::encode(&entry).unwrap();
+        bytes[crate::envelope::HEADER_LEN..].to_vec()
+    }
+
+    /// Pins bincode's variant numbers: a failure here means a variant was inserted or
+    /// moved, which silently changes how existing journals decode (see module docs).
+    #[test]
+    fn variant_numbers_are_stable() {
+        let segment = PartitionId::new(0, 0, 0).segment(0);
+        let repair = RepairId(1);
+        let records = [
+            Record::SegmentOpened { segment },
+            Record::SealIntent { segment },
+            Record::Sealed {
+                segment,
+                log_len: 0,
+                index_len: 0,
+                last_offset: None,
+                last_checksum: None,
+            },
+            Record::SegmentDeleted { segment },
+            Record::Checkpoint {
+                segment,
+                valid_len: 0,
+                next_offset: 0,
+            },
+            Record::RepairIntent {
+                repair,
+                action: RepairAction::Restore { repair },
+                reason: String::new(),
+            },
+            Record::RepairDone { repair },
+            Record::RepairFailed {
+                repair,
+                error: String::new(),
+            },
+        ];
+        for (n, record) in records.into_iter().enumerate() {
+            // Payload: seq (1 byte), unix_micros (1 byte), then the variant number.
+            assert_eq!(payload(record.clone())[2] as usize, n, "{record:?}");
+        }
+        let actions = [
+            (
+                RepairAction::TruncateLog {
+                    segment,
+                    keep_len: 0,
+                    original_len: 0,
+                },
+                0,
+            ),
+            (
+                RepairAction::TruncateIndex {
+                    segment,
+                    keep_len: 0,
+                    original_len: 0,
+                },
+                1,
+            ),
+            (
+                RepairAction::RewriteIndex {
+                    segment,
+                    original_len: None,
+                    new_len: 0,
+                    new_xxh3: 0,
+                },
+                2,
+            ),
+            (
+                RepairAction::QuarantineFile {
+                    path: String::new(),
+                    len: 0,
+                },
+                3,
+            ),
+            (RepairAction::Restore { repair }, 4),
+        ];
+        for (action, n) in actions {
+            let p = payload(Record::RepairIntent {
+                repair,
+                action: action.clone(),
+                reason: String::new(),
+            });
+            // ... then the repair id (1 byte), then the action's variant number.
+            assert_eq!(p[4], n, "{action:?}");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The state of one segment, folded from its records.
+//!
+//! The store keeps the folded state per segment so queries need no replay, and
+//! `verify` replays the log to check that the stored states agree with it. The fold is
+//! chosen so that compaction does not change its result: dropping a segment's
+//! superseded checkpoints leaves the same state behind.
+
+use crate::record::Record;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SegmentPhase {
+    Opened,
+    SealIntent,
+    Sealed {
+        log_len: u64,
+        index_len: u64,
+        last_offset: Option<u64>,
+        last_checksum: Option<u64>,
+    },
+    Deleted,
+}
+
+/// The newest checkpoint of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Sequence number of the `Checkpoint` record.
+    pub seq: u64,
+    pub valid_len: u64,
+    pub next_offset: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentState {
+    pub phase: SegmentPhase,
+    /// Sequence number of the newest record about this segment.
+    pub last_seq: u64,
+    /// Newest checkpoint since the segment was (re)opened.
+    pub checkpoint: Option<CheckpointState>,
+}
+
+impl SegmentState {
+    /// True while the segment may still be written to, or was caught mid-seal: the
+    /// segments recovery has to look at.
+    pub fn is_unsealed(&self) -> bool {
+        matches!(self.phase, SegmentPhase::Opened | SegmentPhase::SealIntent)
+    }
+
+    /// The state after `record` (numbered `seq`) given the state before it. Returns
+    /// `None` only for records that are not about a segment.
+    pub fn apply(prev: Option<&SegmentState>, seq: u64, record: &Record) -> Option<SegmentState> {
+        let kept_checkpoint = prev.and_then(|p| p.checkpoint);
+        let (phase, checkpoint) = match record {
+            // A reopened key is a new incarnation: its old checkpoint says nothing.
+            Record::SegmentOpened { .. } => (SegmentPhase::Opened, None),
+            Record::SealIntent { .. } => (SegmentPhase::SealIntent, kept_checkpoint),
+            Record::Sealed {
+                log_len,
+                index_len,
+                last_offset,
+                last_checksum,
+                ..
+            } => (
+                SegmentPhase::Sealed {
+                    log_len: *log_len,
+                    index_len: *index_len,
+                    last_offset: *last_offset,
+                    last_checksum: *last_checksum,
+                },
+                kept_checkpoint,
+            ),
+            Record::SegmentDeleted { .. } => (SegmentPhase::Deleted, kept_checkpoint),
+            Record::Checkpoint {
+                valid_len,
+                next_offset,
+                ..
+            } => (
+                // A checkpoint implies the segment is open, even if its `SegmentOpened`
+                // predates the journal.
+                prev.map_or(SegmentPhase::Opened, |p| p.phase.clone()),
+                Some(CheckpointState {
+                    seq,
+                    valid_len: *valid_len,
+                    next_offset: *next_offset,
+                }),
+            ),
+            Record::RepairIntent { .. }
+            | Record::RepairDone { .. }
+            | Record::RepairFailed { .. } => return None,
+        };
+        Some(SegmentState {
+            phase,
+            last_seq: seq,
+            checkpoint,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::PartitionId;
+
+    #[test]
+    fn fold_follows_the_lifecycle() {
+        let segment = PartitionId::new(0, 0, 0).segment(0);
+        let steps = [
+            Record::SegmentOpened { segment },
+            Record::Checkpoint {
+                segment,
+                valid_len: 10,
+                next_offset: 3,
+            },
+            Record::SealIntent { segment },
+            Record::Sealed {
+                segment,
+                log_len: 20,
+                index_len: 16,
+                last_offset: Some(4),
+                last_checksum: None,
+            },
+        ];
+        let mut state = None;
+        for (i, r) in steps.iter().enumerate() {
+            state = SegmentState::apply(state.as_ref(), i as u64 + 1, r);
+        }
+        let state = state.unwrap();
+        assert!(matches!(
+            state.phase,
+            SegmentPhase::Sealed { log_len: 20, .. }
+        ));
+        assert_eq!(state.last_seq, 4);
+        assert_eq!(state.checkpoint.map(|c| c.seq), Some(2));
+        assert!(!state.is_unsealed());
+
+        let reopened = SegmentState::apply(Some(&state), 5, &Record::SegmentOpened { segment });
+        assert_eq!(reopened.as_ref().and_then(|s| s.checkpoint), None);
+        let repair = Record::RepairDone {
+            repair: crate::RepairId(1),
+        };
+        assert_eq!(SegmentState::apply(reopened.as_ref(), 6, &repair), None);
+    }
+}

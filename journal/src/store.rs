@@ -1,0 +1,459 @@
+//! The journal on disk: a sled database with four trees; opening it and queries.
+//!
+//! | tree      | key                          | value                                   |
+//! |-----------|------------------------------|-----------------------------------------|
+//! | `log`     | seq, u64 big-endian          | envelope of [`Entry`]                   |
+//! | `state`   | [`SegmentKey::to_bytes`]     | envelope of the folded [`SegmentState`] |
+//! | `repairs` | [`RepairId`], u64 big-endian | seq of its pending `RepairIntent`       |
+//! | `meta`    | name                         | u64 big-endian                          |
+//!
+//! This module opens the journal and answers queries; the write path is in
+//! `append.rs`.
+//!
+//! sled 0.34 can panic on some damaged files rather than return `Corruption`; every
+//! call into it goes through `shielded`, which turns a panic into
+//! [`JournalError::Corrupt`] so that a damaged journal means a full scan, not a crash
+//! of iggy-warden.
+
+use crate::action::{RepairAction, RepairId};
+use crate::append::Op;
+use crate::envelope;
+use crate::error::JournalError;
+use crate::group::CommitQueue;
+use crate::key::SegmentKey;
+use crate::marker::{self, AckMarker};
+use crate::record::{Entry, Record};
+use crate::state::SegmentState;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// sled's default cache is 1 GiB; the journal's working set is tiny.
+const CACHE_CAPACITY: u64 = 8 << 20;
+
+/// How long `open` waits for a lock that is being released (see [`Journal::open`]).
+pub const LOCK_RETRY: Duration = Duration::from_secs(1);
+
+pub(crate) const META_FORMAT: &[u8] = b"format_version";
+pub(crate) const META_NEXT_REPAIR: &[u8] = b"next_repair_id";
+/// Every seq up to this one may be missing: compaction dropped it.
+pub(crate) const META_COMPACTED_THROUGH: &[u8] = b"compacted_through";
+pub(crate) const META_DROPPED: &[u8] = b"dropped_records";
+
+/// A repair whose intent is journaled but whose outcome is not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingRepair {
+    pub seq: u64,
+    pub repair: RepairId,
+    pub action: RepairAction,
+    pub reason: String,
+}
+
+/// Counters since this `Journal` was opened: `appended / flushes` is how many
+/// records group commit put behind each flush.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    pub appended: u64,
+    pub flushes: u64,
+    /// Time spent writing rounds (encoding and the sled transaction).
+    pub write_time: Duration,
+    /// Time spent in flushes (fsync).
+    pub flush_time: Duration,
+}
+
+/// What only the (single) writer may change; guarded by `Journal::writer`.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub(crate) next_seq: u64,
+    pub(crate) next_repair_id: u64,
+    pub(crate) appended: u64,
+    pub(crate) flushes: u64,
+    pub(crate) write_time: Duration,
+    pub(crate) flush_time: Duration,
+    /// Known states of recently written segments (see `append.rs`); a missing key
+    /// means "not cached", not "no state".
+    pub(crate) states: HashMap<[u8; 20], SegmentState>,
+    /// Set by a failed flush: what reached the disk is unknown, and retrying an fsync
+    /// can report success for data that was lost (the PostgreSQL lesson), so the
+    /// journal refuses writes until reopened.
+    pub(crate) poisoned: Option<String>,
+}
+
+/// The write-ahead journal. `Send + Sync`: share it behind an `Arc`.
+pub struct Journal {
+    pub(crate) path: PathBuf,
+    pub(crate) db: sled::Db,
+    pub(crate) log: sled::Tree,
+    pub(crate) state: sled::Tree,
+    pub(crate) repairs: sled::Tree,
+    pub(crate) meta: sled::Tree,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) queue: CommitQueue<Op, Result<Vec<u64>, JournalError>>,
+    pub(crate) acked: AckMarker,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish()
+    }
+}
+
+pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+pub(crate) fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    bytes.try_into().ok().map(u64::from_be_bytes)
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+/// Runs `f`, turning a panic inside sled into `Corrupt` (see the module docs).
+pub(crate) fn shielded<T>(
+    path: &Path,
+    what: &str,
+    f: impl FnOnce() -> Result<T, JournalError>,
+) -> Result<T, JournalError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(JournalError::corrupt(
+            path,
+            format!("storage panicked during {what}: {}", panic_text(&*payload)),
+        ))
+    })
+}
+
+/// Decodes one `log` tree item, checking that the key and the stored seq agree.
+pub(crate) fn decode_entry(path: &Path, key: &[u8], value: &[u8]) -> Result<Entry, JournalError> {
+    let seq = parse_u64(key)
+        .ok_or_else(|| JournalError::corrupt(path, format!("log key of {} bytes", key.len())))?;
+    let entry: Entry = envelope::decode(value)
+        .map_err(|e| JournalError::from_envelope(path, &format!("log record {seq}"), e))?;
+    if entry.seq != seq {
+        return Err(JournalError::corrupt(
+            path,
+            format!("log record under key {seq} says it is {}", entry.seq),
+        ));
+    }
+    Ok(entry)
+}
+
+pub(crate) fn decode_state(
+    path: &Path,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(SegmentKey, SegmentState), JournalError> {
+    let segment = SegmentKey::from_bytes(key)
+        .ok_or_else(|| JournalError::corrupt(path, format!("state key of {} bytes", key.len())))?;
+    let state = envelope::decode(value).map_err(|e| {
+        JournalError::from_envelope(path, &format!("state of segment {segment}"), e)
+    })?;
+    Ok((segment, state))
+}
+
+/// Total size of the files under `dir`, recursively: what the journal costs on disk.
+pub fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for item in std::fs::read_dir(dir)? {
+        let item = item?;
+        let meta = item.metadata()?;
+        total += if meta.is_dir() {
+            dir_size(&item.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `dir`.
+    ///
+    /// sled releases its file lock from background threads a moment after the last
+    /// handle is dropped, so reopening in the same process can find the lock still
+    /// held: `Locked` is retried for up to [`LOCK_RETRY`] before it is returned.
+    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
+        let deadline = Instant::now() + LOCK_RETRY;
+        loop {
+            match shielded(dir, "open", || Self::open_inner(dir)) {
+                Err(e) if e.is_locked() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_inner(dir: &Path) -> Result<Journal, JournalError> {
+        let sled_err = |e| JournalError::from_sled(dir, e);
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_CAPACITY)
+            .open()
+            .map_err(sled_err)?;
+        let log = db.open_tree("log").map_err(sled_err)?;
+        let state = db.open_tree("state").map_err(sled_err)?;
+        let repairs = db.open_tree("repairs").map_err(sled_err)?;
+        let meta = db.open_tree("meta").map_err(sled_err)?;
+
+        let meta_u64 = |name: &[u8]| -> Result<Option<u64>, JournalError> {
+            match meta.get(name).map_err(sled_err)? {
+                None => Ok(None),
+                Some(v) => parse_u64(&v).map(Some).ok_or_else(|| {
+                    JournalError::corrupt(
+                        dir,
+                        format!(
+                            "meta {} has {} bytes",
+                            String::from_utf8_lossy(name),
+                            v.len()
+                        ),
+                    )
+                }),
+            }
+        };
+        match meta_u64(META_FORMAT)? {
+            Some(found) if found != u64::from(envelope::FORMAT_VERSION) => {
+                return Err(JournalError::UnsupportedVersion {
+                    path: dir.to_path_buf(),
+                    found: u16::try_from(found).unwrap_or(u16::MAX),
+                    supported: envelope::FORMAT_VERSION,
+                })
+            }
+            Some(_) => {}
+            None => {
+                meta.insert(
+                    META_FORMAT,
+                    &u64::from(envelope::FORMAT_VERSION).to_be_bytes(),
+                )
+                .map_err(sled_err)?;
+            }
+        }
+
+        // The newest record is where a torn write would show; decoding it catches a
+        // damaged or future-format tail before anyone appends after it.
+        let last = match log.last().map_err(sled_err)? {
+            Some((k, v)) => decode_entry(dir, &k, &v)?.seq,
+            None => 0,
+        };
+        let compacted = meta_u64(META_COMPACTED_THROUGH)?.unwrap_or(0);
+        let highest = last.max(compacted);
+        if let Some(acked) = marker::read(dir)? {
+            if acked > highest {
+                return Err(JournalError::corrupt(
+                    dir,
+                    format!(
+                        "records up to seq {acked} were acknowledged, but the journal ends at \
+                         seq {highest}: sled lost acknowledged records (move the journal directory aside to start afresh)"
+                    ),
+                ));
+            }
+        }
+        let acked = AckMarker::open(dir, highest)?;
+        let next_repair_id = meta_u64(META_NEXT_REPAIR)?.unwrap_or(1);
+        let writer = Writer {
+            next_seq: highest + 1,
+            next_repair_id,
+            appended: 0,
+            flushes: 0,
+            write_time: Duration::ZERO,
+            flush_time: Duration::ZERO,
+            states: HashMap::new(),
+            poisoned: None,
+        };
+        Ok(Journal {
+            path: dir.to_path_buf(),
+            db,
+            log,
+            state,
+            repairs,
+            meta,
+            writer: Mutex::new(writer),
+            queue: CommitQueue::default(),
+            acked,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn sled_err(&self, e: sled::Error) -> JournalError {
+        JournalError::from_sled(&self.path, e)
+    }
+
+    pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>, JournalError> {
+        self.writer.lock().map_err(|_| JournalError::Poisoned {
+            path: self.path.clone(),
+            detail: "a thread panicked while appending".to_string(),
+        })
+    }
+
+    pub(crate) fn poisoned(&self, detail: String) -> JournalError {
+        JournalError::Poisoned {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+
+    /// Highest seq handed out so far (0 for an empty journal). After compaction this
+    /// record may be gone; the numbering still continues after it.
+    pub fn last_seq(&self) -> Result<u64, JournalError> {
+        Ok(self.lock_writer()?.next_seq.saturating_sub(1))
+    }
+
+    pub fn stats(&self) -> JournalStats {
+        self.lock_writer()
+            .map(|w| JournalStats {
+                appended: w.appended,
+                flushes: w.flushes,
+                write_time: w.write_time,
+                flush_time: w.flush_time,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Bytes the journal's directory takes on disk.
+    pub fn disk_size(&self) -> Result<u64, JournalError> {
+        dir_size(&self.path).map_err(|e| JournalError::io(&self.path, e))
+    }
+
+    pub fn segment_state(
+        &self,
+        segment: &SegmentKey,
+    ) -> Result<Option<SegmentState>, JournalError> {
+        shielded(&self.path, "read", || {
+            let key = segment.to_bytes();
+            match self.state.get(key).map_err(|e| self.sled_err(e))? {
+                Some(v) => Ok(Some(decode_state(&self.path, &key, &v)?.1)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Every segment the journal knows, in key order (partition, then start offset);
+    /// deleted segments are listed until compaction forgets them.
+    pub fn all_segment_states(&self) -> Result<Vec<(SegmentKey, SegmentState)>, JournalError> {
+        self.states_where(|_| true)
+    }
+
+    /// Segments opened or caught mid-seal: where a crash can have left damage.
+    pub fn segments_not_sealed(&self) -> Result<Vec<(SegmentKey, SegmentState)>, JournalError> {
+        self.states_where(SegmentState::is_unsealed)
+    }
+
+    fn states_where(
+        &self,
+        keep: impl Fn(&SegmentState) -> bool,
+    ) -> Result<Vec<(SegmentKey, SegmentState)>, JournalError> {
+        shielded(&self.path, "read", || {
+            let mut out = Vec::new();
+            for item in self.state.iter() {
+                let (k, v) = item.map_err(|e| self.sled_err(e))?;
+                let (segment, state) = decode_state(&self.path, &k, &v)?;
+                if keep(&state) {
+                    out.push((segment, state));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Repairs with an intent but neither `RepairDone` nor `RepairFailed`, by id.
+    pub fn pending_repairs(&self) -> Result<Vec<PendingRepair>, JournalError> {
+        shielded(&self.path, "read", || {
+            let mut out = Vec::new();
+            for item in self.repairs.iter() {
+                let (k, v) = item.map_err(|e| self.sled_err(e))?;
+                let bad = || JournalError::corrupt(&self.path, "malformed pending-repair entry");
+                let id = parse_u64(&k).ok_or_else(bad)?;
+                let seq = parse_u64(&v).ok_or_else(bad)?;
+                let bytes = self
+                    .log
+                    .get(seq_key(seq))
+                    .map_err(|e| self.sled_err(e))?
+                    .ok_or_else(|| {
+                        JournalError::corrupt(
+                            &self.path,
+                            format!("pending repair r{id:08} points at missing record {seq}"),
+                        )
+                    })?;
+                match decode_entry(&self.path, &seq_key(seq), &bytes)?.record {
+                    Record::RepairIntent {
+                        repair,
+                        action,
+                        reason,
+                    } if repair.0 == id => out.push(PendingRepair {
+                        seq,
+                        repair,
+                        action,
+                        reason,
+                    }),
+                    other => {
+                        return Err(JournalError::corrupt(
+                            &self.path,
+                            format!(
+                                "pending repair r{id:08} points at record {seq}, which is {}",
+                                other.kind()
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records with seq `>= from`, in order; `records_since(0)` reads everything.
+    /// The iterator ends after the first error it yields.
+    pub fn records_since(&self, from: u64) -> Records<'_> {
+        Records {
+            path: &self.path,
+            iter: Some(self.log.range(seq_key(from)..)),
+        }
+    }
+}
+
+/// Iterator returned by [`Journal::records_since`].
+pub struct Records<'a> {
+    path: &'a Path,
+    iter: Option<sled::Iter>,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Entry, JournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let iter = self.iter.as_mut()?;
+        let path = self.path;
+        let item = shielded(path, "read", || match iter.next() {
+            None => Ok(None),
+            Some(Err(e)) => Err(JournalError::from_sled(path, e)),
+            Some(Ok((k, v))) => decode_entry(path, &k, &v).map(Some),
+        });
+        match item {
+            Ok(Some(entry)) => Some(Ok(entry)),
+            Ok(None) => {
+                self.iter = None;
+                None
+            }
+            Err(e) => {
+                self.iter = None;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Journal>();
+}

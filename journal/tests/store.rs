@@ -1,0 +1,187 @@
+//! The journal's API in one process: appends, queries, repairs, group commit.
+
+mod common;
+
+use common::{record_for, seg};
+use journal::{Journal, Record, RepairAction, RepairId, SegmentPhase};
+use std::sync::Arc;
+
+#[test]
+fn seqs_start_at_one_and_read_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    assert_eq!(journal.last_seq().unwrap(), 0);
+    assert_eq!(journal.append_batch(Vec::new()).unwrap(), Vec::<u64>::new());
+    assert_eq!(journal.append(record_for(0, 0)).unwrap(), 1);
+    let batch: Vec<Record> = (1..5).map(|i| record_for(0, i)).collect();
+    assert_eq!(journal.append_batch(batch).unwrap(), vec![2, 3, 4, 5]);
+    assert_eq!(journal.append(record_for(0, 5)).unwrap(), 6);
+
+    let since: Vec<_> = journal.records_since(4).map(Result::unwrap).collect();
+    assert_eq!(
+        since.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![4, 5, 6]
+    );
+    assert_eq!(since[0].record, record_for(0, 3));
+    assert!(
+        since[0].unix_micros > 1_600_000_000_000_000,
+        "timestamp is wall-clock micros"
+    );
+    assert_eq!(journal.records_since(0).count(), 6);
+    assert_eq!(journal.records_since(7).count(), 0);
+
+    drop(journal);
+    let journal = Journal::open(dir.path()).unwrap();
+    assert_eq!(journal.last_seq().unwrap(), 6);
+    assert_eq!(journal.append(record_for(0, 6)).unwrap(), 7);
+    assert!(journal.verify().unwrap().is_sound());
+}
+
+#[test]
+fn segment_states_follow_the_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let (a, b, c) = (seg(0, 0), seg(0, 100), seg(1, 0));
+    assert_eq!(journal.segment_state(&a).unwrap(), None);
+    journal
+        .append(Record::SegmentOpened { segment: a })
+        .unwrap();
+    journal
+        .append(Record::SegmentOpened { segment: c })
+        .unwrap();
+    journal
+        .append(Record::Checkpoint {
+            segment: a,
+            valid_len: 4096,
+            next_offset: 40,
+        })
+        .unwrap();
+    journal.append(Record::SealIntent { segment: a }).unwrap();
+    journal
+        .append(Record::Sealed {
+            segment: a,
+            log_len: 5000,
+            index_len: 800,
+            last_offset: Some(99),
+            last_checksum: Some(7),
+        })
+        .unwrap();
+    journal
+        .append(Record::SegmentOpened { segment: b })
+        .unwrap();
+    journal.append(Record::SealIntent { segment: c }).unwrap();
+
+    let sa = journal.segment_state(&a).unwrap().unwrap();
+    assert_eq!(
+        sa.phase,
+        SegmentPhase::Sealed {
+            log_len: 5000,
+            index_len: 800,
+            last_offset: Some(99),
+            last_checksum: Some(7)
+        }
+    );
+    assert_eq!(sa.last_seq, 5);
+    assert_eq!(
+        sa.checkpoint.map(|c| (c.seq, c.valid_len, c.next_offset)),
+        Some((3, 4096, 40))
+    );
+
+    let unsealed: Vec<_> = journal.segments_not_sealed().unwrap();
+    let keys: Vec<_> = unsealed.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, vec![b, c], "sorted by partition, then offset");
+    assert_eq!(unsealed[1].1.phase, SegmentPhase::SealIntent);
+    assert_eq!(journal.all_segment_states().unwrap().len(), 3);
+
+    journal
+        .append(Record::SegmentDeleted { segment: b })
+        .unwrap();
+    assert_eq!(
+        journal.segment_state(&b).unwrap().unwrap().phase,
+        SegmentPhase::Deleted
+    );
+    assert_eq!(journal.segments_not_sealed().unwrap().len(), 1);
+    assert!(journal.verify().unwrap().is_sound());
+}
+
+#[test]
+fn pending_repairs_and_repair_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let r1 = journal.next_repair_id().unwrap();
+    let r2 = journal.next_repair_id().unwrap();
+    assert_eq!((r1, r2), (RepairId(1), RepairId(2)));
+    let action = |n| RepairAction::QuarantineFile {
+        path: format!("orphan{n}.log"),
+        len: n,
+    };
+    let intent = |id, n| Record::RepairIntent {
+        repair: id,
+        action: action(n),
+        reason: format!("orphan {n}"),
+    };
+    let s1 = journal.append(intent(r1, 1)).unwrap();
+    let s2 = journal.append(intent(r2, 2)).unwrap();
+    // An id chosen elsewhere moves the allocator past it.
+    let s9 = journal.append(intent(RepairId(9), 9)).unwrap();
+    journal.append(Record::RepairDone { repair: r1 }).unwrap();
+    journal
+        .append(Record::RepairFailed {
+            repair: RepairId(9),
+            error: "EIO".into(),
+        })
+        .unwrap();
+    assert!(s1 < s2 && s2 < s9);
+
+    let pending = journal.pending_repairs().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].seq, pending[0].repair), (s2, r2));
+    assert_eq!(pending[0].action, action(2));
+    assert_eq!(pending[0].reason, "orphan 2");
+
+    drop(journal);
+    let journal = Journal::open(dir.path()).unwrap();
+    assert_eq!(journal.pending_repairs().unwrap().len(), 1);
+    assert_eq!(journal.next_repair_id().unwrap(), RepairId(10));
+    journal.append(Record::RepairDone { repair: r2 }).unwrap();
+    assert!(journal.pending_repairs().unwrap().is_empty());
+    assert!(journal.verify().unwrap().is_sound());
+}
+
+#[test]
+fn concurrent_appenders_get_unique_gapless_seqs_and_share_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Journal::open(dir.path()).unwrap());
+    let (threads, per_thread) = (8u64, 150u64);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let journal = Arc::clone(&journal);
+            std::thread::spawn(move || {
+                (0..per_thread)
+                    .map(|i| (journal.append(record_for(t, i)).unwrap(), t, i))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut acked: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    acked.sort();
+    let total = threads * per_thread;
+    assert_eq!(
+        acked.iter().map(|a| a.0).collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
+    for (seq, t, i) in &acked {
+        let entry = journal.records_since(*seq).next().unwrap().unwrap();
+        assert_eq!(entry.record, record_for(*t, *i));
+    }
+    let stats = journal.stats();
+    assert_eq!(stats.appended, total);
+    assert!(
+        stats.flushes < total,
+        "group commit never shared a flush: {stats:?}"
+    );
+    assert!(journal.verify().unwrap().is_sound());
+}
