@@ -1,0 +1,93 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_iggy_warden_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_iggy_warden_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_iggy_warden_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_iggy_warden_using_subcommand
+    set -l cmd (__fish_iggy_warden_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c iggy-warden -n "__fish_iggy_warden_needs_command" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_needs_command" -s V -l version -d 'Print version'
+complete -c iggy-warden -n "__fish_iggy_warden_needs_command" -f -a "check" -d 'Verify a data directory without changing anything (exit 0 healthy and ready to start, 1 problems found, 2 could not check)'
+complete -c iggy-warden -n "__fish_iggy_warden_needs_command" -f -a "recover" -d 'Start-up hook: finish and make repairs, then exit 0 when iggy-server may start, 3 when the mode forbids a needed repair (nothing changed), 2 on errors'
+complete -c iggy-warden -n "__fish_iggy_warden_needs_command" -f -a "replay" -d 'Show the journal\'s history and the repair plan (dry run); --apply executes it'
+complete -c iggy-warden -n "__fish_iggy_warden_needs_command" -f -a "restore" -d 'Put back the bytes repairs quarantined'
+complete -c iggy-warden -n "__fish_iggy_warden_needs_command" -f -a "watch" -d 'The sidecar: journal segment events while iggy-server runs'
+complete -c iggy-warden -n "__fish_iggy_warden_needs_command" -f -a "journal" -d 'Inspect the journal: show its records, verify it, compact it'
+complete -c iggy-warden -n "__fish_iggy_warden_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand check" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand check" -l json -d 'Print one JSON object instead of text'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand check" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l state-dir -d 'Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else <data-dir>.warden beside the data directory]. Never inside the data directory' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l config -d 'TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l mode -d 'tolerate-tail (repair crash tails, refuse anything else), point-in-time (cut each partition at its first damage) or absolute (repair nothing) [default: tolerate-tail, or `mode` in the config file]' -r
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l json -d 'Print one JSON object instead of text'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l force -d 'Change files even though another process has some open'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l state-dir -d 'Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else <data-dir>.warden beside the data directory]. Never inside the data directory' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l config -d 'TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l mode -d 'Recovery mode, as for `recover`' -r
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l partition -d 'Limit to one stream, topic or partition: `S`, `S/T` or `S/T/P`' -r
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l apply -d 'Execute the plan (default: only show it)'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l force -d 'Change files even though another process has some open (with --apply)'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l json -d 'Print JSON instead of text'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l state-dir -d 'Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else <data-dir>.warden beside the data directory]. Never inside the data directory' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l config -d 'TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l list -d 'List what the quarantine holds instead'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l force -d 'Change files even though another process has some open'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand watch" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand watch" -l state-dir -d 'Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else <data-dir>.warden beside the data directory]. Never inside the data directory' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand watch" -l config -d 'TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand watch" -l checkpoint-interval-ms -d 'How often verified bytes of open segments are checkpointed, in milliseconds [default: `checkpoint_interval_ms` in the config file, else 1000]' -r
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and not __fish_seen_subcommand_from show verify compact help" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and not __fish_seen_subcommand_from show verify compact help" -l state-dir -d 'Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else <data-dir>.warden beside the data directory]. Never inside the data directory' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and not __fish_seen_subcommand_from show verify compact help" -l config -d 'TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms)' -r -F
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and not __fish_seen_subcommand_from show verify compact help" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and not __fish_seen_subcommand_from show verify compact help" -f -a "show" -d 'Print the journal\'s records, oldest first'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and not __fish_seen_subcommand_from show verify compact help" -f -a "verify" -d 'Check every record and the derived state. Exit status: 0 sound, 1 problems found, 2 journal unreadable'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and not __fish_seen_subcommand_from show verify compact help" -f -a "compact" -d 'Drop the records of deleted segments and superseded checkpoints'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and not __fish_seen_subcommand_from show verify compact help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from show" -l segment -d 'Only records about this segment, given as stream/topic/partition@start_offset (repairs of its files included)' -r
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from show" -l since -d 'Start at this sequence number' -r
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from show" -l json -d 'Print one JSON object per line instead of text'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from compact" -s h -l help -d 'Print help'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the journal\'s records, oldest first'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check every record and the derived state. Exit status: 0 sound, 1 problems found, 2 journal unreadable'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from help" -f -a "compact" -d 'Drop the records of deleted segments and superseded checkpoints'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand journal; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and not __fish_seen_subcommand_from check recover replay restore watch journal help" -f -a "check" -d 'Verify a data directory without changing anything (exit 0 healthy and ready to start, 1 problems found, 2 could not check)'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and not __fish_seen_subcommand_from check recover replay restore watch journal help" -f -a "recover" -d 'Start-up hook: finish and make repairs, then exit 0 when iggy-server may start, 3 when the mode forbids a needed repair (nothing changed), 2 on errors'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and not __fish_seen_subcommand_from check recover replay restore watch journal help" -f -a "replay" -d 'Show the journal\'s history and the repair plan (dry run); --apply executes it'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and not __fish_seen_subcommand_from check recover replay restore watch journal help" -f -a "restore" -d 'Put back the bytes repairs quarantined'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and not __fish_seen_subcommand_from check recover replay restore watch journal help" -f -a "watch" -d 'The sidecar: journal segment events while iggy-server runs'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and not __fish_seen_subcommand_from check recover replay restore watch journal help" -f -a "journal" -d 'Inspect the journal: show its records, verify it, compact it'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and not __fish_seen_subcommand_from check recover replay restore watch journal help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and __fish_seen_subcommand_from journal" -f -a "show" -d 'Print the journal\'s records, oldest first'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and __fish_seen_subcommand_from journal" -f -a "verify" -d 'Check every record and the derived state. Exit status: 0 sound, 1 problems found, 2 journal unreadable'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand help; and __fish_seen_subcommand_from journal" -f -a "compact" -d 'Drop the records of deleted segments and superseded checkpoints'
