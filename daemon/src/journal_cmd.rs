@@ -4,6 +4,9 @@
 //! The journal takes an exclusive lock: while the sidecar runs, it is asked to hand the
 //! journal over for the duration of the command (see [`crate::handover`]).
 
+use crate::config::DirArgs;
+use crate::exit;
+use crate::handover::request_journal;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use journal::{Entry, Journal, Record, RepairAction, RepairId, SegmentKey};
@@ -11,9 +14,6 @@ use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::Path;
-use crate::config::DirArgs;
-use crate::exit;
-use crate::handover::request_journal;
 
 #[derive(Args, Debug)]
 pub struct JournalArgs {
@@ -68,12 +68,7 @@ fn open_existing(dir: &Path) -> anyhow::Result<Journal> {
     Ok(Journal::open(dir)?)
 }
 
-fn show(
-    dir: &Path,
-    as_json: bool,
-    segment: Option<SegmentKey>,
-    since: u64,
-) -> anyhow::Result<u8> {
+fn show(dir: &Path, as_json: bool, segment: Option<SegmentKey>, since: u64) -> anyhow::Result<u8> {
     let journal = open_existing(dir)?;
     let mut filter = segment.map(SegmentFilter::new);
     let mut out = io::stdout().lock();

@@ -4,10 +4,13 @@
 //! turns its outcome into an exit code (see [`exit`]). Errors are printed with their
 //! whole chain of context, which names the file involved.
 
+mod assets_cmd;
 mod check_cmd;
 mod config;
 mod exit;
 mod handover;
+mod journal_cmd;
+mod logging;
 mod progress;
 mod recover_cmd;
 mod repair;
@@ -40,10 +43,15 @@ pub enum Command {
     Restore(restore_cmd::RestoreArgs),
     /// The sidecar: journal segment events while iggy-server runs.
     Watch(watch::WatchArgs),
+    /// Inspect the journal: show its records, verify it, compact it.
+    Journal(journal_cmd::JournalArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    GenerateAssets(assets_cmd::AssetsArgs),
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    logging::init();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Check(args) => check_cmd::run(args),
@@ -51,6 +59,10 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay_cmd::run(args),
         Command::Restore(args) => restore_cmd::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Journal(args) => journal_cmd::run(args),
+        Command::GenerateAssets(args) => {
+            assets_cmd::run(args, <Cli as clap::CommandFactory>::command())
+        }
     };
     match result {
         Ok(code) => exit::code(code),
@@ -59,13 +71,4 @@ fn main() -> ExitCode {
             exit::code(exit::ERROR)
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IGGY_WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -1,13 +1,289 @@
-//! `iggy-warden watch`: the sidecar (stub, being written).
+//! `iggy-warden watch`: the sidecar that journals segment events while iggy-server
+//! runs, so that recovery after a crash knows which segments were open, which were
+//! sealed, and how far each open segment was already verified.
+//!
+//! Shape of the process:
+//! - the **core** thread (`core.rs`) owns the journal, the model of the segments and
+//!   the inotify watches; it reconciles journal and disk at start, then turns events
+//!   into records (`reconcile.rs`, `tracker.rs`);
+//! - notify's thread folds inotify events into the shared inbox (`events.rs`);
+//! - the **supervisor** (this file, on a small tokio runtime) handles signals, the
+//!   systemd protocol (`notify_systemd.rs`) and the control socket (`control.rs`,
+//!   through which `recover` borrows the journal, see `handover.rs`).
+//!
+//! The sidecar only reads the data directory; its own files live in the state
+//! directory, which `config.rs` refuses to place inside the data directory.
+
+mod control;
+mod core;
+mod events;
+mod notify_systemd;
+mod reconcile;
+mod status;
+mod tracker;
+mod writer;
 
 use crate::config::DirArgs;
+use crate::exit;
+use crate::handover;
+use anyhow::Context;
+use notify_systemd::Watchdog;
+use status::Status;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Default interval between checkpoints of an open segment.
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
+
+/// How often the systemd `STATUS=` line is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(clap::Args, Debug)]
 pub struct WatchArgs {
     #[command(flatten)]
     pub dirs: DirArgs,
+    /// How often verified bytes of open segments are checkpointed, in milliseconds
+    /// [default: `checkpoint_interval_ms` in the config file, else 1000].
+    #[arg(long, env = "IGGY_WARDEN_CHECKPOINT_INTERVAL_MS")]
+    pub checkpoint_interval_ms: Option<u64>,
 }
 
-pub fn run(_args: &WatchArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("watch is not implemented yet")
+/// Everything `run` needs, resolved from flags, environment and config file.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub checkpoint_interval: Duration,
+}
+
+impl WatchArgs {
+    pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        let dirs = self.dirs.resolve()?;
+        let ms = self
+            .checkpoint_interval_ms
+            .or(dirs.file.checkpoint_interval_ms)
+            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS);
+        if ms == 0 {
+            anyhow::bail!("checkpoint interval must be at least 1 ms");
+        }
+        Ok(Resolved {
+            data_dir: dirs.data_dir,
+            state_dir: dirs.state_dir,
+            checkpoint_interval: Duration::from_millis(ms),
+        })
+    }
+}
+
+pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
+    let settings = args.resolve()?;
+    let data_dir = &settings.data_dir;
+    // Refuses a missing directory and any format but 0.6, like the other commands.
+    recovery::layout::discover(data_dir)
+        .with_context(|| format!("cannot watch the data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(&settings.state_dir).with_context(|| {
+        format!(
+            "cannot create state directory {}",
+            settings.state_dir.display()
+        )
+    })?;
+    let journal_dir = settings.state_dir.join("journal");
+    let journal = core::open_journal(&journal_dir)?;
+    let watchdog = Watchdog::from_env();
+    let beat_every = watchdog.map_or(Duration::from_secs(1), |w| {
+        (w.timeout / 4).min(Duration::from_secs(1))
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let socket = {
+        let _guard = runtime.enter();
+        control::bind(&handover::socket_path(&settings.state_dir))?
+    };
+    let shared = events::Shared::new();
+    let status = Arc::new(Status::default());
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let core = core::Core::new(
+        core::Settings {
+            data_dir: settings.data_dir.clone(),
+            journal_dir,
+            checkpoint_interval: settings.checkpoint_interval,
+            beat_every,
+        },
+        journal,
+        shared.clone(),
+        status.clone(),
+        events_tx,
+    )?;
+    tracing::info!(
+        "watching {} (state in {}, checkpoints every {} ms)",
+        settings.data_dir.display(),
+        settings.state_dir.display(),
+        settings.checkpoint_interval.as_millis()
+    );
+    let core_thread = std::thread::Builder::new()
+        .name("warden-core".into())
+        .spawn(move || core.run())
+        .context("cannot start the core thread")?;
+    let outcome = runtime.block_on(supervise(
+        &socket,
+        shared,
+        status,
+        events_rx,
+        watchdog,
+        core_thread,
+    ));
+    drop(socket);
+    outcome
+}
+
+/// Runs until a signal or the core's end; returns the exit code.
+async fn supervise(
+    socket: &control::ControlSocket,
+    shared: Arc<events::Shared>,
+    status: Arc<Status>,
+    mut core_events: tokio::sync::mpsc::UnboundedReceiver<core::CoreEvent>,
+    watchdog: Option<Watchdog>,
+    core_thread: std::thread::JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<u8> {
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let ping_every = watchdog.map_or(Duration::from_secs(3600), |w| w.ping_every());
+    let mut ping = tokio::time::interval(ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut status_tick = tokio::time::interval(STATUS_EVERY);
+    status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_status = String::new();
+    let control = control::serve(&socket.listener, shared.clone(), status.clone());
+    tokio::pin!(control);
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    // The core is a plain thread; a blocking task reports its end to the select below.
+    let join = tokio::task::spawn_blocking(move || {
+        let result = core_thread
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the core thread panicked")));
+        let _ = done_tx.send(());
+        result
+    });
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv(), if !stopping => {
+                stopping = true;
+                tracing::info!("SIGTERM: finishing journal writes and stopping");
+                notify_systemd::stopping("stopping");
+                shared.stop();
+            }
+            _ = sigint.recv(), if !stopping => {
+                stopping = true;
+                tracing::info!("SIGINT: finishing journal writes and stopping");
+                notify_systemd::stopping("stopping");
+                shared.stop();
+            }
+            Some(event) = core_events.recv() => match event {
+                core::CoreEvent::Ready => {
+                    let text = status.human();
+                    tracing::info!("ready: {text}");
+                    notify_systemd::ready(&text);
+                    last_status = text;
+                }
+            },
+            _ = ping.tick(), if watchdog.is_some() => {
+                if let Some(w) = watchdog {
+                    let age = status.since_beat();
+                    if age <= w.max_beat_age() {
+                        notify_systemd::watchdog();
+                    } else {
+                        tracing::warn!(
+                            "the core has not made progress for {} ms: withholding the watchdog ping",
+                            age.as_millis()
+                        );
+                    }
+                }
+            }
+            _ = status_tick.tick() => {
+                if !status.ready.load(std::sync::atomic::Ordering::Relaxed) && !stopping {
+                    // Still reconciling: keep systemd's start timeout from running out.
+                    notify_systemd::extend_start(STATUS_EVERY * 3);
+                }
+                let text = status.human();
+                if text != last_status {
+                    notify_systemd::status(&text);
+                    last_status = text;
+                }
+            }
+            _ = &mut control => {}
+            _ = &mut done_rx => break,
+        }
+    }
+    let result = join
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the core thread could not be joined: {e}")));
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped: {}", status.human());
+            Ok(exit::OK)
+        }
+        Err(e) => {
+            notify_systemd::stopping(&format!("failed: {e:#}"));
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        watch: WatchArgs,
+    }
+
+    #[test]
+    fn flag_beats_config_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\ncheckpoint_interval_ms = 250\n",
+                data.display().to_string()
+            ),
+        )
+        .unwrap();
+        let cfg = config.display().to_string();
+        let r = Cli::parse_from(["x", "--config", &cfg])
+            .watch
+            .resolve()
+            .unwrap();
+        assert_eq!(r.checkpoint_interval, Duration::from_millis(250));
+        assert_eq!(r.data_dir, data);
+        assert_eq!(r.state_dir, dir.path().join("data.warden"));
+        let r = Cli::parse_from(["x", "--config", &cfg, "--checkpoint-interval-ms", "40"])
+            .watch
+            .resolve()
+            .unwrap();
+        assert_eq!(r.checkpoint_interval, Duration::from_millis(40));
+        let d = data.display().to_string();
+        let r = Cli::parse_from(["x", "--data-dir", &d])
+            .watch
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            r.checkpoint_interval,
+            Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS)
+        );
+        assert!(
+            Cli::parse_from(["x", "--data-dir", &d, "--checkpoint-interval-ms", "0"])
+                .watch
+                .resolve()
+                .is_err()
+        );
+    }
 }

@@ -1,0 +1,369 @@
+//! Benchmarks of `iggy-warden watch`, measured on the real binary from the outside.
+//!
+//! `cargo bench -p iggy-warden --bench watch [events|rss|cpu]` (all three by default):
+//!
+//! - `events`: segment events journaled per second. 1,000 partitions rotate 20 times
+//!   each as fast as this process can (each rotation: one message appended, then the
+//!   next empty pair created, as iggy-server does); every rotation is journaled as
+//!   `SealIntent`, `SegmentOpened` and `Sealed`. Rate = records journaled ÷ time from
+//!   the first rotation until the sidecar has sealed everything; on a small machine
+//!   the generator itself bounds that, so the sidecar's CPU time per event is printed
+//!   too (events per CPU-second: its capacity on one dedicated core).
+//! - `rss`: resident memory while watching 10,000 partitions (two segments each, one
+//!   sealed, one open), after the start-up reconciliation; peak (VmHWM) too.
+//! - `cpu`: CPU time of the sidecar while a writer appends 200 MB/s spread over 100
+//!   partitions (1 KiB messages, each partition written 10 times a second, log then
+//!   index, 8 MiB segments so that rotations happen), as a share of one core.
+//!
+//! Data lives in `$WATCH_BENCH_DIR` (default: /dev/shm, so the disk does not throttle
+//! the writer; inotify and the page cache behave the same on tmpfs).
+
+use recovery::index::IndexEntry;
+use recovery::message::{frame_checksum, HEADER_LEN};
+use recovery::scan::MessageMeta;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_iggy-warden");
+
+struct Sidecar {
+    child: Child,
+    state: PathBuf,
+}
+
+impl Sidecar {
+    fn spawn(data: &Path, state: &Path) -> Self {
+        let child = Command::new(BIN)
+            .args(["watch", "--data-dir"])
+            .arg(data)
+            .arg("--state-dir")
+            .arg(state)
+            .env("IGGY_WARDEN_LOG", "warn")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start iggy-warden watch");
+        Self {
+            child,
+            state: state.to_path_buf(),
+        }
+    }
+
+    fn status(&self) -> Option<String> {
+        let mut conn = UnixStream::connect(self.state.join("sidecar.sock")).ok()?;
+        conn.write_all(b"STATUS\n").ok()?;
+        let mut line = String::new();
+        BufReader::new(&conn).read_line(&mut line).ok()?;
+        Some(line)
+    }
+
+    fn field(&self, name: &str) -> Option<String> {
+        let line = self.status()?;
+        line.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        self.field(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    fn wait(&mut self, what: &str, timeout: Duration, mut ok: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !ok(self) {
+            if let Some(status) = self.child.try_wait().expect("poll sidecar") {
+                panic!("sidecar exited ({status}) while waiting for {what}");
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn wait_settled(&mut self, timeout: Duration) {
+        self.wait("idle", timeout, |s| {
+            s.field("state").as_deref() == Some("watching")
+                && s.field("idle").as_deref() == Some("true")
+                && s.field("sealing").as_deref() == Some("0")
+        });
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// (VmRSS, VmHWM) in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let get = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+/// User + system CPU time of `pid`.
+fn cpu_time(pid: u32) -> Duration {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// One partition written the way iggy-server 0.6 writes it, files kept open.
+struct Part {
+    dir: PathBuf,
+    start: u64,
+    log_len: u64,
+    next: u64,
+    log: File,
+    index: File,
+}
+
+fn open_append(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open segment file")
+}
+
+impl Part {
+    fn create(root: &Path, stream: u32, topic: u32, partition: u32) -> Self {
+        let dir = root.join(format!(
+            "streams/{stream}/topics/{topic}/partitions/{partition}"
+        ));
+        fs::create_dir_all(&dir).expect("create partition");
+        Self {
+            log: open_append(&dir.join(format!("{:020}.log", 0))),
+            index: open_append(&dir.join(format!("{:020}.index", 0))),
+            dir,
+            start: 0,
+            log_len: 0,
+            next: 0,
+        }
+    }
+
+    /// Appends `n` messages of `payload` bytes: the log in one write, then the index.
+    fn append(&mut self, n: usize, payload: &[u8], scratch: &mut Vec<u8>) {
+        scratch.clear();
+        let mut index = Vec::with_capacity(n * 16);
+        for _ in 0..n {
+            let at = scratch.len();
+            let mut h = [0u8; HEADER_LEN];
+            h[8..24].copy_from_slice(&(u128::from(self.next) + 1).to_le_bytes());
+            h[24..32].copy_from_slice(&self.next.to_le_bytes());
+            h[32..40].copy_from_slice(&(1_800_000_000_000_000 + self.next).to_le_bytes());
+            h[40..48].copy_from_slice(&(1_800_000_000_000_000 + self.next).to_le_bytes());
+            h[52..56].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+            scratch.extend_from_slice(&h);
+            scratch.extend_from_slice(payload);
+            let sum = frame_checksum(&scratch[at..]).unwrap_or(0);
+            scratch[at..at + 8].copy_from_slice(&sum.to_le_bytes());
+            let end = self.log_len + (scratch.len() - at) as u64;
+            let meta = MessageMeta {
+                offset: self.next,
+                start: self.log_len,
+                end,
+                timestamp: 1_800_000_000_000_000 + self.next,
+                checksum: sum,
+            };
+            let entry = IndexEntry::for_message(&meta, self.start).expect("fits 32 bits");
+            index.extend_from_slice(&entry.encode());
+            self.log_len = end;
+            self.next += 1;
+        }
+        self.log.write_all(scratch).expect("append log");
+        self.index.write_all(&index).expect("append index");
+    }
+
+    fn rotate(&mut self) {
+        self.start = self.next;
+        self.log_len = 0;
+        self.log = open_append(&self.dir.join(format!("{:020}.log", self.start)));
+        self.index = open_append(&self.dir.join(format!("{:020}.index", self.start)));
+    }
+}
+
+fn fresh(base: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let root = base.join(format!("watch-bench-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    let data = root.join("data");
+    let state = root.join("state");
+    fs::create_dir_all(data.join("streams")).expect("create data dir");
+    (data, state)
+}
+
+fn bench_events(base: &Path) {
+    const PARTITIONS: u32 = 1000;
+    const ROUNDS: usize = 20;
+    let (data, state) = fresh(base, "events");
+    let mut parts: Vec<Part> = (0..PARTITIONS)
+        .map(|p| Part::create(&data, p / 100, 0, p % 100))
+        .collect();
+    let mut sidecar = Sidecar::spawn(&data, &state);
+    sidecar.wait_settled(Duration::from_secs(60));
+    let before = sidecar.counter("journaled");
+    let cpu_before = cpu_time(sidecar.pid());
+    let payload = vec![7u8; 100];
+    let mut scratch = Vec::new();
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        for p in &mut parts {
+            p.append(1, &payload, &mut scratch);
+            p.rotate();
+        }
+    }
+    let generated = started.elapsed();
+    let expected = before + 3 * u64::from(PARTITIONS) * ROUNDS as u64;
+    sidecar.wait("every rotation journaled", Duration::from_secs(120), |s| {
+        s.counter("journaled") >= expected && s.field("sealing").as_deref() == Some("0")
+    });
+    let elapsed = started.elapsed();
+    let cpu = cpu_time(sidecar.pid()) - cpu_before;
+    let journaled = sidecar.counter("journaled") - before;
+    let overflows = sidecar.counter("overflows");
+    println!(
+        "events: {} rotations of {PARTITIONS} partitions generated in {:.2} s; {journaled} \
+         records journaled in {:.2} s: {:.0} segment events/s end to end; sidecar CPU {:.2} s \
+         (all threads): {:.0} events per CPU-second ({} queue overflows)",
+        ROUNDS * PARTITIONS as usize,
+        generated.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        journaled as f64 / elapsed.as_secs_f64(),
+        cpu.as_secs_f64(),
+        journaled as f64 / cpu.as_secs_f64().max(1e-9),
+        overflows
+    );
+    sidecar.stop();
+    let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
+}
+
+fn bench_rss(base: &Path) {
+    const PARTITIONS: u32 = 10_000;
+    let (data, state) = fresh(base, "rss");
+    let payload = vec![3u8; 200];
+    let mut scratch = Vec::new();
+    for p in 0..PARTITIONS {
+        let mut part = Part::create(&data, p / 1000, p % 10, (p / 10) % 100);
+        part.append(10, &payload, &mut scratch);
+        part.rotate();
+        part.append(5, &payload, &mut scratch);
+    }
+    let started = Instant::now();
+    let mut sidecar = Sidecar::spawn(&data, &state);
+    sidecar.wait_settled(Duration::from_secs(300));
+    let ready = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss, hwm) = memory_kib(sidecar.pid());
+    println!(
+        "rss: watching {} partitions ({} segments): RSS {:.1} MiB (peak {:.1} MiB); start-up \
+         reconciliation and verification took {:.2} s",
+        sidecar.counter("partitions"),
+        sidecar.counter("segments"),
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        ready.as_secs_f64()
+    );
+    sidecar.stop();
+    let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
+}
+
+fn bench_cpu(base: &Path) {
+    const PARTITIONS: u32 = 100;
+    const RATE: u64 = 200 << 20;
+    const TICKS_PER_S: u64 = 10;
+    const SEGMENT: u64 = 8 << 20;
+    const SECONDS: u64 = 10;
+    let (data, state) = fresh(base, "cpu");
+    let mut parts: Vec<Part> = (0..PARTITIONS)
+        .map(|p| Part::create(&data, 0, p / 10, p % 10))
+        .collect();
+    let mut sidecar = Sidecar::spawn(&data, &state);
+    sidecar.wait_settled(Duration::from_secs(60));
+    let payload: Vec<u8> = (0..1024u32).map(|i| (i * 31) as u8).collect();
+    let frame = (HEADER_LEN + payload.len()) as u64;
+    let per_batch = (RATE / TICKS_PER_S / u64::from(PARTITIONS) / frame).max(1) as usize;
+    let mut scratch = Vec::new();
+    let cpu_before = cpu_time(sidecar.pid());
+    let started = Instant::now();
+    let mut written = 0u64;
+    let mut rotations = 0;
+    let tick = Duration::from_millis(1000 / TICKS_PER_S);
+    let mut next = started;
+    while started.elapsed() < Duration::from_secs(SECONDS) {
+        for p in &mut parts {
+            p.append(per_batch, &payload, &mut scratch);
+            written += per_batch as u64 * frame;
+            if p.log_len >= SEGMENT {
+                p.rotate();
+                rotations += 1;
+            }
+        }
+        next += tick;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let wall = started.elapsed();
+    // The sidecar's work for these bytes ends with their verification.
+    sidecar.wait_settled(Duration::from_secs(60));
+    let cpu = cpu_time(sidecar.pid()) - cpu_before;
+    let settled = started.elapsed();
+    println!(
+        "cpu: writer appended {:.0} MB/s ({} MB, {rotations} rotations) to {PARTITIONS} \
+         partitions for {:.1} s; sidecar used {:.3} s CPU until settled at {:.1} s: {:.2} % of one \
+         core over the writing time",
+        written as f64 / wall.as_secs_f64() / 1e6,
+        written / 1_000_000,
+        wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        settled.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+    );
+    sidecar.stop();
+    let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
+}
+
+fn main() {
+    let base = std::env::var_os("WATCH_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/dev/shm"));
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
+    if wants("events") {
+        bench_events(&base);
+    }
+    if wants("rss") {
+        bench_rss(&base);
+    }
+    if wants("cpu") {
+        bench_cpu(&base);
+    }
+}

@@ -1,0 +1,896 @@
+//! The sidecar's core: one thread that owns the journal, the model and the inotify
+//! watches, and turns the inbox into journal records.
+//!
+//! Everything that touches the journal or the data directory happens here, on one
+//! thread, so there are no locks around the model and records are appended in the
+//! order decisions were made. Each turn of the loop:
+//!
+//! 1. takes the whole inbox (events are coalesced there, see `events.rs`);
+//! 2. applies structural changes at once — folders, created and removed segment files
+//!    — so `SegmentOpened`, `SealIntent` and `SegmentDeleted` reach the journal within
+//!    one turn;
+//! 3. verifies seals that are due (retrying with backoff while the server may still be
+//!    finishing the index);
+//! 4. every checkpoint interval, verifies the new bytes of the open segments that were
+//!    written (only new bytes, see `tracker.rs`) and journals a `Checkpoint` for each
+//!    one that advanced;
+//! 5. hands the turn's records to the journal writer (`writer.rs`), which appends
+//!    them in order on its own thread while the core goes on.
+//!
+//! Writes alone do not wake the core: they only mark a segment, and the checkpoint
+//! tick picks it up. That keeps a busy server from costing a wake-up per write.
+//! Long work (full reconciliations, large scans) runs in bounded slices, beats the
+//! watchdog heartbeat, and yields to commands: a stop or a journal release is never
+//! stuck behind a scan.
+//!
+//! The core never writes under the data directory: it opens files there read-only.
+
+use crate::handover;
+use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
+use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
+use crate::watch::status::Status;
+use crate::watch::tracker::{Advance, SealCheck, Tracker, SCAN_BUDGET};
+use crate::watch::writer::JournalWriter;
+use anyhow::Context;
+use journal::{Journal, PartitionId, Record, SegmentKey};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Delays between seal verification attempts: the server writes the index after the
+/// log, so a fresh predecessor can lag its successor for a moment.
+const SEAL_BACKOFF_MS: [u64; 6] = [0, 10, 50, 200, 500, 1000];
+
+/// How long one slice of verification work may run before the core looks at its inbox.
+const WORK_SLICE: Duration = Duration::from_millis(200);
+
+/// After waking for new work, the core waits this long for more to gather: a burst
+/// of rotations is then handled in a few turns rather than one wake-up per file.
+const COALESCE: Duration = Duration::from_millis(2);
+
+/// Records after which the journal is compacted (superseded checkpoints and deleted
+/// segments dropped).
+const COMPACT_EVERY: u64 = 500_000;
+
+/// How long the core waits for a client to hand the journal back after the lease
+/// ended (sled's lock release lags the client's exit a little).
+const REOPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the core tells the supervisor.
+#[derive(Debug)]
+pub enum CoreEvent {
+    /// Start-up reconciliation is done: time for `READY=1`.
+    Ready,
+}
+
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub journal_dir: PathBuf,
+    pub checkpoint_interval: Duration,
+    /// How often the core proves it is alive when idle.
+    pub beat_every: Duration,
+}
+
+pub struct Core {
+    settings: Settings,
+    shared: Arc<Shared>,
+    status: Arc<Status>,
+    events: UnboundedSender<CoreEvent>,
+    watcher: RecommendedWatcher,
+    /// `None` while another process holds the journal.
+    journal: Option<JournalWriter>,
+    model: Model,
+    outbox: Vec<Record>,
+    /// Open segments written since they were last verified.
+    dirty: BTreeSet<SegmentKey>,
+    /// Open segments verified further than their last checkpoint.
+    advanced: BTreeSet<SegmentKey>,
+    /// Segments in the `Sealing` phase whose verification is pending.
+    sealing: BTreeSet<SegmentKey>,
+    /// When written segments are verified next (at once while there is a backlog).
+    next_verify: Instant,
+    /// When checkpoints are journaled next: at most once per interval.
+    next_checkpoint: Instant,
+    since_compaction: u64,
+    /// Records since freed memory was last given back (see [`release_freed_memory`]).
+    since_trim: u64,
+    /// A full reconciliation completed since start: `READY=1` may be sent.
+    reconciled: bool,
+}
+
+/// Opens the journal for the sidecar: a locked journal is an error (another process
+/// owns it); an unusable one is moved aside and a fresh one started, which the full
+/// reconciliation then fills.
+pub fn open_journal(dir: &Path) -> anyhow::Result<Journal> {
+    match Journal::open(dir) {
+        Ok(j) => Ok(j),
+        Err(e) if e.is_locked() => Err(e).context(
+            "another process holds the journal: is another `iggy-warden watch` running for \
+             this state directory, or a recover, replay or restore in progress?",
+        ),
+        Err(e) => {
+            let aside = move_aside(dir)?;
+            tracing::warn!(
+                "journal {} is unusable ({e}); moved to {} and starting a fresh one",
+                dir.display(),
+                aside.display()
+            );
+            Journal::open(dir).context("cannot start a fresh journal")
+        }
+    }
+}
+
+fn move_aside(path: &Path) -> anyhow::Result<PathBuf> {
+    let stamp = journal::record::now_micros();
+    let aside = path.with_file_name(format!("journal.unusable-{stamp}"));
+    std::fs::rename(path, &aside)
+        .with_context(|| format!("cannot move unusable journal {} aside", path.display()))?;
+    Ok(aside)
+}
+
+/// The journal's segment states; an unreadable journal is moved aside and replaced.
+fn load_model(journal: Journal, dir: &Path) -> anyhow::Result<(Journal, Model)> {
+    match journal.all_segment_states() {
+        Ok(states) => Ok((journal, Model::from_states(states))),
+        Err(e) => {
+            drop(journal);
+            let aside = move_aside(dir)?;
+            tracing::warn!(
+                "journal {} is unreadable ({e}); moved to {} and starting a fresh one",
+                dir.display(),
+                aside.display()
+            );
+            let j = Journal::open(dir).context("cannot start a fresh journal")?;
+            Ok((j, Model::default()))
+        }
+    }
+}
+
+/// Records journaled in a burst after which, once idle, freed memory is handed back.
+const TRIM_AFTER: u64 = 10_000;
+
+/// Gives the memory a full reconciliation used for a moment (listings, records in
+/// flight) back to the system: glibc keeps freed blocks inside its arenas otherwise,
+/// and a sidecar's resident size should be what it needs while watching.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+impl Core {
+    pub fn new(
+        settings: Settings,
+        journal: Journal,
+        shared: Arc<Shared>,
+        status: Arc<Status>,
+        events: UnboundedSender<CoreEvent>,
+    ) -> anyhow::Result<Self> {
+        let handler = crate::watch::events::Handler {
+            root: settings.data_dir.clone(),
+            shared: shared.clone(),
+        };
+        let watcher = RecommendedWatcher::new(handler, notify::Config::default())
+            .context("cannot start the inotify watcher")?;
+        let (journal, model) = load_model(journal, &settings.journal_dir)?;
+        let journal = JournalWriter::start(journal, status.clone())?;
+        Ok(Self {
+            next_verify: Instant::now() + settings.checkpoint_interval,
+            next_checkpoint: Instant::now() + settings.checkpoint_interval,
+            settings,
+            shared,
+            status,
+            events,
+            watcher,
+            journal: Some(journal),
+            model,
+            outbox: Vec::new(),
+            dirty: BTreeSet::new(),
+            advanced: BTreeSet::new(),
+            sealing: BTreeSet::new(),
+            since_compaction: 0,
+            since_trim: 0,
+            reconciled: false,
+        })
+    }
+
+    /// Runs until stopped; `Ok` after a clean stop with everything flushed.
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let result = self.run_inner();
+        // Whatever happened, what was decided is worth keeping.
+        if self.journal.is_some() {
+            self.checkpoint_all();
+            let closed = self
+                .flush()
+                .and_then(|()| self.journal.take().map_or(Ok(()), JournalWriter::close));
+            if let Err(e) = closed {
+                if result.is_ok() {
+                    return Err(e);
+                }
+                tracing::error!("cannot flush the journal while stopping: {e:#}");
+            }
+        }
+        result
+    }
+
+    fn run_inner(&mut self) -> anyhow::Result<()> {
+        self.status.beat();
+        if !self.full_reconcile("start-up")? {
+            // Interrupted: the loop below handles the command and reconciles again.
+            self.shared
+                .post(|i| i.rescan = Some("start-up (interrupted)".into()));
+        }
+        self.flush()?;
+        let mut announced = false;
+        loop {
+            self.status.beat();
+            if !announced && self.reconciled {
+                announced = true;
+                // READY promises the reconciliation is in the journal, durably.
+                self.sync()?;
+                self.status
+                    .ready
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = self.events.send(CoreEvent::Ready);
+            }
+            let inbox = self.take_inbox();
+            if let Some(fatal) = inbox.fatal {
+                anyhow::bail!(fatal);
+            }
+            self.handle_fs(inbox.rescan, inbox.dirs, inbox.partitions, inbox.written)?;
+            for command in inbox.commands {
+                match command {
+                    Command::Release(reply) => {
+                        if self.release(reply)? {
+                            return Ok(());
+                        }
+                    }
+                    Command::Resume => {}
+                    Command::Rescan => {
+                        if !self.full_reconcile("requested on the control socket")? {
+                            self.shared.post(|i| {
+                                i.rescan.get_or_insert("requested (interrupted)".into());
+                            });
+                        }
+                    }
+                }
+            }
+            if inbox.stop {
+                return Ok(());
+            }
+            self.seal_due()?;
+            let now = Instant::now();
+            if now >= self.next_verify {
+                let backlog = self.verify_dirty();
+                self.next_verify = if backlog {
+                    Instant::now()
+                } else {
+                    Instant::now() + self.settings.checkpoint_interval
+                };
+            }
+            if now >= self.next_checkpoint {
+                self.checkpoint_all();
+                self.next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
+            }
+            self.flush()?;
+            self.maybe_compact();
+            self.publish();
+        }
+    }
+
+    /// Waits for work (or the next deadline) and takes the inbox.
+    fn take_inbox(&mut self) -> Inbox {
+        let now = Instant::now();
+        // Writes do not wake the core: the verification tick is always a deadline.
+        let mut deadline = (now + self.settings.beat_every).min(self.next_verify);
+        if !self.advanced.is_empty() {
+            deadline = deadline.min(self.next_checkpoint);
+        }
+        for key in &self.sealing {
+            if let Some(Phase::Sealing(s)) = self.model.get_mut(key) {
+                if !s.gave_up {
+                    deadline = deadline.min(s.next_try);
+                }
+            }
+        }
+        let idle = self.dirty.is_empty() && self.sealing_pending() == 0;
+        if idle && self.since_trim >= TRIM_AFTER {
+            // A burst is over: hand its transient memory back.
+            self.since_trim = 0;
+            release_freed_memory();
+        }
+        let timeout = deadline.saturating_duration_since(now);
+        // Only claims what the core itself holds; the control socket adds the inbox.
+        self.status
+            .idle
+            .store(idle, std::sync::atomic::Ordering::Relaxed);
+        let mut guard = if timeout.is_zero() {
+            self.shared.lock()
+        } else {
+            let guard = self.shared.wait(timeout);
+            if guard.has_fs_work() && guard.commands.is_empty() && !guard.stop {
+                drop(guard);
+                std::thread::sleep(COALESCE);
+                self.shared.lock()
+            } else {
+                guard
+            }
+        };
+        let inbox = std::mem::take(&mut *guard);
+        drop(guard);
+        self.status
+            .idle
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        Status::add(&self.status.events, inbox.events_seen);
+        Status::add(&self.status.overflows, inbox.overflows);
+        inbox
+    }
+
+    fn sealing_pending(&mut self) -> usize {
+        let model = &mut self.model;
+        self.sealing
+            .iter()
+            .filter(|k| matches!(model.get_mut(k), Some(Phase::Sealing(s)) if !s.gave_up))
+            .count()
+    }
+
+    fn handle_fs(
+        &mut self,
+        rescan: Option<String>,
+        dirs: BTreeSet<PathBuf>,
+        partitions: BTreeSet<PartitionId>,
+        written: std::collections::HashSet<SegmentKey>,
+    ) -> anyhow::Result<()> {
+        if let Some(reason) = rescan {
+            tracing::warn!("{reason}: reconciling the whole data directory");
+            if !self.full_reconcile(&reason)? {
+                self.shared.post(|i| {
+                    i.rescan.get_or_insert(reason);
+                });
+            }
+            // The reconciliation looked at everything the other entries point at.
+            return Ok(());
+        }
+        let mut to_sync: BTreeSet<PartitionId> = partitions;
+        for dir in dirs {
+            self.sync_dir(&dir, &mut to_sync)?;
+        }
+        for key in written {
+            match self.model.get_mut(&key) {
+                None => {
+                    to_sync.insert(key.partition);
+                }
+                Some(Phase::Open(_)) => {
+                    self.dirty.insert(key);
+                }
+                Some(Phase::Sealing(s)) => {
+                    s.next_try = Instant::now();
+                    if s.gave_up {
+                        s.gave_up = false;
+                        s.attempts = 0;
+                    }
+                    self.sealing.insert(key);
+                }
+                Some(Phase::Sealed { .. }) => {
+                    self.check_sealed(key, &mut to_sync)?;
+                }
+            }
+        }
+        for pid in to_sync {
+            self.sync_one(pid, false)?;
+        }
+        Ok(())
+    }
+
+    /// A sealed segment was written to: if its files changed, it is open again.
+    fn check_sealed(
+        &mut self,
+        key: SegmentKey,
+        to_sync: &mut BTreeSet<PartitionId>,
+    ) -> anyhow::Result<()> {
+        let dir = self.partition_dir(key.partition);
+        let len = |p: PathBuf| std::fs::metadata(p).ok().map(|m| m.len());
+        let log_len = len(crate::watch::tracker::log_path(&dir, &key));
+        let index_len = len(crate::watch::tracker::index_path(&dir, &key));
+        let Some(Phase::Sealed {
+            log_len: l,
+            index_len: i,
+        }) = self.model.get_mut(&key)
+        else {
+            return Ok(());
+        };
+        if log_len == Some(*l) && index_len == Some(*i) {
+            return Ok(());
+        }
+        if log_len.is_none() {
+            to_sync.insert(key.partition);
+            return Ok(());
+        }
+        tracing::info!("sealed segment {key} changed on disk: verifying it again");
+        if let Some(phase) = self.model.get_mut(&key) {
+            *phase = Phase::Open(Tracker::new(key));
+        }
+        self.outbox.push(Record::SegmentOpened { segment: key });
+        self.dirty.insert(key);
+        // A sync seals it again when it is not the newest.
+        to_sync.insert(key.partition);
+        Ok(())
+    }
+
+    fn partition_dir(&self, pid: PartitionId) -> PathBuf {
+        self.settings.data_dir.join(pid.rel_dir())
+    }
+
+    /// Adds an inotify watch on `dir`; `Ok(false)` when it does not exist (any more).
+    fn watch_dir(&mut self, dir: &Path) -> anyhow::Result<bool> {
+        match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => Ok(true),
+            Err(e) => match &e.kind {
+                notify::ErrorKind::MaxFilesWatch => anyhow::bail!(max_watches_message(Some(dir))),
+                notify::ErrorKind::PathNotFound => Ok(false),
+                notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                _ => Err(anyhow::anyhow!("{e}"))
+                    .with_context(|| format!("cannot watch {}", dir.display())),
+            },
+        }
+    }
+
+    /// Watches `dir` and every stream, topic and partition folder below it, each before
+    /// it is listed (so nothing created in between is missed); returns the partitions.
+    fn watch_tree(&mut self, dir: &Path, found: &mut Vec<PartitionId>) -> anyhow::Result<()> {
+        if !self.watch_dir(dir)? {
+            return Ok(());
+        }
+        if let Place::Partition(pid) = classify(&self.settings.data_dir, dir) {
+            found.push(pid);
+            return Ok(());
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        };
+        let mut children = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = entry.path();
+            if matches!(
+                classify(&self.settings.data_dir, &path),
+                Place::Hierarchy | Place::Partition(_)
+            ) {
+                children.push(path);
+            }
+        }
+        children.sort();
+        for child in children {
+            self.status.beat();
+            self.watch_tree(&child, found)?;
+        }
+        Ok(())
+    }
+
+    /// A stream, topic or partition folder appeared, vanished or moved.
+    fn sync_dir(&mut self, dir: &Path, to_sync: &mut BTreeSet<PartitionId>) -> anyhow::Result<()> {
+        let place = classify(&self.settings.data_dir, dir);
+        if dir.is_dir() {
+            let mut found = Vec::new();
+            self.watch_tree(dir, &mut found)?;
+            to_sync.extend(found);
+        } else {
+            // Its watch went with it; forget the path so a new folder there is watched.
+            let _ = self.watcher.unwatch(dir);
+        }
+        // Partitions we know under this folder: some may be gone with it.
+        let prefix = dir
+            .strip_prefix(&self.settings.data_dir)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let under: Vec<PartitionId> = self
+            .model
+            .partitions
+            .keys()
+            .filter(|p| match place {
+                Place::Partition(q) => **p == q,
+                _ => Path::new(&p.rel_dir()).starts_with(&prefix),
+            })
+            .copied()
+            .collect();
+        to_sync.extend(under);
+        Ok(())
+    }
+
+    /// Lists one partition and journals what changed.
+    fn sync_one(&mut self, pid: PartitionId, full: bool) -> anyhow::Result<()> {
+        let dir = self.partition_dir(pid);
+        let listing = list_partition(&dir, full)
+            .with_context(|| format!("cannot list partition {}", dir.display()))?;
+        self.apply_sync(pid, listing.as_ref(), full);
+        Ok(())
+    }
+
+    fn apply_sync(&mut self, pid: PartitionId, listing: Option<&Listing>, full: bool) {
+        let part = self.model.partitions.entry(pid).or_default();
+        let Sync {
+            records,
+            opened,
+            to_seal,
+            deleted,
+        } = sync_partition(part, pid, listing, full);
+        if part.segments.is_empty() {
+            self.model.partitions.remove(&pid);
+        }
+        for key in &deleted {
+            self.dirty.remove(key);
+            self.advanced.remove(key);
+            self.sealing.remove(key);
+        }
+        for key in to_seal {
+            self.dirty.remove(&key);
+            self.sealing.insert(key);
+        }
+        self.dirty.extend(opened);
+        self.outbox.extend(records);
+    }
+
+    /// Compares the whole data directory with the journal (through the model) and
+    /// journals every difference. Re-adds every watch first, so a lost watch is
+    /// restored. `Ok(false)` when a command interrupted it.
+    fn full_reconcile(&mut self, why: &str) -> anyhow::Result<bool> {
+        let started = Instant::now();
+        // Events from here on are handled after this pass; the ones before are covered.
+        self.shared.lock().clear_fs_work();
+        let root = self.settings.data_dir.clone();
+        if !root.is_dir() {
+            anyhow::bail!("data directory {} does not exist", root.display());
+        }
+        let mut found = Vec::new();
+        self.watch_tree(&root, &mut found)?;
+        let mut all: BTreeSet<PartitionId> = found.into_iter().collect();
+        all.extend(self.model.partitions.keys().copied());
+        for (n, pid) in all.into_iter().enumerate() {
+            if n % 256 == 0 {
+                self.status.beat();
+                if self.shared.interrupted() {
+                    self.flush()?;
+                    return Ok(false);
+                }
+            }
+            self.sync_one(pid, true)?;
+            if self.outbox.len() >= crate::watch::writer::MESSAGE {
+                self.flush()?;
+            }
+        }
+        // Open segments resume from their checkpoints; sealing ones are retried.
+        let model = &mut self.model;
+        for (pid, part) in &mut model.partitions {
+            for (start, phase) in part.segments.iter_mut() {
+                let key = pid.segment(*start);
+                match phase {
+                    Phase::Open(_) => {
+                        self.dirty.insert(key);
+                    }
+                    Phase::Sealing(s) => {
+                        s.gave_up = false;
+                        s.attempts = 0;
+                        s.next_try = Instant::now();
+                        self.sealing.insert(key);
+                    }
+                    Phase::Sealed { .. } => {}
+                }
+            }
+        }
+        // Verify at once: recovery should not have to scan what a restart already saw.
+        self.next_verify = Instant::now();
+        self.flush()?;
+        self.reconciled = true;
+        Status::add(&self.status.reconciliations, 1);
+        tracing::info!(
+            "reconciled journal and disk ({why}) in {} ms: {} partitions, {} segments",
+            started.elapsed().as_millis(),
+            self.model.partitions.len(),
+            self.model.segment_count()
+        );
+        self.publish();
+        Ok(true)
+    }
+
+    /// Verifies due seals; journals `Sealed`, or logs the anomaly once retries run out.
+    fn seal_due(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let now = Instant::now();
+        let due: Vec<SegmentKey> = self
+            .sealing
+            .iter()
+            .filter(|k| {
+                matches!(self.model.partitions.get(&k.partition)
+                    .and_then(|p| p.segments.get(&k.start_offset)),
+                    Some(Phase::Sealing(s)) if !s.gave_up && s.next_try <= now)
+            })
+            .copied()
+            .collect();
+        for key in due {
+            if started.elapsed() > WORK_SLICE {
+                break;
+            }
+            self.status.beat();
+            let dir = self.partition_dir(key.partition);
+            let Some(Phase::Sealing(s)) = self.model.get_mut(&key) else {
+                self.sealing.remove(&key);
+                continue;
+            };
+            let check = match s.tracker.seal_check(&dir) {
+                Ok(c) => c,
+                Err(e) => SealCheck::NotYet(format!("cannot read it: {e}")),
+            };
+            match check {
+                SealCheck::Complete(facts) => {
+                    let record = Record::Sealed {
+                        segment: key,
+                        log_len: facts.log_len,
+                        index_len: facts.index_len,
+                        last_offset: facts.last.map(|l| l.offset),
+                        last_checksum: facts.last.map(|l| l.checksum),
+                    };
+                    tracing::debug!("{record}");
+                    if let Some(phase) = self.model.get_mut(&key) {
+                        *phase = Phase::Sealed {
+                            log_len: facts.log_len,
+                            index_len: facts.index_len,
+                        };
+                    }
+                    self.outbox.push(record);
+                    self.sealing.remove(&key);
+                    self.advanced.remove(&key);
+                }
+                SealCheck::Partial => {
+                    // More to scan; next turn continues without delay.
+                    s.next_try = Instant::now();
+                }
+                SealCheck::NotYet(why) => {
+                    s.attempts += 1;
+                    match SEAL_BACKOFF_MS.get(s.attempts as usize) {
+                        Some(ms) => {
+                            s.next_try = Instant::now() + Duration::from_millis(*ms);
+                        }
+                        None => {
+                            s.gave_up = true;
+                            Status::add(&self.status.anomalies, 1);
+                            tracing::warn!(
+                                segment = %key,
+                                "cannot seal segment {key}: {why}; it stays unsealed in the \
+                                 journal and recovery will check it"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies the new bytes of written open segments, a bounded slice at a time;
+    /// true when work is left over (the next turn continues it at once).
+    fn verify_dirty(&mut self) -> bool {
+        let started = Instant::now();
+        let keys: Vec<SegmentKey> = self.dirty.iter().copied().collect();
+        let mut backlog = false;
+        for key in keys {
+            if started.elapsed() > WORK_SLICE {
+                return true;
+            }
+            self.status.beat();
+            let dir = self.partition_dir(key.partition);
+            let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
+                self.dirty.remove(&key);
+                continue;
+            };
+            let before = t.pos;
+            let outcome = match t.advance(&dir, SCAN_BUDGET) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!("cannot verify {key} yet: {e}");
+                    continue;
+                }
+            };
+            let moved = t.pos != before || outcome.restarted;
+            let needs_checkpoint = t.needs_checkpoint();
+            if outcome.restarted {
+                // The journaled checkpoint did not fit the files: a new incarnation,
+                // so recovery does not trust the stale one.
+                t.checkpointed = 0;
+                tracing::info!("segment {key}: journaled checkpoint does not fit the files; verifying from its start");
+                self.outbox.push(Record::SegmentOpened { segment: key });
+            }
+            match outcome.advance {
+                Advance::Partial => {
+                    // Keep it dirty: there is more to verify.
+                    backlog = true;
+                }
+                Advance::Anomaly(why) => {
+                    self.dirty.remove(&key);
+                    Status::add(&self.status.anomalies, 1);
+                    tracing::warn!(
+                        segment = %key,
+                        "open segment {key} is damaged: {why}; verification stops there and \
+                         recovery will check it"
+                    );
+                }
+                Advance::Gone => {
+                    self.dirty.remove(&key);
+                    self.shared.post(|i| {
+                        i.partitions.insert(key.partition);
+                    });
+                }
+                Advance::UpToDate | Advance::Waiting(_) | Advance::Stalled => {
+                    self.dirty.remove(&key);
+                }
+            }
+            if moved || needs_checkpoint {
+                self.advanced.insert(key);
+            }
+        }
+        backlog
+    }
+
+    /// Journals a checkpoint for every open segment verified past its last one.
+    fn checkpoint_all(&mut self) {
+        let keys: Vec<SegmentKey> = std::mem::take(&mut self.advanced).into_iter().collect();
+        for key in keys {
+            let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
+                continue;
+            };
+            if !t.needs_checkpoint() {
+                continue;
+            }
+            t.checkpointed = t.pos;
+            self.outbox.push(Record::Checkpoint {
+                segment: key,
+                valid_len: t.pos,
+                next_offset: t.next_offset,
+            });
+        }
+    }
+
+    /// Hands the records decided so far to the journal writer.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let Some(journal) = &self.journal else {
+            anyhow::bail!("internal: records to journal while the journal is released");
+        };
+        let records = std::mem::take(&mut self.outbox);
+        self.since_compaction += records.len() as u64;
+        self.since_trim += records.len() as u64;
+        journal.send(records)
+    }
+
+    /// Flushes and waits until the journal holds everything decided so far.
+    fn sync(&mut self) -> anyhow::Result<()> {
+        self.flush()?;
+        match &self.journal {
+            Some(j) => j.sync(),
+            None => Ok(()),
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.since_compaction < COMPACT_EVERY {
+            return;
+        }
+        self.since_compaction = 0;
+        if let Err(e) = self.sync() {
+            tracing::warn!("journal compaction skipped: {e:#}");
+            return;
+        }
+        if let Some(journal) = &self.journal {
+            match journal.journal().compact() {
+                Ok(r) => tracing::info!(
+                    "journal compacted: {} records dropped, {} remain",
+                    r.records_dropped,
+                    r.records_before.saturating_sub(r.records_dropped)
+                ),
+                Err(e) => tracing::warn!("journal compaction failed: {e}"),
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        Status::set(&self.status.partitions, self.model.partitions.len() as u64);
+        Status::set(&self.status.segments, self.model.segment_count() as u64);
+        let pending = self.sealing_pending() as u64;
+        Status::set(&self.status.sealing, pending);
+        Status::set(&self.status.dirty, self.dirty.len() as u64);
+    }
+
+    /// Hands the journal over: final checkpoints, flush, close, answer, then wait for
+    /// the lease to end; reopen and reconcile. `Ok(true)` when told to stop meanwhile.
+    fn release(&mut self, reply: tokio::sync::oneshot::Sender<()>) -> anyhow::Result<bool> {
+        self.checkpoint_all();
+        self.flush()?;
+        if let Some(journal) = self.journal.take() {
+            journal.close()?;
+        }
+        if !handover::wait_journal_unlocked(&self.settings.journal_dir, Duration::from_secs(5)) {
+            tracing::warn!("the journal's lock is still held 5 s after closing it");
+        }
+        self.status
+            .released
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("journal released to another iggy-warden command");
+        let _ = reply.send(());
+        let mut stopped = false;
+        loop {
+            self.status.beat();
+            let mut inbox = self.shared.wait(self.settings.beat_every);
+            if inbox.stop {
+                stopped = true;
+                break;
+            }
+            if let Some(fatal) = inbox.fatal.take() {
+                anyhow::bail!(fatal);
+            }
+            let commands = std::mem::take(&mut inbox.commands);
+            // Events pile up in the sets meanwhile; the reconciliation below covers them.
+            drop(inbox);
+            let mut resumed = false;
+            for c in commands {
+                match c {
+                    Command::Resume => resumed = true,
+                    // Already released: nothing to wait for.
+                    Command::Release(r) => {
+                        let _ = r.send(());
+                    }
+                    Command::Rescan => {}
+                }
+            }
+            if resumed {
+                break;
+            }
+        }
+        self.status
+            .released
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if stopped {
+            return Ok(true);
+        }
+        self.reopen()?;
+        if !self.full_reconcile("journal handed back")? {
+            self.shared.post(|i| {
+                i.rescan
+                    .get_or_insert("journal handed back (interrupted)".into());
+            });
+        }
+        Ok(false)
+    }
+
+    fn reopen(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + REOPEN_TIMEOUT;
+        let journal = loop {
+            self.status.beat();
+            match Journal::open(&self.settings.journal_dir) {
+                Ok(j) => break j,
+                Err(e) if e.is_locked() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(_) => break open_journal(&self.settings.journal_dir)?,
+            }
+        };
+        let (journal, model) = load_model(journal, &self.settings.journal_dir)?;
+        self.journal = Some(JournalWriter::start(journal, self.status.clone())?);
+        self.model = model;
+        self.dirty.clear();
+        self.advanced.clear();
+        self.sealing.clear();
+        tracing::info!("journal taken back");
+        Ok(())
+    }
+}

@@ -1,0 +1,395 @@
+//! From inotify events to the sidecar's work list, coalesced.
+//!
+//! notify 8 reports one event per write, and a busy server writes thousands of times
+//! a second. The handler (called on notify's own thread) therefore does not queue
+//! events: it folds them into sets in the [`Inbox`] — which partitions had segment
+//! files created, removed or renamed, which segments were written, which folders
+//! appeared or vanished — so a burst of writes to one segment is one entry, memory is
+//! bounded by the directory's shape, and nothing is ever dropped. The core treats every
+//! entry as "look again at this", never as a fact: it re-reads the disk, so the order
+//! and number of events do not matter.
+//!
+//! What cannot be folded is a gap: an inotify queue overflow (notify's rescan flag), or
+//! a watcher error. Those set [`Inbox::rescan`], and the core reconciles everything.
+//! Hitting `fs.inotify.max_user_watches` is fatal and says so.
+//!
+//! The inbox also carries the commands of the supervisor (stop, release the journal,
+//! resume, rescan), so that the core waits on one condition variable for everything.
+
+use journal::{PartitionId, SegmentKey};
+use notify::event::{EventKind, ModifyKind};
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The sysctl that limits inotify watches per user; named in the error.
+pub const MAX_WATCHES_SYSCTL: &str = "fs.inotify.max_user_watches";
+
+pub fn max_watches_message(path: Option<&Path>) -> String {
+    let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    format!(
+        "cannot watch {}: the inotify watch limit is reached ({MAX_WATCHES_SYSCTL} = {limit}); \
+         raise it, e.g. `sysctl -w {MAX_WATCHES_SYSCTL}=524288` (and in /etc/sysctl.d/ to keep it)",
+        path.map_or_else(|| "a new folder".to_string(), |p| p.display().to_string())
+    )
+}
+
+/// A request from the supervisor to the core.
+#[derive(Debug)]
+pub enum Command {
+    /// Flush and close the journal, then answer on the channel.
+    Release(oneshot::Sender<()>),
+    /// The lease holder is gone: reopen the journal and reconcile.
+    Resume,
+    /// Reconcile the whole directory (operator request).
+    Rescan,
+}
+
+/// Work folded from events and commands; the core takes it whole.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    /// Folders of the stream/topic/partition hierarchy created, removed or moved.
+    pub dirs: BTreeSet<PathBuf>,
+    /// Partitions whose segment files were created, removed or renamed.
+    pub partitions: BTreeSet<PartitionId>,
+    /// Segments whose `.log` or `.index` was written.
+    pub written: HashSet<SegmentKey>,
+    /// Why a full reconciliation is needed, when it is.
+    pub rescan: Option<String>,
+    /// An error the sidecar cannot go on from.
+    pub fatal: Option<String>,
+    pub commands: Vec<Command>,
+    pub stop: bool,
+    /// Events the handler saw (for status and benchmarks).
+    pub events_seen: u64,
+    /// Gaps the handler saw: queue overflows and watcher errors.
+    pub overflows: u64,
+}
+
+impl Inbox {
+    pub fn has_fs_work(&self) -> bool {
+        !self.dirs.is_empty()
+            || !self.partitions.is_empty()
+            || !self.written.is_empty()
+            || self.rescan.is_some()
+    }
+
+    /// Whether the core should wake now. Writes alone do not count: the checkpoint
+    /// tick collects them, so a busy server does not cost a wake-up per write.
+    fn has_urgent(&self) -> bool {
+        !self.dirs.is_empty()
+            || !self.partitions.is_empty()
+            || self.rescan.is_some()
+            || self.fatal.is_some()
+            || !self.commands.is_empty()
+            || self.stop
+    }
+
+    /// Drops the file-system work (a full reconciliation is about to cover it).
+    pub fn clear_fs_work(&mut self) {
+        self.dirs.clear();
+        self.partitions.clear();
+        self.written.clear();
+        self.rescan = None;
+    }
+}
+
+/// The inbox and the condition variable the core sleeps on.
+#[derive(Debug, Default)]
+pub struct Shared {
+    inbox: Mutex<Inbox>,
+    wake: Condvar,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The inbox, even if a thread panicked while holding it: its sets stay usable.
+    pub fn lock(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes the inbox and wakes the core.
+    pub fn post(&self, f: impl FnOnce(&mut Inbox)) {
+        f(&mut self.lock());
+        self.wake.notify_one();
+    }
+
+    pub fn command(&self, c: Command) {
+        self.post(|i| i.commands.push(c));
+    }
+
+    pub fn stop(&self) {
+        self.post(|i| i.stop = true);
+    }
+
+    /// Waits until the inbox holds something or `timeout` passes; returns the guard.
+    pub fn wait(&self, timeout: Duration) -> MutexGuard<'_, Inbox> {
+        let guard = self.lock();
+        if guard.has_urgent() {
+            return guard;
+        }
+        match self
+            .wake
+            .wait_timeout_while(guard, timeout, |i| !i.has_urgent())
+        {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        }
+    }
+
+    /// Whether a command or a stop is waiting: long work checks this to yield.
+    pub fn interrupted(&self) -> bool {
+        let i = self.lock();
+        i.stop || !i.commands.is_empty() || i.fatal.is_some()
+    }
+}
+
+/// Where a path sits in an Iggy 0.6 data directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    Root,
+    /// `streams`, a stream, `topics`, a topic or `partitions` folder.
+    Hierarchy,
+    Partition(PartitionId),
+    Segment(SegmentKey),
+    /// Anything else: server logs, state, consumer offsets, strays.
+    Other,
+}
+
+/// Classifies `path` (under `root`) without touching the disk.
+pub fn classify(root: &Path, path: &Path) -> Place {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Place::Other;
+    };
+    let mut parts = [""; 8];
+    let mut n = 0;
+    for c in rel.components() {
+        let Component::Normal(name) = c else {
+            return Place::Other;
+        };
+        let Some(name) = name.to_str() else {
+            return Place::Other;
+        };
+        let Some(slot) = parts.get_mut(n) else {
+            return Place::Other;
+        };
+        *slot = name;
+        n += 1;
+    }
+    let num = |s: &str| -> Option<u32> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let hierarchy = |ok: bool| if ok { Place::Hierarchy } else { Place::Other };
+    match parts.get(..n).unwrap_or_default() {
+        [] => Place::Root,
+        ["streams"] => Place::Hierarchy,
+        ["streams", s] => hierarchy(num(s).is_some()),
+        ["streams", s, "topics"] => hierarchy(num(s).is_some()),
+        ["streams", s, "topics", t] | ["streams", s, "topics", t, "partitions"] => {
+            hierarchy(num(s).is_some() && num(t).is_some())
+        }
+        ["streams", s, "topics", t, "partitions", p] => match (num(s), num(t), num(p)) {
+            (Some(s), Some(t), Some(p)) => Place::Partition(PartitionId::new(s, t, p)),
+            _ => Place::Other,
+        },
+        ["streams", s, "topics", t, "partitions", p, file] => {
+            match (num(s), num(t), num(p), segment_file(file)) {
+                (Some(s), Some(t), Some(p), Some(start)) => {
+                    Place::Segment(PartitionId::new(s, t, p).segment(start))
+                }
+                _ => Place::Other,
+            }
+        }
+        _ => Place::Other,
+    }
+}
+
+/// Start offset of `<20 digits>.log` or `<20 digits>.index`.
+pub fn segment_file(name: &str) -> Option<u64> {
+    let stem = name
+        .strip_suffix(".log")
+        .or_else(|| name.strip_suffix(".index"))?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Start offset of `<20 digits>.log` only: a segment exists when its log does.
+pub fn log_file(name: &str) -> Option<u64> {
+    name.strip_suffix(".log")
+        .filter(|_| name.len() == 24)
+        .and_then(|_| segment_file(name))
+}
+
+/// notify's event handler: folds events into the inbox.
+pub struct Handler {
+    pub root: PathBuf,
+    pub shared: Arc<Shared>,
+}
+
+impl notify::EventHandler for Handler {
+    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                let fatal = matches!(e.kind, notify::ErrorKind::MaxFilesWatch);
+                let msg = if fatal {
+                    max_watches_message(e.paths.first().map(PathBuf::as_path))
+                } else {
+                    format!("the watcher reported an error: {e}")
+                };
+                self.shared.post(|i| {
+                    if fatal {
+                        i.fatal = Some(msg);
+                    } else {
+                        i.overflows += 1;
+                        i.rescan.get_or_insert(msg);
+                    }
+                });
+                return;
+            }
+        };
+        if event.need_rescan() {
+            self.shared.post(|i| {
+                i.events_seen += 1;
+                i.overflows += 1;
+                i.rescan
+                    .get_or_insert_with(|| "the inotify queue overflowed".to_string());
+            });
+            return;
+        }
+        let written = match event.kind {
+            // Our own reads and the server's opens: nothing changed.
+            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => return,
+            EventKind::Modify(ModifyKind::Data(_)) => true,
+            _ => false,
+        };
+        let mut places = Vec::with_capacity(event.paths.len());
+        for path in &event.paths {
+            match classify(&self.root, path) {
+                Place::Other => {}
+                place => places.push((place, path)),
+            }
+        }
+        if places.is_empty() {
+            return;
+        }
+        let mut inbox = self.shared.lock();
+        inbox.events_seen += 1;
+        let urgent = !written;
+        for (place, path) in places {
+            match place {
+                Place::Segment(key) if written => {
+                    inbox.written.insert(key);
+                }
+                Place::Segment(key) => {
+                    inbox.partitions.insert(key.partition);
+                }
+                // A watched folder itself vanished or moved: its watch is gone.
+                Place::Root => {
+                    inbox.rescan.get_or_insert_with(|| {
+                        "the data directory itself was removed or moved".to_string()
+                    });
+                }
+                Place::Hierarchy | Place::Partition(_) if !written => {
+                    inbox.dirs.insert(path.clone());
+                }
+                _ => {}
+            }
+        }
+        drop(inbox);
+        if urgent {
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_classified_by_their_place_in_the_layout() {
+        let root = Path::new("/d");
+        let p = PartitionId::new(1, 2, 3);
+        assert_eq!(classify(root, Path::new("/d")), Place::Root);
+        assert_eq!(classify(root, Path::new("/d/streams")), Place::Hierarchy);
+        assert_eq!(classify(root, Path::new("/d/streams/1")), Place::Hierarchy);
+        assert_eq!(classify(root, Path::new("/d/streams/x")), Place::Other);
+        assert_eq!(
+            classify(root, Path::new("/d/streams/1/topics/2/partitions")),
+            Place::Hierarchy
+        );
+        assert_eq!(
+            classify(root, Path::new("/d/streams/1/topics/2/partitions/3")),
+            Place::Partition(p)
+        );
+        assert_eq!(
+            classify(
+                root,
+                Path::new("/d/streams/1/topics/2/partitions/3/00000000000000000042.index")
+            ),
+            Place::Segment(p.segment(42))
+        );
+        assert_eq!(
+            classify(
+                root,
+                Path::new("/d/streams/1/topics/2/partitions/3/offsets")
+            ),
+            Place::Other
+        );
+        assert_eq!(classify(root, Path::new("/d/logs/x.log")), Place::Other);
+        assert_eq!(classify(root, Path::new("/elsewhere")), Place::Other);
+        assert_eq!(log_file("00000000000000000042.log"), Some(42));
+        assert_eq!(log_file("00000000000000000042.index"), None);
+        assert_eq!(log_file("42.log"), None);
+    }
+
+    #[test]
+    fn writes_coalesce_and_overflow_asks_for_a_rescan() {
+        use notify::EventHandler;
+        let shared = Shared::new();
+        let mut h = Handler {
+            root: PathBuf::from("/d"),
+            shared: shared.clone(),
+        };
+        let log = PathBuf::from("/d/streams/0/topics/0/partitions/0/00000000000000000000.log");
+        for _ in 0..1000 {
+            h.handle_event(Ok(notify::Event::new(EventKind::Modify(ModifyKind::Data(
+                notify::event::DataChange::Any,
+            )))
+            .add_path(log.clone())));
+        }
+        h.handle_event(Ok(notify::Event::new(EventKind::Create(
+            notify::event::CreateKind::File,
+        ))
+        .add_path(log.clone())));
+        {
+            let i = shared.lock();
+            assert_eq!(i.written.len(), 1);
+            assert_eq!(i.partitions.len(), 1);
+            assert!(i.rescan.is_none());
+        }
+        h.handle_event(Ok(
+            notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan)
+        ));
+        assert!(shared.lock().rescan.is_some());
+        h.handle_event(Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch)));
+        assert!(shared
+            .lock()
+            .fatal
+            .as_deref()
+            .is_some_and(|m| m.contains(MAX_WATCHES_SYSCTL)));
+    }
+}

@@ -1,0 +1,663 @@
+//! Incremental verification of one segment while iggy-server appends to it.
+//!
+//! A [`Tracker`] remembers how far a segment is verified: the byte position after the
+//! last message whose frame (length, XXH3 checksum, offset) *and* index entry were
+//! checked, and the offset expected next. Each [`Tracker::advance`] scans only the
+//! bytes after that position (`scan_log` from a `ScanStart`), so a segment's bytes are
+//! read once, however many writes and events there were.
+//!
+//! The server writes a batch to the `.log` first and to the `.index` after, so the
+//! scan stops at the first message whose index entry is not written yet and resumes
+//! there later: the verified position always has a matching index behind it, which is
+//! what a checkpoint promises recovery. A torn frame at the end is a write in
+//! progress, not damage: the position stays and the next event retries. Anything else
+//! (a bad checksum followed by data, an offset jump, an index entry that does not
+//! match) is an anomaly: the tracker stops there, keeps its last good position for
+//! recovery, and says why.
+//!
+//! Sealing asks the same question at the end of a segment's life: did the scan reach
+//! the end of the log exactly, and does the index hold one entry per message and no
+//! more? Only then is the segment journaled `Sealed`, with the exact lengths and the
+//! last message that let recovery trust it without a scan.
+
+use journal::{CheckpointState, SegmentKey};
+use recovery::index::{IndexEntry, ENTRY_LEN};
+use recovery::message::{frame_checksum, MessageHeader, HEADER_LEN, MAX_MESSAGE_LEN};
+use recovery::scan::{scan_log, MessageMeta, ScanStart, StopReason};
+use std::fs::File;
+use std::io::{self, BufReader, ErrorKind, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Most log bytes one `advance` reads: larger than the largest message (so a scan
+/// always makes progress), small enough that one segment cannot hold the core up for
+/// long.
+pub const SCAN_BUDGET: u64 = 2 * MAX_MESSAGE_LEN;
+
+/// The last verified message, as `Sealed` records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastMessage {
+    pub offset: u64,
+    pub checksum: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracker {
+    pub key: SegmentKey,
+    /// Verified up to this byte of the `.log` (end of a message, or 0).
+    pub pos: u64,
+    /// Offset of the next message expected.
+    pub next_offset: u64,
+    /// `None` with `pos > 0` when the tracker resumed from a checkpoint and has not
+    /// seen a message since: it is read back when needed.
+    pub last: Option<LastMessage>,
+    /// `valid_len` of the newest checkpoint journaled for this incarnation.
+    pub checkpointed: u64,
+    /// A journaled checkpoint not yet checked against the files.
+    resume: Option<CheckpointState>,
+    /// Why verification stopped for good, if it did.
+    pub anomaly: Option<Box<str>>,
+}
+
+/// What one [`Tracker::advance`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// Verified up to the end of the log as it was.
+    UpToDate,
+    /// Stopped before the end: a frame still being written, or an index lagging
+    /// behind the log. Retry on the next event.
+    Waiting(String),
+    /// The scan budget was used up before the end of the log: call again.
+    Partial,
+    /// The `.log` does not exist (any more).
+    Gone,
+    /// Verification stopped at damage; [`Tracker::anomaly`] says why. Reported once.
+    Anomaly(String),
+    /// Stopped at damage found earlier.
+    Stalled,
+}
+
+/// Result of an advance, plus whether the tracker started over from byte 0 because
+/// the journaled state did not fit the files (the caller journals a new
+/// `SegmentOpened`, so the stale checkpoint is forgotten).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub advance: Advance,
+    pub restarted: bool,
+    /// Lengths of the files as this advance saw them.
+    pub log_len: u64,
+    pub index_len: Option<u64>,
+}
+
+/// Whether a segment can be sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SealCheck {
+    Complete(SealFacts),
+    /// More bytes to verify first: call again.
+    Partial,
+    /// Not complete or not consistent, and why.
+    NotYet(String),
+}
+
+/// The `Sealed` record's values, when a segment is complete and consistent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealFacts {
+    pub log_len: u64,
+    pub index_len: u64,
+    pub last: Option<LastMessage>,
+}
+
+/// Marker error that ends a scan early on purpose.
+#[derive(Debug)]
+struct Stop;
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("scan stopped by the tracker")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+fn is_stop(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Stop>())
+}
+
+pub fn log_path(dir: &Path, key: &SegmentKey) -> PathBuf {
+    dir.join(format!("{}.log", key.file_stem()))
+}
+
+pub fn index_path(dir: &Path, key: &SegmentKey) -> PathBuf {
+    dir.join(format!("{}.index", key.file_stem()))
+}
+
+fn open_optional(path: &Path) -> io::Result<Option<File>> {
+    match File::open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Tracker {
+    /// A segment verified from its first byte.
+    pub fn new(key: SegmentKey) -> Self {
+        Self {
+            key,
+            pos: 0,
+            next_offset: key.start_offset,
+            last: None,
+            checkpointed: 0,
+            resume: None,
+            anomaly: None,
+        }
+    }
+
+    /// A segment the journal saw open, with its newest checkpoint (checked against the
+    /// files on the first advance).
+    pub fn resumed(key: SegmentKey, checkpoint: Option<CheckpointState>) -> Self {
+        let mut t = Self::new(key);
+        t.resume = checkpoint;
+        t.checkpointed = checkpoint.map_or(0, |c| c.valid_len);
+        t
+    }
+
+    /// Messages verified so far.
+    pub fn messages(&self) -> u64 {
+        self.next_offset.saturating_sub(self.key.start_offset)
+    }
+
+    /// Whether there is a verified position newer than the journaled checkpoint.
+    pub fn needs_checkpoint(&self) -> bool {
+        self.resume.is_none() && self.pos > self.checkpointed
+    }
+
+    /// Verifies what was appended since the last call, at most `budget` log bytes.
+    pub fn advance(&mut self, dir: &Path, budget: u64) -> io::Result<Outcome> {
+        let lp = log_path(dir, &self.key);
+        let ip = index_path(dir, &self.key);
+        let Some(log) = open_optional(&lp)? else {
+            return Ok(Outcome {
+                advance: Advance::Gone,
+                restarted: false,
+                log_len: 0,
+                index_len: None,
+            });
+        };
+        let log_len = log.metadata()?.len();
+        // A stat, not an open: most calls find nothing new and need only the length.
+        let index_len = match std::fs::metadata(&ip) {
+            Ok(m) => Some(m.len()),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let mut restarted = false;
+        if let Some(cp) = self.resume.take() {
+            let index = open_optional(&ip)?;
+            if !self.checkpoint_fits(&cp, log_len, index.as_ref(), index_len) {
+                restarted = true;
+                *self = Self::new(self.key);
+            }
+        } else if log_len < self.pos {
+            // The log shrank under us (a repair, or a server that truncated it): what
+            // was verified is not there any more.
+            restarted = true;
+            *self = Self::new(self.key);
+        }
+        let outcome = |advance| Outcome {
+            advance,
+            restarted,
+            log_len,
+            index_len,
+        };
+        if self.anomaly.is_some() {
+            return Ok(outcome(Advance::Stalled));
+        }
+        if log_len == self.pos {
+            return Ok(outcome(Advance::UpToDate));
+        }
+        let Some(index) = open_optional(&ip)? else {
+            return Ok(outcome(Advance::Waiting("no index file yet".into())));
+        };
+        let entries_done = self.messages();
+        let entries_in_file = index_len.unwrap_or(0) / ENTRY_LEN as u64;
+        let available = entries_in_file.saturating_sub(entries_done);
+        if available == 0 {
+            return Ok(outcome(Advance::Waiting("index behind the log".into())));
+        }
+        let advance = self.scan(log, index, log_len, available, budget)?;
+        Ok(outcome(advance))
+    }
+
+    fn scan(
+        &mut self,
+        mut log: File,
+        mut index: File,
+        log_len: u64,
+        available: u64,
+        budget: u64,
+    ) -> io::Result<Advance> {
+        let start = self.key.start_offset;
+        log.seek(SeekFrom::Start(self.pos))?;
+        index.seek(SeekFrom::Start(self.messages() * ENTRY_LEN as u64))?;
+        let want = (log_len - self.pos).min(budget.max(SCAN_BUDGET));
+        let capacity = usize::try_from(available.saturating_mul(ENTRY_LEN as u64))
+            .unwrap_or(usize::MAX)
+            .clamp(ENTRY_LEN, 64 << 10);
+        let mut entries = BufReader::with_capacity(capacity, index);
+        let mut seen = 0u64;
+        let mut accepted: Option<MessageMeta> = None;
+        let mut mismatch: Option<String> = None;
+        let mut index_short = false;
+        let result = scan_log(
+            log.take(want),
+            ScanStart {
+                position: self.pos,
+                next_offset: self.next_offset,
+            },
+            |m| {
+                if seen == available {
+                    index_short = true;
+                    return Err(io::Error::other(Stop));
+                }
+                let mut b = [0u8; ENTRY_LEN];
+                if let Err(e) = entries.read_exact(&mut b) {
+                    if e.kind() == ErrorKind::UnexpectedEof {
+                        // The index shrank while we read it.
+                        index_short = true;
+                        return Err(io::Error::other(Stop));
+                    }
+                    return Err(e);
+                }
+                let found = IndexEntry::decode(&b);
+                match IndexEntry::for_message(m, start) {
+                    Some(expected) if expected == found => {}
+                    Some(expected) => {
+                        mismatch = Some(format!(
+                            "index entry {} is {found:?}, but message {} needs {expected:?}",
+                            m.offset - start,
+                            m.offset
+                        ));
+                        return Err(io::Error::other(Stop));
+                    }
+                    None => {
+                        mismatch = Some(format!(
+                            "message {} ends at byte {}, beyond what a 0.6 index can address",
+                            m.offset, m.end
+                        ));
+                        return Err(io::Error::other(Stop));
+                    }
+                }
+                seen += 1;
+                accepted = Some(*m);
+                Ok(())
+            },
+        );
+        let stop = match result {
+            Ok(outcome) => Some(outcome.stop),
+            Err(e) if is_stop(&e) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(m) = accepted {
+            self.pos = m.end;
+            self.next_offset = m.offset.saturating_add(1);
+            self.last = Some(LastMessage {
+                offset: m.offset,
+                checksum: m.checksum,
+            });
+        }
+        if let Some(reason) = mismatch {
+            return Ok(self.stall(reason));
+        }
+        if index_short {
+            return Ok(Advance::Waiting("index behind the log".into()));
+        }
+        match stop {
+            Some(StopReason::EndOfFile) if self.pos == log_len => Ok(Advance::UpToDate),
+            // The end of the budget, not of the file.
+            Some(StopReason::EndOfFile) => Ok(Advance::Partial),
+            Some(s) if s.is_tail_only() => Ok(Advance::Waiting(s.describe())),
+            Some(s) => Ok(self.stall(format!("{} at byte {}", s.describe(), self.pos))),
+            None => Ok(Advance::Waiting("stopped".into())),
+        }
+    }
+
+    fn stall(&mut self, reason: String) -> Advance {
+        self.anomaly = Some(reason.clone().into_boxed_str());
+        Advance::Anomaly(reason)
+    }
+
+    /// Whether a journaled checkpoint still describes the files: both long enough, and
+    /// the index entry before it ends exactly at `valid_len`. If so, the tracker
+    /// resumes there.
+    fn checkpoint_fits(
+        &mut self,
+        cp: &CheckpointState,
+        log_len: u64,
+        index: Option<&File>,
+        index_len: Option<u64>,
+    ) -> bool {
+        let Some(n) = cp.next_offset.checked_sub(self.key.start_offset) else {
+            return false;
+        };
+        let fits = log_len >= cp.valid_len
+            && index_len.unwrap_or(0) >= n.saturating_mul(ENTRY_LEN as u64)
+            && match (n, index) {
+                (0, _) => cp.valid_len == 0,
+                (_, None) => false,
+                (n, Some(f)) => read_entry(f, n - 1).is_ok_and(|e| {
+                    u64::from(e.position) == cp.valid_len && u64::from(e.relative_offset) == n - 1
+                }),
+            };
+        if fits {
+            self.pos = cp.valid_len;
+            self.next_offset = cp.next_offset;
+            self.checkpointed = cp.valid_len;
+        }
+        fits
+    }
+
+    /// The `Sealed` facts when the segment is complete: the scan reached the end of the
+    /// log and the index has exactly one entry per message.
+    pub fn seal_check(&mut self, dir: &Path) -> io::Result<SealCheck> {
+        let out = self.advance(dir, SCAN_BUDGET)?;
+        match out.advance {
+            Advance::UpToDate => {}
+            Advance::Partial => return Ok(SealCheck::Partial),
+            Advance::Gone => return Ok(SealCheck::NotYet("the log is gone".into())),
+            Advance::Waiting(why) | Advance::Anomaly(why) => return Ok(SealCheck::NotYet(why)),
+            Advance::Stalled => {
+                return Ok(SealCheck::NotYet(
+                    self.anomaly.as_deref().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        let Some(index_len) = out.index_len else {
+            return Ok(SealCheck::NotYet("the index file is missing".into()));
+        };
+        let expected = self.messages() * ENTRY_LEN as u64;
+        if index_len != expected {
+            return Ok(SealCheck::NotYet(format!(
+                "index has {index_len} bytes for {} messages ({expected} expected)",
+                self.messages()
+            )));
+        }
+        if self.last.is_none() && self.messages() > 0 {
+            match read_last_message(dir, &self.key, self.messages(), self.pos)? {
+                Some(last) => self.last = Some(last),
+                None => {
+                    return Ok(SealCheck::NotYet(
+                        "the last message does not match its index entries".into(),
+                    ))
+                }
+            }
+        }
+        Ok(SealCheck::Complete(SealFacts {
+            log_len: self.pos,
+            index_len,
+            last: self.last,
+        }))
+    }
+}
+
+fn read_entry(mut f: &File, n: u64) -> io::Result<IndexEntry> {
+    f.seek(SeekFrom::Start(n * ENTRY_LEN as u64))?;
+    let mut b = [0u8; ENTRY_LEN];
+    f.read_exact(&mut b)?;
+    Ok(IndexEntry::decode(&b))
+}
+
+/// Reads back the last of `count` messages ending at `end`, using the index to find
+/// where it starts; `None` when frame, index and checksum disagree.
+fn read_last_message(
+    dir: &Path,
+    key: &SegmentKey,
+    count: u64,
+    end: u64,
+) -> io::Result<Option<LastMessage>> {
+    let index = File::open(index_path(dir, key))?;
+    let start = if count >= 2 {
+        u64::from(read_entry(&index, count - 2)?.position)
+    } else {
+        0
+    };
+    let Some(len) = end.checked_sub(start).filter(|l| *l >= HEADER_LEN as u64) else {
+        return Ok(None);
+    };
+    if len > MAX_MESSAGE_LEN {
+        return Ok(None);
+    }
+    let mut log = File::open(log_path(dir, key))?;
+    log.seek(SeekFrom::Start(start))?;
+    let mut frame = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    log.read_exact(&mut frame)?;
+    let Some(head) = frame.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let header = MessageHeader::parse(head);
+    let offset = key.start_offset + count - 1;
+    let ok = header.frame_len() == len
+        && header.offset == offset
+        && frame_checksum(&frame) == Some(header.checksum);
+    Ok(ok.then_some(LastMessage {
+        offset,
+        checksum: header.checksum,
+    }))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use journal::PartitionId;
+    use std::io::Write;
+
+    /// An Iggy 0.6 message frame (test data, encoded independently of the scanner).
+    pub(crate) fn frame(offset: u64, payload: usize) -> Vec<u8> {
+        let mut b = vec![0u8; HEADER_LEN];
+        b[8..24].copy_from_slice(&(u128::from(offset) + 1).to_le_bytes());
+        b[24..32].copy_from_slice(&offset.to_le_bytes());
+        b[32..40].copy_from_slice(&(1000 + offset).to_le_bytes());
+        b[40..48].copy_from_slice(&(999 + offset).to_le_bytes());
+        b[52..56].copy_from_slice(&(payload as u32).to_le_bytes());
+        b.extend((0..payload).map(|i| (i as u8).wrapping_mul(31).wrapping_add(offset as u8)));
+        let sum = frame_checksum(&b).unwrap();
+        b[..8].copy_from_slice(&sum.to_le_bytes());
+        b
+    }
+
+    /// Appends messages like the server: the whole batch to the log, then its entries.
+    pub(crate) struct SegWriter {
+        pub dir: PathBuf,
+        pub key: SegmentKey,
+        pub log_len: u64,
+        pub next: u64,
+    }
+
+    impl SegWriter {
+        pub(crate) fn create(dir: &Path, key: SegmentKey) -> Self {
+            std::fs::create_dir_all(dir).unwrap();
+            File::create(log_path(dir, &key)).unwrap();
+            File::create(index_path(dir, &key)).unwrap();
+            Self {
+                dir: dir.to_path_buf(),
+                key,
+                log_len: 0,
+                next: key.start_offset,
+            }
+        }
+
+        pub(crate) fn log_only(&mut self, n: u64, payload: usize) -> Vec<u8> {
+            let mut log = Vec::new();
+            let mut index = Vec::new();
+            for _ in 0..n {
+                let f = frame(self.next, payload);
+                let meta = MessageMeta {
+                    offset: self.next,
+                    start: self.log_len,
+                    end: self.log_len + f.len() as u64,
+                    timestamp: 1000 + self.next,
+                    checksum: 0,
+                };
+                index.extend_from_slice(
+                    &IndexEntry::for_message(&meta, self.key.start_offset)
+                        .unwrap()
+                        .encode(),
+                );
+                self.log_len = meta.end;
+                self.next += 1;
+                log.extend_from_slice(&f);
+            }
+            self.append_log(&log);
+            index
+        }
+
+        pub(crate) fn append_log(&self, bytes: &[u8]) {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(log_path(&self.dir, &self.key))
+                .unwrap();
+            f.write_all(bytes).unwrap();
+        }
+
+        pub(crate) fn append_index(&self, bytes: &[u8]) {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(index_path(&self.dir, &self.key))
+                .unwrap();
+            f.write_all(bytes).unwrap();
+        }
+
+        pub(crate) fn append(&mut self, n: u64, payload: usize) {
+            let index = self.log_only(n, payload);
+            self.append_index(&index);
+        }
+    }
+
+    fn key() -> SegmentKey {
+        PartitionId::new(0, 0, 0).segment(100)
+    }
+
+    #[test]
+    fn verifies_only_new_bytes_and_waits_for_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegWriter::create(dir.path(), key());
+        let mut t = Tracker::new(key());
+        assert_eq!(
+            t.advance(dir.path(), SCAN_BUDGET).unwrap().advance,
+            Advance::UpToDate
+        );
+        w.append(3, 10);
+        assert_eq!(
+            t.advance(dir.path(), SCAN_BUDGET).unwrap().advance,
+            Advance::UpToDate
+        );
+        assert_eq!((t.pos, t.next_offset), (w.log_len, 103));
+        // Log written, index not yet: nothing verified past the index.
+        let pending = w.log_only(2, 5);
+        let before = t.pos;
+        assert!(matches!(
+            t.advance(dir.path(), SCAN_BUDGET).unwrap().advance,
+            Advance::Waiting(_)
+        ));
+        assert_eq!(t.pos, before);
+        w.append_index(&pending);
+        assert_eq!(
+            t.advance(dir.path(), SCAN_BUDGET).unwrap().advance,
+            Advance::UpToDate
+        );
+        assert_eq!(t.messages(), 5);
+        // Half a frame: a write in progress.
+        let f = frame(w.next, 100);
+        w.append_log(&f[..30]);
+        assert!(matches!(
+            t.advance(dir.path(), SCAN_BUDGET).unwrap().advance,
+            Advance::Waiting(_)
+        ));
+        assert!(t.anomaly.is_none());
+        let check = t.clone().seal_check(dir.path()).unwrap();
+        assert!(matches!(check, SealCheck::NotYet(_)), "{check:?}");
+    }
+
+    #[test]
+    fn seals_with_exact_facts_and_resumes_from_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegWriter::create(dir.path(), key());
+        w.append(4, 20);
+        let mut t = Tracker::new(key());
+        let SealCheck::Complete(facts) = t.seal_check(dir.path()).unwrap() else {
+            panic!("not sealable")
+        };
+        assert_eq!(facts.log_len, w.log_len);
+        assert_eq!(facts.index_len, 64);
+        assert_eq!(facts.last.map(|l| l.offset), Some(103));
+
+        // A tracker resumed at the end from a checkpoint reads the last message back.
+        let cp = CheckpointState {
+            seq: 1,
+            valid_len: t.pos,
+            next_offset: 104,
+        };
+        let mut r = Tracker::resumed(key(), Some(cp));
+        assert_eq!(
+            r.seal_check(dir.path()).unwrap(),
+            SealCheck::Complete(facts)
+        );
+
+        // A checkpoint that does not fit the files restarts from 0.
+        let bad = CheckpointState {
+            seq: 1,
+            valid_len: t.pos - 1,
+            next_offset: 104,
+        };
+        let mut r = Tracker::resumed(key(), Some(bad));
+        let out = r.advance(dir.path(), SCAN_BUDGET).unwrap();
+        assert!(out.restarted);
+        assert_eq!(out.advance, Advance::UpToDate);
+        assert_eq!(r.pos, w.log_len);
+    }
+
+    #[test]
+    fn damage_stops_the_tracker_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegWriter::create(dir.path(), key());
+        w.append(2, 20);
+        let mut bad = frame(w.next, 20);
+        bad[60] ^= 0xff;
+        w.append_log(&bad);
+        w.append(1, 20);
+        let mut t = Tracker::new(key());
+        let out = t.advance(dir.path(), SCAN_BUDGET).unwrap();
+        assert!(matches!(out.advance, Advance::Anomaly(ref r) if r.contains("checksum")));
+        assert_eq!(t.messages(), 2);
+        assert_eq!(
+            t.advance(dir.path(), SCAN_BUDGET).unwrap().advance,
+            Advance::Stalled
+        );
+
+        // An index entry that does not match its message.
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegWriter::create(dir.path(), key());
+        let mut index = w.log_only(2, 8);
+        index[16 + 4] ^= 1;
+        w.append_index(&index);
+        let mut t = Tracker::new(key());
+        assert!(matches!(
+            t.advance(dir.path(), SCAN_BUDGET).unwrap().advance,
+            Advance::Anomaly(ref r) if r.contains("index entry 1")
+        ));
+        assert_eq!(t.messages(), 1);
+    }
+
+    #[test]
+    fn an_index_longer_than_the_log_is_not_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegWriter::create(dir.path(), key());
+        w.append(2, 20);
+        w.append_index(&[0u8; 16]);
+        let mut t = Tracker::new(key());
+        let check = t.seal_check(dir.path()).unwrap();
+        assert!(
+            matches!(check, SealCheck::NotYet(ref why) if why.contains("index has 48 bytes")),
+            "{check:?}"
+        );
+    }
+}
