@@ -8,6 +8,7 @@
 
 use crate::config::{DirArgs, Dirs};
 use crate::handover::{request_journal, JournalLease};
+use crate::journal_state::{move_aside, segment_states};
 use anyhow::Context;
 use journal::{Journal, SegmentKey, SegmentState};
 use recovery::busy::holders_of;
@@ -65,7 +66,7 @@ impl Session {
         if !self.history_usable {
             return HashMap::new();
         }
-        match self.journal.all_segment_states() {
+        match segment_states(&self.journal) {
             Ok(states) => states.into_iter().collect(),
             Err(e) => {
                 tracing::warn!("journal history unreadable ({e}): scanning everything");
@@ -73,14 +74,6 @@ impl Session {
             }
         }
     }
-}
-
-fn move_aside(path: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let stamp = journal::record::now_micros();
-    let aside = path.with_file_name(format!("journal.unusable-{stamp}"));
-    std::fs::rename(path, &aside)
-        .with_context(|| format!("cannot move unusable journal {} aside", path.display()))?;
-    Ok(aside)
 }
 
 /// Refuses (with the processes named) when anything holds a file under `data_dir`.

@@ -26,6 +26,7 @@
 //! The core never writes under the data directory: it opens files there read-only.
 
 use crate::handover;
+use crate::journal_state::{move_aside, segment_states};
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
 use crate::watch::status::Status;
@@ -123,17 +124,9 @@ pub fn open_journal(dir: &Path) -> anyhow::Result<Journal> {
     }
 }
 
-fn move_aside(path: &Path) -> anyhow::Result<PathBuf> {
-    let stamp = journal::record::now_micros();
-    let aside = path.with_file_name(format!("journal.unusable-{stamp}"));
-    std::fs::rename(path, &aside)
-        .with_context(|| format!("cannot move unusable journal {} aside", path.display()))?;
-    Ok(aside)
-}
-
 /// The journal's segment states; an unreadable journal is moved aside and replaced.
 fn load_model(journal: Journal, dir: &Path) -> anyhow::Result<(Journal, Model)> {
-    match journal.all_segment_states() {
+    match segment_states(&journal) {
         Ok(states) => Ok((journal, Model::from_states(states))),
         Err(e) => {
             drop(journal);

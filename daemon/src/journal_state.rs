@@ -1,0 +1,84 @@
+//! What the commands and the sidecar take from the journal, and how they give up on
+//! one they cannot use.
+//!
+//! iggy-server 0.6 does not fsync open segments, so after a power loss the bytes
+//! below a checkpoint may never have reached the disk although the file kept its
+//! length. A checkpoint journaled before the current boot is therefore dropped:
+//! that segment is verified from its start again. (Sealed segments stay trusted: the
+//! server fsyncs a segment when it seals it, and recovery still checks their lengths
+//! and last message.)
+
+use anyhow::Context;
+use journal::{Journal, JournalError, SegmentKey, SegmentState};
+use std::path::{Path, PathBuf};
+
+/// The journal's segment states, without checkpoints from before this boot.
+pub fn segment_states(journal: &Journal) -> Result<Vec<(SegmentKey, SegmentState)>, JournalError> {
+    let mut states = journal.all_segment_states()?;
+    let boot = boot_time_micros();
+    for (key, state) in &mut states {
+        let Some(cp) = state.checkpoint else { continue };
+        let written = match journal.records_since(cp.seq).next() {
+            Some(Ok(entry)) if entry.seq == cp.seq => Some(entry.unix_micros),
+            _ => None,
+        };
+        // Unknown boot time or record time: trust nothing.
+        if boot
+            .zip(written)
+            .is_none_or(|(boot, written)| written < boot)
+        {
+            tracing::debug!("segment {key}: checkpoint from before this boot is not trusted");
+            state.checkpoint = None;
+        }
+    }
+    Ok(states)
+}
+
+/// When this boot began, in microseconds since the epoch (`btime` in /proc/stat).
+fn boot_time_micros() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let secs: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    secs.checked_mul(1_000_000)
+}
+
+/// Moves an unusable journal aside (never deletes it) so a fresh one can start.
+pub fn move_aside(path: &Path) -> anyhow::Result<PathBuf> {
+    let stamp = journal::record::now_micros();
+    let aside = path.with_file_name(format!("journal.unusable-{stamp}"));
+    std::fs::rename(path, &aside)
+        .with_context(|| format!("cannot move unusable journal {} aside", path.display()))?;
+    Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journal::Record;
+
+    #[test]
+    fn boot_time_is_in_the_past() {
+        let boot = boot_time_micros().unwrap();
+        assert!(boot > 0 && boot < journal::record::now_micros());
+    }
+
+    #[test]
+    fn checkpoints_of_this_boot_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("journal")).unwrap();
+        let seg = journal::PartitionId::new(0, 0, 0).segment(0);
+        j.append(Record::SegmentOpened { segment: seg }).unwrap();
+        j.append(Record::Checkpoint {
+            segment: seg,
+            valid_len: 100,
+            next_offset: 2,
+        })
+        .unwrap();
+        let states = segment_states(&j).unwrap();
+        assert_eq!(states[0].1.checkpoint.map(|c| c.valid_len), Some(100));
+    }
+}
