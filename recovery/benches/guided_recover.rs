@@ -4,7 +4,9 @@
 //! journals them as the sidecar would (sealed segments with their final facts, the
 //! open segment checkpointed 64 KiB before its end), tears the tail of every open segment, and
 //! measures analysis + plan both ways on the page-cached directory. Prints both times
-//! and their ratio. `GUIDED_BENCH_MIB_PER_PARTITION` scales the data.
+//! and their ratio. `GUIDED_BENCH_MIB_PER_PARTITION` scales the data;
+//! `GUIDED_BENCH_COLD=1` drops the page cache before every timed run (as after a
+//! power loss; needs root).
 //! Run: `cargo bench -p iggy-warden-recovery --bench guided_recover`
 
 use harness::{encode_message, index_entry, Message};
@@ -76,9 +78,19 @@ fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<(u64, u64, u64, u64, 
     out
 }
 
+/// After a crash the page cache is cold: with `GUIDED_BENCH_COLD=1` (root needed)
+/// every timed run starts with dropped caches.
+fn drop_caches() {
+    if std::env::var_os("GUIDED_BENCH_COLD").is_some() {
+        let _ = std::process::Command::new("sync").status();
+        std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
+    }
+}
+
 fn time(f: impl Fn()) -> Duration {
     let mut runs: Vec<Duration> = (0..ROUNDS)
         .map(|_| {
+            drop_caches();
             let t = Instant::now();
             f();
             t.elapsed()

@@ -56,7 +56,7 @@ pub struct Request<'a> {
     /// Which partitions to look at.
     pub only: &'a dyn Fn(&PartitionId) -> bool,
     /// Receives log bytes as they are analysed.
-    pub progress: &'a dyn Fn(u64),
+    pub progress: &'a (dyn Fn(u64) + Sync),
 }
 
 /// Runs the repair. With refusals nothing was changed (beyond finishing repairs

@@ -14,6 +14,10 @@ use std::io::{self, Read};
 /// Read size of the scanner: large enough to amortize system calls.
 pub(crate) const CHUNK: usize = 1 << 20;
 
+/// First read size: small scans (the sidecar's new bytes) should not pay for a
+/// large buffer; the window grows towards [`CHUNK`] while the reads keep filling it.
+const FIRST_READ: usize = 64 << 10;
+
 /// Where a scan begins: byte position in the log and the offset expected there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ScanStart {
@@ -326,7 +330,7 @@ impl<R: Read> Window<R> {
     fn new(src: R, pos: u64) -> Self {
         Self {
             src,
-            buf: vec![0; CHUNK],
+            buf: vec![0; FIRST_READ],
             head: 0,
             tail: 0,
             pos,
@@ -348,6 +352,7 @@ impl<R: Read> Bytes for Window<R> {
         if self.tail - self.head >= need || self.eof {
             return Ok(());
         }
+        let reads_fill_it = self.tail == self.buf.len();
         if self.head > 0 {
             self.buf.copy_within(self.head..self.tail, 0);
             self.tail -= self.head;
@@ -356,6 +361,9 @@ impl<R: Read> Bytes for Window<R> {
         if need > self.buf.len() {
             let cap = need.min(MAX_MESSAGE_LEN as usize + 1).max(self.buf.len());
             self.buf.resize(cap, 0);
+        } else if reads_fill_it && self.buf.len() < CHUNK {
+            // Still reading a lot: grow towards the full read size.
+            self.buf.resize((self.buf.len() * 4).min(CHUNK), 0);
         }
         while self.tail < need && !self.eof {
             let Some(room) = self.buf.get_mut(self.tail..) else {
