@@ -48,23 +48,8 @@ impl FileOps for StdFs {
     fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
         let mut input = File::open(src)?;
         input.seek(SeekFrom::Start(range.start))?;
-        let mut input = input.take(range.len());
         let mut out = File::create(dst)?;
-        let mut hasher = Xxh3::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut copied = 0u64;
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            let chunk = buf.get(..n).unwrap_or(&[]);
-            hasher.update(chunk);
-            out.write_all(chunk)?;
-            copied += n as u64;
-        }
+        let (copied, digest) = hash_all(input.take(range.len()), |chunk| out.write_all(chunk))?;
         if copied != range.len() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -77,7 +62,7 @@ impl FileOps for StdFs {
             ));
         }
         out.sync_all()?;
-        Ok(hasher.digest())
+        Ok(digest)
     }
 
     fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
@@ -122,39 +107,13 @@ impl FileOps for StdFs {
     }
 }
 
-/// XXH3-64 of a whole file, `None` when it does not exist.
-pub fn file_digest(path: &Path) -> io::Result<Option<(u64, u64)>> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+/// Reads `input` to its end in large chunks, handing each to `sink`; returns the
+/// bytes read and their XXH3-64.
+fn hash_all(
+    mut input: impl Read,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<(u64, u64)> {
     let mut hasher = Xxh3::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(buf.get(..n).unwrap_or(&[]));
-        len += n as u64;
-    }
-    Ok(Some((len, hasher.digest())))
-}
-
-/// XXH3-64 of `range` of a file; `None` when the file is missing or shorter.
-pub fn range_digest(path: &Path, range: ByteRange) -> io::Result<Option<u64>> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    file.seek(SeekFrom::Start(range.start))?;
-    let mut hasher = Xxh3::new();
-    let mut input = file.take(range.len());
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
     loop {
@@ -164,10 +123,38 @@ pub fn range_digest(path: &Path, range: ByteRange) -> io::Result<Option<u64>> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        hasher.update(buf.get(..n).unwrap_or(&[]));
+        let chunk = buf.get(..n).unwrap_or(&[]);
+        hasher.update(chunk);
+        sink(chunk)?;
         len += n as u64;
     }
-    Ok((len == range.len()).then(|| hasher.digest()))
+    Ok((len, hasher.digest()))
+}
+
+fn open_existing(path: &Path) -> io::Result<Option<File>> {
+    match File::open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Length and XXH3-64 of a whole file, `None` when it does not exist.
+pub fn file_digest(path: &Path) -> io::Result<Option<(u64, u64)>> {
+    let Some(file) = open_existing(path)? else {
+        return Ok(None);
+    };
+    hash_all(file, |_| Ok(())).map(Some)
+}
+
+/// XXH3-64 of `range` of a file; `None` when the file is missing or shorter.
+pub fn range_digest(path: &Path, range: ByteRange) -> io::Result<Option<u64>> {
+    let Some(mut file) = open_existing(path)? else {
+        return Ok(None);
+    };
+    file.seek(SeekFrom::Start(range.start))?;
+    let (len, digest) = hash_all(file.take(range.len()), |_| Ok(()))?;
+    Ok((len == range.len()).then_some(digest))
 }
 
 /// Length of a file, `None` when it does not exist.
