@@ -5,6 +5,7 @@ use crate::progress::Progress;
 use anyhow::Context;
 use recovery::analyze::analyze;
 use recovery::layout::discover;
+use recovery::pipeline::Progress as _;
 use recovery::report::CheckReport;
 use std::path::PathBuf;
 
@@ -34,7 +35,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
 
 fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
     let layout = discover(&args.data_dir).context("cannot check the data directory")?;
-    let progress = Progress::bytes(layout.log_bytes(), "scanning");
+    let progress = Progress::new("scanning");
+    progress.start(layout.log_bytes());
     let analysis =
         analyze(&layout, &|n| progress.advance(n)).context("cannot check the data directory")?;
     progress.finish();

@@ -1,18 +1,29 @@
 //! A progress bar on stderr for long scans, shown only when stderr is a terminal so
-//! that logs and pipes stay clean.
+//! that logs and pipes stay clean. It appears once the size of the scan is known.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 /// Below this many bytes a scan is quick enough not to need a bar.
 const MIN_BYTES_FOR_BAR: u64 = 256 << 20;
 
-pub struct Progress(Option<ProgressBar>);
+pub struct Progress {
+    what: &'static str,
+    bar: OnceLock<Option<ProgressBar>>,
+}
 
 impl Progress {
-    pub fn bytes(total: u64, what: &str) -> Self {
+    pub fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            bar: OnceLock::new(),
+        }
+    }
+
+    fn make(&self, total: u64) -> Option<ProgressBar> {
         if total < MIN_BYTES_FOR_BAR || !std::io::stderr().is_terminal() {
-            return Self(None);
+            return None;
         }
         let bar = ProgressBar::new(total);
         if let Ok(style) = ProgressStyle::with_template(
@@ -20,19 +31,25 @@ impl Progress {
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(what.to_string());
-        Self(Some(bar))
-    }
-
-    pub fn advance(&self, n: u64) {
-        if let Some(bar) = &self.0 {
-            bar.inc(n);
-        }
+        bar.set_message(self.what);
+        Some(bar)
     }
 
     pub fn finish(&self) {
-        if let Some(bar) = &self.0 {
+        if let Some(Some(bar)) = self.bar.get() {
             bar.finish_and_clear();
+        }
+    }
+}
+
+impl recovery::pipeline::Progress for Progress {
+    fn start(&self, total_bytes: u64) {
+        self.bar.get_or_init(|| self.make(total_bytes));
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(Some(bar)) = self.bar.get() {
+            bar.inc(bytes);
         }
     }
 }

@@ -10,7 +10,7 @@ use recovery::execute::Executor;
 use recovery::fsops::StdFs;
 use recovery::guided::{analyze_guided, GuidedStats};
 use recovery::layout::discover;
-use recovery::pipeline::{self, RepairOutcome, Request};
+use recovery::pipeline::{self, Progress as _, RepairOutcome, Request};
 use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
 
@@ -51,7 +51,8 @@ pub fn analyze(
     let mut layout = discover(&session.dirs.data_dir).context("cannot read the data directory")?;
     layout.partitions.retain(|p| filter.matches(&p.id));
     let known = session.known_segments();
-    let progress = Progress::bytes(layout.log_bytes(), "scanning");
+    let progress = Progress::new("scanning");
+    progress.start(layout.log_bytes());
     let result = analyze_guided(&layout, &known, &|n| progress.advance(n))
         .context("cannot read the data directory")?;
     progress.finish();
@@ -72,17 +73,14 @@ pub fn repair(
         log: &session.journal,
     };
     let known = session.known_segments();
-    let total = discover(&session.dirs.data_dir)
-        .map(|l| l.log_bytes())
-        .unwrap_or(0);
-    let progress = Progress::bytes(total, "scanning");
+    let progress = Progress::new("scanning");
     let outcome = pipeline::run(
         &exec,
         &Request {
             mode,
             known: &known,
             only: &|p| filter.matches(p),
-            progress: &|n| progress.advance(n),
+            progress: &progress,
         },
     )?;
     progress.finish();

@@ -55,9 +55,19 @@ pub struct Request<'a> {
     pub known: &'a HashMap<SegmentKey, SegmentState>,
     /// Which partitions to look at.
     pub only: &'a dyn Fn(&PartitionId) -> bool,
-    /// Receives log bytes as they are analysed.
-    pub progress: &'a (dyn Fn(u64) + Sync),
+    pub progress: &'a dyn Progress,
 }
+
+/// Told the log bytes the analysis will read, then the bytes read as it goes.
+pub trait Progress: Sync {
+    fn start(&self, _total_bytes: u64) {}
+    fn advance(&self, _bytes: u64) {}
+}
+
+/// No progress reporting.
+pub struct Quiet;
+
+impl Progress for Quiet {}
 
 /// Runs the repair. With refusals nothing was changed (beyond finishing repairs
 /// journaled earlier), and `ready_to_start` is false.
@@ -65,7 +75,8 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
     let replayed = exec.replay_pending().map_err(PipelineError::Replay)?;
     let mut layout = discover(exec.data_dir)?;
     layout.partitions.retain(|p| (req.only)(&p.id));
-    let (analysis, guided) = analyze_guided(&layout, req.known, req.progress)?;
+    req.progress.start(layout.log_bytes());
+    let (analysis, guided) = analyze_guided(&layout, req.known, &|n| req.progress.advance(n))?;
     let the_plan = plan(&analysis, req.mode)?;
     let mut outcome = RepairOutcome {
         mode: req.mode,

@@ -109,8 +109,8 @@ pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
             continue;
         }
         match plan_partition(p, mode, &problems)? {
-            Ok(actions) => out.actions.extend(actions),
-            Err(why) => out.refusals.push(Refusal {
+            PartitionPlan::Repair(actions) => out.actions.extend(actions),
+            PartitionPlan::Refuse(why) => out.refusals.push(Refusal {
                 partition: p.id,
                 why,
                 problems: problems.clone(),
@@ -163,19 +163,28 @@ fn find_cut(p: &PartitionAnalysis) -> Option<Cut> {
     None
 }
 
+/// What to do with one damaged partition.
+enum PartitionPlan {
+    Repair(Vec<PlannedAction>),
+    /// The mode forbids the repair, for this reason.
+    Refuse(String),
+}
+
 /// The actions that repair one partition, or why the mode forbids them.
 fn plan_partition(
     p: &PartitionAnalysis,
     mode: Mode,
     problems: &[Problem],
-) -> Result<Result<Vec<PlannedAction>, String>, PlanError> {
+) -> Result<PartitionPlan, PlanError> {
     if mode == Mode::Absolute {
-        return Ok(Err("mode absolute repairs nothing".into()));
+        return Ok(PartitionPlan::Refuse(
+            "mode absolute repairs nothing".into(),
+        ));
     }
     let cut = find_cut(p);
     if let Some(c) = cut {
         if mode == Mode::TolerateTail && !c.tail_only {
-            return Ok(Err(format!(
+            return Ok(PartitionPlan::Refuse(format!(
                 "damage before the end of the partition: cutting there would take out \
                  intact data after it ({}); run with --mode point-in-time to cut anyway",
                 problems
@@ -203,7 +212,7 @@ fn plan_partition(
         Some(last) => last,
         None if kept.first().is_some_and(Option::is_some) => 0,
         None => {
-            return Ok(Err(
+            return Ok(PartitionPlan::Refuse(
                 "no segment with a log would remain, and iggy-server 0.6.0 panics on a \
                  partition without one"
                     .into(),
@@ -282,7 +291,7 @@ fn plan_partition(
             len: f.len,
         });
     }
-    Ok(Ok(actions))
+    Ok(PartitionPlan::Repair(actions))
 }
 
 /// `path` relative to the data directory, given the partition folder `dir` and its

@@ -287,13 +287,39 @@ fn a_torn_consumer_offset_is_reported_and_quarantined_restorably() {
     let found = problems_of(copy.path(), "2497150693");
     assert_eq!(found[0]["kind"], "bad-offset-file");
     let damaged = snapshot(copy.path());
-    let run = warden(["recover", "--data-dir", s(copy.path()), "--state-dir", s(&state)]);
+    let run = warden([
+        "recover",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(!file.exists(), "0.6.0 cannot start with a 3-byte offset file");
+    assert!(
+        !file.exists(),
+        "0.6.0 cannot start with a 3-byte offset file"
+    );
     assert_eq!(warden(["check", "--data-dir", s(copy.path())]).code, 0);
-    let list = warden(["restore", "--list", "--data-dir", s(copy.path()), "--state-dir", s(&state)]);
-    let ids: Vec<&str> = list.stdout.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    let mut args = vec!["restore", "--data-dir", s(copy.path()), "--state-dir", s(&state)];
+    let list = warden([
+        "restore",
+        "--list",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
+    let ids: Vec<&str> = list
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut args = vec![
+        "restore",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ];
     args.extend(ids);
     assert_eq!(warden(&args).code, 0);
     assert_eq!(damaged, snapshot(copy.path()));

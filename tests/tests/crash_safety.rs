@@ -130,7 +130,7 @@ fn repair(data: &Path, state: &Path, fs: &dyn FileOps, mode: Mode) -> bool {
             mode,
             known: &known,
             only: &|_| true,
-            progress: &|_| {},
+            progress: &recovery::pipeline::Quiet,
         },
     )
     .expect("repair runs");
