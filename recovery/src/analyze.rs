@@ -62,6 +62,7 @@ pub struct PartitionAnalysis {
     pub dir: PathBuf,
     pub segments: Vec<SegmentAnalysis>,
     pub offset_files: Vec<OffsetFile>,
+    pub stray_logs: Vec<PathBuf>,
 }
 
 impl PartitionAnalysis {
@@ -132,6 +133,7 @@ pub fn analyze_partition(
         dir: p.dir.clone(),
         segments,
         offset_files: p.offset_files.clone(),
+        stray_logs: p.stray_logs.clone(),
     })
 }
 

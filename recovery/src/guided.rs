@@ -57,6 +57,7 @@ pub fn analyze_guided(
                 dir: p.dir.clone(),
                 segments,
                 offset_files: p.offset_files.clone(),
+                stray_logs: p.stray_logs.clone(),
             };
             done.push((i, analysis, stats));
         }

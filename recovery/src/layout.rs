@@ -79,6 +79,10 @@ pub struct PartitionLayout {
     /// Sorted by start offset.
     pub segments: Vec<SegmentFiles>,
     pub offset_files: Vec<OffsetFile>,
+    /// `.log` files that are not segments, here or in any subfolder: iggy-server 0.6.0
+    /// loads every `*.log` below a partition folder and panics on a name that is not
+    /// a number.
+    pub stray_logs: Vec<PathBuf>,
 }
 
 /// The files of one segment; either may be absent when a crash left half a pair.
@@ -280,12 +284,15 @@ fn read_partition(
 ) -> Result<PartitionLayout, LayoutError> {
     let mut segments: Vec<SegmentFiles> = Vec::new();
     let mut offset_files = Vec::new();
+    let mut stray_logs = Vec::new();
     for entry in list(dir)? {
         if entry.name == "offsets" && entry.is_dir {
             read_offsets(&entry.path, &mut offset_files, strays)?;
+            find_logs(&entry.path, &mut stray_logs)?;
             continue;
         }
         let Some((start, is_log)) = segment_file(&entry.name).filter(|_| entry.is_file) else {
+            find_logs(&entry.path, &mut stray_logs)?;
             strays.push(stray(entry, "not a segment file"));
             continue;
         };
@@ -317,7 +324,22 @@ fn read_partition(
         dir: dir.to_path_buf(),
         segments,
         offset_files,
+        stray_logs,
     })
+}
+
+/// Every file named `*.log` at or below `path`, as the server's recursive walk of a
+/// partition folder would find it (symbolic links are not followed).
+fn find_logs(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LayoutError> {
+    let meta = fs::symlink_metadata(path).map_err(|e| LayoutError::io(path, e))?;
+    if meta.is_dir() {
+        for entry in list(path)? {
+            find_logs(&entry.path, out)?;
+        }
+    } else if path.extension().is_some_and(|e| e == "log") {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
 }
 
 fn read_offsets(

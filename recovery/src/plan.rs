@@ -18,7 +18,7 @@ use crate::analyze::{Analysis, PartitionAnalysis, SegmentAnalysis};
 use crate::index::{IndexState, ENTRY_LEN};
 use crate::rebuild::index_digest;
 use crate::scan::StopReason;
-use crate::verdict::{judge_partition, Problem};
+use crate::verdict::{judge_partition, Problem, ProblemKind};
 use journal::{PartitionId, RepairAction};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -179,6 +179,13 @@ fn plan_partition(
     if mode == Mode::Absolute {
         return Ok(PartitionPlan::Refuse(
             "mode absolute repairs nothing".into(),
+        ));
+    }
+    if problems.iter().any(|p| p.kind == ProblemKind::StrayLog) {
+        return Ok(PartitionPlan::Refuse(
+            "a stray .log file in the partition folder would crash iggy-server; move it \
+             out, then run again"
+                .into(),
         ));
     }
     let cut = find_cut(p);

@@ -42,6 +42,9 @@ pub enum ProblemKind {
     OffsetGap,
     /// A consumer or group offset file shorter than 8 bytes: the server cannot start.
     BadOffsetFile,
+    /// A `.log` in a partition folder that is not a segment: the server panics on it.
+    /// Never touched by iggy-warden: an operator must move it away.
+    StrayLog,
 }
 
 impl ProblemKind {
@@ -61,6 +64,7 @@ impl ProblemKind {
             ProblemKind::EmptyPair => "empty-pair",
             ProblemKind::OffsetGap => "offset-gap",
             ProblemKind::BadOffsetFile => "bad-offset-file",
+            ProblemKind::StrayLog => "stray-log",
         }
     }
 }
@@ -114,6 +118,18 @@ pub fn judge_partition(p: &PartitionAnalysis) -> Vec<Problem> {
     judge_contiguity(p, &mut out);
     for f in &p.offset_files {
         judge_offset_file(f, &mut out);
+    }
+    for path in &p.stray_logs {
+        out.push(Problem {
+            kind: ProblemKind::StrayLog,
+            path: path.clone(),
+            offset: None,
+            detail: "not a segment, but iggy-server 0.6.0 loads every *.log below a \
+                     partition folder and panics on this name; move it out (iggy-warden \
+                     never touches files it does not own)"
+                .into(),
+            segment: None,
+        });
     }
     out
 }

@@ -324,3 +324,44 @@ fn a_torn_consumer_offset_is_reported_and_quarantined_restorably() {
     assert_eq!(warden(&args).code, 0);
     assert_eq!(damaged, snapshot(copy.path()));
 }
+
+#[test]
+fn a_stray_log_file_blocks_the_start_and_is_left_to_the_operator() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let state = copy.tmp_root().join("state");
+    let part = copy.path().join("streams/0/topics/0/partitions/1");
+    std::fs::write(part.join("notes.log"), b"operator scratch").unwrap();
+    std::fs::create_dir(part.join("old")).unwrap();
+    std::fs::write(part.join("old/00000000000000000000.log"), b"x").unwrap();
+    let kinds: Vec<String> = problems_of(copy.path(), ".log")
+        .iter()
+        .filter(|p| p["kind"] == "stray-log")
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    let before = snapshot(copy.path());
+    for mode in ["tolerate-tail", "point-in-time"] {
+        let run = warden([
+            "recover",
+            "--mode",
+            mode,
+            "--data-dir",
+            s(copy.path()),
+            "--state-dir",
+            s(&state),
+        ]);
+        assert_eq!(run.code, 3, "{mode}: {}", run.stdout);
+        assert!(run.stdout.contains("stray .log"), "{}", run.stdout);
+    }
+    assert_eq!(before, snapshot(copy.path()), "strays are never touched");
+    std::fs::remove_file(part.join("notes.log")).unwrap();
+    std::fs::remove_dir_all(part.join("old")).unwrap();
+    let run = warden([
+        "recover",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
