@@ -178,6 +178,7 @@ impl SegmentFilter {
                     }
                     // Undoing a repair of this segment is about this segment too.
                     RepairAction::Restore { repair: undone } => self.repairs.contains(undone),
+                    RepairAction::CreateDir { .. } => false,
                 };
                 if touches {
                     self.repairs.insert(*repair);

@@ -51,6 +51,11 @@ pub enum RepairAction {
     QuarantineFile { path: String, len: u64 },
     /// Put back what repair `repair` took out (an operator's `restore`).
     Restore { repair: RepairId },
+    /// Create an empty folder (`path` relative to the data directory) the server
+    /// needs: iggy-server 0.6.0 refuses to start without a partition's
+    /// `offsets/consumers` and `offsets/groups`. New variants go last: bincode
+    /// numbers variants by position.
+    CreateDir { path: String },
 }
 
 impl RepairAction {
@@ -62,6 +67,7 @@ impl RepairAction {
             RepairAction::RewriteIndex { segment, .. } => segment.rel_index(),
             RepairAction::QuarantineFile { path, .. } => path.clone(),
             RepairAction::Restore { repair } => format!("(files of repair {repair})"),
+            RepairAction::CreateDir { path } => path.clone(),
         }
     }
 }
@@ -110,6 +116,7 @@ impl fmt::Display for RepairAction {
                 write!(f, "quarantine {} ({} bytes)", path, len)
             }
             RepairAction::Restore { repair } => write!(f, "restore what repair {repair} took out"),
+            RepairAction::CreateDir { path } => write!(f, "create folder {path}"),
         }
     }
 }

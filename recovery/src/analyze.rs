@@ -63,6 +63,7 @@ pub struct PartitionAnalysis {
     pub segments: Vec<SegmentAnalysis>,
     pub offset_files: Vec<OffsetFile>,
     pub stray_logs: Vec<PathBuf>,
+    pub missing_offset_dirs: Vec<PathBuf>,
 }
 
 impl PartitionAnalysis {
@@ -134,6 +135,7 @@ pub fn analyze_partition(
         segments,
         offset_files: p.offset_files.clone(),
         stray_logs: p.stray_logs.clone(),
+        missing_offset_dirs: p.missing_offset_dirs.clone(),
     })
 }
 

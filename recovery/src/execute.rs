@@ -163,6 +163,7 @@ impl Executor<'_> {
                 self.quarantine_file(id, action, reason, path, *len)
             }
             RepairAction::Restore { repair } => self.restore(id, *repair),
+            RepairAction::CreateDir { path } => self.create_dir(id, action, reason, path),
         }
     }
 
@@ -308,6 +309,26 @@ impl Executor<'_> {
             found => return Err(self.changed(id, &path, format!("{len} bytes"), found)),
         }
         Ok(len)
+    }
+
+    /// Creates a folder; the manifest (nothing saved, `created_file`) lets `restore`
+    /// remove it again.
+    fn create_dir(
+        &self,
+        id: RepairId,
+        action: &RepairAction,
+        reason: &str,
+        rel: &str,
+    ) -> Result<u64, ExecError> {
+        let path = self.data_dir.join(rel);
+        let range = ByteRange::new(0, 0);
+        self.quarantine
+            .save(self.fs, id, action, reason, self.data_dir, rel, range, true)?;
+        if !path.is_dir() {
+            self.fs.create_dir_all(&path).map_err(io_err(&path))?;
+            self.sync_parent(&path)?;
+        }
+        Ok(0)
     }
 
     fn sync_parent(&self, path: &Path) -> Result<(), ExecError> {

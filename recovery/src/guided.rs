@@ -58,6 +58,7 @@ pub fn analyze_guided(
                 segments,
                 offset_files: p.offset_files.clone(),
                 stray_logs: p.stray_logs.clone(),
+                missing_offset_dirs: p.missing_offset_dirs.clone(),
             };
             done.push((i, analysis, stats));
         }

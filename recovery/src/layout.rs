@@ -83,6 +83,9 @@ pub struct PartitionLayout {
     /// loads every `*.log` below a partition folder and panics on a name that is not
     /// a number.
     pub stray_logs: Vec<PathBuf>,
+    /// `offsets`, `offsets/consumers` or `offsets/groups` folders that do not exist:
+    /// the server creates them for every partition and fails to start without them.
+    pub missing_offset_dirs: Vec<PathBuf>,
 }
 
 /// The files of one segment; either may be absent when a crash left half a pair.
@@ -319,12 +322,26 @@ fn read_partition(
         }
     }
     segments.sort_by_key(|s| s.key.start_offset);
+    // `offsets` itself first, so creating (and restoring) goes folder by folder.
+    let mut missing_offset_dirs = Vec::new();
+    for path in [
+        dir.join("offsets"),
+        dir.join("offsets").join("consumers"),
+        dir.join("offsets").join("groups"),
+    ] {
+        match fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing_offset_dirs.push(path),
+            Err(e) => return Err(LayoutError::io(&path, e)),
+        }
+    }
     Ok(PartitionLayout {
         id,
         dir: dir.to_path_buf(),
         segments,
         offset_files,
         stray_logs,
+        missing_offset_dirs,
     })
 }
 

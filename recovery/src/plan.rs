@@ -292,6 +292,11 @@ fn plan_partition(
             });
         }
     }
+    for dir in &p.missing_offset_dirs {
+        push(RepairAction::CreateDir {
+            path: rel(&p.dir, dir, &p.id.rel_dir()),
+        });
+    }
     for f in p.offset_files.iter().filter(|f| f.len < 8) {
         push(RepairAction::QuarantineFile {
             path: rel(&p.dir, &f.path, &p.id.rel_dir()),

@@ -109,6 +109,16 @@ impl Executor<'_> {
                 self.fs.append_into_new(&saved, &tmp).map_err(io(&tmp))?;
                 self.fs.rename(&tmp, &path).map_err(io(&path))?;
             }
+            RepairAction::CreateDir { .. } => {
+                if path.is_dir() {
+                    self.fs.remove_dir(&path).map_err(|e| ExecError::Changed {
+                        repair: id,
+                        path: path.clone(),
+                        expected: format!("the empty folder repair {target} created ({e})"),
+                        found: "a folder that is not empty".into(),
+                    })?;
+                }
+            }
             RepairAction::Restore { .. } => {
                 return Err(ExecError::Journal(format!(
                     "repair {target} is itself a restore; restore the repair it undid instead"

@@ -45,6 +45,8 @@ pub enum ProblemKind {
     /// A `.log` in a partition folder that is not a segment: the server panics on it.
     /// Never touched by iggy-warden: an operator must move it away.
     StrayLog,
+    /// `offsets/consumers` or `offsets/groups` is missing: the server cannot start.
+    MissingOffsetsDir,
 }
 
 impl ProblemKind {
@@ -65,6 +67,7 @@ impl ProblemKind {
             ProblemKind::OffsetGap => "offset-gap",
             ProblemKind::BadOffsetFile => "bad-offset-file",
             ProblemKind::StrayLog => "stray-log",
+            ProblemKind::MissingOffsetsDir => "missing-offsets-dir",
         }
     }
 }
@@ -118,6 +121,17 @@ pub fn judge_partition(p: &PartitionAnalysis) -> Vec<Problem> {
     judge_contiguity(p, &mut out);
     for f in &p.offset_files {
         judge_offset_file(f, &mut out);
+    }
+    for path in &p.missing_offset_dirs {
+        out.push(Problem {
+            kind: ProblemKind::MissingOffsetsDir,
+            path: path.clone(),
+            offset: None,
+            detail: "iggy-server 0.6.0 creates this folder for every partition and fails to \
+                     start without it"
+                .into(),
+            segment: None,
+        });
     }
     for path in &p.stray_logs {
         out.push(Problem {

@@ -99,6 +99,12 @@ impl FileOps for CrashAt {
         }
         StdFs.create_dir_all(path)
     }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.remove_dir(path)
+    }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         if self.crashing() {
             self.die();
