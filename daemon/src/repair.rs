@@ -8,9 +8,8 @@ use journal::PartitionId;
 use recovery::analyze::Analysis;
 use recovery::execute::Executor;
 use recovery::fsops::StdFs;
-use recovery::guided::{analyze_guided, GuidedStats};
-use recovery::layout::discover;
-use recovery::pipeline::{self, Progress as _, RepairOutcome, Request};
+use recovery::guided::GuidedStats;
+use recovery::pipeline::{self, RepairOutcome, Request};
 use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
 
@@ -48,13 +47,15 @@ pub fn analyze(
     session: &Session,
     filter: &PartitionFilter,
 ) -> anyhow::Result<(Analysis, GuidedStats)> {
-    let mut layout = discover(&session.dirs.data_dir).context("cannot read the data directory")?;
-    layout.partitions.retain(|p| filter.matches(&p.id));
     let known = session.known_segments();
     let progress = Progress::new("scanning");
-    progress.start(layout.log_bytes());
-    let result = analyze_guided(&layout, &known, &|n| progress.advance(n))
-        .context("cannot read the data directory")?;
+    let result = pipeline::analyze(
+        &session.dirs.data_dir,
+        &known,
+        &|p| filter.matches(p),
+        &progress,
+    )
+    .context("cannot read the data directory")?;
     progress.finish();
     Ok(result)
 }

@@ -12,6 +12,7 @@ use crate::verdict::{judge_partition, Problem};
 use journal::{PartitionId, SegmentKey, SegmentState};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -73,10 +74,7 @@ impl Progress for Quiet {}
 /// journaled earlier), and `ready_to_start` is false.
 pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, PipelineError> {
     let replayed = exec.replay_pending().map_err(PipelineError::Replay)?;
-    let mut layout = discover(exec.data_dir)?;
-    layout.partitions.retain(|p| (req.only)(&p.id));
-    req.progress.start(layout.log_bytes());
-    let (analysis, guided) = analyze_guided(&layout, req.known, &|n| req.progress.advance(n))?;
+    let (analysis, guided) = analyze(exec.data_dir, req.known, req.only, req.progress)?;
     let the_plan = plan(&analysis, req.mode)?;
     let mut outcome = RepairOutcome {
         mode: req.mode,
@@ -123,6 +121,20 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
     }
     outcome.ready_to_start = true;
     Ok(outcome)
+}
+
+/// Layout and journal-guided analysis of the partitions `only` selects: what `run`
+/// plans from, and what a dry run shows.
+pub fn analyze(
+    data_dir: &Path,
+    known: &HashMap<SegmentKey, SegmentState>,
+    only: &dyn Fn(&PartitionId) -> bool,
+    progress: &dyn Progress,
+) -> Result<(Analysis, GuidedStats), PipelineError> {
+    let mut layout = discover(data_dir)?;
+    layout.partitions.retain(|p| only(&p.id));
+    progress.start(layout.log_bytes());
+    Ok(analyze_guided(&layout, known, &|n| progress.advance(n))?)
 }
 
 fn kept(a: &Analysis) -> Vec<PartitionOutcome> {
