@@ -90,7 +90,7 @@ mod tests {
         assert!(holders_of(dir.path()).unwrap().holders.is_empty());
         let mut child = std::process::Command::new("sh")
             .arg("-c")
-            .arg("exec 3<\"$0\"; sleep 30")
+            .arg("exec sleep 30 3<\"$0\"")
             .arg(&file)
             .spawn()
             .unwrap();

@@ -91,7 +91,7 @@ fn recover_refuses_while_another_process_holds_a_file_and_force_overrides() {
         .path()
         .join("streams/0/topics/0/partitions/0/00000000000000000000.log");
     let mut child = std::process::Command::new("sh")
-        .args(["-c", "exec 3<\"$0\"; sleep 30"])
+        .args(["-c", "exec sleep 30 3<\"$0\""])
         .arg(&held)
         .spawn()
         .unwrap();
