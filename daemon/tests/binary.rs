@@ -1,0 +1,44 @@
+//! The built binary's outer contract: its name, version and commands.
+//!
+//! Being an integration test of this package also makes `cargo test --workspace`
+//! build `target/<profile>/iggy-warden`, which the scenario tests in the top-level
+//! `tests/` package run (Cargo builds a package's binaries only for its own
+//! integration tests).
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_iggy-warden"))
+        .args(args)
+        .output()
+        .expect("run iggy-warden");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn version_is_the_package_version() {
+    let (code, out) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("iggy-warden {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn help_lists_every_operator_command() {
+    let (code, out) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for command in ["check", "recover", "replay", "restore", "watch", "journal"] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "`{command}` missing from --help:\n{out}"
+        );
+    }
+    assert!(
+        !out.contains("generate-assets"),
+        "the packaging helper must stay hidden:\n{out}"
+    );
+}
