@@ -11,6 +11,7 @@ use crate::analyze::{analyze_segment, Analysis, AnalyzeError, PartitionAnalysis,
 use crate::index::{IndexEntry, IndexState, ENTRY_LEN};
 use crate::layout::{DataDir, SegmentFiles};
 use crate::message::{MessageHeader, HEADER_LEN};
+use crate::parallel::{map_ordered, IO_THREADS};
 use crate::scan::{MessageMeta, ScanOutcome, ScanStart, StopReason};
 use journal::{SegmentKey, SegmentPhase, SegmentState};
 use serde::Serialize;
@@ -18,7 +19,6 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How much of the directory the journal let us skip.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -29,67 +29,42 @@ pub struct GuidedStats {
     pub bytes_scanned: u64,
 }
 
-/// Threads that analyse partitions at once. The guided work is many small reads
-/// that wait on the disk, not the CPU, so more threads than cores still shorten it.
-const WORKERS: usize = 8;
-
 pub fn analyze_guided(
     dir: &DataDir,
     known: &HashMap<SegmentKey, SegmentState>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(Analysis, GuidedStats), AnalyzeError> {
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(p) = dir.partitions.get(i) else {
-                return Ok(done);
-            };
-            let mut stats = GuidedStats::default();
-            let mut segments = Vec::with_capacity(p.segments.len());
-            for files in &p.segments {
-                segments.push(analyze_known(files, known.get(&files.key), &mut stats)?);
-                progress(files.log_len.unwrap_or(0));
-            }
-            let analysis = PartitionAnalysis {
-                id: p.id,
-                dir: p.dir.clone(),
-                segments,
-                offset_files: p.offset_files.clone(),
-                stray_logs: p.stray_logs.clone(),
-                missing_offset_dirs: p.missing_offset_dirs.clone(),
-            };
-            done.push((i, analysis, stats));
+    // Mostly small reads that wait on the disk: see `parallel`.
+    let done = map_ordered(&dir.partitions, IO_THREADS, |p| {
+        let mut stats = GuidedStats::default();
+        let mut segments = Vec::with_capacity(p.segments.len());
+        for files in &p.segments {
+            segments.push(analyze_known(files, known.get(&files.key), &mut stats)?);
+            progress(files.log_len.unwrap_or(0));
         }
-    };
-    let workers = WORKERS.min(dir.partitions.len()).max(1);
-    let results: Vec<Result<Vec<_>, AnalyzeError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
+        let analysis = PartitionAnalysis {
+            id: p.id,
+            dir: p.dir.clone(),
+            segments,
+            offset_files: p.offset_files.clone(),
+            stray_logs: p.stray_logs.clone(),
+            missing_offset_dirs: p.missing_offset_dirs.clone(),
+        };
+        Ok::<_, AnalyzeError>((analysis, stats))
+    })?;
     let mut stats = GuidedStats::default();
-    let mut partitions: Vec<(usize, PartitionAnalysis)> = Vec::with_capacity(dir.partitions.len());
-    for result in results {
-        for (i, analysis, s) in result? {
-            stats.trusted += s.trusted;
-            stats.resumed += s.resumed;
-            stats.scanned += s.scanned;
-            stats.bytes_scanned += s.bytes_scanned;
-            partitions.push((i, analysis));
-        }
+    let mut partitions = Vec::with_capacity(done.len());
+    for (analysis, s) in done {
+        stats.trusted += s.trusted;
+        stats.resumed += s.resumed;
+        stats.scanned += s.scanned;
+        stats.bytes_scanned += s.bytes_scanned;
+        partitions.push(analysis);
     }
-    partitions.sort_by_key(|(i, _)| *i);
     let analysis = Analysis {
         root: dir.root.clone(),
         version: dir.version.clone(),
-        partitions: partitions.into_iter().map(|(_, p)| p).collect(),
+        partitions,
         strays: dir.strays.clone(),
     };
     Ok((analysis, stats))

@@ -13,6 +13,7 @@ pub mod index;
 mod journal_log;
 pub mod layout;
 pub mod message;
+mod parallel;
 pub mod pipeline;
 pub mod plan;
 mod prefetch;
