@@ -124,6 +124,8 @@ fn trust_sealed(files: &SegmentFiles, last_checksum: Option<u64>) -> Option<Segm
     }
     let count = index_len / ENTRY_LEN as u64;
     let start = files.key.start_offset;
+    // A file name near u64::MAX cannot hold `count` offsets: scan it instead.
+    let next_offset = start.checked_add(count)?;
     let last = if count == 0 {
         (log_len == 0 && last_checksum.is_none()).then_some(None)?
     } else {
@@ -135,7 +137,7 @@ fn trust_sealed(files: &SegmentFiles, last_checksum: Option<u64>) -> Option<Segm
             start: ScanStart::segment(start),
             valid_len: log_len,
             messages: count,
-            next_offset: start + count,
+            next_offset,
             last,
             stop: StopReason::EndOfFile,
         }),
@@ -177,7 +179,7 @@ fn last_message(
     let mut head = [0u8; HEADER_LEN];
     read_at(&files.log_path, msg_start, &mut head)?;
     let header = MessageHeader::parse(&head);
-    let offset = files.key.start_offset + count - 1;
+    let offset = files.key.start_offset.checked_add(count - 1)?;
     let consistent = header.checksum == checksum
         && header.offset == offset
         && msg_start.checked_add(header.frame_len()) == Some(end);

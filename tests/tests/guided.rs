@@ -144,3 +144,50 @@ fn a_sealed_segment_that_no_longer_matches_the_journal_is_scanned() {
     );
     assert_eq!(judge(&guided), judge(&analyze(&layout, &|_| {}).unwrap()));
 }
+
+/// Found by the `segment_files` fuzz target: a sealed segment whose file name is the
+/// largest offset made the trust check add past u64::MAX (a panic in debug builds).
+#[test]
+fn a_sealed_segment_named_near_the_largest_offset_is_scanned_not_trusted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = journal::PartitionId::new(1, 1, 1);
+    let dir = tmp.path().join(id.rel_dir());
+    std::fs::create_dir_all(dir.join("offsets/consumers")).unwrap();
+    std::fs::create_dir_all(dir.join("offsets/groups")).unwrap();
+    let start = u64::MAX;
+    let message = harness::Message {
+        id: 7,
+        offset: start,
+        timestamp: 1_700_000_000_000_000,
+        origin_timestamp: 1_700_000_000_000_000,
+        payload: b"last".to_vec(),
+        headers: Vec::new(),
+    };
+    let bytes = harness::encode_message(&message);
+    let segment = id.segment(start);
+    std::fs::write(dir.join(format!("{}.log", segment.file_stem())), &bytes).unwrap();
+    std::fs::write(
+        dir.join(format!("{}.index", segment.file_stem())),
+        harness::index_entry(0, bytes.len() as u32, message.timestamp),
+    )
+    .unwrap();
+    let journal = Journal::open(&tmp.path().join("state")).unwrap();
+    journal
+        .append_batch(vec![
+            Record::SegmentOpened { segment },
+            Record::Sealed {
+                segment,
+                log_len: bytes.len() as u64,
+                index_len: 16,
+                last_offset: Some(start),
+                last_checksum: Some(u64::from_le_bytes(bytes[..8].try_into().unwrap())),
+            },
+        ])
+        .unwrap();
+    let known: HashMap<_, _> = journal.all_segment_states().unwrap().into_iter().collect();
+    let layout = discover(tmp.path()).unwrap();
+    let (guided, stats) = analyze_guided(&layout, &known, &|_| {}).unwrap();
+    assert_eq!(stats.trusted, 0, "{stats:?}");
+    assert_eq!(stats.scanned, 1, "{stats:?}");
+    assert_eq!(guided.valid_messages(), 1);
+}

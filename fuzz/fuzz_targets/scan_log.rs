@@ -1,0 +1,142 @@
+//! `recovery::scan::scan_log` (and `scan_log_prefetched`) on arbitrary bytes as a
+//! segment's `.log`, from an arbitrary `ScanStart`.
+//!
+//! Input: flags (u8), next_offset (u64 LE), position (u64 LE), read pattern length
+//! (u8) and pattern, then the log bytes. Flags: 0x01/0x02/0x04 forge valid frames
+//! (see `forge_frames`), 0x08 also reads through a reader that returns a few bytes
+//! per call (0x10: with `Interrupted` errors), 0x20 also through the read-ahead
+//! thread, 0x80 moves next_offset next to `u64::MAX`.
+//!
+//! Proves: the scanner never panics; it returns the valid prefix its documentation
+//! describes (contiguous frames from `position`, consecutive offsets, `valid_len` and
+//! the stop position agree); and the result does not depend on how the reader delivers
+//! the bytes (a few bytes per read, `Interrupted` errors, the read-ahead thread).
+#![no_main]
+
+use fuzz_support::{forge_frames, near_max, Forge, Input, Trickle};
+use libfuzzer_sys::fuzz_target;
+use recovery::message::HEADER_LEN;
+use recovery::scan::StopReason;
+use recovery::scan::{scan_log, scan_log_prefetched, MessageMeta, ScanOutcome, ScanStart};
+use std::io;
+
+fuzz_target!(|data: &[u8]| {
+    let mut input = Input::new(data);
+    let flags = input.u8();
+    let next_offset = near_max(input.u64(), flags);
+    // A log is a file: its positions are below i64::MAX (off_t). A position closer to
+    // u64::MAX than the log is long cannot occur; see README.md.
+    let position = input.u64() & (i64::MAX as u64);
+    let pattern_len = input.u8();
+    let pattern = input.bytes(usize::from(pattern_len % 16));
+    let mut log = input.rest().to_vec();
+    forge_frames(&mut log, next_offset, Forge::from_bits(flags));
+
+    let start = ScanStart {
+        position,
+        next_offset,
+    };
+    let (outcome, metas) = scan(io::Cursor::new(&log[..]), start, false);
+    let outcome = outcome.expect("reading a byte slice cannot fail");
+    check(&log, start, &outcome, &metas);
+
+    if flags & 0x08 != 0 {
+        let interrupt = flags & 0x10 != 0;
+        let (trickled, trickled_metas) = scan(Trickle::new(&log, pattern, interrupt), start, false);
+        assert_eq!(trickled.expect("Interrupted is retried"), outcome);
+        assert_eq!(trickled_metas, metas);
+    }
+    if flags & 0x20 != 0 {
+        let (ahead, ahead_metas) = scan(io::Cursor::new(&log[..]), start, true);
+        assert_eq!(ahead.expect("reading a byte slice cannot fail"), outcome);
+        assert_eq!(ahead_metas, metas);
+    }
+});
+
+fn scan<R: io::Read + Send>(
+    src: R,
+    start: ScanStart,
+    prefetch: bool,
+) -> (io::Result<ScanOutcome>, Vec<MessageMeta>) {
+    let mut metas = Vec::new();
+    let visit = |m: &MessageMeta| {
+        metas.push(*m);
+        Ok(())
+    };
+    let outcome = if prefetch {
+        scan_log_prefetched(src, start, visit)
+    } else {
+        scan_log(src, start, visit)
+    };
+    (outcome, metas)
+}
+
+/// The outcome is the valid prefix `scan_log` documents.
+fn check(log: &[u8], start: ScanStart, out: &ScanOutcome, metas: &[MessageMeta]) {
+    let end = start.position + log.len() as u64;
+    assert_eq!(out.start, start);
+    assert_eq!(out.messages, metas.len() as u64);
+    assert_eq!(out.last, metas.last().copied());
+    let mut at = start.position;
+    for (i, m) in metas.iter().enumerate() {
+        assert_eq!(m.start, at, "frames follow each other with no gap");
+        assert!(m.end - m.start >= HEADER_LEN as u64);
+        assert_eq!(m.offset, start.next_offset.saturating_add(i as u64));
+        at = m.end;
+    }
+    assert!(at <= end);
+    assert_eq!(out.valid_len, at);
+    assert_eq!(
+        out.next_offset,
+        start.next_offset.saturating_add(out.messages)
+    );
+    // Every stop but a clean end is at the first byte after the valid prefix.
+    assert_eq!(
+        out.stop.position().is_none(),
+        out.stop == StopReason::EndOfFile
+    );
+    if let Some(p) = out.stop.position() {
+        assert_eq!(p, out.valid_len, "{:?}", out.stop);
+    }
+    let rest = &log[(out.valid_len - start.position) as usize..];
+    match out.stop {
+        StopReason::EndOfFile => assert!(rest.is_empty()),
+        StopReason::TornHeader { available, .. } => {
+            assert_eq!(available, rest.len() as u64);
+            assert!(rest.len() < HEADER_LEN && rest.iter().any(|&b| b != 0));
+        }
+        StopReason::TornMessage {
+            frame_len,
+            available,
+            ..
+        } => {
+            assert_eq!(available, rest.len() as u64);
+            assert!(available < frame_len);
+        }
+        StopReason::ZeroFill { len, .. } => {
+            assert_eq!(len, rest.len() as u64);
+            assert!(!rest.is_empty() && rest.iter().all(|&b| b == 0));
+        }
+        StopReason::ZeroesThenData { .. } => {
+            assert!(rest.len() >= HEADER_LEN && rest[..HEADER_LEN].iter().all(|&b| b == 0));
+            assert!(rest.iter().any(|&b| b != 0));
+        }
+        StopReason::BadChecksum {
+            frame_len,
+            followed_by_data,
+            ..
+        }
+        | StopReason::OffsetJump {
+            frame_len,
+            followed_by_data,
+            ..
+        } => {
+            assert!(frame_len <= rest.len() as u64);
+            assert_eq!(followed_by_data, frame_len < rest.len() as u64);
+        }
+        StopReason::ImplausibleLength { .. } => assert!(rest.len() >= HEADER_LEN),
+    }
+    // The report texts are built from the same values: they must not panic either.
+    let _ = out.stop.describe();
+    let _ = out.stop.is_tail_only();
+}
