@@ -178,7 +178,15 @@ impl Journal {
         if w.states.len() + folded.len() > STATE_CACHE_ENTRIES {
             w.states.clear();
         }
-        w.states.extend(folded);
+        // Only segments still being written get more records soon; a sealed or deleted
+        // one rarely does, and caching it too doubled the cache's memory in the sidecar.
+        for (key, state) in folded {
+            if state.is_unsealed() {
+                w.states.insert(key, state);
+            } else {
+                w.states.remove(&key);
+            }
+        }
         w.next_seq = next_seq;
         w.next_repair_id = next_repair_id;
         w.appended += encoded.len() as u64;

@@ -31,7 +31,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// sled's default cache is 1 GiB; the journal's working set is tiny.
-const CACHE_CAPACITY: u64 = 8 << 20;
+const CACHE_CAPACITY: u64 = 2 << 20;
 
 /// How long `open` waits for a lock that is being released (see [`Journal::open`]).
 pub const LOCK_RETRY: Duration = Duration::from_secs(1);

@@ -125,14 +125,8 @@ pub struct Stray {
 
 /// Lists `root` and everything below it that belongs to the 0.6 layout.
 pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
-    let meta = fs::metadata(root).map_err(|e| LayoutError::io(root, e))?;
-    if !meta.is_dir() {
-        return Err(LayoutError::NotADirectory {
-            path: root.to_path_buf(),
-        });
-    }
+    let version = check_root(root)?;
     let mut strays = Vec::new();
-    let version = read_version(root)?;
     let mut folders = Vec::new();
     for entry in list(root)? {
         match entry.name.as_str() {
@@ -167,6 +161,18 @@ pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
         partitions,
         strays,
     })
+}
+
+/// Checks that `root` is a folder and, when it says which, of format 0.6; returns
+/// the version string. The part of [`discover`] that lists nothing.
+pub fn check_root(root: &Path) -> Result<Option<String>, LayoutError> {
+    let meta = fs::metadata(root).map_err(|e| LayoutError::io(root, e))?;
+    if !meta.is_dir() {
+        return Err(LayoutError::NotADirectory {
+            path: root.to_path_buf(),
+        });
+    }
+    read_version(root)
 }
 
 /// Reads the version string `state/info` starts with (a length byte, then UTF-8), and

@@ -406,7 +406,7 @@ impl Core {
         }
         tracing::info!("sealed segment {key} changed on disk: verifying it again");
         if let Some(phase) = self.model.get_mut(&key) {
-            *phase = Phase::Open(Tracker::new(key));
+            *phase = Phase::open(Tracker::new(key));
         }
         self.outbox.push(Record::SegmentOpened { segment: key });
         self.dirty.insert(key);

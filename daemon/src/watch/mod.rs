@@ -79,8 +79,9 @@ impl WatchArgs {
 pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     let settings = args.resolve()?;
     let data_dir = &settings.data_dir;
-    // Refuses a missing directory and any format but 0.6, like the other commands.
-    recovery::layout::discover(data_dir)
+    // Refuses a missing directory and any format but 0.6, like the other commands
+    // (the listing itself is the reconciliation's).
+    recovery::layout::check_root(data_dir)
         .with_context(|| format!("cannot watch the data directory {}", data_dir.display()))?;
     std::fs::create_dir_all(&settings.state_dir).with_context(|| {
         format!(
