@@ -129,14 +129,21 @@ pub fn analyze_partition(
         )?);
         progress(files.log_len.unwrap_or(0));
     }
-    Ok(PartitionAnalysis {
-        id: p.id,
-        dir: p.dir.clone(),
-        segments,
-        offset_files: p.offset_files.clone(),
-        stray_logs: p.stray_logs.clone(),
-        missing_offset_dirs: p.missing_offset_dirs.clone(),
-    })
+    Ok(PartitionAnalysis::new(p, segments))
+}
+
+impl PartitionAnalysis {
+    /// The analysis of partition `p` whose segments were analysed into `segments`.
+    pub fn new(p: &PartitionLayout, segments: Vec<SegmentAnalysis>) -> Self {
+        PartitionAnalysis {
+            id: p.id,
+            dir: p.dir.clone(),
+            segments,
+            offset_files: p.offset_files.clone(),
+            stray_logs: p.stray_logs.clone(),
+            missing_offset_dirs: p.missing_offset_dirs.clone(),
+        }
+    }
 }
 
 /// Scans one segment from `start` (its beginning, or a checkpoint) and verifies the

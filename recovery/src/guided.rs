@@ -42,15 +42,7 @@ pub fn analyze_guided(
             segments.push(analyze_known(files, known.get(&files.key), &mut stats)?);
             progress(files.log_len.unwrap_or(0));
         }
-        let analysis = PartitionAnalysis {
-            id: p.id,
-            dir: p.dir.clone(),
-            segments,
-            offset_files: p.offset_files.clone(),
-            stray_logs: p.stray_logs.clone(),
-            missing_offset_dirs: p.missing_offset_dirs.clone(),
-        };
-        Ok::<_, AnalyzeError>((analysis, stats))
+        Ok::<_, AnalyzeError>((PartitionAnalysis::new(p, segments), stats))
     })?;
     let mut stats = GuidedStats::default();
     let mut partitions = Vec::with_capacity(done.len());
