@@ -1,15 +1,16 @@
 //! The durable write path: appends and repair-id allocation, through group commit.
 //!
 //! Every operation goes through the commit queue ([`crate::group`]). The round's
-//! leader holds the writer lock, numbers the queued records, writes them together with
-//! the derived `state`/`repairs`/`meta` entries in ONE sled transaction, then flushes
-//! once and only then answers. So:
+//! leader holds the writer lock, numbers the queued records, writes them as one `log`
+//! value (see `block.rs`) together with the derived `state`/`repairs`/`meta` entries
+//! in ONE sled transaction, then flushes once and only then answers. So:
 //! - the derived trees never disagree with the log (one transaction);
 //! - seqs are gapless in commit order: a crash loses a suffix of unflushed records,
 //!   never one in the middle;
 //! - an acknowledged record is durable (the flush covered it).
 
 use crate::action::RepairId;
+use crate::block;
 use crate::envelope;
 use crate::error::JournalError;
 use crate::record::{now_micros, Entry, Record};
@@ -125,7 +126,7 @@ impl Journal {
         let unix_micros = now_micros();
         let mut next_seq = w.next_seq;
         let mut next_repair_id = w.next_repair_id;
-        let mut encoded = Vec::new();
+        let mut entries = Vec::new();
         let mut outs = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
@@ -136,15 +137,11 @@ impl Journal {
                             // An id chosen elsewhere must never be handed out again.
                             next_repair_id = next_repair_id.max(repair.0.saturating_add(1));
                         }
-                        let entry = Entry {
+                        entries.push(Entry {
                             seq: next_seq,
                             unix_micros,
                             record,
-                        };
-                        let bytes = envelope::encode(&entry).map_err(|e| {
-                            JournalError::corrupt(path, format!("cannot encode record: {e}"))
-                        })?;
-                        encoded.push((entry, bytes));
+                        });
                         next_seq += 1;
                     }
                     outs.push((first..next_seq).collect());
@@ -155,9 +152,16 @@ impl Journal {
                 }
             }
         }
+        let mut blocks = Vec::new();
+        for chunk in entries.chunks(block::MAX_ENTRIES) {
+            let bytes = block::encode(chunk)
+                .map_err(|e| JournalError::corrupt(path, format!("cannot encode records: {e}")))?;
+            blocks.push((chunk.first().map_or(0, |e| e.seq), bytes));
+        }
         let round = Round {
             path,
-            encoded: &encoded,
+            entries: &entries,
+            blocks: &blocks,
             cache: &w.states,
             bump_repair_id: (next_repair_id != w.next_repair_id).then_some(next_repair_id),
         };
@@ -189,7 +193,7 @@ impl Journal {
         }
         w.next_seq = next_seq;
         w.next_repair_id = next_repair_id;
-        w.appended += encoded.len() as u64;
+        w.appended += entries.len() as u64;
         Ok(outs)
     }
 }
@@ -199,18 +203,16 @@ type Folded = HashMap<[u8; 20], SegmentState>;
 /// What one round writes, shared by the two shapes of its transaction.
 struct Round<'a> {
     path: &'a Path,
-    encoded: &'a [(Entry, Vec<u8>)],
+    entries: &'a [Entry],
+    /// The entries encoded as `log` values: (key, bytes).
+    blocks: &'a [(u64, Vec<u8>)],
     cache: &'a Folded,
     bump_repair_id: Option<u64>,
 }
 
 impl Round<'_> {
     fn touches_repairs(&self) -> bool {
-        self.bump_repair_id.is_some()
-            || self
-                .encoded
-                .iter()
-                .any(|(e, _)| e.record.repair().is_some())
+        self.bump_repair_id.is_some() || self.entries.iter().any(|e| e.record.repair().is_some())
     }
 
     /// The transaction body; `repairs_meta` is `Some` exactly when
@@ -229,9 +231,11 @@ impl Round<'_> {
             ))
         };
         // Fold within the round first, so each segment's state is written once.
+        for (first, bytes) in self.blocks {
+            log.insert(&seq_key(*first)[..], bytes.as_slice())?;
+        }
         let mut folded = Folded::new();
-        for (entry, bytes) in self.encoded {
-            log.insert(&seq_key(entry.seq)[..], bytes.as_slice())?;
+        for entry in self.entries {
             if let Some(segment) = entry.record.segment() {
                 let key = segment.to_bytes();
                 let prev = match folded

@@ -11,20 +11,21 @@
 //! A crash part-way leaves some droppable records behind, never a half-dropped
 //! segment: a segment's records and its state entry go in one transaction.
 
+use crate::block;
 use crate::error::JournalError;
-use crate::record::Record;
+use crate::record::{Entry, Record};
 use crate::state::{SegmentPhase, SegmentState};
 use crate::store::{
-    decode_entry, decode_state, parse_u64, seq_key, shielded, Journal, Writer,
-    META_COMPACTED_THROUGH, META_DROPPED,
+    decode_state, parse_u64, seq_key, shielded, Journal, Writer, META_COMPACTED_THROUGH,
+    META_DROPPED,
 };
-use sled::transaction::TransactionError;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Records removed per transaction or batch: big enough to amortise, small enough to
-/// keep a transaction's write set modest.
-const CHUNK: usize = 4096;
+/// Records of deleted segments removed per transaction: big enough to amortise, small
+/// enough to keep a transaction's write set modest.
+const CHUNK: u64 = 4096;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
@@ -70,28 +71,34 @@ impl Journal {
         }
 
         let mut report = CompactReport::default();
-        let mut deleted: BTreeMap<[u8; 20], Vec<u64>> = states
+        // For each deleted segment, the blocks that hold its records; for each other
+        // block, the superseded checkpoints it holds.
+        let mut deleted: BTreeMap<[u8; 20], (BTreeSet<u64>, u64)> = states
             .iter()
             .filter(|(_, s)| s.phase == SegmentPhase::Deleted)
-            .map(|(k, _)| (*k, Vec::new()))
+            .map(|(k, _)| (*k, (BTreeSet::new(), 0)))
             .collect();
-        let mut superseded = Vec::new();
+        let mut superseded: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
         for item in self.log.iter() {
             let (k, v) = item.map_err(sled_err)?;
-            // A damaged record stops compaction: dropping around damage could hide it.
-            let entry = decode_entry(&self.path, &k, &v)?;
-            report.records_before += 1;
-            let Some(segment) = entry.record.segment() else {
-                continue;
-            };
-            let key = segment.to_bytes();
-            if let Some(seqs) = deleted.get_mut(&key) {
-                seqs.push(entry.seq);
-            } else if let (Record::Checkpoint { .. }, Some(state)) =
-                (&entry.record, states.get(&key))
-            {
-                if state.checkpoint.map(|c| c.seq) != Some(entry.seq) {
-                    superseded.push(entry.seq);
+            // A damaged block stops compaction: dropping around damage could hide it.
+            let entries = block::decode(&self.path, &k, &v)?;
+            let block_key = block::block_key(&self.path, &k)?;
+            for entry in entries {
+                report.records_before += 1;
+                let Some(segment) = entry.record.segment() else {
+                    continue;
+                };
+                let key = segment.to_bytes();
+                if let Some((blocks, records)) = deleted.get_mut(&key) {
+                    blocks.insert(block_key);
+                    *records += 1;
+                } else if let (Record::Checkpoint { .. }, Some(state)) =
+                    (&entry.record, states.get(&key))
+                {
+                    if state.checkpoint.map(|c| c.seq) != Some(entry.seq) {
+                        superseded.entry(block_key).or_default().insert(entry.seq);
+                    }
                 }
             }
         }
@@ -108,12 +115,12 @@ impl Journal {
         report.compacted_through = through;
 
         report.segments_dropped = deleted.len() as u64;
-        let mut chunk: Vec<([u8; 20], Vec<u64>)> = Vec::new();
+        let mut chunk: Vec<([u8; 20], BTreeSet<u64>)> = Vec::new();
         let mut chunk_records = 0;
-        for (key, seqs) in deleted {
-            chunk_records += seqs.len();
-            report.records_dropped += seqs.len() as u64;
-            chunk.push((key, seqs));
+        for (key, (blocks, records)) in deleted {
+            chunk_records += records;
+            report.records_dropped += records;
+            chunk.push((key, blocks));
             if chunk_records >= CHUNK {
                 self.drop_segments(&chunk)?;
                 chunk.clear();
@@ -122,15 +129,21 @@ impl Journal {
         }
         self.drop_segments(&chunk)?;
 
-        report.checkpoints_dropped = superseded.len() as u64;
-        report.records_dropped += superseded.len() as u64;
-        for seqs in superseded.chunks(CHUNK) {
-            let mut batch = sled::Batch::default();
-            for seq in seqs {
-                batch.remove(&seq_key(*seq)[..]);
-            }
-            self.log.apply_batch(batch).map_err(sled_err)?;
+        // Dropping a superseded checkpoint leaves every state as it was (see
+        // `state.rs`), so these blocks need no transaction with the `state` tree.
+        for (block_key, seqs) in &superseded {
+            report.checkpoints_dropped += seqs.len() as u64;
+            let key = seq_key(*block_key);
+            let Some(value) = self.log.get(key).map_err(sled_err)? else {
+                continue;
+            };
+            let entries = block::decode(&self.path, &key, &value)?;
+            match self.without(entries, |e| seqs.contains(&e.seq))? {
+                Some(bytes) => self.log.insert(key, bytes).map_err(sled_err)?,
+                None => self.log.remove(key).map_err(sled_err)?,
+            };
         }
+        report.records_dropped += report.checkpoints_dropped;
 
         let dropped_before = match self.meta.get(META_DROPPED).map_err(sled_err)? {
             Some(v) => parse_u64(&v).unwrap_or(0),
@@ -148,19 +161,58 @@ impl Journal {
         Ok(report)
     }
 
-    /// Removes whole segments, records and state entry together.
-    fn drop_segments(&self, segments: &[([u8; 20], Vec<u64>)]) -> Result<(), JournalError> {
+    /// `entries` without those `drop` picks, encoded as a block; `None` when nothing
+    /// is left.
+    fn without(
+        &self,
+        entries: Vec<Entry>,
+        drop: impl Fn(&Entry) -> bool,
+    ) -> Result<Option<Vec<u8>>, JournalError> {
+        let kept: Vec<Entry> = entries.into_iter().filter(|e| !drop(e)).collect();
+        if kept.is_empty() {
+            return Ok(None);
+        }
+        block::encode(&kept)
+            .map(Some)
+            .map_err(|e| JournalError::corrupt(&self.path, format!("cannot encode records: {e}")))
+    }
+
+    /// Removes whole segments, records and state entry together: each segment's
+    /// blocks are rewritten without its records in the transaction that removes its
+    /// state.
+    fn drop_segments(&self, segments: &[([u8; 20], BTreeSet<u64>)]) -> Result<(), JournalError> {
         if segments.is_empty() {
             return Ok(());
         }
+        let gone: BTreeSet<[u8; 20]> = segments.iter().map(|(k, _)| *k).collect();
+        let blocks: BTreeSet<u64> = segments
+            .iter()
+            .flat_map(|(_, b)| b.iter().copied())
+            .collect();
+        let abort = ConflictableTransactionError::Abort;
         let result = (&self.log, &self.state).transaction(|(log, state)| {
-            for (key, seqs) in segments {
-                for seq in seqs {
-                    log.remove(&seq_key(*seq)[..])?;
-                }
+            for block_key in &blocks {
+                let key = seq_key(*block_key);
+                let Some(value) = log.get(key)? else {
+                    continue;
+                };
+                let entries = block::decode(&self.path, &key, &value).map_err(abort)?;
+                let rewritten = self
+                    .without(entries, |e| {
+                        e.record
+                            .segment()
+                            .is_some_and(|s| gone.contains(&s.to_bytes()))
+                    })
+                    .map_err(abort)?;
+                match rewritten {
+                    Some(bytes) => log.insert(&key[..], bytes)?,
+                    None => log.remove(&key[..])?,
+                };
+            }
+            for key in &gone {
                 state.remove(&key[..])?;
             }
-            Ok::<(), sled::transaction::ConflictableTransactionError<JournalError>>(())
+            Ok::<(), ConflictableTransactionError<JournalError>>(())
         });
         match result {
             Ok(()) => Ok(()),

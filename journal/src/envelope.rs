@@ -5,7 +5,7 @@
 //! | bytes | field                               |
 //! |-------|-------------------------------------|
 //! | 0..4  | magic `IWJ1`                        |
-//! | 4..6  | format version (u16, currently 1)   |
+//! | 4..6  | format version (u16, currently 2)   |
 //! | 6..10 | payload length (u32)                |
 //! | 10..18| XXH3-64 of the payload (u64)        |
 //! | 18..  | payload: bincode 2, serde, standard |
@@ -20,7 +20,7 @@ use serde::Serialize;
 
 pub const MAGIC: [u8; 4] = *b"IWJ1";
 /// The only format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 18;
 /// No journal value comes near this; it caps what a damaged payload can make bincode
 /// allocate.
@@ -139,7 +139,7 @@ mod tests {
     fn header_fields_are_where_documented() {
         let bytes = encode(&7u64).unwrap();
         assert_eq!(&bytes[0..4], b"IWJ1");
-        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 1);
+        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 2);
         assert_eq!(bytes.len(), HEADER_LEN + 1); // varint 7 is one byte
         assert_eq!(decode::<u64>(&bytes), Ok(7));
     }
@@ -155,15 +155,17 @@ mod tests {
             Err(EnvelopeError::BadMagic { .. })
         ));
 
-        let mut future = good.clone();
-        future[4..6].copy_from_slice(&2u16.to_le_bytes());
-        assert_eq!(
-            decode::<String>(&future),
-            Err(EnvelopeError::UnsupportedVersion {
-                found: 2,
-                supported: 1
-            })
-        );
+        for other in [1u16, 3] {
+            let mut future_or_past = good.clone();
+            future_or_past[4..6].copy_from_slice(&other.to_le_bytes());
+            assert_eq!(
+                decode::<String>(&future_or_past),
+                Err(EnvelopeError::UnsupportedVersion {
+                    found: other,
+                    supported: 2
+                })
+            );
+        }
 
         let short = &good[..good.len() - 1];
         assert!(matches!(

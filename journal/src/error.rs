@@ -21,9 +21,10 @@ pub enum JournalError {
     #[error("journal at {path} is corrupt: {detail}")]
     Corrupt { path: PathBuf, detail: String },
 
-    /// A record was written by a newer iggy-warden in a format this build cannot read.
+    /// A record is in a format this build does not read: written by a newer
+    /// iggy-warden, or by one from before format 2 (one `log` value per commit round).
     #[error(
-        "journal at {path} holds a record in format version {found}; this build reads version {supported} (upgrade iggy-warden or move the journal aside)"
+        "journal at {path} holds a record in format version {found}; this build reads version {supported} (use the iggy-warden that wrote it, or move the journal aside)"
     )]
     UnsupportedVersion {
         path: PathBuf,

@@ -15,6 +15,7 @@
 
 pub mod action;
 mod append;
+mod block;
 pub mod compact;
 pub mod envelope;
 pub mod error;

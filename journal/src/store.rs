@@ -2,13 +2,13 @@
 //!
 //! | tree      | key                          | value                                   |
 //! |-----------|------------------------------|-----------------------------------------|
-//! | `log`     | seq, u64 big-endian          | envelope of [`Entry`]                   |
+//! | `log`     | first seq, u64 big-endian    | envelope of a round's [`Entry`]s        |
 //! | `state`   | [`SegmentKey::to_bytes`]     | envelope of the folded [`SegmentState`] |
 //! | `repairs` | [`RepairId`], u64 big-endian | seq of its pending `RepairIntent`       |
 //! | `meta`    | name                         | u64 big-endian                          |
 //!
 //! This module opens the journal and answers queries; the write path is in
-//! `append.rs`.
+//! `append.rs`, and `block.rs` says how a round's records share one `log` value.
 //!
 //! sled 0.34 can panic on some damaged files rather than return `Corruption`; every
 //! call into it goes through `shielded`, which turns a panic into
@@ -17,6 +17,7 @@
 
 use crate::action::{RepairAction, RepairId};
 use crate::append::Op;
+use crate::block;
 use crate::envelope;
 use crate::error::JournalError;
 use crate::group::CommitQueue;
@@ -24,7 +25,7 @@ use crate::key::SegmentKey;
 use crate::marker::{self, AckMarker};
 use crate::record::{Entry, Record};
 use crate::state::SegmentState;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -130,21 +131,6 @@ pub(crate) fn shielded<T>(
     })
 }
 
-/// Decodes one `log` tree item, checking that the key and the stored seq agree.
-pub(crate) fn decode_entry(path: &Path, key: &[u8], value: &[u8]) -> Result<Entry, JournalError> {
-    let seq = parse_u64(key)
-        .ok_or_else(|| JournalError::corrupt(path, format!("log key of {} bytes", key.len())))?;
-    let entry: Entry = envelope::decode(value)
-        .map_err(|e| JournalError::from_envelope(path, &format!("log record {seq}"), e))?;
-    if entry.seq != seq {
-        return Err(JournalError::corrupt(
-            path,
-            format!("log record under key {seq} says it is {}", entry.seq),
-        ));
-    }
-    Ok(entry)
-}
-
 pub(crate) fn decode_state(
     path: &Path,
     key: &[u8],
@@ -240,7 +226,7 @@ impl Journal {
         // The newest record is where a torn write would show; decoding it catches a
         // damaged or future-format tail before anyone appends after it.
         let last = match log.last().map_err(sled_err)? {
-            Some((k, v)) => decode_entry(dir, &k, &v)?.seq,
+            Some((k, v)) => block::decode(dir, &k, &v)?.last().map_or(0, |e| e.seq),
             None => 0,
         };
         let compacted = meta_u64(META_COMPACTED_THROUGH)?.unwrap_or(0);
@@ -375,17 +361,14 @@ impl Journal {
                 let bad = || JournalError::corrupt(&self.path, "malformed pending-repair entry");
                 let id = parse_u64(&k).ok_or_else(bad)?;
                 let seq = parse_u64(&v).ok_or_else(bad)?;
-                let bytes = self
-                    .log
-                    .get(seq_key(seq))
-                    .map_err(|e| self.sled_err(e))?
-                    .ok_or_else(|| {
-                        JournalError::corrupt(
-                            &self.path,
-                            format!("pending repair r{id:08} points at missing record {seq}"),
-                        )
-                    })?;
-                match decode_entry(&self.path, &seq_key(seq), &bytes)?.record {
+                let missing = || {
+                    JournalError::corrupt(
+                        &self.path,
+                        format!("pending repair r{id:08} points at missing record {seq}"),
+                    )
+                };
+                let entry = self.entry(seq)?.ok_or_else(missing)?;
+                match entry.record {
                     Record::RepairIntent {
                         repair,
                         action,
@@ -411,12 +394,38 @@ impl Journal {
         })
     }
 
+    /// The record with seq `seq`, if the log holds it.
+    pub(crate) fn entry(&self, seq: u64) -> Result<Option<Entry>, JournalError> {
+        let Some(key) = block::holding(&self.log, seq).map_err(|e| self.sled_err(e))? else {
+            return Ok(None);
+        };
+        let Some(value) = self.log.get(&key).map_err(|e| self.sled_err(e))? else {
+            return Ok(None);
+        };
+        let entries = block::decode(&self.path, &key, &value)?;
+        Ok(entries.into_iter().find(|e| e.seq == seq))
+    }
+
     /// Records with seq `>= from`, in order; `records_since(0)` reads everything.
     /// The iterator ends after the first error it yields.
     pub fn records_since(&self, from: u64) -> Records<'_> {
+        // Start at the block that holds `from`, which may be keyed below it.
+        let start = match block::holding(&self.log, from) {
+            Ok(key) => key.as_deref().and_then(parse_u64).unwrap_or(from),
+            Err(e) => {
+                return Records {
+                    path: &self.path,
+                    from,
+                    iter: None,
+                    pending: vec![Err(self.sled_err(e))].into(),
+                }
+            }
+        };
         Records {
             path: &self.path,
-            iter: Some(self.log.range(seq_key(from)..)),
+            from,
+            iter: Some(self.log.range(seq_key(start)..)),
+            pending: VecDeque::new(),
         }
     }
 }
@@ -424,29 +433,38 @@ impl Journal {
 /// Iterator returned by [`Journal::records_since`].
 pub struct Records<'a> {
     path: &'a Path,
+    from: u64,
     iter: Option<sled::Iter>,
+    /// The rest of the block being read (or an error to report).
+    pending: VecDeque<Result<Entry, JournalError>>,
 }
 
 impl Iterator for Records<'_> {
     type Item = Result<Entry, JournalError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let iter = self.iter.as_mut()?;
-        let path = self.path;
-        let item = shielded(path, "read", || match iter.next() {
-            None => Ok(None),
-            Some(Err(e)) => Err(JournalError::from_sled(path, e)),
-            Some(Ok((k, v))) => decode_entry(path, &k, &v).map(Some),
-        });
-        match item {
-            Ok(Some(entry)) => Some(Ok(entry)),
-            Ok(None) => {
-                self.iter = None;
-                None
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
             }
-            Err(e) => {
-                self.iter = None;
-                Some(Err(e))
+            let iter = self.iter.as_mut()?;
+            let path = self.path;
+            let block = shielded(path, "read", || match iter.next() {
+                None => Ok(None),
+                Some(Err(e)) => Err(JournalError::from_sled(path, e)),
+                Some(Ok((k, v))) => block::decode(path, &k, &v).map(Some),
+            });
+            match block {
+                Ok(Some(entries)) => {
+                    let from = self.from;
+                    self.pending
+                        .extend(entries.into_iter().filter(|e| e.seq >= from).map(Ok));
+                }
+                Ok(None) => self.iter = None,
+                Err(e) => {
+                    self.iter = None;
+                    return Some(Err(e));
+                }
             }
         }
     }

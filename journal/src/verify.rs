@@ -6,12 +6,11 @@
 //! journal be trusted?" for operators and tests; it returns `Err` only when it cannot
 //! read at all.
 
+use crate::block;
 use crate::envelope::EnvelopeError;
 use crate::error::JournalError;
 use crate::state::SegmentState;
-use crate::store::{
-    decode_entry, parse_u64, shielded, Journal, META_COMPACTED_THROUGH, META_NEXT_REPAIR,
-};
+use crate::store::{parse_u64, shielded, Journal, META_COMPACTED_THROUGH, META_NEXT_REPAIR};
 use crate::{envelope, Record};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -172,8 +171,7 @@ impl Journal {
         let mut prev = 0u64;
         for item in self.log.iter() {
             let (k, v) = item.map_err(|e| self.sled_err(e))?;
-            report.records += 1;
-            let Some(seq) = parse_u64(&k) else {
+            let Some(first) = parse_u64(&k) else {
                 report.problem(
                     None,
                     ProblemKind::BadRecord,
@@ -181,42 +179,53 @@ impl Journal {
                 );
                 continue;
             };
-            report.first_seq.get_or_insert(seq);
-            report.last_seq = Some(seq);
-            let expected = prev.saturating_add(1);
-            // A gap is fine only where every missing seq is under the watermark.
-            if seq == 0 {
-                report.problem(Some(0), ProblemKind::BadRecord, "seq 0 is never written");
-            } else if seq != expected && seq - 1 > watermark {
-                report.problem(
-                    Some(seq),
-                    ProblemKind::Gap,
-                    format!("seqs {expected}..={} missing", seq - 1),
-                );
-            }
-            prev = seq;
-            let entry = match decode_entry(&self.path, &k, &v) {
-                Ok(e) => e,
+            let entries = match block::decode(&self.path, &k, &v) {
+                Ok(entries) => entries,
                 Err(e) => {
-                    record_problem(&mut report, Some(seq), &e);
+                    record_problem(&mut report, Some(first), &e);
                     continue;
                 }
             };
-            if let Some(segment) = entry.record.segment() {
-                let key = segment.to_bytes();
-                if let Some(next) = SegmentState::apply(states.get(&key), seq, &entry.record) {
-                    states.insert(key, next);
+            for entry in entries {
+                let seq = entry.seq;
+                report.records += 1;
+                report.first_seq.get_or_insert(seq);
+                report.last_seq = Some(seq);
+                let expected = prev.saturating_add(1);
+                // A gap is fine only where every missing seq is under the watermark.
+                if seq == 0 {
+                    report.problem(Some(0), ProblemKind::BadRecord, "seq 0 is never written");
+                } else if seq <= prev {
+                    report.problem(
+                        Some(seq),
+                        ProblemKind::BadRecord,
+                        format!("seq {seq} after seq {prev}: blocks overlap"),
+                    );
+                    continue;
+                } else if seq != expected && seq - 1 > watermark {
+                    report.problem(
+                        Some(seq),
+                        ProblemKind::Gap,
+                        format!("seqs {expected}..={} missing", seq - 1),
+                    );
                 }
-            }
-            match entry.record {
-                Record::RepairIntent { repair, .. } => {
-                    max_repair_id = max_repair_id.max(repair.0);
-                    pending.insert(repair.0, seq);
+                prev = seq;
+                if let Some(segment) = entry.record.segment() {
+                    let key = segment.to_bytes();
+                    if let Some(next) = SegmentState::apply(states.get(&key), seq, &entry.record) {
+                        states.insert(key, next);
+                    }
                 }
-                Record::RepairDone { repair } | Record::RepairFailed { repair, .. } => {
-                    pending.remove(&repair.0);
+                match entry.record {
+                    Record::RepairIntent { repair, .. } => {
+                        max_repair_id = max_repair_id.max(repair.0);
+                        pending.insert(repair.0, seq);
+                    }
+                    Record::RepairDone { repair } | Record::RepairFailed { repair, .. } => {
+                        pending.remove(&repair.0);
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         if max_repair_id > 0 && next_repair_id <= max_repair_id {

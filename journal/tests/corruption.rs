@@ -196,16 +196,19 @@ fn poke_log(dir: &Path, seq: u64, bytes: &[u8]) {
     db.flush().unwrap();
 }
 
+const FUTURE: u16 = envelope::FORMAT_VERSION + 1;
+
+/// A `log` value (the block of one commit round) in the next format version.
 fn future_entry(seq: u64) -> Vec<u8> {
     let entry = Entry {
         seq,
         unix_micros: 0,
         record: Record::SegmentOpened { segment: seg(9, 9) },
     };
-    let bytes = envelope::encode_with_version(&entry, 2).unwrap();
+    let bytes = envelope::encode_with_version(&vec![entry], FUTURE).unwrap();
     // The header as documented, checked independently of the encoder.
     assert_eq!(&bytes[0..4], b"IWJ1");
-    assert_eq!(&bytes[4..6], &2u16.to_le_bytes());
+    assert_eq!(&bytes[4..6], &FUTURE.to_le_bytes());
     let payload = &bytes[18..];
     assert_eq!(&bytes[6..10], &(payload.len() as u32).to_le_bytes());
     assert_eq!(
@@ -233,8 +236,8 @@ fn future_version_at_the_tail_refuses_open() {
     match Journal::open(dir.path()) {
         Err(
             e @ JournalError::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: FUTURE,
+                supported: envelope::FORMAT_VERSION,
                 ..
             },
         ) => {
@@ -253,7 +256,7 @@ fn future_version_in_the_middle_is_reported() {
     assert_eq!(records.next().unwrap().unwrap().seq, 1);
     assert!(matches!(
         records.next(),
-        Some(Err(JournalError::UnsupportedVersion { found: 2, .. }))
+        Some(Err(JournalError::UnsupportedVersion { found: FUTURE, .. }))
     ));
     assert!(records.next().is_none(), "iteration stops after an error");
     let report = journal.verify().unwrap();
@@ -280,7 +283,7 @@ fn future_format_marker_refuses_open() {
         Journal::open(dir.path()),
         Err(JournalError::UnsupportedVersion {
             found: 7,
-            supported: 1,
+            supported: envelope::FORMAT_VERSION,
             ..
         })
     ));
@@ -290,7 +293,8 @@ fn future_format_marker_refuses_open() {
 fn damaged_records_and_states_are_reported() {
     let dir = small_journal();
     let mut garbled = future_entry(2);
-    garbled[4] = 1; // current version, so the checksum is what fails
+    // The current version, so the checksum is what fails.
+    garbled[4..6].copy_from_slice(&envelope::FORMAT_VERSION.to_le_bytes());
     garbled[20] ^= 0xff;
     poke_log(dir.path(), 2, &garbled);
     {
@@ -304,7 +308,7 @@ fn damaged_records_and_states_are_reported() {
     let journal = Journal::open(dir.path()).unwrap();
     let err = journal.records_since(2).next().unwrap().unwrap_err();
     assert!(
-        matches!(&err, JournalError::Corrupt { detail, .. } if detail.contains("log record 2")),
+        matches!(&err, JournalError::Corrupt { detail, .. } if detail.contains("log block 2")),
         "{err}"
     );
     assert!(matches!(

@@ -37,6 +37,33 @@ fn seqs_start_at_one_and_read_back_in_order() {
     assert!(journal.verify().unwrap().is_sound());
 }
 
+/// A round stores its records as one `log` value of at most 1,024 records; a larger
+/// batch spans several, and reads cross them seamlessly.
+#[test]
+fn a_batch_larger_than_a_block_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let batch: Vec<Record> = (0..2500).map(|i| record_for(i % 7, i)).collect();
+    let seqs = journal.append_batch(batch.clone()).unwrap();
+    assert_eq!(seqs, (1..=2500).collect::<Vec<_>>());
+    let read: Vec<Record> = journal
+        .records_since(0)
+        .map(|e| e.unwrap().record)
+        .collect();
+    assert_eq!(read, batch);
+    let tail: Vec<u64> = journal
+        .records_since(1020)
+        .map(|e| e.unwrap().seq)
+        .collect();
+    assert_eq!(tail, (1020..=2500).collect::<Vec<_>>());
+    drop(journal);
+    let journal = Journal::open(dir.path()).unwrap();
+    assert_eq!(journal.last_seq().unwrap(), 2500);
+    let report = journal.verify().unwrap();
+    assert!(report.is_sound(), "{report}");
+    assert_eq!(report.records, 2500);
+}
+
 #[test]
 fn segment_states_follow_the_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
