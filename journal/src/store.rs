@@ -145,13 +145,23 @@ pub(crate) fn decode_state(
 }
 
 /// Total size of the files under `dir`, recursively: what the journal costs on disk.
+/// sled's background threads remove old snapshot files at any moment, so a file that
+/// vanishes between the listing and its `stat` counts as nothing, not as an error.
 pub fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let mut total = 0;
     for item in std::fs::read_dir(dir)? {
         let item = item?;
-        let meta = item.metadata()?;
+        let meta = match item.metadata() {
+            Ok(m) => m,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
         total += if meta.is_dir() {
-            dir_size(&item.path())?
+            match dir_size(&item.path()) {
+                Err(e) if gone(&e) => 0,
+                other => other?,
+            }
         } else {
             meta.len()
         };

@@ -212,3 +212,34 @@ fn concurrent_appenders_get_unique_gapless_seqs_and_share_flushes() {
     );
     assert!(journal.verify().unwrap().is_sound());
 }
+
+/// sled deletes old files from its own threads; measuring the journal's size while
+/// that happens must not fail (it made a compaction fail once, after 500,000 cycles).
+#[test]
+fn size_on_disk_tolerates_files_vanishing_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let churn_dir = dir.path().join("churn");
+    std::fs::create_dir(&churn_dir).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (stop, churn_dir) = (Arc::clone(&stop), churn_dir.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let sub = churn_dir.join(format!("d{}", n % 4));
+                let _ = std::fs::create_dir(&sub);
+                for f in 0..32 {
+                    let _ = std::fs::write(sub.join(format!("f{f}")), b"12345678");
+                }
+                let _ = std::fs::remove_dir_all(&sub);
+                n += 1;
+            }
+        })
+    };
+    for _ in 0..3000 {
+        let size = journal::dir_size(dir.path()).expect("a vanishing file is not an error");
+        assert!(size <= 4 * 32 * 8, "only the churned files exist: {size}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}
