@@ -210,12 +210,14 @@ fn entry_json(entry: &Entry) -> Value {
             index_len,
             last_offset,
             last_checksum,
+            last_start,
         } => json!({
             "segment": segment.to_string(),
             "log_len": log_len,
             "index_len": index_len,
             "last_offset": last_offset,
             "last_checksum": last_checksum,
+            "last_start": last_start,
         }),
         Record::Checkpoint {
             segment,

@@ -45,6 +45,7 @@ fn main() {
                         index_len: 16 * 1024,
                         last_offset: Some(i * 1000 + 999),
                         last_checksum: Some(i),
+                        last_start: None,
                     },
                     Record::SegmentDeleted { segment },
                 ]

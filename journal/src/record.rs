@@ -23,13 +23,15 @@ pub enum Record {
     SealIntent {
         segment: SegmentKey,
     },
-    /// The segment is sealed with these final sizes and its last message.
+    /// The segment is sealed with these final sizes and its last message: its offset,
+    /// checksum and the byte where it starts (recovery checks it with one read).
     Sealed {
         segment: SegmentKey,
         log_len: u64,
         index_len: u64,
         last_offset: Option<u64>,
         last_checksum: Option<u64>,
+        last_start: Option<u64>,
     },
     SegmentDeleted {
         segment: SegmentKey,
@@ -111,11 +113,13 @@ impl fmt::Display for Record {
                 index_len,
                 last_offset,
                 last_checksum,
+                last_start,
             } => write!(
                 f,
                 "segment {segment} sealed: log {log_len} bytes, index {index_len} bytes, \
-                 last offset {}, last checksum {}",
+                 last offset {} at byte {}, last checksum {}",
                 opt(*last_offset),
+                opt(*last_start),
                 last_checksum.map_or_else(|| "none".to_string(), |c| format!("{c:#x}"))
             ),
             Record::SegmentDeleted { segment } => write!(f, "segment {segment} deleted"),
@@ -184,6 +188,7 @@ mod tests {
                 index_len: 0,
                 last_offset: None,
                 last_checksum: None,
+                last_start: None,
             },
             Record::SegmentDeleted { segment },
             Record::Checkpoint {

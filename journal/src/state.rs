@@ -17,6 +17,7 @@ pub enum SegmentPhase {
         index_len: u64,
         last_offset: Option<u64>,
         last_checksum: Option<u64>,
+        last_start: Option<u64>,
     },
     Deleted,
 }
@@ -59,6 +60,7 @@ impl SegmentState {
                 index_len,
                 last_offset,
                 last_checksum,
+                last_start,
                 ..
             } => (
                 SegmentPhase::Sealed {
@@ -66,6 +68,7 @@ impl SegmentState {
                     index_len: *index_len,
                     last_offset: *last_offset,
                     last_checksum: *last_checksum,
+                    last_start: *last_start,
                 },
                 kept_checkpoint,
             ),
@@ -118,6 +121,7 @@ mod tests {
                 index_len: 16,
                 last_offset: Some(4),
                 last_checksum: None,
+                last_start: None,
             },
         ];
         let mut state = None;

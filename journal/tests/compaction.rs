@@ -39,6 +39,7 @@ fn compaction_leaves_only_the_live_state() {
             index_len: 2,
             last_offset: None,
             last_checksum: None,
+            last_start: None,
         });
         batch.push(Record::SegmentDeleted { segment: s });
         journal.append_batch(batch).unwrap();
@@ -60,6 +61,7 @@ fn compaction_leaves_only_the_live_state() {
             index_len: 16,
             last_offset: Some(9),
             last_checksum: Some(1),
+            last_start: None,
         })
         .unwrap();
     journal

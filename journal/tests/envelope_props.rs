@@ -50,15 +50,19 @@ fn record() -> impl Strategy<Value = Record> {
             any::<u64>(),
             any::<u64>(),
             any::<Option<u64>>(),
+            any::<Option<u64>>(),
             any::<Option<u64>>()
         )
             .prop_map(
-                |(segment, log_len, index_len, last_offset, last_checksum)| Record::Sealed {
-                    segment,
-                    log_len,
-                    index_len,
-                    last_offset,
-                    last_checksum
+                |(segment, log_len, index_len, last_offset, last_checksum, last_start)| {
+                    Record::Sealed {
+                        segment,
+                        log_len,
+                        index_len,
+                        last_offset,
+                        last_checksum,
+                        last_start,
+                    }
                 }
             ),
         segment().prop_map(|segment| Record::SegmentDeleted { segment }),

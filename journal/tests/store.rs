@@ -91,6 +91,7 @@ fn segment_states_follow_the_lifecycle() {
             index_len: 800,
             last_offset: Some(99),
             last_checksum: Some(7),
+            last_start: Some(4950),
         })
         .unwrap();
     journal
@@ -105,7 +106,8 @@ fn segment_states_follow_the_lifecycle() {
             log_len: 5000,
             index_len: 800,
             last_offset: Some(99),
-            last_checksum: Some(7)
+            last_checksum: Some(7),
+            last_start: Some(4950),
         }
     );
     assert_eq!(sa.last_seq, 5);

@@ -28,10 +28,20 @@ const ROUNDS: usize = 3;
 /// partition takes in during the sidecar's one-second checkpoint interval.
 const CHECKPOINT_LAG: u64 = 64 * 1024;
 
-/// Writes one partition; returns, per segment, (start, log len, index len, last
-/// offset, last checksum, last checkpoint: (bytes, next offset)).
-#[allow(clippy::type_complexity)]
-fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<(u64, u64, u64, u64, u64, (u64, u64))> {
+/// One written segment, as the sidecar would journal it.
+struct Written {
+    start: u64,
+    log_len: u64,
+    index_len: u64,
+    last_offset: u64,
+    last_checksum: u64,
+    last_start: u64,
+    /// The newest checkpoint: (bytes, next offset).
+    checkpoint: (u64, u64),
+}
+
+/// Writes one partition's segments.
+fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<Written> {
     // As the server leaves them: without the offsets folders, recover would create them.
     for sub in ["offsets/consumers", "offsets/groups"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -43,7 +53,8 @@ fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<(u64, u64, u64, u64, 
         let mut log = BufWriter::new(File::create(dir.join(format!("{start:020}.log"))).unwrap());
         let mut index =
             BufWriter::new(File::create(dir.join(format!("{start:020}.index"))).unwrap());
-        let (mut pos, mut last_sum, mut checkpoint) = (0u64, 0u64, (0, start));
+        let (mut pos, mut last_sum, mut last_start, mut checkpoint) =
+            (0u64, 0u64, 0u64, (0, start));
         while pos < seg_bytes {
             let m = Message {
                 id: u128::from(seed) << 64 | u128::from(offset),
@@ -55,6 +66,7 @@ fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<(u64, u64, u64, u64, 
             };
             let bytes = encode_message(&m);
             log.write_all(&bytes).unwrap();
+            last_start = pos;
             pos += bytes.len() as u64;
             index
                 .write_all(&index_entry(
@@ -69,14 +81,15 @@ fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<(u64, u64, u64, u64, 
                 checkpoint = (pos, offset);
             }
         }
-        out.push((
+        out.push(Written {
             start,
-            pos,
-            (offset - start) * 16,
-            offset - 1,
-            last_sum,
+            log_len: pos,
+            index_len: (offset - start) * 16,
+            last_offset: offset - 1,
+            last_checksum: last_sum,
+            last_start,
             checkpoint,
-        ));
+        });
     }
     out
 }
@@ -117,30 +130,30 @@ fn main() {
         let dir = root.join(id.rel_dir());
         let segs = partition(&dir, seg_bytes, u64::from(p));
         let mut records = Vec::new();
-        for (i, &(start, log_len, index_len, last_offset, last_sum, cp)) in segs.iter().enumerate()
-        {
-            let segment = id.segment(start);
+        for (i, w) in segs.iter().enumerate() {
+            let segment = id.segment(w.start);
             records.push(Record::SegmentOpened { segment });
             if i + 1 < segs.len() {
                 records.push(Record::Sealed {
                     segment,
-                    log_len,
-                    index_len,
-                    last_offset: Some(last_offset),
-                    last_checksum: Some(last_sum),
+                    log_len: w.log_len,
+                    index_len: w.index_len,
+                    last_offset: Some(w.last_offset),
+                    last_checksum: Some(w.last_checksum),
+                    last_start: Some(w.last_start),
                 });
             } else {
                 records.push(Record::Checkpoint {
                     segment,
-                    valid_len: cp.0,
-                    next_offset: cp.1,
+                    valid_len: w.checkpoint.0,
+                    next_offset: w.checkpoint.1,
                 });
                 // The crash: the open segment's last message is torn.
                 let log = OpenOptions::new()
                     .write(true)
-                    .open(dir.join(format!("{start:020}.log")))
+                    .open(dir.join(format!("{:020}.log", w.start)))
                     .unwrap();
-                log.set_len(log_len - 7).unwrap();
+                log.set_len(w.log_len - 7).unwrap();
             }
         }
         journal.append_batch(records).unwrap();

@@ -1,14 +1,18 @@
 //! Journal-guided analysis: scan only where a crash could have left damage.
 //!
 //! A segment the journal saw sealed is trusted without a scan when its two file
-//! lengths still match and its last message is still the one journaled (checked with
-//! two small reads: the last index entries and the last message header). A segment the
+//! lengths still match and its last message is still the one journaled: one small
+//! read of its header, at the position the journal gives, must show the journaled
+//! checksum and offset and end exactly at the end of the log. (The index is trusted
+//! by its length: the sidecar verified it entry by entry before journaling the seal,
+//! and the server never writes a sealed segment again. On a cold cache each read is a
+//! trip to the disk, and this one is most of a guided recovery's time.) A segment the
 //! journal saw open is scanned from its last checkpoint. Everything else (unknown to
 //! the journal, or not matching it) is scanned in full: the journal accelerates, it
 //! never overrides the disk.
 
 use crate::analyze::{analyze_segment, Analysis, AnalyzeError, PartitionAnalysis, SegmentAnalysis};
-use crate::index::{IndexEntry, IndexState, ENTRY_LEN};
+use crate::index::{IndexState, ENTRY_LEN};
 use crate::layout::{DataDir, SegmentFiles};
 use crate::message::{MessageHeader, HEADER_LEN};
 use crate::parallel::{map_ordered, IO_THREADS};
@@ -75,9 +79,10 @@ fn analyze_known(
                 log_len,
                 index_len,
                 last_checksum,
+                last_start,
                 ..
             } if files.log_len == Some(log_len) && files.index_len == Some(index_len) => {
-                if let Some(seg) = trust_sealed(files, last_checksum) {
+                if let Some(seg) = trust_sealed(files, last_checksum.zip(last_start)) {
                     stats.trusted += 1;
                     return Ok(seg);
                 }
@@ -107,8 +112,9 @@ fn analyze_known(
 }
 
 /// The analysis of a sealed segment whose files still end as journaled, or `None`
-/// when anything does not match (then it is scanned).
-fn trust_sealed(files: &SegmentFiles, last_checksum: Option<u64>) -> Option<SegmentAnalysis> {
+/// when anything does not match (then it is scanned). `last` is the journaled
+/// checksum and start of its last message.
+fn trust_sealed(files: &SegmentFiles, last: Option<(u64, u64)>) -> Option<SegmentAnalysis> {
     let log_len = files.log_len?;
     let index_len = files.index_len?;
     if index_len % ENTRY_LEN as u64 != 0 {
@@ -118,10 +124,11 @@ fn trust_sealed(files: &SegmentFiles, last_checksum: Option<u64>) -> Option<Segm
     let start = files.key.start_offset;
     // A file name near u64::MAX cannot hold `count` offsets: scan it instead.
     let next_offset = start.checked_add(count)?;
-    let last = if count == 0 {
-        (log_len == 0 && last_checksum.is_none()).then_some(None)?
-    } else {
-        Some(last_message(files, count, log_len, last_checksum?)?)
+    let last = match (count, last) {
+        (0, None) if log_len == 0 => None,
+        (0, _) => return None,
+        (_, Some((checksum, at))) => Some(last_message(files, next_offset - 1, at, checksum)?),
+        (_, None) => return None,
     };
     Some(SegmentAnalysis {
         files: files.clone(),
@@ -137,47 +144,20 @@ fn trust_sealed(files: &SegmentFiles, last_checksum: Option<u64>) -> Option<Segm
     })
 }
 
-/// Reads the last two index entries and the last message header; returns the last
-/// message when they agree with each other, the log length and the checksum.
-fn last_message(
-    files: &SegmentFiles,
-    count: u64,
-    log_len: u64,
-    checksum: u64,
-) -> Option<MessageMeta> {
-    let entries_from = count.saturating_sub(2);
-    let mut buf = [0u8; 2 * ENTRY_LEN];
-    let n = ((count - entries_from) as usize) * ENTRY_LEN;
-    read_at(
-        &files.index_path,
-        entries_from * ENTRY_LEN as u64,
-        buf.get_mut(..n)?,
-    )?;
-    let entry = |i: usize| {
-        buf.get(i * ENTRY_LEN..(i + 1) * ENTRY_LEN)?
-            .first_chunk()
-            .map(IndexEntry::decode)
-    };
-    let last = entry(n / ENTRY_LEN - 1)?;
-    let msg_start = if count >= 2 {
-        u64::from(entry(0)?.position)
-    } else {
-        0
-    };
-    let end = u64::from(last.position);
-    if end != log_len || u64::from(last.relative_offset) != count - 1 {
-        return None;
-    }
+/// Reads the header of the message journaled as the segment's last (offset `offset`,
+/// starting at byte `at`); returns it when it still has the journaled checksum and
+/// ends exactly at the end of the log.
+fn last_message(files: &SegmentFiles, offset: u64, at: u64, checksum: u64) -> Option<MessageMeta> {
+    let end = files.log_len?;
     let mut head = [0u8; HEADER_LEN];
-    read_at(&files.log_path, msg_start, &mut head)?;
+    read_at(&files.log_path, at, &mut head)?;
     let header = MessageHeader::parse(&head);
-    let offset = files.key.start_offset.checked_add(count - 1)?;
     let consistent = header.checksum == checksum
         && header.offset == offset
-        && msg_start.checked_add(header.frame_len()) == Some(end);
+        && at.checked_add(header.frame_len()) == Some(end);
     consistent.then_some(MessageMeta {
         offset,
-        start: msg_start,
+        start: at,
         end,
         timestamp: header.timestamp,
         checksum,

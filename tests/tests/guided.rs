@@ -39,6 +39,7 @@ fn journal_like_sidecar(
                         index_len: seg.files.index_len.unwrap(),
                         last_offset: scan.last.map(|m| m.offset),
                         last_checksum: scan.last.map(|m| m.checksum),
+                        last_start: scan.last.map(|m| m.start),
                     })
                     .unwrap();
             } else {
@@ -100,7 +101,7 @@ fn sealed_segments_are_trusted_and_the_open_one_scanned_from_its_checkpoint() {
 fn a_sealed_segment_that_no_longer_matches_the_journal_is_scanned() {
     let copy = fixture_copy(KILLED_UNDER_LOAD);
     let known = journal_like_sidecar(copy.path(), copy.tmp_root(), 0.0);
-    // Same lengths, different last message: only the two-read check can notice.
+    // Same lengths, different last message: only the read of its header can notice.
     let log = copy
         .path()
         .join("streams/0/topics/0/partitions/1/00000000000000007070.log");
@@ -181,6 +182,7 @@ fn a_sealed_segment_named_near_the_largest_offset_is_scanned_not_trusted() {
                 index_len: 16,
                 last_offset: Some(start),
                 last_checksum: Some(u64::from_le_bytes(bytes[..8].try_into().unwrap())),
+                last_start: Some(0),
             },
         ])
         .unwrap();

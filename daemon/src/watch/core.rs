@@ -631,6 +631,7 @@ impl Core {
                         index_len: facts.index_len,
                         last_offset: facts.last.map(|l| l.offset),
                         last_checksum: facts.last.map(|l| l.checksum),
+                        last_start: facts.last.map(|l| l.start),
                     };
                     tracing::debug!("{record}");
                     if let Some(phase) = self.model.get_mut(&key) {

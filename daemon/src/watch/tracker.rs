@@ -38,6 +38,8 @@ pub const SCAN_BUDGET: u64 = 2 * MAX_MESSAGE_LEN;
 pub struct LastMessage {
     pub offset: u64,
     pub checksum: u64,
+    /// Byte of the `.log` where it starts.
+    pub start: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,6 +305,7 @@ impl Tracker {
             self.last = Some(LastMessage {
                 offset: m.offset,
                 checksum: m.checksum,
+                start: m.start,
             });
         }
         if let Some(reason) = mismatch {
@@ -434,13 +437,16 @@ fn read_last_message(
         return Ok(None);
     };
     let header = MessageHeader::parse(head);
-    let offset = key.start_offset + count - 1;
+    let Some(offset) = key.start_offset.checked_add(count - 1) else {
+        return Ok(None);
+    };
     let ok = header.frame_len() == len
         && header.offset == offset
         && frame_checksum(&frame) == Some(header.checksum);
     Ok(ok.then_some(LastMessage {
         offset,
         checksum: header.checksum,
+        start,
     }))
 }
 

@@ -31,6 +31,7 @@ pub fn record_for(writer: u64, i: u64) -> Record {
             } else {
                 Some(i ^ 0xdead_beef)
             },
+            last_start: (i % 2 == 1).then_some(i * 90),
         },
         4 => Record::RepairIntent {
             repair: RepairId(writer * 1_000_000 + i),

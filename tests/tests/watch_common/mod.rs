@@ -367,6 +367,22 @@ pub struct Agreement {
     pub trusted: usize,
 }
 
+/// Where the last of `count` messages starts, from the end of the one before it in
+/// the index; `None` for an empty segment.
+fn last_message_start(index: &Path, count: u64) -> Result<Option<u64>, String> {
+    if count < 2 {
+        return Ok(count.checked_sub(1).map(|_| 0));
+    }
+    let bytes = std::fs::read(index).map_err(|e| format!("{}: {e}", index.display()))?;
+    let at = usize::try_from((count - 2) * 16 + 4).map_err(|e| e.to_string())?;
+    let pos = bytes
+        .get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| format!("{}: no entry {}", index.display(), count - 2))?;
+    Ok(Some(u64::from(pos)))
+}
+
 /// Opens the journal (the sidecar must be stopped) and checks every segment against
 /// the disk: each segment on disk is known, the newest of each partition open (its
 /// checkpoint inside the log), every other one sealed with its exact lengths and last
@@ -417,17 +433,21 @@ pub fn journal_agrees_with_disk(data: &Path, state: &Path) -> Result<Agreement, 
                     index_len: x,
                     last_offset,
                     last_checksum,
+                    last_start,
                 } if !newest => {
                     a.sealed += 1;
                     let count = index_len / 16;
                     let expected_last = count.checked_sub(1).map(|n| key.start_offset + n);
+                    let expected_start = last_message_start(&seg.index_path, count)?;
                     if (*l, *x) != (log_len, index_len)
                         || *last_offset != expected_last
                         || last_checksum.is_some() != expected_last.is_some()
+                        || *last_start != expected_start
                     {
                         return Err(format!(
-                            "{key} sealed as log {l}, index {x}, last {last_offset:?}, but disk \
-                             has log {log_len}, index {index_len} (last {expected_last:?})"
+                            "{key} sealed as log {l}, index {x}, last {last_offset:?} at \
+                             {last_start:?}, but disk has log {log_len}, index {index_len} \
+                             (last {expected_last:?} at {expected_start:?})"
                         ));
                     }
                 }
