@@ -10,10 +10,10 @@
 //!    — so `SegmentOpened`, `SealIntent` and `SegmentDeleted` reach the journal within
 //!    one turn;
 //! 3. verifies seals that are due (retrying with backoff while the server may still be
-//!    finishing the index);
+//!    finishing the index; `verify.rs`);
 //! 4. every checkpoint interval, verifies the new bytes of the open segments that were
 //!    written (only new bytes, see `tracker.rs`) and journals a `Checkpoint` for each
-//!    one that advanced;
+//!    one that advanced (`verify.rs`);
 //! 5. hands the turn's records to the journal writer (`writer.rs`), which appends
 //!    them in order on its own thread while the core goes on.
 //!
@@ -23,14 +23,14 @@
 //! watchdog heartbeat, and yields to commands: a stop or a journal release is never
 //! stuck behind a scan.
 //!
-//! The core never writes under the data directory: it opens files there read-only.
+//! Lending the journal to `recover` is in `lease.rs`. The core never writes under the
+//! data directory: it opens files there read-only.
 
-use crate::handover;
 use crate::journal_state::{move_aside, segment_states};
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
 use crate::watch::status::Status;
-use crate::watch::tracker::{Advance, SealCheck, Tracker, SCAN_BUDGET};
+use crate::watch::tracker::Tracker;
 use crate::watch::writer::JournalWriter;
 use anyhow::Context;
 use journal::{Journal, PartitionId, Record, SegmentKey};
@@ -43,10 +43,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// Delays between seal verification attempts: the server writes the index after the
 /// log, so a fresh predecessor can lag its successor for a moment.
-const SEAL_BACKOFF_MS: [u64; 6] = [0, 10, 50, 200, 500, 1000];
+pub(super) const SEAL_BACKOFF_MS: [u64; 6] = [0, 10, 50, 200, 500, 1000];
 
 /// How long one slice of verification work may run before the core looks at its inbox.
-const WORK_SLICE: Duration = Duration::from_millis(200);
+pub(super) const WORK_SLICE: Duration = Duration::from_millis(200);
 
 /// After waking for new work, the core waits this long for more to gather: a burst
 /// of rotations is then handled in a few turns rather than one wake-up per file.
@@ -58,7 +58,7 @@ const COMPACT_EVERY: u64 = 500_000;
 
 /// How long the core waits for a client to hand the journal back after the lease
 /// ended (sled's lock release lags the client's exit a little).
-const REOPEN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const REOPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the core tells the supervisor.
 #[derive(Debug)]
@@ -76,30 +76,30 @@ pub struct Settings {
 }
 
 pub struct Core {
-    settings: Settings,
-    shared: Arc<Shared>,
-    status: Arc<Status>,
-    events: UnboundedSender<CoreEvent>,
-    watcher: RecommendedWatcher,
+    pub(super) settings: Settings,
+    pub(super) shared: Arc<Shared>,
+    pub(super) status: Arc<Status>,
+    pub(super) events: UnboundedSender<CoreEvent>,
+    pub(super) watcher: RecommendedWatcher,
     /// `None` while another process holds the journal.
-    journal: Option<JournalWriter>,
-    model: Model,
-    outbox: Vec<Record>,
+    pub(super) journal: Option<JournalWriter>,
+    pub(super) model: Model,
+    pub(super) outbox: Vec<Record>,
     /// Open segments written since they were last verified.
-    dirty: BTreeSet<SegmentKey>,
+    pub(super) dirty: BTreeSet<SegmentKey>,
     /// Open segments verified further than their last checkpoint.
-    advanced: BTreeSet<SegmentKey>,
+    pub(super) advanced: BTreeSet<SegmentKey>,
     /// Segments in the `Sealing` phase whose verification is pending.
-    sealing: BTreeSet<SegmentKey>,
+    pub(super) sealing: BTreeSet<SegmentKey>,
     /// When written segments are verified next (at once while there is a backlog).
-    next_verify: Instant,
+    pub(super) next_verify: Instant,
     /// When checkpoints are journaled next: at most once per interval.
-    next_checkpoint: Instant,
-    since_compaction: u64,
+    pub(super) next_checkpoint: Instant,
+    pub(super) since_compaction: u64,
     /// Records since freed memory was last given back (see [`release_freed_memory`]).
-    since_trim: u64,
+    pub(super) since_trim: u64,
     /// A full reconciliation completed since start: `READY=1` may be sent.
-    reconciled: bool,
+    pub(super) reconciled: bool,
 }
 
 /// Opens the journal for the sidecar: a locked journal is an error (another process
@@ -125,7 +125,7 @@ pub fn open_journal(dir: &Path) -> anyhow::Result<Journal> {
 }
 
 /// The journal's segment states; an unreadable journal is moved aside and replaced.
-fn load_model(journal: Journal, dir: &Path) -> anyhow::Result<(Journal, Model)> {
+pub(super) fn load_model(journal: Journal, dir: &Path) -> anyhow::Result<(Journal, Model)> {
     match segment_states(&journal) {
         Ok(states) => Ok((journal, Model::from_states(states))),
         Err(e) => {
@@ -415,7 +415,7 @@ impl Core {
         Ok(())
     }
 
-    fn partition_dir(&self, pid: PartitionId) -> PathBuf {
+    pub(super) fn partition_dir(&self, pid: PartitionId) -> PathBuf {
         self.settings.data_dir.join(pid.rel_dir())
     }
 
@@ -536,7 +536,7 @@ impl Core {
     /// Compares the whole data directory with the journal (through the model) and
     /// journals every difference. Re-adds every watch first, so a lost watch is
     /// restored. `Ok(false)` when a command interrupted it.
-    fn full_reconcile(&mut self, why: &str) -> anyhow::Result<bool> {
+    pub(super) fn full_reconcile(&mut self, why: &str) -> anyhow::Result<bool> {
         let started = Instant::now();
         // Events from here on are handled after this pass; the ones before are covered.
         self.shared.lock().clear_fs_work();
@@ -595,166 +595,8 @@ impl Core {
         Ok(true)
     }
 
-    /// Verifies due seals; journals `Sealed`, or logs the anomaly once retries run out.
-    fn seal_due(&mut self) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let now = Instant::now();
-        let due: Vec<SegmentKey> = self
-            .sealing
-            .iter()
-            .filter(|k| {
-                matches!(self.model.partitions.get(&k.partition)
-                    .and_then(|p| p.segments.get(&k.start_offset)),
-                    Some(Phase::Sealing(s)) if !s.gave_up && s.next_try <= now)
-            })
-            .copied()
-            .collect();
-        for key in due {
-            if started.elapsed() > WORK_SLICE {
-                break;
-            }
-            self.status.beat();
-            let dir = self.partition_dir(key.partition);
-            let Some(Phase::Sealing(s)) = self.model.get_mut(&key) else {
-                self.sealing.remove(&key);
-                continue;
-            };
-            let check = match s.tracker.seal_check(&dir) {
-                Ok(c) => c,
-                Err(e) => SealCheck::NotYet(format!("cannot read it: {e}")),
-            };
-            match check {
-                SealCheck::Complete(facts) => {
-                    let record = Record::Sealed {
-                        segment: key,
-                        log_len: facts.log_len,
-                        index_len: facts.index_len,
-                        last_offset: facts.last.map(|l| l.offset),
-                        last_checksum: facts.last.map(|l| l.checksum),
-                        last_start: facts.last.map(|l| l.start),
-                    };
-                    tracing::debug!("{record}");
-                    if let Some(phase) = self.model.get_mut(&key) {
-                        *phase = Phase::Sealed {
-                            log_len: facts.log_len,
-                            index_len: facts.index_len,
-                        };
-                    }
-                    self.outbox.push(record);
-                    self.sealing.remove(&key);
-                    self.advanced.remove(&key);
-                }
-                SealCheck::Partial => {
-                    // More to scan; next turn continues without delay.
-                    s.next_try = Instant::now();
-                }
-                SealCheck::NotYet(why) => {
-                    s.attempts += 1;
-                    match SEAL_BACKOFF_MS.get(s.attempts as usize) {
-                        Some(ms) => {
-                            s.next_try = Instant::now() + Duration::from_millis(*ms);
-                        }
-                        None => {
-                            s.gave_up = true;
-                            Status::add(&self.status.anomalies, 1);
-                            tracing::warn!(
-                                segment = %key,
-                                "cannot seal segment {key}: {why}; it stays unsealed in the \
-                                 journal and recovery will check it"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Verifies the new bytes of written open segments, a bounded slice at a time;
-    /// true when work is left over (the next turn continues it at once).
-    fn verify_dirty(&mut self) -> bool {
-        let started = Instant::now();
-        let keys: Vec<SegmentKey> = self.dirty.iter().copied().collect();
-        let mut backlog = false;
-        for key in keys {
-            if started.elapsed() > WORK_SLICE {
-                return true;
-            }
-            self.status.beat();
-            let dir = self.partition_dir(key.partition);
-            let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
-                self.dirty.remove(&key);
-                continue;
-            };
-            let before = t.pos;
-            let outcome = match t.advance(&dir, SCAN_BUDGET) {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::debug!("cannot verify {key} yet: {e}");
-                    continue;
-                }
-            };
-            let moved = t.pos != before || outcome.restarted;
-            let needs_checkpoint = t.needs_checkpoint();
-            if outcome.restarted {
-                // The journaled checkpoint did not fit the files: a new incarnation,
-                // so recovery does not trust the stale one.
-                t.checkpointed = 0;
-                tracing::info!("segment {key}: journaled checkpoint does not fit the files; verifying from its start");
-                self.outbox.push(Record::SegmentOpened { segment: key });
-            }
-            match outcome.advance {
-                Advance::Partial => {
-                    // Keep it dirty: there is more to verify.
-                    backlog = true;
-                }
-                Advance::Anomaly(why) => {
-                    self.dirty.remove(&key);
-                    Status::add(&self.status.anomalies, 1);
-                    tracing::warn!(
-                        segment = %key,
-                        "open segment {key} is damaged: {why}; verification stops there and \
-                         recovery will check it"
-                    );
-                }
-                Advance::Gone => {
-                    self.dirty.remove(&key);
-                    self.shared.post(|i| {
-                        i.partitions.insert(key.partition);
-                    });
-                }
-                Advance::UpToDate | Advance::Waiting(_) | Advance::Stalled => {
-                    self.dirty.remove(&key);
-                }
-            }
-            if moved || needs_checkpoint {
-                self.advanced.insert(key);
-            }
-        }
-        backlog
-    }
-
-    /// Journals a checkpoint for every open segment verified past its last one.
-    fn checkpoint_all(&mut self) {
-        let keys: Vec<SegmentKey> = std::mem::take(&mut self.advanced).into_iter().collect();
-        for key in keys {
-            let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
-                continue;
-            };
-            if !t.needs_checkpoint() {
-                continue;
-            }
-            t.checkpointed = t.pos;
-            self.outbox.push(Record::Checkpoint {
-                segment: key,
-                valid_len: t.pos,
-                next_offset: t.next_offset,
-            });
-        }
-    }
-
     /// Hands the records decided so far to the journal writer.
-    fn flush(&mut self) -> anyhow::Result<()> {
+    pub(super) fn flush(&mut self) -> anyhow::Result<()> {
         if self.outbox.is_empty() {
             return Ok(());
         }
@@ -803,88 +645,5 @@ impl Core {
         let pending = self.sealing_pending() as u64;
         Status::set(&self.status.sealing, pending);
         Status::set(&self.status.dirty, self.dirty.len() as u64);
-    }
-
-    /// Hands the journal over: final checkpoints, flush, close, answer, then wait for
-    /// the lease to end; reopen and reconcile. `Ok(true)` when told to stop meanwhile.
-    fn release(&mut self, reply: tokio::sync::oneshot::Sender<()>) -> anyhow::Result<bool> {
-        self.checkpoint_all();
-        self.flush()?;
-        if let Some(journal) = self.journal.take() {
-            journal.close()?;
-        }
-        if !handover::wait_journal_unlocked(&self.settings.journal_dir, Duration::from_secs(5)) {
-            tracing::warn!("the journal's lock is still held 5 s after closing it");
-        }
-        self.status
-            .released
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!("journal released to another iggy-warden command");
-        let _ = reply.send(());
-        let mut stopped = false;
-        loop {
-            self.status.beat();
-            let mut inbox = self.shared.wait(self.settings.beat_every);
-            if inbox.stop {
-                stopped = true;
-                break;
-            }
-            if let Some(fatal) = inbox.fatal.take() {
-                anyhow::bail!(fatal);
-            }
-            let commands = std::mem::take(&mut inbox.commands);
-            // Events pile up in the sets meanwhile; the reconciliation below covers them.
-            drop(inbox);
-            let mut resumed = false;
-            for c in commands {
-                match c {
-                    Command::Resume => resumed = true,
-                    // Already released: nothing to wait for.
-                    Command::Release(r) => {
-                        let _ = r.send(());
-                    }
-                    Command::Rescan => {}
-                }
-            }
-            if resumed {
-                break;
-            }
-        }
-        self.status
-            .released
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        if stopped {
-            return Ok(true);
-        }
-        self.reopen()?;
-        if !self.full_reconcile("journal handed back")? {
-            self.shared.post(|i| {
-                i.rescan
-                    .get_or_insert("journal handed back (interrupted)".into());
-            });
-        }
-        Ok(false)
-    }
-
-    fn reopen(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + REOPEN_TIMEOUT;
-        let journal = loop {
-            self.status.beat();
-            match Journal::open(&self.settings.journal_dir) {
-                Ok(j) => break j,
-                Err(e) if e.is_locked() && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(_) => break open_journal(&self.settings.journal_dir)?,
-            }
-        };
-        let (journal, model) = load_model(journal, &self.settings.journal_dir)?;
-        self.journal = Some(JournalWriter::start(journal, self.status.clone())?);
-        self.model = model;
-        self.dirty.clear();
-        self.advanced.clear();
-        self.sealing.clear();
-        tracing::info!("journal taken back");
-        Ok(())
     }
 }

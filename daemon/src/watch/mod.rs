@@ -5,7 +5,7 @@
 //! Shape of the process:
 //! - the **core** thread (`core.rs`) owns the journal, the model of the segments and
 //!   the inotify watches; it reconciles journal and disk at start, then turns events
-//!   into records (`reconcile.rs`, `tracker.rs`);
+//!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`);
 //! - notify's thread folds inotify events into the shared inbox (`events.rs`);
 //! - the **supervisor** (this file, on a small tokio runtime) handles signals, the
 //!   systemd protocol (`notify_systemd.rs`) and the control socket (`control.rs`,
@@ -17,10 +17,12 @@
 mod control;
 mod core;
 mod events;
+mod lease;
 mod notify_systemd;
 mod reconcile;
 mod status;
 mod tracker;
+mod verify;
 mod writer;
 
 use crate::config::DirArgs;

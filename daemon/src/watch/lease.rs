@@ -1,0 +1,98 @@
+//! Lending the journal to another iggy-warden command (`recover` while the sidecar
+//! runs; see `handover.rs`): close it, wait for the lease to end, take it back and
+//! reconcile in full, since events during the lease were not journaled.
+
+use crate::handover;
+use crate::watch::core::{load_model, open_journal, Core, REOPEN_TIMEOUT};
+use crate::watch::events::Command;
+use crate::watch::writer::JournalWriter;
+use journal::Journal;
+use std::time::{Duration, Instant};
+
+impl Core {
+    /// Hands the journal over: final checkpoints, flush, close, answer, then wait for
+    /// the lease to end; reopen and reconcile. `Ok(true)` when told to stop meanwhile.
+    pub(super) fn release(
+        &mut self,
+        reply: tokio::sync::oneshot::Sender<()>,
+    ) -> anyhow::Result<bool> {
+        self.checkpoint_all();
+        self.flush()?;
+        if let Some(journal) = self.journal.take() {
+            journal.close()?;
+        }
+        if !handover::wait_journal_unlocked(&self.settings.journal_dir, Duration::from_secs(5)) {
+            tracing::warn!("the journal's lock is still held 5 s after closing it");
+        }
+        self.status
+            .released
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("journal released to another iggy-warden command");
+        let _ = reply.send(());
+        let mut stopped = false;
+        loop {
+            self.status.beat();
+            let mut inbox = self.shared.wait(self.settings.beat_every);
+            if inbox.stop {
+                stopped = true;
+                break;
+            }
+            if let Some(fatal) = inbox.fatal.take() {
+                anyhow::bail!(fatal);
+            }
+            let commands = std::mem::take(&mut inbox.commands);
+            // Events pile up in the sets meanwhile; the reconciliation below covers them.
+            drop(inbox);
+            let mut resumed = false;
+            for c in commands {
+                match c {
+                    Command::Resume => resumed = true,
+                    // Already released: nothing to wait for.
+                    Command::Release(r) => {
+                        let _ = r.send(());
+                    }
+                    Command::Rescan => {}
+                }
+            }
+            if resumed {
+                break;
+            }
+        }
+        self.status
+            .released
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if stopped {
+            return Ok(true);
+        }
+        self.reopen()?;
+        if !self.full_reconcile("journal handed back")? {
+            self.shared.post(|i| {
+                i.rescan
+                    .get_or_insert("journal handed back (interrupted)".into());
+            });
+        }
+        Ok(false)
+    }
+
+    fn reopen(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + REOPEN_TIMEOUT;
+        let journal = loop {
+            self.status.beat();
+            match Journal::open(&self.settings.journal_dir) {
+                Ok(j) => break j,
+                Err(e) if e.is_locked() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(_) => break open_journal(&self.settings.journal_dir)?,
+            }
+        };
+        let (journal, model) = load_model(journal, &self.settings.journal_dir)?;
+        self.journal = Some(JournalWriter::start(journal, self.status.clone())?);
+        self.model = model;
+        self.dirty.clear();
+        self.advanced.clear();
+        self.sealing.clear();
+        tracing::info!("journal taken back");
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! The sidecar's verification work, run by the core on its own thread: seals that
+//! are due (scan the predecessor, compare its index, journal `Sealed` or an anomaly)
+//! and the new bytes of written open segments, then their checkpoints. Each runs in
+//! bounded slices so that commands and the watchdog are never kept waiting.
+
+use crate::watch::core::{Core, SEAL_BACKOFF_MS, WORK_SLICE};
+use crate::watch::reconcile::Phase;
+use crate::watch::status::Status;
+use crate::watch::tracker::{Advance, SealCheck, SCAN_BUDGET};
+use journal::{Record, SegmentKey};
+use std::time::{Duration, Instant};
+
+impl Core {
+    /// Verifies due seals; journals `Sealed`, or logs the anomaly once retries run out.
+    pub(super) fn seal_due(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let now = Instant::now();
+        let due: Vec<SegmentKey> = self
+            .sealing
+            .iter()
+            .filter(|k| {
+                matches!(self.model.partitions.get(&k.partition)
+                    .and_then(|p| p.segments.get(&k.start_offset)),
+                    Some(Phase::Sealing(s)) if !s.gave_up && s.next_try <= now)
+            })
+            .copied()
+            .collect();
+        for key in due {
+            if started.elapsed() > WORK_SLICE {
+                break;
+            }
+            self.status.beat();
+            let dir = self.partition_dir(key.partition);
+            let Some(Phase::Sealing(s)) = self.model.get_mut(&key) else {
+                self.sealing.remove(&key);
+                continue;
+            };
+            let check = match s.tracker.seal_check(&dir) {
+                Ok(c) => c,
+                Err(e) => SealCheck::NotYet(format!("cannot read it: {e}")),
+            };
+            match check {
+                SealCheck::Complete(facts) => {
+                    let record = Record::Sealed {
+                        segment: key,
+                        log_len: facts.log_len,
+                        index_len: facts.index_len,
+                        last_offset: facts.last.map(|l| l.offset),
+                        last_checksum: facts.last.map(|l| l.checksum),
+                        last_start: facts.last.map(|l| l.start),
+                    };
+                    tracing::debug!("{record}");
+                    if let Some(phase) = self.model.get_mut(&key) {
+                        *phase = Phase::Sealed {
+                            log_len: facts.log_len,
+                            index_len: facts.index_len,
+                        };
+                    }
+                    self.outbox.push(record);
+                    self.sealing.remove(&key);
+                    self.advanced.remove(&key);
+                }
+                SealCheck::Partial => {
+                    // More to scan; next turn continues without delay.
+                    s.next_try = Instant::now();
+                }
+                SealCheck::NotYet(why) => {
+                    s.attempts += 1;
+                    match SEAL_BACKOFF_MS.get(s.attempts as usize) {
+                        Some(ms) => {
+                            s.next_try = Instant::now() + Duration::from_millis(*ms);
+                        }
+                        None => {
+                            s.gave_up = true;
+                            Status::add(&self.status.anomalies, 1);
+                            tracing::warn!(
+                                segment = %key,
+                                "cannot seal segment {key}: {why}; it stays unsealed in the \
+                                 journal and recovery will check it"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies the new bytes of written open segments, a bounded slice at a time;
+    /// true when work is left over (the next turn continues it at once).
+    pub(super) fn verify_dirty(&mut self) -> bool {
+        let started = Instant::now();
+        let keys: Vec<SegmentKey> = self.dirty.iter().copied().collect();
+        let mut backlog = false;
+        for key in keys {
+            if started.elapsed() > WORK_SLICE {
+                return true;
+            }
+            self.status.beat();
+            let dir = self.partition_dir(key.partition);
+            let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
+                self.dirty.remove(&key);
+                continue;
+            };
+            let before = t.pos;
+            let outcome = match t.advance(&dir, SCAN_BUDGET) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!("cannot verify {key} yet: {e}");
+                    continue;
+                }
+            };
+            let moved = t.pos != before || outcome.restarted;
+            let needs_checkpoint = t.needs_checkpoint();
+            if outcome.restarted {
+                // The journaled checkpoint did not fit the files: a new incarnation,
+                // so recovery does not trust the stale one.
+                t.checkpointed = 0;
+                tracing::info!("segment {key}: journaled checkpoint does not fit the files; verifying from its start");
+                self.outbox.push(Record::SegmentOpened { segment: key });
+            }
+            match outcome.advance {
+                Advance::Partial => {
+                    // Keep it dirty: there is more to verify.
+                    backlog = true;
+                }
+                Advance::Anomaly(why) => {
+                    self.dirty.remove(&key);
+                    Status::add(&self.status.anomalies, 1);
+                    tracing::warn!(
+                        segment = %key,
+                        "open segment {key} is damaged: {why}; verification stops there and \
+                         recovery will check it"
+                    );
+                }
+                Advance::Gone => {
+                    self.dirty.remove(&key);
+                    self.shared.post(|i| {
+                        i.partitions.insert(key.partition);
+                    });
+                }
+                Advance::UpToDate | Advance::Waiting(_) | Advance::Stalled => {
+                    self.dirty.remove(&key);
+                }
+            }
+            if moved || needs_checkpoint {
+                self.advanced.insert(key);
+            }
+        }
+        backlog
+    }
+
+    /// Journals a checkpoint for every open segment verified past its last one.
+    pub(super) fn checkpoint_all(&mut self) {
+        let keys: Vec<SegmentKey> = std::mem::take(&mut self.advanced).into_iter().collect();
+        for key in keys {
+            let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
+                continue;
+            };
+            if !t.needs_checkpoint() {
+                continue;
+            }
+            t.checkpointed = t.pos;
+            self.outbox.push(Record::Checkpoint {
+                segment: key,
+                valid_len: t.pos,
+                next_offset: t.next_offset,
+            });
+        }
+    }
+}
