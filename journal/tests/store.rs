@@ -37,7 +37,7 @@ fn seqs_start_at_one_and_read_back_in_order() {
     assert!(journal.verify().unwrap().is_sound());
 }
 
-/// A round stores its records as one `log` value of at most 1,024 records; a larger
+/// A round stores its records as one `log` value of at most 128 records; a larger
 /// batch spans several, and reads cross them seamlessly.
 #[test]
 fn a_batch_larger_than_a_block_reads_back_whole() {
