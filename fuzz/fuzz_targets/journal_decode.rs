@@ -2,15 +2,15 @@
 //! hands them back from disk.
 //!
 //! Input: flags (u8), then the bytes. Flag 0x01: the bytes are wrapped in a valid
-//! envelope header (magic, version 1, length, XXH3-64) first, so that they reach the
+//! envelope header (magic, the current version, length, XXH3-64) first, so that they reach the
 //! payload decoder through `envelope::decode` itself; without it they go to
 //! `envelope::open`/`decode` as they are (header checks) and to `decode_payload`
 //! directly (bincode). Flag 0x02: the envelope header is wrapped with a wrong
 //! version, length or checksum picked by the next flag bits.
 //!
 //! Proves: `open`, `decode` and `decode_payload` return an error or a value for every
-//! input, never panic, for every type the journal reads back (`Entry`, and within it
-//! `Record` and `RepairAction`; `SegmentState`; the `[u8; 8]` of the marker), and
+//! input, never panic, for every type the journal reads back (a `log` block, a list of
+//! `Entry`, and within it `Record` and `RepairAction`; `SegmentState`; the `[u8; 8]` of the marker), and
 //! for `SegmentKey::from_bytes` (sled keys) and `SegmentKey::from_str` (`--segment`);
 //! a decoded value can be displayed, folded with `SegmentState::apply`, and encodes
 //! back to a value that decodes equal to it.
@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Every type the journal decodes from its trees, through the whole envelope.
+    block(envelope::decode::<Vec<Entry>>(stored));
     entry(envelope::decode::<Entry>(stored));
     state(envelope::decode::<SegmentState>(stored));
     marker(envelope::decode::<[u8; 8]>(stored));
@@ -54,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
     action(envelope::decode::<RepairAction>(stored));
 
     // The payload decoder behind the checksum, on the raw bytes.
+    block(envelope::decode_payload::<Vec<Entry>>(bytes));
     entry(envelope::decode_payload::<Entry>(bytes));
     state(envelope::decode_payload::<SegmentState>(bytes));
     marker(envelope::decode_payload::<[u8; 8]>(bytes));
@@ -91,6 +93,16 @@ fn wrap(bytes: &[u8], flags: u8) -> Vec<u8> {
     out.extend_from_slice(&sum.to_le_bytes());
     out.extend_from_slice(bytes);
     out
+}
+
+/// A `log` value: the records of one commit round.
+fn block(r: Result<Vec<Entry>, EnvelopeError>) {
+    if let Ok(entries) = r {
+        for e in &entries {
+            record_ok(&e.record, e.seq);
+        }
+        round_trip(&entries);
+    }
 }
 
 fn entry(r: Result<Entry, EnvelopeError>) {
