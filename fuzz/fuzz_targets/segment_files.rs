@@ -1,6 +1,6 @@
 //! A segment's `.log` and `.index` as real files, read by `analyze_segment` and by the
-//! journal-guided `analyze_guided` (which reads the last index entries and the last
-//! message header at positions taken from the index), with arbitrary journal state
+//! journal-guided `analyze_guided` (which reads the last message header at the
+//! position the journal gives), with arbitrary journal state
 //! for the segment; then judged, reported and planned in every mode, as `check` and
 //! `recover` would.
 //!
@@ -9,7 +9,8 @@
 //! index_len and last_checksum (u64 LE each), then the log bytes and the index bytes.
 //! Selector: bits 0-2 the segment's phase in the journal (none, opened, seal intent,
 //! sealed, sealed, deleted, none, none), 0x08 a checkpoint, 0x10 a last checksum,
-//! 0x20 cut the log after its last valid message, bits 6-7 which message the
+//! 0x20 cut the log after its last valid message (an arbitrary sealed record takes
+//! the checkpoint's valid_len as its last message's start), bits 6-7 which message the
 //! checkpoint names (with flag 0x40).
 //! Flags 0x01/0x02/0x04 forge valid frames (see `forge_frames`); 0x08 makes the index
 //! the one the server would write, XORed with the index bytes; 0x10 and 0x20 leave
@@ -129,14 +130,14 @@ fuzz_target!(|data: &[u8]| {
             index_len: files.index_len.unwrap_or(0),
             last_offset: metas.last().map(|m| m.offset),
             last_checksum: metas.last().map(|m| m.checksum),
-            last_start: None,
+            last_start: metas.last().map(|m| m.start),
         }),
         3 | 4 => Some(SegmentPhase::Sealed {
             log_len: sealed_log_len,
             index_len: sealed_index_len,
             last_offset: None,
             last_checksum: (selector & 0x10 != 0).then_some(sealed_checksum),
-            last_start: None,
+            last_start: (selector & 0x10 != 0).then_some(cp_valid_len),
         }),
         5 => Some(SegmentPhase::Deleted),
         _ => None,
