@@ -58,13 +58,12 @@ pub(crate) fn block_key(path: &Path, key: &[u8]) -> Result<u64, JournalError> {
         .ok_or_else(|| JournalError::corrupt(path, format!("log key of {} bytes", key.len())))
 }
 
-/// Key of the block that holds `seq`, if any block could.
-pub(crate) fn holding(log: &sled::Tree, seq: u64) -> sled::Result<Option<sled::IVec>> {
-    Ok(log
-        .range(..=seq_key(seq))
-        .next_back()
-        .transpose()?
-        .map(|(k, _)| k))
+/// Key and value of the block that holds `seq`, if any block could.
+pub(crate) fn holding(
+    log: &sled::Tree,
+    seq: u64,
+) -> sled::Result<Option<(sled::IVec, sled::IVec)>> {
+    log.range(..=seq_key(seq)).next_back().transpose()
 }
 
 #[cfg(test)]

@@ -406,10 +406,8 @@ impl Journal {
 
     /// The record with seq `seq`, if the log holds it.
     pub(crate) fn entry(&self, seq: u64) -> Result<Option<Entry>, JournalError> {
-        let Some(key) = block::holding(&self.log, seq).map_err(|e| self.sled_err(e))? else {
-            return Ok(None);
-        };
-        let Some(value) = self.log.get(&key).map_err(|e| self.sled_err(e))? else {
+        let Some((key, value)) = block::holding(&self.log, seq).map_err(|e| self.sled_err(e))?
+        else {
             return Ok(None);
         };
         let entries = block::decode(&self.path, &key, &value)?;
@@ -421,7 +419,7 @@ impl Journal {
     pub fn records_since(&self, from: u64) -> Records<'_> {
         // Start at the block that holds `from`, which may be keyed below it.
         let start = match block::holding(&self.log, from) {
-            Ok(key) => key.as_deref().and_then(parse_u64).unwrap_or(from),
+            Ok(found) => found.and_then(|(key, _)| parse_u64(&key)).unwrap_or(from),
             Err(e) => {
                 return Records {
                     path: &self.path,
