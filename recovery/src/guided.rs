@@ -5,8 +5,8 @@
 //! read of its header, at the position the journal gives, must show the journaled
 //! checksum and offset and end exactly at the end of the log. (The index is trusted
 //! by its length: the sidecar verified it entry by entry before journaling the seal,
-//! and the server never writes a sealed segment again. On a cold cache each read is a
-//! trip to the disk, and this one is most of a guided recovery's time.) A segment the
+//! and the server only ever appends to a segment, which changes its lengths. On a
+//! cold cache every read is a trip to the disk, so one read, not two.) A segment the
 //! journal saw open is scanned from its last checkpoint. Everything else (unknown to
 //! the journal, or not matching it) is scanned in full: the journal accelerates, it
 //! never overrides the disk.
