@@ -106,6 +106,16 @@ impl<Op, Out> CommitQueue<Op, Out> {
         let (ops, slots): (Vec<Op>, Vec<Arc<Slot<Out>>>) = batch.into_iter().unzip();
         let outs = commit(ops);
         debug_assert_eq!(slots.len(), outs.len());
+        // The next round starts before this one's waiters are woken: waking each costs
+        // a system call, and on two cores the next leader's write and flush overlap
+        // them instead of waiting for them.
+        {
+            let mut st = self.lock()?;
+            match st.queue.front() {
+                Some((_, next)) => next.set(SlotState::Lead)?,
+                None => st.leading = false,
+            }
+        }
         let mut mine = None;
         for (s, out) in slots.iter().zip(outs) {
             if Arc::ptr_eq(s, &slot) {
@@ -114,12 +124,6 @@ impl<Op, Out> CommitQueue<Op, Out> {
                 s.set(SlotState::Done(out))?;
             }
         }
-        let mut st = self.lock()?;
-        match st.queue.front() {
-            Some((_, next)) => next.set(SlotState::Lead)?,
-            None => st.leading = false,
-        }
-        drop(st);
         mine.ok_or(QueueBroken)
     }
 }
