@@ -1,7 +1,7 @@
 //! The sidecar's verification work, run by the core on its own thread: seals that
 //! are due (scan the predecessor, compare its index, journal `Sealed` or an anomaly)
-//! and the new bytes of written open segments, then their checkpoints. Each runs in
-//! bounded slices so that commands and the watchdog are never kept waiting.
+//! and the new bytes of written open segments, then their checkpoints. Verifying
+//! runs in bounded slices so that commands and the watchdog are never kept waiting.
 
 use crate::watch::core::{Core, SEAL_BACKOFF_MS, WORK_SLICE};
 use crate::watch::reconcile::Phase;
