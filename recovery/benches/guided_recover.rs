@@ -9,7 +9,7 @@
 //! power loss; needs root).
 //! Run: `cargo bench -p iggy-warden-recovery --bench guided_recover`
 
-use harness::{encode_message, index_entry, Message};
+use harness::{Message, SegmentAppender};
 use journal::{Journal, PartitionId, Record};
 use recovery::analyze::analyze;
 use recovery::guided::analyze_guided;
@@ -17,7 +17,7 @@ use recovery::layout::discover;
 use recovery::plan::{plan, Mode};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -50,12 +50,11 @@ fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<Written> {
     let mut offset = 0u64;
     for s in 0..SEGMENTS {
         let start = offset;
-        let mut log = BufWriter::new(File::create(dir.join(format!("{start:020}.log"))).unwrap());
-        let mut index =
-            BufWriter::new(File::create(dir.join(format!("{start:020}.index"))).unwrap());
-        let (mut pos, mut last_sum, mut last_start, mut checkpoint) =
-            (0u64, 0u64, 0u64, (0, start));
-        while pos < seg_bytes {
+        let log = BufWriter::new(File::create(dir.join(format!("{start:020}.log"))).unwrap());
+        let index = BufWriter::new(File::create(dir.join(format!("{start:020}.index"))).unwrap());
+        let mut segment = SegmentAppender::new(log, index, start);
+        let (mut last_sum, mut last_start, mut checkpoint) = (0u64, 0u64, (0, start));
+        while segment.len < seg_bytes {
             let m = Message {
                 id: u128::from(seed) << 64 | u128::from(offset),
                 offset,
@@ -64,26 +63,17 @@ fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<Written> {
                 payload: vec![(offset + s) as u8; 900 + (offset % 200) as usize],
                 headers: Vec::new(),
             };
-            let bytes = encode_message(&m);
-            log.write_all(&bytes).unwrap();
-            last_start = pos;
-            pos += bytes.len() as u64;
-            index
-                .write_all(&index_entry(
-                    (offset - start) as u32,
-                    pos as u32,
-                    m.timestamp,
-                ))
-                .unwrap();
+            last_start = segment.len;
+            let bytes = segment.append(&m).unwrap();
             last_sum = u64::from_le_bytes(bytes[..8].try_into().unwrap());
             offset += 1;
-            if pos + CHECKPOINT_LAG <= seg_bytes {
-                checkpoint = (pos, offset);
+            if segment.len + CHECKPOINT_LAG <= seg_bytes {
+                checkpoint = (segment.len, offset);
             }
         }
         out.push(Written {
             start,
-            log_len: pos,
+            log_len: segment.len,
             index_len: (offset - start) * 16,
             last_offset: offset - 1,
             last_checksum: last_sum,

@@ -7,11 +7,12 @@
 //! Run: `cargo bench -p iggy-warden-recovery --bench scan_throughput`
 //! (`SCAN_BENCH_MIB` sets the size, `SCAN_BENCH_PAYLOAD` the mean payload bytes).
 
-use harness::{encode_message, index_entry, Message};
+use harness::writer::state_info_bytes;
+use harness::{Message, SegmentAppender};
 use recovery::analyze::analyze;
 use recovery::layout::discover;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,14 +36,14 @@ fn generate(root: &Path, total: u64, mean_payload: u64) {
         let (mut offset, mut written) = (0u64, 0u64);
         while written < per_partition {
             let start = offset;
-            let mut log = BufWriter::with_capacity(
+            let log = BufWriter::with_capacity(
                 1 << 20,
                 File::create(dir.join(format!("{start:020}.log"))).unwrap(),
             );
-            let mut index =
+            let index =
                 BufWriter::new(File::create(dir.join(format!("{start:020}.index"))).unwrap());
-            let mut pos = 0u64;
-            while pos < SEGMENT_BYTES && written < per_partition {
+            let mut segment = SegmentAppender::new(log, index, start);
+            while segment.len < SEGMENT_BYTES && written < per_partition {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
@@ -55,25 +56,13 @@ fn generate(root: &Path, total: u64, mean_payload: u64) {
                     payload: vec![(rng >> 8) as u8; len],
                     headers: Vec::new(),
                 };
-                let bytes = encode_message(&m);
-                log.write_all(&bytes).unwrap();
-                pos += bytes.len() as u64;
-                written += bytes.len() as u64;
-                index
-                    .write_all(&index_entry(
-                        (offset - start) as u32,
-                        pos as u32,
-                        m.timestamp,
-                    ))
-                    .unwrap();
+                written += segment.append(&m).unwrap().len() as u64;
                 offset += 1;
             }
         }
     }
     std::fs::create_dir_all(root.join("state")).unwrap();
-    let mut info = vec![5u8];
-    info.extend(b"0.6.0");
-    std::fs::write(root.join("state/info"), info).unwrap();
+    std::fs::write(root.join("state/info"), state_info_bytes()).unwrap();
 }
 
 fn plain_read(root: &Path) -> u64 {

@@ -7,7 +7,8 @@
 //! - An `.index` holds one 16-byte entry per message: relative offset u32, end position
 //!   u32 (where the message ends in the `.log`), timestamp u64.
 //!
-//! [`encode_message`] and [`index_entry`] write these; [`decode_message`] and
+//! [`encode_message`] and [`index_entry`] write these ([`SegmentAppender`] streams
+//! both into files); [`decode_message`] and
 //! [`scan_log`] are a minimal reader used to walk logs (fixtures and damaged data).
 
 use xxhash_rust::xxh3::xxh3_64;
@@ -72,6 +73,40 @@ pub fn index_entry(
     entry[4..8].copy_from_slice(&end_position.to_le_bytes());
     entry[8..16].copy_from_slice(&timestamp.to_le_bytes());
     entry
+}
+
+/// Appends messages to one segment's `.log` and `.index` as the server writes them,
+/// without holding the segment in memory (the benchmarks write GiBs this way).
+pub struct SegmentAppender<W: std::io::Write> {
+    log: W,
+    index: W,
+    start_offset: u64,
+    /// Bytes of the `.log` so far: where the next message starts.
+    pub len: u64,
+}
+
+impl<W: std::io::Write> SegmentAppender<W> {
+    pub fn new(log: W, index: W, start_offset: u64) -> Self {
+        Self {
+            log,
+            index,
+            start_offset,
+            len: 0,
+        }
+    }
+
+    /// Writes `message` and its index entry; returns the message's bytes.
+    pub fn append(&mut self, message: &Message) -> std::io::Result<Vec<u8>> {
+        let bytes = encode_message(message);
+        self.log.write_all(&bytes)?;
+        self.len += bytes.len() as u64;
+        let relative =
+            u32::try_from(message.offset - self.start_offset).expect("relative offset fits in u32");
+        let end = u32::try_from(self.len).expect("an index position fits in u32");
+        self.index
+            .write_all(&index_entry(relative, end, message.timestamp))?;
+        Ok(bytes)
+    }
 }
 
 /// A decoded `.index` entry.
