@@ -1,12 +1,21 @@
 //! The command line as an operator meets it: exit codes, clear errors naming files,
 //! refusal while another process uses the data, a corrupt journal, the dry-run replay.
 
+use harness::cli::Run;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
 use harness::{apply, fixture_copy, snapshot, warden, Fault};
 use std::path::Path;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// `iggy-warden recover EXTRA... --data-dir DATA --state-dir STATE`.
+fn recover(data: &Path, state: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["recover"];
+    args.extend_from_slice(extra);
+    args.extend(["--data-dir", s(data), "--state-dir", s(state)]);
+    warden(args)
 }
 
 #[test]
@@ -97,13 +106,7 @@ fn recover_refuses_while_another_process_holds_a_file_and_force_overrides() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let before = snapshot(copy.path());
-    let run = warden([
-        "recover",
-        "--data-dir",
-        s(copy.path()),
-        "--state-dir",
-        s(&state),
-    ]);
+    let run = recover(copy.path(), &state, &[]);
     let forced = {
         assert_eq!(run.code, 2, "{}", run.stderr);
         assert!(
@@ -121,14 +124,7 @@ fn recover_refuses_while_another_process_holds_a_file_and_force_overrides() {
             snapshot(copy.path()),
             "nothing may change while busy"
         );
-        warden([
-            "recover",
-            "--force",
-            "--data-dir",
-            s(copy.path()),
-            "--state-dir",
-            s(&state),
-        ])
+        recover(copy.path(), &state, &["--force"])
     };
     child.kill().unwrap();
     child.wait().unwrap();
@@ -139,13 +135,7 @@ fn recover_refuses_while_another_process_holds_a_file_and_force_overrides() {
 fn a_corrupt_journal_is_moved_aside_and_recovery_still_works() {
     let copy = fixture_copy(KILLED_UNDER_LOAD);
     let state = copy.tmp_root().join("state");
-    let first = warden([
-        "recover",
-        "--data-dir",
-        s(copy.path()),
-        "--state-dir",
-        s(&state),
-    ]);
+    let first = recover(copy.path(), &state, &[]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     // Garble every file of the journal.
     for entry in walk(&state.join("journal")) {
@@ -161,13 +151,7 @@ fn a_corrupt_journal_is_moved_aside_and_recovery_still_works() {
         Fault::TornLogTail,
     )
     .unwrap();
-    let run = warden([
-        "recover",
-        "--data-dir",
-        s(copy.path()),
-        "--state-dir",
-        s(&state),
-    ]);
+    let run = recover(copy.path(), &state, &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let aside: Vec<_> = std::fs::read_dir(&state)
         .unwrap()
@@ -206,15 +190,7 @@ fn absolute_mode_repairs_nothing_and_exits_3() {
     .unwrap();
     let before = snapshot(copy.path());
     let state = copy.tmp_root().join("state");
-    let run = warden([
-        "recover",
-        "--mode",
-        "absolute",
-        "--data-dir",
-        s(copy.path()),
-        "--state-dir",
-        s(&state),
-    ]);
+    let run = recover(copy.path(), &state, &["--mode", "absolute"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert!(run.stdout.contains("torn-tail"), "{}", run.stdout);
     assert_eq!(before, snapshot(copy.path()));
@@ -287,13 +263,7 @@ fn a_torn_consumer_offset_is_reported_and_quarantined_restorably() {
     let found = problems_of(copy.path(), "2497150693");
     assert_eq!(found[0]["kind"], "bad-offset-file");
     let damaged = snapshot(copy.path());
-    let run = warden([
-        "recover",
-        "--data-dir",
-        s(copy.path()),
-        "--state-dir",
-        s(&state),
-    ]);
+    let run = recover(copy.path(), &state, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         !file.exists(),
@@ -341,27 +311,13 @@ fn a_stray_log_file_blocks_the_start_and_is_left_to_the_operator() {
     assert_eq!(kinds.len(), 2, "{kinds:?}");
     let before = snapshot(copy.path());
     for mode in ["tolerate-tail", "point-in-time"] {
-        let run = warden([
-            "recover",
-            "--mode",
-            mode,
-            "--data-dir",
-            s(copy.path()),
-            "--state-dir",
-            s(&state),
-        ]);
+        let run = recover(copy.path(), &state, &["--mode", mode]);
         assert_eq!(run.code, 3, "{mode}: {}", run.stdout);
         assert!(run.stdout.contains("stray .log"), "{}", run.stdout);
     }
     assert_eq!(before, snapshot(copy.path()), "strays are never touched");
     std::fs::remove_file(part.join("notes.log")).unwrap();
     std::fs::remove_dir_all(part.join("old")).unwrap();
-    let run = warden([
-        "recover",
-        "--data-dir",
-        s(copy.path()),
-        "--state-dir",
-        s(&state),
-    ]);
+    let run = recover(copy.path(), &state, &[]);
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
