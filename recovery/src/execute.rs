@@ -121,27 +121,21 @@ impl Executor<'_> {
 
     fn apply(&self, id: RepairId, action: &RepairAction, reason: &str) -> Result<u64, ExecError> {
         match action {
+            // `rel_path` names the log or the index, as the action says.
             RepairAction::TruncateLog {
-                segment,
                 keep_len,
                 original_len,
+                ..
+            }
+            | RepairAction::TruncateIndex {
+                keep_len,
+                original_len,
+                ..
             } => self.truncate(
                 id,
                 action,
                 reason,
-                &segment.rel_log(),
-                *keep_len,
-                *original_len,
-            ),
-            RepairAction::TruncateIndex {
-                segment,
-                keep_len,
-                original_len,
-            } => self.truncate(
-                id,
-                action,
-                reason,
-                &segment.rel_index(),
+                &action.rel_path(),
                 *keep_len,
                 *original_len,
             ),
