@@ -180,6 +180,48 @@ pub fn scan_log<R: Read>(
     scan_window(&mut Window::new(src, start.position), start, visit)
 }
 
+/// Memory kept between scans by a caller that scans often and little at a time (the
+/// sidecar verifies each written open segment's new bytes every second): its scans
+/// neither allocate nor zero a buffer, and they read at most `chunk` bytes at a
+/// time, a size that stays in the CPU cache while the checksums read it back.
+#[derive(Debug)]
+pub struct ScanBuffer {
+    buf: Vec<u8>,
+    chunk: usize,
+}
+
+impl ScanBuffer {
+    pub fn new(chunk: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            chunk: chunk.max(HEADER_LEN),
+        }
+    }
+}
+
+/// [`scan_log`] reading through `scratch`. A buffer grown for one large message is
+/// shrunk back to `chunk` afterwards, so a long-lived buffer stays small.
+pub fn scan_log_with<R: Read>(
+    src: R,
+    start: ScanStart,
+    scratch: &mut ScanBuffer,
+    visit: impl FnMut(&MessageMeta) -> io::Result<()>,
+) -> io::Result<ScanOutcome> {
+    let mut buf = std::mem::take(&mut scratch.buf);
+    if buf.len() < scratch.chunk {
+        buf.resize(scratch.chunk, 0);
+    }
+    let mut w = Window::with_buffer(src, start.position, buf, scratch.chunk);
+    let outcome = scan_window(&mut w, start, visit);
+    let mut buf = w.buf;
+    if buf.len() > scratch.chunk {
+        buf.truncate(scratch.chunk);
+        buf.shrink_to_fit();
+    }
+    scratch.buf = buf;
+    outcome
+}
+
 /// [`scan_log`] with reading done ahead on a second thread, so checksums are computed
 /// while the next chunk is read. Worth it for large logs only (a thread per call).
 pub fn scan_log_prefetched<R: Read + Send>(
@@ -320,6 +362,8 @@ pub(crate) fn all_zero(bytes: &[u8]) -> bool {
 struct Window<R> {
     src: R,
     buf: Vec<u8>,
+    /// The buffer grows towards this while reads keep filling it.
+    max_read: usize,
     head: usize,
     tail: usize,
     pos: u64,
@@ -328,9 +372,14 @@ struct Window<R> {
 
 impl<R: Read> Window<R> {
     fn new(src: R, pos: u64) -> Self {
+        Self::with_buffer(src, pos, vec![0; FIRST_READ], CHUNK)
+    }
+
+    fn with_buffer(src: R, pos: u64, buf: Vec<u8>, max_read: usize) -> Self {
         Self {
             src,
-            buf: vec![0; FIRST_READ],
+            buf,
+            max_read,
             head: 0,
             tail: 0,
             pos,
@@ -361,9 +410,9 @@ impl<R: Read> Bytes for Window<R> {
         if need > self.buf.len() {
             let cap = need.min(MAX_MESSAGE_LEN as usize + 1).max(self.buf.len());
             self.buf.resize(cap, 0);
-        } else if reads_fill_it && self.buf.len() < CHUNK {
+        } else if reads_fill_it && self.buf.len() < self.max_read {
             // Still reading a lot: grow towards the full read size.
-            self.buf.resize((self.buf.len() * 4).min(CHUNK), 0);
+            self.buf.resize((self.buf.len() * 4).min(self.max_read), 0);
         }
         while self.tail < need && !self.eof {
             let Some(room) = self.buf.get_mut(self.tail..) else {

@@ -1,11 +1,12 @@
 //! Property tests of the parsers: the scanner's valid prefix is exactly the messages
 //! wholly before any cut, any single flipped byte stops the scan at or before its
-//! message, and arbitrary bytes (as a log or an index) never panic.
+//! message, arbitrary bytes (as a log or an index) never panic, and the prefetching
+//! and reused-buffer scanners see exactly what the plain one sees.
 
 use harness::{encode_message, Message};
 use proptest::prelude::*;
 use recovery::index::IndexVerifier;
-use recovery::scan::{scan_log, ScanStart, StopReason};
+use recovery::scan::{scan_log, scan_log_with, ScanBuffer, ScanStart, StopReason};
 
 const START: u64 = 1000;
 
@@ -50,6 +51,29 @@ proptest! {
         } else {
             prop_assert!(out.stop.is_tail_only(), "a cut is a tail: {:?}", out.stop);
             prop_assert_eq!(out.stop.position(), Some(out.valid_len));
+        }
+    }
+
+    #[test]
+    fn a_reused_small_buffer_scans_like_a_fresh_one(
+        shapes in shapes(),
+        cut_frac in 0.0f64..=1.0,
+        chunk in 1usize..700,
+    ) {
+        let (log, _) = segment(&shapes);
+        let cut = ((log.len() as f64) * cut_frac) as usize;
+        let plain = scan_log(&log[..cut], ScanStart::segment(START), |_| Ok(())).unwrap();
+        let mut scratch = ScanBuffer::new(chunk);
+        // Twice through the same buffer: what the first scan left in it must not matter.
+        for _ in 0..2 {
+            let mut seen = Vec::new();
+            let out = scan_log_with(&log[..cut], ScanStart::segment(START), &mut scratch, |m| {
+                seen.push(m.end);
+                Ok(())
+            })
+            .unwrap();
+            prop_assert_eq!(out, plain);
+            prop_assert_eq!(seen.len() as u64, plain.messages);
         }
     }
 
@@ -112,7 +136,7 @@ fn many_random_logs_never_panic() {
 }
 
 #[test]
-fn prefetched_scan_sees_exactly_what_the_plain_scan_sees() {
+fn prefetched_and_buffered_scans_see_exactly_what_the_plain_scan_sees() {
     // ~5 MiB: several 1 MiB chunks, messages straddling every boundary, some longer
     // than the room kept in front of a chunk (64 KiB) and one longer than a chunk.
     let mut shapes = Vec::new();
@@ -127,6 +151,7 @@ fn prefetched_scan_sees_exactly_what_the_plain_scan_sees() {
     shapes.push((1_300_000, 0));
     shapes.push((10, 0));
     let (log, ends) = segment(&shapes);
+    let mut scratch = ScanBuffer::new(4096);
     for cut in [
         log.len(),
         log.len() - 1,
@@ -150,6 +175,15 @@ fn prefetched_scan_sees_exactly_what_the_plain_scan_sees() {
         .unwrap();
         assert_eq!(a, b, "cut at {cut}");
         assert_eq!(plain, ahead, "cut at {cut}");
+        // One small buffer reused for every cut, as the sidecar reuses its own.
+        let mut reused = Vec::new();
+        let c = scan_log_with(bytes, ScanStart::segment(START), &mut scratch, |m| {
+            reused.push(*m);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(a, c, "cut at {cut}");
+        assert_eq!(plain, reused, "cut at {cut}");
         assert_eq!(
             a.messages as usize,
             ends.iter().filter(|&&e| e <= cut as u64).count()
@@ -162,6 +196,11 @@ fn prefetched_scan_sees_exactly_what_the_plain_scan_sees() {
     let b = recovery::scan::scan_log_prefetched(&zeroed[..], ScanStart::segment(START), |_| Ok(()))
         .unwrap();
     assert_eq!(a, b);
+    let c = scan_log_with(&zeroed[..], ScanStart::segment(START), &mut scratch, |_| {
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(a, c);
     assert_eq!(
         a.stop,
         StopReason::ZeroFill {

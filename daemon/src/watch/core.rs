@@ -30,11 +30,12 @@ use crate::journal_state::{move_aside, segment_states};
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
 use crate::watch::status::Status;
-use crate::watch::tracker::Tracker;
+use crate::watch::tracker::{verify_buffer, Tracker};
 use crate::watch::writer::JournalWriter;
 use anyhow::Context;
 use journal::{Journal, PartitionId, Record, SegmentKey};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use recovery::scan::ScanBuffer;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub struct Core {
     pub(super) since_trim: u64,
     /// A full reconciliation completed since start: `READY=1` may be sent.
     pub(super) reconciled: bool,
+    /// The one read buffer all verification goes through.
+    pub(super) scan_buffer: ScanBuffer,
 }
 
 /// Opens the journal for the sidecar: a locked journal is an error (another process
@@ -189,6 +192,7 @@ impl Core {
             since_compaction: 0,
             since_trim: 0,
             reconciled: false,
+            scan_buffer: verify_buffer(),
         })
     }
 

@@ -6,7 +6,7 @@
 use crate::watch::core::{Core, SEAL_BACKOFF_MS, WORK_SLICE};
 use crate::watch::reconcile::Phase;
 use crate::watch::status::Status;
-use crate::watch::tracker::{Advance, SealCheck, SCAN_BUDGET};
+use crate::watch::tracker::{Advance, SealCheck};
 use journal::{Record, SegmentKey};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ impl Core {
                 self.sealing.remove(&key);
                 continue;
             };
-            let check = match s.tracker.seal_check(&dir) {
+            let check = match s.tracker.seal_check(&dir, &mut self.scan_buffer) {
                 Ok(c) => c,
                 Err(e) => SealCheck::NotYet(format!("cannot read it: {e}")),
             };
@@ -103,7 +103,7 @@ impl Core {
                 continue;
             };
             let before = t.pos;
-            let outcome = match t.advance(&dir, SCAN_BUDGET) {
+            let outcome = match t.advance(&dir, &mut self.scan_buffer) {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::debug!("cannot verify {key} yet: {e}");
