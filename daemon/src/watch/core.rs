@@ -167,10 +167,7 @@ impl Core {
         status: Arc<Status>,
         events: UnboundedSender<CoreEvent>,
     ) -> anyhow::Result<Self> {
-        let handler = crate::watch::events::Handler {
-            root: settings.data_dir.clone(),
-            shared: shared.clone(),
-        };
+        let handler = crate::watch::events::Handler::new(settings.data_dir.clone(), shared.clone());
         let watcher = RecommendedWatcher::new(handler, notify::Config::default())
             .context("cannot start the inotify watcher")?;
         let (journal, model) = load_model(journal, &settings.journal_dir)?;

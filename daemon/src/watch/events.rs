@@ -9,6 +9,15 @@
 //! entry as "look again at this", never as a fact: it re-reads the disk, so the order
 //! and number of events do not matter.
 //!
+//! Folding makes an event cheap, but waking notify's thread for each one is not: on a
+//! virtual machine the wake-up costs several times the folding. So when a write event
+//! wakes the thread (rather than arriving right behind another event), the handler
+//! pauses for [`WRITE_PAUSE`] before returning: the writes of those milliseconds queue
+//! up in the kernel and are drained in one go ([`Pacer`]). Nothing is lost (inotify
+//! queues 16,384 events by default, and an overflow is a rescan), and events reach
+//! the core at most that much later, where writes wait for the one-second
+//! verification tick anyway.
+//!
 //! What cannot be folded is a gap: an inotify queue overflow (notify's rescan flag), or
 //! a watcher error. Those set [`Inbox::rescan`], and the core reconciles everything.
 //! Hitting `fs.inotify.max_user_watches` is fatal and says so.
@@ -21,8 +30,36 @@ use notify::event::{EventKind, ModifyKind};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+/// How long notify's thread pauses after a write event that woke it.
+pub const WRITE_PAUSE: Duration = Duration::from_millis(10);
+
+/// An event that arrives this soon after the handler returned was already queued: the
+/// thread is draining a backlog, not woken for it.
+const QUEUED_WITHIN: Duration = Duration::from_micros(500);
+
+/// Decides when notify's thread pauses so that writes are drained in batches.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    last_return: Option<Instant>,
+}
+
+impl Pacer {
+    /// The pause before the handler returns from an event that began at `began` and
+    /// was (`wrote`) or was not a write.
+    pub fn pause(&self, began: Instant, wrote: bool) -> Option<Duration> {
+        let woken = self
+            .last_return
+            .is_none_or(|r| began.saturating_duration_since(r) > QUEUED_WITHIN);
+        (wrote && woken).then_some(WRITE_PAUSE)
+    }
+
+    pub fn returned(&mut self, at: Instant) {
+        self.last_return = Some(at);
+    }
+}
 
 /// The sysctl that limits inotify watches per user; named in the error.
 pub const MAX_WATCHES_SYSCTL: &str = "fs.inotify.max_user_watches";
@@ -236,10 +273,33 @@ pub fn log_file(name: &str) -> Option<u64> {
 pub struct Handler {
     pub root: PathBuf,
     pub shared: Arc<Shared>,
+    pub pacer: Pacer,
+}
+
+impl Handler {
+    pub fn new(root: PathBuf, shared: Arc<Shared>) -> Self {
+        Self {
+            root,
+            shared,
+            pacer: Pacer::default(),
+        }
+    }
 }
 
 impl notify::EventHandler for Handler {
     fn handle_event(&mut self, event: notify::Result<notify::Event>) {
+        let began = Instant::now();
+        let wrote = self.fold(event);
+        if let Some(pause) = self.pacer.pause(began, wrote) {
+            std::thread::sleep(pause);
+        }
+        self.pacer.returned(Instant::now());
+    }
+}
+
+impl Handler {
+    /// Folds one event into the inbox; true for a write to a segment file.
+    fn fold(&mut self, event: notify::Result<notify::Event>) -> bool {
         let event = match event {
             Ok(e) => e,
             Err(e) => {
@@ -257,7 +317,7 @@ impl notify::EventHandler for Handler {
                         i.rescan.get_or_insert(msg);
                     }
                 });
-                return;
+                return false;
             }
         };
         if event.need_rescan() {
@@ -267,11 +327,11 @@ impl notify::EventHandler for Handler {
                 i.rescan
                     .get_or_insert_with(|| "the inotify queue overflowed".to_string());
             });
-            return;
+            return false;
         }
         let written = match event.kind {
             // Our own reads and the server's opens: nothing changed.
-            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => return,
+            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => return false,
             EventKind::Modify(ModifyKind::Data(_)) => true,
             _ => false,
         };
@@ -283,7 +343,7 @@ impl notify::EventHandler for Handler {
             }
         }
         if places.is_empty() {
-            return;
+            return false;
         }
         let mut inbox = self.shared.lock();
         inbox.events_seen += 1;
@@ -312,12 +372,31 @@ impl notify::EventHandler for Handler {
         if urgent {
             self.shared.wake.notify_one();
         }
+        written
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_write_that_woke_the_thread_pauses_it() {
+        let mut pacer = Pacer::default();
+        let t0 = Instant::now();
+        // The first event woke the thread: a write pauses, anything else does not.
+        assert_eq!(pacer.pause(t0, true), Some(WRITE_PAUSE));
+        assert_eq!(pacer.pause(t0, false), None);
+        pacer.returned(t0 + WRITE_PAUSE);
+        // Events queued during the pause arrive right behind each other: no pause.
+        let drained = t0 + WRITE_PAUSE + Duration::from_micros(5);
+        assert_eq!(pacer.pause(drained, true), None);
+        pacer.returned(drained);
+        // The next write after a quiet spell woke the thread again.
+        let later = drained + Duration::from_millis(3);
+        assert_eq!(pacer.pause(later, true), Some(WRITE_PAUSE));
+        assert_eq!(pacer.pause(later, false), None);
+    }
 
     #[test]
     fn paths_are_classified_by_their_place_in_the_layout() {
@@ -360,10 +439,7 @@ mod tests {
     fn writes_coalesce_and_overflow_asks_for_a_rescan() {
         use notify::EventHandler;
         let shared = Shared::new();
-        let mut h = Handler {
-            root: PathBuf::from("/d"),
-            shared: shared.clone(),
-        };
+        let mut h = Handler::new(PathBuf::from("/d"), shared.clone());
         let log = PathBuf::from("/d/streams/0/topics/0/partitions/0/00000000000000000000.log");
         for _ in 0..1000 {
             h.handle_event(Ok(notify::Event::new(EventKind::Modify(ModifyKind::Data(
