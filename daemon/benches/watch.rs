@@ -13,7 +13,10 @@
 //!   sealed, one open), after the start-up reconciliation; peak (VmHWM) too.
 //! - `cpu`: CPU time of the sidecar while a writer appends 200 MB/s spread over 100
 //!   partitions (1 KiB messages, each partition written 10 times a second, log then
-//!   index, 8 MiB segments so that rotations happen), as a share of one core.
+//!   index, 8 MiB segments so that rotations happen), as a share of one core. Printed
+//!   beside it, from the same run: the floor any verification of every byte pays, the
+//!   CPU this process takes to read the same logs once (128 KiB reads) and hash each
+//!   message.
 //!
 //! Data lives in `$WATCH_BENCH_DIR` (default: /dev/shm, so the disk does not throttle
 //! the writer; inotify and the page cache behave the same on tmpfs).
@@ -131,6 +134,61 @@ fn cpu_time(pid: u32) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// The floor of verifying every byte: reads every `.log` under `root` once, in the
+/// sidecar's read size, and hashes each `frame`-byte message. Returns the CPU time
+/// and the bytes read.
+fn read_and_hash_logs(root: &Path, frame: usize) -> (Duration, u64) {
+    use std::io::Read;
+    let mut logs = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).expect("list bench data").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "log") {
+                logs.push(path);
+            }
+        }
+    }
+    let mut buf = vec![0u8; 128 << 10];
+    let (mut bytes, mut sums) = (0u64, 0u64);
+    let before = thread_cpu_time();
+    for log in logs {
+        let mut file = File::open(log).expect("open log");
+        let mut filled = 0;
+        loop {
+            let n = file.read(&mut buf[filled..]).expect("read log");
+            filled += n;
+            let whole = filled / frame * frame;
+            for message in buf[..whole].chunks(frame) {
+                sums = sums.wrapping_add(frame_checksum(message).unwrap_or(0));
+            }
+            buf.copy_within(whole..filled, 0);
+            filled -= whole;
+            bytes += n as u64;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    let cpu = thread_cpu_time() - before;
+    std::hint::black_box(sums);
+    (cpu, bytes)
 }
 
 /// One partition written the way iggy-server 0.6 writes it, files kept open.
@@ -333,6 +391,7 @@ fn bench_cpu(base: &Path) {
     sidecar.wait_settled(Duration::from_secs(60));
     let cpu = cpu_time(sidecar.pid()) - cpu_before;
     let settled = started.elapsed();
+    let (floor, floor_bytes) = read_and_hash_logs(&data, frame as usize);
     println!(
         "cpu: writer appended {:.0} MB/s ({} MB, {rotations} rotations) to {PARTITIONS} \
          partitions for {:.1} s; sidecar used {:.3} s CPU until settled at {:.1} s: {:.2} % of one \
@@ -343,6 +402,14 @@ fn bench_cpu(base: &Path) {
         cpu.as_secs_f64(),
         settled.as_secs_f64(),
         100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+    );
+    println!(
+        "cpu: floor: reading the same {} MB once and hashing each message took {:.3} s CPU \
+         ({:.2} % of one core over the writing time); the sidecar used {:.1}x that",
+        floor_bytes / 1_000_000,
+        floor.as_secs_f64(),
+        100.0 * floor.as_secs_f64() / wall.as_secs_f64(),
+        cpu.as_secs_f64() / floor.as_secs_f64().max(1e-9)
     );
     sidecar.stop();
     let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
