@@ -36,14 +36,14 @@ impl FileConfig {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DirArgs {
     /// The iggy-server data directory (its `system.path`, e.g. local_data).
-    #[arg(long, env = "IGGY_WARDEN_DATA_DIR")]
+    #[arg(long, global = true, env = "IGGY_WARDEN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else
     /// <data-dir>.warden beside the data directory]. Never inside the data directory.
-    #[arg(long, env = "IGGY_WARDEN_STATE_DIR")]
+    #[arg(long, global = true, env = "IGGY_WARDEN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms).
-    #[arg(long, env = "IGGY_WARDEN_CONFIG")]
+    #[arg(long, global = true, env = "IGGY_WARDEN_CONFIG")]
     pub config: Option<PathBuf>,
 }
 

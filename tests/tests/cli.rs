@@ -321,3 +321,18 @@ fn a_stray_log_file_blocks_the_start_and_is_left_to_the_operator() {
     let run = recover(copy.path(), &state, &[]);
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
+
+#[test]
+fn directory_options_may_follow_the_journal_subcommand() {
+    let copy = fixture_copy(CLEAN);
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path().join("state");
+    assert_eq!(recover(copy.path(), &state, &[]).code, 0);
+    let before = warden(["journal", "--state-dir", s(&state), "verify"]);
+    let after = warden(["journal", "verify", "--state-dir", s(&state)]);
+    for run in [&before, &after] {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("sound"), "{}", run.stdout);
+    }
+    assert_eq!(before.stdout, after.stdout);
+}
