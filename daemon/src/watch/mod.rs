@@ -39,6 +39,19 @@ use tokio::signal::unix::{signal, SignalKind};
 /// Default interval between checkpoints of an open segment.
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
 
+/// Puts all the sidecar's threads on one malloc arena. Its threads allocate little
+/// and rarely at the same time, while an arena per thread left 1–3 MiB more resident
+/// and made the RSS vary from run to run (measured: 28–32.5 MiB with 10,000
+/// partitions, 27–28.7 MiB with one arena).
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; it runs before the sidecar starts
+    // any thread.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// How often the systemd `STATUS=` line is refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
@@ -79,6 +92,7 @@ impl WatchArgs {
 }
 
 pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
+    one_malloc_arena();
     let settings = args.resolve()?;
     let data_dir = &settings.data_dir;
     // Refuses a missing directory and any format but 0.6, like the other commands
