@@ -276,20 +276,13 @@ pub struct Handler {
     pub pacer: Pacer,
 }
 
-impl Handler {
-    pub fn new(root: PathBuf, shared: Arc<Shared>) -> Self {
-        Self {
-            root,
-            shared,
-            pacer: Pacer::default(),
-        }
-    }
-}
-
 impl notify::EventHandler for Handler {
     fn handle_event(&mut self, event: notify::Result<notify::Event>) {
         let began = Instant::now();
-        let wrote = self.fold(event);
+        // Any write counts, the server's own log files' too: each one wakes the thread.
+        let wrote =
+            matches!(&event, Ok(e) if matches!(e.kind, EventKind::Modify(ModifyKind::Data(_))));
+        self.fold(event);
         if let Some(pause) = self.pacer.pause(began, wrote) {
             std::thread::sleep(pause);
         }
@@ -298,8 +291,16 @@ impl notify::EventHandler for Handler {
 }
 
 impl Handler {
-    /// Folds one event into the inbox; true for a write to a segment file.
-    fn fold(&mut self, event: notify::Result<notify::Event>) -> bool {
+    pub fn new(root: PathBuf, shared: Arc<Shared>) -> Self {
+        Self {
+            root,
+            shared,
+            pacer: Pacer::default(),
+        }
+    }
+
+    /// Folds one event into the inbox.
+    fn fold(&mut self, event: notify::Result<notify::Event>) {
         let event = match event {
             Ok(e) => e,
             Err(e) => {
@@ -317,7 +318,7 @@ impl Handler {
                         i.rescan.get_or_insert(msg);
                     }
                 });
-                return false;
+                return;
             }
         };
         if event.need_rescan() {
@@ -327,11 +328,11 @@ impl Handler {
                 i.rescan
                     .get_or_insert_with(|| "the inotify queue overflowed".to_string());
             });
-            return false;
+            return;
         }
         let written = match event.kind {
             // Our own reads and the server's opens: nothing changed.
-            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => return false,
+            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => return,
             EventKind::Modify(ModifyKind::Data(_)) => true,
             _ => false,
         };
@@ -343,7 +344,7 @@ impl Handler {
             }
         }
         if places.is_empty() {
-            return false;
+            return;
         }
         let mut inbox = self.shared.lock();
         inbox.events_seen += 1;
@@ -372,7 +373,6 @@ impl Handler {
         if urgent {
             self.shared.wake.notify_one();
         }
-        written
     }
 }
 
