@@ -1,23 +1,28 @@
-//! `recovery::scan::scan_log` (and `scan_log_prefetched`) on arbitrary bytes as a
-//! segment's `.log`, from an arbitrary `ScanStart`.
+//! `recovery::scan::scan_log` (and `scan_log_prefetched`, `scan_log_with`) on arbitrary
+//! bytes as a segment's `.log`, from an arbitrary `ScanStart`.
 //!
 //! Input: flags (u8), next_offset (u64 LE), position (u64 LE), read pattern length
 //! (u8) and pattern, then the log bytes. Flags: 0x01/0x02/0x04 forge valid frames
 //! (see `forge_frames`), 0x08 also reads through a reader that returns a few bytes
 //! per call (0x10: with `Interrupted` errors), 0x20 also through the read-ahead
-//! thread, 0x80 moves next_offset next to `u64::MAX`.
+//! thread, 0x40 also twice through one reused `ScanBuffer` as small as the pattern
+//! length says (the sidecar's way), 0x80 moves next_offset next to `u64::MAX`.
 //!
 //! Proves: the scanner never panics; it returns the valid prefix its documentation
 //! describes (contiguous frames from `position`, consecutive offsets, `valid_len` and
 //! the stop position agree); and the result does not depend on how the reader delivers
-//! the bytes (a few bytes per read, `Interrupted` errors, the read-ahead thread).
+//! the bytes (a few bytes per read, `Interrupted` errors, the read-ahead thread, a
+//! small buffer kept between scans).
 #![no_main]
 
 use fuzz_support::{forge_frames, near_max, Forge, Input, Trickle};
 use libfuzzer_sys::fuzz_target;
 use recovery::message::HEADER_LEN;
 use recovery::scan::StopReason;
-use recovery::scan::{scan_log, scan_log_prefetched, MessageMeta, ScanOutcome, ScanStart};
+use recovery::scan::{
+    scan_log, scan_log_prefetched, scan_log_with, MessageMeta, ScanBuffer, ScanOutcome,
+    ScanStart,
+};
 use std::io;
 
 fuzz_target!(|data: &[u8]| {
@@ -50,6 +55,18 @@ fuzz_target!(|data: &[u8]| {
         let (ahead, ahead_metas) = scan(io::Cursor::new(&log[..]), start, true);
         assert_eq!(ahead.expect("reading a byte slice cannot fail"), outcome);
         assert_eq!(ahead_metas, metas);
+    }
+    if flags & 0x40 != 0 {
+        let mut scratch = ScanBuffer::new(1 + usize::from(pattern_len) * 7);
+        for _ in 0..2 {
+            let mut reused = Vec::new();
+            let again = scan_log_with(io::Cursor::new(&log[..]), start, &mut scratch, |m| {
+                reused.push(*m);
+                Ok(())
+            });
+            assert_eq!(again.expect("reading a byte slice cannot fail"), outcome);
+            assert_eq!(reused, metas);
+        }
     }
 });
 
