@@ -20,8 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use recovery::message::HEADER_LEN;
 use recovery::scan::StopReason;
 use recovery::scan::{
-    scan_log, scan_log_prefetched, scan_log_with, MessageMeta, ScanBuffer, ScanOutcome,
-    ScanStart,
+    scan_log, scan_log_prefetched, scan_log_with, MessageMeta, ScanBuffer, ScanOutcome, ScanStart,
 };
 use std::io;
 
