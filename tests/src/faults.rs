@@ -137,6 +137,11 @@ pub fn all_faults() -> Vec<Fault> {
     ]
 }
 
+/// The fault of [`all_faults`] with this [`Fault::name`].
+pub fn fault_named(name: &str) -> Option<Fault> {
+    all_faults().into_iter().find(|f| f.name() == name)
+}
+
 /// What [`apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultReport {

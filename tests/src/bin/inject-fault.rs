@@ -1,0 +1,71 @@
+//! `inject-fault`: the harness's fault injectors as a command, for trying the damage
+//! table by hand or against a real iggy-server (see `tests/real-server/judge.sh`).
+//!
+//! `inject-fault --list` prints the fault names. `inject-fault DATA_DIR FAULT
+//! [PARTITION]` damages the first partition (in stream/topic/partition order) that the
+//! fault applies to, or the named one (`streams/S/topics/T/partitions/P`), and prints
+//! one JSON line: the partition, the messages before the first one the fault touched
+//! (a repair must keep at least those), and what was done. Exit 2 when no partition
+//! can take the fault or the arguments are wrong; nothing is changed then.
+
+use harness::layout::list_partitions;
+use harness::{all_faults, apply, fault_named};
+use std::path::Path;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [list] if list == "--list" => {
+            for fault in all_faults() {
+                println!("{}", fault.name());
+            }
+            ExitCode::SUCCESS
+        }
+        [dir, name, rest @ ..] if rest.len() <= 1 => {
+            match inject(Path::new(dir), name, rest.first()) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("inject-fault: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        _ => {
+            eprintln!("usage: inject-fault --list | inject-fault DATA_DIR FAULT [PARTITION]");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn inject(dir: &Path, name: &str, partition: Option<&String>) -> Result<String, String> {
+    let fault = fault_named(name).ok_or_else(|| format!("no fault named {name:?} (see --list)"))?;
+    let candidates = match partition {
+        Some(rel) => vec![rel.clone()],
+        None => list_partitions(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?,
+    };
+    let mut refusals = Vec::new();
+    for rel in candidates {
+        match apply(dir, &rel, fault) {
+            Ok(report) => {
+                return Ok(serde_json::json!({
+                    "fault": fault.name(),
+                    "partition": rel,
+                    "intact_messages_before": report.intact_messages_before,
+                    "affected_offsets": report.affected_offsets,
+                    "description": report.description,
+                })
+                .to_string())
+            }
+            Err(e) => refusals.push(format!("{rel}: {e}")),
+        }
+    }
+    Err(format!(
+        "{name} applies to no partition of {}: {}",
+        dir.display(),
+        refusals.join("; ")
+    ))
+}
