@@ -201,6 +201,27 @@ pub fn apply(
     })
 }
 
+/// [`apply`] to the first partition of `data_dir` (in stream, topic, partition order)
+/// that can take `fault`; returns that partition's folder (relative) and the report.
+/// Fails without changing anything when none can, saying why for each.
+pub fn apply_to_first(data_dir: &Path, fault: Fault) -> Result<(String, FaultReport), String> {
+    let partitions = crate::layout::list_partitions(data_dir)
+        .map_err(|e| format!("cannot list {}: {e}", data_dir.display()))?;
+    let mut refusals = Vec::new();
+    for rel in partitions {
+        match apply(data_dir, &rel, fault) {
+            Ok(report) => return Ok((rel, report)),
+            Err(e) => refusals.push(format!("{rel}: {e}")),
+        }
+    }
+    Err(format!(
+        "{} applies to no partition of {}: {}",
+        fault.name(),
+        data_dir.display(),
+        refusals.join("; ")
+    ))
+}
+
 /// Turns a fault into file operations, checking its preconditions.
 fn plan(target: &Target, fault: Fault) -> Result<Plan, String> {
     let newest = || target.newest();

@@ -20,7 +20,7 @@ pub mod snapshot;
 pub mod writer;
 
 pub use cli::{warden, warden_bin, Run};
-pub use faults::{all_faults, apply, fault_named, Fault, FaultReport};
+pub use faults::{all_faults, apply, apply_to_first, fault_named, Fault, FaultReport};
 pub use fixtures::{copy_dir, fixture, fixture_copy, shared_dir, FixtureCopy};
 pub use format::{encode_message, index_entry, Message, SegmentAppender};
 pub use snapshot::{assert_same, partition_messages, snapshot, Snapshot};

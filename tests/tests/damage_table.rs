@@ -10,7 +10,7 @@
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
 use harness::layout::list_partitions;
 use harness::{
-    all_faults, apply, fixture_copy, partition_messages, snapshot, warden, Fault, Snapshot,
+    all_faults, apply_to_first, fixture_copy, partition_messages, snapshot, warden, Fault, Snapshot,
 };
 use std::path::Path;
 
@@ -104,11 +104,7 @@ fn run_case(fixture: &str, fault: Fault) -> bool {
     let dir = copy.path();
     let state = copy.tmp_root().join("state");
     let before = all_messages(dir);
-    let Some((rel, report)) = list_partitions(dir)
-        .expect("partitions")
-        .into_iter()
-        .find_map(|rel| apply(dir, &rel, fault).ok().map(|r| (rel, r)))
-    else {
+    let Ok((rel, report)) = apply_to_first(dir, fault) else {
         return false;
     };
     let ctx = format!("{fixture} {rel} {}", fault.name());

@@ -8,8 +8,7 @@
 //! (a repair must keep at least those), and what was done. Exit 2 when no partition
 //! can take the fault or the arguments are wrong; nothing is changed then.
 
-use harness::layout::list_partitions;
-use harness::{all_faults, apply, fault_named};
+use harness::{all_faults, apply, apply_to_first, fault_named};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -23,7 +22,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         [dir, name, rest @ ..] if rest.len() <= 1 => {
-            match inject(Path::new(dir), name, rest.first()) {
+            match inject(Path::new(dir), name, rest.first().map(String::as_str)) {
                 Ok(line) => {
                     println!("{line}");
                     ExitCode::SUCCESS
@@ -41,31 +40,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn inject(dir: &Path, name: &str, partition: Option<&String>) -> Result<String, String> {
+fn inject(dir: &Path, name: &str, partition: Option<&str>) -> Result<String, String> {
     let fault = fault_named(name).ok_or_else(|| format!("no fault named {name:?} (see --list)"))?;
-    let candidates = match partition {
-        Some(rel) => vec![rel.clone()],
-        None => list_partitions(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?,
+    let (rel, report) = match partition {
+        Some(rel) => (rel.to_string(), apply(dir, rel, fault)?),
+        None => apply_to_first(dir, fault)?,
     };
-    let mut refusals = Vec::new();
-    for rel in candidates {
-        match apply(dir, &rel, fault) {
-            Ok(report) => {
-                return Ok(serde_json::json!({
-                    "fault": fault.name(),
-                    "partition": rel,
-                    "intact_messages_before": report.intact_messages_before,
-                    "affected_offsets": report.affected_offsets,
-                    "description": report.description,
-                })
-                .to_string())
-            }
-            Err(e) => refusals.push(format!("{rel}: {e}")),
-        }
-    }
-    Err(format!(
-        "{name} applies to no partition of {}: {}",
-        dir.display(),
-        refusals.join("; ")
-    ))
+    Ok(serde_json::json!({
+        "fault": fault.name(),
+        "partition": rel,
+        "intact_messages_before": report.intact_messages_before,
+        "affected_offsets": report.affected_offsets,
+        "description": report.description,
+    })
+    .to_string())
 }
