@@ -75,7 +75,7 @@ run_case() { # fixture fault → prints the reason of a failure, returns 1
         inject "$d" "$fault" || return 1
         repair "$d" "$fault" || return 1
     fi
-    read -r s t p <<<"$(echo "$part" | awk -F/ '{ print $2, $4, $6 }')"
+    read -r s t p <<<"$(ids "$part")"
 
     start_server "$d" 1 || { echo "server did not start: $(grep -i -m1 panic "$d/server-1.log")"; return 1; }
     local ok=1

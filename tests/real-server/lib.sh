@@ -76,9 +76,12 @@ send() { # s t p prefix from count
         cli message send -p "$3" "$1" "$2" >/dev/null 2>&1
 }
 
+# ids streams/S/topics/T/partitions/P → "S T P", the numbers the CLI and `check` use.
+ids() { echo "$1" | awk -F/ '{ print $2, $4, $6 }'; }
+
 kept() { # check.json partition-rel → messages kept in that partition
     local s t p
-    read -r s t p <<<"$(echo "$2" | awk -F/ '{ print $2, $4, $6 }')"
+    read -r s t p <<<"$(ids "$2")"
     jq -r --argjson s "$s" --argjson t "$t" --argjson p "$p" \
         '.partition_reports[] | select(.partition.stream == $s and .partition.topic == $t and .partition.partition == $p) | .messages' "$1"
 }
