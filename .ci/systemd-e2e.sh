@@ -3,7 +3,7 @@
 # (debootstrap, cached) in systemd-nspawn with a throw-away overlay, installs the .deb
 # with dpkg (its postinst runs against the live systemd), adds a stand-in
 # iggy-server.service (User=iggy, holds a data-directory file open like the real server,
-# Restart=on-failure) over a copy of shared/fixtures/iggy-0.6.0/clean, and checks:
+# Restart=on-failure) over a copy of fixtures/iggy-0.6.0/clean, and checks:
 #  - unconfigured (no data_dir): iggy-server does not start, recover exited 2 and the
 #    journal says why;
 #  - configured + `systemctl enable iggy-warden`: starting iggy-server starts the
@@ -18,7 +18,7 @@
 #    gone, iggy-server starts without recovery.
 #
 # Usage: .ci/systemd-e2e.sh [path/to/iggy-warden.deb [path/to/fixtures/iggy-0.6.0]]
-#   (default: the newest ${CARGO_TARGET_DIR:-target}/debian/iggy-warden_*.deb, ../shared/fixtures/iggy-0.6.0)
+#   (default: the newest ${CARGO_TARGET_DIR:-target}/debian/iggy-warden_*.deb, fixtures/iggy-0.6.0)
 # Needs root, network access to the Debian archive the first time (debootstrap),
 # systemd-nspawn (installed with apt-get when missing). Cache: $IGGY_E2E_ROOTFS
 # (default /var/tmp/iggy-warden-e2e-rootfs). Takes about 15 s with the cache, 2 to 3
@@ -28,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deb=${1:-$(ls -t "${CARGO_TARGET_DIR:-target}"/debian/iggy-warden_*.deb 2>/dev/null | head -n1)}
 deb=$(readlink -f "${deb:?no package: build one with packaging/build-deb.sh}")
-fixtures=$(readlink -f "${2:-../shared/fixtures/iggy-0.6.0}")
+fixtures=$(readlink -f "${2:-fixtures/iggy-0.6.0}")
 rootfs=${IGGY_E2E_ROOTFS:-/var/tmp/iggy-warden-e2e-rootfs}
 [ -f "$deb" ] || { echo "no package $deb" >&2; exit 1; }
 [ -d "$fixtures/clean" ] || { echo "no fixtures at $fixtures" >&2; exit 1; }

@@ -1,24 +1,23 @@
 #!/usr/bin/env python3
 """Writes seed inputs for the fuzz targets into fuzz/corpus/<target>/ from the real
-iggy-server 0.6.0 fixtures (../shared/fixtures, or $IGGY_WARDEN_SHARED/fixtures).
+iggy-server 0.6.0 fixtures committed in fixtures/iggy-0.6.0/.
 
 Each seed is the start of a real segment: whole messages up to about 3 KiB (found
 through the real index), then the same cut in the middle of a message, laid out as
 each target reads its input (see the comment at the top of each target). Optional: the
 targets also find their way without seeds, more slowly.
 """
-import os
 import struct
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("IGGY_WARDEN_SHARED", HERE.parent.parent / "shared"))
+FIXTURES = HERE.parent / "fixtures"
 LIMIT = 3000
 
 
 def segments():
-    for log in sorted((SHARED / "fixtures").glob("iggy-0.6.0/*/streams/*/topics/*/partitions/*/*.log")):
+    for log in sorted(FIXTURES.glob("iggy-0.6.0/*/streams/*/topics/*/partitions/*/*.log")):
         index = log.with_suffix(".index")
         if not index.exists() or log.stat().st_size == 0:
             continue

@@ -17,7 +17,7 @@
 # Not part of CI: it needs iggy-server and the iggy CLI of apache/iggy tag server-0.6.0.
 #   IGGY_SERVER=.../iggy-server IGGY_CLI=.../iggy \
 #   IGGY_SERVER_CONFIG=.../core/configs/server.toml tests/real-server/judge.sh
-# Optional: FIXTURES (default ../shared/fixtures/iggy-0.6.0), CASES (fault names, default
+# Optional: FIXTURES (default fixtures/iggy-0.6.0 of this clone), CASES (fault names, default
 # all and "none"), PORT (8390), SEGMENT_SIZE (64KB, so appends rotate), KEEP=1 keeps the
 # work folder. CONTROL=1 is the control experiment: each fault is applied to a fixture
 # already made ready and is not repaired before the first start (the later `recover`s

@@ -5,7 +5,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 
 : "${IGGY_SERVER:?path to iggy-server 0.6.0}" "${IGGY_CLI:?path to the iggy CLI 0.6.0}"
 : "${IGGY_SERVER_CONFIG:?path to core/configs/server.toml of the same source}"
-FIXTURES=${FIXTURES:-${IGGY_WARDEN_SHARED:-../shared}/fixtures/iggy-0.6.0}
+FIXTURES=${FIXTURES:-$PWD/fixtures/iggy-0.6.0}
 PORT=${PORT:-8390}
 SEGMENT_SIZE=${SEGMENT_SIZE:-64KB}
 

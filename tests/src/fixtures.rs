@@ -1,48 +1,111 @@
-//! The real iggy-server 0.6.0 data directories in `shared/fixtures/iggy-0.6.0/`, and
-//! writable copies of them.
+//! The real iggy-server 0.6.0 data directories committed in `fixtures/iggy-0.6.0/`
+//! (see its README), and writable copies of them.
 //!
-//! `shared/` sits beside the checkout (`<workspace root>/../shared`); the environment
-//! variable `IGGY_WARDEN_SHARED` overrides that. The fixture files are read-only
-//! (0444, folders 0555) and must never be modified: tests work on a copy made by
-//! [`fixture_copy`] or [`copy_dir`], which makes every copied file and folder writable
-//! by its owner.
+//! The fixtures live inside the repository, so a clone stands on its own.
+//! `$IGGY_WARDEN_SHARED/fixtures/iggy-0.6.0/` may add more, but only for names the
+//! repository does not hold: nothing depends on it. `SHA256SUMS` beside them lists
+//! every committed file, and [`verify_manifest`] checks it. Tests never modify a
+//! fixture in place: they work on a copy made by [`fixture_copy`] or [`copy_dir`],
+//! which makes every copied file and folder writable by its owner.
+//!
+//! Git keeps no empty folders, so the `offsets/consumers` and `offsets/groups`
+//! folders the server creates in every partition are missing from the committed
+//! copies (except where a consumer offset file lives). `check` reports them as
+//! `missing-offsets-dir`; tests that need a directory the server would accept let
+//! `recover` create them in their copy.
 //!
 //! Good fault targets (see `faults`): `killed-under-load` partitions 0 and 1 have
 //! several non-empty segments and no trailing empty pair, so every fault applies;
 //! `clean` `streams/1/topics/0/partitions/0` is a single segment; `clean`
 //! `streams/0/topics/0/partitions/0` ends with the empty pair the server created after
-//! sealing a full segment.
+//! sealing a full segment. `race-rotation` is what the 0.6.0 rotation race leaves.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-/// Environment variable that, when set, is the path of the `shared/` folder.
+/// Environment variable naming a `shared/` folder whose `fixtures/iggy-0.6.0/` may
+/// hold fixtures the repository does not.
 pub const SHARED_ENV: &str = "IGGY_WARDEN_SHARED";
 /// Fixture: a cleanly stopped server, segment size 64 KiB.
 pub const CLEAN: &str = "clean";
 /// Fixture: a server SIGKILLed while three partitions were being written.
 pub const KILLED_UNDER_LOAD: &str = "killed-under-load";
+/// Fixture: what the 0.6.0 rotation race leaves in one partition.
+pub const RACE_ROTATION: &str = "race-rotation";
+/// Every committed fixture.
+pub const ALL: [&str; 3] = [CLEAN, KILLED_UNDER_LOAD, RACE_ROTATION];
 
-/// The `shared/` folder: `$IGGY_WARDEN_SHARED`, else `<workspace root>/../shared`.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os(SHARED_ENV) {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+/// The committed fixtures: `<workspace root>/fixtures/iggy-0.6.0`.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/iggy-0.6.0")
+}
+
+/// Path of the read-only fixture `name`: the committed one, else one under
+/// `$IGGY_WARDEN_SHARED/fixtures/iggy-0.6.0`. Panics with a clear message when
+/// neither exists.
+pub fn fixture(name: &str) -> PathBuf {
+    let committed = fixtures_dir().join(name);
+    if committed.is_dir() {
+        return committed;
+    }
+    let extra = std::env::var_os(SHARED_ENV)
+        .map(|shared| PathBuf::from(shared).join("fixtures/iggy-0.6.0").join(name));
+    match extra {
+        Some(path) if path.is_dir() => path,
+        _ => panic!(
+            "fixture {name:?} not found in {} (nor under ${SHARED_ENV}/fixtures/iggy-0.6.0)",
+            fixtures_dir().display()
+        ),
     }
 }
 
-/// Path of the read-only fixture `shared/fixtures/iggy-0.6.0/<name>`. Panics with a
-/// clear message when it does not exist.
-pub fn fixture(name: &str) -> PathBuf {
-    let path = shared_dir().join("fixtures/iggy-0.6.0").join(name);
-    assert!(
-        path.is_dir(),
-        "fixture {name:?} not found at {} (set {SHARED_ENV} to the shared/ folder)",
-        path.display()
-    );
-    path
+/// Checks every line of `fixtures/iggy-0.6.0/SHA256SUMS` (`<hex>  <relative path>`)
+/// against the file it names, and that every file under the fixtures is listed.
+/// Returns the number of files checked, or what differs.
+pub fn verify_manifest() -> Result<usize, String> {
+    use sha2::{Digest, Sha256};
+    let root = fixtures_dir();
+    let manifest = fs::read_to_string(root.join("SHA256SUMS"))
+        .map_err(|e| format!("{}: {e}", root.join("SHA256SUMS").display()))?;
+    let mut listed = std::collections::BTreeSet::new();
+    for (n, line) in manifest.lines().enumerate() {
+        let (hex, rel) = line
+            .split_once("  ")
+            .ok_or_else(|| format!("SHA256SUMS line {}: not `<hex>  <path>`", n + 1))?;
+        let bytes = fs::read(root.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
+        let actual: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if actual != hex {
+            return Err(format!("{rel}: sha256 {actual}, manifest says {hex}"));
+        }
+        listed.insert(PathBuf::from(rel));
+    }
+    let mut on_disk = Vec::new();
+    for name in ALL {
+        list_files(&root, Path::new(name), &mut on_disk).map_err(|e| e.to_string())?;
+    }
+    let unlisted: Vec<_> = on_disk.iter().filter(|p| !listed.contains(*p)).collect();
+    if !unlisted.is_empty() {
+        return Err(format!("files not in SHA256SUMS: {unlisted:?}"));
+    }
+    Ok(listed.len())
+}
+
+fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let child = rel.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            list_files(root, &child, out)?;
+        } else {
+            out.push(child);
+        }
+    }
+    Ok(())
 }
 
 /// Recursively copies `src` into `dst` (created if missing). Regular files and
@@ -116,10 +179,17 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn fixtures_are_found() {
-        assert!(shared_dir().join("iggy-format.md").is_file());
-        assert!(fixture(CLEAN).join("state/info").is_file());
-        assert!(fixture(KILLED_UNDER_LOAD).join("state/info").is_file());
+    fn fixtures_are_found_inside_the_repository() {
+        for name in ALL {
+            let path = fixture(name);
+            assert!(path.join("state/info").is_file(), "{name}");
+            assert!(path.starts_with(fixtures_dir()), "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn every_committed_fixture_file_matches_its_checksum() {
+        assert_eq!(verify_manifest(), Ok(95));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! - [`layout`]: partition folders, segment file names, reading a partition back;
 //! - [`writer`]: data directories laid out as iggy-server 0.6.0 does;
 //! - [`faults`]: one fault per damage the format notes describe;
-//! - [`fixtures`]: the shared real fixtures and writable copies of them;
+//! - [`fixtures`]: the committed real fixtures and writable copies of them;
 //! - [`cli`]: running the built `iggy-warden` binary;
 //! - [`snapshot`]: byte-exact directory snapshots, their diffs, a partition's messages.
 
@@ -21,7 +21,7 @@ pub mod writer;
 
 pub use cli::{warden, warden_bin, Run};
 pub use faults::{all_faults, apply, apply_to_first, fault_named, Fault, FaultReport};
-pub use fixtures::{copy_dir, fixture, fixture_copy, shared_dir, FixtureCopy};
+pub use fixtures::{copy_dir, fixture, fixture_copy, fixtures_dir, FixtureCopy};
 pub use format::{encode_message, index_entry, Message, SegmentAppender};
 pub use snapshot::{assert_same, partition_messages, snapshot, Snapshot};
 pub use writer::{BuiltDir, DataDirBuilder, PartitionSpec};

@@ -89,3 +89,49 @@ fn rebuilding_every_fixture_index_gives_the_servers_bytes() {
     }
     assert_eq!(rebuilt, 6 + 17);
 }
+
+/// A clone must stand on its own: no code, script or CI step may read the `shared/`
+/// folder that sits beside this project's own checkouts. Documentation may mention it.
+#[test]
+fn no_code_reads_the_shared_folder_beside_the_clone() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Spelled in two halves so that this file does not match itself.
+    let needles = [concat!("../", "shared"), concat!("shared/", "fixtures")];
+    let mut offenders = Vec::new();
+    let mut checked = 0;
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().unwrap().is_dir() {
+                let skipped = ["target", ".git", "fixtures", "corpus", "artifacts"];
+                if !skipped.contains(&name.as_str()) && !name.starts_with("target-") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let code = [".rs", ".sh", ".py", ".toml", ".service", ".conf"]
+                .iter()
+                .any(|ext| name.ends_with(ext))
+                || path.parent().is_some_and(|p| p.ends_with(".ci"));
+            if !code {
+                continue;
+            }
+            checked += 1;
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if needles.iter().any(|n| text.contains(n)) {
+                offenders.push(path);
+            }
+        }
+    }
+    assert!(
+        checked > 50,
+        "walked only {checked} code files from {root:?}"
+    );
+    assert!(
+        offenders.is_empty(),
+        "these read the shared folder: {offenders:?}"
+    );
+}
