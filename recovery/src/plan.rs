@@ -32,6 +32,10 @@ pub enum Mode {
     TolerateTail,
     PointInTime,
     Absolute,
+    /// Keeps every message whose checksum is valid, wherever it is found, and re-lays
+    /// a damaged partition from its first damaged segment on (after RocksDB's
+    /// `kSkipAnyCorruptedRecords`).
+    Salvage,
 }
 
 impl FromStr for Mode {
@@ -41,8 +45,10 @@ impl FromStr for Mode {
             "tolerate-tail" => Ok(Mode::TolerateTail),
             "point-in-time" => Ok(Mode::PointInTime),
             "absolute" => Ok(Mode::Absolute),
+            "salvage" => Ok(Mode::Salvage),
             other => Err(format!(
-                "unknown mode {other:?}: expected tolerate-tail, point-in-time or absolute"
+                "unknown mode {other:?}: expected tolerate-tail, point-in-time, absolute or \
+                 salvage"
             )),
         }
     }
@@ -54,6 +60,7 @@ impl fmt::Display for Mode {
             Mode::TolerateTail => "tolerate-tail",
             Mode::PointInTime => "point-in-time",
             Mode::Absolute => "absolute",
+            Mode::Salvage => "salvage",
         })
     }
 }
