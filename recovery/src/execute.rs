@@ -158,10 +158,11 @@ impl Executor<'_> {
             }
             RepairAction::Restore { repair } => self.restore(id, *repair),
             RepairAction::CreateDir { path } => self.create_dir(id, action, reason, path),
+            RepairAction::Relay { .. } => self.relay(id, action, reason),
         }
     }
 
-    fn changed(
+    pub(crate) fn changed(
         &self,
         id: RepairId,
         path: &Path,

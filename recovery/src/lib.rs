@@ -21,6 +21,7 @@ pub mod quarantine;
 pub mod rebuild;
 pub mod report;
 pub mod restore;
+pub mod salvage;
 pub mod scan;
 pub mod verdict;
 

@@ -6,7 +6,7 @@
 //! file and a rename, so a manifest that exists always describes bytes already on disk.
 
 use crate::fsops::{file_digest, FileOps};
-use journal::{ByteRange, RepairAction, RepairId};
+use journal::{ByteRange, RelayOriginal, RepairAction, RepairId};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
@@ -58,6 +58,21 @@ pub struct Manifest {
     pub xxh3: u64,
     /// The file did not exist before the repair: restoring removes it.
     pub created_file: bool,
+    /// Whole files saved by a repair that replaces several (a salvage re-lay); then
+    /// `file` is their folder and `range` is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<SavedFile>,
+}
+
+/// One whole file in a repair's quarantine folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedFile {
+    /// Where it was, relative to the data directory.
+    pub file: String,
+    pub len: u64,
+    pub xxh3: u64,
+    /// Its name inside the repair's quarantine folder.
+    pub saved_as: String,
 }
 
 /// The quarantine folder inside a state directory.
@@ -123,7 +138,81 @@ impl Quarantine {
             range,
             xxh3,
             created_file,
+            files: Vec::new(),
         };
+        self.write_manifest(fs, &manifest)?;
+        Ok(manifest)
+    }
+
+    /// Saves whole files of `data_dir` for repair `id` (a hard link where the file
+    /// system allows, else a copy) and returns the manifest. Each must still have the
+    /// length and XXH3 the plan recorded; a complete earlier save is kept as it is.
+    #[allow(clippy::too_many_arguments)]
+    pub fn save_files(
+        &self,
+        fs: &dyn FileOps,
+        id: RepairId,
+        action: &RepairAction,
+        reason: &str,
+        data_dir: &Path,
+        folder: &str,
+        files: &[RelayOriginal],
+    ) -> Result<Manifest, QuarantineError> {
+        if let Some(m) = self.load_verified(id)? {
+            return Ok(m);
+        }
+        let dir = self.repair_dir(id);
+        fs.create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut saved = Vec::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            let name = format!("file-{i}");
+            let dst = dir.join(&name);
+            let expected = Some((f.len, f.xxh3));
+            if file_digest(&dst).map_err(io_err(&dst))? != expected {
+                let src = data_dir.join(&f.path);
+                let _ = fs.remove_file(&dst);
+                if fs.hard_link(&src, &dst).is_err() {
+                    fs.copy_range(&src, ByteRange::new(0, f.len), &dst)
+                        .map_err(io_err(&src))?;
+                }
+                if file_digest(&dst).map_err(io_err(&dst))? != expected {
+                    return Err(QuarantineError::BytesChanged {
+                        path: src,
+                        expected_len: f.len,
+                        expected: f.xxh3,
+                    });
+                }
+            }
+            saved.push(SavedFile {
+                file: f.path.clone(),
+                len: f.len,
+                xxh3: f.xxh3,
+                saved_as: name,
+            });
+        }
+        let bytes = dir.join(BYTES);
+        fs.write_file(&bytes, &mut |_| Ok(()))
+            .map_err(io_err(&bytes))?;
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            repair: id,
+            action: action.clone(),
+            reason: reason.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            file: folder.to_string(),
+            range: ByteRange::new(0, 0),
+            xxh3: xxhash_rust::xxh3::xxh3_64(&[]),
+            created_file: false,
+            files: saved,
+        };
+        self.write_manifest(fs, &manifest)?;
+        Ok(manifest)
+    }
+
+    /// Writes `manifest.json` last, through a temporary file and a rename, so a
+    /// manifest always describes bytes already on disk.
+    fn write_manifest(&self, fs: &dyn FileOps, manifest: &Manifest) -> Result<(), QuarantineError> {
+        let dir = self.repair_dir(manifest.repair);
         let json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| QuarantineError::BadManifest {
                 path: dir.join(MANIFEST),
@@ -135,8 +224,7 @@ impl Quarantine {
         let path = dir.join(MANIFEST);
         fs.rename(&tmp, &path).map_err(io_err(&path))?;
         fs.sync_dir(&dir).map_err(io_err(&dir))?;
-        fs.sync_dir(&self.dir).map_err(io_err(&self.dir))?;
-        Ok(manifest)
+        fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
     }
 
     /// The manifest of repair `id`, `None` when there is none yet.
@@ -172,16 +260,28 @@ impl Quarantine {
 
     /// Checks that the saved bytes of `m` are the ones its manifest describes.
     pub fn verify(&self, m: &Manifest) -> Result<(), QuarantineError> {
-        let path = self.bytes_path(m.repair);
-        let found = file_digest(&path).map_err(io_err(&path))?;
-        if found != Some((m.range.len(), m.xxh3)) {
-            return Err(QuarantineError::BytesChanged {
-                path,
-                expected_len: m.range.len(),
-                expected: m.xxh3,
-            });
+        let whole = m
+            .files
+            .iter()
+            .map(|f| (self.repair_dir(m.repair).join(&f.saved_as), f.len, f.xxh3));
+        for (path, len, xxh3) in
+            std::iter::once((self.bytes_path(m.repair), m.range.len(), m.xxh3)).chain(whole)
+        {
+            let found = file_digest(&path).map_err(io_err(&path))?;
+            if found != Some((len, xxh3)) {
+                return Err(QuarantineError::BytesChanged {
+                    path,
+                    expected_len: len,
+                    expected: xxh3,
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Where whole file number `i` of repair `id` is saved.
+    pub fn saved_file(&self, id: RepairId, m: &SavedFile) -> PathBuf {
+        self.repair_dir(id).join(&m.saved_as)
     }
 
     /// Every manifest in the quarantine, oldest repair first.

@@ -75,6 +75,12 @@ impl FileOps for CrashAt {
         }
         StdFs.write_file(dst, fill)
     }
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.hard_link(src, dst)
+    }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         if self.crashing() {
             self.die();
