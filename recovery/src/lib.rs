@@ -23,6 +23,7 @@ pub mod report;
 pub mod restore;
 pub mod salvage;
 pub mod scan;
+pub mod space;
 pub mod verdict;
 
 pub use journal::{ByteRange, PartitionId, RepairAction, RepairId, SegmentKey};

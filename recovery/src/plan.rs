@@ -22,7 +22,7 @@
 use crate::analyze::{Analysis, PartitionAnalysis, SegmentAnalysis};
 use crate::index::{IndexState, ENTRY_LEN};
 use crate::rebuild::index_digest;
-use crate::salvage::{salvage_partition, SalvageError};
+use crate::salvage::{salvage_partition, Salvage, SalvageError};
 use crate::scan::StopReason;
 use crate::verdict::{judge_partition, Problem, ProblemKind};
 use journal::{PartitionId, RepairAction};
@@ -405,29 +405,27 @@ fn kept_by_cut(p: &PartitionAnalysis, cut: Option<Cut>) -> u64 {
         .sum()
 }
 
-fn salvage_error(e: SalvageError) -> PlanError {
+pub(crate) fn salvage_error(e: SalvageError) -> PlanError {
     PlanError {
         path: e.path,
         source: e.source,
     }
 }
 
-/// What each mode would keep of `p` (reads its damaged segments again, resynchronising).
-pub fn mode_counts(p: &PartitionAnalysis) -> Result<ModeCounts, PlanError> {
+/// What each mode would keep of `p`, given its salvage plan (`None`: nothing to
+/// salvage, every valid message is in a sound segment).
+pub fn mode_counts(p: &PartitionAnalysis, salvage: Option<&Salvage>) -> ModeCounts {
     let cut = find_cut(p);
     let point_in_time = kept_by_cut(p, cut);
-    let salvage = salvage_partition(p)
-        .map_err(salvage_error)?
-        .map_or(p.valid_messages(), |s| s.kept_messages);
-    Ok(ModeCounts {
+    ModeCounts {
         partition: p.id,
-        salvage,
+        salvage: salvage.map_or(p.valid_messages(), |s| s.kept_messages),
         point_in_time,
         tolerate_tail: match cut {
             Some(c) if !c.tail_only => None,
             _ => Some(point_in_time),
         },
-    })
+    }
 }
 
 /// A refusal's reason, with what each mode would keep.
@@ -435,7 +433,8 @@ fn with_advice(p: &PartitionAnalysis, why: String) -> Result<String, PlanError> 
     if !p.stray_logs.is_empty() {
         return Ok(why);
     }
-    Ok(format!("{why}; {}", mode_counts(p)?))
+    let salvage = salvage_partition(p).map_err(salvage_error)?;
+    Ok(format!("{why}; {}", mode_counts(p, salvage.as_ref())))
 }
 
 /// Salvage: the tolerate-tail repair when it keeps every valid message, else a

@@ -285,3 +285,25 @@ fn a_point_in_time_cut_killed_at_any_step_converges_and_loses_nothing() {
     .expect("fault");
     crash_everywhere("point-in-time", &data, Mode::PointInTime);
 }
+
+#[test]
+fn a_salvage_relay_killed_at_any_step_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated(tmp.path());
+    // A corrupt message inside a sealed segment, with data after it: tolerate-tail
+    // refuses, salvage re-lays the partition from that segment on.
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/0",
+        Fault::MidFileCorruptionSealed,
+    )
+    .expect("fault");
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/1",
+        Fault::OffsetGap { gap: 5 },
+    )
+    .expect("fault");
+    crash_everywhere("salvage", &data, Mode::Salvage);
+}

@@ -20,6 +20,10 @@ use xxhash_rust::xxh3::Xxh3;
 /// Read size: large enough to amortize system calls.
 const READ_LEN: usize = 1 << 20;
 
+/// Bytes kept before the position asked for: a frame may start up to 7 bytes before
+/// the first non-zero byte after a zero run.
+const LOOKBEHIND: u64 = 8;
+
 /// One valid message found anywhere in a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Found {
@@ -72,8 +76,10 @@ impl<R: Read> Window<R> {
     fn get(&mut self, pos: u64, n: u64) -> io::Result<&[u8]> {
         let want_end = pos.saturating_add(n).min(self.len);
         if want_end > self.read {
-            // Drop what lies before `pos`: it is never needed again.
-            let drop = usize::try_from(pos.saturating_sub(self.base))
+            // Drop what lies before `pos`, less the few bytes a frame may start
+            // before a non-zero byte (see `skip_zeros`): never needed again.
+            let keep_from = pos.saturating_sub(LOOKBEHIND);
+            let drop = usize::try_from(keep_from.saturating_sub(self.base))
                 .unwrap_or(usize::MAX)
                 .min(self.buf.len());
             self.buf.drain(..drop);
@@ -95,7 +101,13 @@ impl<R: Read> Window<R> {
                 }
             }
         }
-        let from = usize::try_from(pos.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        if pos < self.base {
+            return Err(io::Error::other(format!(
+                "scanner asked for byte {pos}, already dropped (window starts at {})",
+                self.base
+            )));
+        }
+        let from = usize::try_from(pos - self.base).unwrap_or(usize::MAX);
         let to = usize::try_from(want_end.saturating_sub(self.base)).unwrap_or(usize::MAX);
         Ok(self.buf.get(from..to.max(from)).unwrap_or(&[]))
     }
@@ -191,12 +203,14 @@ fn candidate<R: Read>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
         return skip_zeros(w, pos);
     }
     let header = MessageHeader::parse(head);
+    // Moving on by one byte skips only that byte.
+    let skip_one = Step::Skip {
+        to: pos + 1,
+        zeros: head.first() == Some(&0),
+    };
     let end = pos.saturating_add(header.frame_len());
     if !header.lengths_plausible() || end > w.len {
-        return Ok(Step::Skip {
-            to: pos + 1,
-            zeros: false,
-        });
+        return Ok(skip_one);
     }
     let frame = w.get(pos, header.frame_len())?;
     if frame.len() as u64 == header.frame_len() && frame_checksum(frame) == Some(header.checksum) {
@@ -207,10 +221,7 @@ fn candidate<R: Read>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
             range: ByteRange::new(pos, end),
         }));
     }
-    Ok(Step::Skip {
-        to: pos + 1,
-        zeros: false,
-    })
+    Ok(skip_one)
 }
 
 /// From a position whose 8 first bytes are zero: the next position where a frame may
@@ -315,6 +326,22 @@ mod tests {
         );
         assert_eq!(s.hole_followed_by_data(), None);
         assert_eq!(s.xxh3, xxh3_64(&f));
+    }
+
+    #[test]
+    fn a_zero_hole_before_data_is_one_gap_of_zeros() {
+        let mut f = message(0, b"a");
+        f.extend(vec![0u8; 1000]);
+        f.extend(message(1, b"b"));
+        let s = scan(&f);
+        assert_eq!(
+            s.gaps,
+            vec![Gap {
+                range: ByteRange::new(57, 1057),
+                zeros: true
+            }]
+        );
+        assert_eq!(s.hole_followed_by_data(), Some(s.gaps[0]));
     }
 
     #[test]
