@@ -23,7 +23,10 @@ pub mod snapshot;
 pub mod writer;
 
 pub use cli::{warden, warden_bin, Run};
-pub use faults::{all_faults, apply, apply_to_first, fault_named, Fault, FaultReport};
+pub use faults::{
+    all_faults, apply, apply_to_first, fault_named, race_faults, Fault, FaultReport, RaceFault,
+    Survivors,
+};
 pub use fixtures::{copy_dir, fixture, fixture_copy, fixtures_dir, FixtureCopy};
 pub use format::{encode_message, index_entry, Message, SegmentAppender};
 pub use salvage::{valid_messages, FoundMessage, PartitionMessages};

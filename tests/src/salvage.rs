@@ -129,8 +129,16 @@ pub fn partition_valid_messages(
     data_dir: &Path,
     partition_rel_dir: &str,
 ) -> Result<PartitionMessages, String> {
-    let dir = data_dir.join(partition_rel_dir);
-    let segments = list_segments(&dir).map_err(|e| format!("list {}: {e}", dir.display()))?;
+    Ok(PartitionMessages {
+        partition: partition_rel_dir.to_string(),
+        messages: scan_partition_dir(&data_dir.join(partition_rel_dir))?,
+    })
+}
+
+/// Every valid message of the `<20 digits>.log`s of the partition folder `dir`, in
+/// file order.
+pub fn scan_partition_dir(dir: &Path) -> Result<Vec<FoundMessage>, String> {
+    let segments = list_segments(dir).map_err(|e| format!("list {}: {e}", dir.display()))?;
     let mut messages = Vec::new();
     for log in segments.iter().filter_map(|s| s.log.as_ref()) {
         let bytes = fs::read(log).map_err(|e| format!("read {}: {e}", log.display()))?;
@@ -147,10 +155,7 @@ pub fn partition_valid_messages(
             checksum: f.checksum,
         }));
     }
-    Ok(PartitionMessages {
-        partition: partition_rel_dir.to_string(),
-        messages,
-    })
+    Ok(messages)
 }
 
 /// A valid frame inside a byte buffer.
