@@ -56,6 +56,7 @@ complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l data
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l state-dir -d 'Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else <data-dir>.warden beside the data directory]. Never inside the data directory' -r -F
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l config -d 'TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms)' -r -F
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l list -d 'List what the quarantine holds instead'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l json -d 'Print one JSON object instead of text: with --list, every quarantined repair (id, action, reason, file, byte range, XXH3 as 0x-prefixed hex, created_file, bytes); otherwise what was restored'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l force -d 'Change files even though another process has some open'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand watch" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F
