@@ -490,3 +490,46 @@ fn restore_list_json_describes_every_quarantined_repair_and_restore_json_what_ca
     assert_eq!(back["bytes_restored"], 4096);
     assert_eq!(damaged, snapshot(copy.path()));
 }
+
+#[test]
+fn the_packaged_config_recovers_in_salvage_and_the_command_line_in_tolerate_tail() {
+    let packaged = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/config.toml");
+    let text = std::fs::read_to_string(&packaged).unwrap();
+    assert!(
+        text.lines().any(|l| l == r#"mode = "salvage""#),
+        "{} must set mode = \"salvage\"",
+        packaged.display()
+    );
+    let copy = fixture_copy(CLEAN);
+    let state = copy.tmp_root().join("state");
+    // The flags override the file's data_dir and state_dir, not its mode.
+    let run = recover(copy.path(), &state, &["--json", "--config", s(&packaged)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["mode"], "salvage");
+    let run = recover(copy.path(), &state, &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["mode"], "tolerate-tail");
+    let run = recover(
+        copy.path(),
+        &state,
+        &[
+            "--json",
+            "--config",
+            s(&packaged),
+            "--mode",
+            "tolerate-tail",
+        ],
+    );
+    assert_eq!(run.json()["mode"], "tolerate-tail", "{}", run.stderr);
+
+    // A mode no one knows is an error naming the file, before anything is touched.
+    let bad = copy.tmp_root().join("bad.toml");
+    std::fs::write(&bad, "mode = \"salvaged\"\n").unwrap();
+    let run = recover(copy.path(), &state, &["--config", s(&bad)]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains(s(&bad)) && run.stderr.contains("salvaged"),
+        "{}",
+        run.stderr
+    );
+}
