@@ -39,7 +39,12 @@ fn main() {
     let bytes = dir_bytes(&source);
     // Warm the page cache and make the two copies the timed runs use.
     let cp = |to: &Path| {
-        let ok = Command::new("cp").arg("-r").arg(&source).arg(to).status().unwrap();
+        let ok = Command::new("cp")
+            .arg("-r")
+            .arg(&source)
+            .arg(to)
+            .status()
+            .unwrap();
         assert!(ok.success());
     };
     cp(&tmp.path().join("warm"));
@@ -89,7 +94,11 @@ fn dir_bytes(dir: &Path) -> u64 {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
-        n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+        n += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
     }
     n
 }

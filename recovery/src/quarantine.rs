@@ -64,6 +64,11 @@ pub struct Manifest {
     pub files: Vec<SavedFile>,
 }
 
+/// The name of whole file number `i` in a repair's quarantine folder.
+pub fn whole_file_name(i: usize) -> String {
+    format!("file-{i}")
+}
+
 /// One whole file in a repair's quarantine folder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedFile {
@@ -165,17 +170,25 @@ impl Quarantine {
         fs.create_dir_all(&dir).map_err(io_err(&dir))?;
         let mut saved = Vec::with_capacity(files.len());
         for (i, f) in files.iter().enumerate() {
-            let name = format!("file-{i}");
+            let name = whole_file_name(i);
             let dst = dir.join(&name);
             let expected = Some((f.len, f.xxh3));
             if file_digest(&dst).map_err(io_err(&dst))? != expected {
                 let src = data_dir.join(&f.path);
                 let _ = fs.remove_file(&dst);
-                if fs.hard_link(&src, &dst).is_err() {
-                    fs.copy_range(&src, ByteRange::new(0, f.len), &dst)
-                        .map_err(io_err(&src))?;
-                }
-                if file_digest(&dst).map_err(io_err(&dst))? != expected {
+                // A hard link is the file itself: what the plan hashed moments ago
+                // while the data directory was not in use, so its length suffices.
+                // A copy is hashed as it is made.
+                let saved = match fs.hard_link(&src, &dst) {
+                    Ok(()) => fs::metadata(&dst)
+                        .map(|m| (m.len() == f.len).then_some((f.len, f.xxh3)))
+                        .map_err(io_err(&dst))?,
+                    Err(_) => fs
+                        .copy_range(&src, ByteRange::new(0, f.len), &dst)
+                        .map(|xxh3| Some((f.len, xxh3)))
+                        .map_err(io_err(&src))?,
+                };
+                if saved != expected {
                     return Err(QuarantineError::BytesChanged {
                         path: src,
                         expected_len: f.len,

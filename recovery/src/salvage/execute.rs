@@ -16,7 +16,7 @@
 use crate::execute::{temp_index_path, ExecError, Executor};
 use crate::fsops::file_digest;
 use crate::index::ENTRY_LEN;
-use crate::quarantine::Manifest;
+use crate::quarantine::{whole_file_name, Manifest};
 use crate::rebuild::rebuild_index;
 use journal::{PartitionId, RelayOriginal, RelaySegment, RepairAction, RepairId};
 use std::collections::BTreeSet;
@@ -107,8 +107,15 @@ impl Executor<'_> {
             self.fs.rename(tmp, &dst).map_err(io_err(&dst))?;
         }
         let written: BTreeSet<&String> = renames.iter().map(|(_, rel)| rel).collect();
-        for o in originals.iter().filter(|o| !written.contains(&o.path)) {
+        for (i, o) in originals.iter().enumerate() {
             let path = self.data_dir.join(&o.path);
+            if written.contains(&o.path) {
+                continue;
+            }
+            if self.is_saved_copy(id, i, &path) {
+                self.fs.remove_file(&path).map_err(io_err(&path))?;
+                continue;
+            }
             match file_digest(&path).map_err(io_err(&path))? {
                 None => {}
                 Some(d) if d == (o.len, o.xxh3) => {
@@ -154,6 +161,17 @@ impl Executor<'_> {
         Ok(())
     }
 
+    /// Whether `path` is the very file (same inode) saved as original `i` of repair
+    /// `id`: the hard link made by `save_files`, so certainly unchanged.
+    fn is_saved_copy(&self, id: RepairId, i: usize, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let saved = self.quarantine.repair_dir(id).join(whole_file_name(i));
+        match (std::fs::metadata(path), std::fs::metadata(saved)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        }
+    }
+
     /// The file at `rel` may be replaced by `tmp` only if it is missing, still the
     /// original the plan saw, or already the finished result of an earlier run.
     fn check_replaceable(
@@ -164,12 +182,15 @@ impl Executor<'_> {
         originals: &[RelayOriginal],
     ) -> Result<(), ExecError> {
         let dst = self.data_dir.join(rel);
+        let saved = originals.iter().position(|o| o.path == rel);
+        if saved.is_some_and(|i| self.is_saved_copy(id, i, &dst)) {
+            return Ok(());
+        }
         let Some(current) = file_digest(&dst).map_err(io_err(&dst))? else {
             return Ok(());
         };
-        let original = originals
-            .iter()
-            .find(|o| o.path == rel)
+        let original = saved
+            .and_then(|i| originals.get(i))
             .map(|o| (o.len, o.xxh3));
         if Some(current) == original || Some(current) == file_digest(tmp).map_err(io_err(tmp))? {
             return Ok(());
