@@ -23,6 +23,15 @@ pub enum QuarantineError {
     #[error("quarantine manifest {path} is unreadable: {detail}")]
     BadManifest { path: PathBuf, detail: String },
     #[error(
+        "quarantine folder {path} already holds another repair ({found}); refusing to \
+         save {wanted} there, nothing was changed"
+    )]
+    IdTaken {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
+    #[error(
         "quarantined bytes {path} do not match their manifest (expected {expected_len} bytes \
          with XXH3 {expected:#018x})"
     )]
@@ -119,7 +128,7 @@ impl Quarantine {
         range: ByteRange,
         created_file: bool,
     ) -> Result<Manifest, QuarantineError> {
-        if let Some(m) = self.load_verified(id)? {
+        if let Some(m) = self.load_same(id, action, file)? {
             return Ok(m);
         }
         let dir = self.repair_dir(id);
@@ -163,7 +172,7 @@ impl Quarantine {
         folder: &str,
         files: &[RelayOriginal],
     ) -> Result<Manifest, QuarantineError> {
-        if let Some(m) = self.load_verified(id)? {
+        if let Some(m) = self.load_same(id, action, folder)? {
             return Ok(m);
         }
         let dir = self.repair_dir(id);
@@ -262,6 +271,46 @@ impl Quarantine {
         Ok(Some(manifest))
     }
 
+    /// The complete earlier save of this very repair (a rerun after a crash), or
+    /// `None`. A manifest of another repair under the same id (ids reused after the
+    /// journal was lost) is an error: its bytes may be the only copy.
+    fn load_same(
+        &self,
+        id: RepairId,
+        action: &RepairAction,
+        file: &str,
+    ) -> Result<Option<Manifest>, QuarantineError> {
+        let Some(m) = self.load(id)? else {
+            return Ok(None);
+        };
+        if m.action != *action || m.file != file {
+            return Err(QuarantineError::IdTaken {
+                path: self.repair_dir(id),
+                found: m.action.to_string(),
+                wanted: action.to_string(),
+            });
+        }
+        self.verify(&m)?;
+        Ok(Some(m))
+    }
+
+    /// The highest repair id that has a folder in the quarantine.
+    pub fn highest_id(&self) -> Result<Option<RepairId>, QuarantineError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&self.dir)(e)),
+        };
+        let mut highest = None;
+        for entry in entries {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            if let Some(id) = parse_folder_name(&entry.file_name().to_string_lossy()) {
+                highest = highest.max(Some(id));
+            }
+        }
+        Ok(highest)
+    }
+
     /// The manifest of repair `id` when its saved bytes are complete and unchanged.
     pub fn load_verified(&self, id: RepairId) -> Result<Option<Manifest>, QuarantineError> {
         let Some(m) = self.load(id)? else {
@@ -307,15 +356,82 @@ impl Quarantine {
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io_err(&self.dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_prefix('r').and_then(|n| n.parse().ok()) else {
+            let Some(id) = parse_folder_name(&entry.file_name().to_string_lossy()) else {
                 continue;
             };
-            if let Some(m) = self.load(RepairId(id))? {
+            if let Some(m) = self.load(id)? {
                 out.push(m);
             }
         }
         out.sort_by_key(|m| m.repair);
         Ok(out)
+    }
+}
+
+/// The repair id a quarantine folder is named after (`r00000012`).
+fn parse_folder_name(name: &str) -> Option<RepairId> {
+    name.strip_prefix('r')?.parse().ok().map(RepairId)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsops::StdFs;
+
+    #[test]
+    fn saving_under_an_id_that_holds_another_repair_is_refused_and_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        fs::create_dir_all(&data).unwrap();
+        fs::write(data.join("a.log"), b"0123456789").unwrap();
+        fs::write(data.join("b.log"), b"abcdefghij").unwrap();
+        let q = Quarantine::new(&tmp.path().join("state"));
+        let id = RepairId(1);
+        let cut = |file: &str| RepairAction::QuarantineFile {
+            path: file.into(),
+            len: 10,
+        };
+        let range = ByteRange::new(4, 10);
+        q.save(
+            &StdFs,
+            id,
+            &cut("a.log"),
+            "first",
+            &data,
+            "a.log",
+            range,
+            false,
+        )
+        .unwrap();
+        let saved = fs::read(q.bytes_path(id)).unwrap();
+        // The same repair again (a rerun) finds its complete save.
+        q.save(
+            &StdFs,
+            id,
+            &cut("a.log"),
+            "first",
+            &data,
+            "a.log",
+            range,
+            false,
+        )
+        .unwrap();
+        let other = q.save(
+            &StdFs,
+            id,
+            &cut("b.log"),
+            "second",
+            &data,
+            "b.log",
+            range,
+            false,
+        );
+        assert!(
+            matches!(other, Err(QuarantineError::IdTaken { .. })),
+            "{other:?}"
+        );
+        assert_eq!(fs::read(q.bytes_path(id)).unwrap(), saved);
+        assert_eq!(q.load(id).unwrap().unwrap().file, "a.log");
+        assert_eq!(q.highest_id().unwrap(), Some(id));
     }
 }
