@@ -129,6 +129,12 @@ impl Executor<'_> {
     }
 
     fn apply(&self, id: RepairId, action: &RepairAction, reason: &str) -> Result<u64, ExecError> {
+        if !crate::quarantine::action_paths_are_plain(action) {
+            return Err(ExecError::Journal(format!(
+                "repair {id} names a path outside the data directory ({}); refusing it",
+                action.rel_path()
+            )));
+        }
         match action {
             // `rel_path` names the log or the index, as the action says.
             RepairAction::TruncateLog {

@@ -31,6 +31,12 @@ pub enum QuarantineError {
         found: String,
         wanted: String,
     },
+    #[error("quarantine manifest {path} names {file:?}: {why}; refusing to restore it")]
+    UnsafePath {
+        path: PathBuf,
+        file: String,
+        why: &'static str,
+    },
     #[error(
         "quarantined bytes {path} do not match their manifest (expected {expected_len} bytes \
          with XXH3 {expected:#018x})"
@@ -294,6 +300,55 @@ impl Quarantine {
         Ok(Some(m))
     }
 
+    /// Checks that every path `m` names stays inside the data directory and is the
+    /// one its action names: a manifest is data on disk, and may have been crafted.
+    pub fn check_paths(&self, m: &Manifest) -> Result<(), QuarantineError> {
+        let path = self.repair_dir(m.repair).join(MANIFEST);
+        let bad = |file: &str, why| QuarantineError::UnsafePath {
+            path: path.clone(),
+            file: file.to_string(),
+            why,
+        };
+        let named: Vec<&str> = match &m.action {
+            // What a restore saved is checked when it is itself restored: never
+            // (restoring a restore is refused), so only its paths' form matters.
+            RepairAction::Restore { .. } => m.files.iter().map(|f| f.file.as_str()).collect(),
+            RepairAction::Relay { originals, .. } => {
+                if m.files.len() != originals.len()
+                    || m.files.iter().zip(originals).any(|(f, o)| f.file != o.path)
+                {
+                    return Err(bad(
+                        &m.file,
+                        "its saved files are not the ones its action replaced",
+                    ));
+                }
+                originals.iter().map(|o| o.path.as_str()).collect()
+            }
+            _ if !m.files.is_empty() => {
+                return Err(bad(&m.file, "whole saved files belong only to a re-lay"))
+            }
+            _ => Vec::new(),
+        };
+        let is_restore = matches!(m.action, RepairAction::Restore { .. });
+        if !is_restore && m.file != m.action.rel_path() {
+            return Err(bad(&m.file, "not the file its action names"));
+        }
+        for file in std::iter::once(m.file.as_str()).chain(named) {
+            if !is_plain_relative(file) {
+                return Err(bad(file, "not a plain path relative to the data directory"));
+            }
+        }
+        for f in &m.files {
+            if !is_plain_relative(&f.saved_as) || f.saved_as.contains('/') {
+                return Err(bad(
+                    &f.saved_as,
+                    "not a file name inside its quarantine folder",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The highest repair id that has a folder in the quarantine.
     pub fn highest_id(&self) -> Result<Option<RepairId>, QuarantineError> {
         let entries = match fs::read_dir(&self.dir) {
@@ -366,6 +421,27 @@ impl Quarantine {
         out.sort_by_key(|m| m.repair);
         Ok(out)
     }
+}
+
+/// Every path `action` names is relative to the data directory and made of plain
+/// names: an action read back from the journal may have been crafted.
+pub fn action_paths_are_plain(action: &RepairAction) -> bool {
+    match action {
+        RepairAction::Relay { originals, .. } => {
+            originals.iter().all(|o| is_plain_relative(&o.path))
+        }
+        RepairAction::Restore { .. } => true,
+        other => is_plain_relative(&other.rel_path()),
+    }
+}
+
+/// Relative, and made only of plain names: no root, no `.` or `..`, not empty.
+pub fn is_plain_relative(path: &str) -> bool {
+    use std::path::Component;
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// The repair id a quarantine folder is named after (`r00000012`).

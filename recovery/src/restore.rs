@@ -20,6 +20,13 @@ impl Executor<'_> {
                 self.quarantine.repair_dir(target).display()
             ))
         })?;
+        self.quarantine.check_paths(&manifest)?;
+        if manifest.range.start > manifest.range.end {
+            return Err(ExecError::Journal(format!(
+                "repair {target}'s manifest names the range {}, which ends before it starts",
+                manifest.range
+            )));
+        }
         if let RepairAction::Relay { .. } = manifest.action {
             return self.restore_relay(id, target, &manifest);
         }

@@ -1,0 +1,104 @@
+//! A manifest is data on disk in a folder another user may own: `restore` must never
+//! write outside the data directory, whatever a crafted manifest says.
+
+use harness::fixtures::CLEAN;
+use harness::{apply, fixture_copy, snapshot, warden, Fault};
+use serde_json::Value;
+use std::path::Path;
+
+fn run(args: &[&str], data: &Path, state: &Path) -> harness::Run {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.extend([
+        "--data-dir".into(),
+        data.to_str().unwrap().into(),
+        "--state-dir".into(),
+        state.to_str().unwrap().into(),
+    ]);
+    warden(all)
+}
+
+/// Ways to point a manifest outside: `(field edit, description)`.
+fn crafted(manifest: &Value, outside: &str) -> Vec<(Value, String)> {
+    let mut out = Vec::new();
+    for target in [
+        format!("../../../{outside}"),
+        format!("/{outside}"),
+        String::new(),
+    ] {
+        // The manifest's file alone.
+        let mut m = manifest.clone();
+        m["file"] = Value::String(target.clone());
+        out.push((m, format!("file = {target:?}")));
+        // The file and the action's own path together, so they agree.
+        let mut m = manifest.clone();
+        m["file"] = Value::String(target.clone());
+        for kind in ["QuarantineFile", "CreateDir"] {
+            if let Some(a) = m["action"].get_mut(kind) {
+                a["path"] = Value::String(target.clone());
+            }
+        }
+        out.push((m, format!("file and action path = {target:?}")));
+    }
+    // A range that ends before it starts.
+    let mut m = manifest.clone();
+    m["range"] = serde_json::json!({"start": 10, "end": 2});
+    out.push((m, "range 10..2".into()));
+    out
+}
+
+#[test]
+fn crafted_manifests_never_make_restore_write_outside() {
+    let copy = fixture_copy(CLEAN);
+    let (data, state) = (copy.path(), copy.tmp_root().join("state"));
+    apply(data, "streams/1/topics/0/partitions/0", Fault::TornLogTail).unwrap();
+    assert_eq!(run(&["recover"], data, &state).code, 0);
+    let outside_dir = copy.tmp_root().join("outside");
+    std::fs::create_dir_all(&outside_dir).unwrap();
+    std::fs::write(outside_dir.join("victim"), b"not yours").unwrap();
+    let quarantine = state.join("quarantine");
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut cases = 0;
+    for entry in std::fs::read_dir(&quarantine).unwrap() {
+        let folder = entry.unwrap().path();
+        let path = folder.join("manifest.json");
+        let original = std::fs::read_to_string(&path).unwrap();
+        let manifest: Value = serde_json::from_str(&original).unwrap();
+        let id = manifest["repair"].as_u64().unwrap().to_string();
+        kinds.insert(
+            manifest["action"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .next()
+                .unwrap()
+                .clone(),
+        );
+        // The outside file, named relative to the root for the absolute case.
+        let rel_outside = outside_dir.join("victim");
+        let rel_outside = rel_outside.strip_prefix("/").unwrap().to_str().unwrap();
+        for (m, what) in crafted(&manifest, rel_outside) {
+            std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+            let data_before = snapshot(data);
+            let r = run(&["restore", &id], data, &state);
+            assert_ne!(r.code, 0, "r{id} with {what}: {}", r.stdout);
+            assert_eq!(
+                std::fs::read(outside_dir.join("victim")).unwrap(),
+                b"not yours"
+            );
+            assert_eq!(
+                std::fs::read_dir(&outside_dir).unwrap().count(),
+                1,
+                "{what}"
+            );
+            assert_eq!(
+                snapshot(data),
+                data_before,
+                "r{id} with {what}: data changed"
+            );
+            cases += 1;
+        }
+        std::fs::write(&path, original).unwrap();
+    }
+    assert!(kinds.len() >= 3, "every action kind of the run: {kinds:?}");
+    assert!(cases >= 3 * 7, "{cases}");
+}
