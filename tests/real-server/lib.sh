@@ -12,6 +12,7 @@ SEGMENT_SIZE=${SEGMENT_SIZE:-64KB}
 cargo build --release -q -p iggy-warden -p iggy-warden-tests --bins || exit 2
 W=$PWD/target/release/iggy-warden
 INJECT=$PWD/target/release/inject-fault
+VALID=$PWD/target/release/valid-messages
 WORK=$(mktemp -d /tmp/iggy-real-server.XXXXXX)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
 
@@ -60,15 +61,6 @@ poll_expect() {
         echo "poll $tag: a payload differs from what was sent"
         return 1
     fi
-}
-
-# poll_all dir tag S T P count: the partition serves every offset 0..count-1, read in
-# polls of 1,000.
-poll_all() {
-    local from
-    for ((from = 0; from < $6; from += 1000)); do
-        poll_expect "$1" "$2-$from" "$3" "$4" "$5" "$from" $(($6 - from < 1000 ? $6 - from : 1000)) || return 1
-    done
 }
 
 send() { # s t p prefix from count
