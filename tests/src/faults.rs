@@ -12,13 +12,19 @@
 //! [`apply`] returns a [`FaultReport`] saying which bytes changed and which messages of
 //! the partition's valid prefix (see `layout::scan_partition`) stay intact, i.e. keep
 //! the same bytes at the same place in the same file.
+//!
+//! [`race_faults`] (module `race`) are the signatures of the 0.6.0 rotation race; they
+//! are not in [`all_faults`], the damage table, and their reports also say which
+//! offsets a resynchronising salvage still finds ([`FaultReport::survivors`]).
 
 mod plan;
+mod race;
 mod target;
 
 use crate::format::{LoggedMessage, INDEX_ENTRY_SIZE, MESSAGE_HEADER_SIZE, ORIGIN_TIMESTAMP_POS};
 use crate::layout::{scan_partition, ScannedMessage};
 use plan::{Damage, Op, Plan};
+pub use race::{race_faults, RaceFault, Survivors};
 use std::fs;
 use std::path::{Path, PathBuf};
 use target::{Loaded, Target};
@@ -81,6 +87,9 @@ pub enum Fault {
     /// `.index` shortened by `entries` whole entries: the log has messages the index
     /// lacks.
     TruncatedIndexShortWhole { entries: u64 },
+    /// A signature of the 0.6.0 rotation race (see [`RaceFault`]); never in
+    /// [`all_faults`]. Needs ≥ 2 non-empty segments.
+    Race(RaceFault),
 }
 
 impl Fault {
@@ -103,13 +112,14 @@ impl Fault {
             Fault::OffsetGap { .. } => "offset-gap",
             Fault::MidFileCorruptionSealed => "mid-file-corruption-sealed",
             Fault::TruncatedIndexShortWhole { .. } => "truncated-index-short-whole",
+            Fault::Race(race) => race.name(),
         }
     }
 
     /// How many non-empty segments the partition needs for the fault to apply.
     pub fn min_non_empty_segments(&self) -> usize {
         match self {
-            Fault::OffsetGap { .. } | Fault::MidFileCorruptionSealed => 2,
+            Fault::OffsetGap { .. } | Fault::MidFileCorruptionSealed | Fault::Race(_) => 2,
             _ => 1,
         }
     }
@@ -137,9 +147,12 @@ pub fn all_faults() -> Vec<Fault> {
     ]
 }
 
-/// The fault of [`all_faults`] with this [`Fault::name`].
+/// The fault of [`all_faults`] or [`race_faults`] with this [`Fault::name`].
 pub fn fault_named(name: &str) -> Option<Fault> {
-    all_faults().into_iter().find(|f| f.name() == name)
+    all_faults()
+        .into_iter()
+        .chain(race_faults())
+        .find(|f| f.name() == name)
 }
 
 /// What [`apply`] did.
@@ -162,6 +175,15 @@ pub struct FaultReport {
     /// Every file modified, created, deleted or renamed (both names), in order.
     pub touched: Vec<PathBuf>,
     pub description: String,
+    /// Race faults only (`None` for the others): the offsets a resynchronising salvage
+    /// finds valid anywhere in the partition afterwards, those lost and those left with
+    /// two different valid messages, predicted before acting from a scan of every
+    /// valid message (`salvage`). For race faults the fields above keep their meaning,
+    /// valid prefix included: a message moved to another file or place
+    /// (`misplaced-batch`) counts as affected although it stays valid, and messages
+    /// beyond the first damage, or added (`duplicate-offset-conflict`), are not in the
+    /// prefix at all.
+    pub survivors: Option<Survivors>,
 }
 
 /// Applies `fault` to the partition `partition_rel_dir` (e.g.
@@ -176,7 +198,10 @@ pub fn apply(
     let dir = data_dir.join(partition_rel_dir);
     let before = scan_partition(&dir).map_err(|e| format!("scan {}: {e}", dir.display()))?;
     let target = Target::new(dir, before.segments);
-    let plan = plan(&target, fault)?;
+    let (plan, survivors) = match fault {
+        Fault::Race(race) => race::plan(&target, race).map(|(p, s)| (p, Some(s)))?,
+        _ => (plan(&target, fault)?, None),
+    };
     let touched = plan.execute()?;
     let is_affected = |m: &&ScannedMessage| plan.damage.iter().any(|d| d.hits(m));
     let affected_offsets = before
@@ -198,6 +223,7 @@ pub fn apply(
         affected_offsets,
         touched,
         description: format!("{}: {}", fault.name(), plan.description),
+        survivors,
     })
 }
 
@@ -262,6 +288,7 @@ fn plan(target: &Target, fault: Fault) -> Result<Plan, String> {
             }
             shorten(&newest()?.index()?, entries * INDEX_ENTRY, 0)?
         }
+        Fault::Race(race) => race::plan(target, race)?.0,
     })
 }
 

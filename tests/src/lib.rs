@@ -5,6 +5,8 @@
 //!
 //! - [`format`]: message and index entry bytes, a minimal log reader;
 //! - [`layout`]: partition folders, segment file names, reading a partition back;
+//! - [`salvage`]: every valid message anywhere in a partition's logs, resynchronising
+//!   past bad bytes (the yardstick for what a salvage must keep);
 //! - [`writer`]: data directories laid out as iggy-server 0.6.0 does;
 //! - [`faults`]: one fault per damage the format notes describe;
 //! - [`fixtures`]: the committed real fixtures and writable copies of them;
@@ -16,12 +18,17 @@ pub mod faults;
 pub mod fixtures;
 pub mod format;
 pub mod layout;
+pub mod salvage;
 pub mod snapshot;
 pub mod writer;
 
 pub use cli::{warden, warden_bin, Run};
-pub use faults::{all_faults, apply, apply_to_first, fault_named, Fault, FaultReport};
+pub use faults::{
+    all_faults, apply, apply_to_first, fault_named, race_faults, Fault, FaultReport, RaceFault,
+    Survivors,
+};
 pub use fixtures::{copy_dir, fixture, fixture_copy, fixtures_dir, FixtureCopy};
 pub use format::{encode_message, index_entry, Message, SegmentAppender};
+pub use salvage::{valid_messages, FoundMessage, PartitionMessages};
 pub use snapshot::{assert_same, partition_messages, snapshot, Snapshot};
 pub use writer::{BuiltDir, DataDirBuilder, PartitionSpec};

@@ -33,6 +33,7 @@ fn expected_kinds(fault: Fault) -> &'static [&'static str] {
         Fault::OffsetGap { .. } => &["offset-gap"],
         Fault::MidFileCorruptionSealed => &["mid-file-corruption"],
         Fault::TruncatedIndexShortWhole { .. } => &["index-short"],
+        Fault::Race(_) => unreachable!("race faults are not in all_faults"),
     }
 }
 

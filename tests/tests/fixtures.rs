@@ -115,7 +115,10 @@ fn no_code_reads_the_shared_folder_beside_the_clone() {
             let code = [".rs", ".sh", ".py", ".toml", ".service", ".conf"]
                 .iter()
                 .any(|ext| name.ends_with(ext))
-                || path.parent().is_some_and(|p| p.ends_with(".ci"));
+                || path
+                    .parent()
+                    .and_then(std::path::Path::file_name)
+                    .is_some_and(|folder| folder == ".ci");
             if !code {
                 continue;
             }

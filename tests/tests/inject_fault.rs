@@ -2,8 +2,10 @@
 //! runs): it damages the partition it names, as `check` then confirms, and changes
 //! nothing when it refuses.
 
-use harness::fixtures::CLEAN;
-use harness::{all_faults, assert_same, fixture_copy, snapshot, warden};
+use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
+use harness::{
+    all_faults, assert_same, fixture_copy, race_faults, snapshot, valid_messages, warden,
+};
 use std::process::Command;
 
 fn inject(args: &[&str]) -> std::process::Output {
@@ -21,8 +23,61 @@ fn lists_every_fault_by_name() {
         .lines()
         .map(str::to_string)
         .collect();
-    let expected: Vec<String> = all_faults().iter().map(|f| f.name().to_string()).collect();
+    let expected: Vec<String> = all_faults()
+        .iter()
+        .chain(&race_faults())
+        .map(|f| f.name().to_string())
+        .collect();
     assert_eq!(names, expected);
+    for race in [
+        "misplaced-batch",
+        "zero-hole-sealed",
+        "ghost-index-entries",
+        "duplicate-offset-conflict",
+    ] {
+        assert!(names.iter().any(|n| n == race), "{race}");
+    }
+}
+
+#[test]
+fn race_faults_report_what_a_salvage_still_finds() {
+    let p0 = "streams/0/topics/0/partitions/0";
+    for (fault, lost, conflicting) in [
+        ("misplaced-batch", 0, 0),
+        ("zero-hole-sealed", 3, 0),
+        ("ghost-index-entries", 0, 0),
+        ("duplicate-offset-conflict", 0, 1),
+    ] {
+        let copy = fixture_copy(KILLED_UNDER_LOAD);
+        let dir = copy.path().to_str().expect("utf-8 temp path");
+        let out = inject(&[dir, fault, p0]);
+        assert!(
+            out.status.success(),
+            "{fault}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let survivors = &report["survivors"];
+        assert_eq!(survivors["messages"], 16_540 - lost, "{fault}");
+        assert_eq!(
+            survivors["lost_offsets"].as_array().map(Vec::len),
+            Some(lost as usize),
+            "{fault}"
+        );
+        assert_eq!(
+            survivors["conflicting_offsets"].as_array().map(Vec::len),
+            Some(conflicting),
+            "{fault}"
+        );
+        let found = valid_messages(copy.path()).expect("scan");
+        assert_eq!(found[0].distinct_offsets().len() as u64, 16_540 - lost);
+    }
+    // The damage table's faults say nothing about survivors.
+    let copy = fixture_copy(CLEAN);
+    let dir = copy.path().to_str().expect("utf-8 temp path");
+    let out = inject(&[dir, "torn-log-tail"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(report.get("survivors").is_none());
 }
 
 #[test]

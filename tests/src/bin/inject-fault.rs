@@ -1,14 +1,20 @@
 //! `inject-fault`: the harness's fault injectors as a command, for trying the damage
 //! table by hand or against a real iggy-server (see `tests/real-server/judge.sh`).
 //!
-//! `inject-fault --list` prints the fault names. `inject-fault DATA_DIR FAULT
+//! `inject-fault --list` prints the fault names: the damage table's, then the 0.6.0
+//! rotation race's signatures (`harness::race_faults`). `inject-fault DATA_DIR FAULT
 //! [PARTITION]` damages the first partition (in stream/topic/partition order) that the
 //! fault applies to, or the named one (`streams/S/topics/T/partitions/P`), and prints
 //! one JSON line: the partition, the messages before the first one the fault touched
 //! (a repair must keep at least those), and what was done. Exit 2 when no partition
 //! can take the fault or the arguments are wrong; nothing is changed then.
+//!
+//! For a race fault the line also has `survivors`: `messages`, the number of offsets a
+//! resynchronising salvage still finds valid anywhere in the partition (what
+//! `valid-messages` counts), `lost_offsets` and `conflicting_offsets` (offsets left
+//! with two different valid messages).
 
-use harness::{all_faults, apply, apply_to_first, fault_named};
+use harness::{all_faults, apply, apply_to_first, fault_named, race_faults};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -16,7 +22,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [list] if list == "--list" => {
-            for fault in all_faults() {
+            for fault in all_faults().into_iter().chain(race_faults()) {
                 println!("{}", fault.name());
             }
             ExitCode::SUCCESS
@@ -46,12 +52,19 @@ fn inject(dir: &Path, name: &str, partition: Option<&str>) -> Result<String, Str
         Some(rel) => (rel.to_string(), apply(dir, rel, fault)?),
         None => apply_to_first(dir, fault)?,
     };
-    Ok(serde_json::json!({
+    let mut line = serde_json::json!({
         "fault": fault.name(),
         "partition": rel,
         "intact_messages_before": report.intact_messages_before,
         "affected_offsets": report.affected_offsets,
         "description": report.description,
-    })
-    .to_string())
+    });
+    if let Some(s) = &report.survivors {
+        line["survivors"] = serde_json::json!({
+            "messages": s.valid_offsets.len(),
+            "lost_offsets": s.lost_offsets,
+            "conflicting_offsets": s.conflicting_offsets,
+        });
+    }
+    Ok(line.to_string())
 }

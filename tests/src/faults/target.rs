@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 
 pub(super) struct Target {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     pub(super) segments: Vec<SegmentFiles>,
 }
 

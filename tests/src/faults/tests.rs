@@ -8,12 +8,12 @@ use crate::snapshot::{diff, partition_messages, snapshot, Snapshot};
 use crate::writer::{DataDirBuilder, PartitionSpec};
 use std::collections::BTreeSet;
 
-const P: &str = "streams/0/topics/0/partitions/0";
+pub(super) const P: &str = "streams/0/topics/0/partitions/0";
 
 /// 25 messages of 156 bytes (payload 100, no headers), segments of 1,560 bytes:
 /// segments 0 and 10 are full (sealed), segment 20 holds 5 messages (780 bytes) and is
 /// not full, so there is no trailing empty pair.
-fn built() -> FixtureCopy {
+pub(super) fn built() -> FixtureCopy {
     let tmp = tempfile::tempdir().unwrap();
     let spec = PartitionSpec::new(0, 0, 0)
         .messages(25, 100, 0)
@@ -54,7 +54,7 @@ fn rel(root: &Path, paths: &[PathBuf]) -> BTreeSet<String> {
 /// Applies `fault` and checks what holds for every fault: the report's `touched` are
 /// exactly the changed files, the valid prefix left is the intact prefix, and every
 /// message not reported as affected is still in place.
-fn apply_checked(
+pub(super) fn apply_checked(
     copy: &FixtureCopy,
     partition: &str,
     fault: Fault,
@@ -220,6 +220,7 @@ fn check_built_fault(
             assert_eq!(index_len(after, 20), 80 - 16 * entries as usize);
             vec![]
         }
+        Fault::Race(_) => unreachable!("race faults are tested in race/tests.rs"),
     }
 }
 
