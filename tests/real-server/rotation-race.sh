@@ -31,7 +31,9 @@
 # Not part of CI; the same variables as judge.sh (IGGY_SERVER, IGGY_CLI,
 # IGGY_SERVER_CONFIG; optional PORT, KEEP=1), and CLIENTS, RACE_SECONDS, MAX_BATCHES.
 # The damaged directory, before any repair, is kept as race/data-damaged in the work
-# folder (KEEP=1 keeps the folder).
+# folder (KEEP=1 keeps the folder). DAMAGED=DIR skips the race and judges steps 2-5 on
+# a copy of a data directory the race already damaged (such a data-damaged, or
+# fixtures/iggy-0.6.0/race-rotation); not with SIDECAR=1.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 VALID=$PWD/target/release/valid-messages
@@ -139,7 +141,12 @@ gaps_serve_next() {
 }
 
 mkdir -p "$d"
-if [ -n "${SIDECAR:-}" ]; then
+if [ -n "${DAMAGED:-}" ]; then
+    [ -z "${SIDECAR:-}" ] || { echo "DAMAGED and SIDECAR together: the sidecar did not watch that race"; exit 2; }
+    cp -r "$DAMAGED" "$d/data" && chmod -R u+w "$d/data" || exit 2
+    variant=damaged
+    CLIENTS=0
+elif [ -n "${SIDECAR:-}" ]; then
     mkdir -p "$d/data"
     IGGY_WARDEN_LOG=info "$W" watch --data-dir "$d/data" --state-dir "$d/state" >"$d/watch.log" 2>&1 &
     watch_pid=$!
@@ -148,38 +155,42 @@ if [ -n "${SIDECAR:-}" ]; then
 fi
 
 # 1. The race.
-IGGY_SYSTEM_PARTITION_MESSAGES_REQUIRED_TO_SAVE=64 start_server "$d" race ||
-    { echo "the server did not start: $(tail -1 "$d/server-race.log")"; cleanup; exit 2; }
-{ cli stream create s1 && cli topic create s1 t1 1 none; } >"$d/create.out" 2>&1 ||
-    { echo "cannot create s1/t1: $(tail -1 "$d/create.out")"; cleanup; exit 2; }
-deadline=$(($(date +%s) + RACE_SECONDS))
-t0=$EPOCHREALTIME
-clients=()
-for ((c = 0; c < CLIENTS; c++)); do
-    client $c &
-    clients+=($!)
-done
+race() {
+    IGGY_SYSTEM_PARTITION_MESSAGES_REQUIRED_TO_SAVE=64 start_server "$d" race ||
+        { echo "the server did not start: $(tail -1 "$d/server-race.log")"; cleanup; exit 2; }
+    { cli stream create s1 && cli topic create s1 t1 1 none; } >"$d/create.out" 2>&1 ||
+        { echo "cannot create s1/t1: $(tail -1 "$d/create.out")"; cleanup; exit 2; }
+    deadline=$(($(date +%s) + RACE_SECONDS))
+    t0=$EPOCHREALTIME
+    clients=()
+    for ((c = 0; c < CLIENTS; c++)); do
+        client $c &
+        clients+=($!)
+    done
+    panic_line=
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        panic_line=$(grep -m1 'panicked at' "$d/server-race.log")
+        [ -n "$panic_line" ] && break
+        kill -0 "${clients[@]}" 2>/dev/null || break # every client is done
+        sleep 0.2
+    done
+    [ -n "$panic_line" ] && panic_after=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+    touch "$d/stop"
+    stop_server "$d" || echo "note: the server needed SIGKILL"
+    wait "${clients[@]}" 2>/dev/null
+    if [ -n "$panic_line" ]; then
+        # "thread 'shard-1' panicked at core/server/src/slab/streams.rs:1293:26:" → slab/streams.rs:1293
+        panic_where=$(echo "$panic_line" | sed -E 's/.*panicked at ([^ ]*src\/)?([^: ]+):([0-9]+).*/\2:\3/')
+        # What the panic said (the next line) and whether a "Closed segment" came just before.
+        n=$(grep -n -m1 'panicked at' "$d/server-race.log" | cut -d: -f1)
+        panic_what=$(sed -n "$((n + 1))p" "$d/server-race.log")
+        closed=$(head -n "$n" "$d/server-race.log" | tail -n 5 | grep -c 'Closed segment')
+        echo "race: panic at $panic_where after $panic_after s of load: $panic_what" \
+            "($closed 'Closed segment' lines among the 5 before it)"
+    fi
+}
 panic_line=
-while [ "$(date +%s)" -lt "$deadline" ]; do
-    panic_line=$(grep -m1 'panicked at' "$d/server-race.log")
-    [ -n "$panic_line" ] && break
-    kill -0 "${clients[@]}" 2>/dev/null || break # every client is done
-    sleep 0.2
-done
-[ -n "$panic_line" ] && panic_after=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
-touch "$d/stop"
-stop_server "$d" || echo "note: the server needed SIGKILL"
-wait "${clients[@]}" 2>/dev/null
-if [ -n "$panic_line" ]; then
-    # "thread 'shard-1' panicked at core/server/src/slab/streams.rs:1293:26:" → slab/streams.rs:1293
-    panic_where=$(echo "$panic_line" | sed -E 's/.*panicked at ([^ ]*src\/)?([^: ]+):([0-9]+).*/\2:\3/')
-    # What the panic said (the next line) and whether a "Closed segment" came just before.
-    n=$(grep -n -m1 'panicked at' "$d/server-race.log" | cut -d: -f1)
-    panic_what=$(sed -n "$((n + 1))p" "$d/server-race.log")
-    closed=$(head -n "$n" "$d/server-race.log" | tail -n 5 | grep -c 'Closed segment')
-    echo "race: panic at $panic_where after $panic_after s of load: $panic_what" \
-        "($closed 'Closed segment' lines among the 5 before it)"
-fi
+[ -n "${DAMAGED:-}" ] || race
 
 # 2. What the race left, by the independent scanner.
 cp -a "$d/data" "$d/data-damaged"
@@ -192,7 +203,7 @@ top=$(tail -1 "$d/runs-0.txt" | cut -d' ' -f2)
 "$W" check --data-dir "$d/data" >"$d/check-0.txt" 2>&1
 echo "race: scanner $found valid messages in $nruns runs, offsets up to $top; iggy-warden check exit $?"
 if [ -z "$panic_line" ] && [ "$nruns" = 1 ] && [ "$(head -1 "$d/runs-0.txt" | cut -d' ' -f1)" = 0 ]; then
-    echo "not reproduced ($variant): no panic in ${RACE_SECONDS} s and no damage ($found messages, offsets 0..$top)"
+    echo "not reproduced ($variant): no panic and no damage ($found messages, offsets 0..$top)"
     summary
     cleanup
     exit 3
