@@ -193,7 +193,7 @@ race() {
         n=$(grep -n -m1 'panicked at' "$d/server-race.log" | cut -d: -f1)
         panic_what=$(sed -n "$((n + 1))p" "$d/server-race.log")
         closed=$(awk -v n="$n" '/Closed segment/ { d = NR - n; if (d < 0) d = -d; if (best == "" || d < best) { best = d; at = NR - n } }
-            END { if (best == "") print "no Closed segment line"; else if (at < 0) print "Closed segment " -at " lines before"; else print "Closed segment " at " lines after" }' "$d/server-race.log")
+            END { if (best == "") print "no Closed segment line"; else if (at < 0) { b = -at; print "Closed segment " b " lines before" } else print "Closed segment " at " lines after" }' "$d/server-race.log")
         echo "race: panic at $panic_where after $panic_after s of load: $panic_what ($closed)"
     fi
 }
