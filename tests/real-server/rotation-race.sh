@@ -45,12 +45,15 @@ BATCH=300 PAYLOAD=96 SEND_TIMEOUT=20
 
 d=$WORK/race
 s=0 t=0 p=0 part=0/0/0
-failed=0 watch_pid=
+failed=0 watch_pid= panic_line=
 variant=plain
 [ -n "${SIDECAR:-}" ] && variant=sidecar
 
 cleanup() { # kills what this script started and is still running, by pid
-    [ -f "$d/server.pid" ] && kill -KILL "$(cat "$d/server.pid")" 2>/dev/null
+    local pid
+    pid=$(cat "$d/server.pid" 2>/dev/null)
+    # Only while that pid is still this script's server (it runs in $d), not a reused pid.
+    [ -n "$pid" ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$d" ] && kill -KILL "$pid"
     [ -n "$watch_pid" ] && kill -KILL "$watch_pid" 2>/dev/null
     [ -n "${KEEP:-}" ] && echo "work folder: $WORK"
 }
@@ -59,9 +62,11 @@ fail() { echo "FAIL $variant $1: ${2:-}"; failed=1; }
 # A failure after which the later checks mean nothing.
 abort() { fail "$@"; summary; cleanup; exit 1; }
 summary() {
-    echo "race ($variant): ${panic_where:-no panic} after ${panic_after:-?} s of load" \
-        "($CLIENTS clients, $(cat "$d"/acked-* 2>/dev/null | wc -l) batches acknowledged);" \
-        "scanner: ${found:-?} valid messages in ${nruns:-?} runs up to offset ${top:-?}"
+    local what="panic at ${panic_where:-}, ${panic_after:-} s into the load"
+    [ -n "$panic_line" ] || what="no panic in ${RACE_SECONDS} s"
+    [ -n "${DAMAGED:-}" ] && what="no race run here (DAMAGED=$DAMAGED)"
+    echo "race ($variant): $what ($CLIENTS clients, $(cat "$d"/acked-* 2>/dev/null | wc -l) batches" \
+        "acknowledged); scanner: ${found:-?} valid messages in ${nruns:-?} runs up to offset ${top:-?}"
 }
 
 # The partition's entry of a scanner output: messages, runs.
@@ -197,7 +202,6 @@ race() {
         echo "race: panic at $panic_where after $panic_after s of load: $panic_what ($closed)"
     fi
 }
-panic_line=
 [ -n "${DAMAGED:-}" ] || race
 
 # 2. What the race left, by the independent scanner.
