@@ -7,7 +7,9 @@
 #     drop-in and the config are the repository's files, the man pages gzipped copies
 #     of packaging/generated, the binary stripped and runnable;
 #  3. the shipped config parses, and an unconfigured install fails closed: recover
-#     with it exits 2 naming data_dir, so iggy-server would not start;
+#     with it exits 2 naming data_dir, so iggy-server would not start; it sets
+#     mode = "salvage", and with a data directory recovery runs in that mode and
+#     makes a copy of the clean fixture ready;
 #  4. the maintainer scripts (`dpkg -e`) do what postinst says, run with stand-ins
 #     for systemctl, deb-systemd-helper, deb-systemd-invoke and getent on PATH that
 #     log their calls, with and without a running systemd (a private /run in a
@@ -123,7 +125,17 @@ out=$(env -u IGGY_WARDEN_DATA_DIR -u IGGY_WARDEN_STATE_DIR -u IGGY_WARDEN_MODE -
 	"$bin" recover --config "$root/etc/iggy-warden/config.toml" 2>&1) || status=$?
 [ "$status" = 2 ] || fail "recover with the shipped config: exit $status, expected 2: $out"
 case "$out" in *"no data directory"*) ;; *) fail "recover with the shipped config: $out" ;; esac
-say "shipped config: parses; unconfigured recover exits 2 naming the data directory"
+grep -qx 'mode = "salvage"' "$root/etc/iggy-warden/config.toml" ||
+	fail "the shipped config does not set mode = \"salvage\""
+cp -r fixtures/iggy-0.6.0/clean "$tmp/salvage-data"
+chmod -R u+w "$tmp/salvage-data"
+status=0
+out=$(env -u IGGY_WARDEN_MODE -u STATE_DIRECTORY IGGY_WARDEN_DATA_DIR="$tmp/salvage-data" \
+	IGGY_WARDEN_STATE_DIR="$tmp/salvage-state" IGGY_WARDEN_LOG=warn \
+	"$bin" recover --config "$root/etc/iggy-warden/config.toml" 2>"$tmp/salvage.err") || status=$?
+[ "$status" = 0 ] || fail "recover with the shipped config and a data directory: exit $status: $(cat "$tmp/salvage.err")"
+case "$(printf '%s\n' "$out" | head -n1)" in "mode salvage;"*) ;; *) fail "recover with the shipped config: $out" ;; esac
+say "shipped config: parses; unconfigured recover exits 2 naming the data directory; configured, it runs in mode salvage"
 
 # --- 4. maintainer scripts against stand-ins ---------------------------------------------
 fake=$tmp/fakebin

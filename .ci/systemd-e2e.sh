@@ -8,12 +8,16 @@
 #    journal says why;
 #  - configured + `systemctl enable iggy-warden`: starting iggy-server starts the
 #    sidecar first (Type=notify, READY, STATUS=, running hardened as iggy), then
-#    recovery (repairs the fixture's empty pairs), then the server;
+#    recovery in the packaged config's mode salvage (repairs the fixture's empty
+#    pairs), then the server;
 #  - after the server is killed, systemd restarts it and recovery runs again, taking the
 #    journal over from the sidecar;
 #  - mode absolute + a torn tail: the start fails with exit 3, nothing changed, reason
-#    in the journal; back to tolerate-tail: repaired, the cut bytes are quarantined
-#    (`restore --list`), the server starts;
+#    in the journal; back to the packaged salvage: repaired, the cut bytes are
+#    quarantined (`restore --list`), the server starts;
+#  - a corrupt message inside a sealed segment (damage no crash leaves at a tail):
+#    mode tolerate-tail refuses the start with exit 3 and changes nothing; salvage
+#    repairs it, quarantines the replaced file, and the server starts;
 #  - `systemctl disable --now iggy-warden`, then `dpkg -r`: sidecar stopped, drop-in
 #    gone, iggy-server starts without recovery.
 #
@@ -159,6 +163,9 @@ c grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$pid/status" || fail "sidecar witho
 c grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid/status" || fail "sidecar without a seccomp filter"
 c grep -q '^CapBnd:[[:space:]]*0000000000000000' "/proc/$pid/status" || fail "sidecar has capabilities"
 c journalctl -q -u iggy-server -o cat | grep -q 'ready to start' || fail "no recovery report in the journal"
+# The mode of the last recovery, from its report's first line ("mode M; journal ...").
+last_mode() { c journalctl -q -u iggy-server -o cat | sed -n 's/^mode \([a-z-]*\);.*/\1/p' | tail -n1; }
+[ "$(last_mode)" = salvage ] || fail "recovery ran in mode '$(last_mode)', not the packaged salvage"
 say "started: sidecar ready (as iggy, seccomp, no capabilities) before recovery began; server active"
 
 sleep 5 # > WatchdogSec: a sidecar that did not send WATCHDOG=1 would be killed by now
@@ -185,7 +192,14 @@ c systemctl stop iggy-server
 seg=$(c sh -c 'ls /var/lib/iggy/local_data/streams/1/topics/0/partitions/0/*.log | tail -n1')
 c truncate -s -7 "$seg" # a torn last message, as a crash mid-write leaves it
 sum_before=$(c sha256sum "$seg")
-c sh -c 'echo "mode = \"absolute\"" >>/etc/iggy-warden/config.toml'
+# The packaged config sets mode = "salvage": switch that line (a second `mode` key
+# would make the file invalid, and recovery exit 2).
+set_mode() {
+	c sed -i "s/^mode = .*/mode = \"$1\"/" /etc/iggy-warden/config.toml
+	c grep -qx "mode = \"$1\"" /etc/iggy-warden/config.toml || fail "could not set mode $1"
+}
+c grep -qx 'mode = "salvage"' /etc/iggy-warden/config.toml || fail "the packaged config does not set mode = \"salvage\""
+set_mode absolute
 if c systemctl start iggy-server 2>/dev/null; then fail "server started on damaged data in mode absolute"; fi
 c systemctl status iggy-server --no-pager >"$tmp/status" 2>&1 || true
 grep -q 'status=3' "$tmp/status" || { cat "$tmp/status" >&2; fail "recover did not exit 3"; }
@@ -195,11 +209,46 @@ c journalctl -q -u iggy-server -o cat | grep -q 'an operator must decide' ||
 c systemctl reset-failed iggy-server
 say "absolute + torn tail: start refused (exit 3), segment untouched"
 
-c sed -i '/^mode = "absolute"/d' /etc/iggy-warden/config.toml
-c systemctl start iggy-server || { c journalctl -q -u iggy-server --no-pager | tail -30 >&2; fail "tolerate-tail start"; }
+set_mode salvage
+c systemctl start iggy-server || { c journalctl -q -u iggy-server --no-pager | tail -30 >&2; fail "salvage start"; }
+[ "$(last_mode)" = salvage ] || fail "the repair ran in mode '$(last_mode)', not salvage"
 c runuser -u iggy -- iggy-warden restore --config /etc/iggy-warden/config.toml --list >"$tmp/q"
 [ -s "$tmp/q" ] || fail "quarantine empty after cutting a tail"
-say "tolerate-tail: tail cut and quarantined ($(wc -l <"$tmp/q") entries), server started"
+say "salvage: tail cut and quarantined ($(wc -l <"$tmp/q") entries), server started"
+
+# --- a corrupt message in a sealed segment: tolerate-tail refuses, salvage repairs --------
+c systemctl stop iggy-server
+part=/var/lib/iggy/local_data/streams/0/topics/0/partitions/0
+sealed=$part/00000000000000000000 # sealed: 1332 messages, a later segment follows
+# Message 600 starts where index entry 599 says message 599 ends (u32 at byte 4 of the
+# 16-byte entry). One byte of its origin timestamp (header byte 40) flipped: its XXH3
+# fails but its framing holds, so what follows is still readable.
+start=$(c od -An -tu4 -j $((599 * 16 + 4)) -N4 "$sealed.index" | tr -d ' ')
+[ -n "$start" ] && [ "$start" -gt 0 ] || fail "no index entry 599 in $sealed.index"
+at=$((start + 40))
+byte=$(c od -An -tu1 -j "$at" -N1 "$sealed.log" | tr -d ' ')
+c sh -c 'printf "\\$1" | dd of="$2" bs=1 seek="$3" conv=notrunc status=none' sh \
+	"$(printf '%03o' $((byte ^ 255)))" "$sealed.log" "$at"
+[ "$(c od -An -tu1 -j "$at" -N1 "$sealed.log" | tr -d ' ')" = $((byte ^ 255)) ] || fail "byte $at not flipped"
+sums_before=$(c sh -c "sha256sum $part/*.log $part/*.index")
+refusals() { c journalctl -q -u iggy-server -o cat | grep -c 'an operator must decide' || true; }
+refused=$(refusals)
+set_mode tolerate-tail
+if c systemctl start iggy-server 2>/dev/null; then fail "tolerate-tail started the server on a corrupt sealed segment"; fi
+c systemctl status iggy-server --no-pager >"$tmp/status" 2>&1 || true
+grep -q 'status=3' "$tmp/status" || { cat "$tmp/status" >&2; fail "tolerate-tail: recover did not exit 3"; }
+[ "$(refusals)" -gt "$refused" ] || fail "tolerate-tail: the journal does not say why the start was refused"
+[ "$(c sh -c "sha256sum $part/*.log $part/*.index")" = "$sums_before" ] || fail "tolerate-tail changed the partition"
+c systemctl reset-failed iggy-server
+say "corrupt sealed segment, tolerate-tail: start refused (exit 3), partition untouched"
+set_mode salvage
+c systemctl start iggy-server || { c journalctl -q -u iggy-server --no-pager | tail -30 >&2; fail "salvage start"; }
+active iggy-server || fail "server not active after salvage"
+[ "$(last_mode)" = salvage ] || fail "the repair ran in mode '$(last_mode)', not salvage"
+c runuser -u iggy -- iggy-warden restore --config /etc/iggy-warden/config.toml --list >"$tmp/q2"
+grep -q 'streams/0/topics/0/partitions/0/00000000000000000000.log' "$tmp/q2" ||
+	{ cat "$tmp/q2" >&2; fail "salvage did not quarantine the corrupt segment's log"; }
+say "corrupt sealed segment, salvage: repaired ($(($(wc -l <"$tmp/q2") - $(wc -l <"$tmp/q"))) more quarantine entries), server started"
 
 # --- by hand, with the server stopped and the sidecar running ---------------------------------
 c systemctl stop iggy-server

@@ -125,8 +125,33 @@ fn write_subcommand_pages(
 }
 
 /// Sections of the main page that the command line cannot tell: how the commands
-/// fit together under systemd. Raw roff.
-const MAIN_PAGE_SECTIONS: &str = r#".SH "EXIT STATUS"
+/// fit together under systemd, and the recovery modes with their two defaults. Raw roff.
+const MAIN_PAGE_SECTIONS: &str = r#".SH "RECOVERY MODES"
+What \fBrecover\fR and \fBreplay \-\-apply\fR may repair on their own (\fB\-\-mode\fR,
+\fBIGGY_WARDEN_MODE\fR or \fBmode\fR in the configuration file). Every byte a repair
+removes goes to the quarantine first, for \fBrestore\fR.
+.TP
+\fBtolerate\-tail\fR
+The default of the command line: repairs what a crash leaves at the end of a
+partition and in rotations (a torn, zero\-filled or corrupt last message, index
+damage, half a rotation, an empty newest pair). Damage before the end of a partition
+changes nothing in the whole directory and exits 3.
+.TP
+\fBpoint\-in\-time\fR
+Cuts each partition at its first damage, wherever it is; later segments go to
+quarantine whole.
+.TP
+\fBsalvage\fR
+The mode of the packaged \fB/etc/iggy\-warden/config.toml\fR: keeps every message
+whose XXH3 is valid, wherever it is found. A damaged partition is re\-laid from its
+first damaged segment on: every valid message in offset order, one segment per run of
+consecutive offsets, named by its first offset, indexes rebuilt, no segment larger than
+the partition's largest. The replaced files are quarantined whole and restorable. When
+the disk lacks room for the new segments it exits 2 and changes nothing.
+.TP
+\fBabsolute\fR
+Repairs nothing; any problem exits 3.
+.SH "EXIT STATUS"
 .TP
 \fB0\fR
 Healthy, or repaired and ready to start.
@@ -136,7 +161,8 @@ Healthy, or repaired and ready to start.
 .TP
 \fB2\fR
 The command could not run (bad configuration, unreadable files, another process
-holds the journal); nothing was left half\-done.
+holds the journal, not enough free disk space for a salvage); nothing was left
+half\-done.
 .TP
 \fB3\fR
 \fBrecover\fR or \fBreplay \-\-apply\fR: the mode forbids a needed repair; an operator

@@ -40,7 +40,9 @@ fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
     let analysis =
         analyze(&layout, &|n| progress.advance(n)).context("cannot check the data directory")?;
     progress.finish();
-    Ok(CheckReport::new(&analysis))
+    CheckReport::new(&analysis)
+        .with_salvage_view(&analysis)
+        .context("cannot check the data directory")
 }
 
 fn print_human(r: &CheckReport) {
@@ -64,6 +66,11 @@ fn print_human(r: &CheckReport) {
     }
     for problem in &r.problems {
         println!("  {problem}");
+    }
+    for p in &r.partition_reports {
+        if let Some(modes) = &p.modes {
+            println!("  partition {}: {modes}", p.partition);
+        }
     }
     for stray in &r.strays {
         println!(

@@ -15,7 +15,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Where the journal and the quarantine live.
     pub state_dir: Option<PathBuf>,
-    /// Recovery mode: tolerate-tail, point-in-time or absolute.
+    /// Recovery mode: tolerate-tail, point-in-time, salvage or absolute. Without it,
+    /// tolerate-tail; the packaged file sets salvage, for unattended restarts.
     pub mode: Option<String>,
     /// How often the sidecar checkpoints verified bytes of open segments, in ms.
     pub checkpoint_interval_ms: Option<u64>,

@@ -179,6 +179,17 @@ impl SegmentFilter {
                     // Undoing a repair of this segment is about this segment too.
                     RepairAction::Restore { repair: undone } => self.repairs.contains(undone),
                     RepairAction::CreateDir { .. } => false,
+                    RepairAction::Relay {
+                        originals,
+                        segments,
+                        ..
+                    } => {
+                        originals.iter().any(|o| {
+                            o.path == self.segment.rel_log() || o.path == self.segment.rel_index()
+                        }) || segments
+                            .iter()
+                            .any(|s| self.segment.partition.segment(s.start_offset) == self.segment)
+                    }
                 };
                 if touches {
                     self.repairs.insert(*repair);

@@ -11,9 +11,12 @@ use recovery::plan::Mode;
 pub struct RecoverArgs {
     #[command(flatten)]
     pub dirs: DirArgs,
-    /// tolerate-tail (repair crash tails, refuse anything else), point-in-time (cut
-    /// each partition at its first damage) or absolute (repair nothing) [default:
-    /// tolerate-tail, or `mode` in the config file]
+    /// Recovery mode: tolerate-tail (repair crash tails, refuse anything else),
+    /// point-in-time (cut each partition at its first damage), salvage (keep every
+    /// message whose XXH3 is valid, wherever found, re-laying a damaged partition from
+    /// its first damaged segment; exit 2, nothing changed, when the disk lacks room) or
+    /// absolute (repair nothing) [default: tolerate-tail, or `mode` in the config file;
+    /// the packaged /etc/iggy-warden/config.toml sets salvage]
     #[arg(long, env = "IGGY_WARDEN_MODE")]
     pub mode: Option<Mode>,
     /// Print one JSON object instead of text.
@@ -24,13 +27,17 @@ pub struct RecoverArgs {
     pub force: bool,
 }
 
-/// The mode from the flag, else the config file, else tolerate-tail.
+/// The mode from the flag (or IGGY_WARDEN_MODE), else the config file, else
+/// tolerate-tail.
 pub fn resolve_mode(flag: Option<Mode>, dirs: &DirArgs) -> anyhow::Result<Mode> {
     if let Some(mode) = flag {
         return Ok(mode);
     }
     match dirs.file_config()?.mode {
-        Some(m) => m.parse().map_err(anyhow::Error::msg),
+        Some(m) => m.parse().map_err(|e: String| {
+            let file = dirs.config.as_deref().unwrap_or(std::path::Path::new("?"));
+            anyhow::anyhow!("invalid config file {}: mode: {e}", file.display())
+        }),
         None => Ok(Mode::default()),
     }
 }

@@ -17,7 +17,8 @@ const HISTORY_PER_SEGMENT: usize = 8;
 pub struct ReplayArgs {
     #[command(flatten)]
     pub dirs: DirArgs,
-    /// Recovery mode, as for `recover`.
+    /// Recovery mode, as for `recover`: tolerate-tail, point-in-time, salvage or
+    /// absolute [default: tolerate-tail, or `mode` in the config file]
     #[arg(long, env = "IGGY_WARDEN_MODE")]
     pub mode: Option<Mode>,
     /// Execute the plan (default: only show it).

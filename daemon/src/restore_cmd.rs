@@ -7,9 +7,10 @@ use crate::exit;
 use crate::session::{refuse_if_busy, Session};
 use anyhow::Context;
 use journal::{RepairAction, RepairId};
-use recovery::execute::Executor;
+use recovery::execute::{Executed, Executor};
 use recovery::fsops::StdFs;
-use recovery::quarantine::Quarantine;
+use recovery::quarantine::{Manifest, Quarantine};
+use serde_json::{json, Value};
 
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
@@ -21,6 +22,11 @@ pub struct RestoreArgs {
     /// List what the quarantine holds instead.
     #[arg(long)]
     pub list: bool,
+    /// Print one JSON object instead of text: with --list, every quarantined repair
+    /// (id, action, reason, file, byte range, XXH3 as 0x-prefixed hex, created_file,
+    /// bytes); otherwise what was restored.
+    #[arg(long)]
+    pub json: bool,
     /// Change files even though another process has some open.
     #[arg(long)]
     pub force: bool,
@@ -37,11 +43,19 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
     let session = Session::open(&args.dirs)?;
     let quarantine = Quarantine::new(&session.dirs.state_dir);
     if args.list || args.repairs.is_empty() {
-        for m in quarantine.list()? {
+        let manifests = quarantine.list()?;
+        if args.json {
             println!(
-                "{}  {}  bytes {} of {}  ({})",
-                m.repair, m.action, m.range, m.file, m.reason
+                "{}",
+                serde_json::to_string_pretty(&list_json(&quarantine, &manifests))?
             );
+        } else {
+            for m in &manifests {
+                println!(
+                    "{}  {}  bytes {} of {}  ({})",
+                    m.repair, m.action, m.range, m.file, m.reason
+                );
+            }
         }
         return Ok(exit::OK);
     }
@@ -56,8 +70,18 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
         fs: &StdFs,
         log: &session.journal,
     };
-    exec.replay_pending()
+    let finished = exec
+        .replay_pending()
         .context("cannot finish the repairs an earlier run journaled")?;
+    // What each repair took out, read before the restore (for the JSON report).
+    let mut targets = std::collections::BTreeMap::new();
+    if args.json {
+        for &id in &ids {
+            if let Some(m) = quarantine.load(id)? {
+                targets.insert(id, m);
+            }
+        }
+    }
     let plan = ids
         .iter()
         .map(|&id| {
@@ -67,14 +91,88 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
             )
         })
         .collect();
-    for done in exec
+    let done = exec
         .execute(plan)
-        .context("restore failed; rerun it to finish")?
-    {
-        println!(
-            "{}: {} ({} bytes back)",
-            done.repair, done.action, done.quarantined_bytes
-        );
+        .context("restore failed; rerun it to finish")?;
+    if args.json {
+        let out = json!({
+            "data_dir": session.dirs.data_dir,
+            "state_dir": session.dirs.state_dir,
+            "finished": finished.iter().map(executed_json).collect::<Vec<_>>(),
+            "restored": done.iter().map(|d| restored_json(d, &targets)).collect::<Vec<_>>(),
+            "bytes_restored": done.iter().map(|d| d.quarantined_bytes).sum::<u64>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for done in &done {
+            println!(
+                "{}: {} ({} bytes back)",
+                done.repair, done.action, done.quarantined_bytes
+            );
+        }
     }
     Ok(exit::OK)
+}
+
+/// `restore --list --json`: the quarantine and every repair it holds, oldest first.
+fn list_json(quarantine: &Quarantine, manifests: &[Manifest]) -> Value {
+    json!({
+        "quarantine": quarantine.dir(),
+        "repairs": manifests
+            .iter()
+            .map(|m| manifest_json(quarantine, m))
+            .collect::<Vec<_>>(),
+        "bytes": manifests.iter().map(|m| m.range.len()).sum::<u64>(),
+    })
+}
+
+/// One quarantined repair. `id` is the form `restore` takes and prints, `repair` the
+/// number `recover --json` reports. The XXH3 is hex, as error messages print it (a
+/// 64-bit number is not exact in every JSON reader).
+fn manifest_json(quarantine: &Quarantine, m: &Manifest) -> Value {
+    json!({
+        "id": m.repair.to_string(),
+        "repair": m.repair.0,
+        "action": m.action.to_string(),
+        "action_detail": m.action,
+        "reason": m.reason,
+        "data_dir": m.data_dir,
+        "file": m.file,
+        "range": { "start": m.range.start, "end": m.range.end },
+        "xxh3": format!("{:#018x}", m.xxh3),
+        "created_file": m.created_file,
+        "bytes": m.range.len(),
+        "saved_at": quarantine.bytes_path(m.repair),
+    })
+}
+
+/// A repair an earlier run journaled and this one finished before restoring.
+fn executed_json(e: &Executed) -> Value {
+    json!({
+        "id": e.repair.to_string(),
+        "repair": e.repair.0,
+        "action": e.action.to_string(),
+        "action_detail": e.action,
+        "reason": e.reason,
+        "bytes": e.quarantined_bytes,
+    })
+}
+
+/// One restore: its own id, the repair it undid and where that repair had cut.
+fn restored_json(d: &Executed, targets: &std::collections::BTreeMap<RepairId, Manifest>) -> Value {
+    let target = match d.action {
+        RepairAction::Restore { repair } => Some(repair),
+        _ => None,
+    };
+    let manifest = target.and_then(|t| targets.get(&t));
+    json!({
+        "id": d.repair.to_string(),
+        "repair": d.repair.0,
+        "restored": target.map(|t| t.to_string()),
+        "restored_action": manifest.map(|m| m.action.to_string()),
+        "file": manifest.map(|m| m.file.clone()),
+        "range": manifest.map(|m| json!({ "start": m.range.start, "end": m.range.end })),
+        "reason": d.reason,
+        "bytes": d.quarantined_bytes,
+    })
 }

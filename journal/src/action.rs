@@ -4,7 +4,7 @@
 //! tell whether the action already happened (redo) and that `restore` can undo it.
 //! Paths are relative to the data directory so a moved data directory stays valid.
 
-use crate::key::SegmentKey;
+use crate::key::{ByteRange, PartitionId, SegmentKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -56,6 +56,41 @@ pub enum RepairAction {
     /// `offsets/consumers` and `offsets/groups`. New variants go last: bincode
     /// numbers variants by position.
     CreateDir { path: String },
+    /// Salvage: replace the files `originals` of `partition` (each quarantined whole
+    /// first) with `segments`, new segments laid out from the valid messages found in
+    /// them. The new files are written under temporary names and renamed into place.
+    Relay {
+        partition: PartitionId,
+        originals: Vec<RelayOriginal>,
+        segments: Vec<RelaySegment>,
+    },
+}
+
+/// A file a relay replaces, as the planner found it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayOriginal {
+    /// Path relative to the data directory.
+    pub path: String,
+    pub len: u64,
+    pub xxh3: u64,
+}
+
+/// A segment a relay writes: its log is the concatenation of `pieces`, its index is
+/// rebuilt from that log and has one entry per message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelaySegment {
+    pub start_offset: u64,
+    pub messages: u64,
+    pub log_len: u64,
+    pub pieces: Vec<RelayPiece>,
+}
+
+/// Bytes of one original file (an index into the relay's `originals`) copied as they
+/// are: one or more whole messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayPiece {
+    pub source: u32,
+    pub range: ByteRange,
 }
 
 impl RepairAction {
@@ -68,6 +103,7 @@ impl RepairAction {
             RepairAction::QuarantineFile { path, .. } => path.clone(),
             RepairAction::Restore { repair } => format!("(files of repair {repair})"),
             RepairAction::CreateDir { path } => path.clone(),
+            RepairAction::Relay { partition, .. } => partition.rel_dir(),
         }
     }
 }
@@ -117,6 +153,19 @@ impl fmt::Display for RepairAction {
             }
             RepairAction::Restore { repair } => write!(f, "restore what repair {repair} took out"),
             RepairAction::CreateDir { path } => write!(f, "create folder {path}"),
+            RepairAction::Relay {
+                partition,
+                originals,
+                segments,
+            } => write!(
+                f,
+                "re-lay {}: {} files ({} bytes) replaced by {} segments of {} messages",
+                partition.rel_dir(),
+                originals.len(),
+                originals.iter().map(|o| o.len).sum::<u64>(),
+                segments.len(),
+                segments.iter().map(|s| s.messages).sum::<u64>()
+            ),
         }
     }
 }

@@ -27,7 +27,7 @@ pub mod state;
 pub mod store;
 pub mod verify;
 
-pub use action::{RepairAction, RepairId};
+pub use action::{RelayOriginal, RelayPiece, RelaySegment, RepairAction, RepairId};
 pub use compact::CompactReport;
 pub use error::JournalError;
 pub use key::{ByteRange, ParseSegmentKeyError, PartitionId, SegmentKey};

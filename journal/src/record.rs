@@ -245,6 +245,20 @@ mod tests {
                 3,
             ),
             (RepairAction::Restore { repair }, 4),
+            (
+                RepairAction::CreateDir {
+                    path: String::new(),
+                },
+                5,
+            ),
+            (
+                RepairAction::Relay {
+                    partition: segment.partition,
+                    originals: Vec::new(),
+                    segments: Vec::new(),
+                },
+                6,
+            ),
         ];
         for (action, n) in actions {
             let p = payload(Record::RepairIntent {

@@ -19,8 +19,13 @@ use std::path::{Path, PathBuf};
 /// Where repairs are journaled: implemented over the sled journal, and in memory for
 /// tests. Every call returns only once what it wrote is durable.
 pub trait RepairLog {
-    /// Allocates ids for and records the intents of a whole plan.
-    fn record_intents(&self, intents: &[(RepairAction, String)]) -> Result<Vec<RepairId>, String>;
+    /// Allocates ids for and records the intents of a whole plan. Every id is
+    /// above `above` (the highest id the quarantine holds) and never handed out again.
+    fn record_intents(
+        &self,
+        intents: &[(RepairAction, String)],
+        above: Option<RepairId>,
+    ) -> Result<Vec<RepairId>, String>;
     fn record_done(&self, id: RepairId) -> Result<(), String>;
     fn record_failed(&self, id: RepairId, error: &str) -> Result<(), String>;
     /// Intents with neither done nor failed, oldest first.
@@ -87,7 +92,11 @@ impl Executor<'_> {
             return Ok(Vec::new());
         }
         self.fs.step("journal intents");
-        let ids = self.log.record_intents(&plan).map_err(ExecError::Journal)?;
+        let above = self.quarantine.highest_id()?;
+        let ids = self
+            .log
+            .record_intents(&plan, above)
+            .map_err(ExecError::Journal)?;
         ids.into_iter()
             .zip(plan)
             .map(|(id, (action, reason))| self.run_one(id, action, reason))
@@ -158,10 +167,11 @@ impl Executor<'_> {
             }
             RepairAction::Restore { repair } => self.restore(id, *repair),
             RepairAction::CreateDir { path } => self.create_dir(id, action, reason, path),
+            RepairAction::Relay { .. } => self.relay(id, action, reason),
         }
     }
 
-    fn changed(
+    pub(crate) fn changed(
         &self,
         id: RepairId,
         path: &Path,

@@ -32,6 +32,9 @@ pub trait FileOps {
     /// Cuts `path` to `len` bytes and fsyncs it.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// A second name `dst` for the file `src` (same file system only), then fsyncs
+    /// the file: its bytes may not have been durable before.
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Removes an empty folder.
@@ -94,6 +97,11 @@ impl FileOps for StdFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
+    }
+
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        fs::hard_link(src, dst)?;
+        File::open(dst)?.sync_all()
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {

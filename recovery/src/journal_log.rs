@@ -4,11 +4,20 @@ use crate::execute::RepairLog;
 use journal::{Journal, Record, RepairAction, RepairId};
 
 impl RepairLog for Journal {
-    fn record_intents(&self, intents: &[(RepairAction, String)]) -> Result<Vec<RepairId>, String> {
+    fn record_intents(
+        &self,
+        intents: &[(RepairAction, String)],
+        above: Option<RepairId>,
+    ) -> Result<Vec<RepairId>, String> {
+        // One id from the journal, then the following ones: journaling the intents
+        // moves the journal's counter past them, so none is handed out twice. Ids
+        // already used in the quarantine (a journal lost or reset since) are skipped.
+        let first = self.next_repair_id().map_err(|e| e.to_string())?.0;
+        let first = first.max(above.map_or(0, |a| a.0.saturating_add(1)));
         let mut ids = Vec::with_capacity(intents.len());
         let mut records = Vec::with_capacity(intents.len());
-        for (action, reason) in intents {
-            let repair = self.next_repair_id().map_err(|e| e.to_string())?;
+        for (n, (action, reason)) in intents.iter().enumerate() {
+            let repair = RepairId(first.saturating_add(n as u64));
             ids.push(repair);
             records.push(Record::RepairIntent {
                 repair,

@@ -21,7 +21,9 @@ pub mod quarantine;
 pub mod rebuild;
 pub mod report;
 pub mod restore;
+pub mod salvage;
 pub mod scan;
+pub mod space;
 pub mod verdict;
 
 pub use journal::{ByteRange, PartitionId, RepairAction, RepairId, SegmentKey};

@@ -24,6 +24,8 @@ pub enum PipelineError {
     Analyze(#[from] AnalyzeError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Space(#[from] crate::space::SpaceError),
     #[error("repair failed (rerun to finish it): {0}")]
     Execute(#[source] ExecError),
     #[error("repairs ran but the directory is still not consistent: {0}")]
@@ -90,6 +92,8 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
     if the_plan.needs_operator() {
         return Ok(outcome);
     }
+    let planned: Vec<_> = the_plan.actions.iter().map(|a| &a.action).collect();
+    crate::space::check_space(exec.data_dir, exec.quarantine.dir(), &planned)?;
     let touched: BTreeSet<PartitionId> = the_plan.actions.iter().map(|a| a.partition).collect();
     let actions = the_plan
         .actions

@@ -13,10 +13,16 @@
 //!   anything else makes the whole run change nothing and ask for an operator.
 //! - `point-in-time` cuts each partition at its first damage, wherever it is.
 //! - `absolute` repairs nothing and asks for an operator on any problem.
+//! - `salvage` keeps every valid message: the tolerate-tail repair where that loses
+//!   none, else a re-lay of the partition from its first damaged segment (`salvage`).
+//!
+//! A refusal says what each mode would keep and names the least invasive one that
+//! keeps every valid message.
 
 use crate::analyze::{Analysis, PartitionAnalysis, SegmentAnalysis};
 use crate::index::{IndexState, ENTRY_LEN};
 use crate::rebuild::index_digest;
+use crate::salvage::{salvage_partition, Salvage, SalvageError};
 use crate::scan::StopReason;
 use crate::verdict::{judge_partition, Problem, ProblemKind};
 use journal::{PartitionId, RepairAction};
@@ -115,13 +121,23 @@ pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
         if problems.is_empty() {
             continue;
         }
-        match plan_partition(p, mode, &problems)? {
+        let planned = match mode {
+            Mode::Salvage => plan_salvage(p, &problems)?,
+            _ => plan_partition(p, mode, &problems)?,
+        };
+        match planned {
             PartitionPlan::Repair(actions) => out.actions.extend(actions),
-            PartitionPlan::Refuse(why) => out.refusals.push(Refusal {
-                partition: p.id,
-                why,
-                problems: problems.clone(),
-            }),
+            PartitionPlan::Refuse(why) => {
+                let why = match mode {
+                    Mode::Salvage => why,
+                    _ => with_advice(p, why)?,
+                };
+                out.refusals.push(Refusal {
+                    partition: p.id,
+                    why,
+                    problems: problems.clone(),
+                })
+            }
         }
         out.problems.extend(problems);
     }
@@ -148,10 +164,11 @@ fn find_cut(p: &PartitionAnalysis) -> Option<Cut> {
                 tail_only: !later_hold_data(i),
             });
         };
-        if i > 0 {
-            let prev = &p.segments[i - 1];
+        if let Some(prev) = i.checked_sub(1).and_then(|j| p.segments.get(j)) {
+            // 0.6.0 serves a gap forward between whole segments (measured); only an
+            // overlap is damage.
             let expected = prev.key().start_offset + prev.valid_messages();
-            if seg.key().start_offset != expected {
+            if seg.key().start_offset < expected {
                 return Some(Cut {
                     seg: i - 1,
                     keep_len: prev.files.log_len.unwrap_or(0),
@@ -200,7 +217,7 @@ fn plan_partition(
         if mode == Mode::TolerateTail && !c.tail_only {
             return Ok(PartitionPlan::Refuse(format!(
                 "damage before the end of the partition: cutting there would take out \
-                 intact data after it ({}); run with --mode point-in-time to cut anyway",
+                 intact data after it ({})",
                 problems
                     .iter()
                     .map(|p| p.kind.name())
@@ -299,18 +316,30 @@ fn plan_partition(
             });
         }
     }
-    for dir in &p.missing_offset_dirs {
-        push(RepairAction::CreateDir {
+    for action in offset_repairs(p) {
+        push(action);
+    }
+    Ok(PartitionPlan::Repair(actions))
+}
+
+/// The repairs of a partition's offsets folders: create the missing ones, take out
+/// offset files too short for the server to read.
+fn offset_repairs(p: &PartitionAnalysis) -> Vec<RepairAction> {
+    let dirs = p
+        .missing_offset_dirs
+        .iter()
+        .map(|dir| RepairAction::CreateDir {
             path: rel(&p.dir, dir, &p.id.rel_dir()),
         });
-    }
-    for f in p.offset_files.iter().filter(|f| f.len < 8) {
-        push(RepairAction::QuarantineFile {
+    let files = p
+        .offset_files
+        .iter()
+        .filter(|f| f.len < 8)
+        .map(|f| RepairAction::QuarantineFile {
             path: rel(&p.dir, &f.path, &p.id.rel_dir()),
             len: f.len,
         });
-    }
-    Ok(PartitionPlan::Repair(actions))
+    dirs.chain(files).collect()
 }
 
 /// `path` relative to the data directory, given the partition folder `dir` and its
@@ -320,4 +349,129 @@ fn rel(dir: &Path, path: &Path, dir_rel: &str) -> String {
         Ok(tail) => format!("{dir_rel}/{}", tail.to_string_lossy()),
         Err(_) => path.to_string_lossy().into_owned(),
     }
+}
+
+/// How many valid messages each mode would leave in one damaged partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ModeCounts {
+    pub partition: PartitionId,
+    /// Salvage keeps every message whose checksum is valid (one copy per offset).
+    pub salvage: u64,
+    pub point_in_time: u64,
+    /// `None` when tolerate-tail refuses: it then changes nothing and the server
+    /// does not start.
+    pub tolerate_tail: Option<u64>,
+}
+
+impl ModeCounts {
+    /// The least invasive mode that keeps every valid message.
+    pub fn least_invasive(&self) -> Mode {
+        if self.tolerate_tail == Some(self.salvage) {
+            Mode::TolerateTail
+        } else if self.point_in_time >= self.salvage {
+            Mode::PointInTime
+        } else {
+            Mode::Salvage
+        }
+    }
+}
+
+impl fmt::Display for ModeCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tail = self
+            .tolerate_tail
+            .map_or("refuses".to_string(), |n| n.to_string());
+        write!(
+            f,
+            "valid messages kept by each mode: salvage {}, point-in-time {}, tolerate-tail \
+             {tail}; run with --mode {} to keep every valid message",
+            self.salvage,
+            self.point_in_time,
+            self.least_invasive()
+        )
+    }
+}
+
+/// Messages the partition keeps when cut at `cut` (every segment's valid prefix up
+/// to the cut; the cut segment keeps its valid prefix).
+fn kept_by_cut(p: &PartitionAnalysis, cut: Option<Cut>) -> u64 {
+    p.segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match cut {
+            Some(c) if i > c.seg => 0,
+            _ => s.valid_messages(),
+        })
+        .sum()
+}
+
+pub(crate) fn salvage_error(e: SalvageError) -> PlanError {
+    PlanError {
+        path: e.path,
+        source: e.source,
+    }
+}
+
+/// What each mode would keep of `p`, given its salvage plan (`None`: nothing to
+/// salvage, every valid message is in a sound segment).
+pub fn mode_counts(p: &PartitionAnalysis, salvage: Option<&Salvage>) -> ModeCounts {
+    let cut = find_cut(p);
+    let point_in_time = kept_by_cut(p, cut);
+    ModeCounts {
+        partition: p.id,
+        salvage: salvage.map_or(p.valid_messages(), |s| s.kept_messages),
+        point_in_time,
+        tolerate_tail: match cut {
+            Some(c) if !c.tail_only => None,
+            _ => Some(point_in_time),
+        },
+    }
+}
+
+/// A refusal's reason, with what each mode would keep.
+fn with_advice(p: &PartitionAnalysis, why: String) -> Result<String, PlanError> {
+    if !p.stray_logs.is_empty() {
+        return Ok(why);
+    }
+    let salvage = salvage_partition(p).map_err(salvage_error)?;
+    Ok(format!("{why}; {}", mode_counts(p, salvage.as_ref())))
+}
+
+/// Salvage: the tolerate-tail repair when it keeps every valid message, else a
+/// re-lay of the partition from its first damaged segment.
+fn plan_salvage(p: &PartitionAnalysis, problems: &[Problem]) -> Result<PartitionPlan, PlanError> {
+    let tail = plan_partition(p, Mode::TolerateTail, problems)?;
+    if !p.stray_logs.is_empty() {
+        return Ok(tail);
+    }
+    let Some(salvage) = salvage_partition(p).map_err(salvage_error)? else {
+        return Ok(tail);
+    };
+    if let PartitionPlan::Repair(_) = tail {
+        if kept_by_cut(p, find_cut(p)) >= salvage.kept_messages {
+            return Ok(tail);
+        }
+    }
+    let mut reason = problems
+        .iter()
+        .map(|p| p.to_string())
+        .chain(salvage.signatures.iter().map(|p| p.to_string()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    reason.push_str(&format!(
+        "; salvage keeps all {} valid messages ({} second copies of an offset stay in quarantine)",
+        salvage.kept_messages,
+        salvage.dropped.len()
+    ));
+    let mut actions = vec![PlannedAction {
+        partition: p.id,
+        action: salvage.action,
+        reason: reason.clone(),
+    }];
+    actions.extend(offset_repairs(p).into_iter().map(|action| PlannedAction {
+        partition: p.id,
+        action,
+        reason: reason.clone(),
+    }));
+    Ok(PartitionPlan::Repair(actions))
 }

@@ -6,7 +6,7 @@
 //! file and a rename, so a manifest that exists always describes bytes already on disk.
 
 use crate::fsops::{file_digest, FileOps};
-use journal::{ByteRange, RepairAction, RepairId};
+use journal::{ByteRange, RelayOriginal, RepairAction, RepairId};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
@@ -22,6 +22,15 @@ pub enum QuarantineError {
     Io { path: PathBuf, source: io::Error },
     #[error("quarantine manifest {path} is unreadable: {detail}")]
     BadManifest { path: PathBuf, detail: String },
+    #[error(
+        "quarantine folder {path} already holds another repair ({found}); refusing to \
+         save {wanted} there, nothing was changed"
+    )]
+    IdTaken {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
     #[error(
         "quarantined bytes {path} do not match their manifest (expected {expected_len} bytes \
          with XXH3 {expected:#018x})"
@@ -58,6 +67,26 @@ pub struct Manifest {
     pub xxh3: u64,
     /// The file did not exist before the repair: restoring removes it.
     pub created_file: bool,
+    /// Whole files saved by a repair that replaces several (a salvage re-lay); then
+    /// `file` is their folder and `range` is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<SavedFile>,
+}
+
+/// The name of whole file number `i` in a repair's quarantine folder.
+pub fn whole_file_name(i: usize) -> String {
+    format!("file-{i}")
+}
+
+/// One whole file in a repair's quarantine folder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedFile {
+    /// Where it was, relative to the data directory.
+    pub file: String,
+    pub len: u64,
+    pub xxh3: u64,
+    /// Its name inside the repair's quarantine folder.
+    pub saved_as: String,
 }
 
 /// The quarantine folder inside a state directory.
@@ -99,7 +128,7 @@ impl Quarantine {
         range: ByteRange,
         created_file: bool,
     ) -> Result<Manifest, QuarantineError> {
-        if let Some(m) = self.load_verified(id)? {
+        if let Some(m) = self.load_same(id, action, file)? {
             return Ok(m);
         }
         let dir = self.repair_dir(id);
@@ -123,7 +152,89 @@ impl Quarantine {
             range,
             xxh3,
             created_file,
+            files: Vec::new(),
         };
+        self.write_manifest(fs, &manifest)?;
+        Ok(manifest)
+    }
+
+    /// Saves whole files of `data_dir` for repair `id` (a hard link where the file
+    /// system allows, else a copy) and returns the manifest. Each must still have the
+    /// length and XXH3 the plan recorded; a complete earlier save is kept as it is.
+    #[allow(clippy::too_many_arguments)]
+    pub fn save_files(
+        &self,
+        fs: &dyn FileOps,
+        id: RepairId,
+        action: &RepairAction,
+        reason: &str,
+        data_dir: &Path,
+        folder: &str,
+        files: &[RelayOriginal],
+    ) -> Result<Manifest, QuarantineError> {
+        if let Some(m) = self.load_same(id, action, folder)? {
+            return Ok(m);
+        }
+        let dir = self.repair_dir(id);
+        fs.create_dir_all(&dir).map_err(io_err(&dir))?;
+        let mut saved = Vec::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            let name = whole_file_name(i);
+            let dst = dir.join(&name);
+            let expected = Some((f.len, f.xxh3));
+            if file_digest(&dst).map_err(io_err(&dst))? != expected {
+                let src = data_dir.join(&f.path);
+                let _ = fs.remove_file(&dst);
+                // A hard link is the file itself: what the plan hashed moments ago
+                // while the data directory was not in use, so its length suffices.
+                // A copy is hashed as it is made.
+                let saved = match fs.hard_link(&src, &dst) {
+                    Ok(()) => fs::metadata(&dst)
+                        .map(|m| (m.len() == f.len).then_some((f.len, f.xxh3)))
+                        .map_err(io_err(&dst))?,
+                    Err(_) => fs
+                        .copy_range(&src, ByteRange::new(0, f.len), &dst)
+                        .map(|xxh3| Some((f.len, xxh3)))
+                        .map_err(io_err(&src))?,
+                };
+                if saved != expected {
+                    return Err(QuarantineError::BytesChanged {
+                        path: src,
+                        expected_len: f.len,
+                        expected: f.xxh3,
+                    });
+                }
+            }
+            saved.push(SavedFile {
+                file: f.path.clone(),
+                len: f.len,
+                xxh3: f.xxh3,
+                saved_as: name,
+            });
+        }
+        let bytes = dir.join(BYTES);
+        fs.write_file(&bytes, &mut |_| Ok(()))
+            .map_err(io_err(&bytes))?;
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            repair: id,
+            action: action.clone(),
+            reason: reason.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            file: folder.to_string(),
+            range: ByteRange::new(0, 0),
+            xxh3: xxhash_rust::xxh3::xxh3_64(&[]),
+            created_file: false,
+            files: saved,
+        };
+        self.write_manifest(fs, &manifest)?;
+        Ok(manifest)
+    }
+
+    /// Writes `manifest.json` last, through a temporary file and a rename, so a
+    /// manifest always describes bytes already on disk.
+    fn write_manifest(&self, fs: &dyn FileOps, manifest: &Manifest) -> Result<(), QuarantineError> {
+        let dir = self.repair_dir(manifest.repair);
         let json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| QuarantineError::BadManifest {
                 path: dir.join(MANIFEST),
@@ -135,8 +246,7 @@ impl Quarantine {
         let path = dir.join(MANIFEST);
         fs.rename(&tmp, &path).map_err(io_err(&path))?;
         fs.sync_dir(&dir).map_err(io_err(&dir))?;
-        fs.sync_dir(&self.dir).map_err(io_err(&self.dir))?;
-        Ok(manifest)
+        fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
     }
 
     /// The manifest of repair `id`, `None` when there is none yet.
@@ -161,6 +271,46 @@ impl Quarantine {
         Ok(Some(manifest))
     }
 
+    /// The complete earlier save of this very repair (a rerun after a crash), or
+    /// `None`. A manifest of another repair under the same id (ids reused after the
+    /// journal was lost) is an error: its bytes may be the only copy.
+    fn load_same(
+        &self,
+        id: RepairId,
+        action: &RepairAction,
+        file: &str,
+    ) -> Result<Option<Manifest>, QuarantineError> {
+        let Some(m) = self.load(id)? else {
+            return Ok(None);
+        };
+        if m.action != *action || m.file != file {
+            return Err(QuarantineError::IdTaken {
+                path: self.repair_dir(id),
+                found: m.action.to_string(),
+                wanted: action.to_string(),
+            });
+        }
+        self.verify(&m)?;
+        Ok(Some(m))
+    }
+
+    /// The highest repair id that has a folder in the quarantine.
+    pub fn highest_id(&self) -> Result<Option<RepairId>, QuarantineError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&self.dir)(e)),
+        };
+        let mut highest = None;
+        for entry in entries {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            if let Some(id) = parse_folder_name(&entry.file_name().to_string_lossy()) {
+                highest = highest.max(Some(id));
+            }
+        }
+        Ok(highest)
+    }
+
     /// The manifest of repair `id` when its saved bytes are complete and unchanged.
     pub fn load_verified(&self, id: RepairId) -> Result<Option<Manifest>, QuarantineError> {
         let Some(m) = self.load(id)? else {
@@ -172,16 +322,28 @@ impl Quarantine {
 
     /// Checks that the saved bytes of `m` are the ones its manifest describes.
     pub fn verify(&self, m: &Manifest) -> Result<(), QuarantineError> {
-        let path = self.bytes_path(m.repair);
-        let found = file_digest(&path).map_err(io_err(&path))?;
-        if found != Some((m.range.len(), m.xxh3)) {
-            return Err(QuarantineError::BytesChanged {
-                path,
-                expected_len: m.range.len(),
-                expected: m.xxh3,
-            });
+        let whole = m
+            .files
+            .iter()
+            .map(|f| (self.repair_dir(m.repair).join(&f.saved_as), f.len, f.xxh3));
+        for (path, len, xxh3) in
+            std::iter::once((self.bytes_path(m.repair), m.range.len(), m.xxh3)).chain(whole)
+        {
+            let found = file_digest(&path).map_err(io_err(&path))?;
+            if found != Some((len, xxh3)) {
+                return Err(QuarantineError::BytesChanged {
+                    path,
+                    expected_len: len,
+                    expected: xxh3,
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Where whole file number `i` of repair `id` is saved.
+    pub fn saved_file(&self, id: RepairId, m: &SavedFile) -> PathBuf {
+        self.repair_dir(id).join(&m.saved_as)
     }
 
     /// Every manifest in the quarantine, oldest repair first.
@@ -194,15 +356,82 @@ impl Quarantine {
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io_err(&self.dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_prefix('r').and_then(|n| n.parse().ok()) else {
+            let Some(id) = parse_folder_name(&entry.file_name().to_string_lossy()) else {
                 continue;
             };
-            if let Some(m) = self.load(RepairId(id))? {
+            if let Some(m) = self.load(id)? {
                 out.push(m);
             }
         }
         out.sort_by_key(|m| m.repair);
         Ok(out)
+    }
+}
+
+/// The repair id a quarantine folder is named after (`r00000012`).
+fn parse_folder_name(name: &str) -> Option<RepairId> {
+    name.strip_prefix('r')?.parse().ok().map(RepairId)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsops::StdFs;
+
+    #[test]
+    fn saving_under_an_id_that_holds_another_repair_is_refused_and_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        fs::create_dir_all(&data).unwrap();
+        fs::write(data.join("a.log"), b"0123456789").unwrap();
+        fs::write(data.join("b.log"), b"abcdefghij").unwrap();
+        let q = Quarantine::new(&tmp.path().join("state"));
+        let id = RepairId(1);
+        let cut = |file: &str| RepairAction::QuarantineFile {
+            path: file.into(),
+            len: 10,
+        };
+        let range = ByteRange::new(4, 10);
+        q.save(
+            &StdFs,
+            id,
+            &cut("a.log"),
+            "first",
+            &data,
+            "a.log",
+            range,
+            false,
+        )
+        .unwrap();
+        let saved = fs::read(q.bytes_path(id)).unwrap();
+        // The same repair again (a rerun) finds its complete save.
+        q.save(
+            &StdFs,
+            id,
+            &cut("a.log"),
+            "first",
+            &data,
+            "a.log",
+            range,
+            false,
+        )
+        .unwrap();
+        let other = q.save(
+            &StdFs,
+            id,
+            &cut("b.log"),
+            "second",
+            &data,
+            "b.log",
+            range,
+            false,
+        );
+        assert!(
+            matches!(other, Err(QuarantineError::IdTaken { .. })),
+            "{other:?}"
+        );
+        assert_eq!(fs::read(q.bytes_path(id)).unwrap(), saved);
+        assert_eq!(q.load(id).unwrap().unwrap().file, "a.log");
+        assert_eq!(q.highest_id().unwrap(), Some(id));
     }
 }

@@ -2,6 +2,8 @@
 
 use crate::analyze::Analysis;
 use crate::layout::Stray;
+use crate::plan::{mode_counts, salvage_error, ModeCounts, PlanError};
+use crate::salvage::{first_damaged, salvage_partition};
 use crate::verdict::{judge_partition, Problem};
 use journal::PartitionId;
 use serde::Serialize;
@@ -15,6 +17,9 @@ pub struct PartitionSummary {
     pub messages: u64,
     pub problems: usize,
     pub ready: bool,
+    /// For a partition with damaged segments: what each recovery mode would keep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modes: Option<ModeCounts>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -45,6 +50,7 @@ impl CheckReport {
                 messages: p.valid_messages(),
                 problems: found.len(),
                 ready: found.is_empty(),
+                modes: None,
             });
             problems.extend(found);
         }
@@ -59,5 +65,23 @@ impl CheckReport {
             strays: a.strays.clone(),
             partition_reports,
         }
+    }
+
+    /// Reads every damaged partition again, resynchronising past bad bytes: adds
+    /// the rotation race's signatures to the problems and what each mode would keep.
+    pub fn with_salvage_view(mut self, a: &Analysis) -> Result<Self, PlanError> {
+        for (p, summary) in a.partitions.iter().zip(&mut self.partition_reports) {
+            if first_damaged(p).is_none() {
+                continue;
+            }
+            let salvage = salvage_partition(p).map_err(salvage_error)?;
+            summary.modes = Some(mode_counts(p, salvage.as_ref()));
+            if let Some(s) = salvage {
+                summary.problems += s.signatures.len();
+                self.problems.extend(s.signatures);
+            }
+        }
+        self.ready_to_start = self.problems.is_empty();
+        Ok(self)
     }
 }

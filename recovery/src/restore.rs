@@ -20,6 +20,9 @@ impl Executor<'_> {
                 self.quarantine.repair_dir(target).display()
             ))
         })?;
+        if let RepairAction::Relay { .. } = manifest.action {
+            return self.restore_relay(id, target, &manifest);
+        }
         let path = self.data_dir.join(&manifest.file);
         let saved = self.quarantine.bytes_path(target);
         let restore_action = RepairAction::Restore { repair: target };
@@ -119,6 +122,7 @@ impl Executor<'_> {
                     })?;
                 }
             }
+            RepairAction::Relay { .. } => return self.restore_relay(id, target, &manifest),
             RepairAction::Restore { .. } => {
                 return Err(ExecError::Journal(format!(
                     "repair {target} is itself a restore; restore the repair it undid instead"

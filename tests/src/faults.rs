@@ -178,11 +178,15 @@ pub struct FaultReport {
     /// Race faults only (`None` for the others): the offsets a resynchronising salvage
     /// finds valid anywhere in the partition afterwards, those lost and those left with
     /// two different valid messages, predicted before acting from a scan of every
-    /// valid message (`salvage`). For race faults the fields above keep their meaning,
-    /// valid prefix included: a message moved to another file or place
-    /// (`misplaced-batch`) counts as affected although it stays valid, and messages
-    /// beyond the first damage, or added (`duplicate-offset-conflict`), are not in the
-    /// prefix at all.
+    /// valid message (`salvage`). This, not the fields above, says what a salvage must
+    /// keep. The fields above keep their meaning for race faults, over the valid prefix
+    /// only (which stops at the first bad byte or unexpected offset, e.g. after offset
+    /// 299 in `race-rotation`): `affected_offsets` holds the prefix's messages that were
+    /// zeroed (`zero-hole-sealed`) or moved, whether to another file or further along
+    /// their own by an insertion (`misplaced-batch`: the run and the newest segment's
+    /// messages after the insertion point), although moved ones stay valid; it is
+    /// empty for `ghost-index-entries` and `duplicate-offset-conflict`, which alter no
+    /// message (the conflicting copy is appended, out of the prefix).
     pub survivors: Option<Survivors>,
 }
 

@@ -4,7 +4,9 @@
 use harness::cli::Run;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
 use harness::{apply, fixture_copy, snapshot, warden, Fault};
+use serde_json::json;
 use std::path::Path;
+use xxhash_rust::xxh3::xxh3_64;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -16,6 +18,19 @@ fn recover(data: &Path, state: &Path, extra: &[&str]) -> Run {
     args.extend_from_slice(extra);
     args.extend(["--data-dir", s(data), "--state-dir", s(state)]);
     warden(args)
+}
+
+/// `iggy-warden restore EXTRA... --data-dir DATA --state-dir STATE`.
+fn restore(data: &Path, state: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["restore"];
+    args.extend_from_slice(extra);
+    args.extend(["--data-dir", s(data), "--state-dir", s(state)]);
+    warden(args)
+}
+
+/// XXH3-64 as `restore --json` prints it.
+fn hex(xxh3: u64) -> String {
+    format!("{xxh3:#018x}")
 }
 
 #[test]
@@ -335,4 +350,186 @@ fn directory_options_may_follow_the_journal_subcommand() {
         assert!(run.stdout.contains("sound"), "{}", run.stdout);
     }
     assert_eq!(before.stdout, after.stdout);
+}
+
+#[test]
+fn restore_list_json_describes_every_quarantined_repair_and_restore_json_what_came_back() {
+    let copy = fixture_copy(CLEAN);
+    let state = copy.tmp_root().join("state");
+    let nothing = restore(copy.path(), &state, &["--list", "--json"]);
+    assert_eq!(nothing.code, 0, "{}", nothing.stderr);
+    assert_eq!(nothing.json()["repairs"], json!([]));
+    assert_eq!(nothing.json()["bytes"], 0);
+
+    // Besides the clean copy's empty pairs and missing offsets folders, a zero-filled
+    // tail: a cut with real bytes to describe.
+    let rel = "streams/1/topics/0/partitions/0/00000000000000000000.log";
+    let clean_len = std::fs::metadata(copy.path().join(rel)).unwrap().len();
+    apply(
+        copy.path(),
+        "streams/1/topics/0/partitions/0",
+        Fault::ZeroTail { len: 4096 },
+    )
+    .unwrap();
+    let damaged = snapshot(copy.path());
+    let run = recover(copy.path(), &state, &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let actions = run.json()["actions"].as_array().unwrap().clone();
+
+    let listed = restore(copy.path(), &state, &["--list", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let list = listed.json();
+    assert_eq!(list["quarantine"], s(&state.join("quarantine")));
+    let repairs = list["repairs"].as_array().unwrap();
+    assert_eq!(repairs.len(), actions.len(), "{list:#}");
+    for (r, a) in repairs.iter().zip(&actions) {
+        let n = a["repair"].as_u64().unwrap();
+        let id = format!("r{n:08}");
+        assert_eq!(r["id"], id);
+        assert_eq!(r["repair"], n);
+        assert_eq!(r["action_detail"], a["action"]);
+        assert_eq!(r["reason"], a["reason"]);
+        assert_eq!(r["bytes"], a["quarantined_bytes"]);
+        assert_eq!(r["data_dir"], s(copy.path()));
+        // The same as the manifest on disk says.
+        let path = state.join("quarantine").join(&id).join("manifest.json");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(r["file"], manifest["file"]);
+        assert_eq!(r["range"], manifest["range"]);
+        assert_eq!(r["created_file"], manifest["created_file"]);
+        assert_eq!(r["xxh3"], hex(manifest["xxh3"].as_u64().unwrap()));
+        let range = &r["range"];
+        let len = range["end"].as_u64().unwrap() - range["start"].as_u64().unwrap();
+        assert_eq!(r["bytes"], len);
+        // And the saved bytes are the ones described.
+        let saved = std::fs::read(r["saved_at"].as_str().unwrap()).unwrap();
+        assert_eq!(saved.len() as u64, len);
+        assert_eq!(r["xxh3"], hex(xxh3_64(&saved)));
+    }
+    let find = |file: &str| {
+        repairs
+            .iter()
+            .find(|r| r["file"] == file)
+            .unwrap_or_else(|| panic!("no repair of {file}: {list:#}"))
+    };
+    let cut = find(rel);
+    assert!(
+        cut["action"].as_str().unwrap().starts_with("truncate "),
+        "{cut:#}"
+    );
+    assert!(
+        cut["reason"].as_str().unwrap().contains("zero-tail"),
+        "{cut:#}"
+    );
+    assert_eq!(
+        cut["range"],
+        json!({ "start": clean_len, "end": clean_len + 4096 })
+    );
+    assert_eq!(cut["bytes"], 4096);
+    assert_eq!(cut["xxh3"], hex(xxh3_64(&[0u8; 4096])));
+    assert_eq!(cut["created_file"], false);
+    let pair = find("streams/0/topics/0/partitions/0/00000000000000002886.log");
+    assert!(
+        pair["action_detail"]["QuarantineFile"].is_object(),
+        "{pair:#}"
+    );
+    assert!(pair["reason"].as_str().unwrap().contains("empty-pair"));
+    assert_eq!(
+        (&pair["bytes"], &pair["created_file"]),
+        (&json!(0), &json!(false))
+    );
+    assert_eq!(pair["xxh3"], hex(xxh3_64(&[])));
+    let folder = find("streams/1/topics/0/partitions/0/offsets");
+    assert_eq!(
+        folder["action"],
+        "create folder streams/1/topics/0/partitions/0/offsets"
+    );
+    assert_eq!(folder["created_file"], true);
+    assert_eq!(list["bytes"], 4096);
+
+    // The text listing is as it was: one line per repair, its id first.
+    let text = restore(copy.path(), &state, &["--list"]);
+    let ids: Vec<&str> = text
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let listed_ids: Vec<&str> = repairs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, listed_ids);
+    assert!(text.stdout.contains(&format!(
+        "bytes {}..{} of {rel}",
+        clean_len,
+        clean_len + 4096
+    )));
+
+    // Restoring them all: newest first, every byte back, the damaged copy again.
+    let mut args = vec!["--json"];
+    args.extend(&ids);
+    let run = restore(copy.path(), &state, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let back = run.json();
+    assert_eq!(back["finished"], json!([]));
+    let restored = back["restored"].as_array().unwrap();
+    let undone: Vec<&str> = restored
+        .iter()
+        .map(|r| r["restored"].as_str().unwrap())
+        .collect();
+    let newest_first: Vec<&str> = ids.iter().rev().copied().collect();
+    assert_eq!(undone, newest_first);
+    for r in restored {
+        let original = repairs.iter().find(|o| o["id"] == r["restored"]).unwrap();
+        assert_eq!(r["file"], original["file"]);
+        assert_eq!(r["range"], original["range"]);
+        assert_eq!(r["restored_action"], original["action"]);
+        assert_eq!(r["bytes"], original["bytes"]);
+        let own = r["repair"].as_u64().unwrap();
+        assert_eq!(r["id"], format!("r{own:08}"));
+        assert!(own > actions.len() as u64, "a restore has an id of its own");
+    }
+    assert_eq!(back["bytes_restored"], 4096);
+    assert_eq!(damaged, snapshot(copy.path()));
+}
+
+#[test]
+fn the_packaged_config_recovers_in_salvage_and_the_command_line_in_tolerate_tail() {
+    let packaged = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/config.toml");
+    let text = std::fs::read_to_string(&packaged).unwrap();
+    assert!(
+        text.lines().any(|l| l == r#"mode = "salvage""#),
+        "{} must set mode = \"salvage\"",
+        packaged.display()
+    );
+    let copy = fixture_copy(CLEAN);
+    let state = copy.tmp_root().join("state");
+    // The flags override the file's data_dir and state_dir, not its mode.
+    let run = recover(copy.path(), &state, &["--json", "--config", s(&packaged)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["mode"], "salvage");
+    let run = recover(copy.path(), &state, &["--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["mode"], "tolerate-tail");
+    let run = recover(
+        copy.path(),
+        &state,
+        &[
+            "--json",
+            "--config",
+            s(&packaged),
+            "--mode",
+            "tolerate-tail",
+        ],
+    );
+    assert_eq!(run.json()["mode"], "tolerate-tail", "{}", run.stderr);
+
+    // A mode no one knows is an error naming the file, before anything is touched.
+    let bad = copy.tmp_root().join("bad.toml");
+    std::fs::write(&bad, "mode = \"salvaged\"\n").unwrap();
+    let run = recover(copy.path(), &state, &["--config", s(&bad)]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr.contains(s(&bad)) && run.stderr.contains("salvaged"),
+        "{}",
+        run.stderr
+    );
 }

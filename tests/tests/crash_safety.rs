@@ -75,6 +75,12 @@ impl FileOps for CrashAt {
         }
         StdFs.write_file(dst, fill)
     }
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.hard_link(src, dst)
+    }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         if self.crashing() {
             self.die();
@@ -278,4 +284,26 @@ fn a_point_in_time_cut_killed_at_any_step_converges_and_loses_nothing() {
     )
     .expect("fault");
     crash_everywhere("point-in-time", &data, Mode::PointInTime);
+}
+
+#[test]
+fn a_salvage_relay_killed_at_any_step_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated(tmp.path());
+    // A corrupt message inside a sealed segment, with data after it: tolerate-tail
+    // refuses, salvage re-lays the partition from that segment on.
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/0",
+        Fault::MidFileCorruptionSealed,
+    )
+    .expect("fault");
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/1",
+        Fault::OffsetGap { gap: 5 },
+    )
+    .expect("fault");
+    crash_everywhere("salvage", &data, Mode::Salvage);
 }

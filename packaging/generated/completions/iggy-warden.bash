@@ -530,7 +530,7 @@ _iggy__warden() {
             return 0
             ;;
         iggy__warden__subcmd__restore)
-            opts="-h --data-dir --state-dir --config --list --force --help"
+            opts="-h --data-dir --state-dir --config --list --json --force --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -39,14 +39,14 @@ complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand check" -s h -l h
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l state-dir -d 'Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else <data-dir>.warden beside the data directory]. Never inside the data directory' -r -F
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l config -d 'TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms)' -r -F
-complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l mode -d 'tolerate-tail (repair crash tails, refuse anything else), point-in-time (cut each partition at its first damage) or absolute (repair nothing) [default: tolerate-tail, or `mode` in the config file]' -r
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l mode -d 'Recovery mode: tolerate-tail (repair crash tails, refuse anything else), point-in-time (cut each partition at its first damage), salvage (keep every message whose XXH3 is valid, wherever found, re-laying a damaged partition from its first damaged segment; exit 2, nothing changed, when the disk lacks room) or absolute (repair nothing) [default: tolerate-tail, or `mode` in the config file; the packaged /etc/iggy-warden/config.toml sets salvage]' -r
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l json -d 'Print one JSON object instead of text'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -l force -d 'Change files even though another process has some open'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand recover" -s h -l help -d 'Print help'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l state-dir -d 'Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else <data-dir>.warden beside the data directory]. Never inside the data directory' -r -F
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l config -d 'TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms)' -r -F
-complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l mode -d 'Recovery mode, as for `recover`' -r
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l mode -d 'Recovery mode, as for `recover`: tolerate-tail, point-in-time, salvage or absolute [default: tolerate-tail, or `mode` in the config file]' -r
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l partition -d 'Limit to one stream, topic or partition: `S`, `S/T` or `S/T/P`' -r
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l apply -d 'Execute the plan (default: only show it)'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l force -d 'Change files even though another process has some open (with --apply)'
@@ -56,6 +56,7 @@ complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l data
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l state-dir -d 'Folder for the journal and the quarantine [default: $STATE_DIRECTORY, else <data-dir>.warden beside the data directory]. Never inside the data directory' -r -F
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l config -d 'TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms)' -r -F
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l list -d 'List what the quarantine holds instead'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l json -d 'Print one JSON object instead of text: with --list, every quarantined repair (id, action, reason, file, byte range, XXH3 as 0x-prefixed hex, created_file, bytes); otherwise what was restored'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l force -d 'Change files even though another process has some open'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand watch" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F

@@ -1,0 +1,355 @@
+//! The resynchronising scanner: finds every valid message of one `.log`, not only its
+//! valid prefix.
+//!
+//! The 0.6.0 rotation race leaves zero holes and misplaced batches inside sealed
+//! segments, with valid messages after them. The scanner walks the file: where a
+//! frame with a valid XXH3 starts, it records it and jumps past the whole frame, so a
+//! message nested in another valid message's payload is never taken for one; where
+//! none starts, it moves on. A valid frame cannot start where its 8 checksum bytes
+//! are all zero (XXH3 of the rest would have to be 0), so zero runs are crossed in one
+//! step, resuming 7 bytes before the next non-zero byte. Garbage costs one header
+//! parse per byte, plus a hash only where a header's lengths are plausible and fit the
+//! file. Each byte is read from disk once, and the whole file's XXH3 is computed on
+//! the way, for the quarantine.
+
+use crate::message::{frame_checksum, MessageHeader, HEADER_LEN};
+use journal::ByteRange;
+use std::io::{self, Read};
+use xxhash_rust::xxh3::Xxh3;
+
+/// Read size: large enough to amortize system calls.
+const READ_LEN: usize = 1 << 20;
+
+/// Bytes kept before the position asked for: a frame may start up to 7 bytes before
+/// the first non-zero byte after a zero run.
+const LOOKBEHIND: u64 = 8;
+
+/// One valid message found anywhere in a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub offset: u64,
+    pub timestamp: u64,
+    pub checksum: u64,
+    /// Where the frame sits in the file.
+    pub range: ByteRange,
+}
+
+/// Everything the resynchronising scan learned about one file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileScan {
+    pub len: u64,
+    pub xxh3: u64,
+    pub messages: Vec<Found>,
+    /// Runs of bytes that belong to no valid message, in file order. Each says
+    /// whether it is all zeros.
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub range: ByteRange,
+    pub zeros: bool,
+}
+
+impl FileScan {
+    /// Whether a gap (garbage or zeros) lies before some valid message.
+    pub fn hole_followed_by_data(&self) -> Option<Gap> {
+        let last_end = self.messages.last()?.range.end;
+        self.gaps.iter().copied().find(|g| g.range.end <= last_end)
+    }
+}
+
+/// A sliding window over the file: bytes `[base, base + buf.len())`. Bytes are read
+/// once, in order, and hashed as they arrive.
+struct Window<R> {
+    src: R,
+    buf: Vec<u8>,
+    base: u64,
+    read: u64,
+    len: u64,
+    hasher: Xxh3,
+}
+
+impl<R: Read> Window<R> {
+    /// Makes `[pos, pos + n)` available (as far as the file goes) and returns what of
+    /// it is there.
+    fn get(&mut self, pos: u64, n: u64) -> io::Result<&[u8]> {
+        let want_end = pos.saturating_add(n).min(self.len);
+        if want_end > self.read {
+            // Drop what lies before `pos`, less the few bytes a frame may start
+            // before a non-zero byte (see `skip_zeros`): never needed again.
+            let keep_from = pos.saturating_sub(LOOKBEHIND);
+            let drop = usize::try_from(keep_from.saturating_sub(self.base))
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
+            self.buf.drain(..drop);
+            self.base += drop as u64;
+            while self.read < want_end {
+                let chunk = (want_end - self.read)
+                    .max(READ_LEN as u64)
+                    .min(self.len - self.read);
+                let old = self.buf.len();
+                self.buf.resize(old + chunk as usize, 0);
+                let got = read_full(&mut self.src, self.buf.get_mut(old..).unwrap_or(&mut []))?;
+                self.buf.truncate(old + got);
+                self.hasher.update(self.buf.get(old..).unwrap_or(&[]));
+                self.read += got as u64;
+                if got < chunk as usize {
+                    // The file shrank under us: what is left is what there is.
+                    self.len = self.read;
+                    break;
+                }
+            }
+        }
+        if pos < self.base {
+            return Err(io::Error::other(format!(
+                "scanner asked for byte {pos}, already dropped (window starts at {})",
+                self.base
+            )));
+        }
+        let from = usize::try_from(pos - self.base).unwrap_or(usize::MAX);
+        let to = usize::try_from(want_end.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        Ok(self.buf.get(from..to.max(from)).unwrap_or(&[]))
+    }
+
+    /// Reads and hashes whatever is left, so the digest covers the whole file.
+    fn finish(mut self) -> io::Result<(u64, u64)> {
+        // `get` lowers `len` if the file turns out shorter, so this ends.
+        while self.read < self.len {
+            self.get(self.read, READ_LEN as u64)?;
+        }
+        Ok((self.read, self.hasher.digest()))
+    }
+}
+
+fn read_full(src: &mut impl Read, mut out: &mut [u8]) -> io::Result<usize> {
+    let mut total = 0;
+    while !out.is_empty() {
+        match src.read(out) {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                out = out.get_mut(n..).unwrap_or(&mut []);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
+/// Scans all `len` bytes of `src` for valid messages.
+pub fn resync_scan(src: impl Read, len: u64) -> io::Result<FileScan> {
+    let mut w = Window {
+        src,
+        buf: Vec::new(),
+        base: 0,
+        read: 0,
+        len,
+        hasher: Xxh3::new(),
+    };
+    let mut out = FileScan::default();
+    let mut gap_start: Option<(u64, bool)> = None;
+    let mut pos = 0u64;
+    while pos < w.len {
+        match candidate(&mut w, pos)? {
+            Step::Message(found) => {
+                close_gap(&mut out, &mut gap_start, pos);
+                pos = found.range.end;
+                out.messages.push(found);
+            }
+            Step::Skip { to, zeros } => {
+                let (start, all_zero) = gap_start.unwrap_or((pos, true));
+                gap_start = Some((start, all_zero && zeros));
+                pos = to.max(pos + 1);
+            }
+        }
+    }
+    close_gap(&mut out, &mut gap_start, w.len.min(pos));
+    let (read, xxh3) = w.finish()?;
+    out.len = read;
+    out.xxh3 = xxh3;
+    Ok(out)
+}
+
+fn close_gap(out: &mut FileScan, gap: &mut Option<(u64, bool)>, end: u64) {
+    if let Some((start, zeros)) = gap.take() {
+        if end > start {
+            out.gaps.push(Gap {
+                range: ByteRange::new(start, end),
+                zeros,
+            });
+        }
+    }
+}
+
+enum Step {
+    Message(Found),
+    /// No message starts before `to`; `zeros` when the skipped bytes are all zero.
+    Skip {
+        to: u64,
+        zeros: bool,
+    },
+}
+
+fn candidate<R: Read>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
+    let head = w.get(pos, HEADER_LEN as u64)?;
+    let Ok(head) = <&[u8; HEADER_LEN]>::try_from(head) else {
+        // Fewer than a header's bytes remain.
+        let zeros = head.iter().all(|&b| b == 0);
+        return Ok(Step::Skip { to: w.len, zeros });
+    };
+    if head.get(..8).is_some_and(|c| c.iter().all(|&b| b == 0)) {
+        return skip_zeros(w, pos);
+    }
+    let header = MessageHeader::parse(head);
+    // Moving on by one byte skips only that byte.
+    let skip_one = Step::Skip {
+        to: pos + 1,
+        zeros: head.first() == Some(&0),
+    };
+    let end = pos.saturating_add(header.frame_len());
+    if !header.lengths_plausible() || end > w.len {
+        return Ok(skip_one);
+    }
+    let frame = w.get(pos, header.frame_len())?;
+    if frame.len() as u64 == header.frame_len() && frame_checksum(frame) == Some(header.checksum) {
+        return Ok(Step::Message(Found {
+            offset: header.offset,
+            timestamp: header.timestamp,
+            checksum: header.checksum,
+            range: ByteRange::new(pos, end),
+        }));
+    }
+    Ok(skip_one)
+}
+
+/// From a position whose 8 first bytes are zero: the next position where a frame may
+/// start (7 bytes before the next non-zero byte, since a checksum may begin with up
+/// to 7 zero bytes).
+fn skip_zeros<R: Read>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
+    let mut at = pos;
+    loop {
+        let chunk = w.get(at, READ_LEN as u64)?;
+        if chunk.is_empty() {
+            return Ok(Step::Skip {
+                to: w.len,
+                zeros: true,
+            });
+        }
+        if let Some(i) = chunk.iter().position(|&b| b != 0) {
+            let nonzero = at + i as u64;
+            return Ok(Step::Skip {
+                to: nonzero.saturating_sub(7).max(pos + 1),
+                zeros: true,
+            });
+        }
+        at += chunk.len() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xxhash_rust::xxh3::xxh3_64;
+
+    fn message(offset: u64, payload: &[u8]) -> Vec<u8> {
+        let mut m = vec![0u8; HEADER_LEN];
+        m[24..32].copy_from_slice(&offset.to_le_bytes());
+        m[32..40].copy_from_slice(&(1000 + offset).to_le_bytes());
+        m[52..56].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        m.extend_from_slice(payload);
+        let sum = xxh3_64(&m[8..]);
+        m[..8].copy_from_slice(&sum.to_le_bytes());
+        m
+    }
+
+    fn scan(bytes: &[u8]) -> FileScan {
+        resync_scan(bytes, bytes.len() as u64).unwrap()
+    }
+
+    fn offsets(s: &FileScan) -> Vec<u64> {
+        s.messages.iter().map(|m| m.offset).collect()
+    }
+
+    #[test]
+    fn finds_messages_after_a_zero_hole_and_garbage() {
+        let mut f = message(0, b"a");
+        f.extend(vec![0u8; 5000]);
+        f.extend(message(7, b"bb"));
+        f.extend(b"garbage!".repeat(20));
+        f.extend(message(3, b"ccc"));
+        let s = scan(&f);
+        assert_eq!(offsets(&s), vec![0, 7, 3]);
+        assert_eq!(s.gaps.len(), 2);
+        assert!(s.gaps[0].zeros && !s.gaps[1].zeros);
+        assert_eq!(s.gaps[0].range, ByteRange::new(57, 5057));
+        assert_eq!(s.len, f.len() as u64);
+        assert_eq!(s.xxh3, xxh3_64(&f));
+        assert!(s.hole_followed_by_data().is_some());
+    }
+
+    #[test]
+    fn a_message_whose_checksum_starts_with_zero_bytes_is_found_after_zeros() {
+        // Find a payload whose checksum's low byte is zero, then put it after zeros.
+        let m = (0u32..)
+            .map(|i| message(9, &i.to_le_bytes()))
+            .find(|m| m[0] == 0 && m[1] == 0)
+            .unwrap();
+        let mut f = vec![0u8; 300];
+        f.extend(&m);
+        assert_eq!(offsets(&scan(&f)), vec![9]);
+    }
+
+    #[test]
+    fn a_message_nested_in_a_valid_payload_is_not_taken() {
+        let inner = message(5, b"inner");
+        let outer = message(1, &inner);
+        let s = scan(&outer);
+        assert_eq!(offsets(&s), vec![1]);
+        assert!(s.gaps.is_empty());
+    }
+
+    #[test]
+    fn a_torn_tail_is_a_gap_and_the_digest_covers_every_byte() {
+        let mut f = message(0, b"x");
+        let second = message(1, b"yy");
+        f.extend(&second[..30]);
+        let s = scan(&f);
+        assert_eq!(offsets(&s), vec![0]);
+        assert_eq!(
+            s.gaps,
+            vec![Gap {
+                range: ByteRange::new(57, 87),
+                zeros: false
+            }]
+        );
+        assert_eq!(s.hole_followed_by_data(), None);
+        assert_eq!(s.xxh3, xxh3_64(&f));
+    }
+
+    #[test]
+    fn a_zero_hole_before_data_is_one_gap_of_zeros() {
+        let mut f = message(0, b"a");
+        f.extend(vec![0u8; 1000]);
+        f.extend(message(1, b"b"));
+        let s = scan(&f);
+        assert_eq!(
+            s.gaps,
+            vec![Gap {
+                range: ByteRange::new(57, 1057),
+                zeros: true
+            }]
+        );
+        assert_eq!(s.hole_followed_by_data(), Some(s.gaps[0]));
+    }
+
+    #[test]
+    fn a_long_zero_run_is_crossed_without_hashing_each_byte() {
+        let mut f = vec![0u8; 8 << 20];
+        f.extend(message(2, b"z"));
+        let s = scan(&f);
+        assert_eq!(offsets(&s), vec![2]);
+        assert_eq!(s.messages[0].range.start, 8 << 20);
+    }
+}

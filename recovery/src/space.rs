@@ -1,0 +1,182 @@
+//! Whether a plan's new files and quarantine copies fit on disk, checked before
+//! anything is written: a repair that runs out of space half-way helps nobody, and a
+//! salvage re-lay writes a whole partition's worth of new segments.
+
+use journal::RepairAction;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes a plan writes: into the data directory, and into the quarantine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpaceNeeded {
+    pub data: u64,
+    pub quarantine: u64,
+}
+
+/// What `actions` write. Whole files saved by a re-lay are hard links, and cost
+/// nothing, when the quarantine is on the data directory's file system.
+pub fn space_needed<'a>(
+    actions: impl IntoIterator<Item = &'a RepairAction>,
+    same_fs: bool,
+) -> SpaceNeeded {
+    let mut n = SpaceNeeded::default();
+    for a in actions {
+        let (data, quarantine) = match a {
+            RepairAction::TruncateLog {
+                keep_len,
+                original_len,
+                ..
+            }
+            | RepairAction::TruncateIndex {
+                keep_len,
+                original_len,
+                ..
+            } => (0, original_len.saturating_sub(*keep_len)),
+            RepairAction::RewriteIndex {
+                original_len,
+                new_len,
+                ..
+            } => (*new_len, original_len.unwrap_or(0)),
+            RepairAction::QuarantineFile { len, .. } => (0, *len),
+            RepairAction::Relay {
+                originals,
+                segments,
+                ..
+            } => (
+                segments
+                    .iter()
+                    .map(|s| s.log_len + s.messages * crate::index::ENTRY_LEN as u64)
+                    .sum(),
+                if same_fs {
+                    0
+                } else {
+                    originals.iter().map(|o| o.len).sum()
+                },
+            ),
+            RepairAction::Restore { .. } | RepairAction::CreateDir { .. } => (0, 0),
+        };
+        n.data += data;
+        n.quarantine += quarantine;
+    }
+    n
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpaceError {
+    #[error("cannot measure free space at {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error(
+        "not enough free space at {path}: the repair needs {needed} bytes there, {available} \
+         are free; nothing was changed"
+    )]
+    Short {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
+}
+
+/// The nearest existing folder at or above `path` (the quarantine may not exist yet).
+fn existing(path: &Path) -> &Path {
+    path.ancestors().find(|p| p.exists()).unwrap_or(path)
+}
+
+/// Checks that the plan's writes fit, with a margin for metadata.
+pub fn check_space(
+    data_dir: &Path,
+    quarantine_dir: &Path,
+    actions: &[&RepairAction],
+) -> Result<(), SpaceError> {
+    check_space_with(data_dir, quarantine_dir, actions, &|p| {
+        fs4::available_space(p)
+    })
+}
+
+fn check_space_with(
+    data_dir: &Path,
+    quarantine_dir: &Path,
+    actions: &[&RepairAction],
+    free: &dyn Fn(&Path) -> io::Result<u64>,
+) -> Result<(), SpaceError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SpaceError::Io { path, source }
+    };
+    let q = existing(quarantine_dir);
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).map_err(io_err(p));
+    let same_fs = dev(data_dir)? == dev(q)?;
+    let need = space_needed(actions.iter().copied(), same_fs);
+    let margin = |n: u64| if n == 0 { 0 } else { n + n / 100 + (1 << 20) };
+    let wants: Vec<(&Path, u64)> = if same_fs {
+        vec![(data_dir, margin(need.data + need.quarantine))]
+    } else {
+        vec![(data_dir, margin(need.data)), (q, margin(need.quarantine))]
+    };
+    for (path, needed) in wants.into_iter().filter(|(_, n)| *n > 0) {
+        let available = free(path).map_err(io_err(path))?;
+        if available < needed {
+            return Err(SpaceError::Short {
+                path: path.to_path_buf(),
+                needed,
+                available,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journal::{ByteRange, PartitionId, RelayOriginal, RelayPiece, RelaySegment};
+
+    fn relay() -> RepairAction {
+        RepairAction::Relay {
+            partition: PartitionId::new(0, 0, 0),
+            originals: vec![RelayOriginal {
+                path: "a".into(),
+                len: 5_000_000,
+                xxh3: 0,
+            }],
+            segments: vec![RelaySegment {
+                start_offset: 0,
+                messages: 1000,
+                log_len: 4_000_000,
+                pieces: vec![RelayPiece {
+                    source: 0,
+                    range: ByteRange::new(0, 4_000_000),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_relay_needs_its_new_files_and_copies_only_across_file_systems() {
+        let a = relay();
+        assert_eq!(
+            space_needed([&a], true),
+            SpaceNeeded {
+                data: 4_016_000,
+                quarantine: 0
+            }
+        );
+        assert_eq!(space_needed([&a], false).quarantine, 5_000_000);
+    }
+
+    #[test]
+    fn a_plan_that_does_not_fit_is_refused_naming_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = relay();
+        let q = dir.path().join("state/quarantine");
+        let short = check_space_with(dir.path(), &q, &[&a], &|_| Ok(4_000_000));
+        match short {
+            Err(SpaceError::Short { path, needed, .. }) => {
+                assert_eq!(path, dir.path());
+                assert!(needed > 4_016_000);
+            }
+            other => panic!("{other:?}"),
+        }
+        check_space_with(dir.path(), &q, &[&a], &|_| Ok(10_000_000)).unwrap();
+    }
+}

@@ -1,0 +1,184 @@
+//! Salvage on what the 0.6.0 rotation race really leaves (the committed race capture)
+//! and on generated partitions with the race's damage: every valid message is kept,
+//! `check` then says ready, and restoring every repair gives the input back byte for
+//! byte.
+
+use harness::faults::race_faults;
+use harness::fixtures::{KILLED_UNDER_LOAD, RACE_ROTATION};
+use harness::{apply, fixture, fixture_copy, snapshot, valid_messages, warden};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Every distinct valid message (offset, checksum) of every partition, found by the
+/// harness's own resynchronising scanner, which shares no code with salvage.
+fn independent(data: &Path) -> BTreeSet<(String, u64, u64)> {
+    valid_messages(data)
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p.distinct_messages()
+                .into_iter()
+                .map(move |(offset, sum)| (p.ids(), offset, sum))
+        })
+        .collect()
+}
+
+fn recover(data: &Path, state: &Path, mode: &str) -> harness::Run {
+    warden([
+        "recover",
+        "--json",
+        "--mode",
+        mode,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ])
+}
+
+fn check(data: &Path) -> serde_json::Value {
+    let run = warden(["check", "--json", "--data-dir", data.to_str().unwrap()]);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    run.json()
+}
+
+/// Every repair id in the quarantine, newest first, as `restore` takes them.
+fn restore_everything(data: &Path, state: &Path) {
+    let quarantine = recovery::quarantine::Quarantine::new(state);
+    let mut ids: Vec<String> = quarantine
+        .list()
+        .unwrap()
+        .iter()
+        .map(|m| m.repair.to_string())
+        .collect();
+    ids.reverse();
+    let mut args = vec![
+        "restore".to_string(),
+        "--data-dir".into(),
+        data.to_str().unwrap().into(),
+        "--state-dir".into(),
+        state.to_str().unwrap().into(),
+    ];
+    args.extend(ids);
+    let run = warden(args);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn salvage_keeps_every_valid_message_of_the_race_capture_and_restores_it() {
+    let copy = fixture_copy(RACE_ROTATION);
+    let state = copy.tmp_root().join("state");
+    let valid = independent(copy.path());
+    assert_eq!(valid.len(), 18_000, "the capture's documented count");
+    let before = check(copy.path());
+    let modes = &before["partition_reports"][0]["modes"];
+    assert_eq!(modes["salvage"], 18_000, "{modes}");
+    assert_eq!(modes["point_in_time"], 300, "{modes}");
+    assert!(modes["tolerate_tail"].is_null(), "tolerate-tail refuses");
+    let kinds: Vec<&str> = before["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    for race_kind in ["misplaced-batch", "zero-hole", "ghost-index-entries"] {
+        assert!(kinds.contains(&race_kind), "{race_kind} in {kinds:?}");
+    }
+
+    let refused = recover(copy.path(), &state, "tolerate-tail");
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused.stdout.contains("--mode salvage"),
+        "a refusal names the mode that keeps every valid message: {}",
+        refused.stdout
+    );
+    assert_eq!(snapshot(copy.path()), snapshot(&fixture(RACE_ROTATION)));
+
+    let run = recover(copy.path(), &state, "salvage");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let after = check(copy.path());
+    assert_eq!(after["ready_to_start"], true, "{after}");
+    assert_eq!(after["messages"], 18_000);
+    assert!(after["problems"].as_array().unwrap().is_empty());
+    assert_eq!(
+        independent(copy.path()),
+        valid,
+        "exactly the valid messages, no more"
+    );
+
+    restore_everything(copy.path(), &state);
+    harness::assert_same(&snapshot(&fixture(RACE_ROTATION)), &snapshot(copy.path()));
+}
+
+#[test]
+fn salvage_is_idempotent_and_a_second_run_changes_nothing() {
+    let copy = fixture_copy(RACE_ROTATION);
+    let state = copy.tmp_root().join("state");
+    assert_eq!(recover(copy.path(), &state, "salvage").code, 0);
+    let once = snapshot(copy.path());
+    let again = recover(copy.path(), &state, "salvage");
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.json()["actions"].as_array().unwrap().len(), 0);
+    assert_eq!(snapshot(copy.path()), once);
+}
+
+/// Each race signature, injected into a real partition: salvage keeps exactly the
+/// offsets the injector says stay valid somewhere, and `restore` undoes it.
+#[test]
+fn salvage_repairs_every_race_signature_injected_into_real_data() {
+    for fault in race_faults() {
+        let copy = fixture_copy(KILLED_UNDER_LOAD);
+        let state = copy.tmp_root().join("state");
+        let partition = "streams/0/topics/0/partitions/0";
+        let report = apply(copy.path(), partition, fault).unwrap();
+        let survivors = report.survivors.clone().unwrap();
+        let damaged = snapshot(copy.path());
+        let before = check(copy.path());
+        assert_eq!(before["ready_to_start"], false, "{fault:?}");
+
+        let run = recover(copy.path(), &state, "salvage");
+        assert_eq!(run.code, 0, "{fault:?}: {}{}", run.stdout, run.stderr);
+        let after = check(copy.path());
+        assert_eq!(after["ready_to_start"], true, "{fault:?}: {after}");
+        let kept: Vec<u64> = valid_messages(copy.path())
+            .unwrap()
+            .iter()
+            .find(|p| p.ids() == "0/0/0")
+            .unwrap()
+            .distinct_offsets();
+        assert_eq!(kept, survivors.valid_offsets, "{fault:?}");
+        let conflicts = valid_messages(copy.path()).unwrap()[0].conflicting_offsets();
+        assert!(conflicts.is_empty(), "{fault:?}: one copy per offset");
+
+        restore_everything(copy.path(), &state);
+        harness::assert_same(&damaged, &snapshot(copy.path()));
+    }
+}
+
+/// Of two different valid messages with one offset, salvage keeps the one the index
+/// points to, and the other stays in quarantine.
+#[test]
+fn a_conflicting_duplicate_keeps_the_indexed_copy() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let state = copy.tmp_root().join("state");
+    let partition = "streams/0/topics/0/partitions/0";
+    let original = valid_messages(copy.path()).unwrap()[0].distinct_messages();
+    let fault = harness::fault_named("duplicate-offset-conflict").unwrap();
+    let report = apply(copy.path(), partition, fault).unwrap();
+    let conflict = report.survivors.unwrap().conflicting_offsets;
+    assert_eq!(conflict.len(), 1);
+    let before = check(copy.path());
+    let kinds: Vec<&str> = before["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"duplicate-offset"), "{kinds:?}");
+    assert_eq!(recover(copy.path(), &state, "salvage").code, 0);
+    let after = valid_messages(copy.path()).unwrap()[0].distinct_messages();
+    assert_eq!(
+        after, original,
+        "the indexed original of offset {conflict:?} is kept"
+    );
+}
