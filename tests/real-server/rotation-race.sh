@@ -29,12 +29,14 @@
 # every check passed, 1 on a FAIL, 2 when the setup failed, 3 when not reproduced.
 #
 # Not part of CI; the same variables as judge.sh (IGGY_SERVER, IGGY_CLI,
-# IGGY_SERVER_CONFIG; optional PORT, KEEP=1), and CLIENTS, RACE_SECONDS, MAX_BATCHES.
+# IGGY_SERVER_CONFIG; optional PORT (8393 here), KEEP=1), and CLIENTS, RACE_SECONDS,
+# MAX_BATCHES.
 # The damaged directory, before any repair, is kept as race/data-damaged in the work
 # folder (KEEP=1 keeps the folder). DAMAGED=DIR skips the race and judges steps 2-5 on
 # a copy of a data directory the race already damaged (such a data-damaged, or
 # fixtures/iggy-0.6.0/race-rotation); not with SIDECAR=1.
 set -uo pipefail
+PORT=${PORT:-8393} # not judge.sh's default, so both can run at once
 source "$(dirname "$0")/lib.sh"
 VALID=$PWD/target/release/valid-messages
 CLIENTS=${CLIENTS:-10}
@@ -67,6 +69,16 @@ summary() {
     [ -n "${DAMAGED:-}" ] && what="no race run here (DAMAGED=$DAMAGED)"
     echo "race ($variant): $what ($CLIENTS clients, $(cat "$d"/acked-* 2>/dev/null | wc -l) batches" \
         "acknowledged); scanner: ${found:-?} valid messages in ${nruns:-?} runs up to offset ${top:-?}"
+}
+
+# start tag: start_server, unless something already listens on PORT. A second server
+# there would take a share of the connections (SO_REUSEPORT) and answer for this one.
+start() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        echo "something already listens on 127.0.0.1:$PORT (another server?): choose another PORT" >"$d/server-$1.log"
+        return 1
+    fi
+    start_server "$d" "$1"
 }
 
 # The partition's entry of a scanner output: messages, runs.
@@ -166,7 +178,7 @@ fi
 race() {
     # A fresh directory: the root user is created with the credentials cli() uses.
     IGGY_ROOT_USERNAME=iggy IGGY_ROOT_PASSWORD=iggy IGGY_SYSTEM_PARTITION_MESSAGES_REQUIRED_TO_SAVE=64 \
-        start_server "$d" race ||
+        start race ||
         { echo "the server did not start: $(tail -1 "$d/server-race.log")"; cleanup; exit 2; }
     { cli stream create s1 && cli topic create s1 t1 1 none; } >"$d/create.out" 2>&1 ||
         { echo "cannot create s1/t1: $(tail -1 "$d/create.out")"; cleanup; exit 2; }
@@ -265,7 +277,7 @@ check_served() { # run: polls the runs and the gaps
     else fail "gaps-$run" "$why"; fi
 }
 next=$((top + 1))
-start_server "$d" 1 || abort start-1 "the server did not start after the salvage: $(grep -m1 -A1 'panicked at' "$d/server-1.log")"
+start 1 || abort start-1 "the server did not start after the salvage: $(grep -m1 -A1 'panicked at' "$d/server-1.log" || tail -1 "$d/server-1.log")"
 check_served 1
 send $s $t $p after- 0 $BATCH || fail append-1 "send failed"
 if why=$(poll_expect "$d" append-1 $s $t $p $next $BATCH after- $next); then pass append-1 "$BATCH at $next..$((next + BATCH - 1))"
@@ -275,7 +287,7 @@ grep -q 'panicked at' "$d/server-1.log" && fail panic-1 "$(grep -m1 'panicked at
 
 # 5. Once more after SIGTERM, recover and a restart.
 "$W" recover --data-dir "$d/data" --state-dir "$d/state" >"$d/recover-2.out" 2>&1 || abort recover-2 "exit $?: $(tail -1 "$d/recover-2.out")"
-start_server "$d" 2 || abort start-2 "the server did not restart: $(grep -m1 -A1 'panicked at' "$d/server-2.log")"
+start 2 || abort start-2 "the server did not restart: $(grep -m1 -A1 'panicked at' "$d/server-2.log" || tail -1 "$d/server-2.log")"
 check_served 2
 cmp -s "$d/served-1.txt" "$d/served-2.txt" || fail served-same "the second start serves other rows than the first"
 if why=$(poll_expect "$d" again $s $t $p $next $BATCH after- $next); then pass append-kept "the $BATCH appended still served"
