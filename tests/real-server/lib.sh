@@ -18,6 +18,12 @@ WORK=$(mktemp -d /tmp/iggy-real-server.XXXXXX)
 
 start_server() { # dir tag
     local d=$1 log=$1/server-$2.log
+    # Never beside another listener: with SO_REUSEPORT a second server on the port
+    # takes a share of the connections and answers for this one.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        echo "something already listens on 127.0.0.1:$PORT (another server?): choose another PORT" >"$log"
+        return 1
+    fi
     # exec: the pid written is the server's own.
     (cd "$d" && exec env IGGY_CONFIG_PATH="$IGGY_SERVER_CONFIG" IGGY_SYSTEM_PATH="$d/data" \
         IGGY_TCP_ADDRESS=127.0.0.1:$PORT IGGY_HTTP_ENABLED=false IGGY_QUIC_ENABLED=false \

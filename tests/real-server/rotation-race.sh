@@ -71,15 +71,8 @@ summary() {
         "acknowledged); scanner: ${found:-?} valid messages in ${nruns:-?} runs up to offset ${top:-?}"
 }
 
-# start tag: start_server, unless something already listens on PORT. A second server
-# there would take a share of the connections (SO_REUSEPORT) and answer for this one.
-start() {
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        echo "something already listens on 127.0.0.1:$PORT (another server?): choose another PORT" >"$d/server-$1.log"
-        return 1
-    fi
-    start_server "$d" "$1"
-}
+# start tag: start_server (which refuses a port something already listens on).
+start() { start_server "$d" "$1"; }
 
 # The partition's entry of a scanner output: messages, runs.
 messages_of() { jq -r --arg p "$part" '.partitions[] | select(.partition == $p) | .messages' "$1"; }
