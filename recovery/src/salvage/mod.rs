@@ -146,7 +146,7 @@ pub fn salvage_partition(p: &PartitionAnalysis) -> Result<Option<Salvage>, Salva
         })
     };
     if first > 0 && reaches_back(&files, intact_end(first)) {
-        let mut earlier = read_segments(p, p.segments.get(..first).unwrap_or(&[]))?;
+        let mut earlier = read_segments(p.segments.get(..first).unwrap_or(&[]))?;
         earlier.append(&mut files);
         files = earlier;
         first = 0;
@@ -225,14 +225,10 @@ pub fn salvage_partition(p: &PartitionAnalysis) -> Result<Option<Salvage>, Salva
 }
 
 fn read_region(p: &PartitionAnalysis, first: usize) -> Result<Vec<RegionFile>, SalvageError> {
-    read_segments(p, p.segments.get(first..).unwrap_or(&[]))
+    read_segments(p.segments.get(first..).unwrap_or(&[]))
 }
 
-fn read_segments(
-    p: &PartitionAnalysis,
-    segments: &[SegmentAnalysis],
-) -> Result<Vec<RegionFile>, SalvageError> {
-    let _ = p;
+fn read_segments(segments: &[SegmentAnalysis]) -> Result<Vec<RegionFile>, SalvageError> {
     let mut out = Vec::new();
     for seg in segments {
         let f = &seg.files;
