@@ -344,6 +344,74 @@ mod tests {
         assert_eq!(s.hole_followed_by_data(), Some(s.gaps[0]));
     }
 
+    /// A piece of a generated log: a message with this offset and payload, zeros, or
+    /// bytes that are neither (never starting with 8 zeros, never a valid frame).
+    #[derive(Clone, Debug)]
+    enum Piece {
+        Message(u64, Vec<u8>),
+        Zeros(usize),
+        Garbage(Vec<u8>),
+    }
+
+    fn piece() -> impl proptest::strategy::Strategy<Value = Piece> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u64..1000, proptest::collection::vec(any::<u8>(), 0..300))
+                .prop_map(|(o, p)| Piece::Message(o, p)),
+            (1usize..3000).prop_map(Piece::Zeros),
+            proptest::collection::vec(1u8..=255, 1..200).prop_map(Piece::Garbage),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Every message laid between zeros and garbage is found, in order, at its
+        /// place, and the gaps and messages tile the file.
+        #[test]
+        fn every_message_between_zeros_and_garbage_is_found(
+            pieces in proptest::collection::vec(piece(), 0..40),
+            trickle in 1usize..5000,
+        ) {
+            let mut f = Vec::new();
+            let mut expected = Vec::new();
+            for p in &pieces {
+                match p {
+                    Piece::Message(o, payload) => {
+                        let m = message(*o, payload);
+                        expected.push((*o, f.len() as u64, (f.len() + m.len()) as u64));
+                        f.extend(m);
+                    }
+                    Piece::Zeros(n) => f.extend(std::iter::repeat_n(0u8, *n)),
+                    Piece::Garbage(g) => f.extend(g),
+                }
+            }
+            let s = scan(&f);
+            let found: Vec<_> = s
+                .messages
+                .iter()
+                .map(|m| (m.offset, m.range.start, m.range.end))
+                .collect();
+            proptest::prop_assert_eq!(&found, &expected);
+            let covered: u64 = s.messages.iter().map(|m| m.range.len()).sum::<u64>()
+                + s.gaps.iter().map(|g| g.range.len()).sum::<u64>();
+            proptest::prop_assert_eq!(covered, f.len() as u64);
+            // The result does not depend on how the reader hands out the bytes.
+            let slow = resync_scan(Trickle(&f, trickle), f.len() as u64).unwrap();
+            proptest::prop_assert_eq!(slow, s);
+        }
+    }
+
+    /// Hands out at most `.1` bytes per read.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
     #[test]
     fn a_long_zero_run_is_crossed_without_hashing_each_byte() {
         let mut f = vec![0u8; 8 << 20];
