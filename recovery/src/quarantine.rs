@@ -468,40 +468,12 @@ mod tests {
             len: 10,
         };
         let range = ByteRange::new(4, 10);
-        q.save(
-            &StdFs,
-            id,
-            &cut("a.log"),
-            "first",
-            &data,
-            "a.log",
-            range,
-            false,
-        )
-        .unwrap();
+        let save = |file: &str| q.save(&StdFs, id, &cut(file), "r", &data, file, range, false);
+        save("a.log").unwrap();
         let saved = fs::read(q.bytes_path(id)).unwrap();
         // The same repair again (a rerun) finds its complete save.
-        q.save(
-            &StdFs,
-            id,
-            &cut("a.log"),
-            "first",
-            &data,
-            "a.log",
-            range,
-            false,
-        )
-        .unwrap();
-        let other = q.save(
-            &StdFs,
-            id,
-            &cut("b.log"),
-            "second",
-            &data,
-            "b.log",
-            range,
-            false,
-        );
+        save("a.log").unwrap();
+        let other = save("b.log");
         assert!(
             matches!(other, Err(QuarantineError::IdTaken { .. })),
             "{other:?}"

@@ -69,3 +69,14 @@ where
         .expect("run iggy-warden")
         .into()
 }
+
+/// Runs `iggy-warden ARGS... --data-dir DATA --state-dir STATE`.
+pub fn warden_on(args: &[&str], data: &Path, state: &Path) -> Run {
+    let dirs = [
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+    ];
+    warden(args.iter().map(std::ffi::OsStr::new).chain(dirs))
+}

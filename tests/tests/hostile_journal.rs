@@ -3,18 +3,11 @@
 //! the quarantine, and restoring every repair of every run still gives the input back.
 
 use harness::fixtures::KILLED_UNDER_LOAD;
-use harness::{apply, fixture_copy, snapshot, warden, Fault};
+use harness::{apply, fixture_copy, snapshot, Fault};
 use std::path::Path;
 
 fn run(args: &[&str], data: &Path, state: &Path) -> harness::Run {
-    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    all.extend([
-        "--data-dir".into(),
-        data.to_str().unwrap().into(),
-        "--state-dir".into(),
-        state.to_str().unwrap().into(),
-    ]);
-    warden(all)
+    harness::warden_on(args, data, state)
 }
 
 fn manifests(state: &Path) -> Vec<recovery::quarantine::Manifest> {

@@ -2,19 +2,12 @@
 //! write outside the data directory, whatever a crafted manifest says.
 
 use harness::fixtures::CLEAN;
-use harness::{apply, fixture_copy, snapshot, warden, Fault};
+use harness::{apply, fixture_copy, snapshot, Fault};
 use serde_json::Value;
 use std::path::Path;
 
 fn run(args: &[&str], data: &Path, state: &Path) -> harness::Run {
-    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    all.extend([
-        "--data-dir".into(),
-        data.to_str().unwrap().into(),
-        "--state-dir".into(),
-        state.to_str().unwrap().into(),
-    ]);
-    warden(all)
+    harness::warden_on(args, data, state)
 }
 
 /// Ways to point a manifest outside: `(field edit, description)`.

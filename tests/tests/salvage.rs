@@ -24,16 +24,17 @@ fn independent(data: &Path) -> BTreeSet<(String, u64, u64)> {
 }
 
 fn recover(data: &Path, state: &Path, mode: &str) -> harness::Run {
-    warden([
-        "recover",
-        "--json",
-        "--mode",
-        mode,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ])
+    harness::warden_on(&["recover", "--json", "--mode", mode], data, state)
+}
+
+/// The kinds of problem a `check --json` report names.
+fn kinds(report: &serde_json::Value) -> Vec<&str> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect()
 }
 
 fn check(data: &Path) -> serde_json::Value {
@@ -52,15 +53,9 @@ fn restore_everything(data: &Path, state: &Path) {
         .map(|m| m.repair.to_string())
         .collect();
     ids.reverse();
-    let mut args = vec![
-        "restore".to_string(),
-        "--data-dir".into(),
-        data.to_str().unwrap().into(),
-        "--state-dir".into(),
-        state.to_str().unwrap().into(),
-    ];
-    args.extend(ids);
-    let run = warden(args);
+    let mut args = vec!["restore"];
+    args.extend(ids.iter().map(String::as_str));
+    let run = harness::warden_on(&args, data, state);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
 
@@ -75,12 +70,7 @@ fn salvage_keeps_every_valid_message_of_the_race_capture_and_restores_it() {
     assert_eq!(modes["salvage"], 18_000, "{modes}");
     assert_eq!(modes["point_in_time"], 300, "{modes}");
     assert!(modes["tolerate_tail"].is_null(), "tolerate-tail refuses");
-    let kinds: Vec<&str> = before["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["kind"].as_str().unwrap())
-        .collect();
+    let kinds = kinds(&before);
     for race_kind in ["misplaced-batch", "zero-hole", "ghost-index-entries"] {
         assert!(kinds.contains(&race_kind), "{race_kind} in {kinds:?}");
     }
@@ -168,12 +158,7 @@ fn a_conflicting_duplicate_keeps_the_indexed_copy() {
     let conflict = report.survivors.unwrap().conflicting_offsets;
     assert_eq!(conflict.len(), 1);
     let before = check(copy.path());
-    let kinds: Vec<&str> = before["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["kind"].as_str().unwrap())
-        .collect();
+    let kinds = kinds(&before);
     assert!(kinds.contains(&"duplicate-offset"), "{kinds:?}");
     assert_eq!(recover(copy.path(), &state, "salvage").code, 0);
     let after = valid_messages(copy.path()).unwrap()[0].distinct_messages();
