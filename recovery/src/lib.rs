@@ -24,6 +24,8 @@ pub mod restore;
 pub mod salvage;
 pub mod scan;
 pub mod space;
+pub mod state_command;
+pub mod state_log;
 pub mod verdict;
 
 pub use journal::{ByteRange, PartitionId, RepairAction, RepairId, SegmentKey};
