@@ -73,7 +73,8 @@ impl fmt::Display for Mode {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlannedAction {
-    pub partition: PartitionId,
+    /// `None` for the state files.
+    pub partition: Option<PartitionId>,
     pub action: RepairAction,
     pub reason: String,
 }
@@ -81,7 +82,8 @@ pub struct PlannedAction {
 /// A partition the mode does not allow to repair, with what is wrong with it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Refusal {
-    pub partition: PartitionId,
+    /// `None` for the state files.
+    pub partition: Option<PartitionId>,
     pub why: String,
     pub problems: Vec<Problem>,
 }
@@ -133,13 +135,32 @@ pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
                     _ => with_advice(p, why)?,
                 };
                 out.refusals.push(Refusal {
-                    partition: p.id,
+                    partition: Some(p.id),
                     why,
                     problems: problems.clone(),
                 })
             }
         }
         out.problems.extend(problems);
+    }
+    let state = crate::state_check::plan_state(&a.state, mode);
+    out.problems.extend(state.problems.clone());
+    out.actions.extend(
+        state
+            .actions
+            .into_iter()
+            .map(|(action, reason)| PlannedAction {
+                partition: None,
+                action,
+                reason,
+            }),
+    );
+    if !state.refusals.is_empty() {
+        out.refusals.push(Refusal {
+            partition: None,
+            why: state.refusals.join("; "),
+            problems: state.problems,
+        });
     }
     Ok(out)
 }
@@ -258,7 +279,7 @@ fn plan_partition(
     let mut actions = Vec::new();
     let mut push = |action| {
         actions.push(PlannedAction {
-            partition: p.id,
+            partition: Some(p.id),
             action,
             reason: reason.clone(),
         })
@@ -464,12 +485,12 @@ fn plan_salvage(p: &PartitionAnalysis, problems: &[Problem]) -> Result<Partition
         salvage.dropped.len()
     ));
     let mut actions = vec![PlannedAction {
-        partition: p.id,
+        partition: Some(p.id),
         action: salvage.action,
         reason: reason.clone(),
     }];
     actions.extend(offset_repairs(p).into_iter().map(|action| PlannedAction {
-        partition: p.id,
+        partition: Some(p.id),
         action,
         reason: reason.clone(),
     }));

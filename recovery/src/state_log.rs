@@ -93,6 +93,8 @@ pub struct Damage {
     pub detail: String,
     /// What the entries at or after the damage did, as far as they decode.
     pub affected: Vec<String>,
+    /// The command code of the damaged entry, when the bytes reach it.
+    pub code: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -233,6 +235,7 @@ pub fn parse(bytes: &[u8]) -> StateLog {
             tail_only,
             detail,
             affected,
+            code: Some(f.entry.code),
         });
         break;
     }
@@ -263,6 +266,7 @@ pub fn parse(bytes: &[u8]) -> StateLog {
             tail_only,
             detail,
             affected,
+            code: torn_code(bytes, framed_to),
         });
     }
     StateLog {
@@ -288,14 +292,18 @@ fn torn_need(bytes: &[u8], at: u64) -> String {
     }
 }
 
+/// The command code of the entry at `at`, when the bytes reach it.
+fn torn_code(bytes: &[u8], at: u64) -> Option<u32> {
+    let context = u32_at(bytes, at + HEADER_LEN)?;
+    u32_at(bytes, at + HEADER_LEN + 4 + u64::from(context))
+}
+
 /// What the start of a torn entry says about it.
 fn describe_torn(bytes: &[u8], at: u64) -> String {
     let index = u64_at(bytes, at).map_or("?".to_string(), |i| i.to_string());
-    let code = u32_at(bytes, at + HEADER_LEN)
-        .and_then(|ctx| u32_at(bytes, at + HEADER_LEN + 4 + u64::from(ctx)))
-        .map_or("command not reached".to_string(), |code| {
-            code_name(code).map_or(format!("unknown code {code}"), |n| n.to_string())
-        });
+    let code = torn_code(bytes, at).map_or("command not reached".to_string(), |code| {
+        code_name(code).map_or(format!("unknown code {code}"), |n| n.to_string())
+    });
     format!("entry index {index} at byte {at} [torn]: {code}")
 }
 

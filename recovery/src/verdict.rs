@@ -55,6 +55,20 @@ pub enum ProblemKind {
     GhostIndexEntries,
     /// Two valid messages with one offset and different bytes.
     DuplicateOffset,
+    /// `state/log` ends inside an entry, or in zero bytes: the server does not start.
+    StateLogTorn,
+    /// A `state/log` entry fails its checksum: the server does not start.
+    StateLogCorrupt,
+    /// A `state/log` entry's index does not follow the previous one: the server does
+    /// not start.
+    StateLogGap,
+    /// `state/info` does not decode: the server panics at start.
+    StateInfoBad,
+    /// A stream, topic or partition folder holding messages that no `state/log` entry
+    /// names: the server ignores it and its messages are unreachable.
+    FolderWithoutMetadata,
+    /// A partition `state/log` names whose folder is missing: the server does not start.
+    MetadataWithoutFolder,
 }
 
 impl ProblemKind {
@@ -80,6 +94,12 @@ impl ProblemKind {
             ProblemKind::ZeroHole => "zero-hole",
             ProblemKind::GhostIndexEntries => "ghost-index-entries",
             ProblemKind::DuplicateOffset => "duplicate-offset",
+            ProblemKind::StateLogTorn => "state-log-torn",
+            ProblemKind::StateLogCorrupt => "state-log-corrupt",
+            ProblemKind::StateLogGap => "state-log-gap",
+            ProblemKind::StateInfoBad => "state-info-bad",
+            ProblemKind::FolderWithoutMetadata => "folder-without-metadata",
+            ProblemKind::MetadataWithoutFolder => "metadata-without-folder",
         }
     }
 }
