@@ -242,12 +242,12 @@ pub fn plan_state(s: &StateInspection, mode: Mode) -> StatePlan {
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join("; ");
+    for m in s.blocking() {
+        out.refusals.push(operator_steps(m));
+    }
     if mode == Mode::Absolute {
         out.refusals.push("mode absolute repairs nothing".into());
         return out;
-    }
-    for m in s.blocking() {
-        out.refusals.push(operator_steps(m));
     }
     if let Some(log) = &s.log {
         if let Some(d) = &log.damage {

@@ -118,7 +118,11 @@ impl StateLog {
 struct Frame {
     entry: Entry,
     end: u64,
+    command_len: u64,
 }
+
+/// What AES-256-GCM adds to an encrypted command: a 12-byte nonce and a 16-byte tag.
+const CIPHER_OVERHEAD: u64 = 28;
 
 fn u32_at(bytes: &[u8], at: u64) -> Option<u32> {
     let at = usize::try_from(at).ok()?;
@@ -161,6 +165,7 @@ fn frame(bytes: &[u8], at: u64) -> Option<Frame> {
             checksum_ok: Some(hasher.digest() == stored),
         },
         end,
+        command_len,
     })
 }
 
@@ -189,11 +194,7 @@ fn nonzero_end(bytes: &[u8]) -> u64 {
 pub fn parse(bytes: &[u8]) -> StateLog {
     let len = bytes.len() as u64;
     let (mut frames, framed_to) = frames(bytes);
-    let encrypted = !frames.is_empty()
-        && frames.iter().all(|f| f.entry.checksum_ok == Some(false))
-        && frames
-            .iter()
-            .any(|f| matches!(f.entry.command, Command::Undecoded { .. }));
+    let encrypted = looks_encrypted(bytes, &frames, framed_to);
     if encrypted {
         for f in &mut frames {
             f.entry.checksum_ok = None;
@@ -275,6 +276,40 @@ pub fn parse(bytes: &[u8]) -> StateLog {
         damage,
         encrypted,
     }
+}
+
+/// Whether the whole entries look like those of a log written with
+/// `system.encryption` on: every checksum fails (it covers the plaintext), every
+/// command is long enough to hold a nonce and a tag, some command does not decode,
+/// and yet the framing, the indexes and the version field are all consistent, and no
+/// entry hides after a torn end. A corrupt plaintext log fails some of these: its
+/// valid entries pass their checksums, and a broken length misframes what follows.
+fn looks_encrypted(bytes: &[u8], frames: &[Frame], framed_to: u64) -> bool {
+    let (Some(first), Some(last)) = (frames.first(), frames.last()) else {
+        return false;
+    };
+    let consistent = frames.iter().enumerate().all(|(i, f)| {
+        f.entry.checksum_ok == Some(false)
+            && f.command_len >= CIPHER_OVERHEAD
+            && f.entry.version == first.entry.version
+            && (i < 2
+                || frames
+                    .get(i - 1)
+                    .is_some_and(|p| p.entry.index.checked_add(1) == Some(f.entry.index)))
+    });
+    consistent
+        && frames
+            .iter()
+            .any(|f| matches!(f.entry.command, Command::Undecoded { .. }))
+        && (framed_to >= nonzero_end(bytes)
+            || resync(
+                bytes,
+                framed_to + 1,
+                last.entry.index.saturating_add(1),
+                Some(first.entry.version),
+                true,
+            )
+            .is_none())
 }
 
 /// What a torn entry would need to be whole, as far as its lengths can be read.

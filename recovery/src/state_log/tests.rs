@@ -32,6 +32,18 @@ fn entry(index: u64, code: u32, payload: &[u8]) -> Vec<u8> {
     e
 }
 
+/// An entry as 0.6.0 writes it with encryption on: the checksum of the plaintext,
+/// the command replaced by a nonce, the ciphertext (a stand-in) and a tag.
+fn encrypted_entry(index: u64, code: u32, plain: &[u8]) -> Vec<u8> {
+    let sealed = entry(index, code, plain);
+    let mut e = sealed[..60].to_vec();
+    e.extend((plain.len() as u32 + 28).to_le_bytes());
+    e.extend([0x11; 12]);
+    e.extend(plain.iter().map(|b| b ^ 0x5a));
+    e.extend([0x22; 16]);
+    e
+}
+
 fn create_stream(id: u32, name: &str) -> Vec<u8> {
     let mut p = id.to_le_bytes().to_vec();
     p.extend((name.len() as u32 + 1).to_le_bytes());
@@ -164,12 +176,18 @@ fn an_index_gap_is_found_from_the_third_entry_on() {
 
 #[test]
 fn a_log_whose_every_checksum_fails_and_whose_commands_do_not_decode_is_encrypted() {
-    let (mut bytes, starts) = log_of(3);
-    // Stand-in for ciphertext: every payload scrambled, checksums left as they were.
-    for s in &starts {
-        for b in &mut bytes[*s as usize + 64..*s as usize + 72] {
-            *b ^= 0x5a;
-        }
+    // A plaintext log whose first entry has a broken length is not taken for one.
+    let (mut plain, starts) = log_of(4);
+    plain[starts[0] as usize + 60] ^= 0x01;
+    let misframed = parse(&plain);
+    assert!(!misframed.encrypted);
+    assert_eq!(misframed.damage.unwrap().offset, 0);
+
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for i in 0..3u64 {
+        starts.push(bytes.len() as u64);
+        bytes.extend(encrypted_entry(i, 202, &create_stream(i as u32, "s")));
     }
     let log = parse(&bytes);
     assert!(log.encrypted);
