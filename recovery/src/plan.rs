@@ -24,7 +24,7 @@ use crate::index::{IndexState, ENTRY_LEN};
 use crate::rebuild::index_digest;
 use crate::salvage::{salvage_partition, Salvage, SalvageError};
 use crate::scan::StopReason;
-use crate::verdict::{judge_partition, Problem, ProblemKind};
+use crate::verdict::{judge_partition, offset_file_name_ok, Problem, ProblemKind};
 use journal::{PartitionId, RepairAction};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -233,6 +233,13 @@ fn plan_partition(
                 .into(),
         ));
     }
+    if let Some(f) = p.offset_files.iter().find(|f| !offset_file_name_ok(f)) {
+        return Ok(PartitionPlan::Refuse(format!(
+            "{} is not named by a number and would crash iggy-server; move it out, then \
+             run again",
+            f.path.display()
+        )));
+    }
     let cut = find_cut(p);
     if let Some(c) = cut {
         if mode == Mode::TolerateTail && !c.tail_only {
@@ -355,7 +362,7 @@ fn offset_repairs(p: &PartitionAnalysis) -> Vec<RepairAction> {
     let files = p
         .offset_files
         .iter()
-        .filter(|f| f.len < 8)
+        .filter(|f| f.len < 8 && offset_file_name_ok(f))
         .map(|f| RepairAction::QuarantineFile {
             path: rel(&p.dir, &f.path, &p.id.rel_dir()),
             len: f.len,
@@ -462,7 +469,7 @@ fn with_advice(p: &PartitionAnalysis, why: String) -> Result<String, PlanError> 
 /// re-lay of the partition from its first damaged segment.
 fn plan_salvage(p: &PartitionAnalysis, problems: &[Problem]) -> Result<PartitionPlan, PlanError> {
     let tail = plan_partition(p, Mode::TolerateTail, problems)?;
-    if !p.stray_logs.is_empty() {
+    if !p.stray_logs.is_empty() || !p.offset_files.iter().all(offset_file_name_ok) {
         return Ok(tail);
     }
     let Some(salvage) = salvage_partition(p).map_err(salvage_error)? else {

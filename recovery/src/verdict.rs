@@ -274,9 +274,29 @@ fn judge_contiguity(p: &PartitionAnalysis, out: &mut Vec<Problem>) {
     }
 }
 
-/// The server reads 8 bytes and ignores any more; a shorter file stops it starting.
+/// Whether the server can read this offset file's name: it parses every name in
+/// `offsets/consumers` and `offsets/groups` as a u32 and panics on any other.
+pub fn offset_file_name_ok(f: &OffsetFile) -> bool {
+    f.path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
+/// The server reads 8 bytes and ignores any more; a shorter file stops it starting,
+/// and a name that is not a number makes it panic.
 fn judge_offset_file(f: &OffsetFile, out: &mut Vec<Problem>) {
-    if f.len < 8 {
+    if !offset_file_name_ok(f) {
+        out.push(Problem {
+            kind: ProblemKind::BadOffsetFile,
+            path: f.path.clone(),
+            offset: None,
+            detail: "its name is not a consumer or group id: iggy-server 0.6.0 panics on \
+                     it at start; move it out (iggy-warden never touches it)"
+                .into(),
+            segment: None,
+        });
+    } else if f.len < 8 {
         out.push(Problem {
             kind: ProblemKind::BadOffsetFile,
             path: f.path.clone(),

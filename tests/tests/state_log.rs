@@ -308,3 +308,22 @@ fn an_encrypted_log_is_checked_by_framing_and_never_cut_on_checksums() {
     apply_state(dir, StateFault::TornTail { keep: 0 }).unwrap();
     assert_eq!(recover(dir, &state, "point-in-time").code, 3);
 }
+
+#[test]
+fn an_offset_file_not_named_by_a_number_is_left_to_an_operator() {
+    // 0.6.0 parses every name in offsets/consumers and offsets/groups as a u32 and
+    // panics on any other.
+    let copy = built();
+    let (dir, state) = (copy.path(), copy.tmp_root().join("state"));
+    let odd = dir.join("streams/0/topics/0/partitions/1/offsets/groups/backup");
+    fs::write(&odd, 7u64.to_le_bytes()).unwrap();
+    let found = problems(dir);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "bad-offset-file");
+    assert_eq!(found[0].1, s(&odd));
+    let before = snapshot(dir);
+    for mode in ["tolerate-tail", "salvage", "point-in-time", "absolute"] {
+        assert_eq!(recover(dir, &state, mode).code, 3, "{mode}");
+        assert_same(&before, &snapshot(dir));
+    }
+}
