@@ -72,6 +72,7 @@ fn print_human(r: &CheckReport) {
             println!("  partition {}: {modes}", p.partition);
         }
     }
+    println!("  {}", r.state);
     for stray in &r.strays {
         println!(
             "  stray (left alone): {}: {}",

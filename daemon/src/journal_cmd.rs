@@ -178,7 +178,7 @@ impl SegmentFilter {
                     }
                     // Undoing a repair of this segment is about this segment too.
                     RepairAction::Restore { repair: undone } => self.repairs.contains(undone),
-                    RepairAction::CreateDir { .. } => false,
+                    RepairAction::CreateDir { .. } | RepairAction::TruncateStateLog { .. } => false,
                     RepairAction::Relay {
                         originals,
                         segments,

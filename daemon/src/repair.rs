@@ -111,7 +111,10 @@ pub fn print_outcome(o: &RepairOutcome) {
         );
     }
     for r in &o.refusals {
-        println!("partition {} needs an operator: {}", r.partition, r.why);
+        match r.partition {
+            Some(p) => println!("partition {p} needs an operator: {}", r.why),
+            None => println!("state files need an operator: {}", r.why),
+        }
         for p in &r.problems {
             println!("  {p}");
         }

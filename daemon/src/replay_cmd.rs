@@ -90,7 +90,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             println!("would {}", a.action);
         }
         for r in &the_plan.refusals {
-            println!("partition {} needs an operator: {}", r.partition, r.why);
+            match r.partition {
+                Some(p) => println!("partition {p} needs an operator: {}", r.why),
+                None => println!("state files need an operator: {}", r.why),
+            }
         }
         if the_plan.actions.is_empty() && the_plan.refusals.is_empty() && pending.is_empty() {
             println!("nothing to repair");

@@ -64,7 +64,13 @@ pub enum RepairAction {
         originals: Vec<RelayOriginal>,
         segments: Vec<RelaySegment>,
     },
+    /// Cut the server's metadata log `state/log` from `original_len` down to
+    /// `keep_len` bytes (the end of its last whole valid entry).
+    TruncateStateLog { keep_len: u64, original_len: u64 },
 }
+
+/// The server's metadata log, relative to the data directory.
+pub const STATE_LOG: &str = "state/log";
 
 /// A file a relay replaces, as the planner found it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +110,7 @@ impl RepairAction {
             RepairAction::Restore { repair } => format!("(files of repair {repair})"),
             RepairAction::CreateDir { path } => path.clone(),
             RepairAction::Relay { partition, .. } => partition.rel_dir(),
+            RepairAction::TruncateStateLog { .. } => STATE_LOG.to_string(),
         }
     }
 }
@@ -165,6 +172,13 @@ impl fmt::Display for RepairAction {
                 originals.iter().map(|o| o.len).sum::<u64>(),
                 segments.len(),
                 segments.iter().map(|s| s.messages).sum::<u64>()
+            ),
+            RepairAction::TruncateStateLog {
+                keep_len,
+                original_len,
+            } => write!(
+                f,
+                "truncate {STATE_LOG} from {original_len} to {keep_len} bytes"
             ),
         }
     }

@@ -259,6 +259,13 @@ mod tests {
                 },
                 6,
             ),
+            (
+                RepairAction::TruncateStateLog {
+                    keep_len: 0,
+                    original_len: 0,
+                },
+                7,
+            ),
         ];
         for (action, n) in actions {
             let p = payload(Record::RepairIntent {

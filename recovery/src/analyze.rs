@@ -7,6 +7,7 @@
 use crate::index::{IndexState, IndexVerifier};
 use crate::layout::{DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
 use crate::scan::{scan_log, scan_log_prefetched, ScanOutcome, ScanStart};
+use crate::state_check::StateInspection;
 use journal::{PartitionId, SegmentKey};
 use serde::Serialize;
 use std::fs::File;
@@ -86,6 +87,8 @@ pub struct Analysis {
     pub version: Option<String>,
     pub partitions: Vec<PartitionAnalysis>,
     pub strays: Vec<Stray>,
+    /// The state files, as discovery found them.
+    pub state: StateInspection,
 }
 
 impl Analysis {
@@ -114,6 +117,7 @@ pub fn analyze(dir: &DataDir, progress: &dyn Fn(u64)) -> Result<Analysis, Analyz
         version: dir.version.clone(),
         partitions,
         strays: dir.strays.clone(),
+        state: dir.state.clone(),
     })
 }
 

@@ -146,6 +146,10 @@ impl Executor<'_> {
                 keep_len,
                 original_len,
                 ..
+            }
+            | RepairAction::TruncateStateLog {
+                keep_len,
+                original_len,
             } => self.truncate(
                 id,
                 action,

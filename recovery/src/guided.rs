@@ -62,6 +62,7 @@ pub fn analyze_guided(
         version: dir.version.clone(),
         partitions,
         strays: dir.strays.clone(),
+        state: dir.state.clone(),
     };
     Ok((analysis, stats))
 }

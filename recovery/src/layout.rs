@@ -6,6 +6,8 @@
 //! own `logs/`, `runtime/` and `backup/` folders are not data and are skipped.
 
 use crate::parallel::{map_ordered, IO_THREADS};
+use crate::state_check::StateInspection;
+use crate::state_info::Info;
 use journal::{PartitionId, SegmentKey};
 use serde::Serialize;
 use std::fs;
@@ -25,12 +27,6 @@ pub enum LayoutError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path} says version {version:?}: only the Iggy 0.6 on-disk format is supported")]
     UnsupportedVersion { path: PathBuf, version: String },
-    #[error("{path} at byte {offset}: {detail}")]
-    Malformed {
-        path: PathBuf,
-        offset: u64,
-        detail: String,
-    },
 }
 
 impl LayoutError {
@@ -56,6 +52,9 @@ pub struct DataDir {
     pub version: Option<String>,
     pub partitions: Vec<PartitionLayout>,
     pub strays: Vec<Stray>,
+    /// `state/log`, `state/info`, and the metadata compared with every partition
+    /// folder (all of them, even when `partitions` is later narrowed).
+    pub state: StateInspection,
 }
 
 impl DataDir {
@@ -155,11 +154,13 @@ pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
     }
     partitions.sort_by_key(|p: &PartitionLayout| p.id);
     strays.sort_by(|a, b| a.path.cmp(&b.path));
+    let state = crate::state_check::inspect(root, &partitions)?;
     Ok(DataDir {
         root: root.to_path_buf(),
         version,
         partitions,
         strays,
+        state,
     })
 }
 
@@ -175,34 +176,28 @@ pub fn check_root(root: &Path) -> Result<Option<String>, LayoutError> {
     read_version(root)
 }
 
-/// Reads the version string `state/info` starts with (a length byte, then UTF-8), and
-/// refuses any format but 0.6.
+/// Refuses a `state/info` that names any version but 0.6.x; returns the version. A
+/// record that does not decode is judged with the state files (`state_check`).
 fn read_version(root: &Path) -> Result<Option<String>, LayoutError> {
-    let path = root.join("state").join("info");
+    let path = root.join(crate::state_check::INFO_REL);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LayoutError::io(&path, e)),
     };
-    let malformed = |detail: &str| LayoutError::Malformed {
-        path: path.clone(),
-        offset: 0,
-        detail: detail.to_string(),
+    let version = match crate::state_info::judge(&bytes) {
+        Info::Sound { version } => version,
+        // A record of another format may not decode as 0.6's: its version says.
+        Info::Bad {
+            version: Some(version),
+            ..
+        } if crate::state_info::is_version(&version) => version,
+        _ => return Ok(None),
     };
-    let (&len, rest) = bytes
-        .split_first()
-        .ok_or_else(|| malformed("empty file, expected a version string"))?;
-    let raw = rest
-        .get(..usize::from(len))
-        .ok_or_else(|| malformed("version string runs past the end of the file"))?;
-    let version = std::str::from_utf8(raw).map_err(|_| malformed("version string is not UTF-8"))?;
     if !version.starts_with("0.6.") {
-        return Err(LayoutError::UnsupportedVersion {
-            path,
-            version: version.to_string(),
-        });
+        return Err(LayoutError::UnsupportedVersion { path, version });
     }
-    Ok(Some(version.to_string()))
+    Ok(Some(version))
 }
 
 struct Entry {

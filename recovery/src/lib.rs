@@ -1,8 +1,10 @@
 //! Iggy 0.6 data directories: read, judge, repair.
 //!
 //! Data flows one way: [`layout`] lists the files, [`analyze`] scans them (with
-//! [`scan`] and [`index`]), [`verdict`] names what is wrong. The journal is the only
-//! state kept between runs.
+//! [`scan`] and [`index`]), [`verdict`] names what is wrong. The state files the
+//! server reads before any segment (`state/log`, `state/info`) and the metadata they
+//! record are judged by [`state_check`]. The journal is the only state kept between
+//! runs.
 
 pub mod analyze;
 pub mod busy;
@@ -13,6 +15,7 @@ pub mod index;
 mod journal_log;
 pub mod layout;
 pub mod message;
+pub mod metadata;
 mod parallel;
 pub mod pipeline;
 pub mod plan;
@@ -24,6 +27,10 @@ pub mod restore;
 pub mod salvage;
 pub mod scan;
 pub mod space;
+pub mod state_check;
+pub mod state_command;
+pub mod state_info;
+pub mod state_log;
 pub mod verdict;
 
 pub use journal::{ByteRange, PartitionId, RepairAction, RepairId, SegmentKey};

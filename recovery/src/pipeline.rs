@@ -94,7 +94,12 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
     }
     let planned: Vec<_> = the_plan.actions.iter().map(|a| &a.action).collect();
     crate::space::check_space(exec.data_dir, exec.quarantine.dir(), &planned)?;
-    let touched: BTreeSet<PartitionId> = the_plan.actions.iter().map(|a| a.partition).collect();
+    let touched: BTreeSet<PartitionId> = the_plan
+        .actions
+        .iter()
+        .filter_map(|a| a.partition)
+        .collect();
+    let state_touched = the_plan.actions.iter().any(|a| a.partition.is_none());
     let actions = the_plan
         .actions
         .into_iter()
@@ -108,11 +113,11 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         .sum::<u64>();
     // Trust nothing: re-read every partition that changed and require it healthy.
     let mut left = Vec::new();
-    for p in discover(exec.data_dir)?
-        .partitions
-        .iter()
-        .filter(|p| touched.contains(&p.id))
-    {
+    let after = discover(exec.data_dir)?;
+    if state_touched {
+        left.extend(crate::state_check::judge_state(&after.state));
+    }
+    for p in after.partitions.iter().filter(|p| touched.contains(&p.id)) {
         let after = analyze_partition(p, &|_| {})?;
         left.extend(judge_partition(&after));
         if let Some(o) = outcome.partitions.iter_mut().find(|o| o.partition == p.id) {

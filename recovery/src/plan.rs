@@ -24,7 +24,7 @@ use crate::index::{IndexState, ENTRY_LEN};
 use crate::rebuild::index_digest;
 use crate::salvage::{salvage_partition, Salvage, SalvageError};
 use crate::scan::StopReason;
-use crate::verdict::{judge_partition, Problem, ProblemKind};
+use crate::verdict::{judge_partition, offset_file_name_ok, Problem, ProblemKind};
 use journal::{PartitionId, RepairAction};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -73,7 +73,8 @@ impl fmt::Display for Mode {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlannedAction {
-    pub partition: PartitionId,
+    /// `None` for the state files.
+    pub partition: Option<PartitionId>,
     pub action: RepairAction,
     pub reason: String,
 }
@@ -81,7 +82,8 @@ pub struct PlannedAction {
 /// A partition the mode does not allow to repair, with what is wrong with it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Refusal {
-    pub partition: PartitionId,
+    /// `None` for the state files.
+    pub partition: Option<PartitionId>,
     pub why: String,
     pub problems: Vec<Problem>,
 }
@@ -133,13 +135,32 @@ pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
                     _ => with_advice(p, why)?,
                 };
                 out.refusals.push(Refusal {
-                    partition: p.id,
+                    partition: Some(p.id),
                     why,
                     problems: problems.clone(),
                 })
             }
         }
         out.problems.extend(problems);
+    }
+    let state = crate::state_check::plan_state(&a.state, mode);
+    out.problems.extend(state.problems.clone());
+    out.actions.extend(
+        state
+            .actions
+            .into_iter()
+            .map(|(action, reason)| PlannedAction {
+                partition: None,
+                action,
+                reason,
+            }),
+    );
+    if !state.refusals.is_empty() {
+        out.refusals.push(Refusal {
+            partition: None,
+            why: state.refusals.join("; "),
+            problems: state.problems,
+        });
     }
     Ok(out)
 }
@@ -212,6 +233,13 @@ fn plan_partition(
                 .into(),
         ));
     }
+    if let Some(f) = p.offset_files.iter().find(|f| !offset_file_name_ok(f)) {
+        return Ok(PartitionPlan::Refuse(format!(
+            "{} is not named by a number and would crash iggy-server; move it out, then \
+             run again",
+            f.path.display()
+        )));
+    }
     let cut = find_cut(p);
     if let Some(c) = cut {
         if mode == Mode::TolerateTail && !c.tail_only {
@@ -258,7 +286,7 @@ fn plan_partition(
     let mut actions = Vec::new();
     let mut push = |action| {
         actions.push(PlannedAction {
-            partition: p.id,
+            partition: Some(p.id),
             action,
             reason: reason.clone(),
         })
@@ -334,7 +362,7 @@ fn offset_repairs(p: &PartitionAnalysis) -> Vec<RepairAction> {
     let files = p
         .offset_files
         .iter()
-        .filter(|f| f.len < 8)
+        .filter(|f| f.len < 8 && offset_file_name_ok(f))
         .map(|f| RepairAction::QuarantineFile {
             path: rel(&p.dir, &f.path, &p.id.rel_dir()),
             len: f.len,
@@ -441,7 +469,7 @@ fn with_advice(p: &PartitionAnalysis, why: String) -> Result<String, PlanError> 
 /// re-lay of the partition from its first damaged segment.
 fn plan_salvage(p: &PartitionAnalysis, problems: &[Problem]) -> Result<PartitionPlan, PlanError> {
     let tail = plan_partition(p, Mode::TolerateTail, problems)?;
-    if !p.stray_logs.is_empty() {
+    if !p.stray_logs.is_empty() || !p.offset_files.iter().all(offset_file_name_ok) {
         return Ok(tail);
     }
     let Some(salvage) = salvage_partition(p).map_err(salvage_error)? else {
@@ -464,12 +492,12 @@ fn plan_salvage(p: &PartitionAnalysis, problems: &[Problem]) -> Result<Partition
         salvage.dropped.len()
     ));
     let mut actions = vec![PlannedAction {
-        partition: p.id,
+        partition: Some(p.id),
         action: salvage.action,
         reason: reason.clone(),
     }];
     actions.extend(offset_repairs(p).into_iter().map(|action| PlannedAction {
-        partition: p.id,
+        partition: Some(p.id),
         action,
         reason: reason.clone(),
     }));

@@ -4,6 +4,7 @@ use crate::analyze::Analysis;
 use crate::layout::Stray;
 use crate::plan::{mode_counts, salvage_error, ModeCounts, PlanError};
 use crate::salvage::{first_damaged, salvage_partition};
+use crate::state_check::judge_state;
 use crate::verdict::{judge_partition, Problem};
 use journal::PartitionId;
 use serde::Serialize;
@@ -35,6 +36,8 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     pub strays: Vec<Stray>,
     pub partition_reports: Vec<PartitionSummary>,
+    /// One line on `state/log`, `state/info` and the metadata.
+    pub state: String,
 }
 
 impl CheckReport {
@@ -54,6 +57,16 @@ impl CheckReport {
             });
             problems.extend(found);
         }
+        problems.extend(judge_state(&a.state));
+        let mut strays = a.strays.clone();
+        strays.extend(a.state.empty_unnamed().into_iter().map(|rel| {
+            Stray {
+                path: a.root.join(rel),
+                reason: "no state/log entry names it and it holds no message: iggy-server \
+                     0.6.0 ignores it"
+                    .into(),
+            }
+        }));
         Self {
             data_dir: a.root.clone(),
             version: a.version.clone(),
@@ -62,8 +75,9 @@ impl CheckReport {
             messages: a.valid_messages(),
             ready_to_start: problems.is_empty(),
             problems,
-            strays: a.strays.clone(),
+            strays,
             partition_reports,
+            state: a.state.summary(),
         }
     }
 

@@ -35,7 +35,9 @@ impl Executor<'_> {
         let restore_action = RepairAction::Restore { repair: target };
         let why = format!("restore of repair {target}");
         match &manifest.action {
-            RepairAction::TruncateLog { .. } | RepairAction::TruncateIndex { .. } => {
+            RepairAction::TruncateLog { .. }
+            | RepairAction::TruncateIndex { .. }
+            | RepairAction::TruncateStateLog { .. } => {
                 let current = file_len(&path).map_err(io(&path))?;
                 if current == Some(manifest.range.end) && self.tail_matches(&path, &manifest)? {
                     return Ok(manifest.range.len());

@@ -32,6 +32,10 @@ pub fn space_needed<'a>(
                 keep_len,
                 original_len,
                 ..
+            }
+            | RepairAction::TruncateStateLog {
+                keep_len,
+                original_len,
             } => (0, original_len.saturating_sub(*keep_len)),
             RepairAction::RewriteIndex {
                 original_len,

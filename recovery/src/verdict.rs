@@ -55,6 +55,20 @@ pub enum ProblemKind {
     GhostIndexEntries,
     /// Two valid messages with one offset and different bytes.
     DuplicateOffset,
+    /// `state/log` ends inside an entry, or in zero bytes: the server does not start.
+    StateLogTorn,
+    /// A `state/log` entry fails its checksum: the server does not start.
+    StateLogCorrupt,
+    /// A `state/log` entry's index does not follow the previous one: the server does
+    /// not start.
+    StateLogGap,
+    /// `state/info` does not decode: the server panics at start.
+    StateInfoBad,
+    /// A stream, topic or partition folder holding messages that no `state/log` entry
+    /// names: the server ignores it and its messages are unreachable.
+    FolderWithoutMetadata,
+    /// A partition `state/log` names whose folder is missing: the server does not start.
+    MetadataWithoutFolder,
 }
 
 impl ProblemKind {
@@ -80,6 +94,12 @@ impl ProblemKind {
             ProblemKind::ZeroHole => "zero-hole",
             ProblemKind::GhostIndexEntries => "ghost-index-entries",
             ProblemKind::DuplicateOffset => "duplicate-offset",
+            ProblemKind::StateLogTorn => "state-log-torn",
+            ProblemKind::StateLogCorrupt => "state-log-corrupt",
+            ProblemKind::StateLogGap => "state-log-gap",
+            ProblemKind::StateInfoBad => "state-info-bad",
+            ProblemKind::FolderWithoutMetadata => "folder-without-metadata",
+            ProblemKind::MetadataWithoutFolder => "metadata-without-folder",
         }
     }
 }
@@ -254,9 +274,29 @@ fn judge_contiguity(p: &PartitionAnalysis, out: &mut Vec<Problem>) {
     }
 }
 
-/// The server reads 8 bytes and ignores any more; a shorter file stops it starting.
+/// Whether the server can read this offset file's name: it parses every name in
+/// `offsets/consumers` and `offsets/groups` as a u32 and panics on any other.
+pub fn offset_file_name_ok(f: &OffsetFile) -> bool {
+    f.path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
+/// The server reads 8 bytes and ignores any more; a shorter file stops it starting,
+/// and a name that is not a number makes it panic.
 fn judge_offset_file(f: &OffsetFile, out: &mut Vec<Problem>) {
-    if f.len < 8 {
+    if !offset_file_name_ok(f) {
+        out.push(Problem {
+            kind: ProblemKind::BadOffsetFile,
+            path: f.path.clone(),
+            offset: None,
+            detail: "its name is not a consumer or group id: iggy-server 0.6.0 panics on \
+                     it at start; move it out (iggy-warden never touches it)"
+                .into(),
+            segment: None,
+        });
+    } else if f.len < 8 {
         out.push(Problem {
             kind: ProblemKind::BadOffsetFile,
             path: f.path.clone(),

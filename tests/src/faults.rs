@@ -16,15 +16,20 @@
 //! [`race_faults`] (module `race`) are the signatures of the 0.6.0 rotation race; they
 //! are not in [`all_faults`], the damage table, and their reports also say which
 //! offsets a resynchronising salvage still finds ([`FaultReport::survivors`]).
+//!
+//! [`state_faults`] (module `state`, [`apply_state`]) damage `state/log`, the
+//! server's metadata log, instead of a partition.
 
 mod plan;
 mod race;
+mod state;
 mod target;
 
 use crate::format::{LoggedMessage, INDEX_ENTRY_SIZE, MESSAGE_HEADER_SIZE, ORIGIN_TIMESTAMP_POS};
 use crate::layout::{scan_partition, ScannedMessage};
 use plan::{Damage, Op, Plan};
 pub use race::{race_faults, RaceFault, Survivors};
+pub use state::{apply_state, state_faults, StateFault, StateFaultReport};
 use std::fs;
 use std::path::{Path, PathBuf};
 use target::{Loaded, Target};

@@ -7,6 +7,7 @@
 //! - [`layout`]: partition folders, segment file names, reading a partition back;
 //! - [`salvage`]: every valid message anywhere in a partition's logs, resynchronising
 //!   past bad bytes (the yardstick for what a salvage must keep);
+//! - [`state_log`]: `state/log` entries as 0.6.0 writes them;
 //! - [`writer`]: data directories laid out as iggy-server 0.6.0 does;
 //! - [`faults`]: one fault per damage the format notes describe;
 //! - [`fixtures`]: the committed real fixtures and writable copies of them;
@@ -20,12 +21,13 @@ pub mod format;
 pub mod layout;
 pub mod salvage;
 pub mod snapshot;
+pub mod state_log;
 pub mod writer;
 
 pub use cli::{warden, warden_bin, warden_on, Run};
 pub use faults::{
-    all_faults, apply, apply_to_first, fault_named, race_faults, Fault, FaultReport, RaceFault,
-    Survivors,
+    all_faults, apply, apply_state, apply_to_first, fault_named, race_faults, state_faults, Fault,
+    FaultReport, RaceFault, StateFault, StateFaultReport, Survivors,
 };
 pub use fixtures::{copy_dir, fixture, fixture_copy, fixtures_dir, FixtureCopy};
 pub use format::{encode_message, index_entry, Message, SegmentAppender};

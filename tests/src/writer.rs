@@ -4,7 +4,10 @@
 //! What gets written under the data directory:
 //! - `state/info`: the 27 bytes iggy-server 0.6.0 writes (version "0.6.0", its hash,
 //!   no migrations), identical to the fixtures' file;
-//! - `state/log`: empty unless [`DataDirBuilder::state_log`] gives bytes;
+//! - `state/log`: the entries 0.6.0 would have written for the partitions (root user,
+//!   streams, topics with their partition counts; see `state_log::metadata_entries`)
+//!   plus the extra users and tokens asked for, unless [`DataDirBuilder::state_log`]
+//!   gives other bytes;
 //! - per partition, `streams/<s>/topics/<t>/partitions/<p>/` with `<start:020>.log`
 //!   and `.index` pairs, plus `offsets/consumers/<id>` and `offsets/groups/<id>` (u64
 //!   little-endian) when asked for.
@@ -234,11 +237,13 @@ impl BuiltDir {
 pub struct DataDirBuilder {
     seed: u64,
     partitions: Vec<PartitionSpec>,
-    state_log: Vec<u8>,
+    state_log: Option<Vec<u8>>,
+    users: Vec<String>,
+    tokens: Vec<String>,
 }
 
 impl DataDirBuilder {
-    /// Seed 0, no partitions, empty `state/log`.
+    /// Seed 0, no partitions, a `state/log` naming the partitions.
     pub fn new() -> Self {
         Self::default()
     }
@@ -254,10 +259,41 @@ impl DataDirBuilder {
         self
     }
 
-    /// Bytes of `state/log` (e.g. a fixture's); empty by default.
+    /// Bytes of `state/log` (e.g. a fixture's) instead of the generated entries.
     pub fn state_log(mut self, bytes: Vec<u8>) -> Self {
-        self.state_log = bytes;
+        self.state_log = Some(bytes);
         self
+    }
+
+    /// A create-user entry after the generated streams and topics.
+    pub fn user(mut self, name: &str) -> Self {
+        self.users.push(name.to_string());
+        self
+    }
+
+    /// A create-personal-access-token entry after the generated users.
+    pub fn token(mut self, name: &str) -> Self {
+        self.tokens.push(name.to_string());
+        self
+    }
+
+    /// The `state/log` bytes [`DataDirBuilder::build`] writes.
+    pub fn state_log_bytes(&self) -> Vec<u8> {
+        if let Some(bytes) = &self.state_log {
+            return bytes.clone();
+        }
+        let ids: Vec<_> = self
+            .partitions
+            .iter()
+            .map(|p| (p.stream, p.topic, p.partition))
+            .collect();
+        let entries = crate::state_log::metadata_entries(
+            &ids,
+            &self.users,
+            &self.tokens,
+            BASE_TIMESTAMP - 1_000_000,
+        );
+        crate::state_log::encode_log(&entries)
     }
 
     /// Writes the data directory into `dir` (created if missing). Panics on errors.
@@ -270,7 +306,7 @@ impl DataDirBuilder {
     pub fn try_build(&self, dir: &Path) -> io::Result<BuiltDir> {
         fs::create_dir_all(dir.join("state"))?;
         fs::write(dir.join("state/info"), state_info_bytes())?;
-        fs::write(dir.join("state/log"), &self.state_log)?;
+        fs::write(dir.join("state/log"), self.state_log_bytes())?;
         let mut ids = IdSource::default();
         let mut partitions: Vec<BuiltPartition> = Vec::new();
         for spec in &self.partitions {

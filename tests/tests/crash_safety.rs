@@ -307,3 +307,24 @@ fn a_salvage_relay_killed_at_any_step_converges_and_loses_nothing() {
     .expect("fault");
     crash_everywhere("salvage", &data, Mode::Salvage);
 }
+
+#[test]
+fn a_state_log_cut_killed_at_any_step_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("gen");
+    // The log ends with two users, so cutting its torn last entry orphans nothing.
+    DataDirBuilder::new()
+        .seed(9)
+        .partition(
+            PartitionSpec::new(0, 0, 0)
+                .messages(60, 20..200, 0)
+                .segment_size(4 * 1024),
+        )
+        .user("alice")
+        .user("bob")
+        .build(&data);
+    harness::apply_state(&data, harness::StateFault::TornTail { keep: 0 }).expect("fault");
+    apply(&data, "streams/0/topics/0/partitions/0", Fault::TornLogTail).expect("fault");
+    crash_everywhere("state-log cut", &data, Mode::TolerateTail);
+}

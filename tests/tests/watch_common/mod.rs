@@ -270,7 +270,11 @@ impl LiveWriter {
     }
 
     /// Creates a partition folder (and its stream and topic) with the empty pair 0.
+    /// Its metadata goes into `state/log` first, as the server writes it.
     pub fn add_partition(&mut self, stream: u32, topic: u32, partition: u32) -> usize {
+        let existing: Vec<_> = self.partitions.iter().map(|p| p.ids).collect();
+        harness::state_log::append_partition(&self.root, &existing, (stream, topic, partition))
+            .unwrap();
         let dir = self.root.join(partition_rel_dir(stream, topic, partition));
         fs::create_dir_all(&dir).unwrap();
         fs::File::create(dir.join(segment_file_name(0, "log"))).unwrap();

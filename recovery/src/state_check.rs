@@ -1,0 +1,320 @@
+//! The state files iggy-server 0.6.0 reads before any segment, judged and repaired:
+//! `state/log` (see [`crate::state_log`]), `state/info` (see [`crate::state_info`]),
+//! and the metadata the log records compared with the folders under `streams/` (see
+//! [`crate::metadata`]).
+//!
+//! Repairs, by mode:
+//! - a torn, zero-filled or corrupt *last* entry is cut (its bytes quarantined) under
+//!   `tolerate-tail`, `salvage` and `point-in-time`;
+//! - damage before the end (an index gap, a corrupt entry with valid entries after it)
+//!   only under `point-in-time`, which cuts the log there;
+//! - an empty or cut-short 0.6 `state/info` is quarantined whole (the server writes a
+//!   new one) under every mode but `absolute`;
+//! - data is never orphaned: the metadata compared with the folders is that of the
+//!   entries a cut keeps, so a folder with messages that only the damaged entries name,
+//!   or a partition they name without a folder, stops the run in every mode;
+//! - an encrypted log is never cut on checksum grounds (its checksums cannot be
+//!   verified); a torn tail of it is cut only when its command code shows that it does
+//!   not create or delete streams, topics or partitions, since its folders cannot be
+//!   compared with metadata that cannot be read.
+
+use crate::layout::{LayoutError, PartitionLayout};
+use crate::metadata::{compare, Metadata, Mismatch};
+use crate::plan::Mode;
+use crate::state_command::changes_folders;
+use crate::state_info::Info;
+use crate::state_log::{parse, DamageKind, StateLog};
+use crate::verdict::{Problem, ProblemKind};
+use journal::RepairAction;
+use serde::Serialize;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub const LOG_REL: &str = "state/log";
+pub const INFO_REL: &str = "state/info";
+
+/// What the state files hold, read at discovery.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StateInspection {
+    pub log_path: PathBuf,
+    pub info_path: PathBuf,
+    /// `None` when there is no `state/log` (the server starts with no streams).
+    pub log: Option<StateLog>,
+    pub info: Option<Info>,
+    /// The metadata of the entries before the first damage; `None` when encrypted.
+    pub metadata: Option<Metadata>,
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// Reads the state files of `root` and compares the metadata with `partitions`.
+pub fn inspect(
+    root: &Path,
+    partitions: &[PartitionLayout],
+) -> Result<StateInspection, LayoutError> {
+    let log_path = root.join(LOG_REL);
+    let info_path = root.join(INFO_REL);
+    let log = read_optional(&log_path)?.map(|bytes| parse(&bytes));
+    let info = read_optional(&info_path)?.map(|b| crate::state_info::judge(&b));
+    let metadata = match &log {
+        Some(l) if l.encrypted => None,
+        Some(l) => Some(Metadata::replay(l.entries.iter().map(|e| &e.command))),
+        None => Some(Metadata::default()),
+    };
+    let folders: Vec<_> = partitions
+        .iter()
+        .map(|p| {
+            let bytes = p.segments.iter().filter_map(|s| s.log_len).sum();
+            (p.id, bytes)
+        })
+        .collect();
+    let mismatches = metadata
+        .as_ref()
+        .map_or_else(Vec::new, |m| compare(m, &folders));
+    Ok(StateInspection {
+        log_path,
+        info_path,
+        log,
+        info,
+        metadata,
+        mismatches,
+    })
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LayoutError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LayoutError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+impl StateInspection {
+    /// Folders that hold messages no metadata names, and partitions without folders:
+    /// what stops a cut of the log, and the server. Unnamed folders without messages
+    /// are only listed (see [`StateInspection::empty_unnamed`]).
+    fn blocking(&self) -> impl Iterator<Item = &Mismatch> {
+        self.mismatches.iter().filter(|m| match m {
+            Mismatch::Unnamed { log_bytes, .. } => *log_bytes > 0,
+            Mismatch::Missing { .. } => true,
+        })
+    }
+
+    /// Folders no metadata names and that hold no message: harmless, left alone.
+    pub fn empty_unnamed(&self) -> Vec<String> {
+        self.mismatches
+            .iter()
+            .filter(|m| matches!(m, Mismatch::Unnamed { log_bytes: 0, .. }))
+            .map(|m| m.rel().to_string())
+            .collect()
+    }
+
+    /// The line `check` prints about the state files.
+    pub fn summary(&self) -> String {
+        let log = match &self.log {
+            None => "state/log missing (the server starts without streams)".to_string(),
+            Some(l) => format!(
+                "state/log: {} bytes, {} entries before any damage, checksums {}",
+                l.len,
+                l.entries.len(),
+                if l.encrypted {
+                    "unverifiable (encrypted: framing and indexes checked only)"
+                } else {
+                    "verified"
+                }
+            ),
+        };
+        let meta = match &self.metadata {
+            Some(m) => {
+                let (s, t, p) = m.counts();
+                format!(
+                    "metadata: {s} streams, {t} topics, {p} partitions, {} users",
+                    m.users.len()
+                )
+            }
+            None => "metadata not compared with the folders (encrypted)".to_string(),
+        };
+        format!("{log}; {meta}")
+    }
+}
+
+/// Every problem of the state files.
+pub fn judge_state(s: &StateInspection) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let problem = |kind, path: &Path, offset, detail| Problem {
+        kind,
+        path: path.to_path_buf(),
+        offset,
+        detail,
+        segment: None,
+    };
+    if let Some(d) = s.log.as_ref().and_then(|l| l.damage.as_ref()) {
+        let kind = match d.kind {
+            DamageKind::Torn | DamageKind::ZeroTail => ProblemKind::StateLogTorn,
+            DamageKind::Corrupt => ProblemKind::StateLogCorrupt,
+            DamageKind::Gap => ProblemKind::StateLogGap,
+        };
+        let place = if d.tail_only {
+            "the last entry: iggy-server 0.6.0 does not start"
+        } else {
+            "valid entries follow it: not a crash tail; iggy-server 0.6.0 does not start"
+        };
+        let did = if d.affected.is_empty() {
+            String::new()
+        } else {
+            format!("; entries at or after it: {}", d.affected.join("; "))
+        };
+        let detail = format!("{} ({place}){did}", d.detail);
+        out.push(problem(kind, &s.log_path, Some(d.offset), detail));
+    }
+    if let Some(Info::Bad { offset, detail, .. }) = &s.info {
+        let detail = format!("{detail}: iggy-server 0.6.0 panics at start on it");
+        out.push(problem(
+            ProblemKind::StateInfoBad,
+            &s.info_path,
+            Some(*offset),
+            detail,
+        ));
+    }
+    let root = s
+        .log_path
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new(""));
+    let cut_note = s
+        .log
+        .as_ref()
+        .and_then(|l| l.damage.as_ref())
+        .map_or(String::new(), |d| {
+            format!(" before the damage at byte {} of state/log", d.offset)
+        });
+    for m in s.blocking() {
+        let (kind, detail) = match m {
+            Mismatch::Unnamed {
+                partitions,
+                log_bytes,
+                ..
+            } => (
+                ProblemKind::FolderWithoutMetadata,
+                format!(
+                    "{log_bytes} bytes of messages in {partitions} partition folder(s) that \
+                     no entry of state/log{cut_note} names: iggy-server 0.6.0 ignores them, \
+                     so their messages are unreachable"
+                ),
+            ),
+            Mismatch::Missing { what, .. } => (
+                ProblemKind::MetadataWithoutFolder,
+                format!(
+                    "state/log{cut_note} names {what}, but its folder is missing: \
+                     iggy-server 0.6.0 does not start (CannotReadPartitions)"
+                ),
+            ),
+        };
+        out.push(problem(kind, &root.join(m.rel()), None, detail));
+    }
+    out
+}
+
+/// The repairs of the state files the mode allows, or why an operator must decide.
+pub struct StatePlan {
+    pub problems: Vec<Problem>,
+    pub actions: Vec<(RepairAction, String)>,
+    /// Empty unless an operator must decide; then nothing may change.
+    pub refusals: Vec<String>,
+}
+
+pub fn plan_state(s: &StateInspection, mode: Mode) -> StatePlan {
+    let problems = judge_state(s);
+    let mut out = StatePlan {
+        problems,
+        actions: Vec::new(),
+        refusals: Vec::new(),
+    };
+    if out.problems.is_empty() {
+        return out;
+    }
+    let reason = out
+        .problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    for m in s.blocking() {
+        out.refusals.push(operator_steps(m));
+    }
+    if mode == Mode::Absolute {
+        out.refusals.push("mode absolute repairs nothing".into());
+        return out;
+    }
+    if let Some(log) = &s.log {
+        if let Some(d) = &log.damage {
+            let encrypted_guard =
+                log.encrypted && d.kind == DamageKind::Torn && d.code.is_none_or(changes_folders);
+            if !d.tail_only && mode != Mode::PointInTime {
+                out.refusals.push(format!(
+                    "state/log is damaged before its end (byte {}): cutting there would take \
+                     out valid entries after it; `--mode point-in-time` cuts it",
+                    d.offset
+                ));
+            } else if encrypted_guard {
+                out.refusals.push(
+                    "the torn last entry of the encrypted state/log may create or delete a \
+                     stream, topic or partitions, and the folders cannot be compared with \
+                     encrypted metadata: restore state/log from a backup, or cut it by hand \
+                     after checking the folders"
+                        .into(),
+                );
+            } else {
+                out.actions.push((
+                    RepairAction::TruncateStateLog {
+                        keep_len: d.offset,
+                        original_len: log.len,
+                    },
+                    reason.clone(),
+                ));
+            }
+        }
+    }
+    if let Some(Info::Bad {
+        len, crash_like, ..
+    }) = &s.info
+    {
+        if *crash_like {
+            out.actions.push((
+                RepairAction::QuarantineFile {
+                    path: INFO_REL.into(),
+                    len: *len,
+                },
+                reason.clone(),
+            ));
+        } else {
+            out.refusals.push(
+                "state/info is not a 0.6 record cut short: it may be another format; \
+                 iggy-warden leaves it to an operator"
+                    .into(),
+            );
+        }
+    }
+    out
+}
+
+/// What an operator can do about a mismatch between metadata and folders.
+fn operator_steps(m: &Mismatch) -> String {
+    match m {
+        Mismatch::Unnamed { rel, log_bytes, .. } => format!(
+            "{rel} holds {log_bytes} bytes of messages that no kept entry of state/log \
+             names; iggy-warden never leaves messages without metadata. Either put back a \
+             state/log that names it (a backup), or move {rel} out of the data directory \
+             (keep the copy: it holds the messages) and run recover again; then re-create \
+             the stream or topic on the running server and publish the messages again \
+             from the copy"
+        ),
+        Mismatch::Missing { rel, what } => format!(
+            "state/log names {what}, whose folder {rel} is missing: restore the folder \
+             from a backup; iggy-warden does not invent partitions"
+        ),
+    }
+}

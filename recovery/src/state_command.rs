@@ -1,0 +1,444 @@
+//! The commands stored in `state/log` entries by iggy-server 0.6.0: their codes, their
+//! names, and a decoder of the fields that say what an entry did (which stream, topic,
+//! partitions, user, token or consumer group it created, changed or deleted).
+//!
+//! Codes and layouts are those of apache/iggy at tag `server-0.6.0`
+//! (`core/server/src/state/command.rs` and `models.rs`, the commands in
+//! `core/common/src/commands/`). All integers are little-endian. An identifier (of a
+//! stream, topic, group or user) is a kind byte (1 numeric, 2 name), a length byte and
+//! the value: a u32 for a numeric one, UTF-8 for a name. Decoding reads only what it
+//! needs, never panics, and gives [`Command::Undecoded`] when the payload does not
+//! decode (damaged, or encrypted by `system.encryption`).
+
+use serde::Serialize;
+use std::fmt;
+
+/// Codes the 0.6.0 server writes into `state/log`, with their names.
+pub const CODES: [(u32, &str); 20] = [
+    (33, "create-user"),
+    (34, "delete-user"),
+    (35, "update-user"),
+    (36, "update-permissions"),
+    (37, "change-password"),
+    (42, "create-personal-access-token"),
+    (43, "delete-personal-access-token"),
+    (202, "create-stream"),
+    (203, "delete-stream"),
+    (204, "update-stream"),
+    (205, "purge-stream"),
+    (302, "create-topic"),
+    (303, "delete-topic"),
+    (304, "update-topic"),
+    (305, "purge-topic"),
+    (402, "create-partitions"),
+    (403, "delete-partitions"),
+    (503, "delete-segments"),
+    (602, "create-consumer-group"),
+    (603, "delete-consumer-group"),
+];
+
+/// The name of a state command code, `None` for a code 0.6.0 does not store.
+pub fn code_name(code: u32) -> Option<&'static str> {
+    CODES.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
+}
+
+/// Whether an entry with this code changes which streams, topics or partitions exist,
+/// and so which folders the server expects under `streams/`.
+pub fn changes_folders(code: u32) -> bool {
+    matches!(code, 202 | 203 | 302 | 303 | 402 | 403)
+}
+
+/// A stream, topic, group or user named by number or by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Ident {
+    Id(u32),
+    Name(String),
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ident::Id(id) => write!(f, "{id}"),
+            Ident::Name(name) => write!(f, "{name:?}"),
+        }
+    }
+}
+
+/// What one entry did, as far as it decodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "command")]
+pub enum Command {
+    CreateStream {
+        stream: u32,
+        name: String,
+    },
+    UpdateStream {
+        stream: Ident,
+        name: String,
+    },
+    DeleteStream {
+        stream: Ident,
+    },
+    PurgeStream {
+        stream: Ident,
+    },
+    CreateTopic {
+        stream: Ident,
+        topic: u32,
+        partitions: u32,
+        name: String,
+    },
+    UpdateTopic {
+        stream: Ident,
+        topic: Ident,
+        name: String,
+    },
+    DeleteTopic {
+        stream: Ident,
+        topic: Ident,
+    },
+    PurgeTopic {
+        stream: Ident,
+        topic: Ident,
+    },
+    CreatePartitions {
+        stream: Ident,
+        topic: Ident,
+        count: u32,
+    },
+    DeletePartitions {
+        stream: Ident,
+        topic: Ident,
+        count: u32,
+    },
+    DeleteSegments {
+        stream: Ident,
+        topic: Ident,
+        partition: u32,
+        count: u32,
+    },
+    CreateConsumerGroup {
+        stream: Ident,
+        topic: Ident,
+        group: u32,
+        name: String,
+    },
+    DeleteConsumerGroup {
+        stream: Ident,
+        topic: Ident,
+        group: Ident,
+    },
+    CreateUser {
+        user: u32,
+        username: String,
+    },
+    UpdateUser {
+        user: Ident,
+    },
+    DeleteUser {
+        user: Ident,
+    },
+    ChangePassword {
+        user: Ident,
+    },
+    UpdatePermissions {
+        user: Ident,
+    },
+    CreatePersonalAccessToken {
+        name: String,
+    },
+    DeletePersonalAccessToken {
+        name: String,
+    },
+    /// A known code whose payload does not decode: damaged, or encrypted.
+    Undecoded {
+        code: u32,
+    },
+    /// A code 0.6.0 never stores.
+    Unknown {
+        code: u32,
+    },
+}
+
+impl Command {
+    /// Decodes the payload of a command with this code.
+    pub fn decode(code: u32, payload: &[u8]) -> Command {
+        if code_name(code).is_none() {
+            return Command::Unknown { code };
+        }
+        let mut r = Reader { bytes: payload };
+        decode(code, &mut r).unwrap_or(Command::Undecoded { code })
+    }
+}
+
+fn decode(code: u32, r: &mut Reader<'_>) -> Option<Command> {
+    Some(match code {
+        202 => {
+            let stream = r.u32()?;
+            let mut inner = r.nested()?;
+            let name = inner.name()?;
+            Command::CreateStream { stream, name }
+        }
+        204 => Command::UpdateStream {
+            stream: r.ident()?,
+            name: r.name()?,
+        },
+        203 => Command::DeleteStream { stream: r.ident()? },
+        205 => Command::PurgeStream { stream: r.ident()? },
+        302 => {
+            let topic = r.u32()?;
+            let mut inner = r.nested()?;
+            let stream = inner.ident()?;
+            let partitions = inner.u32()?;
+            // compression u8, message expiry u64, max size u64, replication factor u8
+            inner.skip(1 + 8 + 8 + 1)?;
+            let name = inner.name()?;
+            Command::CreateTopic {
+                stream,
+                topic,
+                partitions,
+                name,
+            }
+        }
+        304 => {
+            let (stream, topic) = (r.ident()?, r.ident()?);
+            r.skip(1 + 8 + 8 + 1)?;
+            Command::UpdateTopic {
+                stream,
+                topic,
+                name: r.name()?,
+            }
+        }
+        303 => Command::DeleteTopic {
+            stream: r.ident()?,
+            topic: r.ident()?,
+        },
+        305 => Command::PurgeTopic {
+            stream: r.ident()?,
+            topic: r.ident()?,
+        },
+        402 => Command::CreatePartitions {
+            stream: r.ident()?,
+            topic: r.ident()?,
+            count: r.u32()?,
+        },
+        403 => Command::DeletePartitions {
+            stream: r.ident()?,
+            topic: r.ident()?,
+            count: r.u32()?,
+        },
+        503 => Command::DeleteSegments {
+            stream: r.ident()?,
+            topic: r.ident()?,
+            partition: r.u32()?,
+            count: r.u32()?,
+        },
+        602 => {
+            let group = r.u32()?;
+            let mut inner = r.nested()?;
+            Command::CreateConsumerGroup {
+                stream: inner.ident()?,
+                topic: inner.ident()?,
+                group,
+                name: inner.name()?,
+            }
+        }
+        603 => Command::DeleteConsumerGroup {
+            stream: r.ident()?,
+            topic: r.ident()?,
+            group: r.ident()?,
+        },
+        33 => {
+            let user = r.u32()?;
+            let mut inner = r.nested()?;
+            Command::CreateUser {
+                user,
+                username: inner.name()?,
+            }
+        }
+        35 => Command::UpdateUser { user: r.ident()? },
+        34 => Command::DeleteUser { user: r.ident()? },
+        37 => Command::ChangePassword { user: r.ident()? },
+        36 => Command::UpdatePermissions { user: r.ident()? },
+        42 => {
+            let hash_len = r.u32()?;
+            r.skip(usize::try_from(hash_len).ok()?)?;
+            let mut inner = r.nested()?;
+            Command::CreatePersonalAccessToken {
+                name: inner.name()?,
+            }
+        }
+        43 => Command::DeletePersonalAccessToken { name: r.name()? },
+        _ => return None,
+    })
+}
+
+/// A cursor over untrusted bytes: every read checks its bounds.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.bytes.len() {
+            return None;
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Some(head)
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(|_| ())
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    /// A u8-length-prefixed UTF-8 name.
+    fn name(&mut self) -> Option<String> {
+        let len = self.u8()?;
+        let raw = self.take(usize::from(len))?;
+        std::str::from_utf8(raw).ok().map(str::to_string)
+    }
+
+    /// A u32-length-prefixed inner command (the `…WithId` wrappers).
+    fn nested(&mut self) -> Option<Reader<'a>> {
+        let len = usize::try_from(self.u32()?).ok()?;
+        Some(Reader {
+            bytes: self.take(len)?,
+        })
+    }
+
+    fn ident(&mut self) -> Option<Ident> {
+        let kind = self.u8()?;
+        let len = self.u8()?;
+        let raw = self.take(usize::from(len))?;
+        match kind {
+            1 => Some(Ident::Id(u32::from_le_bytes(raw.try_into().ok()?))),
+            2 if len > 0 => std::str::from_utf8(raw)
+                .ok()
+                .map(|s| Ident::Name(s.to_string())),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Command::*;
+        match self {
+            CreateStream { stream, name } => write!(f, "create stream {stream} {name:?}"),
+            UpdateStream { stream, name } => write!(f, "rename stream {stream} to {name:?}"),
+            DeleteStream { stream } => write!(f, "delete stream {stream}"),
+            PurgeStream { stream } => write!(f, "purge stream {stream}"),
+            CreateTopic {
+                stream,
+                topic,
+                partitions,
+                name,
+            } => write!(
+                f,
+                "create topic {topic} {name:?} in stream {stream} with {partitions} partition{}",
+                if *partitions == 1 { "" } else { "s" }
+            ),
+            UpdateTopic {
+                stream,
+                topic,
+                name,
+            } => write!(f, "update topic {topic} of stream {stream} (name {name:?})"),
+            DeleteTopic { stream, topic } => write!(f, "delete topic {topic} of stream {stream}"),
+            PurgeTopic { stream, topic } => write!(f, "purge topic {topic} of stream {stream}"),
+            CreatePartitions {
+                stream,
+                topic,
+                count,
+            } => write!(
+                f,
+                "create {count} partitions in topic {topic} of stream {stream}"
+            ),
+            DeletePartitions {
+                stream,
+                topic,
+                count,
+            } => write!(
+                f,
+                "delete {count} partitions of topic {topic} of stream {stream}"
+            ),
+            DeleteSegments {
+                stream,
+                topic,
+                partition,
+                count,
+            } => write!(
+                f,
+                "delete {count} segments of partition {partition}, topic {topic}, stream {stream}"
+            ),
+            CreateConsumerGroup {
+                stream,
+                topic,
+                group,
+                name,
+            } => write!(
+                f,
+                "create consumer group {group} {name:?} in topic {topic} of stream {stream}"
+            ),
+            DeleteConsumerGroup {
+                stream,
+                topic,
+                group,
+            } => write!(
+                f,
+                "delete consumer group {group} of topic {topic} of stream {stream}"
+            ),
+            CreateUser { user, username } => write!(f, "create user {user} {username:?}"),
+            UpdateUser { user } => write!(f, "update user {user}"),
+            DeleteUser { user } => write!(f, "delete user {user}"),
+            ChangePassword { user } => write!(f, "change the password of user {user}"),
+            UpdatePermissions { user } => write!(f, "update the permissions of user {user}"),
+            CreatePersonalAccessToken { name } => {
+                write!(f, "create personal access token {name:?}")
+            }
+            DeletePersonalAccessToken { name } => {
+                write!(f, "delete personal access token {name:?}")
+            }
+            Undecoded { code } => write!(
+                f,
+                "{} (payload not decoded: damaged or encrypted)",
+                code_name(*code).unwrap_or("?")
+            ),
+            Unknown { code } => write!(f, "unknown command code {code}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_what_the_clean_fixture_stores() {
+        // The create-topic payload of the clean fixture's third entry.
+        let mut p = vec![0, 0, 0, 0, 37, 0, 0, 0, 2, 6];
+        p.extend(b"orders");
+        p.extend([2, 0, 0, 0, 1]);
+        p.extend([0xff; 16]);
+        p.extend([1, 6]);
+        p.extend(b"events");
+        assert_eq!(
+            Command::decode(302, &p).to_string(),
+            "create topic 0 \"events\" in stream \"orders\" with 2 partitions"
+        );
+        assert_eq!(
+            Command::decode(302, &p[..p.len() - 1]),
+            Command::Undecoded { code: 302 }
+        );
+        assert_eq!(Command::decode(999, &p), Command::Unknown { code: 999 });
+    }
+}

@@ -1,0 +1,214 @@
+use super::*;
+use std::path::PathBuf;
+
+fn fixture_log(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/iggy-0.6.0")
+        .join(name)
+        .join("state/log");
+    std::fs::read(path).unwrap()
+}
+
+/// An entry as 0.6.0 writes it (empty context), with a valid checksum.
+fn entry(index: u64, code: u32, payload: &[u8]) -> Vec<u8> {
+    let mut e = Vec::new();
+    e.extend(index.to_le_bytes());
+    e.extend(0u64.to_le_bytes());
+    e.extend(0u32.to_le_bytes());
+    e.extend(6000u32.to_le_bytes());
+    e.extend(0u64.to_le_bytes());
+    e.extend(1_750_000_000_000_000u64.to_le_bytes());
+    e.extend(0u32.to_le_bytes());
+    e.extend(0u64.to_le_bytes());
+    e.extend(0u32.to_le_bytes());
+    e.extend(code.to_le_bytes());
+    e.extend((payload.len() as u32).to_le_bytes());
+    e.extend(payload);
+    let mut h = Xxh3::new();
+    h.update(&e[..44]);
+    h.update(&e[52..]);
+    let sum = h.digest().to_le_bytes();
+    e[44..52].copy_from_slice(&sum);
+    e
+}
+
+/// An entry as 0.6.0 writes it with encryption on: the checksum of the plaintext,
+/// the command replaced by a nonce, the ciphertext (a stand-in) and a tag.
+fn encrypted_entry(index: u64, code: u32, plain: &[u8]) -> Vec<u8> {
+    let sealed = entry(index, code, plain);
+    let mut e = sealed[..60].to_vec();
+    e.extend((plain.len() as u32 + 28).to_le_bytes());
+    e.extend([0x11; 12]);
+    e.extend(plain.iter().map(|b| b ^ 0x5a));
+    e.extend([0x22; 16]);
+    e
+}
+
+fn create_stream(id: u32, name: &str) -> Vec<u8> {
+    let mut p = id.to_le_bytes().to_vec();
+    p.extend((name.len() as u32 + 1).to_le_bytes());
+    p.push(name.len() as u8);
+    p.extend(name.as_bytes());
+    p
+}
+
+fn log_of(n: u64) -> (Vec<u8>, Vec<u64>) {
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for i in 0..n {
+        starts.push(bytes.len() as u64);
+        bytes.extend(entry(i, 202, &create_stream(i as u32, &format!("s{i}"))));
+    }
+    (bytes, starts)
+}
+
+#[test]
+fn the_fixtures_parse_whole_with_valid_checksums() {
+    for (name, n) in [("clean", 5), ("killed-under-load", 3), ("race-rotation", 3)] {
+        let bytes = fixture_log(name);
+        let log = parse(&bytes);
+        assert_eq!(log.damage, None, "{name}");
+        assert!(!log.encrypted);
+        assert_eq!(log.entries.len(), n, "{name}");
+        assert!(log.entries.iter().all(|e| e.checksum_ok == Some(true)));
+        assert_eq!(log.valid_len(), bytes.len() as u64);
+    }
+    let clean = parse(&fixture_log("clean"));
+    let last = clean.entries.last().unwrap();
+    assert_eq!(
+        last.command.to_string(),
+        "create topic 0 \"cpu\" in stream \"metrics\" with 1 partition"
+    );
+    assert_eq!(last.offset, 0x1cc);
+}
+
+#[test]
+fn a_tail_torn_at_any_byte_is_a_torn_tail_at_the_last_entry() {
+    let bytes = fixture_log("clean");
+    let log = parse(&bytes);
+    let last = log.entries.last().unwrap().clone();
+    for cut in last.offset + 1..bytes.len() as u64 {
+        let torn = parse(&bytes[..cut as usize]);
+        let d = torn.damage.expect("damage");
+        assert!(
+            matches!(d.kind, DamageKind::Torn | DamageKind::ZeroTail),
+            "{cut}: {d:?}"
+        );
+        assert_eq!(d.offset, last.offset, "{cut}");
+        assert!(d.tail_only, "{cut}");
+        assert_eq!(torn.entries.len(), 4);
+    }
+    // Cut at the boundary: a shorter, whole log.
+    let whole = parse(&bytes[..last.offset as usize]);
+    assert_eq!(whole.damage, None);
+}
+
+#[test]
+fn zeros_after_the_last_entry_are_a_zero_tail() {
+    let (mut bytes, _) = log_of(3);
+    let end = bytes.len() as u64;
+    bytes.extend([0; 4096]);
+    let d = parse(&bytes).damage.unwrap();
+    assert_eq!(
+        (d.kind, d.offset, d.tail_only),
+        (DamageKind::ZeroTail, end, true)
+    );
+}
+
+#[test]
+fn a_flipped_byte_in_the_last_entry_is_a_corrupt_tail() {
+    let (mut bytes, starts) = log_of(4);
+    let at = starts[3] as usize + 70;
+    bytes[at] ^= 0xff;
+    let log = parse(&bytes);
+    let d = log.damage.unwrap();
+    assert_eq!(
+        (d.kind, d.offset, d.tail_only),
+        (DamageKind::Corrupt, starts[3], true)
+    );
+    assert_eq!(log.entries.len(), 3);
+}
+
+#[test]
+fn a_flipped_byte_in_an_earlier_entry_is_corruption_before_the_end() {
+    let (mut bytes, starts) = log_of(5);
+    bytes[starts[1] as usize + 33] ^= 0xff;
+    let d = parse(&bytes).damage.unwrap();
+    assert_eq!(
+        (d.kind, d.offset, d.tail_only),
+        (DamageKind::Corrupt, starts[1], false)
+    );
+    // The damaged entry and the three valid ones after it.
+    assert_eq!(d.affected.len(), 4, "{:?}", d.affected);
+    assert!(d.affected[3].contains("create stream 4 \"s4\""));
+}
+
+#[test]
+fn a_broken_length_before_valid_entries_is_not_taken_for_a_tail() {
+    let (mut bytes, starts) = log_of(5);
+    // The command length of entry 1 now runs past the end of the file.
+    let at = starts[1] as usize + 63;
+    bytes[at] = 0x7f;
+    let d = parse(&bytes).damage.unwrap();
+    assert_eq!((d.kind, d.offset), (DamageKind::Torn, starts[1]));
+    assert!(!d.tail_only, "{d:?}");
+}
+
+#[test]
+fn an_index_gap_is_found_from_the_third_entry_on() {
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for (i, index) in [0u64, 1, 2, 4, 5].into_iter().enumerate() {
+        starts.push(bytes.len() as u64);
+        bytes.extend(entry(index, 202, &create_stream(i as u32, "s")));
+    }
+    let d = parse(&bytes).damage.unwrap();
+    assert_eq!(
+        (d.kind, d.offset, d.tail_only),
+        (DamageKind::Gap, starts[3], false)
+    );
+    // The server does not compare the second entry's index with the first.
+    let mut lenient = entry(0, 202, &create_stream(0, "a"));
+    lenient.extend(entry(7, 202, &create_stream(1, "b")));
+    lenient.extend(entry(8, 202, &create_stream(2, "c")));
+    assert_eq!(parse(&lenient).damage, None);
+}
+
+#[test]
+fn a_log_whose_every_checksum_fails_and_whose_commands_do_not_decode_is_encrypted() {
+    // A plaintext log whose first entry has a broken length is not taken for one.
+    let (mut plain, starts) = log_of(4);
+    plain[starts[0] as usize + 60] ^= 0x01;
+    let misframed = parse(&plain);
+    assert!(!misframed.encrypted);
+    assert_eq!(misframed.damage.unwrap().offset, 0);
+
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for i in 0..3u64 {
+        starts.push(bytes.len() as u64);
+        bytes.extend(encrypted_entry(i, 202, &create_stream(i as u32, "s")));
+    }
+    let log = parse(&bytes);
+    assert!(log.encrypted);
+    assert_eq!(log.damage, None);
+    assert!(log.entries.iter().all(|e| e.checksum_ok.is_none()));
+    // Torn, it is still torn: framing does not need the key.
+    let torn = parse(&bytes[..bytes.len() - 5]);
+    assert!(torn.encrypted);
+    let d = torn.damage.unwrap();
+    assert_eq!(
+        (d.kind, d.offset, d.tail_only),
+        (DamageKind::Torn, starts[2], true)
+    );
+}
+
+#[test]
+fn garbage_and_empty_input_never_panic() {
+    assert_eq!(parse(&[]).damage, None);
+    for len in 0..200 {
+        let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+        let _ = parse(&junk);
+        let _ = parse(&vec![0xff; len]);
+    }
+}
