@@ -5,6 +5,7 @@
 //! state kept between runs.
 
 pub mod analyze;
+mod budget;
 pub mod busy;
 pub mod execute;
 pub mod fsops;
