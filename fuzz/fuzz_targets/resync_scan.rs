@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
     forge_frames(&mut log, first_offset, Forge::from_bits(flags));
     let len = log.len() as u64;
 
-    let scan = resync_scan(log.as_slice(), len).expect("reading a slice cannot fail");
+    let scan = resync_scan(std::io::Cursor::new(log.as_slice()), len)
+        .expect("reading a slice cannot fail");
     assert_eq!(scan.len, len);
     assert_eq!(scan.xxh3, xxhash_rust::xxh3::xxh3_64(&log));
 
@@ -35,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
         .messages
         .iter()
         .map(|m| (m.range.start, m.range.end, None))
-        .chain(scan.gaps.iter().map(|g| (g.range.start, g.range.end, Some(g.zeros))))
+        .chain(
+            scan.gaps
+                .iter()
+                .map(|g| (g.range.start, g.range.end, Some(g.zeros))),
+        )
         .collect();
     pieces.sort();
     let mut at = 0;
