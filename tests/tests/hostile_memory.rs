@@ -1,0 +1,110 @@
+//! Memory stays bounded whatever the input: a header that claims a 64 MB message in a
+//! file that holds a few bytes must not make `recover` or `check` allocate 64 MB, on
+//! any number of threads.
+
+use harness::{warden_bin, DataDirBuilder, PartitionSpec};
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Peak resident set of the process, in bytes, from the kernel's own account
+/// (`wait4`'s `ru_maxrss`, of this child alone), with its exit code and output.
+fn run_measured(args: &[&str]) -> (i32, u64, String, String) {
+    let mut child = Command::new(warden_bin())
+        .args(args)
+        .env_remove("STATE_DIRECTORY")
+        .env("IGGY_WARDEN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run iggy-warden");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let mut stderr = String::new();
+    err.read_to_string(&mut stderr).unwrap();
+    let stdout = reader.join().unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for; the pointers are valid.
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
+    assert!(
+        libc::WIFEXITED(status),
+        "iggy-warden did not exit: {status}"
+    );
+    let peak = u64::try_from(usage.ru_maxrss).unwrap() * 1024;
+    (libc::WEXITSTATUS(status), peak, stdout, stderr)
+}
+
+/// A message header (56 bytes) with a checksum that is not zero, claiming a payload of
+/// `payload_len` bytes and the given offset.
+fn huge_claim(offset: u64, payload_len: u32) -> Vec<u8> {
+    let mut h = vec![0u8; 56];
+    h[..8].copy_from_slice(&0x1234_5678_9abc_def0u64.to_le_bytes());
+    h[24..32].copy_from_slice(&offset.to_le_bytes());
+    h[52..56].copy_from_slice(&payload_len.to_le_bytes());
+    h
+}
+
+/// `partitions` tiny partitions, each of whose logs ends in a header claiming 64 MB.
+fn huge_claims(root: &Path, partitions: u32) {
+    let mut b = DataDirBuilder::new();
+    for p in 0..partitions {
+        b = b.partition(
+            PartitionSpec::new(0, 0, p)
+                .messages(3, 20..40, 0)
+                .trailing_empty_pair(false),
+        );
+    }
+    let built = b.build(root);
+    for p in &built.partitions {
+        let seg = p.segments.last().unwrap();
+        let next = seg.messages.last().unwrap().offset + 1;
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&seg.log_path)
+            .unwrap();
+        std::io::Write::write_all(&mut log, &huge_claim(next, 64_000_000)).unwrap();
+        std::io::Write::write_all(&mut log, b"a few bytes of the claimed payload").unwrap();
+    }
+}
+
+const LIMIT: u64 = 64 << 20;
+
+#[test]
+fn a_huge_claimed_length_costs_no_memory_in_check_or_recover() {
+    for mode in ["tolerate-tail", "salvage"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let state = tmp.path().join("state");
+        huge_claims(&data, 64);
+        let d = data.to_str().unwrap();
+        let s = state.to_str().unwrap();
+
+        let (code, peak, stdout, stderr) = run_measured(&["check", "--data-dir", d]);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        assert_eq!(stdout.matches("torn message").count(), 64, "{stdout}");
+        assert!(peak < LIMIT, "check peaked at {} MiB", peak >> 20);
+
+        let (code, peak, stdout, stderr) =
+            run_measured(&["recover", "--mode", mode, "--data-dir", d, "--state-dir", s]);
+        assert_eq!(code, 0, "{mode}: {stdout}{stderr}");
+        assert!(peak < LIMIT, "{mode}: recover peaked at {} MiB", peak >> 20);
+
+        let after = harness::warden(["check", "--data-dir", d]);
+        assert_eq!(after.code, 0, "{mode}: {}{}", after.stdout, after.stderr);
+        // The cut headers are in the quarantine, not lost.
+        let manifests = recovery::quarantine::Quarantine::new(&state)
+            .list()
+            .unwrap();
+        let cut: u64 = manifests.iter().map(|m| m.range.len()).sum();
+        assert_eq!(cut, 64 * (56 + 34), "{mode}");
+    }
+}
