@@ -35,6 +35,9 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     pub strays: Vec<Stray>,
     pub partition_reports: Vec<PartitionSummary>,
+    /// Set when the data directory holds nothing yet (a first start): why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_to_check: Option<String>,
 }
 
 impl CheckReport {
@@ -64,6 +67,24 @@ impl CheckReport {
             problems,
             strays: a.strays.clone(),
             partition_reports,
+            nothing_to_check: None,
+        }
+    }
+
+    /// The report on a data directory iggy-server has not written yet
+    /// ([`crate::layout::Root::Fresh`]): nothing to check, ready to start.
+    pub fn nothing_to_check(root: &std::path::Path, why: String) -> Self {
+        Self {
+            data_dir: root.to_path_buf(),
+            version: None,
+            partitions: 0,
+            segments: 0,
+            messages: 0,
+            ready_to_start: true,
+            problems: Vec::new(),
+            strays: Vec::new(),
+            partition_reports: Vec::new(),
+            nothing_to_check: Some(why),
         }
     }
 
