@@ -108,3 +108,58 @@ fn a_huge_claimed_length_costs_no_memory_in_check_or_recover() {
         assert_eq!(cut, 64 * (56 + 34), "{mode}");
     }
 }
+
+#[test]
+fn a_config_file_must_be_a_regular_file_under_one_mib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let big = tmp.path().join("big.toml");
+    // A valid TOML comment, just too long: refused for its size, not its syntax.
+    let mut text = b"mode = \"salvage\"\n#".to_vec();
+    text.resize((1 << 20) + 1, b'x');
+    std::fs::write(&big, text).unwrap();
+    let fifo = tmp.path().join("fifo.toml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let cases = [
+        (Path::new("/dev/zero"), "not a regular file"),
+        (big.as_path(), "larger than"),
+        (fifo.as_path(), "not a regular file"),
+        (tmp.path(), "not a regular file"),
+    ];
+    for (config, why) in cases {
+        for cmd in [&["recover"][..], &["replay"], &["journal", "verify"]] {
+            let mut args: Vec<&str> = cmd.to_vec();
+            args.extend([
+                "--config",
+                config.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+            ]);
+            let (code, peak, stdout, stderr) = run_measured(&args);
+            assert_eq!(code, 2, "{cmd:?} {config:?}: {stdout}{stderr}");
+            assert!(
+                stderr.contains(&format!("config file {}", config.display()))
+                    && stderr.contains(why),
+                "{cmd:?} {config:?}: {stderr}"
+            );
+            assert!(peak < LIMIT, "{cmd:?} {config:?}: {} MiB", peak >> 20);
+        }
+    }
+    // Just under the limit is read (and judged as TOML).
+    let mut text = b"mode = \"salvage\"\n#".to_vec();
+    text.resize(1 << 20, b'x');
+    std::fs::write(&big, &text).unwrap();
+    let run = harness::warden([
+        "recover",
+        "--config",
+        big.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["mode"], "salvage");
+}
