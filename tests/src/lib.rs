@@ -22,7 +22,7 @@ pub mod salvage;
 pub mod snapshot;
 pub mod writer;
 
-pub use cli::{warden, warden_bin, Run};
+pub use cli::{measured, warden, warden_bin, warden_measured, Run};
 pub use faults::{
     all_faults, apply, apply_to_first, fault_named, race_faults, Fault, FaultReport, RaceFault,
     Survivors,

@@ -2,45 +2,13 @@
 //! file that holds a few bytes must not make `recover` or `check` allocate 64 MB, on
 //! any number of threads.
 
-use harness::{warden_bin, DataDirBuilder, PartitionSpec};
-use std::io::Read;
+use harness::{warden_measured, DataDirBuilder, PartitionSpec};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-/// Peak resident set of the process, in bytes, from the kernel's own account
-/// (`wait4`'s `ru_maxrss`, of this child alone), with its exit code and output.
+/// Exit code, peak RSS in bytes, stdout and stderr of `iggy-warden ARGS`.
 fn run_measured(args: &[&str]) -> (i32, u64, String, String) {
-    let mut child = Command::new(warden_bin())
-        .args(args)
-        .env_remove("STATE_DIRECTORY")
-        .env("IGGY_WARDEN_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run iggy-warden");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).unwrap();
-        s
-    });
-    let mut stderr = String::new();
-    err.read_to_string(&mut stderr).unwrap();
-    let stdout = reader.join().unwrap();
-    let pid = i32::try_from(child.id()).unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet waited for; the pointers are valid.
-    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
-    assert!(
-        libc::WIFEXITED(status),
-        "iggy-warden did not exit: {status}"
-    );
-    let peak = u64::try_from(usage.ru_maxrss).unwrap() * 1024;
-    (libc::WEXITSTATUS(status), peak, stdout, stderr)
+    let (run, peak) = warden_measured(args);
+    (run.code, peak, run.stdout, run.stderr)
 }
 
 /// A message header (56 bytes) with a checksum that is not zero, claiming a payload of
