@@ -4,7 +4,7 @@ use crate::exit;
 use crate::progress::Progress;
 use anyhow::Context;
 use recovery::analyze::analyze;
-use recovery::layout::discover;
+use recovery::layout::{classify_root, discover, Root};
 use recovery::pipeline::Progress as _;
 use recovery::report::CheckReport;
 use std::path::PathBuf;
@@ -34,6 +34,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
+    let root = classify_root(&args.data_dir).context("cannot check the data directory")?;
+    if let Root::Fresh { why } = root {
+        return Ok(CheckReport::nothing_to_check(&args.data_dir, why));
+    }
     let layout = discover(&args.data_dir).context("cannot check the data directory")?;
     let progress = Progress::new("scanning");
     progress.start(layout.log_bytes());
@@ -46,6 +50,10 @@ fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
 }
 
 fn print_human(r: &CheckReport) {
+    if let Some(why) = &r.nothing_to_check {
+        println!("nothing to check: {why} (a first start): ready to start");
+        return;
+    }
     for p in &r.partition_reports {
         let state = if p.ready {
             "ok".to_string()

@@ -22,14 +22,74 @@ pub struct FileConfig {
     pub checkpoint_interval_ms: Option<u64>,
 }
 
+/// Largest configuration file read: a real one is a few hundred bytes.
+pub const MAX_CONFIG_LEN: u64 = 1 << 20;
+
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = read_config(path)?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// The text of the configuration file: a regular file (a link to one is fine) of at
+/// most [`MAX_CONFIG_LEN`] bytes. A device such as /dev/zero, a FIFO or a folder is
+/// refused before anything is read, and a file that grows while read is cut off.
+fn read_config(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let cannot = || format!("cannot read config file {}", path.display());
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(cannot)?;
+    let meta = file.metadata().with_context(cannot)?;
+    if !meta.is_file() {
+        anyhow::bail!(
+            "config file {} is not a regular file ({})",
+            path.display(),
+            kind_of(&meta.file_type())
+        );
+    }
+    let too_big = || {
+        anyhow::anyhow!(
+            "config file {} is larger than the {MAX_CONFIG_LEN} bytes (1 MiB) a configuration file may have",
+            path.display(),
+        )
+    };
+    if meta.len() > MAX_CONFIG_LEN {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_LEN + 1)
+        .read_to_end(&mut bytes)
+        .with_context(cannot)?;
+    if bytes.len() as u64 > MAX_CONFIG_LEN {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes)
+        .with_context(|| format!("invalid config file {}: not UTF-8 text", path.display()))
+}
+
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
     }
 }
 

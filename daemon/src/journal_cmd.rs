@@ -109,7 +109,7 @@ fn verify(dir: &Path) -> u8 {
     }
     let journal = match Journal::open(dir) {
         Ok(j) => j,
-        Err(e) if e.is_locked() => {
+        Err(e) if e.is_locked() || e.is_permission_denied() => {
             eprintln!("{e}");
             return exit::ERROR;
         }

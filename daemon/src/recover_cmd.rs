@@ -3,7 +3,7 @@
 
 use crate::config::DirArgs;
 use crate::exit;
-use crate::repair::{print_outcome, repair, PartitionFilter};
+use crate::repair::{nothing_to_check, print_outcome, repair, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
 use recovery::plan::Mode;
 
@@ -44,9 +44,14 @@ pub fn resolve_mode(flag: Option<Mode>, dirs: &DirArgs) -> anyhow::Result<Mode> 
 
 pub fn run(args: &RecoverArgs) -> anyhow::Result<u8> {
     let mode = resolve_mode(args.mode, &args.dirs)?;
-    let session = Session::open(&args.dirs)?;
-    refuse_if_busy(&session.dirs.data_dir, args.force)?;
-    let outcome = repair(&session, mode, &PartitionFilter::default())?;
+    let outcome = match nothing_to_check(&args.dirs, mode)? {
+        Some(nothing) => nothing,
+        None => {
+            let session = Session::open(&args.dirs)?;
+            refuse_if_busy(&session.dirs.data_dir, args.force)?;
+            repair(&session, mode, &PartitionFilter::default())?
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

@@ -1,6 +1,7 @@
 //! What `recover` and `replay` share: the partition filter, the analysis with a
 //! progress bar, the repair pipeline run on a session, and its printed summary.
 
+use crate::config::DirArgs;
 use crate::progress::Progress;
 use crate::session::Session;
 use anyhow::Context;
@@ -9,6 +10,7 @@ use recovery::analyze::Analysis;
 use recovery::execute::Executor;
 use recovery::fsops::StdFs;
 use recovery::guided::GuidedStats;
+use recovery::layout::{classify_root, Root};
 use recovery::pipeline::{self, RepairOutcome, Request};
 use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
@@ -40,6 +42,19 @@ impl PartitionFilter {
         let id = [p.stream, p.topic, p.partition];
         self.0.iter().zip(id).all(|(want, got)| *want == got)
     }
+}
+
+/// The outcome when the data directory holds nothing yet (a first start: missing,
+/// empty, or only what the server creates before `state/info`), judged before the
+/// state directory or the journal is touched; `None` for a data directory to work on.
+/// A folder with data but no `state/info`, or of another version, is an error.
+pub fn nothing_to_check(dirs: &DirArgs, mode: Mode) -> anyhow::Result<Option<RepairOutcome>> {
+    let resolved = dirs.resolve()?;
+    let root = classify_root(&resolved.data_dir).context("cannot read the data directory")?;
+    Ok(match root {
+        Root::Fresh { why } => Some(RepairOutcome::nothing_to_check(mode, why)),
+        Root::Iggy { .. } => None,
+    })
 }
 
 /// Layout and analysis of the data directory, limited by `filter`.
@@ -89,6 +104,10 @@ pub fn repair(
 }
 
 pub fn print_outcome(o: &RepairOutcome) {
+    if let Some(why) = &o.nothing_to_check {
+        println!("nothing to check: {why} (a first start): ready to start");
+        return;
+    }
     println!(
         "mode {}; journal {}: {} segments trusted, {} resumed from a checkpoint, {} scanned ({} bytes)",
         o.mode,

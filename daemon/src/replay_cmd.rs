@@ -4,7 +4,7 @@
 use crate::config::DirArgs;
 use crate::exit;
 use crate::recover_cmd::resolve_mode;
-use crate::repair::{analyze, print_outcome, repair, PartitionFilter};
+use crate::repair::{analyze, nothing_to_check, print_outcome, repair, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
 use journal::{Entry, SegmentKey};
 use recovery::plan::{plan, Mode};
@@ -38,6 +38,20 @@ pub struct ReplayArgs {
 pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
     let mode = resolve_mode(args.mode, &args.dirs)?;
     let filter = args.partition.clone().unwrap_or_default();
+    if let Some(nothing) = nothing_to_check(&args.dirs, mode)? {
+        if args.json && !args.apply {
+            let out = serde_json::json!({
+                "dry_run": true,
+                "nothing_to_check": nothing.nothing_to_check,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else if args.json {
+            println!("{}", serde_json::to_string_pretty(&nothing)?);
+        } else {
+            print_outcome(&nothing);
+        }
+        return Ok(exit::OK);
+    }
     let session = Session::open(&args.dirs)?;
     if args.apply {
         refuse_if_busy(&session.dirs.data_dir, args.force)?;

@@ -3,7 +3,7 @@
 //! message frames so that the fuzzer gets past the XXH3 checksum of every frame.
 
 use recovery::message::{frame_checksum, MessageHeader, HEADER_LEN};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 /// Takes fixed-size parameters off the front of the input; a short input reads as
 /// zeros, so every input, however short, is a valid test case.
@@ -129,8 +129,10 @@ pub fn forge_frames(log: &mut [u8], first_offset: u64, forge: Forge) {
 
 /// A reader over a byte slice that returns at most a few bytes per call, with sizes
 /// taken from `pattern`, and optionally an `Interrupted` error before every other
-/// read: a scanner must give the same answer however its input is delivered.
+/// read: a scanner must give the same answer however its input is delivered. It
+/// seeks like a slice's cursor (salvage's scanner reads long frames a second time).
 pub struct Trickle<'a> {
+    all: &'a [u8],
     data: &'a [u8],
     pattern: &'a [u8],
     calls: usize,
@@ -140,6 +142,7 @@ pub struct Trickle<'a> {
 impl<'a> Trickle<'a> {
     pub fn new(data: &'a [u8], pattern: &'a [u8], interrupt: bool) -> Self {
         Self {
+            all: data,
             data,
             pattern,
             calls: 0,
@@ -162,5 +165,22 @@ impl Read for Trickle<'_> {
         buf[..n].copy_from_slice(&self.data[..n]);
         self.data = &self.data[n..];
         Ok(n)
+    }
+}
+
+impl Seek for Trickle<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let at = (self.all.len() - self.data.len()) as u64;
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::Current(d) => at.checked_add_signed(d),
+            SeekFrom::End(d) => (self.all.len() as u64).checked_add_signed(d),
+        }
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let from = usize::try_from(target)
+            .unwrap_or(usize::MAX)
+            .min(self.all.len());
+        self.data = &self.all[from..];
+        Ok(target)
     }
 }

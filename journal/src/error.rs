@@ -44,6 +44,27 @@ pub enum JournalError {
     /// failed fsync, the journal refuses further writes until it is reopened.
     #[error("journal at {path} refuses writes after an earlier failed flush: {detail}")]
     Poisoned { path: PathBuf, detail: String },
+
+    /// The journal's folder is not one sled may be given (see [`crate::folder`]): a
+    /// symbolic link, another user's, a sparse giant, ... Unusable: it is moved aside.
+    #[error("journal at {path} is refused before opening it: {detail}")]
+    Refused { path: PathBuf, detail: String },
+
+    /// This user may not read or write a file of the journal. Not "unusable": moving
+    /// another user's journal aside would lose it for them; run as its owner.
+    #[error("{}", permission_text(.path, .file))]
+    PermissionDenied { path: PathBuf, file: PathBuf },
+}
+
+fn permission_text(journal: &Path, file: &Path) -> String {
+    let what = if file == journal {
+        format!("the journal at {}", journal.display())
+    } else {
+        format!("{} (journal at {})", file.display(), journal.display())
+    };
+    format!(
+        "permission denied on {what}: run iggy-warden as the user that owns the state directory"
+    )
 }
 
 impl JournalError {
@@ -54,11 +75,17 @@ impl JournalError {
     /// journal, and scanning or repairing behind its back would be the wrong reaction.
     /// Check [`JournalError::is_locked`] for that case.
     pub fn is_unusable(&self) -> bool {
-        !self.is_locked()
+        !self.is_locked() && !self.is_permission_denied()
     }
 
     pub fn is_locked(&self) -> bool {
         matches!(self, JournalError::Locked { .. })
+    }
+
+    /// This user may not use the journal's files: an error to report, not a journal to
+    /// move aside (see [`JournalError::PermissionDenied`]).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, JournalError::PermissionDenied { .. })
     }
 
     /// Path of the journal the error is about.
@@ -68,7 +95,9 @@ impl JournalError {
             | JournalError::Corrupt { path, .. }
             | JournalError::UnsupportedVersion { path, .. }
             | JournalError::Io { path, .. }
-            | JournalError::Poisoned { path, .. } => path,
+            | JournalError::Poisoned { path, .. }
+            | JournalError::Refused { path, .. }
+            | JournalError::PermissionDenied { path, .. } => path,
         }
     }
 
@@ -101,6 +130,14 @@ impl JournalError {
                 path: path.clone(),
                 detail: detail.clone(),
             },
+            JournalError::Refused { path, detail } => JournalError::Refused {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            JournalError::PermissionDenied { path, file } => JournalError::PermissionDenied {
+                path: path.clone(),
+                file: file.clone(),
+            },
         }
     }
 
@@ -111,10 +148,27 @@ impl JournalError {
         }
     }
 
+    /// An I/O error on the journal at `path`; a permission error becomes
+    /// [`JournalError::PermissionDenied`] naming `path`.
     pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            return JournalError::PermissionDenied {
+                path: path.to_path_buf(),
+                file: path.to_path_buf(),
+            };
+        }
         JournalError::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// The journal at `journal` could not be used because of a permission error on
+    /// `file`.
+    pub(crate) fn permission(journal: &Path, file: &Path) -> Self {
+        JournalError::PermissionDenied {
+            path: journal.to_path_buf(),
+            file: file.to_path_buf(),
         }
     }
 

@@ -19,6 +19,7 @@ mod block;
 pub mod compact;
 pub mod envelope;
 pub mod error;
+pub mod folder;
 mod group;
 pub mod key;
 mod marker;

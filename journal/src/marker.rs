@@ -24,7 +24,7 @@ pub(crate) const FILE_NAME: &str = "acked_seq";
 /// Reads the marker in `dir`: `None` when there is none.
 pub(crate) fn read(dir: &Path) -> Result<Option<u64>, JournalError> {
     let path = dir.join(FILE_NAME);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match read_small(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(JournalError::io(dir, e)),
@@ -32,6 +32,17 @@ pub(crate) fn read(dir: &Path) -> Result<Option<u64>, JournalError> {
     let seq: [u8; 8] = envelope::decode(&bytes)
         .map_err(|e| JournalError::from_envelope(dir, "acknowledged-seq marker", e))?;
     Ok(Some(u64::from_be_bytes(seq)))
+}
+
+/// The marker is one small envelope: more than this is not a marker, and is not read
+/// whole.
+const MAX_LEN: u64 = 4096;
+
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    File::open(path)?.take(MAX_LEN).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[derive(Debug)]

@@ -175,13 +175,22 @@ impl Journal {
     /// sled releases its file lock from background threads a moment after the last
     /// handle is dropped, so reopening in the same process can find the lock still
     /// held: `Locked` is retried for up to [`LOCK_RETRY`] before it is returned.
+    ///
+    /// Before sled sees it, the folder is checked ([`crate::folder`]): a link, another
+    /// user's folder or a sparse giant is [`JournalError::Refused`]. A permission
+    /// error is [`JournalError::PermissionDenied`], naming the file.
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
+        crate::folder::check(dir)?;
         let deadline = Instant::now() + LOCK_RETRY;
         loop {
             match shielded(dir, "open", || Self::open_inner(dir)) {
                 Err(e) if e.is_locked() && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) if e.is_permission_denied() => {
+                    let file = crate::folder::denied_file(dir).unwrap_or_else(|| dir.to_path_buf());
+                    return Err(JournalError::permission(dir, &file));
                 }
                 other => return other,
             }

@@ -27,6 +27,10 @@ pub enum LayoutError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path} says version {version:?}: only the Iggy 0.6 on-disk format is supported")]
     UnsupportedVersion { path: PathBuf, version: String },
+    #[error(
+        "{path} is not an Iggy 0.6 data directory: it has no state/info, and it holds {found}"
+    )]
+    NotIggy { path: PathBuf, found: String },
 }
 
 impl LayoutError {
@@ -164,6 +168,91 @@ pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
     })
 }
 
+/// What a data directory path holds, judged before any segment is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Root {
+    /// Nothing iggy-server wrote yet, a first start: the path does not exist, or is
+    /// an empty folder, or holds nothing but what the server creates before it writes
+    /// `state/info` (its `logs/` and `runtime/` folders, empty `state/`, `streams/`
+    /// or `backup/` folders). `why` says which.
+    Fresh { why: String },
+    /// An Iggy 0.6 data directory: `state/info` names this version.
+    Iggy { version: String },
+}
+
+/// Classifies `root` for the commands that judge a whole data directory (`check`,
+/// `recover`, `replay`): a first start has nothing to check, a folder with data but
+/// no `state/info` is not an Iggy 0.6 data directory ([`LayoutError::NotIggy`]),
+/// and a `state/info` of another version is refused.
+pub fn classify_root(root: &Path) -> Result<Root, LayoutError> {
+    match fs::metadata(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Root::Fresh {
+                why: format!("{} does not exist", root.display()),
+            })
+        }
+        Err(e) => return Err(LayoutError::io(root, e)),
+        Ok(meta) if !meta.is_dir() => {
+            return Err(LayoutError::NotADirectory {
+                path: root.to_path_buf(),
+            })
+        }
+        Ok(_) => {}
+    }
+    if let Some(version) = read_version(root)? {
+        return Ok(Root::Iggy { version });
+    }
+    let entries = list(root)?;
+    let mut others = Vec::new();
+    for entry in &entries {
+        if !made_before_state_info(entry)? {
+            others.push(entry.name.as_str());
+        }
+    }
+    if others.is_empty() {
+        let why = if entries.is_empty() {
+            format!("{} is empty", root.display())
+        } else {
+            format!(
+                "{} holds only folders iggy-server creates before state/info",
+                root.display()
+            )
+        };
+        return Ok(Root::Fresh { why });
+    }
+    const SHOWN: usize = 5;
+    let mut found = others
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if others.len() > SHOWN {
+        found.push_str(&format!(" and {} more", others.len() - SHOWN));
+    }
+    Err(LayoutError::NotIggy {
+        path: root.to_path_buf(),
+        found,
+    })
+}
+
+/// Whether a top-level entry is one iggy-server makes on its first start before it
+/// writes `state/info`: its log and runtime folders, or an empty data folder.
+fn made_before_state_info(entry: &Entry) -> Result<bool, LayoutError> {
+    if !entry.is_dir {
+        return Ok(false);
+    }
+    match entry.name.as_str() {
+        "logs" | "runtime" => Ok(true),
+        "state" | "streams" | "backup" => {
+            let mut items =
+                fs::read_dir(&entry.path).map_err(|e| LayoutError::io(&entry.path, e))?;
+            Ok(items.next().is_none())
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Checks that `root` is a folder and, when it says which, of format 0.6; returns
 /// the version string. The part of [`discover`] that lists nothing.
 pub fn check_root(root: &Path) -> Result<Option<String>, LayoutError> {
@@ -180,7 +269,7 @@ pub fn check_root(root: &Path) -> Result<Option<String>, LayoutError> {
 /// record that does not decode is judged with the state files (`state_check`).
 fn read_version(root: &Path) -> Result<Option<String>, LayoutError> {
     let path = root.join(crate::state_check::INFO_REL);
-    let bytes = match fs::read(&path) {
+    let bytes = match read_head(&path, INFO_READ) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LayoutError::io(&path, e)),
@@ -198,6 +287,31 @@ fn read_version(root: &Path) -> Result<Option<String>, LayoutError> {
         return Err(LayoutError::UnsupportedVersion { path, version });
     }
     Ok(Some(version))
+}
+
+/// Bytes of `state/info` read at most: the record is tens of bytes; a larger file is
+/// judged (and refused) on its first 64 KiB rather than read whole.
+const INFO_READ: u64 = 64 << 10;
+
+/// The first `max` bytes of the regular file at `path`, whatever its size; anything
+/// but a regular file is refused (a device would read forever; a FIFO is opened
+/// without waiting for a writer, then refused).
+fn read_head(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut out = Vec::new();
+    file.take(max).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 struct Entry {

@@ -7,6 +7,7 @@
 //! runs.
 
 pub mod analyze;
+mod budget;
 pub mod busy;
 pub mod execute;
 pub mod fsops;

@@ -50,6 +50,28 @@ pub struct RepairOutcome {
     pub problems: Vec<Problem>,
     pub refusals: Vec<Refusal>,
     pub ready_to_start: bool,
+    /// Set when the data directory holds nothing yet (a first start): why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_to_check: Option<String>,
+}
+
+impl RepairOutcome {
+    /// The outcome on a data directory iggy-server has not written yet
+    /// ([`crate::layout::Root::Fresh`]): nothing done, ready to start.
+    pub fn nothing_to_check(mode: Mode, why: String) -> Self {
+        Self {
+            mode,
+            guided: GuidedStats::default(),
+            replayed: Vec::new(),
+            actions: Vec::new(),
+            bytes_quarantined: 0,
+            partitions: Vec::new(),
+            problems: Vec::new(),
+            refusals: Vec::new(),
+            ready_to_start: true,
+            nothing_to_check: Some(why),
+        }
+    }
 }
 
 pub struct Request<'a> {
@@ -88,6 +110,7 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         problems: the_plan.problems.clone(),
         refusals: the_plan.refusals.clone(),
         ready_to_start: false,
+        nothing_to_check: None,
     };
     if the_plan.needs_operator() {
         return Ok(outcome);

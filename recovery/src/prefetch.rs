@@ -4,7 +4,9 @@
 //! Every chunk keeps free room at its front. When the scanner moves on to the next
 //! chunk, the unread end of the current one (at most one message cut by the chunk
 //! boundary) is copied into that room, so chunk data itself is never copied again.
-//! Only a message longer than the room is gathered into a buffer of its own.
+//! The scanner asks for at most the room at once (see `Bytes::max_fill`) and
+//! hashes a longer message piece by piece, so chunks are never gathered into a
+//! buffer of their own.
 
 use crate::scan::{Bytes, CHUNK};
 use std::io::{self, Read};
@@ -16,6 +18,9 @@ const ROOM: usize = 64 * 1024;
 /// Chunks read ahead of the scanner: bounds memory to a few chunks.
 const AHEAD: usize = 2;
 const CHUNK_BUF: usize = ROOM + CHUNK;
+/// Most memory one read-ahead holds: the chunks in the channel, the one being read,
+/// the scanner's current one and one on its way back.
+pub(crate) const MEMORY: usize = (AHEAD + 3) * CHUNK_BUF;
 
 /// A chunk as the reader thread hands it over: data in `buf[ROOM..ROOM + len]`.
 struct Filled {
@@ -120,6 +125,10 @@ impl Bytes for Prefetch {
         let n = n.min(self.tail - self.head);
         self.head += n;
         self.pos += n as u64;
+    }
+
+    fn max_fill(&self) -> usize {
+        ROOM
     }
 }
 

@@ -38,6 +38,9 @@ pub struct CheckReport {
     pub partition_reports: Vec<PartitionSummary>,
     /// One line on `state/log`, `state/info` and the metadata.
     pub state: String,
+    /// Set when the data directory holds nothing yet (a first start): why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_to_check: Option<String>,
 }
 
 impl CheckReport {
@@ -78,6 +81,25 @@ impl CheckReport {
             strays,
             partition_reports,
             state: a.state.summary(),
+            nothing_to_check: None,
+        }
+    }
+
+    /// The report on a data directory iggy-server has not written yet
+    /// ([`crate::layout::Root::Fresh`]): nothing to check, ready to start.
+    pub fn nothing_to_check(root: &std::path::Path, why: String) -> Self {
+        Self {
+            data_dir: root.to_path_buf(),
+            version: None,
+            partitions: 0,
+            segments: 0,
+            messages: 0,
+            ready_to_start: true,
+            problems: Vec::new(),
+            strays: Vec::new(),
+            partition_reports: Vec::new(),
+            state: String::new(),
+            nothing_to_check: Some(why),
         }
     }
 

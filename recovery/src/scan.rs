@@ -1,15 +1,20 @@
 //! Streaming scanner of a segment's `.log`.
 //!
-//! Reads the log front to back in large buffers (memory stays bounded by the buffer
-//! plus one message, at most [`MAX_MESSAGE_LEN`]), checks every frame's length,
-//! XXH3-64 checksum and offset, and returns the longest valid prefix together with the
-//! exact reason and byte position where validity ends. A scan can resume from a
+//! Reads the log front to back in large buffers, checks every frame's length, XXH3-64
+//! checksum and offset, and returns the longest valid prefix together with the exact
+//! reason and byte position where validity ends. Memory stays bounded by the buffer,
+//! whatever a header claims: a frame longer than the buffer is hashed piece by piece
+//! as it is read, never gathered whole, and the buffer grows only while reads keep
+//! filling it (so never far past the bytes the file holds), within the process-wide
+//! budget of [`crate::budget`]. A scan can resume from a
 //! checkpoint (a byte position and the offset expected there), so a segment verified
 //! earlier is never read again.
 
-use crate::message::{frame_checksum, MessageHeader, HEADER_LEN, MAX_MESSAGE_LEN};
+use crate::budget::{Lease, SCANS};
+use crate::message::{frame_checksum, MessageHeader, HEADER_LEN};
 use serde::Serialize;
 use std::io::{self, Read};
+use xxhash_rust::xxh3::Xxh3;
 
 /// Read size of the scanner: large enough to amortize system calls.
 pub(crate) const CHUNK: usize = 1 << 20;
@@ -199,8 +204,8 @@ impl ScanBuffer {
     }
 }
 
-/// [`scan_log`] reading through `scratch`. A buffer grown for one large message is
-/// shrunk back to `chunk` afterwards, so a long-lived buffer stays small.
+/// [`scan_log`] reading through `scratch`, which never grows past its `chunk`: a
+/// longer message is hashed piece by piece.
 pub fn scan_log_with<R: Read>(
     src: R,
     start: ScanStart,
@@ -213,7 +218,7 @@ pub fn scan_log_with<R: Read>(
     }
     let mut w = Window::with_buffer(src, start.position, buf, scratch.chunk);
     let outcome = scan_window(&mut w, start, visit);
-    let mut buf = w.buf;
+    let mut buf = std::mem::take(&mut w.buf);
     if buf.len() > scratch.chunk {
         buf.truncate(scratch.chunk);
         buf.shrink_to_fit();
@@ -224,11 +229,16 @@ pub fn scan_log_with<R: Read>(
 
 /// [`scan_log`] with reading done ahead on a second thread, so checksums are computed
 /// while the next chunk is read. Worth it for large logs only (a thread per call).
+/// The chunks read ahead come out of the scan budget: when other scans hold it, this
+/// scan reads without a second thread, as [`scan_log`] does.
 pub fn scan_log_prefetched<R: Read + Send>(
     src: R,
     start: ScanStart,
     visit: impl FnMut(&MessageMeta) -> io::Result<()>,
 ) -> io::Result<ScanOutcome> {
+    let Some(_lease) = SCANS.take(crate::prefetch::MEMORY) else {
+        return scan_log(src, start, visit);
+    };
     std::thread::scope(|scope| {
         let mut w = crate::prefetch::Prefetch::spawn(scope, src, start.position);
         scan_window(&mut w, start, visit)
@@ -240,9 +250,13 @@ pub(crate) trait Bytes {
     /// File position of the first available byte.
     fn pos(&self) -> u64;
     fn available(&self) -> &[u8];
-    /// Makes at least `need` bytes available unless the file ends first.
+    /// Makes at least `need` bytes available unless the file ends first, for any
+    /// `need` up to [`Bytes::max_fill`]; a larger `need` may be served only in part.
     fn fill(&mut self, need: usize) -> io::Result<()>;
     fn consume(&mut self, n: usize);
+    /// The most bytes `fill` serves without allocating: the scanner asks no more, and
+    /// reads a longer frame piece by piece. At least [`HEADER_LEN`].
+    fn max_fill(&self) -> usize;
 
     /// Called at zero bytes where a header should start: either the rest of the file
     /// is zeros (a zero-filled tail) or real data follows them.
@@ -250,7 +264,7 @@ pub(crate) trait Bytes {
         let at = self.pos();
         let mut len = 0u64;
         loop {
-            self.fill(CHUNK)?;
+            self.fill(1)?;
             let avail = self.available();
             if avail.is_empty() {
                 return Ok(StopReason::ZeroFill { at, len });
@@ -300,19 +314,38 @@ fn scan_window(
             };
         }
         let frame_len = header.frame_len();
-        // Lengths are plausible, so the frame fits in memory (≤ MAX_MESSAGE_LEN).
+        // Lengths are plausible, so the frame length fits a usize (≤ MAX_MESSAGE_LEN).
         let need = usize::try_from(frame_len).unwrap_or(usize::MAX);
-        w.fill(need.saturating_add(1))?;
-        let avail = w.available();
-        let Some(frame) = avail.get(..need) else {
-            break StopReason::TornMessage {
-                at,
-                frame_len,
-                available: avail.len() as u64,
+        let (computed, followed_by_data) = if need < w.max_fill() {
+            w.fill(need + 1)?;
+            let avail = w.available();
+            let Some(frame) = avail.get(..need) else {
+                break StopReason::TornMessage {
+                    at,
+                    frame_len,
+                    available: avail.len() as u64,
+                };
             };
+            let checked = (frame_checksum(frame).unwrap_or(0), avail.len() > need);
+            w.consume(need);
+            checked
+        } else {
+            // Longer than the buffer: hash it as it streams past. Whatever the header
+            // claims, only bytes the file really holds are read, one buffer at a time.
+            match stream_frame(w, frame_len)? {
+                Streamed::Whole {
+                    checksum,
+                    followed_by_data,
+                } => (checksum, followed_by_data),
+                Streamed::Torn { available } => {
+                    break StopReason::TornMessage {
+                        at,
+                        frame_len,
+                        available,
+                    }
+                }
+            }
         };
-        let followed_by_data = avail.len() > need;
-        let computed = frame_checksum(frame).unwrap_or(0);
         if computed != header.checksum {
             break StopReason::BadChecksum {
                 at,
@@ -339,7 +372,6 @@ fn scan_window(
             checksum: header.checksum,
         };
         visit(&meta)?;
-        w.consume(need);
         last = Some(meta);
         messages += 1;
         next_offset = next_offset.saturating_add(1);
@@ -354,6 +386,47 @@ fn scan_window(
     })
 }
 
+/// A frame read by [`stream_frame`].
+enum Streamed {
+    /// All `frame_len` bytes were there (and are consumed): their checksum.
+    Whole {
+        checksum: u64,
+        followed_by_data: bool,
+    },
+    /// The file ended after `available` bytes of the frame.
+    Torn { available: u64 },
+}
+
+/// Reads the frame starting at the window's position piece by piece, hashing what
+/// follows its checksum field, and consumes it.
+fn stream_frame(w: &mut impl Bytes, frame_len: u64) -> io::Result<Streamed> {
+    let step = w.max_fill().max(1);
+    let mut hasher = Xxh3::new();
+    let mut done = 0u64;
+    while done < frame_len {
+        let left = frame_len - done;
+        w.fill(usize::try_from(left).unwrap_or(usize::MAX).min(step))?;
+        let avail = w.available();
+        if avail.is_empty() {
+            return Ok(Streamed::Torn { available: done });
+        }
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(avail.len());
+        let piece = avail.get(..n).unwrap_or(&[]);
+        // The first 8 bytes of the frame are the checksum itself.
+        let skip = usize::try_from(8u64.saturating_sub(done))
+            .unwrap_or(0)
+            .min(n);
+        hasher.update(piece.get(skip..).unwrap_or(&[]));
+        w.consume(n);
+        done += n as u64;
+    }
+    w.fill(1)?;
+    Ok(Streamed::Whole {
+        checksum: hasher.digest(),
+        followed_by_data: !w.available().is_empty(),
+    })
+}
+
 pub(crate) fn all_zero(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| b == 0)
 }
@@ -362,8 +435,11 @@ pub(crate) fn all_zero(bytes: &[u8]) -> bool {
 struct Window<R> {
     src: R,
     buf: Vec<u8>,
-    /// The buffer grows towards this while reads keep filling it.
+    /// The buffer grows towards this while reads keep filling it, and while the scan
+    /// budget allows.
     max_read: usize,
+    /// What the buffer holds beyond its first size, from the scan budget.
+    lease: Lease,
     head: usize,
     tail: usize,
     pos: u64,
@@ -380,6 +456,7 @@ impl<R: Read> Window<R> {
             src,
             buf,
             max_read,
+            lease: SCANS.empty(),
             head: 0,
             tail: 0,
             pos,
@@ -407,12 +484,14 @@ impl<R: Read> Bytes for Window<R> {
             self.tail -= self.head;
             self.head = 0;
         }
-        if need > self.buf.len() {
-            let cap = need.min(MAX_MESSAGE_LEN as usize + 1).max(self.buf.len());
-            self.buf.resize(cap, 0);
-        } else if reads_fill_it && self.buf.len() < self.max_read {
-            // Still reading a lot: grow towards the full read size.
-            self.buf.resize((self.buf.len() * 4).min(self.max_read), 0);
+        if reads_fill_it && self.buf.len() < self.max_read {
+            // Still reading a lot: grow towards the full read size, within the budget.
+            // Only a file that filled the buffer makes it grow, so it never holds much
+            // more than the bytes the file has.
+            let grown = (self.buf.len().max(HEADER_LEN) * 4).min(self.max_read);
+            if self.lease.grow(grown - self.buf.len()) {
+                self.buf.resize(grown, 0);
+            }
         }
         while self.tail < need && !self.eof {
             let Some(room) = self.buf.get_mut(self.tail..) else {
@@ -431,9 +510,132 @@ impl<R: Read> Bytes for Window<R> {
         Ok(())
     }
 
+    fn max_fill(&self) -> usize {
+        self.buf.len().max(HEADER_LEN)
+    }
+
     fn consume(&mut self, n: usize) {
         let n = n.min(self.tail - self.head);
         self.head += n;
         self.pos += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xxhash_rust::xxh3::xxh3_64;
+
+    fn message(offset: u64, payload_len: usize) -> Vec<u8> {
+        let mut m = vec![0u8; HEADER_LEN];
+        m[24..32].copy_from_slice(&offset.to_le_bytes());
+        m[52..56].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        m.extend((0..payload_len).map(|i| (i * 13 + 5) as u8));
+        let sum = xxh3_64(&m[8..]);
+        m[..8].copy_from_slice(&sum.to_le_bytes());
+        m
+    }
+
+    /// A reader that remembers the largest read it was asked for: the room the scanner
+    /// allocated.
+    struct Recording<'a> {
+        bytes: &'a [u8],
+        largest: usize,
+    }
+
+    impl Read for Recording<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            self.bytes.read(buf)
+        }
+    }
+
+    fn scan_small(bytes: &[u8], chunk: usize) -> ScanOutcome {
+        let mut scratch = ScanBuffer::new(chunk);
+        let out = scan_log_with(bytes, ScanStart::segment(0), &mut scratch, |_| Ok(())).unwrap();
+        assert!(scratch.buf.len() <= chunk.max(HEADER_LEN));
+        out
+    }
+
+    #[test]
+    fn a_message_longer_than_the_buffer_is_checked_piece_by_piece() {
+        let mut log = message(0, 10);
+        log.extend(message(1, 5000));
+        log.extend(message(2, 10));
+        for chunk in [HEADER_LEN, 100, 4096, 1 << 20] {
+            let whole = scan_small(&log, chunk);
+            assert_eq!(whole.messages, 3, "chunk {chunk}");
+            assert_eq!(whole.stop, StopReason::EndOfFile, "chunk {chunk}");
+
+            // A flipped payload byte in the long message: followed by data.
+            let mut bad = log.clone();
+            bad[66 + 3000] ^= 1;
+            let out = scan_small(&bad, chunk);
+            assert_eq!(out.messages, 1, "chunk {chunk}");
+            assert!(
+                matches!(
+                    out.stop,
+                    StopReason::BadChecksum {
+                        at: 66,
+                        frame_len: 5056,
+                        followed_by_data: true,
+                        ..
+                    }
+                ),
+                "chunk {chunk}: {:?}",
+                out.stop
+            );
+
+            // The same as the last message: a bad tail.
+            let mut tail = bad[..66 + 5056].to_vec();
+            tail[100] ^= 1;
+            let out = scan_small(&tail, chunk);
+            assert!(
+                matches!(
+                    out.stop,
+                    StopReason::BadChecksum {
+                        followed_by_data: false,
+                        ..
+                    }
+                ),
+                "chunk {chunk}: {:?}",
+                out.stop
+            );
+
+            // Torn inside the long message.
+            let out = scan_small(&log[..66 + 4000], chunk);
+            assert_eq!(
+                out.stop,
+                StopReason::TornMessage {
+                    at: 66,
+                    frame_len: 5056,
+                    available: 4000
+                },
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_huge_claimed_length_reads_only_what_the_file_holds() {
+        let mut log = message(0, 10);
+        let mut claim = message(1, 0);
+        claim[52..56].copy_from_slice(&64_000_000u32.to_le_bytes());
+        log.extend(&claim);
+        log.extend(b"a few payload bytes");
+        let mut src = Recording {
+            bytes: &log,
+            largest: 0,
+        };
+        let out = scan_log(&mut src, ScanStart::segment(0), |_| Ok(())).unwrap();
+        assert_eq!(
+            out.stop,
+            StopReason::TornMessage {
+                at: 66,
+                frame_len: 64_000_056,
+                available: HEADER_LEN as u64 + 19
+            }
+        );
+        assert!(src.largest <= FIRST_READ, "asked for {} bytes", src.largest);
     }
 }

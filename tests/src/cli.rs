@@ -3,8 +3,9 @@
 //! `cargo test --workspace` builds the binary into the same target folder as the test
 //! executables (`target/<profile>/iggy-warden` beside `target/<profile>/deps/`).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Path of the built `iggy-warden` binary.
 pub fn warden_bin() -> PathBuf {
@@ -79,4 +80,57 @@ pub fn warden_on(args: &[&str], data: &Path, state: &Path) -> Run {
         state.as_os_str(),
     ];
     warden(args.iter().map(std::ffi::OsStr::new).chain(dirs))
+}
+
+/// Runs `iggy-warden ARGS...` like [`warden`], and also returns its peak resident set
+/// in bytes, from the kernel's own account of that child alone (`wait4`'s
+/// `ru_maxrss`, which counts every page it ever had, however briefly).
+pub fn warden_measured<I, S>(args: I) -> (Run, u64)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new(warden_bin());
+    cmd.args(args)
+        .env_remove("STATE_DIRECTORY")
+        .env("IGGY_WARDEN_LOG", "warn");
+    measured(cmd)
+}
+
+/// Runs `cmd` (stdout and stderr captured) and returns its result and peak RSS.
+pub fn measured(mut cmd: Command) -> (Run, u64) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run iggy-warden");
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        out.read_to_end(&mut s).expect("read stdout");
+        s
+    });
+    let mut stderr = Vec::new();
+    err.read_to_end(&mut stderr).expect("read stderr");
+    let stdout = reader.join().expect("stdout reader");
+    let pid = i32::try_from(child.id()).expect("pid fits i32");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not waited for yet; the pointers are valid.
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let peak = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+    let run = Run {
+        code,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    (run, peak)
 }

@@ -24,7 +24,7 @@ pub mod snapshot;
 pub mod state_log;
 pub mod writer;
 
-pub use cli::{warden, warden_bin, warden_on, Run};
+pub use cli::{measured, warden, warden_bin, warden_measured, warden_on, Run};
 pub use faults::{
     all_faults, apply, apply_state, apply_to_first, fault_named, race_faults, state_faults, Fault,
     FaultReport, RaceFault, StateFault, StateFaultReport, Survivors,

@@ -115,6 +115,8 @@ pub fn open_journal(dir: &Path) -> anyhow::Result<Journal> {
             "another process holds the journal: is another `iggy-warden watch` running for \
              this state directory, or a recover, replay or restore in progress?",
         ),
+        // Another user's journal is not ours to move aside.
+        Err(e) if e.is_permission_denied() => Err(e.into()),
         Err(e) => {
             let aside = move_aside(dir)?;
             tracing::warn!(

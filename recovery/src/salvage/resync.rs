@@ -11,14 +11,24 @@
 //! parse per byte, plus a hash only where a header's lengths are plausible and fit the
 //! file. Each byte is read from disk once, and the whole file's XXH3 is computed on
 //! the way, for the quarantine.
+//!
+//! Memory is bounded whatever the bytes claim: the window holds at most about
+//! [`READ_LEN`] + [`FAR`] bytes. A candidate frame longer than [`FAR`] (a header may
+//! claim up to 64 MB, and only frames that fit in the file are candidates) is not
+//! gathered in the window: its checksum is computed by reading it a second time
+//! through a fixed buffer, after which the reader is put back where it was.
 
 use crate::message::{frame_checksum, MessageHeader, HEADER_LEN};
 use journal::ByteRange;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Read size: large enough to amortize system calls.
 const READ_LEN: usize = 1 << 20;
+
+/// Candidate frames longer than this are hashed by a second read instead of being
+/// held in the window.
+const FAR: u64 = 1 << 20;
 
 /// Bytes kept before the position asked for: a frame may start up to 7 bytes before
 /// the first non-zero byte after a zero run.
@@ -68,9 +78,11 @@ struct Window<R> {
     read: u64,
     len: u64,
     hasher: Xxh3,
+    /// Reused by [`Window::far_checksum`]; empty until a long candidate needs it.
+    scratch: Vec<u8>,
 }
 
-impl<R: Read> Window<R> {
+impl<R: Read + Seek> Window<R> {
     /// Makes `[pos, pos + n)` available (as far as the file goes) and returns what of
     /// it is there.
     fn get(&mut self, pos: u64, n: u64) -> io::Result<&[u8]> {
@@ -84,7 +96,21 @@ impl<R: Read> Window<R> {
                 .min(self.buf.len());
             self.buf.drain(..drop);
             self.base += drop as u64;
-            while self.read < want_end {
+            // Bytes before `keep_from` not read yet (the scanner jumped past a long
+            // frame): hashed on the way through, never held.
+            while self.read < keep_from.min(self.len) {
+                let chunk = (keep_from.min(self.len) - self.read).min(READ_LEN as u64);
+                self.buf.resize(chunk as usize, 0);
+                let got = read_full(&mut self.src, &mut self.buf)?;
+                self.hasher.update(self.buf.get(..got).unwrap_or(&[]));
+                self.read += got as u64;
+                self.base = self.read;
+                self.buf.clear();
+                if got < chunk as usize {
+                    self.len = self.read;
+                }
+            }
+            while self.read < want_end.min(self.len) {
                 let chunk = (want_end - self.read)
                     .max(READ_LEN as u64)
                     .min(self.len - self.read);
@@ -108,8 +134,52 @@ impl<R: Read> Window<R> {
             )));
         }
         let from = usize::try_from(pos - self.base).unwrap_or(usize::MAX);
-        let to = usize::try_from(want_end.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        let to = usize::try_from(want_end.saturating_sub(self.base))
+            .unwrap_or(usize::MAX)
+            .min(self.buf.len());
         Ok(self.buf.get(from..to.max(from)).unwrap_or(&[]))
+    }
+
+    /// The checksum of the frame `[pos, pos + len)` (XXH3 of what follows its
+    /// checksum field), reading the part the window does not hold through `scratch`
+    /// and seeking the reader back; `None` when the file ends first. The window and the
+    /// whole-file digest are left as they were.
+    fn far_checksum(&mut self, pos: u64, len: u64) -> io::Result<Option<u64>> {
+        let end = pos.saturating_add(len);
+        let body = pos.saturating_add(8);
+        let mut hasher = Xxh3::new();
+        let held_end = self.read.min(end);
+        if pos >= self.base && held_end > pos {
+            let from = usize::try_from(pos - self.base).unwrap_or(usize::MAX);
+            let to = usize::try_from(held_end - self.base).unwrap_or(usize::MAX);
+            let held = self.buf.get(from..to).unwrap_or(&[]);
+            hash_from(&mut hasher, held, pos, body);
+        }
+        let mut at = held_end.max(pos);
+        if at < end {
+            if self.scratch.is_empty() {
+                self.scratch = vec![0; READ_LEN];
+            }
+            self.src.seek(SeekFrom::Start(at))?;
+            let result = loop {
+                if at >= end {
+                    break Some(hasher.digest());
+                }
+                let want = usize::try_from(end - at)
+                    .unwrap_or(usize::MAX)
+                    .min(READ_LEN);
+                let piece = self.scratch.get_mut(..want).unwrap_or(&mut []);
+                let got = read_full(&mut self.src, piece)?;
+                hash_from(&mut hasher, piece.get(..got).unwrap_or(&[]), at, body);
+                if got < want {
+                    break None;
+                }
+                at += got as u64;
+            };
+            self.src.seek(SeekFrom::Start(self.read))?;
+            return Ok(result);
+        }
+        Ok(Some(hasher.digest()))
     }
 
     /// Reads and hashes whatever is left, so the digest covers the whole file.
@@ -120,6 +190,12 @@ impl<R: Read> Window<R> {
         }
         Ok((self.read, self.hasher.digest()))
     }
+}
+
+/// Hashes the part of `piece` (which starts at file position `at`) from `from` on.
+fn hash_from(hasher: &mut Xxh3, piece: &[u8], at: u64, from: u64) {
+    let skip = usize::try_from(from.saturating_sub(at)).unwrap_or(usize::MAX);
+    hasher.update(piece.get(skip..).unwrap_or(&[]));
 }
 
 fn read_full(src: &mut impl Read, mut out: &mut [u8]) -> io::Result<usize> {
@@ -138,8 +214,8 @@ fn read_full(src: &mut impl Read, mut out: &mut [u8]) -> io::Result<usize> {
     Ok(total)
 }
 
-/// Scans all `len` bytes of `src` for valid messages.
-pub fn resync_scan(src: impl Read, len: u64) -> io::Result<FileScan> {
+/// Scans all `len` bytes of `src`, positioned at its start, for valid messages.
+pub fn resync_scan(src: impl Read + Seek, len: u64) -> io::Result<FileScan> {
     let mut w = Window {
         src,
         buf: Vec::new(),
@@ -147,6 +223,7 @@ pub fn resync_scan(src: impl Read, len: u64) -> io::Result<FileScan> {
         read: 0,
         len,
         hasher: Xxh3::new(),
+        scratch: Vec::new(),
     };
     let mut out = FileScan::default();
     let mut gap_start: Option<(u64, bool)> = None;
@@ -192,7 +269,7 @@ enum Step {
     },
 }
 
-fn candidate<R: Read>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
+fn candidate<R: Read + Seek>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
     let head = w.get(pos, HEADER_LEN as u64)?;
     let Ok(head) = <&[u8; HEADER_LEN]>::try_from(head) else {
         // Fewer than a header's bytes remain.
@@ -212,8 +289,13 @@ fn candidate<R: Read>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
     if !header.lengths_plausible() || end > w.len {
         return Ok(skip_one);
     }
-    let frame = w.get(pos, header.frame_len())?;
-    if frame.len() as u64 == header.frame_len() && frame_checksum(frame) == Some(header.checksum) {
+    let valid = if header.frame_len() > FAR {
+        w.far_checksum(pos, header.frame_len())? == Some(header.checksum)
+    } else {
+        let frame = w.get(pos, header.frame_len())?;
+        frame.len() as u64 == header.frame_len() && frame_checksum(frame) == Some(header.checksum)
+    };
+    if valid {
         return Ok(Step::Message(Found {
             offset: header.offset,
             timestamp: header.timestamp,
@@ -227,7 +309,7 @@ fn candidate<R: Read>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
 /// From a position whose 8 first bytes are zero: the next position where a frame may
 /// start (7 bytes before the next non-zero byte, since a checksum may begin with up
 /// to 7 zero bytes).
-fn skip_zeros<R: Read>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
+fn skip_zeros<R: Read + Seek>(w: &mut Window<R>, pos: u64) -> io::Result<Step> {
     let mut at = pos;
     loop {
         let chunk = w.get(at, READ_LEN as u64)?;
@@ -265,7 +347,7 @@ mod tests {
     }
 
     fn scan(bytes: &[u8]) -> FileScan {
-        resync_scan(bytes, bytes.len() as u64).unwrap()
+        resync_scan(io::Cursor::new(bytes), bytes.len() as u64).unwrap()
     }
 
     fn offsets(s: &FileScan) -> Vec<u64> {
@@ -395,20 +477,24 @@ mod tests {
                 + s.gaps.iter().map(|g| g.range.len()).sum::<u64>();
             proptest::prop_assert_eq!(covered, f.len() as u64);
             // The result does not depend on how the reader hands out the bytes.
-            let slow = resync_scan(Trickle(&f, trickle), f.len() as u64).unwrap();
+            let slow = resync_scan(Trickle(io::Cursor::new(&f), trickle), f.len() as u64).unwrap();
             proptest::prop_assert_eq!(slow, s);
         }
     }
 
     /// Hands out at most `.1` bytes per read.
-    struct Trickle<'a>(&'a [u8], usize);
+    struct Trickle<'a>(io::Cursor<&'a [u8]>, usize);
 
     impl Read for Trickle<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.1.min(buf.len()).min(self.0.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
+            let n = self.1.min(buf.len());
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    impl Seek for Trickle<'_> {
+        fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+            self.0.seek(to)
         }
     }
 
@@ -419,5 +505,61 @@ mod tests {
         let s = scan(&f);
         assert_eq!(offsets(&s), vec![2]);
         assert_eq!(s.messages[0].range.start, 8 << 20);
+    }
+
+    /// A reader that remembers the largest read it was asked for.
+    struct Recording<'a> {
+        inner: io::Cursor<&'a [u8]>,
+        largest: usize,
+    }
+
+    impl Read for Recording<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            self.inner.read(buf)
+        }
+    }
+
+    impl Seek for Recording<'_> {
+        fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+            self.inner.seek(to)
+        }
+    }
+
+    fn scan_recording(bytes: &[u8]) -> (FileScan, usize) {
+        let mut src = Recording {
+            inner: io::Cursor::new(bytes),
+            largest: 0,
+        };
+        let s = resync_scan(&mut src, bytes.len() as u64).unwrap();
+        (s, src.largest)
+    }
+
+    #[test]
+    fn long_frames_are_hashed_through_a_fixed_buffer_valid_or_not() {
+        let long = message(1, &vec![7u8; 3 << 20]);
+        let mut f = message(0, b"a");
+        f.extend(&long);
+        f.extend(message(2, b"b"));
+        // A header claiming a long frame that fits in the file but whose bytes are not
+        // its payload: not a message, and what follows it is still found.
+        let mut fake = message(3, b"c");
+        fake[52..56].copy_from_slice(&(2u32 << 20).to_le_bytes());
+        f.extend(&fake);
+        f.extend(vec![0x55u8; 100]);
+        f.extend(message(4, &vec![9u8; 2 << 20]));
+        f.extend(message(5, b"d"));
+        let (s, largest) = scan_recording(&f);
+        assert_eq!(offsets(&s), vec![0, 1, 2, 4, 5]);
+        assert_eq!(s.xxh3, xxh3_64(&f));
+        assert_eq!(s.len, f.len() as u64);
+        assert_eq!(
+            s.messages[1].range,
+            ByteRange::new(57, 57 + long.len() as u64)
+        );
+        assert!(
+            largest as u64 <= READ_LEN as u64 + FAR + HEADER_LEN as u64,
+            "asked for {largest} bytes at once"
+        );
     }
 }
