@@ -5,6 +5,7 @@ use crate::progress::Progress;
 use anyhow::Context;
 use recovery::analyze::analyze;
 use recovery::layout::discover;
+use recovery::names::escaped;
 use recovery::pipeline::Progress as _;
 use recovery::report::CheckReport;
 use std::path::PathBuf;
@@ -75,7 +76,7 @@ fn print_human(r: &CheckReport) {
     for stray in &r.strays {
         println!(
             "  stray (left alone): {}: {}",
-            stray.path.display(),
+            escaped(&stray.path),
             stray.reason
         );
     }

@@ -4,6 +4,7 @@
 //! (`/etc/iggy-warden/config.toml` in the package).
 
 use anyhow::Context;
+use recovery::names::escaped;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -28,8 +29,8 @@ impl FileConfig {
             return Ok(Self::default());
         };
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+            .with_context(|| format!("cannot read config file {}", escaped(&path)))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", escaped(&path)))
     }
 }
 
@@ -113,7 +114,7 @@ fn default_state_dir(
     let name = data_dir.file_name().with_context(|| {
         format!(
             "cannot name a state directory beside {}",
-            data_dir.display()
+            escaped(&data_dir)
         )
     })?;
     let mut sibling = name.to_os_string();
@@ -133,8 +134,8 @@ fn refuse_inside(data_dir: &Path, state_dir: &Path) -> anyhow::Result<()> {
     if state.starts_with(&data) {
         anyhow::bail!(
             "state directory {} is inside the data directory {}: iggy-server would scan it",
-            state_dir.display(),
-            data_dir.display()
+            escaped(&state_dir),
+            escaped(&data_dir)
         );
     }
     Ok(())

@@ -13,6 +13,7 @@ pub mod index;
 mod journal_log;
 pub mod layout;
 pub mod message;
+pub mod names;
 mod parallel;
 pub mod pipeline;
 pub mod plan;
