@@ -51,7 +51,7 @@ pub fn analyze(
     let progress = Progress::new("scanning");
     let result = pipeline::analyze(
         &session.dirs.data_dir,
-        &known,
+        known,
         &|p| filter.matches(p),
         &progress,
     )
@@ -71,7 +71,7 @@ pub fn repair(
         data_dir: &session.dirs.data_dir,
         quarantine: &quarantine,
         fs: &StdFs,
-        log: &session.journal,
+        log: session.journal()?,
     };
     let known = session.known_segments();
     let progress = Progress::new("scanning");
@@ -79,7 +79,7 @@ pub fn repair(
         &exec,
         &Request {
             mode,
-            known: &known,
+            known,
             only: &|p| filter.matches(p),
             progress: &progress,
         },

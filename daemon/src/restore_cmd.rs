@@ -68,7 +68,7 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
         data_dir: &session.dirs.data_dir,
         quarantine: &quarantine,
         fs: &StdFs,
-        log: &session.journal,
+        log: session.journal()?,
     };
     let finished = exec
         .replay_pending()

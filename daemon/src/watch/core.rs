@@ -26,14 +26,14 @@
 //! Lending the journal to `recover` is in `lease.rs`. The core never writes under the
 //! data directory: it opens files there read-only.
 
-use crate::journal_state::{move_aside, segment_states};
+use crate::journal_open::OpenedJournal;
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
 use crate::watch::status::Status;
 use crate::watch::tracker::{verify_buffer, Tracker};
 use crate::watch::writer::JournalWriter;
 use anyhow::Context;
-use journal::{Journal, PartitionId, Record, SegmentKey};
+use journal::{PartitionId, Record, SegmentKey};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use recovery::scan::ScanBuffer;
 use std::collections::BTreeSet;
@@ -70,7 +70,8 @@ pub enum CoreEvent {
 
 pub struct Settings {
     pub data_dir: PathBuf,
-    pub journal_dir: PathBuf,
+    /// Holds the journal (see `journal_open.rs`) and the control socket.
+    pub state_dir: PathBuf,
     pub checkpoint_interval: Duration,
     /// How often the core proves it is alive when idle.
     pub beat_every: Duration,
@@ -105,46 +106,6 @@ pub struct Core {
     pub(super) scan_buffer: ScanBuffer,
 }
 
-/// Opens the journal for the sidecar: a locked journal is an error (another process
-/// owns it); an unusable one is moved aside and a fresh one started, which the full
-/// reconciliation then fills.
-pub fn open_journal(dir: &Path) -> anyhow::Result<Journal> {
-    match Journal::open(dir) {
-        Ok(j) => Ok(j),
-        Err(e) if e.is_locked() => Err(e).context(
-            "another process holds the journal: is another `iggy-warden watch` running for \
-             this state directory, or a recover, replay or restore in progress?",
-        ),
-        Err(e) => {
-            let aside = move_aside(dir)?;
-            tracing::warn!(
-                "journal {} is unusable ({e}); moved to {} and starting a fresh one",
-                dir.display(),
-                aside.display()
-            );
-            Journal::open(dir).context("cannot start a fresh journal")
-        }
-    }
-}
-
-/// The journal's segment states; an unreadable journal is moved aside and replaced.
-pub(super) fn load_model(journal: Journal, dir: &Path) -> anyhow::Result<(Journal, Model)> {
-    match segment_states(&journal) {
-        Ok(states) => Ok((journal, Model::from_states(states))),
-        Err(e) => {
-            drop(journal);
-            let aside = move_aside(dir)?;
-            tracing::warn!(
-                "journal {} is unreadable ({e}); moved to {} and starting a fresh one",
-                dir.display(),
-                aside.display()
-            );
-            let j = Journal::open(dir).context("cannot start a fresh journal")?;
-            Ok((j, Model::default()))
-        }
-    }
-}
-
 /// Records journaled in a burst after which, once idle, freed memory is handed back.
 const TRIM_AFTER: u64 = 10_000;
 
@@ -162,7 +123,7 @@ fn release_freed_memory() {
 impl Core {
     pub fn new(
         settings: Settings,
-        journal: Journal,
+        mut opened: OpenedJournal,
         shared: Arc<Shared>,
         status: Arc<Status>,
         events: UnboundedSender<CoreEvent>,
@@ -170,7 +131,10 @@ impl Core {
         let handler = crate::watch::events::Handler::new(settings.data_dir.clone(), shared.clone());
         let watcher = RecommendedWatcher::new(handler, notify::Config::default())
             .context("cannot start the inotify watcher")?;
-        let (journal, model) = load_model(journal, &settings.journal_dir)?;
+        let model = Model::from_states(opened.load_states()?);
+        let Some(journal) = opened.take() else {
+            anyhow::bail!("internal: the sidecar's journal was not opened");
+        };
         let journal = JournalWriter::start(journal, status.clone())?;
         Ok(Self {
             next_verify: Instant::now() + settings.checkpoint_interval,
