@@ -35,6 +35,7 @@ use crate::watch::writer::JournalWriter;
 use anyhow::Context;
 use journal::{PartitionId, Record, SegmentKey};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use recovery::names::escaped;
 use recovery::scan::ScanBuffer;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -384,7 +385,9 @@ impl Core {
         self.settings.data_dir.join(pid.rel_dir())
     }
 
-    /// Adds an inotify watch on `dir`; `Ok(false)` when it does not exist (any more).
+    /// Adds an inotify watch on `dir`; `Ok(false)` when it does not exist (any more)
+    /// or cannot be watched (a layout anomaly: noted, never fatal). Only running out of
+    /// inotify watches, a system limit, stops the sidecar.
     fn watch_dir(&mut self, dir: &Path) -> anyhow::Result<bool> {
         match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
             Ok(()) => Ok(true),
@@ -392,10 +395,62 @@ impl Core {
                 notify::ErrorKind::MaxFilesWatch => anyhow::bail!(max_watches_message(Some(dir))),
                 notify::ErrorKind::PathNotFound => Ok(false),
                 notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                _ => Err(anyhow::anyhow!("{e}"))
-                    .with_context(|| format!("cannot watch {}", dir.display())),
+                _ => {
+                    self.layout_anomaly(dir, "unwatchable", &e);
+                    Ok(false)
+                }
             },
         }
+    }
+
+    /// Notes a layout anomaly at `path`: logged and counted when it appears, shown in
+    /// the status while it lasts. The sidecar goes on without what it could not see;
+    /// recovery checks the data directory itself.
+    pub(super) fn layout_anomaly(
+        &self,
+        path: &Path,
+        what: &'static str,
+        detail: &dyn std::fmt::Display,
+    ) {
+        if self.status.layout_anomaly(&self.rel(path), what) {
+            tracing::warn!(
+                "layout anomaly: {} ({what}: {detail}); the sidecar goes on without it and \
+                 journals the rest",
+                escaped(path)
+            );
+        }
+    }
+
+    /// `path` was read fine: anomalies noted there or above it are over.
+    fn layout_ok(&self, path: &Path) {
+        let rel = self.rel(path);
+        if self.status.layout_resolved(&rel) {
+            tracing::info!("layout anomaly at or above {} resolved", escaped(path));
+        }
+    }
+
+    /// `path` relative to the data directory, escaped (`.` for the directory itself).
+    fn rel(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.settings.data_dir) {
+            Ok(r) if r.as_os_str().is_empty() => ".".to_string(),
+            Ok(r) => escaped(r).to_string(),
+            Err(_) => escaped(path).to_string(),
+        }
+    }
+
+    /// The nearest of `dir` and the folders above it (below the data directory) that
+    /// exists but is not a folder: what stands where a folder should be.
+    fn not_a_folder(&self, dir: &Path) -> PathBuf {
+        let mut at = dir;
+        while let Some(parent) = at.parent() {
+            if std::fs::symlink_metadata(at).is_ok_and(|m| !m.is_dir())
+                || !parent.starts_with(&self.settings.data_dir)
+            {
+                break;
+            }
+            at = parent;
+        }
+        at.to_path_buf()
     }
 
     /// Watches `dir` and every stream, topic and partition folder below it, each before
@@ -411,11 +466,25 @@ impl Core {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                self.layout_anomaly(&self.not_a_folder(dir), "not-a-folder", &e);
+                return Ok(());
+            }
+            Err(e) => {
+                self.layout_anomaly(dir, "unreadable", &e);
+                return Ok(());
+            }
         };
+        self.layout_ok(dir);
         let mut children = Vec::new();
         for entry in entries {
-            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.layout_anomaly(dir, "unreadable", &e);
+                    break;
+                }
+            };
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
@@ -465,12 +534,24 @@ impl Core {
         Ok(())
     }
 
-    /// Lists one partition and journals what changed.
+    /// Lists one partition and journals what changed. A partition folder that cannot
+    /// be listed is a layout anomaly, never fatal: when something else stands where
+    /// the folder was (a file), its segments are gone and journaled deleted; when it
+    /// cannot be read, the journal keeps what it knew, and a later reconciliation
+    /// looks again.
     fn sync_one(&mut self, pid: PartitionId, full: bool) -> anyhow::Result<()> {
         let dir = self.partition_dir(pid);
-        let listing = list_partition(&dir, full)
-            .with_context(|| format!("cannot list partition {}", dir.display()))?;
-        self.apply_sync(pid, listing.as_ref(), full);
+        match list_partition(&dir, full) {
+            Ok(listing) => {
+                self.layout_ok(&dir);
+                self.apply_sync(pid, listing.as_ref(), full);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                self.layout_anomaly(&self.not_a_folder(&dir), "not-a-folder", &e);
+                self.apply_sync(pid, None, full);
+            }
+            Err(e) => self.layout_anomaly(&dir, "unreadable", &e),
+        }
         Ok(())
     }
 
@@ -507,8 +588,14 @@ impl Core {
         self.shared.lock().clear_fs_work();
         let root = self.settings.data_dir.clone();
         if !root.is_dir() {
-            anyhow::bail!("data directory {} does not exist", root.display());
+            // Nothing to compare with: the journal keeps what it knew, and a RESCAN
+            // once the directory is back brings it up to date.
+            self.layout_anomaly(&root, "missing", &"the data directory is gone");
+            self.reconciled = true;
+            self.publish();
+            return Ok(true);
         }
+        self.layout_ok(&root);
         let mut found = Vec::new();
         self.watch_tree(&root, &mut found)?;
         let mut all: BTreeSet<PartitionId> = found.into_iter().collect();
