@@ -429,6 +429,23 @@ impl Core {
         }
     }
 
+    /// Something that is not a folder (`kind`) stands where the layout has one.
+    fn not_a_folder_at(&self, path: &Path, kind: std::fs::FileType) {
+        if kind.is_symlink() {
+            self.layout_anomaly(
+                path,
+                "symlink",
+                &"a symlink where the layout has a folder (not followed)",
+            );
+        } else {
+            self.layout_anomaly(
+                path,
+                "not-a-folder",
+                &"a file where the layout has a folder",
+            );
+        }
+    }
+
     /// `path` relative to the data directory, escaped (`.` for the directory itself).
     fn rel(&self, path: &Path) -> String {
         match path.strip_prefix(&self.settings.data_dir) {
@@ -485,15 +502,17 @@ impl Core {
                     break;
                 }
             };
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
             let path = entry.path();
-            if matches!(
+            if !matches!(
                 classify(&self.settings.data_dir, &path),
                 Place::Hierarchy | Place::Partition(_)
             ) {
-                children.push(path);
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => children.push(path),
+                Ok(t) => self.not_a_folder_at(&path, t),
+                Err(e) => self.layout_anomaly(&path, "unreadable", &e),
             }
         }
         children.sort();
@@ -507,13 +526,24 @@ impl Core {
     /// A stream, topic or partition folder appeared, vanished or moved.
     fn sync_dir(&mut self, dir: &Path, to_sync: &mut BTreeSet<PartitionId>) -> anyhow::Result<()> {
         let place = classify(&self.settings.data_dir, dir);
-        if dir.is_dir() {
-            let mut found = Vec::new();
-            self.watch_tree(dir, &mut found)?;
-            to_sync.extend(found);
-        } else {
-            // Its watch went with it; forget the path so a new folder there is watched.
-            let _ = self.watcher.unwatch(dir);
+        // Symlinks are not followed: a folder found by listing is not either.
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {
+                let mut found = Vec::new();
+                self.watch_tree(dir, &mut found)?;
+                to_sync.extend(found);
+            }
+            other => {
+                // Its watch went with it; forget the path so a new folder there is
+                // watched.
+                let _ = self.watcher.unwatch(dir);
+                match other {
+                    // Nothing stands there any more: an anomaly there is over.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.layout_ok(dir),
+                    Ok(m) => self.not_a_folder_at(dir, m.file_type()),
+                    Err(e) => self.layout_anomaly(dir, "unreadable", &e),
+                }
+            }
         }
         // Partitions we know under this folder: some may be gone with it.
         let prefix = dir
