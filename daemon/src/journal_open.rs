@@ -555,14 +555,18 @@ mod tests {
         let opened = open(tmp.path(), Access::Own).unwrap();
         assert_eq!(opened.condition, Condition::Created);
         drop(opened);
+        journal_with_a_record(tmp.path());
         let db = tmp.path().join(JOURNAL_DIR).join("db");
-        fs::write(&db, vec![0xa5; 8192]).unwrap();
+        let len = fs::metadata(&db).unwrap().len().max(4096) as usize;
+        let noise: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+        fs::write(&db, &noise).unwrap();
         let opened = open(tmp.path(), Access::Own).unwrap();
         let Condition::Replaced { aside, .. } = &opened.condition else {
             panic!("{:?}", opened.condition);
         };
-        assert_eq!(fs::read(aside.join("db")).unwrap(), vec![0xa5; 8192]);
-        assert!(opened.journal().is_some());
+        assert_eq!(fs::read(aside.join("db")).unwrap(), noise);
+        let journal = opened.journal().unwrap();
+        assert_eq!(journal.records_since(0).count(), 0, "a fresh journal");
     }
 
     #[test]
@@ -575,6 +579,18 @@ mod tests {
         let err = open(tmp.path(), Access::Inspect).unwrap_err();
         assert!(format!("{err:#}").contains("another process holds the journal"));
         drop(held);
+    }
+
+    #[test]
+    fn a_scratch_folder_goes_to_the_temporary_folder_when_the_state_dir_is_not_writable() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Not creatable there (its parent is missing), as in a read-only state dir.
+        let scratch = Scratch::create(&tmp.path().join("missing/state")).unwrap();
+        let dir = scratch.dir.clone();
+        assert!(dir.starts_with(std::env::temp_dir()), "{}", dir.display());
+        fs::write(dir.join("f"), b"x").unwrap();
+        drop(scratch);
+        assert!(!dir.exists());
     }
 
     #[test]
