@@ -29,8 +29,8 @@ impl FileConfig {
             return Ok(Self::default());
         };
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", escaped(&path)))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", escaped(&path)))
+            .with_context(|| format!("cannot read config file {}", escaped(path)))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", escaped(path)))
     }
 }
 
@@ -111,12 +111,9 @@ fn default_state_dir(
     if let Some(dir) = state_directory {
         return Ok(first_of_list(&dir));
     }
-    let name = data_dir.file_name().with_context(|| {
-        format!(
-            "cannot name a state directory beside {}",
-            escaped(&data_dir)
-        )
-    })?;
+    let name = data_dir
+        .file_name()
+        .with_context(|| format!("cannot name a state directory beside {}", escaped(data_dir)))?;
     let mut sibling = name.to_os_string();
     sibling.push(".warden");
     Ok(data_dir.with_file_name(sibling))
@@ -134,8 +131,8 @@ fn refuse_inside(data_dir: &Path, state_dir: &Path) -> anyhow::Result<()> {
     if state.starts_with(&data) {
         anyhow::bail!(
             "state directory {} is inside the data directory {}: iggy-server would scan it",
-            escaped(&state_dir),
-            escaped(&data_dir)
+            escaped(state_dir),
+            escaped(data_dir)
         );
     }
     Ok(())

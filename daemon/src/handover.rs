@@ -97,7 +97,7 @@ fn connect(path: &Path) -> anyhow::Result<Option<UnixStream>> {
             Ok(None)
         }
         Err(e) => {
-            Err(e).with_context(|| format!("cannot connect to the sidecar at {}", escaped(&path)))
+            Err(e).with_context(|| format!("cannot connect to the sidecar at {}", escaped(path)))
         }
     }
 }

@@ -168,7 +168,7 @@ impl OpenedJournal {
             Condition::Created => format!("journal {path}: none yet, started"),
             Condition::Replaced { why, aside } => format!(
                 "journal {path} was unusable ({why}): moved to {} and a fresh one started",
-                escaped(&aside)
+                escaped(aside)
             ),
             Condition::Unusable { why } => format!(
                 "journal {path} is unusable ({why}); left as it is (recover and the sidecar \
@@ -231,11 +231,11 @@ fn start_fresh(path: &Path, why: String) -> anyhow::Result<(Journal, Condition)>
     tracing::warn!(
         "journal {} is unusable ({why}); moved to {} and starting a fresh one: every \
          segment will be scanned in full",
-        escaped(&path),
+        escaped(path),
         escaped(&aside)
     );
     let journal = Journal::open(path)
-        .with_context(|| format!("cannot start a fresh journal at {}", escaped(&path)))?;
+        .with_context(|| format!("cannot start a fresh journal at {}", escaped(path)))?;
     Ok((journal, Condition::Replaced { why, aside }))
 }
 
@@ -289,7 +289,7 @@ fn rename_copy(text: String, copy: &Path, real: &Path) -> String {
     text.replace(&escaped(copy).to_string(), &escaped(real).to_string())
         .replace(
             &copy.as_os_str().to_string_lossy().into_owned(),
-            &real.as_os_str().to_string_lossy().into_owned(),
+            &real.as_os_str().to_string_lossy(),
         )
 }
 
@@ -312,7 +312,7 @@ fn copy_locked(from: &Path, to: &Path) -> anyhow::Result<Result<(), String>> {
                         "another process holds the journal {} (a recover, replay --apply or \
                          restore in progress, or a sidecar that did not hand it over); try \
                          again when it is done",
-                        escaped(&from)
+                        escaped(from)
                     );
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -327,15 +327,15 @@ fn copy_locked(from: &Path, to: &Path) -> anyhow::Result<Result<(), String>> {
 
 /// Copies regular files and folders; anything else makes the journal unusable.
 fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<Result<(), String>> {
-    fs::create_dir(to).with_context(|| format!("cannot create {}", escaped(&to)))?;
+    fs::create_dir(to).with_context(|| format!("cannot create {}", escaped(to)))?;
     let entries = match fs::read_dir(from) {
         Ok(e) => e,
-        Err(e) => return Ok(Err(format!("cannot list {}: {e}", escaped(&from)))),
+        Err(e) => return Ok(Err(format!("cannot list {}: {e}", escaped(from)))),
     };
     for entry in entries {
         let entry = match entry {
             Ok(e) => e,
-            Err(e) => return Ok(Err(format!("cannot list {}: {e}", escaped(&from)))),
+            Err(e) => return Ok(Err(format!("cannot list {}: {e}", escaped(from)))),
         };
         let src = entry.path();
         let dst = to.join(entry.file_name());
@@ -402,14 +402,14 @@ impl Scratch {
                 let tmp = std::env::temp_dir();
                 tracing::debug!(
                     "cannot copy the journal into {} ({e}); using {}",
-                    escaped(&state_dir),
+                    escaped(state_dir),
                     escaped(&tmp)
                 );
                 Self::create_in(&tmp)
                     .with_context(|| format!("cannot create a scratch folder in {}", escaped(&tmp)))
             }
             Err(e) => Err(e).with_context(|| {
-                format!("cannot create a scratch folder in {}", escaped(&state_dir))
+                format!("cannot create a scratch folder in {}", escaped(state_dir))
             }),
         }
     }

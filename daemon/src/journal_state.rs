@@ -52,7 +52,7 @@ pub fn move_aside(path: &Path) -> anyhow::Result<PathBuf> {
     let stamp = journal::record::now_micros();
     let aside = path.with_file_name(format!("journal.unusable-{stamp}"));
     std::fs::rename(path, &aside)
-        .with_context(|| format!("cannot move unusable journal {} aside", escaped(&path)))?;
+        .with_context(|| format!("cannot move unusable journal {} aside", escaped(path)))?;
     Ok(aside)
 }
 

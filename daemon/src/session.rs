@@ -91,7 +91,7 @@ impl Session {
 /// Refuses (with the processes named) when anything holds a file under `data_dir`.
 pub fn refuse_if_busy(data_dir: &Path, force: bool) -> anyhow::Result<()> {
     let report = holders_of(data_dir)
-        .with_context(|| format!("cannot check which processes use {}", escaped(&data_dir)))?;
+        .with_context(|| format!("cannot check which processes use {}", escaped(data_dir)))?;
     if report.uninspectable > 0 {
         tracing::debug!(
             "{} processes could not be inspected (other users); run as the server's user or root",
@@ -120,6 +120,6 @@ pub fn refuse_if_busy(data_dir: &Path, force: bool) -> anyhow::Result<()> {
     }
     anyhow::bail!(
         "refusing to change {}: {list}. Stop iggy-server first (or pass --force if you are sure)",
-        escaped(&data_dir)
+        escaped(data_dir)
     )
 }

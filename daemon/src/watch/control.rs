@@ -48,17 +48,17 @@ pub fn bind(path: &Path) -> anyhow::Result<ControlSocket> {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             anyhow::bail!(
                 "another sidecar answers on {}; only one may watch a state directory",
-                escaped(&path)
+                escaped(path)
             );
         }
         std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale socket {}", escaped(&path)))?;
+            .with_context(|| format!("cannot remove stale socket {}", escaped(path)))?;
     }
     let listener =
-        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", escaped(&path)))?;
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", escaped(path)))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict {}", escaped(&path)))?;
+        .with_context(|| format!("cannot restrict {}", escaped(path)))?;
     Ok(ControlSocket {
         listener,
         path: path.to_path_buf(),

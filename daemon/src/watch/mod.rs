@@ -100,7 +100,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     // Refuses a missing directory and any format but 0.6, like the other commands
     // (the listing itself is the reconciliation's).
     recovery::layout::check_root(data_dir)
-        .with_context(|| format!("cannot watch the data directory {}", escaped(&data_dir)))?;
+        .with_context(|| format!("cannot watch the data directory {}", escaped(data_dir)))?;
     std::fs::create_dir_all(&settings.state_dir).with_context(|| {
         format!(
             "cannot create state directory {}",
