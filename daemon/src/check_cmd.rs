@@ -5,6 +5,7 @@ use crate::progress::Progress;
 use anyhow::Context;
 use recovery::analyze::analyze;
 use recovery::layout::{classify_root, discover, Root};
+use recovery::names::escaped;
 use recovery::pipeline::Progress as _;
 use recovery::report::CheckReport;
 use std::path::PathBuf;
@@ -84,7 +85,7 @@ fn print_human(r: &CheckReport) {
     for stray in &r.strays {
         println!(
             "  stray (left alone): {}: {}",
-            stray.path.display(),
+            escaped(&stray.path),
             stray.reason
         );
     }

@@ -4,6 +4,7 @@
 //! (`/etc/iggy-warden/config.toml` in the package).
 
 use anyhow::Context;
+use recovery::names::escaped;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -31,7 +32,7 @@ impl FileConfig {
             return Ok(Self::default());
         };
         let text = read_config(path)?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", escaped(path)))
     }
 }
 
@@ -170,12 +171,9 @@ fn default_state_dir(
     if let Some(dir) = state_directory {
         return Ok(first_of_list(&dir));
     }
-    let name = data_dir.file_name().with_context(|| {
-        format!(
-            "cannot name a state directory beside {}",
-            data_dir.display()
-        )
-    })?;
+    let name = data_dir
+        .file_name()
+        .with_context(|| format!("cannot name a state directory beside {}", escaped(data_dir)))?;
     let mut sibling = name.to_os_string();
     sibling.push(".warden");
     Ok(data_dir.with_file_name(sibling))
@@ -193,8 +191,8 @@ fn refuse_inside(data_dir: &Path, state_dir: &Path) -> anyhow::Result<()> {
     if state.starts_with(&data) {
         anyhow::bail!(
             "state directory {} is inside the data directory {}: iggy-server would scan it",
-            state_dir.display(),
-            data_dir.display()
+            escaped(state_dir),
+            escaped(data_dir)
         );
     }
     Ok(())

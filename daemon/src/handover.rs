@@ -20,6 +20,7 @@
 //! the client process dies, so a crashed `recover` cannot keep the sidecar stopped.
 
 use anyhow::Context;
+use recovery::names::escaped;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -57,32 +58,32 @@ pub fn request_journal(state_dir: &Path) -> anyhow::Result<Option<JournalLease>>
     };
     match exchange(&mut conn, RELEASE, RELEASE_TIMEOUT) {
         Ok(Some(answer)) if answer == RELEASED => {
-            tracing::debug!("the sidecar at {} released the journal", path.display());
+            tracing::debug!("the sidecar at {} released the journal", escaped(&path));
             Ok(Some(JournalLease { _conn: conn }))
         }
         Ok(None) => {
             tracing::debug!(
                 "the sidecar at {} closed the connection without releasing (stopping)",
-                path.display()
+                escaped(&path)
             );
             Ok(None)
         }
         Ok(Some(other)) => anyhow::bail!(
             "the sidecar at {} answered {other:?} to {RELEASE}; expected {RELEASED}",
-            path.display()
+            escaped(&path)
         ),
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
             anyhow::bail!(
                 "the sidecar listening on {} did not release the journal within {} s; \
                  is it stuck? (stop it, or remove the socket if no sidecar runs)",
-                path.display(),
+                escaped(&path),
                 RELEASE_TIMEOUT.as_secs()
             )
         }
         Err(e) => Err(e).with_context(|| {
             format!(
                 "cannot ask the sidecar at {} to release the journal",
-                path.display()
+                escaped(&path)
             )
         }),
     }
@@ -96,7 +97,7 @@ fn connect(path: &Path) -> anyhow::Result<Option<UnixStream>> {
             Ok(None)
         }
         Err(e) => {
-            Err(e).with_context(|| format!("cannot connect to the sidecar at {}", path.display()))
+            Err(e).with_context(|| format!("cannot connect to the sidecar at {}", escaped(path)))
         }
     }
 }

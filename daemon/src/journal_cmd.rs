@@ -6,10 +6,11 @@
 
 use crate::config::DirArgs;
 use crate::exit;
-use crate::handover::request_journal;
+use crate::journal_open::{self, Access, Condition, OpenedJournal};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use journal::{Entry, Journal, Record, RepairAction, RepairId, SegmentKey};
+use journal::{Entry, Record, RepairAction, RepairId, SegmentKey};
+use recovery::names::escaped;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -47,33 +48,50 @@ pub enum JournalCmd {
 
 pub fn run(args: &JournalArgs) -> anyhow::Result<u8> {
     let state_dir = args.dirs.state_dir_only()?;
-    let _lease = request_journal(&state_dir)?;
-    let dir = state_dir.join("journal");
     match &args.cmd {
         JournalCmd::Show {
             json,
             segment,
             since,
-        } => show(&dir, *json, *segment, since.unwrap_or(0)),
-        JournalCmd::Verify => Ok(verify(&dir)),
-        JournalCmd::Compact => compact(&dir),
+        } => show(&state_dir, *json, *segment, since.unwrap_or(0)),
+        JournalCmd::Verify => verify(&state_dir),
+        JournalCmd::Compact => compact(&state_dir),
     }
 }
 
-/// Opens an existing journal; the commands never create one.
-fn open_existing(dir: &Path) -> anyhow::Result<Journal> {
-    if !dir.is_dir() {
-        bail!("no journal at {}", dir.display());
-    }
-    Ok(Journal::open(dir)?)
+/// `show` and `verify` read a copy and change nothing: the journal as it is, or why
+/// it cannot be used (exit 2).
+fn inspect(state_dir: &Path) -> anyhow::Result<Result<OpenedJournal, String>> {
+    let opened = journal_open::open(state_dir, Access::Inspect)?;
+    Ok(match &opened.condition {
+        Condition::Usable => Ok(opened),
+        _ => Err(opened.describe()),
+    })
 }
 
-fn show(dir: &Path, as_json: bool, segment: Option<SegmentKey>, since: u64) -> anyhow::Result<u8> {
-    let journal = open_existing(dir)?;
+fn show(
+    state_dir: &Path,
+    as_json: bool,
+    segment: Option<SegmentKey>,
+    since: u64,
+) -> anyhow::Result<u8> {
+    let opened = match inspect(state_dir)? {
+        Ok(o) => o,
+        Err(why) => {
+            eprintln!("iggy-warden: {why}");
+            return Ok(exit::ERROR);
+        }
+    };
+    let Some(journal) = opened.journal() else {
+        bail!("internal: a usable journal without a handle");
+    };
     let mut filter = segment.map(SegmentFilter::new);
     let mut out = io::stdout().lock();
     for entry in journal.records_since(since) {
-        let entry = entry.context("reading the journal")?;
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => bail!("reading the journal: {}", opened.real_names(&e)),
+        };
         if filter.as_mut().is_some_and(|f| !f.matches(&entry.record)) {
             continue;
         }
@@ -98,27 +116,23 @@ fn show(dir: &Path, as_json: bool, segment: Option<SegmentKey>, since: u64) -> a
     Ok(exit::OK)
 }
 
-fn verify(dir: &Path) -> u8 {
+fn verify(state_dir: &Path) -> anyhow::Result<u8> {
     let unreadable = |what: String| {
         eprintln!("{what}");
         eprintln!("iggy-warden will not trust this journal and falls back to a full scan of the data directory");
         exit::ERROR
     };
-    if !dir.is_dir() {
-        return unreadable(format!("no journal at {}", dir.display()));
-    }
-    let journal = match Journal::open(dir) {
-        Ok(j) => j,
-        Err(e) if e.is_locked() || e.is_permission_denied() => {
-            eprintln!("{e}");
-            return exit::ERROR;
-        }
-        Err(e) => return unreadable(e.to_string()),
+    let opened = match inspect(state_dir)? {
+        Ok(o) => o,
+        Err(why) => return Ok(unreadable(why)),
     };
-    match journal.verify() {
-        Err(e) => unreadable(e.to_string()),
+    let Some(journal) = opened.journal() else {
+        bail!("internal: a usable journal without a handle");
+    };
+    Ok(match journal.verify() {
+        Err(e) => unreadable(opened.real_names(&e)),
         Ok(report) => {
-            print!("{report}");
+            print!("{}", opened.real_names(&report));
             if report.is_sound() {
                 exit::OK
             } else if report.has_unsupported_version() {
@@ -127,11 +141,24 @@ fn verify(dir: &Path) -> u8 {
                 exit::PROBLEMS
             }
         }
-    }
+    })
 }
 
-fn compact(dir: &Path) -> anyhow::Result<u8> {
-    let journal = open_existing(dir)?;
+/// Compacts the journal in place, taken over from the sidecar. A journal that cannot
+/// be used is moved aside by the one rule (and there is nothing to compact).
+fn compact(state_dir: &Path) -> anyhow::Result<u8> {
+    let dir = state_dir.join(journal_open::JOURNAL_DIR);
+    if !dir.is_dir() {
+        bail!("no journal at {}", escaped(&dir));
+    }
+    let opened = journal_open::open(state_dir, Access::Borrow)?;
+    if !opened.condition.history_usable() {
+        eprintln!("iggy-warden: {}; nothing to compact", opened.describe());
+        return Ok(exit::ERROR);
+    }
+    let Some(journal) = opened.journal() else {
+        bail!("internal: a writer's journal without a handle");
+    };
     let r = journal.compact()?;
     println!(
         "records: {} -> {} (dropped {}: {} deleted segments, {} superseded checkpoints)",

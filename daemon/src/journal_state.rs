@@ -10,6 +10,7 @@
 
 use anyhow::Context;
 use journal::{Journal, JournalError, SegmentKey, SegmentState};
+use recovery::names::escaped;
 use std::path::{Path, PathBuf};
 
 /// The journal's segment states, without checkpoints from before this boot.
@@ -51,7 +52,7 @@ pub fn move_aside(path: &Path) -> anyhow::Result<PathBuf> {
     let stamp = journal::record::now_micros();
     let aside = path.with_file_name(format!("journal.unusable-{stamp}"));
     std::fs::rename(path, &aside)
-        .with_context(|| format!("cannot move unusable journal {} aside", path.display()))?;
+        .with_context(|| format!("cannot move unusable journal {} aside", escaped(path)))?;
     Ok(aside)
 }
 

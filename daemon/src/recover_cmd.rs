@@ -5,6 +5,7 @@ use crate::config::DirArgs;
 use crate::exit;
 use crate::repair::{nothing_to_check, print_outcome, repair, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
+use recovery::names::escaped;
 use recovery::plan::Mode;
 
 #[derive(clap::Args, Debug)]
@@ -36,7 +37,7 @@ pub fn resolve_mode(flag: Option<Mode>, dirs: &DirArgs) -> anyhow::Result<Mode> 
     match dirs.file_config()?.mode {
         Some(m) => m.parse().map_err(|e: String| {
             let file = dirs.config.as_deref().unwrap_or(std::path::Path::new("?"));
-            anyhow::anyhow!("invalid config file {}: mode: {e}", file.display())
+            anyhow::anyhow!("invalid config file {}: mode: {e}", escaped(file))
         }),
         None => Ok(Mode::default()),
     }

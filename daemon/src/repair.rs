@@ -66,7 +66,7 @@ pub fn analyze(
     let progress = Progress::new("scanning");
     let result = pipeline::analyze(
         &session.dirs.data_dir,
-        &known,
+        known,
         &|p| filter.matches(p),
         &progress,
     )
@@ -86,7 +86,7 @@ pub fn repair(
         data_dir: &session.dirs.data_dir,
         quarantine: &quarantine,
         fs: &StdFs,
-        log: &session.journal,
+        log: session.journal()?,
     };
     let known = session.known_segments();
     let progress = Progress::new("scanning");
@@ -94,7 +94,7 @@ pub fn repair(
         &exec,
         &Request {
             mode,
-            known: &known,
+            known,
             only: &|p| filter.matches(p),
             progress: &progress,
         },

@@ -3,6 +3,7 @@
 
 use crate::config::DirArgs;
 use crate::exit;
+use crate::journal_open::Condition;
 use crate::recover_cmd::resolve_mode;
 use crate::repair::{analyze, nothing_to_check, print_outcome, repair, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
@@ -52,8 +53,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
         }
         return Ok(exit::OK);
     }
-    let session = Session::open(&args.dirs)?;
     if args.apply {
+        let session = Session::open(&args.dirs)?;
         refuse_if_busy(&session.dirs.data_dir, args.force)?;
         let outcome = repair(&session, mode, &filter)?;
         if args.json {
@@ -67,7 +68,13 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             exit::NEEDS_OPERATOR
         });
     }
-    let pending = session.journal.pending_repairs()?;
+    // A dry run changes nothing, in the state directory either: it reads a copy of
+    // the journal, and scans everything when the journal is unusable or missing.
+    let session = Session::inspect(&args.dirs)?;
+    let pending = match session.readable_journal() {
+        Some(j) => j.pending_repairs()?,
+        None => Vec::new(),
+    };
     let (analysis, _) = analyze(&session, &filter)?;
     let the_plan = plan(&analysis, mode)?;
     let affected: BTreeSet<SegmentKey> =
@@ -82,12 +89,19 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             .collect();
         let out = serde_json::json!({
             "dry_run": true,
+            "journal": journal_json(&session),
             "pending_repairs": pending,
             "history": history,
             "plan": the_plan,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        if !session.history_usable() {
+            println!(
+                "{}: every segment scanned in full",
+                session.describe_journal()
+            );
+        }
         for p in &pending {
             println!(
                 "unfinished repair {} (will be finished first): {}",
@@ -122,13 +136,35 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// What the dry run found of the journal: `usable`, `unusable` (with why) or `missing`.
+fn journal_json(session: &Session) -> serde_json::Value {
+    let path = session
+        .dirs
+        .state_dir
+        .join(crate::journal_open::JOURNAL_DIR);
+    let (state, why) = match session.journal_condition() {
+        Condition::Unusable { why } => ("unusable", Some(why.as_str())),
+        Condition::Missing => ("missing", None),
+        // An inspection never creates or replaces a journal.
+        Condition::Usable | Condition::Created | Condition::Replaced { .. } => ("usable", None),
+    };
+    serde_json::json!({
+        "path": recovery::names::escaped(&path).to_string(),
+        "state": state,
+        "why": why,
+    })
+}
+
 /// The newest journal records of each affected segment, oldest first.
 fn history_of(session: &Session, affected: &BTreeSet<SegmentKey>) -> anyhow::Result<Vec<Entry>> {
-    if affected.is_empty() || !session.history_usable {
+    let Some(journal) = session.readable_journal() else {
+        return Ok(Vec::new());
+    };
+    if affected.is_empty() || !session.history_usable() {
         return Ok(Vec::new());
     }
     let mut per_segment: std::collections::BTreeMap<SegmentKey, Vec<Entry>> = Default::default();
-    for entry in session.journal.records_since(0) {
+    for entry in journal.records_since(0) {
         let entry = entry?;
         let Some(seg) = entry.record.segment().filter(|s| affected.contains(s)) else {
             continue;

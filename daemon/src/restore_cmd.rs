@@ -9,7 +9,8 @@ use anyhow::Context;
 use journal::{RepairAction, RepairId};
 use recovery::execute::{Executed, Executor};
 use recovery::fsops::StdFs;
-use recovery::quarantine::{Manifest, Quarantine};
+use recovery::names::{escaped, escaped_str};
+use recovery::quarantine::{Manifest, Quarantine, QuarantineError, MANIFEST};
 use serde_json::{json, Value};
 
 #[derive(clap::Args, Debug)]
@@ -40,25 +41,11 @@ fn parse_repair_id(s: &str) -> Result<RepairId, String> {
 }
 
 pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
+    if args.list || args.repairs.is_empty() {
+        return list(args);
+    }
     let session = Session::open(&args.dirs)?;
     let quarantine = Quarantine::new(&session.dirs.state_dir);
-    if args.list || args.repairs.is_empty() {
-        let manifests = quarantine.list()?;
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&list_json(&quarantine, &manifests))?
-            );
-        } else {
-            for m in &manifests {
-                println!(
-                    "{}  {}  bytes {} of {}  ({})",
-                    m.repair, m.action, m.range, m.file, m.reason
-                );
-            }
-        }
-        return Ok(exit::OK);
-    }
     refuse_if_busy(&session.dirs.data_dir, args.force)?;
     let mut ids = args.repairs.clone();
     ids.sort();
@@ -68,7 +55,7 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
         data_dir: &session.dirs.data_dir,
         quarantine: &quarantine,
         fs: &StdFs,
-        log: &session.journal,
+        log: session.journal()?,
     };
     let finished = exec
         .replay_pending()
@@ -96,8 +83,8 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
         .context("restore failed; rerun it to finish")?;
     if args.json {
         let out = json!({
-            "data_dir": session.dirs.data_dir,
-            "state_dir": session.dirs.state_dir,
+            "data_dir": escaped(&session.dirs.data_dir).to_string(),
+            "state_dir": escaped(&session.dirs.state_dir).to_string(),
             "finished": finished.iter().map(executed_json).collect::<Vec<_>>(),
             "restored": done.iter().map(|d| restored_json(d, &targets)).collect::<Vec<_>>(),
             "bytes_restored": done.iter().map(|d| d.quarantined_bytes).sum::<u64>(),
@@ -114,15 +101,70 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// `restore --list --json`: the quarantine and every repair it holds, oldest first.
-fn list_json(quarantine: &Quarantine, manifests: &[Manifest]) -> Value {
+/// `restore --list`: what the quarantine holds. It needs neither the journal nor the
+/// data directory, and changes nothing. A manifest that cannot be read is reported
+/// (exit 1) and the others are still listed.
+fn list(args: &RestoreArgs) -> anyhow::Result<u8> {
+    let state_dir = args.dirs.resolve()?.state_dir;
+    let quarantine = Quarantine::new(&state_dir);
+    let each = quarantine.list_each()?;
+    let (mut manifests, mut unreadable) = (Vec::new(), Vec::new());
+    for (id, m) in each {
+        match m {
+            Ok(m) => manifests.push(m),
+            Err(e) => unreadable.push((id, e)),
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list_json(&quarantine, &manifests, &unreadable))?
+        );
+    } else {
+        for m in &manifests {
+            println!(
+                "{}  {}  bytes {} of {}  ({})",
+                m.repair,
+                m.action,
+                m.range,
+                escaped_str(&m.file),
+                escaped_str(&m.reason)
+            );
+        }
+    }
+    for (id, e) in &unreadable {
+        eprintln!("iggy-warden: {id} cannot be listed: {e}");
+    }
+    Ok(if unreadable.is_empty() {
+        exit::OK
+    } else {
+        exit::PROBLEMS
+    })
+}
+
+/// `restore --list --json`: the quarantine and every repair it holds, oldest first,
+/// and the repairs whose manifest cannot be read.
+fn list_json(
+    quarantine: &Quarantine,
+    manifests: &[Manifest],
+    unreadable: &[(RepairId, QuarantineError)],
+) -> Value {
     json!({
-        "quarantine": quarantine.dir(),
+        "quarantine": escaped(quarantine.dir()).to_string(),
         "repairs": manifests
             .iter()
             .map(|m| manifest_json(quarantine, m))
             .collect::<Vec<_>>(),
         "bytes": manifests.iter().map(|m| m.range.len()).sum::<u64>(),
+        "unreadable": unreadable
+            .iter()
+            .map(|(id, e)| json!({
+                "id": id.to_string(),
+                "repair": id.0,
+                "path": escaped(&quarantine.repair_dir(*id).join(MANIFEST)).to_string(),
+                "error": e.to_string(),
+            }))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -142,7 +184,7 @@ fn manifest_json(quarantine: &Quarantine, m: &Manifest) -> Value {
         "xxh3": format!("{:#018x}", m.xxh3),
         "created_file": m.created_file,
         "bytes": m.range.len(),
-        "saved_at": quarantine.bytes_path(m.repair),
+        "saved_at": escaped(&quarantine.bytes_path(m.repair)).to_string(),
     })
 }
 

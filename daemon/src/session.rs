@@ -1,85 +1,97 @@
-//! What every repairing command opens first: resolved directories, the journal (taken
-//! over from the sidecar when it runs), and the refusal to touch files another process
-//! has open.
+//! What every command on a data directory opens first: resolved directories and the
+//! journal, by the one rule of `journal_open.rs` (taken over from the sidecar when it
+//! runs), and the refusal to touch files another process has open.
 //!
-//! A journal that cannot be used (corrupt, unreadable, a newer format) is moved aside,
-//! never deleted, and a fresh one started: repairs must still be journaled, and
-//! without history every segment is simply scanned in full.
+//! A session that repairs ([`Session::open`]) creates the state directory and moves an
+//! unusable journal aside: repairs must still be journaled, and without history every
+//! segment is simply scanned in full. A session that only looks
+//! ([`Session::inspect`]) changes nothing in the state directory: it reads a copy of
+//! the journal, and an unusable or missing journal is reported and scanned around.
 
 use crate::config::{DirArgs, Dirs};
-use crate::handover::{request_journal, JournalLease};
-use crate::journal_state::{move_aside, segment_states};
+use crate::journal_open::{self, Access, OpenedJournal};
 use anyhow::Context;
 use journal::{Journal, SegmentKey, SegmentState};
 use recovery::busy::holders_of;
+use recovery::names::escaped;
 use std::collections::HashMap;
 use std::path::Path;
 
 pub struct Session {
     pub dirs: Dirs,
-    pub journal: Journal,
-    /// Whether the journal's history may guide the scan.
-    pub history_usable: bool,
-    /// Dropped last: hands the journal back to the sidecar.
-    _lease: Option<JournalLease>,
+    /// The journal's segment states, when its history is usable.
+    known: HashMap<SegmentKey, SegmentState>,
+    /// Dropped last: closes the journal, then hands it back to the sidecar (or
+    /// removes an inspection's copy).
+    opened: OpenedJournal,
 }
 
 impl Session {
+    /// For commands that change files: the journal, opened in place.
     pub fn open(args: &DirArgs) -> anyhow::Result<Self> {
         let dirs = args.resolve()?;
         std::fs::create_dir_all(&dirs.state_dir).with_context(|| {
-            format!("cannot create state directory {}", dirs.state_dir.display())
+            format!("cannot create state directory {}", escaped(&dirs.state_dir))
         })?;
-        let lease = request_journal(&dirs.state_dir)?;
-        let path = dirs.state_dir.join("journal");
-        let (journal, history_usable) = match Journal::open(&path) {
-            Ok(j) => (j, true),
-            Err(e) if e.is_locked() => {
-                return Err(e).context(
-                    "another iggy-warden process holds the journal (a second recover, or a \
-                     sidecar that did not hand it over)",
-                )
-            }
-            Err(e) if e.is_unusable() => {
-                let aside = move_aside(&path)?;
-                tracing::warn!(
-                    "journal {} is unusable ({e}); moved to {} and starting a fresh one: \
-                     every segment will be scanned in full",
-                    path.display(),
-                    aside.display()
-                );
-                let j = Journal::open(&path).context("cannot start a fresh journal")?;
-                (j, false)
-            }
-            Err(e) => return Err(e).context("cannot open the journal"),
+        Self::with(dirs, Access::Borrow)
+    }
+
+    /// For commands that only look: nothing in the state directory changes.
+    pub fn inspect(args: &DirArgs) -> anyhow::Result<Self> {
+        Self::with(args.resolve()?, Access::Inspect)
+    }
+
+    fn with(dirs: Dirs, access: Access) -> anyhow::Result<Self> {
+        let mut opened = journal_open::open(&dirs.state_dir, access)?;
+        let states = opened.load_states()?;
+        let known = if opened.condition.history_usable() {
+            states.into_iter().collect()
+        } else {
+            HashMap::new()
         };
         Ok(Self {
             dirs,
-            journal,
-            history_usable,
-            _lease: lease,
+            known,
+            opened,
         })
     }
 
+    /// The journal to record repairs in; always there in a session that may repair.
+    pub fn journal(&self) -> anyhow::Result<&Journal> {
+        self.opened
+            .journal()
+            .ok_or_else(|| anyhow::anyhow!("internal: a read-only session has no journal to write"))
+    }
+
+    /// The journal, when it can be read (inspection of an unusable or missing journal
+    /// has none).
+    pub fn readable_journal(&self) -> Option<&Journal> {
+        self.opened.journal()
+    }
+
+    pub fn history_usable(&self) -> bool {
+        self.opened.condition.history_usable()
+    }
+
     /// What the journal knows about segments, when its history is usable.
-    pub fn known_segments(&self) -> HashMap<SegmentKey, SegmentState> {
-        if !self.history_usable {
-            return HashMap::new();
-        }
-        match segment_states(&self.journal) {
-            Ok(states) => states.into_iter().collect(),
-            Err(e) => {
-                tracing::warn!("journal history unreadable ({e}): scanning everything");
-                HashMap::new()
-            }
-        }
+    pub fn known_segments(&self) -> &HashMap<SegmentKey, SegmentState> {
+        &self.known
+    }
+
+    /// What was found of the journal, for the operator.
+    pub fn journal_condition(&self) -> &journal_open::Condition {
+        &self.opened.condition
+    }
+
+    pub fn describe_journal(&self) -> String {
+        self.opened.describe()
     }
 }
 
 /// Refuses (with the processes named) when anything holds a file under `data_dir`.
 pub fn refuse_if_busy(data_dir: &Path, force: bool) -> anyhow::Result<()> {
     let report = holders_of(data_dir)
-        .with_context(|| format!("cannot check which processes use {}", data_dir.display()))?;
+        .with_context(|| format!("cannot check which processes use {}", escaped(data_dir)))?;
     if report.uninspectable > 0 {
         tracing::debug!(
             "{} processes could not be inspected (other users); run as the server's user or root",
@@ -97,7 +109,7 @@ pub fn refuse_if_busy(data_dir: &Path, force: bool) -> anyhow::Result<()> {
                 "pid {} ({}) has {} open",
                 h.pid,
                 h.command,
-                h.path.display()
+                escaped(&h.path)
             )
         })
         .collect::<Vec<_>>()
@@ -108,6 +120,6 @@ pub fn refuse_if_busy(data_dir: &Path, force: bool) -> anyhow::Result<()> {
     }
     anyhow::bail!(
         "refusing to change {}: {list}. Stop iggy-server first (or pass --force if you are sure)",
-        data_dir.display()
+        escaped(data_dir)
     )
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 const PREFETCH_FROM: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {path}: {source}")]
+#[error("cannot read {}: {source}", crate::names::escaped(.path))]
 pub struct AnalyzeError {
     pub path: PathBuf,
     #[source]
@@ -60,10 +60,13 @@ impl SegmentAnalysis {
 #[derive(Clone, Debug, Serialize)]
 pub struct PartitionAnalysis {
     pub id: PartitionId,
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub dir: PathBuf,
     pub segments: Vec<SegmentAnalysis>,
     pub offset_files: Vec<OffsetFile>,
+    #[serde(serialize_with = "crate::names::serialize_paths")]
     pub stray_logs: Vec<PathBuf>,
+    #[serde(serialize_with = "crate::names::serialize_paths")]
     pub missing_offset_dirs: Vec<PathBuf>,
 }
 
@@ -83,6 +86,7 @@ impl PartitionAnalysis {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Analysis {
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub root: PathBuf,
     pub version: Option<String>,
     pub partitions: Vec<PartitionAnalysis>,

@@ -5,6 +5,7 @@
 //! recognise are reported as strays and never touched by any later step. The server's
 //! own `logs/`, `runtime/` and `backup/` folders are not data and are skipped.
 
+use crate::names::escaped;
 use crate::parallel::{map_ordered, IO_THREADS};
 use crate::state_check::StateInspection;
 use crate::state_info::Info;
@@ -19,16 +20,20 @@ const IGNORED_TOP_LEVEL: [&str; 3] = ["logs", "runtime", "backup"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
-    #[error("data directory {path} does not exist")]
+    #[error("data directory {} does not exist", escaped(.path))]
     NotFound { path: PathBuf },
-    #[error("{path} is not a directory")]
+    #[error("{} is not a directory", escaped(.path))]
     NotADirectory { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}: {source}", escaped(.path))]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path} says version {version:?}: only the Iggy 0.6 on-disk format is supported")]
+    #[error(
+        "{} says version {version:?}: only the Iggy 0.6 on-disk format is supported",
+        escaped(.path)
+    )]
     UnsupportedVersion { path: PathBuf, version: String },
     #[error(
-        "{path} is not an Iggy 0.6 data directory: it has no state/info, and it holds {found}"
+        "{} is not an Iggy 0.6 data directory: it has no state/info, and it holds {found}",
+        escaped(.path)
     )]
     NotIggy { path: PathBuf, found: String },
 }
@@ -51,6 +56,7 @@ impl LayoutError {
 /// A data directory as found on disk.
 #[derive(Clone, Debug, Serialize)]
 pub struct DataDir {
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub root: PathBuf,
     /// Version string from `state/info`, when that file exists.
     pub version: Option<String>,
@@ -79,6 +85,7 @@ impl DataDir {
 #[derive(Clone, Debug, Serialize)]
 pub struct PartitionLayout {
     pub id: PartitionId,
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub dir: PathBuf,
     /// Sorted by start offset.
     pub segments: Vec<SegmentFiles>,
@@ -86,9 +93,11 @@ pub struct PartitionLayout {
     /// `.log` files that are not segments, here or in any subfolder: iggy-server 0.6.0
     /// loads every `*.log` below a partition folder and panics on a name that is not
     /// a number.
+    #[serde(serialize_with = "crate::names::serialize_paths")]
     pub stray_logs: Vec<PathBuf>,
     /// `offsets`, `offsets/consumers` or `offsets/groups` folders that do not exist:
     /// the server creates them for every partition and fails to start without them.
+    #[serde(serialize_with = "crate::names::serialize_paths")]
     pub missing_offset_dirs: Vec<PathBuf>,
 }
 
@@ -96,7 +105,9 @@ pub struct PartitionLayout {
 #[derive(Clone, Debug, Serialize)]
 pub struct SegmentFiles {
     pub key: SegmentKey,
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub log_path: PathBuf,
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub index_path: PathBuf,
     pub log_len: Option<u64>,
     pub index_len: Option<u64>,
@@ -112,6 +123,7 @@ pub enum OffsetKind {
 /// A stored consumer or consumer-group offset: 8 bytes, u64 little-endian.
 #[derive(Clone, Debug, Serialize)]
 pub struct OffsetFile {
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub path: PathBuf,
     pub kind: OffsetKind,
     pub len: u64,
@@ -122,6 +134,7 @@ pub struct OffsetFile {
 /// A file or folder that is not part of the 0.6 layout: reported, never touched.
 #[derive(Clone, Debug, Serialize)]
 pub struct Stray {
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub path: PathBuf,
     pub reason: String,
 }

@@ -17,6 +17,7 @@ mod journal_log;
 pub mod layout;
 pub mod message;
 pub mod metadata;
+pub mod names;
 mod parallel;
 pub mod pipeline;
 pub mod plan;

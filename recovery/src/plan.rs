@@ -104,7 +104,7 @@ impl Plan {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot plan the repair of {path}: {source}")]
+#[error("cannot plan the repair of {}: {source}", crate::names::escaped(.path))]
 pub struct PlanError {
     pub path: PathBuf,
     #[source]

@@ -401,8 +401,20 @@ impl Quarantine {
         self.repair_dir(id).join(&m.saved_as)
     }
 
-    /// Every manifest in the quarantine, oldest repair first.
+    /// Every manifest in the quarantine, oldest repair first; the first unreadable
+    /// one is an error.
     pub fn list(&self) -> Result<Vec<Manifest>, QuarantineError> {
+        self.list_each()?.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Every repair folder in the quarantine, oldest first, each with its manifest or
+    /// the error that names why it cannot be read: one bad manifest does not hide the
+    /// others. A folder without a manifest (a save a crash interrupted) is left out.
+    /// `Err` only when the quarantine folder itself cannot be listed.
+    #[allow(clippy::type_complexity)]
+    pub fn list_each(
+        &self,
+    ) -> Result<Vec<(RepairId, Result<Manifest, QuarantineError>)>, QuarantineError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -414,11 +426,13 @@ impl Quarantine {
             let Some(id) = parse_folder_name(&entry.file_name().to_string_lossy()) else {
                 continue;
             };
-            if let Some(m) = self.load(id)? {
-                out.push(m);
+            match self.load(id) {
+                Ok(Some(m)) => out.push((id, Ok(m))),
+                Ok(None) => {}
+                Err(e) => out.push((id, Err(e))),
             }
         }
-        out.sort_by_key(|m| m.repair);
+        out.sort_by_key(|(id, _)| *id);
         Ok(out)
     }
 }

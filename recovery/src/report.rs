@@ -13,6 +13,7 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Serialize)]
 pub struct PartitionSummary {
     pub partition: PartitionId,
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub path: PathBuf,
     pub segments: usize,
     pub messages: u64,
@@ -25,6 +26,7 @@ pub struct PartitionSummary {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckReport {
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub data_dir: PathBuf,
     pub version: Option<String>,
     pub partitions: usize,

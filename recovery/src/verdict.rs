@@ -113,6 +113,7 @@ impl fmt::Display for ProblemKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub kind: ProblemKind,
+    #[serde(serialize_with = "crate::names::serialize_path")]
     pub path: PathBuf,
     /// Byte offset in `path` where the problem starts, when it has one.
     pub offset: Option<u64>,
@@ -123,7 +124,7 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.path.display())?;
+        write!(f, "{}: {}", self.kind, crate::names::escaped(&self.path))?;
         if let Some(offset) = self.offset {
             write!(f, " at byte {offset}")?;
         }

@@ -26,15 +26,16 @@
 //! Lending the journal to `recover` is in `lease.rs`. The core never writes under the
 //! data directory: it opens files there read-only.
 
-use crate::journal_state::{move_aside, segment_states};
+use crate::journal_open::OpenedJournal;
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
 use crate::watch::status::Status;
 use crate::watch::tracker::{verify_buffer, Tracker};
 use crate::watch::writer::JournalWriter;
 use anyhow::Context;
-use journal::{Journal, PartitionId, Record, SegmentKey};
+use journal::{PartitionId, Record, SegmentKey};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use recovery::names::escaped;
 use recovery::scan::ScanBuffer;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -70,7 +71,8 @@ pub enum CoreEvent {
 
 pub struct Settings {
     pub data_dir: PathBuf,
-    pub journal_dir: PathBuf,
+    /// Holds the journal (see `journal_open.rs`) and the control socket.
+    pub state_dir: PathBuf,
     pub checkpoint_interval: Duration,
     /// How often the core proves it is alive when idle.
     pub beat_every: Duration,
@@ -105,48 +107,6 @@ pub struct Core {
     pub(super) scan_buffer: ScanBuffer,
 }
 
-/// Opens the journal for the sidecar: a locked journal is an error (another process
-/// owns it); an unusable one is moved aside and a fresh one started, which the full
-/// reconciliation then fills.
-pub fn open_journal(dir: &Path) -> anyhow::Result<Journal> {
-    match Journal::open(dir) {
-        Ok(j) => Ok(j),
-        Err(e) if e.is_locked() => Err(e).context(
-            "another process holds the journal: is another `iggy-warden watch` running for \
-             this state directory, or a recover, replay or restore in progress?",
-        ),
-        // Another user's journal is not ours to move aside.
-        Err(e) if e.is_permission_denied() => Err(e.into()),
-        Err(e) => {
-            let aside = move_aside(dir)?;
-            tracing::warn!(
-                "journal {} is unusable ({e}); moved to {} and starting a fresh one",
-                dir.display(),
-                aside.display()
-            );
-            Journal::open(dir).context("cannot start a fresh journal")
-        }
-    }
-}
-
-/// The journal's segment states; an unreadable journal is moved aside and replaced.
-pub(super) fn load_model(journal: Journal, dir: &Path) -> anyhow::Result<(Journal, Model)> {
-    match segment_states(&journal) {
-        Ok(states) => Ok((journal, Model::from_states(states))),
-        Err(e) => {
-            drop(journal);
-            let aside = move_aside(dir)?;
-            tracing::warn!(
-                "journal {} is unreadable ({e}); moved to {} and starting a fresh one",
-                dir.display(),
-                aside.display()
-            );
-            let j = Journal::open(dir).context("cannot start a fresh journal")?;
-            Ok((j, Model::default()))
-        }
-    }
-}
-
 /// Records journaled in a burst after which, once idle, freed memory is handed back.
 const TRIM_AFTER: u64 = 10_000;
 
@@ -164,7 +124,7 @@ fn release_freed_memory() {
 impl Core {
     pub fn new(
         settings: Settings,
-        journal: Journal,
+        mut opened: OpenedJournal,
         shared: Arc<Shared>,
         status: Arc<Status>,
         events: UnboundedSender<CoreEvent>,
@@ -172,7 +132,10 @@ impl Core {
         let handler = crate::watch::events::Handler::new(settings.data_dir.clone(), shared.clone());
         let watcher = RecommendedWatcher::new(handler, notify::Config::default())
             .context("cannot start the inotify watcher")?;
-        let (journal, model) = load_model(journal, &settings.journal_dir)?;
+        let model = Model::from_states(opened.load_states()?);
+        let Some(journal) = opened.take() else {
+            anyhow::bail!("internal: the sidecar's journal was not opened");
+        };
         let journal = JournalWriter::start(journal, status.clone())?;
         Ok(Self {
             next_verify: Instant::now() + settings.checkpoint_interval,
@@ -422,7 +385,9 @@ impl Core {
         self.settings.data_dir.join(pid.rel_dir())
     }
 
-    /// Adds an inotify watch on `dir`; `Ok(false)` when it does not exist (any more).
+    /// Adds an inotify watch on `dir`; `Ok(false)` when it does not exist (any more)
+    /// or cannot be watched (a layout anomaly: noted, never fatal). Only running out of
+    /// inotify watches, a system limit, stops the sidecar.
     fn watch_dir(&mut self, dir: &Path) -> anyhow::Result<bool> {
         match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
             Ok(()) => Ok(true),
@@ -430,10 +395,79 @@ impl Core {
                 notify::ErrorKind::MaxFilesWatch => anyhow::bail!(max_watches_message(Some(dir))),
                 notify::ErrorKind::PathNotFound => Ok(false),
                 notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                _ => Err(anyhow::anyhow!("{e}"))
-                    .with_context(|| format!("cannot watch {}", dir.display())),
+                _ => {
+                    self.layout_anomaly(dir, "unwatchable", &e);
+                    Ok(false)
+                }
             },
         }
+    }
+
+    /// Notes a layout anomaly at `path`: logged and counted when it appears, shown in
+    /// the status while it lasts. The sidecar goes on without what it could not see;
+    /// recovery checks the data directory itself.
+    pub(super) fn layout_anomaly(
+        &self,
+        path: &Path,
+        what: &'static str,
+        detail: &dyn std::fmt::Display,
+    ) {
+        if self.status.layout_anomaly(&self.rel(path), what) {
+            tracing::warn!(
+                "layout anomaly: {} ({what}: {detail}); the sidecar goes on without it and \
+                 journals the rest",
+                escaped(path)
+            );
+        }
+    }
+
+    /// `path` was read fine: anomalies noted there or above it are over.
+    fn layout_ok(&self, path: &Path) {
+        let rel = self.rel(path);
+        if self.status.layout_resolved(&rel) {
+            tracing::info!("layout anomaly at or above {} resolved", escaped(path));
+        }
+    }
+
+    /// Something that is not a folder (`kind`) stands where the layout has one.
+    fn not_a_folder_at(&self, path: &Path, kind: std::fs::FileType) {
+        if kind.is_symlink() {
+            self.layout_anomaly(
+                path,
+                "symlink",
+                &"a symlink where the layout has a folder (not followed)",
+            );
+        } else {
+            self.layout_anomaly(
+                path,
+                "not-a-folder",
+                &"a file where the layout has a folder",
+            );
+        }
+    }
+
+    /// `path` relative to the data directory, escaped (`.` for the directory itself).
+    fn rel(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.settings.data_dir) {
+            Ok(r) if r.as_os_str().is_empty() => ".".to_string(),
+            Ok(r) => escaped(r).to_string(),
+            Err(_) => escaped(path).to_string(),
+        }
+    }
+
+    /// The nearest of `dir` and the folders above it (below the data directory) that
+    /// exists but is not a folder: what stands where a folder should be.
+    fn not_a_folder(&self, dir: &Path) -> PathBuf {
+        let mut at = dir;
+        while let Some(parent) = at.parent() {
+            if std::fs::symlink_metadata(at).is_ok_and(|m| !m.is_dir())
+                || !parent.starts_with(&self.settings.data_dir)
+            {
+                break;
+            }
+            at = parent;
+        }
+        at.to_path_buf()
     }
 
     /// Watches `dir` and every stream, topic and partition folder below it, each before
@@ -449,20 +483,36 @@ impl Core {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                self.layout_anomaly(&self.not_a_folder(dir), "not-a-folder", &e);
+                return Ok(());
+            }
+            Err(e) => {
+                self.layout_anomaly(dir, "unreadable", &e);
+                return Ok(());
+            }
         };
+        self.layout_ok(dir);
         let mut children = Vec::new();
         for entry in entries {
-            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.layout_anomaly(dir, "unreadable", &e);
+                    break;
+                }
+            };
             let path = entry.path();
-            if matches!(
+            if !matches!(
                 classify(&self.settings.data_dir, &path),
                 Place::Hierarchy | Place::Partition(_)
             ) {
-                children.push(path);
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => children.push(path),
+                Ok(t) => self.not_a_folder_at(&path, t),
+                Err(e) => self.layout_anomaly(&path, "unreadable", &e),
             }
         }
         children.sort();
@@ -476,13 +526,24 @@ impl Core {
     /// A stream, topic or partition folder appeared, vanished or moved.
     fn sync_dir(&mut self, dir: &Path, to_sync: &mut BTreeSet<PartitionId>) -> anyhow::Result<()> {
         let place = classify(&self.settings.data_dir, dir);
-        if dir.is_dir() {
-            let mut found = Vec::new();
-            self.watch_tree(dir, &mut found)?;
-            to_sync.extend(found);
-        } else {
-            // Its watch went with it; forget the path so a new folder there is watched.
-            let _ = self.watcher.unwatch(dir);
+        // Symlinks are not followed: a folder found by listing is not either.
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {
+                let mut found = Vec::new();
+                self.watch_tree(dir, &mut found)?;
+                to_sync.extend(found);
+            }
+            other => {
+                // Its watch went with it; forget the path so a new folder there is
+                // watched.
+                let _ = self.watcher.unwatch(dir);
+                match other {
+                    // Nothing stands there any more: an anomaly there is over.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.layout_ok(dir),
+                    Ok(m) => self.not_a_folder_at(dir, m.file_type()),
+                    Err(e) => self.layout_anomaly(dir, "unreadable", &e),
+                }
+            }
         }
         // Partitions we know under this folder: some may be gone with it.
         let prefix = dir
@@ -503,12 +564,24 @@ impl Core {
         Ok(())
     }
 
-    /// Lists one partition and journals what changed.
+    /// Lists one partition and journals what changed. A partition folder that cannot
+    /// be listed is a layout anomaly, never fatal: when something else stands where
+    /// the folder was (a file), its segments are gone and journaled deleted; when it
+    /// cannot be read, the journal keeps what it knew, and a later reconciliation
+    /// looks again.
     fn sync_one(&mut self, pid: PartitionId, full: bool) -> anyhow::Result<()> {
         let dir = self.partition_dir(pid);
-        let listing = list_partition(&dir, full)
-            .with_context(|| format!("cannot list partition {}", dir.display()))?;
-        self.apply_sync(pid, listing.as_ref(), full);
+        match list_partition(&dir, full) {
+            Ok(listing) => {
+                self.layout_ok(&dir);
+                self.apply_sync(pid, listing.as_ref(), full);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                self.layout_anomaly(&self.not_a_folder(&dir), "not-a-folder", &e);
+                self.apply_sync(pid, None, full);
+            }
+            Err(e) => self.layout_anomaly(&dir, "unreadable", &e),
+        }
         Ok(())
     }
 
@@ -545,8 +618,14 @@ impl Core {
         self.shared.lock().clear_fs_work();
         let root = self.settings.data_dir.clone();
         if !root.is_dir() {
-            anyhow::bail!("data directory {} does not exist", root.display());
+            // Nothing to compare with: the journal keeps what it knew, and a RESCAN
+            // once the directory is back brings it up to date.
+            self.layout_anomaly(&root, "missing", &"the data directory is gone");
+            self.reconciled = true;
+            self.publish();
+            return Ok(true);
         }
+        self.layout_ok(&root);
         let mut found = Vec::new();
         self.watch_tree(&root, &mut found)?;
         let mut all: BTreeSet<PartitionId> = found.into_iter().collect();

@@ -27,6 +27,7 @@
 
 use journal::{PartitionId, SegmentKey};
 use notify::event::{EventKind, ModifyKind};
+use recovery::names::escaped;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -71,7 +72,7 @@ pub fn max_watches_message(path: Option<&Path>) -> String {
     format!(
         "cannot watch {}: the inotify watch limit is reached ({MAX_WATCHES_SYSCTL} = {limit}); \
          raise it, e.g. `sysctl -w {MAX_WATCHES_SYSCTL}=524288` (and in /etc/sysctl.d/ to keep it)",
-        path.map_or_else(|| "a new folder".to_string(), |p| p.display().to_string())
+        path.map_or_else(|| "a new folder".to_string(), |p| escaped(p).to_string())
     )
 }
 

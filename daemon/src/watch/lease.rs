@@ -3,10 +3,11 @@
 //! reconcile in full, since events during the lease were not journaled.
 
 use crate::handover;
-use crate::watch::core::{load_model, open_journal, Core, REOPEN_TIMEOUT};
+use crate::journal_open::{self, Access};
+use crate::watch::core::{Core, REOPEN_TIMEOUT};
 use crate::watch::events::Command;
+use crate::watch::reconcile::Model;
 use crate::watch::writer::JournalWriter;
-use journal::Journal;
 use std::time::{Duration, Instant};
 
 impl Core {
@@ -21,7 +22,8 @@ impl Core {
         if let Some(journal) = self.journal.take() {
             journal.close()?;
         }
-        if !handover::wait_journal_unlocked(&self.settings.journal_dir, Duration::from_secs(5)) {
+        let journal_dir = self.settings.state_dir.join(journal_open::JOURNAL_DIR);
+        if !handover::wait_journal_unlocked(&journal_dir, Duration::from_secs(5)) {
             tracing::warn!("the journal's lock is still held 5 s after closing it");
         }
         self.status
@@ -74,19 +76,23 @@ impl Core {
         Ok(false)
     }
 
+    /// Takes the journal back, by the one rule of `journal_open.rs`: a journal the
+    /// lease holder left unusable is moved aside and a fresh one started, which the
+    /// full reconciliation then fills.
     fn reopen(&mut self) -> anyhow::Result<()> {
+        let journal_dir = self.settings.state_dir.join(journal_open::JOURNAL_DIR);
         let deadline = Instant::now() + REOPEN_TIMEOUT;
-        let journal = loop {
+        // The client's lock outlives its connection by a moment.
+        while !handover::wait_journal_unlocked(&journal_dir, Duration::from_millis(50))
+            && Instant::now() < deadline
+        {
             self.status.beat();
-            match Journal::open(&self.settings.journal_dir) {
-                Ok(j) => break j,
-                Err(e) if e.is_locked() && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(_) => break open_journal(&self.settings.journal_dir)?,
-            }
+        }
+        let mut opened = journal_open::open(&self.settings.state_dir, Access::Own)?;
+        let model = Model::from_states(opened.load_states()?);
+        let Some(journal) = opened.take() else {
+            anyhow::bail!("internal: the sidecar's journal was not opened");
         };
-        let (journal, model) = load_model(journal, &self.settings.journal_dir)?;
         self.journal = Some(JournalWriter::start(journal, self.status.clone())?);
         self.model = model;
         self.dirty.clear();

@@ -28,8 +28,10 @@ mod writer;
 use crate::config::DirArgs;
 use crate::exit;
 use crate::handover;
+use crate::journal_open::{self, Access};
 use anyhow::Context;
 use notify_systemd::Watchdog;
+use recovery::names::escaped;
 use status::Status;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -98,15 +100,14 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     // Refuses a missing directory and any format but 0.6, like the other commands
     // (the listing itself is the reconciliation's).
     recovery::layout::check_root(data_dir)
-        .with_context(|| format!("cannot watch the data directory {}", data_dir.display()))?;
+        .with_context(|| format!("cannot watch the data directory {}", escaped(data_dir)))?;
     std::fs::create_dir_all(&settings.state_dir).with_context(|| {
         format!(
             "cannot create state directory {}",
-            settings.state_dir.display()
+            escaped(&settings.state_dir)
         )
     })?;
-    let journal_dir = settings.state_dir.join("journal");
-    let journal = core::open_journal(&journal_dir)?;
+    let journal = journal_open::open(&settings.state_dir, Access::Own)?;
     let watchdog = Watchdog::from_env();
     let beat_every = watchdog.map_or(Duration::from_secs(1), |w| {
         (w.timeout / 4).min(Duration::from_secs(1))
@@ -125,7 +126,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     let core = core::Core::new(
         core::Settings {
             data_dir: settings.data_dir.clone(),
-            journal_dir,
+            state_dir: settings.state_dir.clone(),
             checkpoint_interval: settings.checkpoint_interval,
             beat_every,
         },
@@ -136,8 +137,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     )?;
     tracing::info!(
         "watching {} (state in {}, checkpoints every {} ms)",
-        settings.data_dir.display(),
-        settings.state_dir.display(),
+        escaped(&settings.data_dir),
+        escaped(&settings.state_dir),
         settings.checkpoint_interval.as_millis()
     );
     let core_thread = std::thread::Builder::new()

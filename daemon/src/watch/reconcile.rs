@@ -172,7 +172,8 @@ impl Model {
 /// segment whose `.log` exists; lengths only when asked for (a full reconciliation).
 pub type Listing = BTreeMap<u64, Option<(u64, Option<u64>)>>;
 
-/// Lists a partition folder; `Ok(None)` when the folder does not exist.
+/// Lists a partition folder; `Ok(None)` when the folder does not exist. Only regular
+/// files count as segments.
 pub fn list_partition(dir: &Path, with_lengths: bool) -> io::Result<Option<Listing>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -186,6 +187,11 @@ pub fn list_partition(dir: &Path, with_lengths: bool) -> io::Result<Option<Listi
         let Some(start) = name.to_str().and_then(crate::watch::events::log_file) else {
             continue;
         };
+        // A folder, symlink or special file under a segment's name is no segment
+        // (the listing's file type costs no extra system call).
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
         let lengths = if with_lengths {
             let log_len = match entry.metadata() {
                 Ok(m) if m.is_file() => m.len(),

@@ -2,10 +2,25 @@
 //! control socket's `STATUS` answer, and the core's heartbeat for the watchdog.
 //!
 //! Plain atomics: the core writes, others read; no value depends on another, so no
-//! ordering stronger than `Relaxed` is needed.
+//! ordering stronger than `Relaxed` is needed. The layout anomalies in force are a
+//! small map behind a mutex, changed only when one appears or goes.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Layout anomalies remembered by path; more are still counted and logged.
+const MAX_LAYOUT_ANOMALIES: usize = 4096;
+
+/// The layout anomalies in force: escaped path (relative to the data directory) →
+/// what is wrong there (one word: `not-a-folder`, `unreadable`, `unwatchable`,
+/// `missing`), and the newest one.
+#[derive(Debug, Default)]
+struct Layout {
+    open: BTreeMap<String, &'static str>,
+    newest: Option<String>,
+}
 
 #[derive(Debug)]
 pub struct Status {
@@ -22,7 +37,10 @@ pub struct Status {
     pub reconciliations: AtomicU64,
     /// Full reconciliations forced by a gap: queue overflow, watcher errors.
     pub overflows: AtomicU64,
+    /// Anomalies seen: damaged segments, seals that never completed, and layout
+    /// anomalies (each counted when it appears).
     pub anomalies: AtomicU64,
+    layout: Mutex<Layout>,
     /// Segments waiting for their seal verification.
     pub sealing: AtomicU64,
     /// Open segments with bytes not verified yet.
@@ -45,6 +63,7 @@ impl Default for Status {
             reconciliations: AtomicU64::new(0),
             overflows: AtomicU64::new(0),
             anomalies: AtomicU64::new(0),
+            layout: Mutex::new(Layout::default()),
             sealing: AtomicU64::new(0),
             dirty: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -79,6 +98,58 @@ impl Status {
         counter.store(n, Relaxed);
     }
 
+    fn layout(&self) -> std::sync::MutexGuard<'_, Layout> {
+        self.layout.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes a layout anomaly at `rel` (an escaped path relative to the data
+    /// directory); true when it is new (then counted in `anomalies`).
+    pub fn layout_anomaly(&self, rel: &str, what: &'static str) -> bool {
+        let mut layout = self.layout();
+        if layout.open.get(rel) == Some(&what) {
+            return false;
+        }
+        if layout.open.len() < MAX_LAYOUT_ANOMALIES || layout.open.contains_key(rel) {
+            layout.open.insert(rel.to_string(), what);
+        }
+        layout.newest = Some(format!("{rel}:{what}"));
+        Self::add(&self.anomalies, 1);
+        true
+    }
+
+    /// Forgets the layout anomalies at `rel` and every path above it: `rel` was
+    /// listed fine. True when one was in force.
+    pub fn layout_resolved(&self, rel: &str) -> bool {
+        let mut layout = self.layout();
+        if layout.open.is_empty() {
+            return false;
+        }
+        let above = |p: &str| {
+            p == rel || p == "." || rel.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+        };
+        let before = layout.open.len();
+        layout.open.retain(|p, _| !above(p));
+        let resolved = layout.open.len() != before;
+        let newest_open = layout.newest.as_ref().is_some_and(|n| {
+            n.rsplit_once(':')
+                .is_some_and(|(p, _)| layout.open.contains_key(p))
+        });
+        if !newest_open {
+            // Another one still in force, if any.
+            layout.newest = layout
+                .open
+                .iter()
+                .next_back()
+                .map(|(p, what)| format!("{p}:{what}"));
+        }
+        resolved
+    }
+
+    /// Layout anomalies in force.
+    pub fn layout_anomalies(&self) -> usize {
+        self.layout().open.len()
+    }
+
     fn state(&self) -> &'static str {
         if self.released.load(Relaxed) {
             "released"
@@ -91,20 +162,28 @@ impl Status {
 
     /// One human line for systemd's `STATUS=`.
     pub fn human(&self) -> String {
-        format!(
+        let mut text = format!(
             "{}: {} partitions watched, {} events journaled, {} anomalies",
             self.state(),
             self.partitions.load(Relaxed),
             self.journaled.load(Relaxed),
             self.anomalies.load(Relaxed)
-        )
+        );
+        let layout = self.layout();
+        if let Some(newest) = &layout.newest {
+            text.push_str(&format!(
+                "; {} in the layout (newest: {newest})",
+                layout.open.len()
+            ));
+        }
+        text
     }
 
     /// `key=value` pairs, for the control socket.
     pub fn line(&self) -> String {
         format!(
             "state={} partitions={} segments={} journaled={} events={} reconciliations={} \
-             overflows={} anomalies={} sealing={} dirty={} idle={}",
+             overflows={} anomalies={} layout_anomalies={} sealing={} dirty={} idle={}{}",
             self.state(),
             self.partitions.load(Relaxed),
             self.segments.load(Relaxed),
@@ -113,9 +192,47 @@ impl Status {
             self.reconciliations.load(Relaxed),
             self.overflows.load(Relaxed),
             self.anomalies.load(Relaxed),
+            self.layout_anomalies(),
             self.sealing.load(Relaxed),
             self.dirty.load(Relaxed),
-            self.idle.load(Relaxed)
+            self.idle.load(Relaxed),
+            // Escaped, with spaces too, so that the line stays `key=value` pairs.
+            self.layout()
+                .newest
+                .as_ref()
+                .map_or(String::new(), |n| format!(
+                    " anomaly={}",
+                    n.replace(' ', "\\x20")
+                ))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_anomalies_are_counted_once_and_shown_until_resolved() {
+        let s = Status::default();
+        assert!(s.layout_anomaly("streams/0/topics/0/partitions/1", "not-a-folder"));
+        assert!(!s.layout_anomaly("streams/0/topics/0/partitions/1", "not-a-folder"));
+        assert!(s.layout_anomaly("streams/1 x", "unreadable"));
+        assert_eq!(s.anomalies.load(Relaxed), 2);
+        assert_eq!(s.layout_anomalies(), 2);
+        let line = s.line();
+        assert!(line.contains("layout_anomalies=2"), "{line}");
+        assert!(
+            line.ends_with(" anomaly=streams/1\\x20x:unreadable"),
+            "{line}"
+        );
+        assert!(s.human().contains("2 in the layout"), "{}", s.human());
+        // Listing a partition folder fine clears it and anything above it.
+        assert!(s.layout_resolved("streams/1 x/topics/0/partitions/0"));
+        assert!(!s.layout_resolved("streams/1 x/topics/0/partitions/0"));
+        assert!(s.layout_resolved("streams/0/topics/0/partitions/1"));
+        assert_eq!(s.layout_anomalies(), 0);
+        assert!(!s.line().contains("anomaly="));
+        assert_eq!(s.anomalies.load(Relaxed), 2);
     }
 }

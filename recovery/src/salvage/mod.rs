@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot salvage from {path}: {source}")]
+#[error("cannot salvage from {}: {source}", crate::names::escaped(.path))]
 pub struct SalvageError {
     pub path: PathBuf,
     #[source]

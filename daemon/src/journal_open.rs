@@ -1,0 +1,612 @@
+//! The one rule for opening the journal at `<state dir>/journal`, used by every
+//! command and the sidecar.
+//!
+//! **Writers** ([`Access::Own`], the sidecar; [`Access::Borrow`], the commands that
+//! repair or restore): open it in place; when it cannot be used (sled cannot open it,
+//! a record or its segment states do not decode, a newer format) move it aside as
+//! `journal.unusable-<time>` (never delete it) and start a fresh one. A fresh journal
+//! hands out repair ids from 1 again, but the executor takes every new id above the
+//! highest folder in the quarantine (`Quarantine::highest_id`), so an id is never used
+//! twice: above the highest id ever used, whatever happened to the journal. A journal
+//! another process holds (sled's lock) is an error: nothing works behind its back.
+//! `Borrow` first asks a running sidecar to hand the journal over, for as long as the
+//! [`OpenedJournal`] lives (see `handover.rs`).
+//!
+//! **Inspection** ([`Access::Inspect`]: `replay` without `--apply`, `journal show`,
+//! `journal verify`) never writes in the state directory. sled 0.34 writes when it
+//! opens a database (its config and snapshot files, our format key and acknowledged
+//! marker) and has no read-only mode, so it opens a *copy*: the journal's files are
+//! copied into a scratch folder, `<state dir>/.inspect-<pid>-<time>` (or the system's
+//! temporary folder when the state directory is not writable), which is removed when
+//! the [`OpenedJournal`] is dropped. A journal that cannot be used is reported as
+//! unusable and left exactly as it is; a missing one is reported missing and not
+//! created.
+//!
+//! The copy is consistent because nobody writes the journal while it is taken: a
+//! running sidecar is asked to hand it over first (it flushes and closes it, and takes
+//! it back once the copy is made), and the copy holds a shared `flock` on `db` — the
+//! file sled locks exclusively — so no sled process can open it meanwhile. What
+//! remains is in the README (Limits).
+
+use crate::handover::{request_journal, JournalLease};
+use crate::journal_state::{move_aside, segment_states};
+use anyhow::Context;
+use journal::{Journal, JournalError, SegmentKey, SegmentState};
+use recovery::names::escaped;
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The journal's folder name inside the state directory.
+pub const JOURNAL_DIR: &str = "journal";
+
+/// Prefix of the scratch folders inspection copies the journal into.
+pub const SCRATCH_PREFIX: &str = ".inspect-";
+
+/// How long inspection waits for another process to let go of the journal's lock
+/// (sled releases it from background threads a moment after it is closed).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// A journal file whose apparent size exceeds its allocated blocks by more than this
+/// is sparse: sled never writes one, and copying or opening it could fill the disk or
+/// memory with zeros.
+const SPARSE_SLACK: u64 = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The sidecar's own journal: opened in place, never borrowed.
+    Own,
+    /// A command that writes (recover, replay --apply, restore, journal compact):
+    /// borrowed from a running sidecar, opened in place.
+    Borrow,
+    /// Read only: a copy is opened; nothing in the state directory changes.
+    Inspect,
+}
+
+/// What the rule found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// The journal opened and its history may be used.
+    Usable,
+    /// Writers: there was no journal; a new one was started.
+    Created,
+    /// Writers: it could not be used (`why`) and was moved to `aside`; a fresh one
+    /// was started.
+    Replaced { why: String, aside: PathBuf },
+    /// Inspection: it cannot be used (`why`); it was left as it is.
+    Unusable { why: String },
+    /// Inspection: there is no journal (nothing was created).
+    Missing,
+}
+
+impl Condition {
+    /// Whether the journal's history can guide recovery.
+    pub fn history_usable(&self) -> bool {
+        matches!(self, Condition::Usable)
+    }
+}
+
+/// An opened journal (or the reason there is none), with what keeps it valid: the
+/// sidecar's lease, and an inspection's scratch copy. Fields drop in order: the
+/// journal closes before its copy is removed and before the lease hands it back.
+pub struct OpenedJournal {
+    journal: Option<Journal>,
+    access: Access,
+    pub condition: Condition,
+    /// Where the journal is (the real one, also for a copy).
+    pub path: PathBuf,
+    scratch: Option<Scratch>,
+    _lease: Option<JournalLease>,
+}
+
+impl std::fmt::Debug for OpenedJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedJournal")
+            .field("condition", &self.condition)
+            .field("path", &self.path)
+            .field("copy", &self.scratch.as_ref().map(|s| &s.dir))
+            .finish()
+    }
+}
+
+impl OpenedJournal {
+    /// The journal: always there for writers; for inspection, when it is usable.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Takes the journal out (the sidecar hands it to its writer thread).
+    pub fn take(&mut self) -> Option<Journal> {
+        self.journal.take()
+    }
+
+    /// The journal's segment states (checkpoints from before this boot dropped).
+    /// States that cannot be read make the journal unusable by the same rule as
+    /// opening: writers move it aside and start afresh, inspection reports it.
+    pub fn load_states(&mut self) -> anyhow::Result<Vec<(SegmentKey, SegmentState)>> {
+        let Some(journal) = &self.journal else {
+            return Ok(Vec::new());
+        };
+        let err = match segment_states(journal) {
+            Ok(states) => return Ok(states),
+            Err(e) => e,
+        };
+        let why = format!("its segment states cannot be read ({err})");
+        self.journal = None;
+        if self.access == Access::Inspect {
+            tracing::warn!(
+                "journal {} is unusable: {why}; left as it is",
+                escaped(&self.path)
+            );
+            self.condition = Condition::Unusable { why };
+            return Ok(Vec::new());
+        }
+        let (journal, condition) = start_fresh(&self.path, why)?;
+        self.journal = Some(journal);
+        self.condition = condition;
+        Ok(Vec::new())
+    }
+
+    /// `text` (an error or report of the opened journal) naming the journal by its
+    /// real path rather than by its inspection copy's.
+    pub fn real_names(&self, text: &dyn std::fmt::Display) -> String {
+        let text = text.to_string();
+        match &self.scratch {
+            Some(s) => rename_copy(text, &s.dir.join(JOURNAL_DIR), &self.path),
+            None => text,
+        }
+    }
+
+    /// One line for the operator about what the journal gives.
+    pub fn describe(&self) -> String {
+        let path = escaped(&self.path);
+        match &self.condition {
+            Condition::Usable => format!("journal {path}: used"),
+            Condition::Created => format!("journal {path}: none yet, started"),
+            Condition::Replaced { why, aside } => format!(
+                "journal {path} was unusable ({why}): moved to {} and a fresh one started",
+                escaped(aside)
+            ),
+            Condition::Unusable { why } => format!(
+                "journal {path} is unusable ({why}); left as it is (recover and the sidecar \
+                 move such a journal aside)"
+            ),
+            Condition::Missing => format!("no journal at {path}"),
+        }
+    }
+}
+
+/// Opens the journal of `state_dir` by the one rule (see the module's documentation).
+/// Writers must have created `state_dir`.
+pub fn open(state_dir: &Path, access: Access) -> anyhow::Result<OpenedJournal> {
+    let path = state_dir.join(JOURNAL_DIR);
+    match access {
+        Access::Inspect => inspect(state_dir, &path),
+        Access::Own | Access::Borrow => {
+            let lease = if access == Access::Borrow {
+                request_journal(state_dir)?
+            } else {
+                None
+            };
+            remove_stale_scratch(state_dir);
+            let existed = fs::symlink_metadata(&path).is_ok();
+            let (journal, condition) = match Journal::open(&path) {
+                Ok(j) if existed => (j, Condition::Usable),
+                Ok(j) => (j, Condition::Created),
+                Err(e) if e.is_locked() => return Err(locked(e, access)),
+                // Another user's journal is not ours to move aside.
+                Err(e) if e.is_permission_denied() => return Err(e.into()),
+                Err(e) => start_fresh(&path, e.to_string())?,
+            };
+            Ok(OpenedJournal {
+                journal: Some(journal),
+                access,
+                condition,
+                path,
+                scratch: None,
+                _lease: lease,
+            })
+        }
+    }
+}
+
+fn locked(e: JournalError, access: Access) -> anyhow::Error {
+    let hint = match access {
+        Access::Own => {
+            "another process holds the journal: is another `iggy-warden watch` running for \
+             this state directory, or a recover, replay or restore in progress?"
+        }
+        _ => {
+            "another iggy-warden process holds the journal (a second recover, or a sidecar \
+             that did not hand it over)"
+        }
+    };
+    anyhow::Error::new(e).context(hint)
+}
+
+/// Moves the unusable journal at `path` aside and opens a fresh one there.
+fn start_fresh(path: &Path, why: String) -> anyhow::Result<(Journal, Condition)> {
+    let aside = move_aside(path)?;
+    tracing::warn!(
+        "journal {} is unusable ({why}); moved to {} and starting a fresh one: every \
+         segment will be scanned in full",
+        escaped(path),
+        escaped(&aside)
+    );
+    let journal = Journal::open(path)
+        .with_context(|| format!("cannot start a fresh journal at {}", escaped(path)))?;
+    Ok((journal, Condition::Replaced { why, aside }))
+}
+
+/// Inspection: opens a copy of the journal, or says why there is none.
+fn inspect(state_dir: &Path, path: &Path) -> anyhow::Result<OpenedJournal> {
+    let result = |journal, condition, scratch| OpenedJournal {
+        journal,
+        access: Access::Inspect,
+        condition,
+        path: path.to_path_buf(),
+        scratch,
+        _lease: None,
+    };
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(result(None, Condition::Missing, None))
+        }
+        Err(e) => {
+            let why = format!("cannot read it: {e}");
+            return Ok(result(None, Condition::Unusable { why }, None));
+        }
+        Ok(m) if !m.is_dir() => {
+            let why = "not a folder".to_string();
+            return Ok(result(None, Condition::Unusable { why }, None));
+        }
+        Ok(_) => {}
+    }
+    // The sidecar flushes and closes the journal until the lease is dropped, right
+    // after the copy.
+    let lease = request_journal(state_dir)?;
+    let scratch = Scratch::create(state_dir)?;
+    let copy = scratch.dir.join(JOURNAL_DIR);
+    let copied = copy_locked(path, &copy);
+    drop(lease);
+    if let Err(why) = copied? {
+        return Ok(result(None, Condition::Unusable { why }, Some(scratch)));
+    }
+    match Journal::open(&copy) {
+        Ok(j) => Ok(result(Some(j), Condition::Usable, Some(scratch))),
+        Err(e) => {
+            let why = rename_copy(e.to_string(), &copy, path);
+            Ok(result(None, Condition::Unusable { why }, Some(scratch)))
+        }
+    }
+}
+
+/// `text` with the inspection copy at `copy` named as the journal at `real`: errors
+/// name the copy, the operator knows the journal by its real path. (The journal's
+/// errors print paths with `Path::display`, ours escaped: both forms are replaced.)
+fn rename_copy(text: String, copy: &Path, real: &Path) -> String {
+    text.replace(&escaped(copy).to_string(), &escaped(real).to_string())
+        .replace(
+            &copy.as_os_str().to_string_lossy().into_owned(),
+            &real.as_os_str().to_string_lossy(),
+        )
+}
+
+/// Copies the journal at `from` to `to` while holding a shared lock on its `db`, so no
+/// sled process writes it meanwhile. `Ok(Err(why))` when the journal is unusable as
+/// it is (a symlink or special file inside, a sparse file, unreadable files).
+fn copy_locked(from: &Path, to: &Path) -> anyhow::Result<Result<(), String>> {
+    let db = from.join("db");
+    let _lock = match fs::File::open(&db) {
+        Ok(file) => {
+            let deadline = Instant::now() + LOCK_WAIT;
+            loop {
+                // SAFETY: flock on a descriptor we own; it only changes advisory lock
+                // state, and the file outlives the call (and the lock, until dropped).
+                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+                    break Some(file);
+                }
+                if Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "another process holds the journal {} (a recover, replay --apply or \
+                         restore in progress, or a sidecar that did not hand it over); try \
+                         again when it is done",
+                        escaped(from)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // sled would start an empty database: the copy shows that.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Ok(Err(format!("cannot read {}: {e}", escaped(&db)))),
+    };
+    copy_tree(from, to)
+}
+
+/// Copies regular files and folders; anything else makes the journal unusable.
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<Result<(), String>> {
+    fs::create_dir(to).with_context(|| format!("cannot create {}", escaped(to)))?;
+    let entries = match fs::read_dir(from) {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(format!("cannot list {}: {e}", escaped(from)))),
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(format!("cannot list {}: {e}", escaped(from)))),
+        };
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let meta = match fs::symlink_metadata(&src) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(format!("cannot read {}: {e}", escaped(&src)))),
+        };
+        if meta.is_dir() {
+            if let Err(why) = copy_tree(&src, &dst)? {
+                return Ok(Err(why));
+            }
+        } else if meta.is_file() {
+            let allocated = meta.blocks().saturating_mul(512);
+            if meta.len() > allocated.saturating_add(SPARSE_SLACK) {
+                return Ok(Err(format!(
+                    "{} is sparse ({} bytes, {allocated} allocated): not written by sled",
+                    escaped(&src),
+                    meta.len()
+                )));
+            }
+            match fs::copy(&src, &dst) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+                    return Err(e).with_context(|| {
+                        format!("no room to copy {} for inspection", escaped(&src))
+                    })
+                }
+                Err(e) => {
+                    return Ok(Err(format!(
+                        "cannot copy {} for inspection: {e}",
+                        escaped(&src)
+                    )))
+                }
+            }
+        } else {
+            return Ok(Err(format!(
+                "{} is not a regular file or folder: not written by sled",
+                escaped(&src)
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// A private scratch folder, removed with everything in it when dropped.
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    /// In the state directory (same file system, same owner), or in the system's
+    /// temporary folder when the state directory is not writable.
+    fn create(state_dir: &Path) -> anyhow::Result<Self> {
+        match Self::create_in(state_dir) {
+            Ok(s) => Ok(s),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::PermissionDenied
+                        | io::ErrorKind::ReadOnlyFilesystem
+                        | io::ErrorKind::NotFound
+                ) =>
+            {
+                let tmp = std::env::temp_dir();
+                tracing::debug!(
+                    "cannot copy the journal into {} ({e}); using {}",
+                    escaped(state_dir),
+                    escaped(&tmp)
+                );
+                Self::create_in(&tmp)
+                    .with_context(|| format!("cannot create a scratch folder in {}", escaped(&tmp)))
+            }
+            Err(e) => Err(e).with_context(|| {
+                format!("cannot create a scratch folder in {}", escaped(state_dir))
+            }),
+        }
+    }
+
+    fn create_in(parent: &Path) -> io::Result<Self> {
+        let mut attempt = 0u32;
+        loop {
+            let name = format!(
+                "{SCRATCH_PREFIX}{}-{}",
+                std::process::id(),
+                journal::record::now_micros().wrapping_add(u64::from(attempt))
+            );
+            let dir = parent.join(name);
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(Self { dir }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // sled's background threads may still touch the copy a moment after it is
+        // closed; a file they create meanwhile makes the removal fail once.
+        for _ in 0..50 {
+            match fs::remove_dir_all(&self.dir) {
+                Ok(()) => return,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        tracing::warn!(
+            "cannot remove the journal copy {}; remove it by hand",
+            escaped(&self.dir)
+        );
+    }
+}
+
+/// Removes scratch folders left by inspections that died (their process is gone).
+/// Only writers call it: inspection itself never removes what it did not create.
+fn remove_stale_scratch(state_dir: &Path) {
+    let Ok(entries) = fs::read_dir(state_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journal::{PartitionId, Record};
+    use std::collections::BTreeMap;
+
+    fn tree(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let m = fs::symlink_metadata(&p).unwrap();
+                if m.is_dir() {
+                    stack.push(p.clone());
+                    out.insert(p, None);
+                } else {
+                    out.insert(p.clone(), Some(fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out
+    }
+
+    fn journal_with_a_record(state: &Path) {
+        let j = Journal::open(&state.join(JOURNAL_DIR)).unwrap();
+        let segment = PartitionId::new(0, 0, 0).segment(0);
+        j.append(Record::SegmentOpened { segment }).unwrap();
+    }
+
+    #[test]
+    fn inspection_reads_a_copy_and_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        journal_with_a_record(tmp.path());
+        let before = tree(tmp.path());
+        {
+            let mut opened = open(tmp.path(), Access::Inspect).unwrap();
+            assert_eq!(opened.condition, Condition::Usable);
+            assert_eq!(opened.load_states().unwrap().len(), 1);
+            let j = opened.journal().unwrap();
+            assert_eq!(j.records_since(0).count(), 1);
+        }
+        assert_eq!(tree(tmp.path()), before);
+    }
+
+    #[test]
+    fn inspection_reports_a_corrupt_or_missing_journal_and_leaves_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opened = open(tmp.path(), Access::Inspect).unwrap();
+        assert_eq!(opened.condition, Condition::Missing);
+        assert!(opened.journal().is_none());
+        drop(opened);
+        assert!(fs::read_dir(tmp.path()).unwrap().next().is_none());
+
+        journal_with_a_record(tmp.path());
+        let db = tmp.path().join(JOURNAL_DIR).join("db");
+        let len = fs::metadata(&db).unwrap().len().max(4096) as usize;
+        fs::write(
+            &db,
+            (0..len).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let before = tree(tmp.path());
+        let opened = open(tmp.path(), Access::Inspect).unwrap();
+        assert!(
+            matches!(&opened.condition, Condition::Unusable { why } if why.contains("journal")),
+            "{:?}",
+            opened.condition
+        );
+        assert!(opened.journal().is_none());
+        drop(opened);
+        assert_eq!(tree(tmp.path()), before);
+    }
+
+    #[test]
+    fn writers_move_an_unusable_journal_aside_and_start_afresh() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opened = open(tmp.path(), Access::Own).unwrap();
+        assert_eq!(opened.condition, Condition::Created);
+        drop(opened);
+        journal_with_a_record(tmp.path());
+        let db = tmp.path().join(JOURNAL_DIR).join("db");
+        let len = fs::metadata(&db).unwrap().len().max(4096) as usize;
+        let noise: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+        fs::write(&db, &noise).unwrap();
+        let opened = open(tmp.path(), Access::Own).unwrap();
+        let Condition::Replaced { aside, .. } = &opened.condition else {
+            panic!("{:?}", opened.condition);
+        };
+        assert_eq!(fs::read(aside.join("db")).unwrap(), noise);
+        let journal = opened.journal().unwrap();
+        assert_eq!(journal.records_since(0).count(), 0, "a fresh journal");
+    }
+
+    #[test]
+    fn a_journal_held_by_another_handle_is_an_error_for_writers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let held = Journal::open(&tmp.path().join(JOURNAL_DIR)).unwrap();
+        let err = open(tmp.path(), Access::Own).unwrap_err();
+        assert!(format!("{err:#}").contains("another process holds the journal"));
+        // Inspection cannot copy it consistently either.
+        let err = open(tmp.path(), Access::Inspect).unwrap_err();
+        assert!(format!("{err:#}").contains("another process holds the journal"));
+        drop(held);
+    }
+
+    #[test]
+    fn a_scratch_folder_goes_to_the_temporary_folder_when_the_state_dir_is_not_writable() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Not creatable there (its parent is missing), as in a read-only state dir.
+        let scratch = Scratch::create(&tmp.path().join("missing/state")).unwrap();
+        let dir = scratch.dir.clone();
+        assert!(dir.starts_with(std::env::temp_dir()), "{}", dir.display());
+        fs::write(dir.join("f"), b"x").unwrap();
+        drop(scratch);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn stale_scratch_folders_of_dead_processes_are_removed_by_writers() {
+        let tmp = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22: this pid does not exist.
+        let stale = tmp.path().join(format!("{SCRATCH_PREFIX}99999999-1"));
+        let live = tmp
+            .path()
+            .join(format!("{SCRATCH_PREFIX}{}-1", std::process::id()));
+        fs::create_dir_all(stale.join("journal")).unwrap();
+        fs::create_dir_all(&live).unwrap();
+        drop(open(tmp.path(), Access::Own).unwrap());
+        assert!(!stale.exists());
+        assert!(live.exists());
+    }
+}

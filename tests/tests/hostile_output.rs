@@ -1,0 +1,154 @@
+//! What the commands print survives hostile names and files: a name that is not
+//! UTF-8 or holds a newline is shown escaped and losslessly, on one line, in text and
+//! JSON alike; one malformed manifest does not hide the rest of the quarantine.
+
+use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
+use harness::{fixture_copy, warden};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const PART: &str = "streams/0/topics/0/partitions/0";
+
+#[test]
+fn names_that_are_not_utf8_or_hold_a_newline_print_escaped_on_one_line() {
+    let copy = fixture_copy(CLEAN);
+    let part = copy.path().join(PART);
+    std::fs::write(part.join(OsStr::from_bytes(b"bad\xffname")), b"x").unwrap();
+    std::fs::write(part.join(OsStr::from_bytes(b"bad\xfename")), b"x").unwrap();
+    std::fs::write(part.join("new\nline.log"), b"x").unwrap();
+
+    let text = warden(["check", "--data-dir", s(copy.path())]);
+    assert_eq!(text.code, 1, "{}", text.stderr);
+    // Two names Path::display shows alike are told apart.
+    assert!(text.stdout.contains("/bad\\xffname: "), "{}", text.stdout);
+    assert!(text.stdout.contains("/bad\\xfename: "), "{}", text.stdout);
+    assert!(!text.stdout.contains('\u{fffd}'), "{}", text.stdout);
+    // The newline does not split the report: no line starts inside a name.
+    assert!(
+        text.stdout.contains("/new\\x0aline.log: "),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        !text.stdout.lines().any(|l| l.starts_with("line.log")),
+        "{}",
+        text.stdout
+    );
+    // As a stray, and as a stray *.log the server would load.
+    let stray_log = text
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("stray-log: "))
+        .unwrap_or_else(|| panic!("{}", text.stdout));
+    assert!(stray_log.contains("new\\x0aline.log"), "{stray_log}");
+
+    let json = warden(["check", "--data-dir", s(copy.path()), "--json"]);
+    assert_eq!(json.code, 1, "{}", json.stderr);
+    let report = json.json();
+    let strays: Vec<&str> = report["strays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    let part_dir = copy.path().join(PART);
+    for name in ["bad\\xffname", "bad\\xfename", "new\\x0aline.log"] {
+        let expected = format!("{}/{name}", part_dir.display());
+        assert!(
+            strays.contains(&expected.as_str()),
+            "{expected}: {strays:?}"
+        );
+    }
+    let problems = report["problems"].as_array().unwrap();
+    assert!(problems
+        .iter()
+        .any(|p| p["kind"] == "stray-log"
+            && p["path"].as_str().unwrap().ends_with("new\\x0aline.log")));
+
+    // recover and replay refuse (a stray *.log) and print the same escaped name.
+    let state = copy.tmp_root().join("state");
+    for cmd in ["recover", "replay"] {
+        let run = warden([cmd, "--data-dir", s(copy.path()), "--state-dir", s(&state)]);
+        assert_eq!(run.code, 3, "{cmd}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains("new\\x0aline.log"),
+            "{cmd}: {}",
+            run.stdout
+        );
+        assert!(
+            !run.stdout.lines().any(|l| l.starts_with("line.log")),
+            "{cmd}: {}",
+            run.stdout
+        );
+    }
+    let run = warden([
+        "recover",
+        "--json",
+        "--data-dir",
+        s(copy.path()),
+        "--state-dir",
+        s(&state),
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stdout.contains("new\\\\x0aline.log"), "{}", run.stdout);
+}
+
+#[test]
+fn one_malformed_manifest_does_not_hide_the_rest_of_the_quarantine() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let state = copy.tmp_root().join("state");
+    let dirs = ["--data-dir", s(copy.path()), "--state-dir", s(&state)];
+    let run = warden(["recover"].iter().chain(&dirs));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let q = recovery::quarantine::Quarantine::new(&state);
+    let all = q.list().unwrap();
+    assert!(all.len() >= 3, "{}", all.len());
+    let bad = all[1].repair;
+    let bad_manifest = q.repair_dir(bad).join("manifest.json");
+    std::fs::write(&bad_manifest, b"{\"version\": 1, \"repair\":").unwrap();
+    // A manifest that says it is another repair is as bad.
+    let other = all[2].repair;
+    let other_manifest = q.repair_dir(other).join("manifest.json");
+    let text = std::fs::read_to_string(&other_manifest).unwrap();
+    let text = text.replacen(&format!("\"repair\": {}", other.0), "\"repair\": 4242", 1);
+    std::fs::write(&other_manifest, text).unwrap();
+
+    let run = warden(["restore", "--list"].iter().chain(&dirs));
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout.lines().count(), all.len() - 2, "{}", run.stdout);
+    for m in &all {
+        let listed = run.stdout.contains(&format!("{}  ", m.repair));
+        assert_eq!(
+            listed,
+            m.repair != bad && m.repair != other,
+            "{}",
+            run.stdout
+        );
+    }
+    for (id, path) in [(bad, &bad_manifest), (other, &other_manifest)] {
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.contains(&format!("{id} cannot be listed")))
+            .unwrap_or_else(|| panic!("{id}: {}", run.stderr));
+        assert!(line.contains(s(path)), "names the file: {line}");
+    }
+
+    let run = warden(["restore", "--list", "--json"].iter().chain(&dirs));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let j = run.json();
+    assert_eq!(j["repairs"].as_array().unwrap().len(), all.len() - 2);
+    let unreadable = j["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 2, "{j:#}");
+    assert_eq!(unreadable[0]["id"], bad.to_string());
+    assert_eq!(unreadable[0]["path"], s(&bad_manifest));
+    assert!(unreadable[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("describes repair r00004242"));
+}
