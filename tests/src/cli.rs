@@ -98,6 +98,8 @@ where
 }
 
 /// Runs `cmd` (stdout and stderr captured) and returns its result and peak RSS.
+// The child is reaped by `wait4` below, which clippy does not see.
+#[allow(clippy::zombie_processes)]
 pub fn measured(mut cmd: Command) -> (Run, u64) {
     let mut child = cmd
         .stdout(Stdio::piped())
