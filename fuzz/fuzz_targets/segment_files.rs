@@ -178,6 +178,7 @@ fuzz_target!(|data: &[u8]| {
             missing_offset_dirs: Vec::new(),
         }],
         strays: Vec::new(),
+        state: Default::default(),
     };
     let Ok((analysis, _stats)) = analyze_guided(&data_dir, &known, &|_| {}) else {
         return;

@@ -33,6 +33,8 @@ use std::path::{Path, PathBuf};
 
 pub const LOG_REL: &str = "state/log";
 pub const INFO_REL: &str = "state/info";
+/// Entries at or after a damage that a problem lists by what they did.
+const MAX_LISTED: usize = 16;
 
 /// What the state files hold, read at discovery.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -162,10 +164,21 @@ pub fn judge_state(s: &StateInspection) -> Vec<Problem> {
         } else {
             "valid entries follow it: not a crash tail; iggy-server 0.6.0 does not start"
         };
-        let did = if d.affected.is_empty() {
-            String::new()
-        } else {
-            format!("; entries at or after it: {}", d.affected.join("; "))
+        // A long log cut early would list thousands: the first ones say enough.
+        let shown: Vec<&str> = d
+            .affected
+            .iter()
+            .take(MAX_LISTED)
+            .map(String::as_str)
+            .collect();
+        let more = d.affected.len().saturating_sub(MAX_LISTED);
+        let did = match (shown.is_empty(), more) {
+            (true, _) => String::new(),
+            (false, 0) => format!("; entries at or after it: {}", shown.join("; ")),
+            (false, n) => format!(
+                "; entries at or after it: {}; and {n} more",
+                shown.join("; ")
+            ),
         };
         let detail = format!("{} ({place}){did}", d.detail);
         out.push(problem(kind, &s.log_path, Some(d.offset), detail));

@@ -27,11 +27,9 @@
 //!
 //! [`parse`] never panics on any bytes. It returns the entries before the first damage
 //! and names that damage with its byte offset: a torn last entry (or a zero-filled
-//! tail), a corrupt entry (checksum), an index gap. Damage counts as a crash tail only
-//! when no valid entry can be found anywhere after it (resynchronising byte by byte),
-//! so corruption that hides later entries is never taken for a tail. When every whole
-//! entry fails its checksum and some command does not decode, the log is taken for
-//! encrypted: only framing and indexes are verified and nothing is called corrupt.
+//! tail), a corrupt entry (checksum), an index gap. Damage is a crash tail only when no
+//! valid entry can be found after it (resynchronising byte by byte). A log that looks
+//! encrypted (see `looks_encrypted`) has its framing and indexes verified only.
 
 use crate::state_command::{code_name, Command};
 use serde::Serialize;
