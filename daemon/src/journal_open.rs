@@ -322,6 +322,11 @@ fn copy_locked(from: &Path, to: &Path) -> anyhow::Result<Result<(), String>> {
         }
         // sled would start an empty database: the copy shows that.
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        // Another user's journal: an error to report, not an unusable journal.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => anyhow::bail!(
+            "permission denied on {} ({e}): run as the user that owns the journal",
+            escaped(&db)
+        ),
         Err(e) => return Ok(Err(format!("cannot read {}: {e}", escaped(&db)))),
     };
     copy_tree(from, to)

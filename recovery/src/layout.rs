@@ -189,8 +189,10 @@ pub enum Root {
     /// `state/info` (its `logs/` and `runtime/` folders, empty `state/`, `streams/`
     /// or `backup/` folders). `why` says which.
     Fresh { why: String },
-    /// An Iggy 0.6 data directory: `state/info` names this version.
-    Iggy { version: String },
+    /// An Iggy 0.6 data directory: `state/info` names this version, or `state/info`
+    /// does not decode or only `state/log` is there (`None`: the state files' check
+    /// judges them).
+    Iggy { version: Option<String> },
 }
 
 /// Classifies `root` for the commands that judge a whole data directory (`check`,
@@ -213,7 +215,15 @@ pub fn classify_root(root: &Path) -> Result<Root, LayoutError> {
         Ok(_) => {}
     }
     if let Some(version) = read_version(root)? {
-        return Ok(Root::Iggy { version });
+        return Ok(Root::Iggy {
+            version: Some(version),
+        });
+    }
+    // A state/info that does not decode, or only a state/log (a repair quarantined a
+    // cut-short state/info: the server writes a new one), is still the server's.
+    let state_file = |rel| fs::symlink_metadata(root.join(rel)).is_ok();
+    if state_file(crate::state_check::INFO_REL) || state_file(crate::state_check::LOG_REL) {
+        return Ok(Root::Iggy { version: None });
     }
     let entries = list(root)?;
     let mut others = Vec::new();

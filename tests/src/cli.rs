@@ -83,8 +83,7 @@ pub fn warden_on(args: &[&str], data: &Path, state: &Path) -> Run {
 }
 
 /// Runs `iggy-warden ARGS...` like [`warden`], and also returns its peak resident set
-/// in bytes, from the kernel's own account of that child alone (`wait4`'s
-/// `ru_maxrss`, which counts every page it ever had, however briefly).
+/// in bytes: the child's own high-water mark (`VmHWM`), sampled while it runs.
 pub fn warden_measured<I, S>(args: I) -> (Run, u64)
 where
     I: IntoIterator<Item = S>,
@@ -98,14 +97,32 @@ where
 }
 
 /// Runs `cmd` (stdout and stderr captured) and returns its result and peak RSS.
-// The child is reaped by `wait4` below, which clippy does not see.
-#[allow(clippy::zombie_processes)]
 pub fn measured(mut cmd: Command) -> (Run, u64) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run iggy-warden");
+    let pid_u32 = child.id();
+    // The child's own high-water mark (VmHWM), read while it runs: wait4's ru_maxrss
+    // also counts the parent's memory, which a child spawned with vfork shares until
+    // its exec. Read every millisecond until the process is gone.
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0u64;
+        let path = format!("/proc/{pid_u32}/status");
+        while let Ok(status) = std::fs::read_to_string(&path) {
+            let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            else {
+                break; // a zombie: its memory is gone
+            };
+            peak = peak.max(kb * 1024);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        peak
+    });
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     let reader = std::thread::spawn(move || {
@@ -116,19 +133,12 @@ pub fn measured(mut cmd: Command) -> (Run, u64) {
     let mut stderr = Vec::new();
     err.read_to_end(&mut stderr).expect("read stderr");
     let stdout = reader.join().expect("stdout reader");
-    let pid = i32::try_from(child.id()).expect("pid fits i32");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not waited for yet; the pointers are valid.
-    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    let peak = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+    let code = child
+        .wait()
+        .expect("wait for iggy-warden")
+        .code()
+        .unwrap_or(-1);
+    let peak = sampler.join().expect("memory sampler");
     let run = Run {
         code,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -130,9 +130,13 @@ fn an_unrelated_folder_is_not_an_iggy_data_directory() {
 }
 
 #[test]
-fn a_data_directory_that_lost_its_state_info_is_not_taken_for_one() {
+fn a_data_directory_that_lost_its_state_files_is_not_taken_for_one() {
+    // With its state/log still there it stays the server's (a repair quarantines a
+    // cut-short state/info, and the server writes a new one); without either it is
+    // not recognisable as an Iggy data directory.
     let copy = fixture_copy(CLEAN);
     std::fs::remove_file(copy.path().join("state/info")).unwrap();
+    std::fs::remove_file(copy.path().join("state/log")).unwrap();
     assert_not_iggy(copy.path(), &copy.tmp_root().join("state"));
 }
 
