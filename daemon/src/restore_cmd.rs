@@ -130,6 +130,10 @@ fn list(args: &RestoreArgs) -> anyhow::Result<u8> {
                 escaped_str(&m.file),
                 escaped_str(&m.reason)
             );
+            // A re-lay saves whole files: name each.
+            for f in &m.files {
+                println!("    whole file {} ({} bytes)", escaped_str(&f.file), f.len);
+            }
         }
     }
     for (id, e) in &unreadable {
