@@ -52,7 +52,7 @@ pub enum ExecError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExecError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExecError + '_ {
     move |source| ExecError::Io {
         path: path.to_path_buf(),
         source,

@@ -13,7 +13,7 @@
 //! original back through a temporary name, and removes new names the originals did
 //! not have.
 
-use crate::execute::{temp_index_path, ExecError, Executor};
+use crate::execute::{io_err, temp_index_path, ExecError, Executor};
 use crate::fsops::file_digest;
 use crate::index::ENTRY_LEN;
 use crate::quarantine::{whole_file_name, Manifest};
@@ -23,13 +23,6 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExecError + '_ {
-    move |source| ExecError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// The files a relay writes, relative to the data directory: log and index of each
 /// new segment.
