@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 const PREFETCH_FROM: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {path}: {source}")]
+#[error("cannot read {path}: {cause}")]
 pub struct AnalyzeError {
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 /// What one segment holds.
@@ -154,7 +153,7 @@ pub fn analyze_segment(
 ) -> Result<SegmentAnalysis, AnalyzeError> {
     let err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| AnalyzeError { path, source }
+        move |cause| AnalyzeError { path, cause }
     };
     if files.log_len.is_none() {
         return Ok(SegmentAnalysis {

@@ -21,8 +21,8 @@ pub enum LayoutError {
     NotFound { path: PathBuf },
     #[error("{path} is not a directory")]
     NotADirectory { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("{path} says version {version:?}: only the Iggy 0.6 on-disk format is supported")]
     UnsupportedVersion { path: PathBuf, version: String },
     #[error("{path} at byte {offset}: {detail}")]
@@ -46,7 +46,7 @@ impl LayoutError {
         } else {
             LayoutError::Io {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             }
         }
     }

@@ -102,11 +102,10 @@ impl Plan {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot plan the repair of {path}: {source}")]
+#[error("cannot plan the repair of {path}: {cause}")]
 pub struct PlanError {
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
@@ -304,9 +303,9 @@ fn plan_partition(
             });
         } else if seg.index != IndexState::Consistent {
             let digest = index_digest(&seg.files.log_path, seg.key().start_offset, keep_len)
-                .map_err(|source| PlanError {
+                .map_err(|cause| PlanError {
                     path: seg.files.log_path.clone(),
-                    source,
+                    cause,
                 })?;
             push(RepairAction::RewriteIndex {
                 segment: seg.key(),
@@ -408,7 +407,7 @@ fn kept_by_cut(p: &PartitionAnalysis, cut: Option<Cut>) -> u64 {
 pub(crate) fn salvage_error(e: SalvageError) -> PlanError {
     PlanError {
         path: e.path,
-        source: e.source,
+        cause: e.cause,
     }
 }
 

@@ -18,8 +18,8 @@ const MANIFEST_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
-    #[error("quarantine {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("quarantine {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("quarantine manifest {path} is unreadable: {detail}")]
     BadManifest { path: PathBuf, detail: String },
     #[error(
@@ -49,9 +49,9 @@ pub enum QuarantineError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> QuarantineError + '_ {
-    move |source| QuarantineError::Io {
+    move |cause| QuarantineError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

@@ -183,8 +183,8 @@ impl Executor<'_> {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExecError + '_ {
-    move |source| ExecError::Io {
+    move |cause| ExecError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }

@@ -64,8 +64,8 @@ pub fn space_needed<'a>(
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpaceError {
-    #[error("cannot measure free space at {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot measure free space at {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error(
         "not enough free space at {path}: the repair needs {needed} bytes there, {available} \
          are free; nothing was changed"
@@ -101,7 +101,7 @@ fn check_space_with(
 ) -> Result<(), SpaceError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| SpaceError::Io { path, source }
+        move |cause| SpaceError::Io { path, cause }
     };
     let q = existing(quarantine_dir);
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).map_err(io_err(p));

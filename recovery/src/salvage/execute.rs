@@ -25,9 +25,9 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExecError + '_ {
-    move |source| ExecError::Io {
+    move |cause| ExecError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

@@ -39,11 +39,10 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot salvage from {path}: {source}")]
+#[error("cannot salvage from {path}: {cause}")]
 pub struct SalvageError {
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 /// A second copy of an offset that salvage does not keep. Its bytes stay in the
@@ -262,9 +261,9 @@ fn read_segments(
 }
 
 fn scan_file(path: &Path) -> Result<FileScan, SalvageError> {
-    let err = |source| SalvageError {
+    let err = |cause| SalvageError {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let file = File::open(path).map_err(err)?;
     let len = file.metadata().map_err(err)?.len();
@@ -272,9 +271,9 @@ fn scan_file(path: &Path) -> Result<FileScan, SalvageError> {
 }
 
 fn read_index(path: &Path) -> Result<IndexFile, SalvageError> {
-    let err = |source| SalvageError {
+    let err = |cause| SalvageError {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut src = BufReader::with_capacity(1 << 20, File::open(path).map_err(err)?);
     let mut hasher = Xxh3::new();
