@@ -17,7 +17,7 @@ fn every_command(data: &Path, state: &Path) -> Vec<(String, Run)> {
     let mut out = Vec::new();
     for json in [false, true] {
         let j: &[&str] = if json { &["--json"] } else { &[] };
-        let mut runs = vec![
+        let mut runs = [
             (vec!["check", "--data-dir", s(data)], "check"),
             (
                 vec!["recover", "--data-dir", s(data), "--state-dir", s(state)],
