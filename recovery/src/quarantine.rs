@@ -48,6 +48,41 @@ pub enum QuarantineError {
     },
 }
 
+/// Largest manifest read: a salvage of thousands of segments writes a few MiB.
+const MAX_MANIFEST: u64 = 64 << 20;
+
+/// A manifest's bytes, read only from a regular file and at most [`MAX_MANIFEST`]
+/// of them (the state directory may be another user's: a sparse or endless
+/// `manifest.json` must not take the memory). Too long or not a file is
+/// `InvalidData`.
+fn read_manifest(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    if !meta.is_file() {
+        return Err(invalid("not a regular file".into()));
+    }
+    if meta.len() > MAX_MANIFEST {
+        return Err(invalid(format!(
+            "{} bytes, more than the {MAX_MANIFEST} a manifest may have",
+            meta.len()
+        )));
+    }
+    let mut text = Vec::new();
+    file.take(MAX_MANIFEST + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_MANIFEST {
+        return Err(invalid(format!(
+            "more than the {MAX_MANIFEST} bytes a manifest may have"
+        )));
+    }
+    Ok(text)
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> QuarantineError + '_ {
     move |cause| QuarantineError::Io {
         path: path.to_path_buf(),
@@ -258,9 +293,15 @@ impl Quarantine {
     /// The manifest of repair `id`, `None` when there is none yet.
     pub fn load(&self, id: RepairId) -> Result<Option<Manifest>, QuarantineError> {
         let path = self.repair_dir(id).join(MANIFEST);
-        let text = match fs::read(&path) {
+        let text = match read_manifest(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(QuarantineError::BadManifest {
+                    path,
+                    detail: e.to_string(),
+                })
+            }
             Err(e) => return Err(io_err(&path)(e)),
         };
         let manifest: Manifest =
@@ -453,6 +494,25 @@ fn parse_folder_name(name: &str) -> Option<RepairId> {
 mod tests {
     use super::*;
     use crate::fsops::StdFs;
+
+    #[test]
+    fn a_giant_or_unreadable_manifest_is_bad_not_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let q = Quarantine::new(tmp.path());
+        let id = RepairId(7);
+        fs::create_dir_all(q.repair_dir(id)).unwrap();
+        let path = q.repair_dir(id).join(MANIFEST);
+        fs::File::create(&path).unwrap().set_len(50 << 30).unwrap();
+        let err = q.load(id).unwrap_err();
+        assert!(
+            matches!(err, QuarantineError::BadManifest { .. }) && err.to_string().contains("more than"),
+            "{err}"
+        );
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        let err = q.load(id).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
 
     #[test]
     fn saving_under_an_id_that_holds_another_repair_is_refused_and_changes_nothing() {
