@@ -505,7 +505,8 @@ mod tests {
         fs::File::create(&path).unwrap().set_len(50 << 30).unwrap();
         let err = q.load(id).unwrap_err();
         assert!(
-            matches!(err, QuarantineError::BadManifest { .. }) && err.to_string().contains("more than"),
+            matches!(err, QuarantineError::BadManifest { .. })
+                && err.to_string().contains("more than"),
             "{err}"
         );
         fs::remove_file(&path).unwrap();
