@@ -35,6 +35,10 @@ pub enum LayoutError {
         "{path} is not an Iggy 0.6 data directory: it has no state/info, and it holds {found}"
     )]
     NotIggy { path: PathBuf, found: String },
+    #[error(
+        "data directory {path} is a symbolic link to {target}, which does not exist (an unmounted disk?)"
+    )]
+    DanglingLink { path: PathBuf, target: PathBuf },
 }
 
 impl LayoutError {
@@ -186,9 +190,17 @@ pub enum Root {
 pub fn classify_root(root: &Path) -> Result<Root, LayoutError> {
     match fs::metadata(root) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // A link to nowhere is not a first start: the folder it names is missing
+            // (a disk not mounted), and the server could not create it there.
+            if let Ok(target) = fs::read_link(root) {
+                return Err(LayoutError::DanglingLink {
+                    path: root.to_path_buf(),
+                    target,
+                });
+            }
             return Ok(Root::Fresh {
                 why: format!("{} does not exist", root.display()),
-            })
+            });
         }
         Err(e) => return Err(LayoutError::io(root, e)),
         Ok(meta) if !meta.is_dir() => {
