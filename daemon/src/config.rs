@@ -186,8 +186,8 @@ fn first_of_list(list: &std::ffi::OsStr) -> PathBuf {
 }
 
 fn refuse_inside(data_dir: &Path, state_dir: &Path) -> anyhow::Result<()> {
-    let data = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-    let state = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let data = comparable(data_dir);
+    let state = comparable(state_dir);
     if state.starts_with(&data) {
         anyhow::bail!(
             "state directory {} is inside the data directory {}: iggy-server would scan it",
@@ -196,6 +196,33 @@ fn refuse_inside(data_dir: &Path, state_dir: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `path` as the file system resolves it, whether or not it exists yet: relative to
+/// the current folder, its longest existing part with links resolved, and the rest
+/// (which does not exist, so holds no link) with `.` and `..` applied by name. So
+/// `st`, `./data/../data/st` and `/abs/data/st` compare equal from inside `/abs`.
+fn comparable(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component<'_>> = absolute.components().collect();
+    for existing in (0..=parts.len()).rev() {
+        let prefix: PathBuf = parts.iter().take(existing).collect();
+        let Ok(mut out) = std::fs::canonicalize(&prefix) else {
+            continue;
+        };
+        for part in parts.iter().skip(existing) {
+            match part {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other.as_os_str()),
+            }
+        }
+        return out;
+    }
+    absolute
 }
 
 #[cfg(test)]
@@ -218,5 +245,28 @@ mod tests {
     fn state_dir_inside_data_dir_is_refused() {
         assert!(refuse_inside(Path::new("/a/data"), Path::new("/a/data/st")).is_err());
         assert!(refuse_inside(Path::new("/a/data"), Path::new("/a/data.warden")).is_ok());
+        assert!(refuse_inside(Path::new("/a/data"), Path::new("/a/data/x/../st")).is_err());
+        assert!(refuse_inside(Path::new("/a/data"), Path::new("/a/data/../st")).is_ok());
+        assert!(refuse_inside(Path::new("/a/data"), Path::new("/a/data")).is_err());
+    }
+
+    #[test]
+    fn paths_compare_as_the_file_system_resolves_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, tmp.path().join("link")).unwrap();
+        let canon = std::fs::canonicalize(&real).unwrap();
+        assert_eq!(
+            comparable(&tmp.path().join("link/new/./x/..")),
+            canon.join("new")
+        );
+        assert_eq!(comparable(&tmp.path().join("real/../real")), canon);
+        // Relative paths are taken from the current folder.
+        let cwd = std::fs::canonicalize(std::env::current_dir().unwrap()).unwrap();
+        assert_eq!(
+            comparable(Path::new("not-there/st")),
+            cwd.join("not-there/st")
+        );
     }
 }

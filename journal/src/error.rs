@@ -33,12 +33,8 @@ pub enum JournalError {
     },
 
     /// A read, write or flush failed at the operating system (disk full included).
-    #[error("I/O error on journal at {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("I/O error on journal at {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
 
     /// An earlier flush failed, so what is on disk is unknown; like PostgreSQL after a
     /// failed fsync, the journal refuses further writes until it is reopened.
@@ -122,9 +118,9 @@ impl JournalError {
                 found: *found,
                 supported: *supported,
             },
-            JournalError::Io { path, source } => JournalError::Io {
+            JournalError::Io { path, cause } => JournalError::Io {
                 path: path.clone(),
-                source: io::Error::new(source.kind(), source.to_string()),
+                cause: io::Error::new(cause.kind(), cause.to_string()),
             },
             JournalError::Poisoned { path, detail } => JournalError::Poisoned {
                 path: path.clone(),
@@ -159,7 +155,7 @@ impl JournalError {
         }
         JournalError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     }
 

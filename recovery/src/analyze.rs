@@ -18,11 +18,10 @@ use std::path::{Path, PathBuf};
 const PREFETCH_FROM: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {}: {source}", crate::names::escaped(.path))]
+#[error("cannot read {}: {cause}", crate::names::escaped(.path))]
 pub struct AnalyzeError {
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 /// What one segment holds.
@@ -162,7 +161,7 @@ pub fn analyze_segment(
 ) -> Result<SegmentAnalysis, AnalyzeError> {
     let err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| AnalyzeError { path, source }
+        move |cause| AnalyzeError { path, cause }
     };
     if files.log_len.is_none() {
         return Ok(SegmentAnalysis {

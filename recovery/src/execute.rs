@@ -38,8 +38,8 @@ pub enum ExecError {
     Journal(String),
     #[error(transparent)]
     Quarantine(#[from] QuarantineError),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error(
         "{path} changed since repair {repair} was planned (expected {expected}, found \
          {found}): refusing to touch it"
@@ -52,10 +52,31 @@ pub enum ExecError {
     },
 }
 
+impl ExecError {
+    /// Whether running again may finish the repair: an I/O or journal failure that
+    /// can pass (a full disk freed, a device error gone), after which the journaled
+    /// intents converge. Not a file that changed since the plan, a quarantine that
+    /// refuses, or a permission or read-only file system, which need an operator.
+    pub fn is_transient(&self) -> bool {
+        let io_passes = |e: &io::Error| {
+            !matches!(
+                e.kind(),
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+            )
+        };
+        match self {
+            ExecError::Journal(_) => true,
+            ExecError::Io { cause, .. } => io_passes(cause),
+            ExecError::Quarantine(QuarantineError::Io { cause, .. }) => io_passes(cause),
+            ExecError::Quarantine(_) | ExecError::Changed { .. } => false,
+        }
+    }
+}
+
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExecError + '_ {
-    move |source| ExecError::Io {
+    move |cause| ExecError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

@@ -24,8 +24,8 @@ pub enum LayoutError {
     NotFound { path: PathBuf },
     #[error("{} is not a directory", escaped(.path))]
     NotADirectory { path: PathBuf },
-    #[error("cannot read {}: {source}", escaped(.path))]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot read {}: {cause}", escaped(.path))]
+    Io { path: PathBuf, cause: io::Error },
     #[error(
         "{} says version {version:?}: only the Iggy 0.6 on-disk format is supported",
         escaped(.path)
@@ -36,6 +36,10 @@ pub enum LayoutError {
         escaped(.path)
     )]
     NotIggy { path: PathBuf, found: String },
+    #[error(
+        "data directory {path} is a symbolic link to {target}, which does not exist (an unmounted disk?)"
+    )]
+    DanglingLink { path: PathBuf, target: PathBuf },
 }
 
 impl LayoutError {
@@ -47,7 +51,7 @@ impl LayoutError {
         } else {
             LayoutError::Io {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             }
         }
     }
@@ -202,9 +206,17 @@ pub enum Root {
 pub fn classify_root(root: &Path) -> Result<Root, LayoutError> {
     match fs::metadata(root) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // A link to nowhere is not a first start: the folder it names is missing
+            // (a disk not mounted), and the server could not create it there.
+            if let Ok(target) = fs::read_link(root) {
+                return Err(LayoutError::DanglingLink {
+                    path: root.to_path_buf(),
+                    target,
+                });
+            }
             return Ok(Root::Fresh {
                 why: format!("{} does not exist", root.display()),
-            })
+            });
         }
         Err(e) => return Err(LayoutError::io(root, e)),
         Ok(meta) if !meta.is_dir() => {

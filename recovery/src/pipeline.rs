@@ -17,7 +17,7 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("cannot finish the repairs an earlier run journaled: {0}")]
-    Replay(#[source] ExecError),
+    Replay(ExecError),
     #[error(transparent)]
     Layout(#[from] LayoutError),
     #[error(transparent)]
@@ -26,10 +26,19 @@ pub enum PipelineError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Space(#[from] crate::space::SpaceError),
-    #[error("repair failed (rerun to finish it): {0}")]
-    Execute(#[source] ExecError),
+    /// Says "rerun to finish it" only when a rerun can (see [`ExecError::is_transient`]).
+    #[error("{}", execute_failed(.0))]
+    Execute(ExecError),
     #[error("repairs ran but the directory is still not consistent: {0}")]
     NotConverged(String),
+}
+
+fn execute_failed(e: &ExecError) -> String {
+    if e.is_transient() {
+        format!("repair failed (rerun to finish it): {e}")
+    } else {
+        format!("repair failed: {e}")
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -177,4 +186,44 @@ fn kept(a: &Analysis) -> Vec<PartitionOutcome> {
             messages_kept: p.valid_messages(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quarantine::QuarantineError;
+    use std::io;
+    use std::path::PathBuf;
+
+    fn io(kind: io::ErrorKind) -> ExecError {
+        ExecError::Io {
+            path: PathBuf::from("/d/x.log"),
+            cause: io::Error::from(kind),
+        }
+    }
+
+    #[test]
+    fn rerun_is_suggested_only_where_a_rerun_can_finish() {
+        let says_rerun = |e: ExecError| PipelineError::Execute(e).to_string().contains("rerun");
+        assert!(says_rerun(io(io::ErrorKind::StorageFull)));
+        assert!(says_rerun(io(io::ErrorKind::Interrupted)));
+        assert!(says_rerun(ExecError::Journal("flush failed".into())));
+        assert!(!says_rerun(io(io::ErrorKind::PermissionDenied)));
+        assert!(!says_rerun(io(io::ErrorKind::ReadOnlyFilesystem)));
+        assert!(!says_rerun(ExecError::Changed {
+            repair: journal::RepairId(3),
+            path: PathBuf::from("/d/x.log"),
+            expected: "10 bytes".into(),
+            found: "12 bytes".into(),
+        }));
+        assert!(!says_rerun(ExecError::Quarantine(
+            QuarantineError::IdTaken {
+                path: PathBuf::from("/s/quarantine/r3"),
+                found: "r3 of another run".into(),
+                wanted: "r3".into(),
+            }
+        )));
+        let text = PipelineError::Execute(io(io::ErrorKind::PermissionDenied)).to_string();
+        assert_eq!(text.matches("ermission denied").count(), 1, "{text}");
+    }
 }

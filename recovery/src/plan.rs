@@ -104,11 +104,10 @@ impl Plan {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot plan the repair of {}: {source}", crate::names::escaped(.path))]
+#[error("cannot plan the repair of {}: {cause}", crate::names::escaped(.path))]
 pub struct PlanError {
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
@@ -332,9 +331,9 @@ fn plan_partition(
             });
         } else if seg.index != IndexState::Consistent {
             let digest = index_digest(&seg.files.log_path, seg.key().start_offset, keep_len)
-                .map_err(|source| PlanError {
+                .map_err(|cause| PlanError {
                     path: seg.files.log_path.clone(),
-                    source,
+                    cause,
                 })?;
             push(RepairAction::RewriteIndex {
                 segment: seg.key(),
@@ -436,7 +435,7 @@ fn kept_by_cut(p: &PartitionAnalysis, cut: Option<Cut>) -> u64 {
 pub(crate) fn salvage_error(e: SalvageError) -> PlanError {
     PlanError {
         path: e.path,
-        source: e.source,
+        cause: e.cause,
     }
 }
 

@@ -18,8 +18,8 @@ const MANIFEST_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
-    #[error("quarantine {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("quarantine {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error("quarantine manifest {path} is unreadable: {detail}")]
     BadManifest { path: PathBuf, detail: String },
     #[error(
@@ -48,10 +48,49 @@ pub enum QuarantineError {
     },
 }
 
+/// Shortest zero tail described as a zero run rather than copied: shorter ones cost
+/// little either way.
+pub const ZERO_RUN_MIN: u64 = 1 << 20;
+
+/// Largest manifest read: a salvage of thousands of segments writes a few MiB.
+const MAX_MANIFEST: u64 = 64 << 20;
+
+/// A manifest's bytes, read only from a regular file and at most [`MAX_MANIFEST`]
+/// of them (the state directory may be another user's: a sparse or endless
+/// `manifest.json` must not take the memory). Too long or not a file is
+/// `InvalidData`.
+fn read_manifest(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    if !meta.is_file() {
+        return Err(invalid("not a regular file".into()));
+    }
+    if meta.len() > MAX_MANIFEST {
+        return Err(invalid(format!(
+            "{} bytes, more than the {MAX_MANIFEST} a manifest may have",
+            meta.len()
+        )));
+    }
+    let mut text = Vec::new();
+    file.take(MAX_MANIFEST + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_MANIFEST {
+        return Err(invalid(format!(
+            "more than the {MAX_MANIFEST} bytes a manifest may have"
+        )));
+    }
+    Ok(text)
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> QuarantineError + '_ {
-    move |source| QuarantineError::Io {
+    move |cause| QuarantineError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -69,8 +108,13 @@ pub struct Manifest {
     /// Where the saved bytes sat in `file`; empty when the repair removed nothing
     /// (it created `file`).
     pub range: ByteRange,
-    /// XXH3-64 of the saved bytes.
+    /// XXH3-64 of the saved bytes (for a zero run, of the empty `bytes` file).
     pub xxh3: u64,
+    /// The cut range was `range.len()` zero bytes, described here instead of copied:
+    /// `bytes` is empty, and restoring extends the file with that many zeros (a
+    /// hole). Only for a truncation's tail of at least [`ZERO_RUN_MIN`] bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zero_run: bool,
     /// The file did not exist before the repair: restoring removes it.
     pub created_file: bool,
     /// Whole files saved by a repair that replaces several (a salvage re-lay); then
@@ -140,12 +184,21 @@ impl Quarantine {
         let dir = self.repair_dir(id);
         fs.create_dir_all(&dir).map_err(io_err(&dir))?;
         let bytes = dir.join(BYTES);
-        let xxh3 = if range.is_empty() {
+        let src = data_dir.join(file);
+        let truncation = matches!(
+            action,
+            RepairAction::TruncateLog { .. } | RepairAction::TruncateIndex { .. }
+        );
+        // A long zero tail (a file extended but never written, or zero-filled after a
+        // power loss) is described, not copied: it may be gigabytes of holes.
+        let zero_run = truncation
+            && range.len() >= ZERO_RUN_MIN
+            && crate::fsops::is_zero_range(&src, range).map_err(io_err(&src))? == Some(true);
+        let xxh3 = if range.is_empty() || zero_run {
             fs.write_file(&bytes, &mut |_| Ok(()))
                 .map_err(io_err(&bytes))?;
             xxhash_rust::xxh3::xxh3_64(&[])
         } else {
-            let src = data_dir.join(file);
             fs.copy_range(&src, range, &bytes).map_err(io_err(&src))?
         };
         let manifest = Manifest {
@@ -157,6 +210,7 @@ impl Quarantine {
             file: file.to_string(),
             range,
             xxh3,
+            zero_run,
             created_file,
             files: Vec::new(),
         };
@@ -230,6 +284,7 @@ impl Quarantine {
             file: folder.to_string(),
             range: ByteRange::new(0, 0),
             xxh3: xxhash_rust::xxh3::xxh3_64(&[]),
+            zero_run: false,
             created_file: false,
             files: saved,
         };
@@ -258,9 +313,15 @@ impl Quarantine {
     /// The manifest of repair `id`, `None` when there is none yet.
     pub fn load(&self, id: RepairId) -> Result<Option<Manifest>, QuarantineError> {
         let path = self.repair_dir(id).join(MANIFEST);
-        let text = match fs::read(&path) {
+        let text = match read_manifest(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(QuarantineError::BadManifest {
+                    path,
+                    detail: e.to_string(),
+                })
+            }
             Err(e) => return Err(io_err(&path)(e)),
         };
         let manifest: Manifest =
@@ -329,6 +390,14 @@ impl Quarantine {
             }
             _ => Vec::new(),
         };
+        if m.zero_run
+            && !matches!(
+                m.action,
+                RepairAction::TruncateLog { .. } | RepairAction::TruncateIndex { .. }
+            )
+        {
+            return Err(bad(&m.file, "a zero run belongs only to a truncation"));
+        }
         let is_restore = matches!(m.action, RepairAction::Restore { .. });
         if !is_restore && m.file != m.action.rel_path() {
             return Err(bad(&m.file, "not the file its action names"));
@@ -381,8 +450,10 @@ impl Quarantine {
             .files
             .iter()
             .map(|f| (self.repair_dir(m.repair).join(&f.saved_as), f.len, f.xxh3));
+        // A zero run's `bytes` is empty: the zeros are only described.
+        let saved_len = if m.zero_run { 0 } else { m.range.len() };
         for (path, len, xxh3) in
-            std::iter::once((self.bytes_path(m.repair), m.range.len(), m.xxh3)).chain(whole)
+            std::iter::once((self.bytes_path(m.repair), saved_len, m.xxh3)).chain(whole)
         {
             let found = file_digest(&path).map_err(io_err(&path))?;
             if found != Some((len, xxh3)) {
@@ -467,6 +538,96 @@ fn parse_folder_name(name: &str) -> Option<RepairId> {
 mod tests {
     use super::*;
     use crate::fsops::StdFs;
+
+    #[test]
+    fn a_long_zero_tail_is_described_and_only_a_truncation_may_say_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let seg = journal::PartitionId::new(0, 0, 0).segment(0);
+        let rel = seg.rel_log();
+        let path = data.join(&rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, b"kept").unwrap();
+        let len = 4 + 2 * ZERO_RUN_MIN;
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+        let q = Quarantine::new(&tmp.path().join("state"));
+        let action = RepairAction::TruncateLog {
+            segment: seg,
+            keep_len: 4,
+            original_len: len,
+        };
+        let range = ByteRange::new(4, len);
+        let m = q
+            .save(
+                &StdFs,
+                RepairId(1),
+                &action,
+                "zeros",
+                &data,
+                &rel,
+                range,
+                false,
+            )
+            .unwrap();
+        assert!(m.zero_run);
+        assert_eq!(fs::metadata(q.bytes_path(m.repair)).unwrap().len(), 0);
+        assert_eq!(q.load_verified(m.repair).unwrap(), Some(m.clone()));
+        q.check_paths(&m).unwrap();
+        // A crafted manifest may not claim zeros for another kind of repair.
+        let mut crafted = m.clone();
+        crafted.action = RepairAction::QuarantineFile {
+            path: rel.clone(),
+            len,
+        };
+        let err = q.check_paths(&crafted).unwrap_err();
+        assert!(err.to_string().contains("zero run"), "{err}");
+        // Written zeros count too; a short zero tail is still copied.
+        fs::write(&path, vec![0u8; 100]).unwrap();
+        let small = RepairAction::TruncateLog {
+            segment: seg,
+            keep_len: 0,
+            original_len: 100,
+        };
+        let m = q
+            .save(
+                &StdFs,
+                RepairId(2),
+                &small,
+                "short",
+                &data,
+                &rel,
+                ByteRange::new(0, 100),
+                false,
+            )
+            .unwrap();
+        assert!(!m.zero_run);
+        assert_eq!(fs::read(q.bytes_path(m.repair)).unwrap(), vec![0u8; 100]);
+    }
+
+    #[test]
+    fn a_giant_or_unreadable_manifest_is_bad_not_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let q = Quarantine::new(tmp.path());
+        let id = RepairId(7);
+        fs::create_dir_all(q.repair_dir(id)).unwrap();
+        let path = q.repair_dir(id).join(MANIFEST);
+        fs::File::create(&path).unwrap().set_len(50 << 30).unwrap();
+        let err = q.load(id).unwrap_err();
+        assert!(
+            matches!(err, QuarantineError::BadManifest { .. })
+                && err.to_string().contains("more than"),
+            "{err}"
+        );
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        let err = q.load(id).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
 
     #[test]
     fn saving_under_an_id_that_holds_another_repair_is_refused_and_changes_nothing() {

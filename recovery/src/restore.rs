@@ -37,6 +37,30 @@ impl Executor<'_> {
         match &manifest.action {
             RepairAction::TruncateLog { .. }
             | RepairAction::TruncateIndex { .. }
+            | RepairAction::TruncateStateLog { .. }
+                if manifest.zero_run =>
+            {
+                // The cut bytes were zeros, only described: extend the file with them
+                // (a hole). Setting the length is one step, idempotent.
+                let range = manifest.range;
+                let current = file_len(&path).map_err(io(&path))?;
+                let tail_is_zeros = |len: u64| {
+                    crate::fsops::is_zero_range(&path, ByteRange::new(range.start, len))
+                        .map(|z| z == Some(true))
+                        .map_err(io(&path))
+                };
+                match current {
+                    Some(len) if len == range.end && tail_is_zeros(len)? => {
+                        return Ok(range.len());
+                    }
+                    Some(len) if len == range.start => {}
+                    Some(len) if len > range.start && len < range.end && tail_is_zeros(len)? => {}
+                    _ => return Err(self.changed_for_restore(id, &path, &manifest, current)),
+                }
+                self.fs.truncate(&path, range.end).map_err(io(&path))?;
+            }
+            RepairAction::TruncateLog { .. }
+            | RepairAction::TruncateIndex { .. }
             | RepairAction::TruncateStateLog { .. } => {
                 let current = file_len(&path).map_err(io(&path))?;
                 if current == Some(manifest.range.end) && self.tail_matches(&path, &manifest)? {
@@ -185,8 +209,8 @@ impl Executor<'_> {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExecError + '_ {
-    move |source| ExecError::Io {
+    move |cause| ExecError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }

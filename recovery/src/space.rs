@@ -68,8 +68,8 @@ pub fn space_needed<'a>(
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpaceError {
-    #[error("cannot measure free space at {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot measure free space at {path}: {cause}")]
+    Io { path: PathBuf, cause: io::Error },
     #[error(
         "not enough free space at {path}: the repair needs {needed} bytes there, {available} \
          are free; nothing was changed"
@@ -105,12 +105,37 @@ fn check_space_with(
 ) -> Result<(), SpaceError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| SpaceError::Io { path, source }
+        move |cause| SpaceError::Io { path, cause }
     };
     let q = existing(quarantine_dir);
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).map_err(io_err(p));
     let same_fs = dev(data_dir)? == dev(q)?;
-    let need = space_needed(actions.iter().copied(), same_fs);
+    let mut need = space_needed(actions.iter().copied(), same_fs);
+    // A truncation copies at most the data the file holds: a long zero tail is only
+    // described, and holes stay holes in a copy. So a sparse giant's tail costs its
+    // allocated blocks at most, not its length.
+    for a in actions {
+        if let RepairAction::TruncateLog {
+            keep_len,
+            original_len,
+            ..
+        }
+        | RepairAction::TruncateIndex {
+            keep_len,
+            original_len,
+            ..
+        } = a
+        {
+            let cut = original_len.saturating_sub(*keep_len);
+            let path = data_dir.join(a.rel_path());
+            if let Ok(meta) = std::fs::metadata(&path) {
+                let allocated = meta.blocks().saturating_mul(512);
+                need.quarantine = need
+                    .quarantine
+                    .saturating_sub(cut.saturating_sub(allocated));
+            }
+        }
+    }
     let margin = |n: u64| if n == 0 { 0 } else { n + n / 100 + (1 << 20) };
     let wants: Vec<(&Path, u64)> = if same_fs {
         vec![(data_dir, margin(need.data + need.quarantine))]

@@ -87,9 +87,9 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LayoutError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(LayoutError::Io {
+        Err(cause) => Err(LayoutError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }),
     }
 }

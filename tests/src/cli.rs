@@ -97,6 +97,9 @@ where
 }
 
 /// Runs `cmd` (stdout and stderr captured) and returns its result and peak RSS.
+// The child is reaped by `wait4` below, which `Child::wait` cannot replace: only
+// `wait4` reports that one child's resource usage.
+#[allow(clippy::zombie_processes)]
 pub fn measured(mut cmd: Command) -> (Run, u64) {
     let mut child = cmd
         .stdout(Stdio::piped())

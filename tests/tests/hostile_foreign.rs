@@ -192,3 +192,20 @@ fn a_state_info_that_is_a_device_or_a_fifo_is_refused_without_reading_it() {
         }
     }
 }
+
+#[test]
+fn a_data_directory_linked_to_nowhere_is_not_a_first_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("local_data");
+    std::os::unix::fs::symlink(tmp.path().join("mnt/ssd/local_data"), &data).unwrap();
+    let state = tmp.path().join("state");
+    for (what, run) in every_command(&data, &state) {
+        assert_eq!(run.code, 2, "{what}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("symbolic link") && run.stderr.contains("mnt/ssd/local_data"),
+            "{what}: {}",
+            run.stderr
+        );
+        assert!(!state.exists(), "{what}");
+    }
+}

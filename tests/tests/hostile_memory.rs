@@ -131,3 +131,52 @@ fn a_config_file_must_be_a_regular_file_under_one_mib() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["mode"], "salvage");
 }
+
+#[test]
+fn a_sparse_giant_index_in_a_damaged_partition_costs_no_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let state = tmp.path().join("state");
+    let built = DataDirBuilder::new()
+        .partition(
+            PartitionSpec::new(0, 0, 0)
+                .messages(60, 100..200, 0)
+                .segment_size(4096)
+                .trailing_empty_pair(false),
+        )
+        .build(&data);
+    let p = &built.partitions[0];
+    assert!(p.segments.len() >= 2);
+    // Damage before the end (salvage re-lays from here) ...
+    let first = &p.segments[0];
+    let mut log = std::fs::read(&first.log_path).unwrap();
+    let mid = first.messages[1].start as usize + 60;
+    log[mid] ^= 0xff;
+    std::fs::write(&first.log_path, log).unwrap();
+    // ... and an index that says it holds 64 Mi entries of zeros.
+    let last = p.segments.last().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last.index_path)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let d = data.to_str().unwrap();
+    let (code, peak, stdout, stderr) = run_measured(&["check", "--data-dir", d]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("index-long"), "{stdout}");
+    assert!(peak < LIMIT, "check peaked at {} MiB", peak >> 20);
+    let (code, peak, stdout, stderr) = run_measured(&[
+        "recover",
+        "--mode",
+        "salvage",
+        "--data-dir",
+        d,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(peak < LIMIT, "recover peaked at {} MiB", peak >> 20);
+    let after = harness::warden(["check", "--data-dir", d]);
+    assert_eq!(after.code, 0, "{}", after.stdout);
+}

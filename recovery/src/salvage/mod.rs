@@ -39,11 +39,10 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot salvage from {}: {source}", crate::names::escaped(.path))]
+#[error("cannot salvage from {}: {cause}", crate::names::escaped(.path))]
 pub struct SalvageError {
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 /// A second copy of an offset that salvage does not keep. Its bytes stay in the
@@ -107,12 +106,15 @@ pub fn first_damaged(p: &PartitionAnalysis) -> Option<usize> {
     None
 }
 
-/// An index read once: its length, its XXH3, and its entries as (relative offset,
-/// end position).
+/// An index read once: its length, its XXH3, the entries that point to a valid
+/// message of its segment's log, as (relative offset, end position), and how many
+/// point nowhere. Memory is bounded by the log's messages, however long the index
+/// (a sparse-extended one holds any number of zero entries).
 struct IndexFile {
     len: u64,
     xxh3: u64,
-    entries: Vec<(u32, u32)>,
+    pointed: HashSet<(u32, u32)>,
+    ghosts: signatures::Ghosts,
 }
 
 /// One file of the region, read once.
@@ -233,8 +235,10 @@ fn read_segments(segments: &[SegmentAnalysis]) -> Result<Vec<RegionFile>, Salvag
     for seg in segments {
         let f = &seg.files;
         let start = f.key.start_offset;
+        let mut scanned = None;
         if f.log_len.is_some() {
             let log = scan_file(&f.log_path)?;
+            scanned = Some(out.len());
             out.push(RegionFile {
                 rel: f.key.rel_log(),
                 path: f.log_path.clone(),
@@ -244,7 +248,10 @@ fn read_segments(segments: &[SegmentAnalysis]) -> Result<Vec<RegionFile>, Salvag
             });
         }
         if f.index_len.is_some() {
-            let index = read_index(&f.index_path)?;
+            let log = scanned
+                .and_then(|i| out.get(i))
+                .and_then(|r| r.log.as_ref());
+            let index = read_index(&f.index_path, start, log)?;
             out.push(RegionFile {
                 rel: f.key.rel_index(),
                 path: f.index_path.clone(),
@@ -258,23 +265,29 @@ fn read_segments(segments: &[SegmentAnalysis]) -> Result<Vec<RegionFile>, Salvag
 }
 
 fn scan_file(path: &Path) -> Result<FileScan, SalvageError> {
-    let err = |source| SalvageError {
+    let err = |cause| SalvageError {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let file = File::open(path).map_err(err)?;
     let len = file.metadata().map_err(err)?.len();
     resync_scan(file, len).map_err(err)
 }
 
-fn read_index(path: &Path) -> Result<IndexFile, SalvageError> {
-    let err = |source| SalvageError {
+fn read_index(
+    path: &Path,
+    segment_start: u64,
+    log: Option<&FileScan>,
+) -> Result<IndexFile, SalvageError> {
+    let err = |cause| SalvageError {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
+    let real = signatures::entries_of(log, segment_start);
     let mut src = BufReader::with_capacity(1 << 20, File::open(path).map_err(err)?);
     let mut hasher = Xxh3::new();
-    let mut entries = Vec::new();
+    let mut pointed = HashSet::new();
+    let mut ghosts = signatures::Ghosts::default();
     let mut len = 0u64;
     let mut entry = [0u8; ENTRY_LEN];
     loop {
@@ -285,15 +298,23 @@ fn read_index(path: &Path) -> Result<IndexFile, SalvageError> {
             break;
         }
         let [a, b, c, d, e, f, g, h, ..] = entry;
-        entries.push((
+        let pair = (
             u32::from_le_bytes([a, b, c, d]),
             u32::from_le_bytes([e, f, g, h]),
-        ));
+        );
+        if real.contains(&pair) {
+            pointed.insert(pair);
+        } else {
+            ghosts.first.get_or_insert(ghosts.entries);
+            ghosts.count += 1;
+        }
+        ghosts.entries += 1;
     }
     Ok(IndexFile {
         len,
         xxh3: hasher.digest(),
-        entries,
+        pointed,
+        ghosts,
     })
 }
 
@@ -319,7 +340,7 @@ fn candidates(files: &[RegionFile]) -> Vec<Candidate> {
             .iter()
             .find(|i| i.index.is_some() && i.segment_start == f.segment_start)
             .and_then(|i| i.index.as_ref())
-            .map(|i| i.entries.iter().copied().collect())
+            .map(|i| i.pointed.clone())
             .unwrap_or_default();
         for m in &log.messages {
             let key = (
@@ -347,7 +368,7 @@ fn files_view(files: &[RegionFile]) -> Vec<signatures::FileView<'_>> {
             path: &f.path,
             segment_start: f.segment_start,
             log: f.log.as_ref(),
-            index: f.index.as_ref().map(|i| i.entries.as_slice()),
+            index: f.index.as_ref().map(|i| i.ghosts),
         })
         .collect()
 }

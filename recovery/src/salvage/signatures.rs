@@ -12,8 +12,35 @@ pub struct FileView<'a> {
     pub path: &'a Path,
     pub segment_start: u64,
     pub log: Option<&'a FileScan>,
-    /// Index entries as (relative offset, end position).
-    pub index: Option<&'a [(u32, u32)]>,
+    /// For an index: its entries that describe no valid message of the log.
+    pub index: Option<Ghosts>,
+}
+
+/// Index entries that describe no valid message of their segment's log, counted as
+/// the index is read (see `read_index`): the entries themselves are not kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ghosts {
+    /// Entries in the index.
+    pub entries: u64,
+    /// Entries that describe no valid message.
+    pub count: u64,
+    /// The number of the first such entry.
+    pub first: Option<u64>,
+}
+
+/// The index entries (relative offset, end position) the valid messages of `log`
+/// have, in a segment starting at `segment_start`.
+pub fn entries_of(log: Option<&FileScan>, segment_start: u64) -> HashSet<(u32, u32)> {
+    log.map(|l| {
+        l.messages
+            .iter()
+            .filter_map(|m| {
+                let rel = m.offset.checked_sub(segment_start)?;
+                Some((u32::try_from(rel).ok()?, u32::try_from(m.range.end).ok()?))
+            })
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 pub fn find(
@@ -39,32 +66,15 @@ pub fn find(
                 });
             }
         }
-        if let Some(entries) = f.index {
-            let log = files
-                .iter()
-                .find(|l| l.segment_start == f.segment_start)
-                .and_then(|l| l.log);
-            let real: HashSet<(u32, u32)> = log
-                .map(|l| {
-                    l.messages
-                        .iter()
-                        .filter_map(|m| {
-                            let rel = m.offset.checked_sub(f.segment_start)?;
-                            Some((u32::try_from(rel).ok()?, u32::try_from(m.range.end).ok()?))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let ghosts = entries.iter().position(|e| !real.contains(e));
-            if let Some(first) = ghosts {
-                let count = entries.iter().filter(|e| !real.contains(e)).count();
+        if let Some(ghosts) = f.index {
+            if let Some(first) = ghosts.first {
                 out.push(Problem {
                     kind: ProblemKind::GhostIndexEntries,
                     path: f.path.to_path_buf(),
-                    offset: Some(first as u64 * 16),
+                    offset: Some(first.saturating_mul(16)),
                     detail: format!(
-                        "{count} of {} index entries describe no valid message of the log",
-                        entries.len()
+                        "{} of {} index entries describe no valid message of the log",
+                        ghosts.count, ghosts.entries
                     ),
                     segment: segment(f.segment_start),
                 });
