@@ -5,16 +5,18 @@
 //! `manifest.json` describes them. The manifest is written last, through a temporary
 //! file and a rename, so a manifest that exists always describes bytes already on disk.
 
-use crate::fsops::{file_digest, FileOps};
+use crate::fsops::{file_digest, list_dir, read_small, FileOps, StdFs};
 use journal::{ByteRange, RelayOriginal, RepairAction, RepairId};
 use serde::{Deserialize, Serialize};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const BYTES: &str = "bytes";
 const MANIFEST_VERSION: u32 = 1;
+/// No manifest iggy-warden writes comes near this (a re-lay of thousands of files
+/// is a few hundred KiB); a larger one was not written by it.
+const MANIFEST_LIMIT: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
@@ -188,15 +190,16 @@ impl Quarantine {
             let name = whole_file_name(i);
             let dst = dir.join(&name);
             let expected = Some((f.len, f.xxh3));
-            if file_digest(&dst).map_err(io_err(&dst))? != expected {
+            if file_digest(fs, &dst).map_err(io_err(&dst))? != expected {
                 let src = data_dir.join(&f.path);
                 let _ = fs.remove_file(&dst);
                 // A hard link is the file itself: what the plan hashed moments ago
                 // while the data directory was not in use, so its length suffices.
                 // A copy is hashed as it is made.
                 let saved = match fs.hard_link(&src, &dst) {
-                    Ok(()) => fs::metadata(&dst)
-                        .map(|m| (m.len() == f.len).then_some((f.len, f.xxh3)))
+                    Ok(()) => fs
+                        .metadata(&dst)
+                        .map(|m| m.filter(|m| m.len() == f.len).map(|_| (f.len, f.xxh3)))
                         .map_err(io_err(&dst))?,
                     Err(_) => fs
                         .copy_range(&src, ByteRange::new(0, f.len), &dst)
@@ -258,7 +261,7 @@ impl Quarantine {
     /// The manifest of repair `id`, `None` when there is none yet.
     pub fn load(&self, id: RepairId) -> Result<Option<Manifest>, QuarantineError> {
         let path = self.repair_dir(id).join(MANIFEST);
-        let text = match fs::read(&path) {
+        let text = match read_small(&path, MANIFEST_LIMIT) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
@@ -351,19 +354,23 @@ impl Quarantine {
 
     /// The highest repair id that has a folder in the quarantine.
     pub fn highest_id(&self) -> Result<Option<RepairId>, QuarantineError> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&self.dir)(e)),
-        };
         let mut highest = None;
-        for entry in entries {
-            let entry = entry.map_err(io_err(&self.dir))?;
-            if let Some(id) = parse_folder_name(&entry.file_name().to_string_lossy()) {
+        for entry in self.entries()? {
+            if let Some(id) = parse_folder_name(&entry.name.to_string_lossy()) {
                 highest = highest.max(Some(id));
             }
         }
         Ok(highest)
+    }
+
+    /// Everything in the quarantine folder, whatever its kind: a name taken by a
+    /// symbolic link is taken too.
+    fn entries(&self) -> Result<Vec<crate::fsops::DirEntry>, QuarantineError> {
+        match list_dir(&self.dir) {
+            Ok(e) => Ok(e),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io_err(&self.dir)(e)),
+        }
     }
 
     /// The manifest of repair `id` when its saved bytes are complete and unchanged.
@@ -384,7 +391,7 @@ impl Quarantine {
         for (path, len, xxh3) in
             std::iter::once((self.bytes_path(m.repair), m.range.len(), m.xxh3)).chain(whole)
         {
-            let found = file_digest(&path).map_err(io_err(&path))?;
+            let found = file_digest(&StdFs, &path).map_err(io_err(&path))?;
             if found != Some((len, xxh3)) {
                 return Err(QuarantineError::BytesChanged {
                     path,
@@ -403,15 +410,9 @@ impl Quarantine {
 
     /// Every manifest in the quarantine, oldest repair first.
     pub fn list(&self) -> Result<Vec<Manifest>, QuarantineError> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&self.dir)(e)),
-        };
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err(&self.dir))?;
-            let Some(id) = parse_folder_name(&entry.file_name().to_string_lossy()) else {
+        for entry in self.entries()? {
+            let Some(id) = parse_folder_name(&entry.name.to_string_lossy()) else {
                 continue;
             };
             if let Some(m) = self.load(id)? {
@@ -452,7 +453,7 @@ fn parse_folder_name(name: &str) -> Option<RepairId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fsops::StdFs;
+    use std::fs;
 
     #[test]
     fn saving_under_an_id_that_holds_another_repair_is_refused_and_changes_nothing() {

@@ -36,7 +36,7 @@ impl Executor<'_> {
         let why = format!("restore of repair {target}");
         match &manifest.action {
             RepairAction::TruncateLog { .. } | RepairAction::TruncateIndex { .. } => {
-                let current = file_len(&path).map_err(io(&path))?;
+                let current = file_len(self.fs, &path).map_err(io(&path))?;
                 if current == Some(manifest.range.end) && self.tail_matches(&path, &manifest)? {
                     return Ok(manifest.range.len());
                 }
@@ -60,7 +60,7 @@ impl Executor<'_> {
             RepairAction::RewriteIndex {
                 new_len, new_xxh3, ..
             } => {
-                let current = file_digest(&path).map_err(io(&path))?;
+                let current = file_digest(self.fs, &path).map_err(io(&path))?;
                 let original =
                     (!manifest.created_file).then_some((manifest.range.len(), manifest.xxh3));
                 if current == original {
@@ -95,7 +95,7 @@ impl Executor<'_> {
                 }
             }
             RepairAction::QuarantineFile { .. } => {
-                let current = file_digest(&path).map_err(io(&path))?;
+                let current = file_digest(self.fs, &path).map_err(io(&path))?;
                 if current == Some((manifest.range.len(), manifest.xxh3)) {
                     return Ok(manifest.range.len());
                 }
@@ -120,7 +120,8 @@ impl Executor<'_> {
                 self.fs.rename(&tmp, &path).map_err(io(&path))?;
             }
             RepairAction::CreateDir { .. } => {
-                if path.is_dir() {
+                let found = self.fs.metadata(&path).map_err(io(&path))?;
+                if found.is_some_and(|m| m.is_dir()) {
                     self.fs.remove_dir(&path).map_err(|e| ExecError::Changed {
                         repair: id,
                         path: path.clone(),
@@ -143,7 +144,7 @@ impl Executor<'_> {
 
     /// Whether the bytes after the kept part of a truncated file are the quarantined ones.
     fn tail_matches(&self, path: &Path, m: &Manifest) -> Result<bool, ExecError> {
-        let digest = crate::fsops::range_digest(path, m.range).map_err(io(path))?;
+        let digest = crate::fsops::range_digest(self.fs, path, m.range).map_err(io(path))?;
         Ok(digest == Some(m.xxh3))
     }
 
@@ -155,10 +156,10 @@ impl Executor<'_> {
         start: u64,
         len: u64,
     ) -> Result<bool, ExecError> {
-        let appended =
-            crate::fsops::range_digest(path, ByteRange::new(start, len)).map_err(io(path))?;
-        let prefix =
-            crate::fsops::range_digest(saved, ByteRange::new(0, len - start)).map_err(io(saved))?;
+        let appended = crate::fsops::range_digest(self.fs, path, ByteRange::new(start, len))
+            .map_err(io(path))?;
+        let prefix = crate::fsops::range_digest(self.fs, saved, ByteRange::new(0, len - start))
+            .map_err(io(saved))?;
         Ok(appended.is_some() && appended == prefix)
     }
 
