@@ -176,8 +176,10 @@ fuzz_target!(|data: &[u8]| {
             offset_files: Vec::new(),
             stray_logs: Vec::new(),
             missing_offset_dirs: Vec::new(),
+            anomalies: Vec::new(),
         }],
         strays: Vec::new(),
+        anomalies: Vec::new(),
     };
     let Ok((analysis, _stats)) = analyze_guided(&data_dir, &known, &|_| {}) else {
         return;

@@ -5,11 +5,10 @@
 //! that the verdict (for `check`) and the planner (for `recover`) both consume.
 
 use crate::index::{IndexState, IndexVerifier};
-use crate::layout::{DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
+use crate::layout::{Anomaly, DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
 use crate::scan::{scan_log, scan_log_prefetched, ScanOutcome, ScanStart};
 use journal::{PartitionId, SegmentKey};
 use serde::Serialize;
-use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -64,6 +63,7 @@ pub struct PartitionAnalysis {
     pub offset_files: Vec<OffsetFile>,
     pub stray_logs: Vec<PathBuf>,
     pub missing_offset_dirs: Vec<PathBuf>,
+    pub anomalies: Vec<Anomaly>,
 }
 
 impl PartitionAnalysis {
@@ -86,6 +86,8 @@ pub struct Analysis {
     pub version: Option<String>,
     pub partitions: Vec<PartitionAnalysis>,
     pub strays: Vec<Stray>,
+    /// Links and files where folders belong, outside any partition folder read.
+    pub anomalies: Vec<Anomaly>,
 }
 
 impl Analysis {
@@ -114,6 +116,7 @@ pub fn analyze(dir: &DataDir, progress: &dyn Fn(u64)) -> Result<Analysis, Analyz
         version: dir.version.clone(),
         partitions,
         strays: dir.strays.clone(),
+        anomalies: dir.anomalies.clone(),
     })
 }
 
@@ -142,6 +145,7 @@ impl PartitionAnalysis {
             offset_files: p.offset_files.clone(),
             stray_logs: p.stray_logs.clone(),
             missing_offset_dirs: p.missing_offset_dirs.clone(),
+            anomalies: p.anomalies.clone(),
         }
     }
 }
@@ -175,7 +179,7 @@ pub fn analyze_segment(
         }
         _ => ScanStart::segment(segment_start),
     };
-    let mut log = File::open(&files.log_path).map_err(err(&files.log_path))?;
+    let mut log = crate::fsops::open_read(&files.log_path).map_err(err(&files.log_path))?;
     if start.position > 0 {
         log.seek(SeekFrom::Start(start.position))
             .map_err(err(&files.log_path))?;
@@ -195,7 +199,8 @@ pub fn analyze_segment(
             (scan, IndexState::Missing)
         }
         Some(len) => {
-            let mut idx = File::open(&files.index_path).map_err(err(&files.index_path))?;
+            let mut idx =
+                crate::fsops::open_read(&files.index_path).map_err(err(&files.index_path))?;
             let skip = (start.next_offset - segment_start).saturating_mul(16);
             idx.seek(SeekFrom::Start(skip))
                 .map_err(err(&files.index_path))?;

@@ -49,6 +49,8 @@ pub struct RepairOutcome {
     /// The problems found; when `refusals` is not empty, still there.
     pub problems: Vec<Problem>,
     pub refusals: Vec<Refusal>,
+    /// Problems of the layout outside any partition folder that need an operator.
+    pub layout_refusals: Vec<Problem>,
     pub ready_to_start: bool,
 }
 
@@ -87,6 +89,7 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         partitions: kept(&analysis),
         problems: the_plan.problems.clone(),
         refusals: the_plan.refusals.clone(),
+        layout_refusals: the_plan.layout_refusals.clone(),
         ready_to_start: false,
     };
     if the_plan.needs_operator() {

@@ -4,7 +4,7 @@ use crate::analyze::Analysis;
 use crate::layout::Stray;
 use crate::plan::{mode_counts, salvage_error, ModeCounts, PlanError};
 use crate::salvage::{first_damaged, salvage_partition};
-use crate::verdict::{judge_partition, Problem};
+use crate::verdict::{judge_layout, judge_partition, Problem};
 use journal::PartitionId;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -54,6 +54,7 @@ impl CheckReport {
             });
             problems.extend(found);
         }
+        problems.extend(judge_layout(a));
         Self {
             data_dir: a.root.clone(),
             version: a.version.clone(),

@@ -33,7 +33,6 @@ use layout::{choose, lay_out, Candidate};
 use resync::{resync_scan, FileScan};
 use serde::Serialize;
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
@@ -266,7 +265,7 @@ fn scan_file(path: &Path) -> Result<FileScan, SalvageError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(err)?;
+    let file = crate::fsops::open_read(path).map_err(err)?;
     let len = file.metadata().map_err(err)?.len();
     resync_scan(file, len).map_err(err)
 }
@@ -276,7 +275,7 @@ fn read_index(path: &Path) -> Result<IndexFile, SalvageError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut src = BufReader::with_capacity(1 << 20, File::open(path).map_err(err)?);
+    let mut src = BufReader::with_capacity(1 << 20, crate::fsops::open_read(path).map_err(err)?);
     let mut hasher = Xxh3::new();
     let mut entries = Vec::new();
     let mut len = 0u64;
