@@ -34,7 +34,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
-    let layout = discover(&args.data_dir).context("cannot check the data directory")?;
+    let data_dir = crate::config::resolved(&args.data_dir);
+    let layout = discover(&data_dir).context("cannot check the data directory")?;
     let progress = Progress::new("scanning");
     progress.start(layout.log_bytes());
     let analysis =

@@ -26,10 +26,11 @@ pub struct Session {
 
 impl Session {
     pub fn open(args: &DirArgs) -> anyhow::Result<Self> {
-        let dirs = args.resolve()?;
+        let mut dirs = args.resolve()?;
         std::fs::create_dir_all(&dirs.state_dir).with_context(|| {
             format!("cannot create state directory {}", dirs.state_dir.display())
         })?;
+        dirs.state_dir = crate::config::resolved(&dirs.state_dir);
         let lease = request_journal(&dirs.state_dir)?;
         let path = dirs.state_dir.join("journal");
         let (journal, history_usable) = match Journal::open(&path) {
