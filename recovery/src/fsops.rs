@@ -185,10 +185,11 @@ impl FileOps for StdFs {
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         let (dir, name) = open_parent(path)?;
-        rfs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(|e| match e {
-            Errno::NOTDIR => refused_link(),
-            e => e.into(),
-        })
+        match rfs::unlinkat(&dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(()),
+            Err(Errno::NOTDIR) if is_link_at(dir.as_fd(), name) => Err(refused_link()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
