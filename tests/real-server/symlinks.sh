@@ -15,8 +15,9 @@
 # Prints one line per case. Last run (iggy-server 0.6.0): the server served every
 # message and took the appends in none, part-link, streams-link, log-link and
 # offsets-link; it failed to start in offsets-file (CannotReadConsumerOffsets) and
-# part-file (CannotReadPartitions). `check` says not ready on every case but none's
-# two findings fixed (symlink or not-a-folder).
+# part-file (CannotReadPartitions). `check` said ready on none and named every other
+# case: symlink (log-link also log-missing, since it reads no log through a link) or
+# not-a-folder.
 #
 # Not part of CI; needs the same variables as judge.sh (IGGY_SERVER, IGGY_CLI,
 # IGGY_SERVER_CONFIG). PORT defaults to 8390.
