@@ -35,11 +35,12 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
-    let root = classify_root(&args.data_dir).context("cannot check the data directory")?;
+    let data_dir = crate::config::resolved(&args.data_dir);
+    let root = classify_root(&data_dir).context("cannot check the data directory")?;
     if let Root::Fresh { why } = root {
         return Ok(CheckReport::nothing_to_check(&args.data_dir, why));
     }
-    let layout = discover(&args.data_dir).context("cannot check the data directory")?;
+    let layout = discover(&data_dir).context("cannot check the data directory")?;
     let progress = Progress::new("scanning");
     progress.start(layout.log_bytes());
     let analysis =

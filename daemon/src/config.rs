@@ -139,8 +139,8 @@ impl DirArgs {
         };
         refuse_inside(&data_dir, &state_dir)?;
         Ok(Dirs {
-            data_dir,
-            state_dir,
+            data_dir: resolved(&data_dir),
+            state_dir: resolved(&state_dir),
             file,
         })
     }
@@ -183,6 +183,13 @@ fn default_state_dir(
 fn first_of_list(list: &std::ffi::OsStr) -> PathBuf {
     let text = list.to_string_lossy();
     PathBuf::from(text.split(':').next().unwrap_or_default())
+}
+
+/// `path` with every symbolic link on the way resolved, once, at start: from then on
+/// nothing follows a link (`local_data → /mnt/ssd/…` is common). A path that does not
+/// exist (yet) stays as given.
+pub fn resolved(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn refuse_inside(data_dir: &Path, state_dir: &Path) -> anyhow::Result<()> {

@@ -138,6 +138,9 @@ pub fn print_outcome(o: &RepairOutcome) {
             println!("  {p}");
         }
     }
+    for p in &o.layout_refusals {
+        println!("the data directory needs an operator: {p}");
+    }
     for p in &o.partitions {
         println!(
             "partition {}: {} messages kept",

@@ -123,7 +123,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
                 None => println!("state files need an operator: {}", r.why),
             }
         }
-        if the_plan.actions.is_empty() && the_plan.refusals.is_empty() && pending.is_empty() {
+        for p in &the_plan.layout_refusals {
+            println!("the data directory needs an operator: {p}");
+        }
+        if the_plan.actions.is_empty() && !the_plan.needs_operator() && pending.is_empty() {
             println!("nothing to repair");
         } else {
             println!("dry run: nothing changed; pass --apply to execute");

@@ -29,10 +29,11 @@ pub struct Session {
 impl Session {
     /// For commands that change files: the journal, opened in place.
     pub fn open(args: &DirArgs) -> anyhow::Result<Self> {
-        let dirs = args.resolve()?;
+        let mut dirs = args.resolve()?;
         std::fs::create_dir_all(&dirs.state_dir).with_context(|| {
             format!("cannot create state directory {}", escaped(&dirs.state_dir))
         })?;
+        dirs.state_dir = crate::config::resolved(&dirs.state_dir);
         Self::with(dirs, Access::Borrow)
     }
 

@@ -176,9 +176,11 @@ fuzz_target!(|data: &[u8]| {
             offset_files: Vec::new(),
             stray_logs: Vec::new(),
             missing_offset_dirs: Vec::new(),
+            anomalies: Vec::new(),
         }],
         strays: Vec::new(),
         state: Default::default(),
+        anomalies: Vec::new(),
     };
     let Ok((analysis, _stats)) = analyze_guided(&data_dir, &known, &|_| {}) else {
         return;

@@ -5,12 +5,11 @@
 //! that the verdict (for `check`) and the planner (for `recover`) both consume.
 
 use crate::index::{IndexState, IndexVerifier};
-use crate::layout::{DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
+use crate::layout::{Anomaly, DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
 use crate::scan::{scan_log, scan_log_prefetched, ScanOutcome, ScanStart};
 use crate::state_check::StateInspection;
 use journal::{PartitionId, SegmentKey};
 use serde::Serialize;
-use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -67,6 +66,7 @@ pub struct PartitionAnalysis {
     pub stray_logs: Vec<PathBuf>,
     #[serde(serialize_with = "crate::names::serialize_paths")]
     pub missing_offset_dirs: Vec<PathBuf>,
+    pub anomalies: Vec<Anomaly>,
 }
 
 impl PartitionAnalysis {
@@ -92,6 +92,8 @@ pub struct Analysis {
     pub strays: Vec<Stray>,
     /// The state files, as discovery found them.
     pub state: StateInspection,
+    /// Links and files where folders belong, outside any partition folder read.
+    pub anomalies: Vec<Anomaly>,
 }
 
 impl Analysis {
@@ -121,6 +123,7 @@ pub fn analyze(dir: &DataDir, progress: &dyn Fn(u64)) -> Result<Analysis, Analyz
         partitions,
         strays: dir.strays.clone(),
         state: dir.state.clone(),
+        anomalies: dir.anomalies.clone(),
     })
 }
 
@@ -149,6 +152,7 @@ impl PartitionAnalysis {
             offset_files: p.offset_files.clone(),
             stray_logs: p.stray_logs.clone(),
             missing_offset_dirs: p.missing_offset_dirs.clone(),
+            anomalies: p.anomalies.clone(),
         }
     }
 }
@@ -182,7 +186,7 @@ pub fn analyze_segment(
         }
         _ => ScanStart::segment(segment_start),
     };
-    let mut log = File::open(&files.log_path).map_err(err(&files.log_path))?;
+    let mut log = crate::fsops::open_read(&files.log_path).map_err(err(&files.log_path))?;
     if start.position > 0 {
         log.seek(SeekFrom::Start(start.position))
             .map_err(err(&files.log_path))?;
@@ -202,7 +206,8 @@ pub fn analyze_segment(
             (scan, IndexState::Missing)
         }
         Some(len) => {
-            let mut idx = File::open(&files.index_path).map_err(err(&files.index_path))?;
+            let mut idx =
+                crate::fsops::open_read(&files.index_path).map_err(err(&files.index_path))?;
             let skip = (start.next_offset - segment_start).saturating_mul(16);
             idx.seek(SeekFrom::Start(skip))
                 .map_err(err(&files.index_path))?;

@@ -229,7 +229,7 @@ impl Executor<'_> {
     ) -> Result<u64, ExecError> {
         let path = self.data_dir.join(rel);
         let range = ByteRange::new(keep_len, original_len);
-        match file_len(&path).map_err(io_err(&path))? {
+        match file_len(self.fs, &path).map_err(io_err(&path))? {
             Some(len) if len == original_len => {
                 self.quarantine.save(
                     self.fs,
@@ -266,7 +266,7 @@ impl Executor<'_> {
     ) -> Result<u64, ExecError> {
         let rel = segment.rel_index();
         let path = self.data_dir.join(&rel);
-        let current = file_digest(&path).map_err(io_err(&path))?;
+        let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
         if current == Some((new_len, new_xxh3)) && self.quarantine.load_verified(id)?.is_some() {
             return Ok(original_len.unwrap_or(0));
         }
@@ -290,14 +290,19 @@ impl Executor<'_> {
             original_len.is_none(),
         )?;
         let log = self.data_dir.join(segment.rel_log());
-        let log_len = file_len(&log)
+        let log_len = file_len(self.fs, &log)
             .map_err(io_err(&log))?
             .ok_or_else(|| self.changed(id, &log, "a log to index".into(), None))?;
         let tmp = temp_index_path(&path);
+        let source = self.fs.open_read(&log).map_err(io_err(&log))?;
         let mut digest = None;
+        let mut source = Some(source);
         self.fs
             .write_file(&tmp, &mut |w| {
-                digest = Some(rebuild_index(&log, segment.start_offset, log_len, w)?);
+                let src = source
+                    .take()
+                    .ok_or_else(|| io::Error::other("index written twice"))?;
+                digest = Some(rebuild_index(src, &log, segment.start_offset, log_len, w)?);
                 Ok(())
             })
             .map_err(io_err(&tmp))?;
@@ -324,7 +329,7 @@ impl Executor<'_> {
         len: u64,
     ) -> Result<u64, ExecError> {
         let path = self.data_dir.join(rel);
-        match file_len(&path).map_err(io_err(&path))? {
+        match file_len(self.fs, &path).map_err(io_err(&path))? {
             Some(found) if found == len => {
                 let range = ByteRange::new(0, len);
                 self.quarantine.save(
@@ -359,7 +364,8 @@ impl Executor<'_> {
         let range = ByteRange::new(0, 0);
         self.quarantine
             .save(self.fs, id, action, reason, self.data_dir, rel, range, true)?;
-        if !path.is_dir() {
+        let is_dir = self.fs.metadata(&path).map_err(io_err(&path))?;
+        if !is_dir.is_some_and(|m| m.is_dir()) {
             self.fs.create_dir_all(&path).map_err(io_err(&path))?;
             self.sync_parent(&path)?;
         }

@@ -1,30 +1,69 @@
-//! The file operations a repair performs, behind a trait so tests can stop the
-//! executor between any two of them (as tikv/raft-engine injects file faults).
+//! The one way in to files: every read and write of the data and state directories
+//! goes through here, and nothing here follows a symbolic link.
+//!
+//! A path is opened with `openat2(RESOLVE_NO_SYMLINKS)` where the kernel has it
+//! (Linux 5.6), else by walking it one component at a time with
+//! `openat(O_NOFOLLOW)` from `/`: a symbolic link anywhere in it is refused, whatever
+//! it points to. So callers must pass paths whose directories are real folders: the
+//! commands resolve the data and state directories once at start
+//! (`local_data → /mnt/ssd/…` is common) and work below the resolved paths. Renames,
+//! removals, links and new folders act on an entry of a folder opened that way
+//! (`renameat`, `unlinkat`, `linkat`, `mkdirat`), and none replaces or removes a
+//! symbolic link. New files are created with `O_EXCL`, after removing a stale regular
+//! file of the same name; a name that is anything else is refused. Files are opened
+//! with `O_NONBLOCK` (a FIFO planted under a file's name cannot hang a run) and must
+//! be regular files. A file cut or appended in place must have one name only: a hard
+//! link to it elsewhere would change too.
+//!
+//! Owners and modes: `recover` runs as root before iggy-server starts, and the server
+//! must still append to what it writes. A new file or folder takes the owner of its
+//! folder (and, for a file, the folder's mode without execute bits); a file renamed
+//! over another takes the owner and mode of the one it replaces.
+//!
+//! The repair executor uses these through the [`FileOps`] trait, so tests can stop it
+//! between any two operations or fail any of them, reads included (as
+//! tikv/raft-engine's `FileSystem` seam). Discovery and the analysis call the free
+//! functions [`open_read`], [`metadata`] and [`list_dir`] directly.
 //!
 //! Every operation that writes also makes its result durable (fsync of the file) before
 //! it returns; directory entries are made durable by an explicit [`FileOps::sync_dir`].
 
 use journal::ByteRange;
-use std::fs::{self, File, OpenOptions};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, CWD};
+use rustix::io::Errno;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path};
+use std::sync::atomic::{AtomicBool, Ordering};
 use xxhash_rust::xxh3::Xxh3;
 
 pub trait FileOps {
-    /// Copies `range` of `src` into a new file `dst` (replacing it), fsyncs `dst`, and
-    /// returns the XXH3-64 of the bytes copied. Fails if `src` is shorter than `range`.
-    /// Holes of `src` stay holes in `dst`.
+    /// Opens a regular file for reading.
+    fn open_read(&self, path: &Path) -> io::Result<File> {
+        open_read(path)
+    }
+    /// What `path` itself is (a symbolic link is reported as one, not followed);
+    /// `None` when nothing is there.
+    fn metadata(&self, path: &Path) -> io::Result<Option<fs::Metadata>> {
+        metadata(path)
+    }
+    /// Copies `range` of `src` into a new file `dst` (replacing a regular file of
+    /// that name), fsyncs `dst`, and returns the XXH3-64 of the bytes copied. Fails if
+    /// `src` is shorter than `range`. Holes of `src` stay holes in `dst`.
     fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64>;
     /// Appends all of `src` to `dst` and fsyncs `dst`.
     fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()>;
-    /// Creates `dst` (replacing it) with a copy of `src`, then fsyncs it.
+    /// Creates `dst` (replacing a regular file of that name) with a copy of `src`,
+    /// then fsyncs it.
     fn append_into_new(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        self.write_file(dst, &mut |w| {
-            let mut input = File::open(src)?;
-            io::copy(&mut input, w).map(|_| ())
-        })
+        let mut input = self.open_read(src)?;
+        self.write_file(dst, &mut |w| io::copy(&mut input, w).map(|_| ()))
     }
-    /// Creates `dst` (replacing it) with what `fill` writes, then fsyncs it.
+    /// Creates `dst` (replacing a regular file of that name) with what `fill`
+    /// writes, then fsyncs it.
     fn write_file(
         &self,
         dst: &Path,
@@ -33,11 +72,15 @@ pub trait FileOps {
     /// Sets `path`'s length to `len` and fsyncs it: cuts it, or (restoring a zero run)
     /// extends it with zero bytes, as a hole.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Renames the regular file `from` to `to`, which must be missing or a regular
+    /// file; it takes the owner and mode of the file it replaces.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-    /// A second name `dst` for the file `src` (same file system only), then fsyncs
-    /// the file: its bytes may not have been durable before.
+    /// A second name `dst` for the regular file `src` (same file system only), then
+    /// fsyncs the file: its bytes may not have been durable before.
     fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()>;
+    /// Removes a regular file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Creates a folder and the missing folders above it, each owned like its parent.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Removes an empty folder.
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
@@ -47,15 +90,15 @@ pub trait FileOps {
     fn step(&self, _what: &str) {}
 }
 
-/// The real file system.
+/// The real file system, following no symbolic link.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdFs;
 
 impl FileOps for StdFs {
     fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
         use std::os::unix::fs::FileExt;
-        let input = File::open(src)?;
-        let out = File::create(dst)?;
+        let input = open_read(src)?;
+        let out = create_new(dst)?;
         let short = |at: u64| {
             io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -105,8 +148,8 @@ impl FileOps for StdFs {
     }
 
     fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        let mut input = File::open(src)?;
-        let mut out = OpenOptions::new().append(true).open(dst)?;
+        let mut input = open_read(src)?;
+        let mut out = open_in_place(dst, OFlags::WRONLY | OFlags::APPEND)?;
         io::copy(&mut input, &mut out)?;
         out.sync_all()
     }
@@ -116,7 +159,7 @@ impl FileOps for StdFs {
         dst: &Path,
         fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
     ) -> io::Result<()> {
-        let file = File::create(dst)?;
+        let file = create_new(dst)?;
         let mut out = io::BufWriter::with_capacity(1 << 16, file);
         fill(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
@@ -124,34 +167,66 @@ impl FileOps for StdFs {
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        let file = OpenOptions::new().write(true).open(path)?;
+        let file = open_in_place(path, OFlags::WRONLY)?;
         file.set_len(len)?;
         file.sync_all()
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
+        let (from_dir, from_name) = open_parent(from)?;
+        let (to_dir, to_name) = open_parent(to)?;
+        let moved = File::from(openat_nofollow(
+            from_dir.as_fd(),
+            from_name,
+            OFlags::RDONLY | OFlags::NONBLOCK,
+        )?);
+        require_regular(&rfs::fstat(&moved)?)?;
+        match lstat_at(to_dir.as_fd(), to_name)? {
+            None => {}
+            Some(st) if is_regular(&st) => {
+                adopt_owner(&moved, from, st.st_uid, st.st_gid, st.st_mode & 0o7777)?
+            }
+            Some(st) => return Err(refuse_to_replace(&st)),
+        }
+        rfs::renameat(&from_dir, from_name, &to_dir, to_name)?;
+        Ok(())
     }
 
     fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        fs::hard_link(src, dst)?;
-        File::open(dst)?.sync_all()
+        let (src_dir, src_name) = open_parent(src)?;
+        match lstat_at(src_dir.as_fd(), src_name)? {
+            Some(st) => require_regular(&st)?,
+            None => return Err(io::ErrorKind::NotFound.into()),
+        }
+        let (dst_dir, dst_name) = open_parent(dst)?;
+        rfs::linkat(&src_dir, src_name, &dst_dir, dst_name, AtFlags::empty())?;
+        open_read(dst)?.sync_all()
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
+        let (dir, name) = open_parent(path)?;
+        match lstat_at(dir.as_fd(), name)? {
+            None => Err(io::ErrorKind::NotFound.into()),
+            Some(st) if is_regular(&st) => Ok(rfs::unlinkat(&dir, name, AtFlags::empty())?),
+            Some(st) => Err(refuse_to_replace(&st)),
+        }
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(path)
+        create_dir_all(path)
     }
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        fs::remove_dir(path)
+        let (dir, name) = open_parent(path)?;
+        match rfs::unlinkat(&dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(()),
+            Err(Errno::NOTDIR) if is_link_at(dir.as_fd(), name) => Err(refused_link()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        File::from(open_nofollow(dir, OFlags::RDONLY | OFlags::DIRECTORY)?).sync_all()
     }
 }
 
@@ -209,7 +284,7 @@ fn seek_kind(file: &File, pos: u64, whence: i32) -> io::Result<Option<u64>> {
 /// (holes are zeros); `None` when the file is missing or shorter than the range.
 pub fn is_zero_range(path: &Path, range: ByteRange) -> io::Result<Option<bool>> {
     use std::os::unix::fs::FileExt;
-    let Some(file) = open_existing(path)? else {
+    let Some(file) = open_existing(&StdFs, path)? else {
         return Ok(None);
     };
     if file.metadata()?.len() < range.end {
@@ -243,6 +318,365 @@ pub fn is_zero_range(path: &Path, range: ByteRange) -> io::Result<Option<bool>> 
     Ok(Some(true))
 }
 
+/// The error for a symbolic link in the way.
+#[derive(Debug)]
+struct SymlinkRefused;
+
+impl std::fmt::Display for SymlinkRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a symbolic link is in the way, and iggy-warden follows none")
+    }
+}
+
+impl std::error::Error for SymlinkRefused {}
+
+fn refused_link() -> io::Error {
+    io::Error::other(SymlinkRefused)
+}
+
+/// Whether `e` is the refusal to follow a symbolic link.
+pub fn is_symlink_refusal(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<SymlinkRefused>())
+}
+
+fn kind_name(st: &rfs::Stat) -> &'static str {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => "a regular file",
+        FileType::Directory => "a folder",
+        FileType::Symlink => "a symbolic link",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice | FileType::BlockDevice => "a device",
+        FileType::Unknown => "of an unknown kind",
+    }
+}
+
+fn is_regular(st: &rfs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+}
+
+fn require_regular(st: &rfs::Stat) -> io::Result<()> {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => Ok(()),
+        FileType::Symlink => Err(refused_link()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}, not a regular file", kind_name(st)),
+        )),
+    }
+}
+
+fn refuse_to_replace(st: &rfs::Stat) -> io::Error {
+    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        return refused_link();
+    }
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{} is there, not a regular file: refusing to replace it",
+            kind_name(st)
+        ),
+    )
+}
+
+/// Whether `openat2` is worth trying: cleared once it says the kernel lacks it.
+static OPENAT2: AtomicBool = AtomicBool::new(true);
+
+fn map_errno(e: Errno) -> io::Error {
+    match e {
+        Errno::LOOP => refused_link(),
+        e => e.into(),
+    }
+}
+
+/// Opens `path` with `flags`, following no symbolic link in any component.
+fn open_nofollow(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if OPENAT2.load(Ordering::Relaxed) {
+        let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        match rfs::openat2(CWD, path, flags, Mode::empty(), resolve) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::NOSYS) => OPENAT2.store(false, Ordering::Relaxed),
+            // Filtered by a seccomp profile, a flag this kernel lacks, or a rename
+            // race: the walk below gives the same answer one step at a time.
+            Err(Errno::PERM | Errno::INVAL | Errno::AGAIN) => {}
+            // O_DIRECTORY on a link to a folder.
+            Err(Errno::NOTDIR) if fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) => {
+                return Err(refused_link())
+            }
+            Err(e) => return Err(map_errno(e)),
+        }
+    }
+    walk_open(path, flags)
+}
+
+/// [`open_nofollow`] without `openat2`: one `openat(O_NOFOLLOW)` per component.
+fn walk_open(path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let mut absolute = false;
+    let mut names: Vec<&OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir => absolute = true,
+            Component::CurDir => {}
+            Component::ParentDir => names.push(OsStr::new("..")),
+            Component::Normal(n) => names.push(n),
+            Component::Prefix(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a path prefix that Unix does not have",
+                ))
+            }
+        }
+    }
+    let start = if absolute { "/" } else { "." };
+    let Some((last, dirs)) = names.split_last() else {
+        return Ok(rfs::openat(CWD, start, flags, Mode::empty())?);
+    };
+    let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
+    let mut dir = rfs::openat(CWD, start, dir_flags | OFlags::CLOEXEC, Mode::empty())?;
+    for name in dirs {
+        let next = openat_nofollow(dir.as_fd(), name, dir_flags)?;
+        // O_PATH with O_NOFOLLOW would open a link itself: never walk on from one.
+        if FileType::from_raw_mode(rfs::fstat(&next)?.st_mode) != FileType::Directory {
+            return Err(refused_link());
+        }
+        dir = next;
+    }
+    openat_nofollow(dir.as_fd(), last, flags)
+}
+
+fn openat_nofollow(dir: BorrowedFd<'_>, name: &OsStr, flags: OFlags) -> io::Result<OwnedFd> {
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rfs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::NOTDIR) if is_link_at(dir, name) => Err(refused_link()),
+        Err(e) => Err(map_errno(e)),
+    }
+}
+
+fn is_link_at(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
+    rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+}
+
+/// What the entry `name` of `dir` itself is; `None` when there is none.
+fn lstat_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Option<rfs::Stat>> {
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The folder holding `path`, opened without following links, and `path`'s name in it.
+fn open_parent(path: &Path) -> io::Result<(OwnedFd, &OsStr)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = open_nofollow(parent, OFlags::PATH | OFlags::DIRECTORY)?;
+    Ok((dir, name))
+}
+
+/// Opens a regular file for reading, following no symbolic link.
+pub fn open_read(path: &Path) -> io::Result<File> {
+    let file = File::from(open_nofollow(path, OFlags::RDONLY | OFlags::NONBLOCK)?);
+    require_regular(&rfs::fstat(&file)?)?;
+    Ok(file)
+}
+
+/// Reads a whole regular file of at most `limit` bytes.
+pub fn read_small(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let file = open_read(path)?;
+    let mut out = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("longer than {limit} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+/// What `path` itself is, a symbolic link reported as one; `None` when nothing is
+/// there. No link is followed on the way.
+pub fn metadata(path: &Path) -> io::Result<Option<fs::Metadata>> {
+    match open_nofollow(path, OFlags::PATH) {
+        Ok(fd) => File::from(fd).metadata().map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a listing says of one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file, with its length.
+    File(u64),
+    Dir,
+    Symlink,
+    /// A FIFO, socket or device.
+    Other,
+}
+
+/// One entry of a folder.
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub name: OsString,
+    pub kind: EntryKind,
+}
+
+/// The entries of folder `dir` (without `.` and `..`), unsorted. Only regular files
+/// are stat'ed (for their length); the kind of the others comes with the listing.
+pub fn list_dir(dir: &Path) -> io::Result<Vec<DirEntry>> {
+    let fd = open_nofollow(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
+    let listing = rfs::Dir::read_from(&fd)?;
+    let mut out = Vec::new();
+    for entry in listing {
+        let entry = entry?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        let mut kind = entry.file_type();
+        let mut len = 0;
+        if matches!(kind, FileType::RegularFile | FileType::Unknown) {
+            match lstat_at(fd.as_fd(), name)? {
+                Some(st) => {
+                    kind = FileType::from_raw_mode(st.st_mode);
+                    len = u64::try_from(st.st_size).unwrap_or(0);
+                }
+                // Removed since the listing.
+                None => continue,
+            }
+        }
+        let kind = match kind {
+            FileType::RegularFile => EntryKind::File(len),
+            FileType::Directory => EntryKind::Dir,
+            FileType::Symlink => EntryKind::Symlink,
+            _ => EntryKind::Other,
+        };
+        out.push(DirEntry {
+            name: name.to_os_string(),
+            kind,
+        });
+    }
+    Ok(out)
+}
+
+/// Opens a file to change it in place: a regular file with no other name.
+fn open_in_place(path: &Path, flags: OFlags) -> io::Result<File> {
+    let file = File::from(open_nofollow(path, flags | OFlags::NONBLOCK)?);
+    let st = rfs::fstat(&file)?;
+    require_regular(&st)?;
+    if st.st_nlink > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "it has {} hard links: changing it would change the file under its other \
+                 names too",
+                st.st_nlink
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// Creates `path` with `O_EXCL`, after removing a stale regular file of that name;
+/// anything else there (a symbolic link above all) is refused. The new file takes
+/// its folder's owner, and its mode without execute bits.
+fn create_new(path: &Path) -> io::Result<File> {
+    let (dir, name) = open_parent(path)?;
+    match lstat_at(dir.as_fd(), name)? {
+        None => {}
+        Some(st) if is_regular(&st) => rfs::unlinkat(&dir, name, AtFlags::empty())?,
+        Some(st) => return Err(refuse_to_replace(&st)),
+    }
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+    let fd = rfs::openat(
+        &dir,
+        name,
+        flags | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(map_errno)?;
+    let file = File::from(fd);
+    let folder = rfs::fstat(&dir)?;
+    adopt_owner(
+        &file,
+        path,
+        folder.st_uid,
+        folder.st_gid,
+        folder.st_mode & 0o666,
+    )?;
+    Ok(file)
+}
+
+/// Creates `path` and the folders missing above it; each new folder takes the owner
+/// and mode of the folder it is made in.
+fn create_dir_all(path: &Path) -> io::Result<()> {
+    match open_nofollow(path, OFlags::PATH | OFlags::DIRECTORY) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all(parent)?;
+    }
+    let (dir, name) = open_parent(path)?;
+    match rfs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) => {}
+        // Made by someone else meanwhile: fine if it is a real folder.
+        Err(Errno::EXIST) => {
+            return open_nofollow(path, OFlags::PATH | OFlags::DIRECTORY).map(|_| ())
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let parent = rfs::fstat(&dir)?;
+    let made = File::from(openat_nofollow(
+        dir.as_fd(),
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY,
+    )?);
+    adopt_owner(
+        &made,
+        path,
+        parent.st_uid,
+        parent.st_gid,
+        parent.st_mode & 0o7777,
+    )
+}
+
+/// Gives `file` this owner and mode. Changing the owner needs root: without it, a
+/// file stays the caller's (with a warning), which is all an unprivileged caller
+/// can write anyway.
+fn adopt_owner(file: &File, path: &Path, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
+    let st = rfs::fstat(file)?;
+    if (st.st_uid, st.st_gid) != (uid, gid) {
+        let owner = (st.st_uid != uid).then(|| rfs::Uid::from_raw(uid));
+        let group = (st.st_gid != gid).then(|| rfs::Gid::from_raw(gid));
+        match rfs::fchown(file, owner, group) {
+            Ok(()) => {}
+            Err(Errno::PERM) => tracing::warn!(
+                path = %path.display(),
+                uid,
+                gid,
+                "cannot give the new file its folder's or predecessor's owner (not root)"
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if st.st_mode & 0o7777 != mode {
+        rfs::fchmod(file, Mode::from_raw_mode(mode))?;
+    }
+    Ok(())
+}
+
 /// Reads `input` to its end in large chunks, handing each to `sink`; returns the
 /// bytes read and their XXH3-64.
 fn hash_all(
@@ -267,8 +701,8 @@ fn hash_all(
     Ok((len, hasher.digest()))
 }
 
-fn open_existing(path: &Path) -> io::Result<Option<File>> {
-    match File::open(path) {
+fn open_existing(fs: &dyn FileOps, path: &Path) -> io::Result<Option<File>> {
+    match fs.open_read(path) {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -276,16 +710,16 @@ fn open_existing(path: &Path) -> io::Result<Option<File>> {
 }
 
 /// Length and XXH3-64 of a whole file, `None` when it does not exist.
-pub fn file_digest(path: &Path) -> io::Result<Option<(u64, u64)>> {
-    let Some(file) = open_existing(path)? else {
+pub fn file_digest(fs: &dyn FileOps, path: &Path) -> io::Result<Option<(u64, u64)>> {
+    let Some(file) = open_existing(fs, path)? else {
         return Ok(None);
     };
     hash_all(file, |_| Ok(())).map(Some)
 }
 
 /// XXH3-64 of `range` of a file; `None` when the file is missing or shorter.
-pub fn range_digest(path: &Path, range: ByteRange) -> io::Result<Option<u64>> {
-    let Some(mut file) = open_existing(path)? else {
+pub fn range_digest(fs: &dyn FileOps, path: &Path, range: ByteRange) -> io::Result<Option<u64>> {
+    let Some(mut file) = open_existing(fs, path)? else {
         return Ok(None);
     };
     file.seek(SeekFrom::Start(range.start))?;
@@ -293,18 +727,131 @@ pub fn range_digest(path: &Path, range: ByteRange) -> io::Result<Option<u64>> {
     Ok((len == range.len()).then_some(digest))
 }
 
-/// Length of a file, `None` when it does not exist.
-pub fn file_len(path: &Path) -> io::Result<Option<u64>> {
-    match fs::metadata(path) {
-        Ok(m) => Ok(Some(m.len())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// Length of a regular file, `None` when nothing is there; anything else (a symbolic
+/// link, a folder) is an error.
+pub fn file_len(fs: &dyn FileOps, path: &Path) -> io::Result<Option<u64>> {
+    match fs.metadata(path)? {
+        None => Ok(None),
+        Some(m) if m.is_file() => Ok(Some(m.len())),
+        Some(m) if m.is_symlink() => Err(refused_link()),
+        Some(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+
+    /// Every opener, with `openat2` and with the walk.
+    fn both_ways(check: impl Fn()) {
+        check();
+        OPENAT2.store(false, Ordering::Relaxed);
+        check();
+        OPENAT2.store(true, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn no_opener_follows_a_link_in_any_component() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir(root.join("real")).unwrap();
+        fs::write(root.join("real/f"), b"secret").unwrap();
+        symlink(root.join("real"), root.join("dir-link")).unwrap();
+        symlink(root.join("real/f"), root.join("file-link")).unwrap();
+        both_ways(|| {
+            assert_eq!(read_small(&root.join("real/f"), 100).unwrap(), b"secret");
+            for path in [root.join("dir-link/f"), root.join("file-link")] {
+                let e = open_read(&path).unwrap_err();
+                assert!(is_symlink_refusal(&e), "{}: {e}", path.display());
+            }
+            let e = list_dir(&root.join("dir-link")).unwrap_err();
+            assert!(is_symlink_refusal(&e), "{e}");
+            assert!(metadata(&root.join("file-link"))
+                .unwrap()
+                .unwrap()
+                .is_symlink());
+            assert!(metadata(&root.join("dir-link/f")).is_err());
+            assert!(metadata(&root.join("missing")).unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn writes_refuse_links_and_leave_their_targets_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let outside = root.join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("target"), b"keep me").unwrap();
+        fs::create_dir(root.join("d")).unwrap();
+        symlink(outside.join("target"), root.join("d/link")).unwrap();
+        symlink(&outside, root.join("d/dir-link")).unwrap();
+        fs::write(root.join("d/src"), b"0123456789").unwrap();
+        both_ways(|| {
+            let link = root.join("d/link");
+            let fs = StdFs;
+            let refused = |r: io::Result<()>| {
+                let e = r.unwrap_err();
+                assert!(is_symlink_refusal(&e), "{e}");
+            };
+            refused(fs.write_file(&link, &mut |w| w.write_all(b"x")));
+            refused(fs.truncate(&link, 0));
+            refused(fs.append_file(&root.join("d/src"), &link));
+            refused(fs.remove_file(&link));
+            refused(
+                fs.copy_range(&root.join("d/src"), ByteRange::new(0, 4), &link)
+                    .map(|_| ()),
+            );
+            refused(fs.write_file(&root.join("d/dir-link/new"), &mut |_| Ok(())));
+            refused(fs.create_dir_all(&root.join("d/dir-link/sub")));
+            refused(fs.rename(&root.join("d/src"), &link));
+            refused(fs.rename(&link, &root.join("d/other")));
+            refused(fs.hard_link(&link, &root.join("d/other")));
+            refused(fs.remove_dir(&root.join("d/dir-link")));
+            assert_eq!(fs::read(outside.join("target")).unwrap(), b"keep me");
+            assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
+            assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        });
+    }
+
+    #[test]
+    fn a_stale_regular_temp_is_replaced_and_a_hard_linked_file_is_not_cut() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::write(root.join("tmp"), b"stale").unwrap();
+        StdFs
+            .write_file(&root.join("tmp"), &mut |w| w.write_all(b"new"))
+            .unwrap();
+        assert_eq!(fs::read(root.join("tmp")).unwrap(), b"new");
+        fs::hard_link(root.join("tmp"), root.join("other-name")).unwrap();
+        assert!(StdFs.truncate(&root.join("tmp"), 1).is_err());
+        assert_eq!(fs::read(root.join("other-name")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn new_files_and_folders_take_their_folders_mode_and_replacements_their_predecessors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::set_permissions(root, fs::Permissions::from_mode(0o750)).unwrap();
+        StdFs.create_dir_all(&root.join("a/b")).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(&root.join("a")), 0o750);
+        assert_eq!(mode(&root.join("a/b")), 0o750);
+        StdFs
+            .write_file(&root.join("a/new"), &mut |w| w.write_all(b"x"))
+            .unwrap();
+        assert_eq!(mode(&root.join("a/new")), 0o640);
+        fs::write(root.join("a/old"), b"old").unwrap();
+        fs::set_permissions(root.join("a/old"), fs::Permissions::from_mode(0o604)).unwrap();
+        StdFs
+            .rename(&root.join("a/new"), &root.join("a/old"))
+            .unwrap();
+        assert_eq!(mode(&root.join("a/old")), 0o604);
+        assert_eq!(fs::read(root.join("a/old")).unwrap(), b"x");
+    }
 
     #[test]
     fn zero_ranges_are_found_through_holes_and_data() {
@@ -330,11 +877,11 @@ mod tests {
             .copy_range(&path, ByteRange::new(1000, 8 << 20), &copy)
             .unwrap();
         assert_eq!(
-            file_digest(&copy).unwrap(),
+            file_digest(&StdFs, &copy).unwrap(),
             Some(((8 << 20) - 1000, digest))
         );
         assert_eq!(
-            range_digest(&path, ByteRange::new(1000, 8 << 20)).unwrap(),
+            range_digest(&StdFs, &path, ByteRange::new(1000, 8 << 20)).unwrap(),
             Some(digest)
         );
         use std::os::unix::fs::MetadataExt;

@@ -20,7 +20,6 @@ use crate::scan::{MessageMeta, ScanOutcome, ScanStart, StopReason};
 use journal::{SegmentKey, SegmentPhase, SegmentState};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -63,6 +62,7 @@ pub fn analyze_guided(
         partitions,
         strays: dir.strays.clone(),
         state: dir.state.clone(),
+        anomalies: dir.anomalies.clone(),
     };
     Ok((analysis, stats))
 }
@@ -166,7 +166,7 @@ fn last_message(files: &SegmentFiles, offset: u64, at: u64, checksum: u64) -> Op
 }
 
 fn read_at(path: &Path, pos: u64, buf: &mut [u8]) -> Option<()> {
-    let mut f = File::open(path).ok()?;
+    let mut f = crate::fsops::open_read(path).ok()?;
     f.seek(SeekFrom::Start(pos)).ok()?;
     f.read_exact(buf).ok()
 }

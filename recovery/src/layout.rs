@@ -5,6 +5,7 @@
 //! recognise are reported as strays and never touched by any later step. The server's
 //! own `logs/`, `runtime/` and `backup/` folders are not data and are skipped.
 
+use crate::fsops::{self, EntryKind};
 use crate::names::escaped;
 use crate::parallel::{map_ordered, IO_THREADS};
 use crate::state_check::StateInspection;
@@ -69,6 +70,8 @@ pub struct DataDir {
     /// `state/log`, `state/info`, and the metadata compared with every partition
     /// folder (all of them, even when `partitions` is later narrowed).
     pub state: StateInspection,
+    /// Links and files where folders belong, outside any partition folder read.
+    pub anomalies: Vec<Anomaly>,
 }
 
 impl DataDir {
@@ -103,6 +106,9 @@ pub struct PartitionLayout {
     /// the server creates them for every partition and fails to start without them.
     #[serde(serialize_with = "crate::names::serialize_paths")]
     pub missing_offset_dirs: Vec<PathBuf>,
+    /// Symbolic links in the partition folder (at any depth), and files where its
+    /// `offsets` folders belong.
+    pub anomalies: Vec<Anomaly>,
 }
 
 /// The files of one segment; either may be absent when a crash left half a pair.
@@ -143,21 +149,69 @@ pub struct Stray {
     pub reason: String,
 }
 
+/// A part of the layout iggy-warden does not go through: a symbolic link, or a file
+/// where the layout needs a folder. `check` names each, and `recover` changes
+/// nothing while one is there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub path: PathBuf,
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    /// A symbolic link: never followed, whatever it points to.
+    Symlink,
+    /// Not a folder (a file, a FIFO) where the layout needs one.
+    NotAFolder,
+}
+
+fn symlink(entry: &Entry, what: &str) -> Anomaly {
+    Anomaly {
+        kind: AnomalyKind::Symlink,
+        path: entry.path.clone(),
+        detail: format!(
+            "{what} is a symbolic link; iggy-warden reads and changes nothing through one \
+             (iggy-server 0.6.0 would follow it): put the real file or folder here"
+        ),
+    }
+}
+
+fn not_a_folder(entry: &Entry, what: &str) -> Anomaly {
+    Anomaly {
+        kind: AnomalyKind::NotAFolder,
+        path: entry.path.clone(),
+        detail: format!(
+            "{what} is {}, not a folder: iggy-server 0.6.0 fails to start on it",
+            entry.kind_name()
+        ),
+    }
+}
+
 /// Lists `root` and everything below it that belongs to the 0.6 layout.
+///
+/// `root` must be a resolved path: no symbolic link is followed on the way to any
+/// file, so a link in `root` itself makes every read fail (the commands resolve the
+/// data directory once at start).
 pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
     let version = check_root(root)?;
     let mut strays = Vec::new();
+    let mut anomalies = Vec::new();
     let mut folders = Vec::new();
     for entry in list(root)? {
         match entry.name.as_str() {
-            "streams" if entry.is_dir => {
-                walk_streams(&entry.path, &mut folders, &mut strays)?;
+            "streams" if entry.is_dir() => {
+                walk_streams(&entry.path, &mut folders, &mut strays, &mut anomalies)?;
             }
-            "state" if entry.is_dir => {}
+            "streams" if entry.is_symlink() => anomalies.push(symlink(&entry, "streams")),
+            "streams" => anomalies.push(not_a_folder(&entry, "streams")),
+            "state" if entry.is_dir() => {}
             name if IGNORED_TOP_LEVEL.contains(&name) => {}
             _ => strays.push(Stray {
+                reason: entry.stray_reason("not part of an Iggy 0.6 data directory"),
                 path: entry.path,
-                reason: "not part of an Iggy 0.6 data directory".into(),
             }),
         }
     }
@@ -176,12 +230,14 @@ pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
     partitions.sort_by_key(|p: &PartitionLayout| p.id);
     strays.sort_by(|a, b| a.path.cmp(&b.path));
     let state = crate::state_check::inspect(root, &partitions)?;
+    anomalies.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(DataDir {
         root: root.to_path_buf(),
         version,
         partitions,
         strays,
         state,
+        anomalies,
     })
 }
 
@@ -274,15 +330,15 @@ pub fn classify_root(root: &Path) -> Result<Root, LayoutError> {
 /// Whether a top-level entry is one iggy-server makes on its first start before it
 /// writes `state/info`: its log and runtime folders, or an empty data folder.
 fn made_before_state_info(entry: &Entry) -> Result<bool, LayoutError> {
-    if !entry.is_dir {
+    if !entry.is_dir() {
         return Ok(false);
     }
     match entry.name.as_str() {
         "logs" | "runtime" => Ok(true),
         "state" | "streams" | "backup" => {
-            let mut items =
-                fs::read_dir(&entry.path).map_err(|e| LayoutError::io(&entry.path, e))?;
-            Ok(items.next().is_none())
+            let items =
+                fsops::list_dir(&entry.path).map_err(|e| LayoutError::io(&entry.path, e))?;
+            Ok(items.is_empty())
         }
         _ => Ok(false),
     }
@@ -291,7 +347,11 @@ fn made_before_state_info(entry: &Entry) -> Result<bool, LayoutError> {
 /// Checks that `root` is a folder and, when it says which, of format 0.6; returns
 /// the version string. The part of [`discover`] that lists nothing.
 pub fn check_root(root: &Path) -> Result<Option<String>, LayoutError> {
-    let meta = fs::metadata(root).map_err(|e| LayoutError::io(root, e))?;
+    let meta = fsops::metadata(root)
+        .map_err(|e| LayoutError::io(root, e))?
+        .ok_or_else(|| LayoutError::NotFound {
+            path: root.to_path_buf(),
+        })?;
     if !meta.is_dir() {
         return Err(LayoutError::NotADirectory {
             path: root.to_path_buf(),
@@ -333,17 +393,8 @@ const INFO_READ: u64 = 64 << 10;
 /// without waiting for a writer, then refused).
 fn read_head(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
+    // No link followed; only a regular file opened (a FIFO would block).
+    let file = fsops::open_read(path)?;
     let mut out = Vec::new();
     file.take(max).read_to_end(&mut out)?;
     Ok(out)
@@ -352,42 +403,66 @@ fn read_head(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 struct Entry {
     name: String,
     path: PathBuf,
-    is_dir: bool,
-    is_file: bool,
-    len: u64,
+    kind: EntryKind,
 }
 
-/// Lists a folder without following symbolic links, sorted by name. Only regular
-/// files are stat'ed (for their length): the kind of the others comes with the
-/// listing, which saves a system call per entry on the start-up path.
-fn list(dir: &Path) -> Result<Vec<Entry>, LayoutError> {
-    let mut out = Vec::new();
-    for item in fs::read_dir(dir).map_err(|e| LayoutError::io(dir, e))? {
-        let item = item.map_err(|e| LayoutError::io(dir, e))?;
-        let path = item.path();
-        let kind = item.file_type().map_err(|e| LayoutError::io(&path, e))?;
-        let len = if kind.is_file() {
-            item.metadata()
-                .map_err(|e| LayoutError::io(&path, e))?
-                .len()
-        } else {
-            0
-        };
-        out.push(Entry {
-            name: item.file_name().to_string_lossy().into_owned(),
-            path,
-            is_dir: kind.is_dir(),
-            is_file: kind.is_file(),
-            len,
-        });
+impl Entry {
+    fn is_dir(&self) -> bool {
+        self.kind == EntryKind::Dir
     }
+
+    fn is_symlink(&self) -> bool {
+        self.kind == EntryKind::Symlink
+    }
+
+    /// The length of a regular file.
+    fn file_len(&self) -> Option<u64> {
+        match self.kind {
+            EntryKind::File(len) => Some(len),
+            _ => None,
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            EntryKind::File(_) => "a regular file",
+            EntryKind::Dir => "a folder",
+            EntryKind::Symlink => "a symbolic link",
+            EntryKind::Other => "a FIFO, socket or device",
+        }
+    }
+
+    /// A stray's reason, saying so when it is a link (never followed).
+    fn stray_reason(&self, why: &str) -> String {
+        if self.is_symlink() {
+            format!("{why} (a symbolic link, not followed)")
+        } else {
+            why.to_string()
+        }
+    }
+}
+
+/// Lists a folder without following symbolic links (none on the way to it either),
+/// sorted by name. Only regular files are stat'ed (for their length): the kind of the
+/// others comes with the listing, which saves a system call per entry on the start-up
+/// path.
+fn list(dir: &Path) -> Result<Vec<Entry>, LayoutError> {
+    let mut out: Vec<Entry> = fsops::list_dir(dir)
+        .map_err(|e| LayoutError::io(dir, e))?
+        .into_iter()
+        .map(|e| Entry {
+            path: dir.join(&e.name),
+            name: e.name.to_string_lossy().into_owned(),
+            kind: e.kind,
+        })
+        .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
 /// Folder names of streams, topics and partitions: decimal numbers.
-fn numeric_dir(entry: &Entry) -> Option<u32> {
-    if !entry.is_dir || entry.name.is_empty() || !entry.name.bytes().all(|b| b.is_ascii_digit()) {
+fn numeric_name(entry: &Entry) -> Option<u32> {
+    if entry.name.is_empty() || !entry.name.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     entry.name.parse().ok()
@@ -395,8 +470,24 @@ fn numeric_dir(entry: &Entry) -> Option<u32> {
 
 fn stray(entry: Entry, reason: &str) -> Stray {
     Stray {
+        reason: entry.stray_reason(reason),
         path: entry.path,
-        reason: reason.to_string(),
+    }
+}
+
+/// Sorts an entry where the layout needs folder `what`: `Some` when it is one,
+/// else records why not (a link, or not a folder) and gives `None`.
+fn layout_folder(entry: Entry, what: &str, anomalies: &mut Vec<Anomaly>) -> Option<Entry> {
+    match entry.kind {
+        EntryKind::Dir => Some(entry),
+        EntryKind::Symlink => {
+            anomalies.push(symlink(&entry, what));
+            None
+        }
+        _ => {
+            anomalies.push(not_a_folder(&entry, what));
+            None
+        }
     }
 }
 
@@ -405,30 +496,49 @@ fn walk_streams(
     streams: &Path,
     partitions: &mut Vec<(PartitionId, PathBuf)>,
     strays: &mut Vec<Stray>,
+    anomalies: &mut Vec<Anomaly>,
 ) -> Result<(), LayoutError> {
     for s in list(streams)? {
-        let Some(stream) = numeric_dir(&s) else {
+        let Some(stream) = numeric_name(&s) else {
             strays.push(stray(s, "not a numbered stream folder"));
             continue;
         };
+        let Some(s) = layout_folder(s, "a stream folder", anomalies) else {
+            continue;
+        };
         for t in list(&s.path)? {
-            if t.name != "topics" || !t.is_dir {
+            if t.name != "topics" {
                 strays.push(stray(t, "unexpected in a stream folder"));
                 continue;
             }
+            let Some(t) = layout_folder(t, "topics", anomalies) else {
+                continue;
+            };
             for topic_entry in list(&t.path)? {
-                let Some(topic) = numeric_dir(&topic_entry) else {
+                let Some(topic) = numeric_name(&topic_entry) else {
                     strays.push(stray(topic_entry, "not a numbered topic folder"));
                     continue;
                 };
+                let Some(topic_entry) = layout_folder(topic_entry, "a topic folder", anomalies)
+                else {
+                    continue;
+                };
                 for p in list(&topic_entry.path)? {
-                    if p.name != "partitions" || !p.is_dir {
+                    if p.name != "partitions" {
                         strays.push(stray(p, "unexpected in a topic folder"));
                         continue;
                     }
+                    let Some(p) = layout_folder(p, "partitions", anomalies) else {
+                        continue;
+                    };
                     for part_entry in list(&p.path)? {
-                        let Some(partition) = numeric_dir(&part_entry) else {
+                        let Some(partition) = numeric_name(&part_entry) else {
                             strays.push(stray(part_entry, "not a numbered partition folder"));
+                            continue;
+                        };
+                        let Some(part_entry) =
+                            layout_folder(part_entry, "a partition folder", anomalies)
+                        else {
                             continue;
                         };
                         let id = PartitionId::new(stream, topic, partition);
@@ -462,6 +572,7 @@ fn read_partition(
     let mut segments: Vec<SegmentFiles> = Vec::new();
     let mut offset_files = Vec::new();
     let mut stray_logs = Vec::new();
+    let mut anomalies = Vec::new();
     // `offsets` itself first, so creating (and restoring) goes folder by folder.
     let offsets = dir.join("offsets");
     let mut missing_offset_dirs = vec![
@@ -470,22 +581,39 @@ fn read_partition(
         offsets.join("groups"),
     ];
     for entry in list(dir)? {
+        if entry.is_symlink() {
+            // Whatever its name: the partition folder is where repairs write.
+            anomalies.push(symlink(&entry, "an entry of a partition folder"));
+            if entry.name == "offsets" {
+                missing_offset_dirs.clear();
+            }
+            continue;
+        }
         if entry.name == "offsets" {
             missing_offset_dirs.clear();
-            if entry.is_dir {
-                let present =
-                    read_offsets(&entry.path, &mut offset_files, &mut stray_logs, strays)?;
-                missing_offset_dirs.extend(
-                    [("consumers", present.consumers), ("groups", present.groups)]
-                        .into_iter()
-                        .filter(|(_, found)| !found)
-                        .map(|(name, _)| entry.path.join(name)),
-                );
+            let Some(entry) = layout_folder(entry, "offsets", &mut anomalies) else {
                 continue;
-            }
+            };
+            let present = read_offsets(
+                &entry.path,
+                &mut offset_files,
+                &mut stray_logs,
+                strays,
+                &mut anomalies,
+            )?;
+            missing_offset_dirs.extend(
+                [("consumers", present.consumers), ("groups", present.groups)]
+                    .into_iter()
+                    .filter(|(_, found)| !found)
+                    .map(|(name, _)| entry.path.join(name)),
+            );
+            continue;
         }
-        let Some((start, is_log)) = segment_file(&entry.name).filter(|_| entry.is_file) else {
-            find_logs(&entry.path, &mut stray_logs)?;
+        let segment = entry
+            .file_len()
+            .and_then(|len| segment_file(&entry.name).map(|(start, is_log)| (start, is_log, len)));
+        let Some((start, is_log, len)) = segment else {
+            find_logs(&entry, &mut stray_logs, &mut anomalies)?;
             strays.push(stray(entry, "not a segment file"));
             continue;
         };
@@ -505,14 +633,15 @@ fn read_partition(
         };
         if let Some(seg) = segments.get_mut(pos) {
             if is_log {
-                seg.log_len = Some(entry.len);
+                seg.log_len = Some(len);
             } else {
-                seg.index_len = Some(entry.len);
+                seg.index_len = Some(len);
             }
         }
     }
     segments.sort_by_key(|s| s.key.start_offset);
     stray_logs.sort();
+    anomalies.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(PartitionLayout {
         id,
         dir: dir.to_path_buf(),
@@ -520,19 +649,27 @@ fn read_partition(
         offset_files,
         stray_logs,
         missing_offset_dirs,
+        anomalies,
     })
 }
 
-/// Every file named `*.log` at or below `path`, as the server's recursive walk of a
-/// partition folder would find it (symbolic links are not followed).
-fn find_logs(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LayoutError> {
-    let meta = fs::symlink_metadata(path).map_err(|e| LayoutError::io(path, e))?;
-    if meta.is_dir() {
-        for entry in list(path)? {
-            find_logs(&entry.path, out)?;
+/// Every file named `*.log` at or below `entry`, as the server's recursive walk of a
+/// partition folder would find it, and every symbolic link on the way (none is
+/// followed).
+fn find_logs(
+    entry: &Entry,
+    out: &mut Vec<PathBuf>,
+    anomalies: &mut Vec<Anomaly>,
+) -> Result<(), LayoutError> {
+    match entry.kind {
+        EntryKind::Dir => {
+            for child in list(&entry.path)? {
+                find_logs(&child, out, anomalies)?;
+            }
         }
-    } else if is_log_name(path) {
-        out.push(path.to_path_buf());
+        EntryKind::Symlink => anomalies.push(symlink(entry, "an entry below a partition folder")),
+        _ if is_log_name(&entry.path) => out.push(entry.path.clone()),
+        _ => {}
     }
     Ok(())
 }
@@ -554,37 +691,51 @@ fn read_offsets(
     out: &mut Vec<OffsetFile>,
     stray_logs: &mut Vec<PathBuf>,
     strays: &mut Vec<Stray>,
+    anomalies: &mut Vec<Anomaly>,
 ) -> Result<OffsetDirs, LayoutError> {
     let mut present = OffsetDirs {
         consumers: false,
         groups: false,
     };
     for group in list(dir)? {
-        match group.name.as_str() {
-            "consumers" => present.consumers = true,
-            "groups" => present.groups = true,
-            _ => {}
-        }
         let kind = match group.name.as_str() {
-            "consumers" if group.is_dir => OffsetKind::Consumer,
-            "groups" if group.is_dir => OffsetKind::Group,
+            "consumers" => {
+                present.consumers = true;
+                OffsetKind::Consumer
+            }
+            "groups" => {
+                present.groups = true;
+                OffsetKind::Group
+            }
             _ => {
-                find_logs(&group.path, stray_logs)?;
+                find_logs(&group, stray_logs, anomalies)?;
                 strays.push(stray(group, "unexpected in an offsets folder"));
                 continue;
             }
         };
+        let what = match kind {
+            OffsetKind::Consumer => "offsets/consumers",
+            OffsetKind::Group => "offsets/groups",
+        };
+        let Some(group) = layout_folder(group, what, anomalies) else {
+            continue;
+        };
         for file in list(&group.path)? {
-            if !file.is_file {
-                find_logs(&file.path, stray_logs)?;
-                strays.push(stray(file, "not an offset file"));
+            if file.is_symlink() {
+                anomalies.push(symlink(&file, "an offset file"));
                 continue;
             }
+            let Some(len) = file.file_len() else {
+                find_logs(&file, stray_logs, anomalies)?;
+                strays.push(stray(file, "not an offset file"));
+                continue;
+            };
             if is_log_name(&file.path) {
                 stray_logs.push(file.path.clone());
             }
-            let value = if file.len == 8 {
-                let bytes = fs::read(&file.path).map_err(|e| LayoutError::io(&file.path, e))?;
+            let value = if len == 8 {
+                let bytes =
+                    fsops::read_small(&file.path, 8).map_err(|e| LayoutError::io(&file.path, e))?;
                 bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b))
             } else {
                 None
@@ -592,7 +743,7 @@ fn read_offsets(
             out.push(OffsetFile {
                 path: file.path,
                 kind,
-                len: file.len,
+                len,
                 value,
             });
         }

@@ -58,6 +58,8 @@ pub struct RepairOutcome {
     /// The problems found; when `refusals` is not empty, still there.
     pub problems: Vec<Problem>,
     pub refusals: Vec<Refusal>,
+    /// Problems of the layout outside any partition folder that need an operator.
+    pub layout_refusals: Vec<Problem>,
     pub ready_to_start: bool,
     /// Set when the data directory holds nothing yet (a first start): why.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +79,7 @@ impl RepairOutcome {
             partitions: Vec::new(),
             problems: Vec::new(),
             refusals: Vec::new(),
+            layout_refusals: Vec::new(),
             ready_to_start: true,
             nothing_to_check: Some(why),
         }
@@ -118,6 +121,7 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         partitions: kept(&analysis),
         problems: the_plan.problems.clone(),
         refusals: the_plan.refusals.clone(),
+        layout_refusals: the_plan.layout_refusals.clone(),
         ready_to_start: false,
         nothing_to_check: None,
     };

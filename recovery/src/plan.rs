@@ -24,7 +24,7 @@ use crate::index::{IndexState, ENTRY_LEN};
 use crate::rebuild::index_digest;
 use crate::salvage::{salvage_partition, Salvage, SalvageError};
 use crate::scan::StopReason;
-use crate::verdict::{judge_partition, offset_file_name_ok, Problem, ProblemKind};
+use crate::verdict::{judge_layout, judge_partition, offset_file_name_ok, Problem, ProblemKind};
 use journal::{PartitionId, RepairAction};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -94,12 +94,16 @@ pub struct Plan {
     pub problems: Vec<Problem>,
     pub actions: Vec<PlannedAction>,
     pub refusals: Vec<Refusal>,
+    /// Problems of the layout outside any partition folder (a symbolic link, a file
+    /// where a folder belongs): no mode repairs them, and while one is there nothing
+    /// is changed.
+    pub layout_refusals: Vec<Problem>,
 }
 
 impl Plan {
-    /// Nothing may be changed: some partition needs an operator.
+    /// Nothing may be changed: some partition, or the layout, needs an operator.
     pub fn needs_operator(&self) -> bool {
-        !self.refusals.is_empty()
+        !self.refusals.is_empty() || !self.layout_refusals.is_empty()
     }
 }
 
@@ -116,6 +120,7 @@ pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
         problems: Vec::new(),
         actions: Vec::new(),
         refusals: Vec::new(),
+        layout_refusals: judge_layout(a),
     };
     for p in &a.partitions {
         let problems = judge_partition(p);
@@ -161,6 +166,7 @@ pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
             problems: state.problems,
         });
     }
+    out.problems.extend(out.layout_refusals.iter().cloned());
     Ok(out)
 }
 
@@ -229,6 +235,17 @@ fn plan_partition(
         return Ok(PartitionPlan::Refuse(
             "a stray .log file in the partition folder would crash iggy-server; move it \
              out, then run again"
+                .into(),
+        ));
+    }
+    if problems
+        .iter()
+        .any(|p| matches!(p.kind, ProblemKind::Symlink | ProblemKind::NotAFolder))
+    {
+        return Ok(PartitionPlan::Refuse(
+            "the partition folder holds a symbolic link or a file where a folder belongs; \
+             iggy-warden changes nothing through a link: put the real file or folder in \
+             its place, then run again"
                 .into(),
         ));
     }
@@ -457,7 +474,7 @@ pub fn mode_counts(p: &PartitionAnalysis, salvage: Option<&Salvage>) -> ModeCoun
 
 /// A refusal's reason, with what each mode would keep.
 fn with_advice(p: &PartitionAnalysis, why: String) -> Result<String, PlanError> {
-    if !p.stray_logs.is_empty() {
+    if !p.stray_logs.is_empty() || !p.anomalies.is_empty() {
         return Ok(why);
     }
     let salvage = salvage_partition(p).map_err(salvage_error)?;
@@ -468,7 +485,10 @@ fn with_advice(p: &PartitionAnalysis, why: String) -> Result<String, PlanError> 
 /// re-lay of the partition from its first damaged segment.
 fn plan_salvage(p: &PartitionAnalysis, problems: &[Problem]) -> Result<PartitionPlan, PlanError> {
     let tail = plan_partition(p, Mode::TolerateTail, problems)?;
-    if !p.stray_logs.is_empty() || !p.offset_files.iter().all(offset_file_name_ok) {
+    if !p.stray_logs.is_empty()
+        || !p.anomalies.is_empty()
+        || !p.offset_files.iter().all(offset_file_name_ok)
+    {
         return Ok(tail);
     }
     let Some(salvage) = salvage_partition(p).map_err(salvage_error)? else {

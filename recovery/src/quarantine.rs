@@ -5,16 +5,17 @@
 //! `manifest.json` describes them. The manifest is written last, through a temporary
 //! file and a rename, so a manifest that exists always describes bytes already on disk.
 
-use crate::fsops::{file_digest, FileOps};
+use crate::fsops::{file_digest, list_dir, FileOps, StdFs};
 use journal::{ByteRange, RelayOriginal, RepairAction, RepairId};
 use serde::{Deserialize, Serialize};
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const BYTES: &str = "bytes";
 const MANIFEST_VERSION: u32 = 1;
+/// No manifest iggy-warden writes comes near this (a re-lay of thousands of files
+/// is a few hundred KiB); a larger one was not written by it.
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
@@ -61,13 +62,16 @@ const MAX_MANIFEST: u64 = 64 << 20;
 /// `InvalidData`.
 fn read_manifest(path: &Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
     let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    // No link is followed, and only a regular file is opened (a FIFO would block).
+    let file = crate::fsops::open_read(path).map_err(|e| {
+        if crate::fsops::is_symlink_refusal(&e) || e.kind() == io::ErrorKind::InvalidInput {
+            invalid(e.to_string())
+        } else {
+            e
+        }
+    })?;
+    let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(invalid("not a regular file".into()));
     }
@@ -242,15 +246,16 @@ impl Quarantine {
             let name = whole_file_name(i);
             let dst = dir.join(&name);
             let expected = Some((f.len, f.xxh3));
-            if file_digest(&dst).map_err(io_err(&dst))? != expected {
+            if file_digest(fs, &dst).map_err(io_err(&dst))? != expected {
                 let src = data_dir.join(&f.path);
                 let _ = fs.remove_file(&dst);
                 // A hard link is the file itself: what the plan hashed moments ago
                 // while the data directory was not in use, so its length suffices.
                 // A copy is hashed as it is made.
                 let saved = match fs.hard_link(&src, &dst) {
-                    Ok(()) => fs::metadata(&dst)
-                        .map(|m| (m.len() == f.len).then_some((f.len, f.xxh3)))
+                    Ok(()) => fs
+                        .metadata(&dst)
+                        .map(|m| m.filter(|m| m.len() == f.len).map(|_| (f.len, f.xxh3)))
                         .map_err(io_err(&dst))?,
                     Err(_) => fs
                         .copy_range(&src, ByteRange::new(0, f.len), &dst)
@@ -420,19 +425,23 @@ impl Quarantine {
 
     /// The highest repair id that has a folder in the quarantine.
     pub fn highest_id(&self) -> Result<Option<RepairId>, QuarantineError> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&self.dir)(e)),
-        };
         let mut highest = None;
-        for entry in entries {
-            let entry = entry.map_err(io_err(&self.dir))?;
-            if let Some(id) = parse_folder_name(&entry.file_name().to_string_lossy()) {
+        for entry in self.entries()? {
+            if let Some(id) = parse_folder_name(&entry.name.to_string_lossy()) {
                 highest = highest.max(Some(id));
             }
         }
         Ok(highest)
+    }
+
+    /// Everything in the quarantine folder, whatever its kind: a name taken by a
+    /// symbolic link is taken too.
+    fn entries(&self) -> Result<Vec<crate::fsops::DirEntry>, QuarantineError> {
+        match list_dir(&self.dir) {
+            Ok(e) => Ok(e),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io_err(&self.dir)(e)),
+        }
     }
 
     /// The manifest of repair `id` when its saved bytes are complete and unchanged.
@@ -455,7 +464,7 @@ impl Quarantine {
         for (path, len, xxh3) in
             std::iter::once((self.bytes_path(m.repair), saved_len, m.xxh3)).chain(whole)
         {
-            let found = file_digest(&path).map_err(io_err(&path))?;
+            let found = file_digest(&StdFs, &path).map_err(io_err(&path))?;
             if found != Some((len, xxh3)) {
                 return Err(QuarantineError::BytesChanged {
                     path,
@@ -486,15 +495,9 @@ impl Quarantine {
     pub fn list_each(
         &self,
     ) -> Result<Vec<(RepairId, Result<Manifest, QuarantineError>)>, QuarantineError> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&self.dir)(e)),
-        };
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err(&self.dir))?;
-            let Some(id) = parse_folder_name(&entry.file_name().to_string_lossy()) else {
+        for entry in self.entries()? {
+            let Some(id) = parse_folder_name(&entry.name.to_string_lossy()) else {
                 continue;
             };
             match self.load(id) {
@@ -537,7 +540,7 @@ fn parse_folder_name(name: &str) -> Option<RepairId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fsops::StdFs;
+    use std::fs;
 
     #[test]
     fn a_long_zero_tail_is_described_and_only_a_truncation_may_say_so() {
@@ -626,7 +629,11 @@ mod tests {
         fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
         let err = q.load(id).unwrap_err();
-        assert!(err.to_string().contains("not a regular file"), "{err}");
+        assert!(
+            matches!(err, QuarantineError::BadManifest { .. })
+                && err.to_string().contains("symbolic link"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,15 +16,17 @@ pub struct IndexDigest {
     pub xxh3: u64,
 }
 
-/// Writes into `out` the index of the first `log_len` bytes of `log`, which must be
-/// whole valid messages of a segment starting at `segment_start`.
+/// Writes into `out` the index of the first `log_len` bytes of `src`, the log `log`
+/// opened for reading, which must be whole valid messages of a segment starting at
+/// `segment_start`.
 pub fn rebuild_index(
+    src: File,
     log: &Path,
     segment_start: u64,
     log_len: u64,
     out: &mut dyn Write,
 ) -> io::Result<IndexDigest> {
-    let src = File::open(log)?.take(log_len);
+    let src = src.take(log_len);
     let mut builder = IndexBuilder::new(out, segment_start);
     let scan = scan_log(src, ScanStart::segment(segment_start), |m| builder.visit(m))?;
     if scan.stop != StopReason::EndOfFile || scan.valid_len != log_len {
@@ -44,5 +46,6 @@ pub fn rebuild_index(
 
 /// The digest of the index `rebuild_index` would write, without writing it.
 pub fn index_digest(log: &Path, segment_start: u64, log_len: u64) -> io::Result<IndexDigest> {
-    rebuild_index(log, segment_start, log_len, &mut io::sink())
+    let src = crate::fsops::open_read(log)?;
+    rebuild_index(src, log, segment_start, log_len, &mut io::sink())
 }

@@ -5,7 +5,7 @@ use crate::layout::Stray;
 use crate::plan::{mode_counts, salvage_error, ModeCounts, PlanError};
 use crate::salvage::{first_damaged, salvage_partition};
 use crate::state_check::judge_state;
-use crate::verdict::{judge_partition, Problem};
+use crate::verdict::{judge_layout, judge_partition, Problem};
 use journal::PartitionId;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -72,6 +72,7 @@ impl CheckReport {
                     .into(),
             }
         }));
+        problems.extend(judge_layout(a));
         Self {
             data_dir: a.root.clone(),
             version: a.version.clone(),

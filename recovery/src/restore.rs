@@ -43,7 +43,7 @@ impl Executor<'_> {
                 // The cut bytes were zeros, only described: extend the file with them
                 // (a hole). Setting the length is one step, idempotent.
                 let range = manifest.range;
-                let current = file_len(&path).map_err(io(&path))?;
+                let current = file_len(self.fs, &path).map_err(io(&path))?;
                 let tail_is_zeros = |len: u64| {
                     crate::fsops::is_zero_range(&path, ByteRange::new(range.start, len))
                         .map(|z| z == Some(true))
@@ -62,7 +62,7 @@ impl Executor<'_> {
             RepairAction::TruncateLog { .. }
             | RepairAction::TruncateIndex { .. }
             | RepairAction::TruncateStateLog { .. } => {
-                let current = file_len(&path).map_err(io(&path))?;
+                let current = file_len(self.fs, &path).map_err(io(&path))?;
                 if current == Some(manifest.range.end) && self.tail_matches(&path, &manifest)? {
                     return Ok(manifest.range.len());
                 }
@@ -86,7 +86,7 @@ impl Executor<'_> {
             RepairAction::RewriteIndex {
                 new_len, new_xxh3, ..
             } => {
-                let current = file_digest(&path).map_err(io(&path))?;
+                let current = file_digest(self.fs, &path).map_err(io(&path))?;
                 let original =
                     (!manifest.created_file).then_some((manifest.range.len(), manifest.xxh3));
                 if current == original {
@@ -121,7 +121,7 @@ impl Executor<'_> {
                 }
             }
             RepairAction::QuarantineFile { .. } => {
-                let current = file_digest(&path).map_err(io(&path))?;
+                let current = file_digest(self.fs, &path).map_err(io(&path))?;
                 if current == Some((manifest.range.len(), manifest.xxh3)) {
                     return Ok(manifest.range.len());
                 }
@@ -146,7 +146,8 @@ impl Executor<'_> {
                 self.fs.rename(&tmp, &path).map_err(io(&path))?;
             }
             RepairAction::CreateDir { .. } => {
-                if path.is_dir() {
+                let found = self.fs.metadata(&path).map_err(io(&path))?;
+                if found.is_some_and(|m| m.is_dir()) {
                     self.fs.remove_dir(&path).map_err(|e| ExecError::Changed {
                         repair: id,
                         path: path.clone(),
@@ -169,7 +170,7 @@ impl Executor<'_> {
 
     /// Whether the bytes after the kept part of a truncated file are the quarantined ones.
     fn tail_matches(&self, path: &Path, m: &Manifest) -> Result<bool, ExecError> {
-        let digest = crate::fsops::range_digest(path, m.range).map_err(io(path))?;
+        let digest = crate::fsops::range_digest(self.fs, path, m.range).map_err(io(path))?;
         Ok(digest == Some(m.xxh3))
     }
 
@@ -181,10 +182,10 @@ impl Executor<'_> {
         start: u64,
         len: u64,
     ) -> Result<bool, ExecError> {
-        let appended =
-            crate::fsops::range_digest(path, ByteRange::new(start, len)).map_err(io(path))?;
-        let prefix =
-            crate::fsops::range_digest(saved, ByteRange::new(0, len - start)).map_err(io(saved))?;
+        let appended = crate::fsops::range_digest(self.fs, path, ByteRange::new(start, len))
+            .map_err(io(path))?;
+        let prefix = crate::fsops::range_digest(self.fs, saved, ByteRange::new(0, len - start))
+            .map_err(io(saved))?;
         Ok(appended.is_some() && appended == prefix)
     }
 

@@ -128,7 +128,7 @@ fn check_space_with(
         {
             let cut = original_len.saturating_sub(*keep_len);
             let path = data_dir.join(a.rel_path());
-            if let Ok(meta) = std::fs::metadata(&path) {
+            if let Ok(Some(meta)) = crate::fsops::metadata(&path) {
                 let allocated = meta.blocks().saturating_mul(512);
                 need.quarantine = need
                     .quarantine

@@ -27,7 +27,6 @@ use crate::state_log::{parse, DamageKind, StateLog};
 use crate::verdict::{Problem, ProblemKind};
 use journal::RepairAction;
 use serde::Serialize;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -84,7 +83,13 @@ pub fn inspect(
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, LayoutError> {
-    match fs::read(path) {
+    let read = |path: &Path| -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        crate::fsops::open_read(path)?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    match read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(cause) => Err(LayoutError::Io {

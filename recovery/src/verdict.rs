@@ -9,7 +9,7 @@
 
 use crate::analyze::{Analysis, PartitionAnalysis, SegmentAnalysis};
 use crate::index::IndexState;
-use crate::layout::OffsetFile;
+use crate::layout::{Anomaly, AnomalyKind, OffsetFile};
 use crate::scan::StopReason;
 use journal::SegmentKey;
 use serde::Serialize;
@@ -69,6 +69,11 @@ pub enum ProblemKind {
     FolderWithoutMetadata,
     /// A partition `state/log` names whose folder is missing: the server does not start.
     MetadataWithoutFolder,
+    /// A symbolic link in the layout: iggy-warden reads and changes nothing through
+    /// one, so an operator must put the real file or folder in its place.
+    Symlink,
+    /// A file (or FIFO, socket, device) where the layout needs a folder.
+    NotAFolder,
 }
 
 impl ProblemKind {
@@ -100,6 +105,8 @@ impl ProblemKind {
             ProblemKind::StateInfoBad => "state-info-bad",
             ProblemKind::FolderWithoutMetadata => "folder-without-metadata",
             ProblemKind::MetadataWithoutFolder => "metadata-without-folder",
+            ProblemKind::Symlink => "symlink",
+            ProblemKind::NotAFolder => "not-a-folder",
         }
     }
 }
@@ -178,12 +185,35 @@ pub fn judge_partition(p: &PartitionAnalysis) -> Vec<Problem> {
             segment: None,
         });
     }
+    out.extend(p.anomalies.iter().map(anomaly_problem));
     out
 }
 
-/// Problems of every partition, partition by partition.
+/// Problems of every partition, partition by partition, then those of the layout
+/// outside any partition folder.
 pub fn judge(a: &Analysis) -> Vec<Problem> {
-    a.partitions.iter().flat_map(judge_partition).collect()
+    let mut out: Vec<Problem> = a.partitions.iter().flat_map(judge_partition).collect();
+    out.extend(judge_layout(a));
+    out
+}
+
+/// The problems of the layout outside the partition folders it could read: links
+/// and files where folders belong.
+pub fn judge_layout(a: &Analysis) -> Vec<Problem> {
+    a.anomalies.iter().map(anomaly_problem).collect()
+}
+
+fn anomaly_problem(a: &Anomaly) -> Problem {
+    Problem {
+        kind: match a.kind {
+            AnomalyKind::Symlink => ProblemKind::Symlink,
+            AnomalyKind::NotAFolder => ProblemKind::NotAFolder,
+        },
+        path: a.path.clone(),
+        offset: None,
+        detail: a.detail.clone(),
+        segment: None,
+    }
 }
 
 fn judge_segment(seg: &SegmentAnalysis, is_tail: bool, out: &mut Vec<Problem>) {

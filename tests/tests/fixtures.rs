@@ -75,6 +75,7 @@ fn rebuilding_every_fixture_index_gives_the_servers_bytes() {
         for seg in layout.partitions.iter().flat_map(|p| &p.segments) {
             let mut bytes = Vec::new();
             let digest = rebuild_index(
+                std::fs::File::open(&seg.log_path).unwrap(),
                 &seg.log_path,
                 seg.key.start_offset,
                 seg.log_len.unwrap(),

@@ -20,7 +20,6 @@ use crate::quarantine::{whole_file_name, Manifest};
 use crate::rebuild::rebuild_index;
 use journal::{PartitionId, RelayOriginal, RelaySegment, RepairAction, RepairId};
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -73,9 +72,19 @@ impl Executor<'_> {
             let (log_tmp, index_tmp) = (temp_index_path(&log), temp_index_path(&index));
             self.write_log(id, seg, &saved, &log_tmp)?;
             let mut built = None;
+            let mut source = Some(self.fs.open_read(&log_tmp).map_err(io_err(&log_tmp))?);
             self.fs
                 .write_file(&index_tmp, &mut |w| {
-                    built = Some(rebuild_index(&log_tmp, seg.start_offset, seg.log_len, w)?);
+                    let src = source
+                        .take()
+                        .ok_or_else(|| io::Error::other("index written twice"))?;
+                    built = Some(rebuild_index(
+                        src,
+                        &log_tmp,
+                        seg.start_offset,
+                        seg.log_len,
+                        w,
+                    )?);
                     Ok(())
                 })
                 .map_err(io_err(&index_tmp))?;
@@ -109,7 +118,7 @@ impl Executor<'_> {
                 self.fs.remove_file(&path).map_err(io_err(&path))?;
                 continue;
             }
-            match file_digest(&path).map_err(io_err(&path))? {
+            match file_digest(self.fs, &path).map_err(io_err(&path))? {
                 None => {}
                 Some(d) if d == (o.len, o.xxh3) => {
                     self.fs.remove_file(&path).map_err(io_err(&path))?
@@ -141,7 +150,7 @@ impl Executor<'_> {
                             format!("repair {id} names original file {}", piece.source),
                         )
                     })?;
-                    let mut f = File::open(src)?;
+                    let mut f = self.fs.open_read(src)?;
                     f.seek(SeekFrom::Start(piece.range.start))?;
                     written += io::copy(&mut f.take(piece.range.len()), w)?;
                 }
@@ -159,8 +168,8 @@ impl Executor<'_> {
     fn is_saved_copy(&self, id: RepairId, i: usize, path: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
         let saved = self.quarantine.repair_dir(id).join(whole_file_name(i));
-        match (std::fs::metadata(path), std::fs::metadata(saved)) {
-            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        match (self.fs.metadata(path), self.fs.metadata(&saved)) {
+            (Ok(Some(a)), Ok(Some(b))) => a.is_file() && (a.dev(), a.ino()) == (b.dev(), b.ino()),
             _ => false,
         }
     }
@@ -179,13 +188,15 @@ impl Executor<'_> {
         if saved.is_some_and(|i| self.is_saved_copy(id, i, &dst)) {
             return Ok(());
         }
-        let Some(current) = file_digest(&dst).map_err(io_err(&dst))? else {
+        let Some(current) = file_digest(self.fs, &dst).map_err(io_err(&dst))? else {
             return Ok(());
         };
         let original = saved
             .and_then(|i| originals.get(i))
             .map(|o| (o.len, o.xxh3));
-        if Some(current) == original || Some(current) == file_digest(tmp).map_err(io_err(tmp))? {
+        if Some(current) == original
+            || Some(current) == file_digest(self.fs, tmp).map_err(io_err(tmp))?
+        {
             return Ok(());
         }
         let expected = original.map_or("no file".into(), |o| format!("{} bytes", o.0));
@@ -213,7 +224,8 @@ impl Executor<'_> {
         for (seg, (log, index)) in segments.iter().zip(target_names(*partition, segments)) {
             for (rel, len) in [(log, seg.log_len), (index, seg.messages * ENTRY_LEN as u64)] {
                 let path = self.data_dir.join(&rel);
-                let Some((found, xxh3)) = file_digest(&path).map_err(io_err(&path))? else {
+                let Some((found, xxh3)) = file_digest(self.fs, &path).map_err(io_err(&path))?
+                else {
                     continue;
                 };
                 let restored = manifest
@@ -254,7 +266,7 @@ impl Executor<'_> {
         )?;
         for f in &manifest.files {
             let dst = self.data_dir.join(&f.file);
-            if file_digest(&dst).map_err(io_err(&dst))? == Some((f.len, f.xxh3)) {
+            if file_digest(self.fs, &dst).map_err(io_err(&dst))? == Some((f.len, f.xxh3)) {
                 continue;
             }
             let tmp = temp_index_path(&dst);
@@ -265,7 +277,8 @@ impl Executor<'_> {
         for (log, index) in target_names(*partition, segments) {
             for rel in [log, index] {
                 let path = self.data_dir.join(&rel);
-                if !originals.contains(rel.as_str()) && path.exists() {
+                let exists = self.fs.metadata(&path).map_err(io_err(&path))?.is_some();
+                if !originals.contains(rel.as_str()) && exists {
                     self.fs.remove_file(&path).map_err(io_err(&path))?;
                 }
             }

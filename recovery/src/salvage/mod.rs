@@ -33,7 +33,6 @@ use layout::{choose, lay_out, Candidate};
 use resync::{resync_scan, FileScan};
 use serde::Serialize;
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
@@ -269,7 +268,7 @@ fn scan_file(path: &Path) -> Result<FileScan, SalvageError> {
         path: path.to_path_buf(),
         cause,
     };
-    let file = File::open(path).map_err(err)?;
+    let file = crate::fsops::open_read(path).map_err(err)?;
     let len = file.metadata().map_err(err)?.len();
     resync_scan(file, len).map_err(err)
 }
@@ -284,7 +283,7 @@ fn read_index(
         cause,
     };
     let real = signatures::entries_of(log, segment_start);
-    let mut src = BufReader::with_capacity(1 << 20, File::open(path).map_err(err)?);
+    let mut src = BufReader::with_capacity(1 << 20, crate::fsops::open_read(path).map_err(err)?);
     let mut hasher = Xxh3::new();
     let mut pointed = HashSet::new();
     let mut ghosts = signatures::Ghosts::default();
