@@ -1,24 +1,28 @@
 //! The executor: performs repair actions so that a crash at any point converges when
 //! the command runs again, and no byte is lost.
 //!
-//! For a plan: every intent is journaled (and flushed) before any file is touched.
-//! Then for each action: save what it removes into quarantine (fsync file and folder),
-//! act (truncate, or write a temporary file and rename it; fsync file and folder), and
-//! journal that it is done. A rerun first executes the intents that have no `done`:
-//! each action looks at the file and knows whether it happened, is half-way (its
-//! quarantine copy is complete or not) or faces a file changed by someone else, in
-//! which case it stops with an error rather than guess.
+//! A plan runs as phases, each one durability round for the whole plan rather than
+//! one per repair: every intent journaled (one flush); every byte the repairs remove
+//! saved into quarantine, then one sync round over the quarantine's folders; every
+//! change applied, partitions in parallel (truncate, or write a temporary file and
+//! rename it; each file fsynced); one sync round over the folders that changed;
+//! every repair journaled done (one flush). A rerun first executes the intents that
+//! have no `done`: each action looks at the file and knows whether it happened, is
+//! half-way (its quarantine copy is complete or not) or faces a file changed by
+//! someone else, in which case it stops with an error rather than guess. A restore
+//! and a salvage re-lay still run one action at a time, each with its own syncs.
 
-use crate::fsops::{file_digest, file_len, FileOps};
-use crate::quarantine::{Quarantine, QuarantineError};
+use crate::fsops::{file_digest, file_len, FileOps, SyncRound, SYNC_THREADS};
+use crate::quarantine::{Quarantine, QuarantineError, SaveRequest};
 use crate::rebuild::rebuild_index;
 use journal::{ByteRange, RepairAction, RepairId, SegmentKey};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where repairs are journaled: implemented over the sled journal, and in memory for
 /// tests. Every call returns only once what it wrote is durable.
-pub trait RepairLog {
+pub trait RepairLog: Sync {
     /// Allocates ids for and records the intents of a whole plan. Every id is
     /// above `above` (the highest id the quarantine holds) and never handed out again.
     fn record_intents(
@@ -27,6 +31,10 @@ pub trait RepairLog {
         above: Option<RepairId>,
     ) -> Result<Vec<RepairId>, String>;
     fn record_done(&self, id: RepairId) -> Result<(), String>;
+    /// Records that every repair in `ids` is done, durable together (one flush).
+    fn record_done_all(&self, ids: &[RepairId]) -> Result<(), String> {
+        ids.iter().try_for_each(|id| self.record_done(*id))
+    }
     fn record_failed(&self, id: RepairId, error: &str) -> Result<(), String>;
     /// Intents with neither done nor failed, oldest first.
     fn pending(&self) -> Result<Vec<(RepairId, RepairAction, String)>, String>;
@@ -73,6 +81,10 @@ impl ExecError {
     }
 }
 
+fn sync_err((path, cause): (PathBuf, io::Error)) -> ExecError {
+    ExecError::Io { path, cause }
+}
+
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExecError + '_ {
     move |cause| ExecError::Io {
         path: path.to_path_buf(),
@@ -97,17 +109,41 @@ pub struct Executor<'a> {
     pub log: &'a dyn RepairLog,
 }
 
+/// One journaled repair: its id, what it does and why.
+type Item = (RepairId, RepairAction, String);
+
+/// Whether the executor runs `action` in plan-wide phases. A restore and a salvage
+/// re-lay save and sync as they go, one action at a time.
+fn batched(action: &RepairAction) -> bool {
+    !matches!(
+        action,
+        RepairAction::Restore { .. } | RepairAction::Relay { .. }
+    )
+}
+
+/// The partition folder `action` works in (`streams/S/topics/T/partitions/P`), or
+/// `""` for anything outside one (the state files): the repairs of one partition
+/// run in plan order, different partitions in parallel.
+fn partition_key(action: &RepairAction) -> String {
+    let rel = action.rel_path();
+    let parts: Vec<&str> = rel.split('/').collect();
+    match parts.as_slice() {
+        ["streams", s, "topics", t, "partitions", p, ..] => {
+            format!("streams/{s}/topics/{t}/partitions/{p}")
+        }
+        _ => String::new(),
+    }
+}
+
 impl Executor<'_> {
     /// Finishes every journaled repair that has not completed.
     pub fn replay_pending(&self) -> Result<Vec<Executed>, ExecError> {
         let pending = self.log.pending().map_err(ExecError::Journal)?;
-        pending
-            .into_iter()
-            .map(|(id, action, reason)| self.run_one(id, action, reason))
-            .collect()
+        self.run_all(pending)
     }
 
-    /// Journals all intents, then performs them in order.
+    /// Journals all intents (one flush), then performs them in phases (see
+    /// [`Executor::run_phases`]).
     pub fn execute(&self, plan: Vec<(RepairAction, String)>) -> Result<Vec<Executed>, ExecError> {
         if plan.is_empty() {
             return Ok(Vec::new());
@@ -118,19 +154,177 @@ impl Executor<'_> {
             .log
             .record_intents(&plan, above)
             .map_err(ExecError::Journal)?;
-        ids.into_iter()
+        let items = ids
+            .into_iter()
             .zip(plan)
-            .map(|(id, (action, reason))| self.run_one(id, action, reason))
-            .collect()
+            .map(|(id, (action, reason))| (id, action, reason))
+            .collect();
+        self.run_all(items)
     }
 
+    fn run_all(&self, items: Vec<Item>) -> Result<Vec<Executed>, ExecError> {
+        if items.iter().all(|(_, action, _)| batched(action)) {
+            return self.run_phases(items);
+        }
+        // A plan with restores or re-lays keeps its order, one action at a time.
+        let mut out = Vec::with_capacity(items.len());
+        for (id, action, reason) in items {
+            if batched(&action) {
+                out.extend(self.run_phases(vec![(id, action, reason)])?);
+            } else {
+                out.push(self.run_one(id, action, reason)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs journaled repairs as plan-wide phases, each a durability round:
+    /// 1. (done by the caller) every intent journaled, one flush;
+    /// 2. every byte the repairs remove saved into quarantine (each file fsynced as
+    ///    it is written), then one sync round over the quarantine's folders;
+    /// 3. every change applied, partitions in parallel on [`SYNC_THREADS`] threads,
+    ///    each partition's repairs in plan order (files fsynced as they change);
+    /// 4. one sync round over the folders whose entries changed;
+    /// 5. every repair journaled done, one flush.
+    ///
+    /// Nothing is cut before its bytes are saved and durable (phase 3 starts after
+    /// the round of phase 2), and every phase looks at the files first, so a run
+    /// killed anywhere converges when the pending intents run again.
+    fn run_phases(&self, items: Vec<Item>) -> Result<Vec<Executed>, ExecError> {
+        for (id, action, _) in &items {
+            if !crate::quarantine::action_paths_are_plain(action) {
+                let e = ExecError::Journal(format!(
+                    "repair {id} names a path outside the data directory ({}); refusing it",
+                    action.rel_path()
+                ));
+                return Err(self.failed(*id, e));
+            }
+        }
+        let round = SyncRound::new();
+        self.fs.step("save to quarantine");
+        let saved = crate::parallel::map_ordered(&items, SYNC_THREADS, |(id, action, reason)| {
+            self.save(*id, action, reason, &round)
+                .map_err(|e| (*id, e))
+        });
+        if let Err((id, e)) = saved {
+            // What was saved stays: a rerun finds it complete.
+            let _ = round.run(self.fs);
+            return Err(self.failed(id, e));
+        }
+        self.fs.step("sync quarantine");
+        round.run(self.fs).map_err(sync_err)?;
+
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group_of: std::collections::HashMap<String, usize> = Default::default();
+        for (i, (_, action, _)) in items.iter().enumerate() {
+            let next = groups.len();
+            let g = *group_of.entry(partition_key(action)).or_insert(next);
+            match groups.get_mut(g) {
+                Some(group) => group.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        self.fs.step("apply changes");
+        let stop = AtomicBool::new(false);
+        let acted = crate::parallel::map_ordered(&groups, SYNC_THREADS, |group| {
+            let mut out = Vec::with_capacity(group.len());
+            for &i in group {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Some((id, action, _)) = items.get(i) else {
+                    continue;
+                };
+                let result = self.act(*id, action, &round);
+                if result.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                out.push((i, result));
+            }
+            Ok::<_, std::convert::Infallible>(out)
+        })
+        .unwrap_or_else(|never| match never {});
+        // What changed is made durable even when a repair failed: those that
+        // finished are then done.
+        self.fs.step("sync changes");
+        round.run(self.fs).map_err(sync_err)?;
+        let mut quarantined = vec![None; items.len()];
+        let mut failure = None;
+        for (i, result) in acted.into_iter().flatten() {
+            match result {
+                Ok(bytes) => {
+                    if let Some(slot) = quarantined.get_mut(i) {
+                        *slot = Some(bytes);
+                    }
+                }
+                Err(e) => {
+                    let id = items.get(i).map(|(id, _, _)| *id);
+                    match (&failure, id) {
+                        (None, Some(id)) => failure = Some((id, e)),
+                        // Another partition's failure in the same phase: journaled too.
+                        (Some(_), Some(id)) => {
+                            let _ = self.log.record_failed(id, &e.to_string());
+                        }
+                        (_, None) => {}
+                    }
+                }
+            }
+        }
+        let done: Vec<RepairId> = items
+            .iter()
+            .zip(&quarantined)
+            .filter(|(_, q)| q.is_some())
+            .map(|((id, _, _), _)| *id)
+            .collect();
+        self.fs.step("journal done");
+        self.log.record_done_all(&done).map_err(ExecError::Journal)?;
+        if let Some((id, e)) = failure {
+            return Err(self.failed(id, e));
+        }
+        Ok(items
+            .into_iter()
+            .zip(quarantined)
+            .filter_map(|((repair, action, reason), q)| {
+                q.map(|quarantined_bytes| Executed {
+                    repair,
+                    action,
+                    reason,
+                    quarantined_bytes,
+                })
+            })
+            .collect())
+    }
+
+    /// Journals that repair `id` failed (best effort: failing to journal the
+    /// failure must not hide the failure itself) and returns the error.
+    fn failed(&self, id: RepairId, e: ExecError) -> ExecError {
+        let _ = self.log.record_failed(id, &e.to_string());
+        e
+    }
+
+    /// A restore or a re-lay, which saves, acts and syncs on its own, then is
+    /// journaled done.
     fn run_one(
         &self,
         id: RepairId,
         action: RepairAction,
         reason: String,
     ) -> Result<Executed, ExecError> {
-        match self.apply(id, &action, &reason) {
+        let result = if !crate::quarantine::action_paths_are_plain(&action) {
+            Err(ExecError::Journal(format!(
+                "repair {id} names a path outside the data directory ({}); refusing it",
+                action.rel_path()
+            )))
+        } else {
+            match &action {
+                RepairAction::Restore { repair } => self.restore(id, *repair),
+                RepairAction::Relay { .. } => self.relay(id, &action, &reason),
+                _ => Err(ExecError::Journal(format!(
+                    "repair {id} ({action}) belongs in a phased run"
+                ))),
+            }
+        };
+        match result {
             Ok(quarantined_bytes) => {
                 self.fs.step("journal done");
                 self.log.record_done(id).map_err(ExecError::Journal)?;
@@ -141,64 +335,7 @@ impl Executor<'_> {
                     quarantined_bytes,
                 })
             }
-            Err(e) => {
-                // Failing to journal the failure must not hide the failure itself.
-                let _ = self.log.record_failed(id, &e.to_string());
-                Err(e)
-            }
-        }
-    }
-
-    fn apply(&self, id: RepairId, action: &RepairAction, reason: &str) -> Result<u64, ExecError> {
-        if !crate::quarantine::action_paths_are_plain(action) {
-            return Err(ExecError::Journal(format!(
-                "repair {id} names a path outside the data directory ({}); refusing it",
-                action.rel_path()
-            )));
-        }
-        match action {
-            // `rel_path` names the log or the index, as the action says.
-            RepairAction::TruncateLog {
-                keep_len,
-                original_len,
-                ..
-            }
-            | RepairAction::TruncateIndex {
-                keep_len,
-                original_len,
-                ..
-            }
-            | RepairAction::TruncateStateLog {
-                keep_len,
-                original_len,
-            } => self.truncate(
-                id,
-                action,
-                reason,
-                &action.rel_path(),
-                *keep_len,
-                *original_len,
-            ),
-            RepairAction::RewriteIndex {
-                segment,
-                original_len,
-                new_len,
-                new_xxh3,
-            } => self.rewrite_index(
-                id,
-                action,
-                reason,
-                segment,
-                *original_len,
-                *new_len,
-                *new_xxh3,
-            ),
-            RepairAction::QuarantineFile { path, len } => {
-                self.quarantine_file(id, action, reason, path, *len)
-            }
-            RepairAction::Restore { repair } => self.restore(id, *repair),
-            RepairAction::CreateDir { path } => self.create_dir(id, action, reason, path),
-            RepairAction::Relay { .. } => self.relay(id, action, reason),
+            Err(e) => Err(self.failed(id, e)),
         }
     }
 
@@ -217,83 +354,199 @@ impl Executor<'_> {
         }
     }
 
-    /// Cuts `rel` to `keep_len` bytes after saving the rest.
-    fn truncate(
+    /// Phase 2 for one repair: saves what it will remove (the folders go into
+    /// `round`), or finds that an earlier run saved it and acted already.
+    fn save(
         &self,
         id: RepairId,
         action: &RepairAction,
         reason: &str,
-        rel: &str,
-        keep_len: u64,
-        original_len: u64,
-    ) -> Result<u64, ExecError> {
-        let path = self.data_dir.join(rel);
-        let range = ByteRange::new(keep_len, original_len);
-        match file_len(self.fs, &path).map_err(io_err(&path))? {
-            Some(len) if len == original_len => {
-                self.quarantine.save(
-                    self.fs,
-                    id,
-                    action,
-                    reason,
-                    self.data_dir,
-                    rel,
-                    range,
-                    false,
-                )?;
-                self.fs.truncate(&path, keep_len).map_err(io_err(&path))?;
-                self.sync_parent(&path)?;
+        round: &SyncRound,
+    ) -> Result<(), ExecError> {
+        let save = |rel: &str, range: ByteRange, created_file: bool| {
+            let request = SaveRequest {
+                id,
+                action,
+                reason,
+                data_dir: self.data_dir,
+                file: rel,
+                range,
+                created_file,
+            };
+            self.quarantine
+                .save_deferred(self.fs, &request, round)
+                .map(drop)
+                .map_err(ExecError::from)
+        };
+        match action {
+            // `rel_path` names the log or the index, as the action says.
+            RepairAction::TruncateLog {
+                keep_len,
+                original_len,
+                ..
             }
-            // Truncated before a crash: its bytes were saved first, so they must be there.
-            Some(len) if len == keep_len && self.quarantine.load_verified(id)?.is_some() => {}
-            found => {
-                return Err(self.changed(id, &path, format!("{original_len} bytes"), found));
+            | RepairAction::TruncateIndex {
+                keep_len,
+                original_len,
+                ..
             }
+            | RepairAction::TruncateStateLog {
+                keep_len,
+                original_len,
+            } => {
+                let rel = action.rel_path();
+                let path = self.data_dir.join(&rel);
+                match file_len(self.fs, &path).map_err(io_err(&path))? {
+                    Some(len) if len == *original_len => {
+                        save(&rel, ByteRange::new(*keep_len, *original_len), false)
+                    }
+                    // Cut before a crash: its bytes were saved first, so they must be there.
+                    Some(len) if len == *keep_len && self.quarantine.load_verified(id)?.is_some() => {
+                        Ok(())
+                    }
+                    found => Err(self.changed(id, &path, format!("{original_len} bytes"), found)),
+                }
+            }
+            RepairAction::RewriteIndex {
+                segment,
+                original_len,
+                new_len,
+                new_xxh3,
+            } => {
+                let rel = segment.rel_index();
+                let path = self.data_dir.join(&rel);
+                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+                if current == Some((*new_len, *new_xxh3))
+                    && self.quarantine.load_verified(id)?.is_some()
+                {
+                    return Ok(());
+                }
+                if current.map(|(len, _)| len) != *original_len {
+                    return Err(self.changed(
+                        id,
+                        &path,
+                        original_len.map_or("no file".into(), |n| format!("{n} bytes")),
+                        current.map(|(len, _)| len),
+                    ));
+                }
+                let range = ByteRange::new(0, original_len.unwrap_or(0));
+                save(&rel, range, original_len.is_none())
+            }
+            RepairAction::QuarantineFile { path: rel, len } => {
+                let path = self.data_dir.join(rel);
+                match file_len(self.fs, &path).map_err(io_err(&path))? {
+                    Some(found) if found == *len => save(rel, ByteRange::new(0, *len), false),
+                    None if self.quarantine.load_verified(id)?.is_some() => Ok(()),
+                    found => Err(self.changed(id, &path, format!("{len} bytes"), found)),
+                }
+            }
+            // Nothing saved, `created_file`: `restore` removes the folder again.
+            RepairAction::CreateDir { path: rel } => save(rel, ByteRange::new(0, 0), true),
+            RepairAction::Restore { .. } | RepairAction::Relay { .. } => Err(ExecError::Journal(
+                format!("repair {id} ({action}) does not run in phases"),
+            )),
         }
-        Ok(range.len())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn rewrite_index(
+    /// Phase 3 for one repair, once its save is durable: changes the file (fsynced)
+    /// and adds its folder to `round`; returns the bytes it put in quarantine. A
+    /// file already changed by an earlier run is left as it is.
+    fn act(&self, id: RepairId, action: &RepairAction, round: &SyncRound) -> Result<u64, ExecError> {
+        let changed_in = |path: &Path| round.add(path.parent().unwrap_or(self.data_dir));
+        match action {
+            RepairAction::TruncateLog {
+                keep_len,
+                original_len,
+                ..
+            }
+            | RepairAction::TruncateIndex {
+                keep_len,
+                original_len,
+                ..
+            }
+            | RepairAction::TruncateStateLog {
+                keep_len,
+                original_len,
+            } => {
+                let path = self.data_dir.join(action.rel_path());
+                match file_len(self.fs, &path).map_err(io_err(&path))? {
+                    Some(len) if len == *original_len => {
+                        self.fs.truncate(&path, *keep_len).map_err(io_err(&path))?;
+                        changed_in(&path);
+                    }
+                    Some(len) if len == *keep_len => {}
+                    found => {
+                        return Err(self.changed(id, &path, format!("{original_len} bytes"), found))
+                    }
+                }
+                Ok(ByteRange::new(*keep_len, *original_len).len())
+            }
+            RepairAction::RewriteIndex {
+                segment,
+                original_len,
+                new_len,
+                new_xxh3,
+            } => {
+                let saved = original_len.unwrap_or(0);
+                let path = self.data_dir.join(segment.rel_index());
+                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+                if current == Some((*new_len, *new_xxh3)) {
+                    return Ok(saved);
+                }
+                if current.map(|(len, _)| len) != *original_len {
+                    return Err(self.changed(
+                        id,
+                        &path,
+                        original_len.map_or("no file".into(), |n| format!("{n} bytes")),
+                        current.map(|(len, _)| len),
+                    ));
+                }
+                self.write_index(id, segment, &path, *new_len, *new_xxh3)?;
+                changed_in(&path);
+                Ok(saved)
+            }
+            RepairAction::QuarantineFile { path: rel, len } => {
+                let path = self.data_dir.join(rel);
+                match file_len(self.fs, &path).map_err(io_err(&path))? {
+                    Some(found) if found == *len => {
+                        self.fs.remove_file(&path).map_err(io_err(&path))?;
+                        changed_in(&path);
+                    }
+                    None => {}
+                    found => return Err(self.changed(id, &path, format!("{len} bytes"), found)),
+                }
+                Ok(*len)
+            }
+            RepairAction::CreateDir { path: rel } => {
+                let path = self.data_dir.join(rel);
+                let is_dir = self.fs.metadata(&path).map_err(io_err(&path))?;
+                if !is_dir.is_some_and(|m| m.is_dir()) {
+                    self.fs.create_dir_all(&path).map_err(io_err(&path))?;
+                    changed_in(&path);
+                }
+                Ok(0)
+            }
+            RepairAction::Restore { .. } | RepairAction::Relay { .. } => Err(ExecError::Journal(
+                format!("repair {id} ({action}) does not run in phases"),
+            )),
+        }
+    }
+
+    /// Rebuilds the index of `segment` from its log into a temporary file (fsynced),
+    /// checks it is the one planned, and renames it over `path`.
+    fn write_index(
         &self,
         id: RepairId,
-        action: &RepairAction,
-        reason: &str,
         segment: &SegmentKey,
-        original_len: Option<u64>,
+        path: &Path,
         new_len: u64,
         new_xxh3: u64,
-    ) -> Result<u64, ExecError> {
-        let rel = segment.rel_index();
-        let path = self.data_dir.join(&rel);
-        let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
-        if current == Some((new_len, new_xxh3)) && self.quarantine.load_verified(id)?.is_some() {
-            return Ok(original_len.unwrap_or(0));
-        }
-        if current.map(|(len, _)| len) != original_len {
-            return Err(self.changed(
-                id,
-                &path,
-                original_len.map_or("no file".into(), |n| format!("{n} bytes")),
-                current.map(|(len, _)| len),
-            ));
-        }
-        let range = ByteRange::new(0, original_len.unwrap_or(0));
-        self.quarantine.save(
-            self.fs,
-            id,
-            action,
-            reason,
-            self.data_dir,
-            &rel,
-            range,
-            original_len.is_none(),
-        )?;
+    ) -> Result<(), ExecError> {
         let log = self.data_dir.join(segment.rel_log());
         let log_len = file_len(self.fs, &log)
             .map_err(io_err(&log))?
             .ok_or_else(|| self.changed(id, &log, "a log to index".into(), None))?;
-        let tmp = temp_index_path(&path);
+        let tmp = temp_index_path(path);
         let source = self.fs.open_read(&log).map_err(io_err(&log))?;
         let mut digest = None;
         let mut source = Some(source);
@@ -315,66 +568,7 @@ impl Executor<'_> {
                 found: format!("{log_len} bytes indexing differently"),
             });
         }
-        self.fs.rename(&tmp, &path).map_err(io_err(&path))?;
-        self.sync_parent(&path)?;
-        Ok(range.len())
-    }
-
-    fn quarantine_file(
-        &self,
-        id: RepairId,
-        action: &RepairAction,
-        reason: &str,
-        rel: &str,
-        len: u64,
-    ) -> Result<u64, ExecError> {
-        let path = self.data_dir.join(rel);
-        match file_len(self.fs, &path).map_err(io_err(&path))? {
-            Some(found) if found == len => {
-                let range = ByteRange::new(0, len);
-                self.quarantine.save(
-                    self.fs,
-                    id,
-                    action,
-                    reason,
-                    self.data_dir,
-                    rel,
-                    range,
-                    false,
-                )?;
-                self.fs.remove_file(&path).map_err(io_err(&path))?;
-                self.sync_parent(&path)?;
-            }
-            None if self.quarantine.load_verified(id)?.is_some() => {}
-            found => return Err(self.changed(id, &path, format!("{len} bytes"), found)),
-        }
-        Ok(len)
-    }
-
-    /// Creates a folder; the manifest (nothing saved, `created_file`) lets `restore`
-    /// remove it again.
-    fn create_dir(
-        &self,
-        id: RepairId,
-        action: &RepairAction,
-        reason: &str,
-        rel: &str,
-    ) -> Result<u64, ExecError> {
-        let path = self.data_dir.join(rel);
-        let range = ByteRange::new(0, 0);
-        self.quarantine
-            .save(self.fs, id, action, reason, self.data_dir, rel, range, true)?;
-        let is_dir = self.fs.metadata(&path).map_err(io_err(&path))?;
-        if !is_dir.is_some_and(|m| m.is_dir()) {
-            self.fs.create_dir_all(&path).map_err(io_err(&path))?;
-            self.sync_parent(&path)?;
-        }
-        Ok(0)
-    }
-
-    fn sync_parent(&self, path: &Path) -> Result<(), ExecError> {
-        let dir = path.parent().unwrap_or(self.data_dir);
-        self.fs.sync_dir(dir).map_err(io_err(dir))
+        self.fs.rename(&tmp, path).map_err(io_err(path))
     }
 }
 

@@ -40,7 +40,8 @@ use std::path::{Component, Path};
 use std::sync::atomic::{AtomicBool, Ordering};
 use xxhash_rust::xxh3::Xxh3;
 
-pub trait FileOps {
+/// `Sync`: the executor runs file operations and sync rounds on several threads.
+pub trait FileOps: Sync {
     /// Opens a regular file for reading.
     fn open_read(&self, path: &Path) -> io::Result<File> {
         open_read(path)
@@ -88,6 +89,52 @@ pub trait FileOps {
     /// Marks a point between steps that are not file operations (journal writes), so
     /// fault injection can stop there too.
     fn step(&self, _what: &str) {}
+}
+
+/// Threads of a sync round, and of the executor's parallel phases: a fixed pool, so
+/// that many fsyncs are in flight at once (a device queues them, and on a slow disk
+/// their waits overlap) without a thread per repair.
+pub const SYNC_THREADS: usize = 16;
+
+/// Folders whose entries changed, to make durable together: one fsync each, run on
+/// [`SYNC_THREADS`] threads, however many repairs changed them.
+#[derive(Debug, Default)]
+pub struct SyncRound(std::sync::Mutex<std::collections::BTreeSet<std::path::PathBuf>>);
+
+impl SyncRound {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a folder to the round (once, however often it is added).
+    pub fn add(&self, dir: &Path) {
+        let mut dirs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !dirs.contains(dir) {
+            dirs.insert(dir.to_path_buf());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fsyncs every folder added, in parallel, and empties the round. On an error,
+    /// the folder that failed and why (the first one, in path order).
+    pub fn run(&self, fs: &dyn FileOps) -> Result<(), (std::path::PathBuf, io::Error)> {
+        let dirs: Vec<std::path::PathBuf> = std::mem::take(
+            &mut *self.0.lock().unwrap_or_else(|e| e.into_inner()),
+        )
+        .into_iter()
+        .collect();
+        crate::parallel::map_ordered(&dirs, SYNC_THREADS, |dir| {
+            fs.sync_dir(dir).map_err(|e| (dir.clone(), e))
+        })
+        .map(drop)
+    }
 }
 
 /// The real file system, following no symbolic link.

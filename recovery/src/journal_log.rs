@@ -35,6 +35,19 @@ impl RepairLog for Journal {
             .map_err(|e| e.to_string())
     }
 
+    fn record_done_all(&self, ids: &[RepairId]) -> Result<(), String> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let records = ids
+            .iter()
+            .map(|&repair| Record::RepairDone { repair })
+            .collect();
+        self.append_batch(records)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     fn record_failed(&self, repair: RepairId, error: &str) -> Result<(), String> {
         self.append(Record::RepairFailed {
             repair,

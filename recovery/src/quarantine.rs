@@ -5,7 +5,7 @@
 //! `manifest.json` describes them. The manifest is written last, through a temporary
 //! file and a rename, so a manifest that exists always describes bytes already on disk.
 
-use crate::fsops::{file_digest, list_dir, FileOps, StdFs};
+use crate::fsops::{file_digest, list_dir, FileOps, StdFs, SyncRound};
 use journal::{ByteRange, RelayOriginal, RepairAction, RepairId};
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -127,6 +127,19 @@ pub struct Manifest {
     pub files: Vec<SavedFile>,
 }
 
+/// What [`Quarantine::save_deferred`] saves: `range` of `data_dir/file` for repair
+/// `id`; `created_file` when the repair creates `file` (nothing is saved).
+#[derive(Clone, Copy, Debug)]
+pub struct SaveRequest<'a> {
+    pub id: RepairId,
+    pub action: &'a RepairAction,
+    pub reason: &'a str,
+    pub data_dir: &'a Path,
+    pub file: &'a str,
+    pub range: ByteRange,
+    pub created_file: bool,
+}
+
 /// The name of whole file number `i` in a repair's quarantine folder.
 pub fn whole_file_name(i: usize) -> String {
     format!("file-{i}")
@@ -182,6 +195,46 @@ impl Quarantine {
         range: ByteRange,
         created_file: bool,
     ) -> Result<Manifest, QuarantineError> {
+        let saved = SaveRequest {
+            id,
+            action,
+            reason,
+            data_dir,
+            file,
+            range,
+            created_file,
+        };
+        self.save_in_round(fs, &saved, None)
+    }
+
+    /// [`Quarantine::save`], except that the folders whose entries changed (the
+    /// repair's folder, the quarantine folder and the state directory) are added to
+    /// `round` instead of synced here: the caller runs the round, once for a whole
+    /// plan, before it cuts anything. The saved files themselves are fsynced here.
+    pub fn save_deferred(
+        &self,
+        fs: &dyn FileOps,
+        saved: &SaveRequest<'_>,
+        round: &SyncRound,
+    ) -> Result<Manifest, QuarantineError> {
+        self.save_in_round(fs, saved, Some(round))
+    }
+
+    fn save_in_round(
+        &self,
+        fs: &dyn FileOps,
+        saved: &SaveRequest<'_>,
+        round: Option<&SyncRound>,
+    ) -> Result<Manifest, QuarantineError> {
+        let SaveRequest {
+            id,
+            action,
+            reason,
+            data_dir,
+            file,
+            range,
+            created_file,
+        } = *saved;
         if let Some(m) = self.load_same(id, action, file)? {
             return Ok(m);
         }
@@ -218,7 +271,7 @@ impl Quarantine {
             created_file,
             files: Vec::new(),
         };
-        self.write_manifest(fs, &manifest)?;
+        self.write_manifest(fs, &manifest, round)?;
         Ok(manifest)
     }
 
@@ -293,13 +346,19 @@ impl Quarantine {
             created_file: false,
             files: saved,
         };
-        self.write_manifest(fs, &manifest)?;
+        self.write_manifest(fs, &manifest, None)?;
         Ok(manifest)
     }
 
     /// Writes `manifest.json` last, through a temporary file and a rename, so a
     /// manifest always describes bytes already on disk.
-    fn write_manifest(&self, fs: &dyn FileOps, manifest: &Manifest) -> Result<(), QuarantineError> {
+    /// With a `round`, the folders are added to it instead of synced here.
+    fn write_manifest(
+        &self,
+        fs: &dyn FileOps,
+        manifest: &Manifest,
+        round: Option<&SyncRound>,
+    ) -> Result<(), QuarantineError> {
         let dir = self.repair_dir(manifest.repair);
         let json =
             serde_json::to_vec_pretty(&manifest).map_err(|e| QuarantineError::BadManifest {
@@ -311,6 +370,15 @@ impl Quarantine {
             .map_err(io_err(&tmp))?;
         let path = dir.join(MANIFEST);
         fs.rename(&tmp, &path).map_err(io_err(&path))?;
+        if let Some(round) = round {
+            round.add(&dir);
+            round.add(&self.dir);
+            // The quarantine folder may be new: its own entry counts too.
+            if let Some(state) = self.dir.parent() {
+                round.add(state);
+            }
+            return Ok(());
+        }
         fs.sync_dir(&dir).map_err(io_err(&dir))?;
         fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
     }

@@ -14,16 +14,22 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// The panic payload of a simulated crash.
 struct Crash;
 
 /// The real file system, until step `at`: that step is torn (half done, where it
-/// writes) and the process "dies" (panics with [`Crash`]).
+/// writes) and the process "dies" (panics with [`Crash`]). The executor runs steps
+/// on several threads: once dead, every later step of any thread dies at once,
+/// doing nothing, as in a killed process.
 struct CrashAt {
     at: usize,
     steps: AtomicUsize,
+    /// The named step (a phase boundary or journal write) it died at, if any.
+    died_at: Mutex<Option<String>>,
 }
 
 impl CrashAt {
@@ -31,12 +37,17 @@ impl CrashAt {
         Self {
             at,
             steps: AtomicUsize::new(0),
+            died_at: Mutex::new(None),
         }
     }
 
-    /// True when this step is the one that crashes.
+    /// True when this step is the one that crashes; a step after it never returns.
     fn crashing(&self) -> bool {
-        self.steps.fetch_add(1, Ordering::SeqCst) == self.at
+        let n = self.steps.fetch_add(1, Ordering::SeqCst);
+        if n > self.at {
+            self.die();
+        }
+        n == self.at
     }
 
     fn die(&self) -> ! {
@@ -117,8 +128,9 @@ impl FileOps for CrashAt {
         }
         StdFs.sync_dir(dir)
     }
-    fn step(&self, _what: &str) {
+    fn step(&self, what: &str) {
         if self.crashing() {
+            *self.died_at.lock().unwrap() = Some(what.to_string());
             self.die();
         }
     }
@@ -187,6 +199,7 @@ fn crash_everywhere(name: &str, damaged: &Path, mode: Mode) {
     assert_ne!(expected, input, "{name}: the case must need repairs");
 
     let mut crashes = 0;
+    let mut boundaries = BTreeSet::new();
     for at in 0.. {
         let tmp = tempfile::tempdir().expect("tmp");
         let data = tmp.path().join("data");
@@ -203,6 +216,7 @@ fn crash_everywhere(name: &str, damaged: &Path, mode: Mode) {
             Err(payload) => {
                 assert!(payload.is::<Crash>(), "{name}: a real panic at step {at}");
                 crashes += 1;
+                boundaries.extend(crashing.died_at.lock().unwrap().take());
             }
         }
         assert!(
@@ -220,6 +234,20 @@ fn crash_everywhere(name: &str, damaged: &Path, mode: Mode) {
     assert!(
         crashes >= 10,
         "{name}: only {crashes} crash points exercised"
+    );
+    // Killed between every two phases of the executor, not only inside them.
+    let phases = [
+        "journal intents",
+        "save to quarantine",
+        "sync quarantine",
+        "apply changes",
+        "sync changes",
+        "journal done",
+    ];
+    let batched = boundaries.contains("save to quarantine");
+    assert!(
+        !batched || phases.iter().all(|p| boundaries.contains(*p)),
+        "{name}: crashed only at {boundaries:?}"
     );
 }
 
