@@ -203,8 +203,7 @@ impl Executor<'_> {
         let round = SyncRound::new();
         self.fs.step("save to quarantine");
         let saved = crate::parallel::map_ordered(&items, SYNC_THREADS, |(id, action, reason)| {
-            self.save(*id, action, reason, &round)
-                .map_err(|e| (*id, e))
+            self.save(*id, action, reason, &round).map_err(|e| (*id, e))
         });
         if let Err((id, e)) = saved {
             // What was saved stays: a rerun finds it complete.
@@ -277,7 +276,9 @@ impl Executor<'_> {
             .map(|((id, _, _), _)| *id)
             .collect();
         self.fs.step("journal done");
-        self.log.record_done_all(&done).map_err(ExecError::Journal)?;
+        self.log
+            .record_done_all(&done)
+            .map_err(ExecError::Journal)?;
         if let Some((id, e)) = failure {
             return Err(self.failed(id, e));
         }
@@ -401,7 +402,9 @@ impl Executor<'_> {
                         save(&rel, ByteRange::new(*keep_len, *original_len), false)
                     }
                     // Cut before a crash: its bytes were saved first, so they must be there.
-                    Some(len) if len == *keep_len && self.quarantine.load_verified(id)?.is_some() => {
+                    Some(len)
+                        if len == *keep_len && self.quarantine.load_verified(id)?.is_some() =>
+                    {
                         Ok(())
                     }
                     found => Err(self.changed(id, &path, format!("{original_len} bytes"), found)),
@@ -451,7 +454,12 @@ impl Executor<'_> {
     /// Phase 3 for one repair, once its save is durable: changes the file (fsynced)
     /// and adds its folder to `round`; returns the bytes it put in quarantine. A
     /// file already changed by an earlier run is left as it is.
-    fn act(&self, id: RepairId, action: &RepairAction, round: &SyncRound) -> Result<u64, ExecError> {
+    fn act(
+        &self,
+        id: RepairId,
+        action: &RepairAction,
+        round: &SyncRound,
+    ) -> Result<u64, ExecError> {
         let changed_in = |path: &Path| round.add(path.parent().unwrap_or(self.data_dir));
         match action {
             RepairAction::TruncateLog {
@@ -471,8 +479,9 @@ impl Executor<'_> {
                 let path = self.data_dir.join(action.rel_path());
                 match file_len(self.fs, &path).map_err(io_err(&path))? {
                     Some(len) if len == *original_len => {
+                        // The fsync of the file makes its new length durable; no
+                        // entry of its folder changed, so the folder needs none.
                         self.fs.truncate(&path, *keep_len).map_err(io_err(&path))?;
-                        changed_in(&path);
                     }
                     Some(len) if len == *keep_len => {}
                     found => {

@@ -125,11 +125,10 @@ impl SyncRound {
     /// Fsyncs every folder added, in parallel, and empties the round. On an error,
     /// the folder that failed and why (the first one, in path order).
     pub fn run(&self, fs: &dyn FileOps) -> Result<(), (std::path::PathBuf, io::Error)> {
-        let dirs: Vec<std::path::PathBuf> = std::mem::take(
-            &mut *self.0.lock().unwrap_or_else(|e| e.into_inner()),
-        )
-        .into_iter()
-        .collect();
+        let dirs: Vec<std::path::PathBuf> =
+            std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .collect();
         crate::parallel::map_ordered(&dirs, SYNC_THREADS, |dir| {
             fs.sync_dir(dir).map_err(|e| (dir.clone(), e))
         })

@@ -10,11 +10,11 @@ use recovery::fsops::{FileOps, StdFs};
 use recovery::pipeline::{run, Request};
 use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
