@@ -1,0 +1,272 @@
+//! `recover` after N torn partitions: wall time, the fsyncs it makes and the ratio to
+//! the dry run's analysis, in one run; then the same with every fsync slowed to 1 ms.
+//!
+//! Generates a data directory of N partitions (one segment, 40 messages of 100-300
+//! bytes each, and the offsets folders), tears the tail of every log
+//! (`Fault::TornLogTail`: each partition needs its log and its index cut), and for
+//! each N:
+//! - times the dry run (`pipeline::analyze` + `plan`, what `replay` without
+//!   `--apply` runs, with no journal: a full scan) on the page-cached directory;
+//! - times `pipeline::run` (the whole `recover`) on a copy, through a `FileOps` that
+//!   counts every fsync (each file operation that writes fsyncs its file; each
+//!   `sync_dir` is one) and a `RepairLog` that counts journal flushes;
+//! - times `pipeline::run` again on another copy, with a `FileOps` that sleeps 1 ms
+//!   before every fsync and every journal flush (a slow disk). The executor's sync
+//!   pool has `fsops::SYNC_THREADS` threads.
+//!
+//! `RECOVER_BENCH_N` is a comma-separated list of N (default `100,1000`).
+//! Run: `cargo bench -p iggy-warden-recovery --bench recover_rounds`
+
+use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
+use journal::{ByteRange, Journal, RepairAction, RepairId};
+use recovery::execute::{Executor, RepairLog};
+use recovery::fsops::{FileOps, StdFs, SYNC_THREADS};
+use recovery::pipeline::{analyze, run, Quiet, Request};
+use recovery::plan::{plan, Mode};
+use recovery::quarantine::Quarantine;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The real file system, counting fsyncs; with `delay`, each fsync waits that long
+/// first.
+struct Counting {
+    file_syncs: AtomicU64,
+    dir_syncs: AtomicU64,
+    delay: Option<Duration>,
+}
+
+impl Counting {
+    fn new(delay: Option<Duration>) -> Self {
+        Self {
+            file_syncs: AtomicU64::new(0),
+            dir_syncs: AtomicU64::new(0),
+            delay,
+        }
+    }
+
+    fn file_sync(&self) {
+        self.file_syncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(d) = self.delay {
+            std::thread::sleep(d);
+        }
+    }
+}
+
+impl FileOps for Counting {
+    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
+        self.file_sync();
+        StdFs.copy_range(src, range, dst)
+    }
+    fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        self.file_sync();
+        StdFs.append_file(src, dst)
+    }
+    fn write_file(
+        &self,
+        dst: &Path,
+        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.file_sync();
+        StdFs.write_file(dst, fill)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.file_sync();
+        StdFs.truncate(path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        self.file_sync();
+        StdFs.hard_link(src, dst)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_dir(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.dir_syncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(d) = self.delay {
+            std::thread::sleep(d);
+        }
+        StdFs.sync_dir(dir)
+    }
+}
+
+/// The journal, counting its flushes (every call that writes flushes once); with
+/// `delay`, each waits that long first.
+struct CountingLog<'a> {
+    journal: &'a Journal,
+    flushes: AtomicU64,
+    delay: Option<Duration>,
+}
+
+impl CountingLog<'_> {
+    fn flush(&self) {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        if let Some(d) = self.delay {
+            std::thread::sleep(d);
+        }
+    }
+}
+
+impl RepairLog for CountingLog<'_> {
+    fn record_intents(
+        &self,
+        intents: &[(RepairAction, String)],
+        above: Option<RepairId>,
+    ) -> Result<Vec<RepairId>, String> {
+        self.flush();
+        self.journal.record_intents(intents, above)
+    }
+    fn record_done(&self, id: RepairId) -> Result<(), String> {
+        self.flush();
+        self.journal.record_done(id)
+    }
+    fn record_done_all(&self, ids: &[RepairId]) -> Result<(), String> {
+        if !ids.is_empty() {
+            self.flush();
+        }
+        self.journal.record_done_all(ids)
+    }
+    fn record_failed(&self, id: RepairId, error: &str) -> Result<(), String> {
+        self.flush();
+        self.journal.record_failed(id, error)
+    }
+    fn pending(&self) -> Result<Vec<(RepairId, RepairAction, String)>, String> {
+        self.journal.pending()
+    }
+}
+
+struct Measured {
+    secs: f64,
+    file_syncs: u64,
+    dir_syncs: u64,
+    flushes: u64,
+    repairs: usize,
+}
+
+/// Runs `recover` (tolerate-tail, no journal history) on `data`.
+fn recover(data: &Path, state: &Path, delay: Option<Duration>) -> Measured {
+    let journal = Journal::open(&state.join("journal")).expect("journal");
+    let fs = Counting::new(delay);
+    let log = CountingLog {
+        journal: &journal,
+        flushes: AtomicU64::new(0),
+        delay,
+    };
+    let quarantine = Quarantine::new(state);
+    let exec = Executor {
+        data_dir: data,
+        quarantine: &quarantine,
+        fs: &fs,
+        log: &log,
+    };
+    let known = HashMap::new();
+    let started = Instant::now();
+    let outcome = run(
+        &exec,
+        &Request {
+            mode: Mode::TolerateTail,
+            known: &known,
+            only: &|_| true,
+            progress: &Quiet,
+        },
+    )
+    .expect("recover");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(outcome.ready_to_start);
+    Measured {
+        secs,
+        file_syncs: fs.file_syncs.load(Ordering::Relaxed),
+        dir_syncs: fs.dir_syncs.load(Ordering::Relaxed),
+        flushes: log.flushes.load(Ordering::Relaxed),
+        repairs: outcome.actions.len(),
+    }
+}
+
+fn main() {
+    let ns: Vec<u32> = std::env::var("RECOVER_BENCH_N")
+        .unwrap_or_else(|_| "100,1000".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let tmp = tempfile::tempdir_in(std::env::var_os("RECOVER_BENCH_DIR").unwrap_or(".".into()))
+        .expect("tmp");
+    println!("sync pool: {SYNC_THREADS} threads; slow disk: 1 ms per fsync and per journal flush");
+    for n in ns {
+        let source = tmp.path().join(format!("source-{n}"));
+        let mut builder = DataDirBuilder::new().seed(u64::from(n));
+        for p in 0..n {
+            builder = builder.partition(
+                PartitionSpec::new(0, p / 1000, p % 1000)
+                    .messages(40, 100..300, 0)
+                    .segment_size(1 << 20),
+            );
+        }
+        builder.build(&source);
+        for p in 0..n {
+            let rel = format!("streams/0/topics/{}/partitions/{}", p / 1000, p % 1000);
+            // As the server leaves them: without the offsets folders, recover would
+            // create them, three repairs more per partition.
+            for sub in ["offsets/consumers", "offsets/groups"] {
+                std::fs::create_dir_all(source.join(&rel).join(sub)).expect("offsets");
+            }
+            apply(&source, &rel, Fault::TornLogTail).expect("fault");
+        }
+        let copy = |name: &str| {
+            let data = tmp.path().join(format!("{name}-{n}"));
+            harness::copy_dir(&source, &data).expect("copy");
+            data
+        };
+        let (fast, slow) = (copy("fast"), copy("slow"));
+
+        // The dry run, twice (the first warms the cache), on the source.
+        let mut dry = f64::MAX;
+        let mut repairs = 0;
+        for _ in 0..2 {
+            let started = Instant::now();
+            let (analysis, _) =
+                analyze(&source, &HashMap::new(), &|_| true, &Quiet).expect("analysis");
+            let planned = plan(&analysis, Mode::TolerateTail).expect("plan");
+            dry = dry.min(started.elapsed().as_secs_f64());
+            repairs = planned.actions.len();
+            assert!(
+                repairs >= n as usize,
+                "{repairs} repairs for {n} torn partitions"
+            );
+        }
+        let m = recover(&fast, &tmp.path().join(format!("state-fast-{n}")), None);
+        let s = recover(
+            &slow,
+            &tmp.path().join(format!("state-slow-{n}")),
+            Some(Duration::from_millis(1)),
+        );
+        assert_eq!((m.repairs, s.repairs), (repairs, repairs));
+        println!(
+            "N={n} ({repairs} repairs): dry run {:.1} ms; recover {:.1} ms = {:.2}x the dry run; \
+             {} file fsyncs + {} folder fsyncs + {} journal flushes \
+             ({:.2} per partition); slow disk: recover {:.1} ms ({:.1} ms more), \
+             {} fsyncs + flushes that one at a time would take {:.0} ms",
+            dry * 1e3,
+            m.secs * 1e3,
+            m.secs / dry,
+            m.file_syncs,
+            m.dir_syncs,
+            m.flushes,
+            (m.file_syncs + m.dir_syncs + m.flushes) as f64 / n as f64,
+            s.secs * 1e3,
+            (s.secs - m.secs) * 1e3,
+            s.file_syncs + s.dir_syncs + s.flushes,
+            (s.file_syncs + s.dir_syncs + s.flushes) as f64,
+        );
+    }
+}
