@@ -22,7 +22,7 @@
 //! more? Only then is the segment journaled `Sealed`, with the exact lengths and the
 //! last message that let recovery trust it without a scan.
 
-use journal::{CheckpointState, SegmentKey};
+use journal::{CheckpointState, SegmentFile, SegmentKey};
 use recovery::index::{IndexEntry, ENTRY_LEN};
 use recovery::message::{frame_checksum, MessageHeader, HEADER_LEN, MAX_MESSAGE_LEN};
 use recovery::scan::{scan_log_with, MessageMeta, ScanBuffer, ScanStart, StopReason};
@@ -136,11 +136,11 @@ fn is_stop(e: &io::Error) -> bool {
 }
 
 pub fn log_path(dir: &Path, key: &SegmentKey) -> PathBuf {
-    dir.join(format!("{}.log", key.file_stem()))
+    key.path_in(dir, SegmentFile::Log)
 }
 
 pub fn index_path(dir: &Path, key: &SegmentKey) -> PathBuf {
-    dir.join(format!("{}.index", key.file_stem()))
+    key.path_in(dir, SegmentFile::Index)
 }
 
 fn open_optional(path: &Path) -> io::Result<Option<File>> {
