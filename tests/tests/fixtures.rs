@@ -155,7 +155,7 @@ fn product_code() -> Vec<(std::path::PathBuf, String)> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs")
-                && !path.file_name().is_some_and(|n| n == "tests.rs")
+                && path.file_name().is_none_or(|n| n != "tests.rs")
             {
                 let text = std::fs::read_to_string(&path).unwrap();
                 let code = match text.find("#[cfg(test)]") {
