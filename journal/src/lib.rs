@@ -34,5 +34,5 @@ pub use error::JournalError;
 pub use key::{ByteRange, ParseSegmentKeyError, PartitionId, SegmentKey};
 pub use record::{Entry, Record};
 pub use state::{CheckpointState, SegmentPhase, SegmentState};
-pub use store::{dir_size, Journal, JournalStats, PendingRepair, Records};
+pub use store::{dir_size, Journal, JournalStats, PendingRepair, Records, StateLogMark};
 pub use verify::{Problem, ProblemKind, VerifyReport};
