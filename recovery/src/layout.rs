@@ -141,6 +141,15 @@ pub struct Stray {
 
 /// Lists `root` and everything below it that belongs to the 0.6 layout.
 pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
+    discover_guided(root, None)
+}
+
+/// [`discover`], trusting `state/log` up to where a journal says it was verified (see
+/// [`crate::state_log::parse_guided`]).
+pub fn discover_guided(
+    root: &Path,
+    state_log: Option<crate::state_log::Trusted>,
+) -> Result<DataDir, LayoutError> {
     let version = check_root(root)?;
     let mut strays = Vec::new();
     let mut folders = Vec::new();
@@ -171,7 +180,7 @@ pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
     }
     partitions.sort_by_key(|p: &PartitionLayout| p.id);
     strays.sort_by(|a, b| a.path.cmp(&b.path));
-    let state = crate::state_check::inspect(root, &partitions)?;
+    let state = crate::state_check::inspect_guided(root, &partitions, state_log)?;
     Ok(DataDir {
         root: root.to_path_buf(),
         version,
