@@ -80,6 +80,19 @@ fn problem_kinds(run: &harness::Run) -> Vec<String> {
         .collect()
 }
 
+/// The lengths of every `state_log_verified` record, as `journal show` lists them
+/// (through the running sidecar's handover).
+fn journaled_lens(state: &Path) -> Vec<u64> {
+    let run = warden(["journal", "show", "--json", "--state-dir", s(state)]);
+    assert_eq!(run.code, 0, "journal show: {}", run.stderr);
+    run.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "state_log_verified")
+        .filter_map(|v| v["valid_len"].as_u64())
+        .collect()
+}
+
 fn mark_len(state: &Path) -> Option<u64> {
     let j = Journal::open(&state.join("journal")).unwrap();
     j.state_log_mark().unwrap().map(|m| m.valid_len)
@@ -107,13 +120,23 @@ fn after_the_sidecar_journaled_the_state_log_recover_verifies_only_what_was_appe
     let full = fs::read(&path).unwrap();
     let entries = frame_entries(&full).unwrap();
     let (bob, ci) = (entries[entries.len() - 2], entries[entries.len() - 1]);
-    // The server has not written the token yet while the sidecar watches.
-    fs::write(&path, &full[..ci.start]).unwrap();
-
+    // The sidecar starts before the server wrote bob and the token.
+    fs::write(&path, &full[..bob.start]).unwrap();
     let log = d.state.parent().unwrap().join("sidecar.log");
     let mut sidecar = Sidecar::spawn(&d.data, &d.state, &log, &[]);
     sidecar.wait_watching(Duration::from_secs(20));
     sidecar.wait_idle(Duration::from_secs(20));
+    assert_eq!(journaled_lens(&d.state), [bob.start as u64], "at start-up");
+    // The server writes bob's entry: on its checkpoint tick (100 ms) the sidecar
+    // verifies it. (`journal show` copies the journal before the sidecar, taking it
+    // back, reconciles: the record below comes from the tick.)
+    fs::write(&path, &full[..ci.start]).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        journaled_lens(&d.state),
+        [bob.start as u64, ci.start as u64],
+        "after bob's entry"
+    );
     assert!(sidecar.terminate().success());
     assert_eq!(
         mark_len(&d.state),
