@@ -281,6 +281,15 @@ fn entry_json(entry: &Entry) -> Value {
         Record::RepairFailed { repair, error } => {
             json!({ "repair": repair.to_string(), "error": error })
         }
+        Record::StateLogVerified {
+            valid_len,
+            last_index,
+            last_checksum,
+        } => json!({
+            "valid_len": valid_len,
+            "last_index": last_index,
+            "last_checksum": last_checksum,
+        }),
     };
     if let (Some(obj), Value::Object(fields)) = (obj.as_object_mut(), fields) {
         obj.extend(fields);

@@ -38,5 +38,5 @@ pub use key::{ByteRange, ParseSegmentKeyError, PartitionId, SegmentKey};
 pub use record::{Entry, Record};
 pub use segment_name::SegmentFile;
 pub use state::{CheckpointState, SegmentPhase, SegmentState};
-pub use store::{dir_size, Journal, JournalStats, PendingRepair, Records};
+pub use store::{dir_size, Journal, JournalStats, PendingRepair, Records, StateLogMark};
 pub use verify::{Problem, ProblemKind, VerifyReport};

@@ -56,6 +56,16 @@ pub enum Record {
         repair: RepairId,
         error: String,
     },
+    /// `state/log` (the server's metadata log) was verified, every entry whole with its
+    /// checksum right and its index following the previous one, up to byte
+    /// `valid_len`, where the entry with index `last_index` and stored checksum
+    /// `last_checksum` ends. Recovery only needs to verify entries after it. Added
+    /// after the others: bincode numbers variants by position.
+    StateLogVerified {
+        valid_len: u64,
+        last_index: u64,
+        last_checksum: u64,
+    },
 }
 
 impl Record {
@@ -69,7 +79,8 @@ impl Record {
             | Record::Checkpoint { segment, .. } => Some(*segment),
             Record::RepairIntent { .. }
             | Record::RepairDone { .. }
-            | Record::RepairFailed { .. } => None,
+            | Record::RepairFailed { .. }
+            | Record::StateLogVerified { .. } => None,
         }
     }
 
@@ -94,6 +105,7 @@ impl Record {
             Record::RepairIntent { .. } => "repair_intent",
             Record::RepairDone { .. } => "repair_done",
             Record::RepairFailed { .. } => "repair_failed",
+            Record::StateLogVerified { .. } => "state_log_verified",
         }
     }
 }
@@ -138,6 +150,15 @@ impl fmt::Display for Record {
             } => write!(f, "repair {repair} intended: {action} (because: {reason})"),
             Record::RepairDone { repair } => write!(f, "repair {repair} done"),
             Record::RepairFailed { repair, error } => write!(f, "repair {repair} failed: {error}"),
+            Record::StateLogVerified {
+                valid_len,
+                last_index,
+                last_checksum,
+            } => write!(
+                f,
+                "state/log valid up to byte {valid_len}, last entry index {last_index}, \
+                 checksum {last_checksum:#x}"
+            ),
         }
     }
 }
@@ -205,6 +226,11 @@ mod tests {
             Record::RepairFailed {
                 repair,
                 error: String::new(),
+            },
+            Record::StateLogVerified {
+                valid_len: 0,
+                last_index: 0,
+                last_checksum: 0,
             },
         ];
         for (n, record) in records.into_iter().enumerate() {

@@ -89,7 +89,8 @@ impl SegmentState {
             ),
             Record::RepairIntent { .. }
             | Record::RepairDone { .. }
-            | Record::RepairFailed { .. } => return None,
+            | Record::RepairFailed { .. }
+            | Record::StateLogVerified { .. } => return None,
         };
         Some(SegmentState {
             phase,

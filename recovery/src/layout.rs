@@ -196,6 +196,15 @@ fn not_a_folder(entry: &Entry, what: &str) -> Anomaly {
 /// file, so a link in `root` itself makes every read fail (the commands resolve the
 /// data directory once at start).
 pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
+    discover_guided(root, None)
+}
+
+/// [`discover`], trusting `state/log` up to where a journal says it was verified (see
+/// [`crate::state_log::parse_guided`]).
+pub fn discover_guided(
+    root: &Path,
+    state_log: Option<crate::state_log::Trusted>,
+) -> Result<DataDir, LayoutError> {
     let version = check_root(root)?;
     let mut strays = Vec::new();
     let mut anomalies = Vec::new();
@@ -229,7 +238,7 @@ pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
     }
     partitions.sort_by_key(|p: &PartitionLayout| p.id);
     strays.sort_by(|a, b| a.path.cmp(&b.path));
-    let state = crate::state_check::inspect(root, &partitions)?;
+    let state = crate::state_check::inspect_guided(root, &partitions, state_log)?;
     anomalies.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(DataDir {
         root: root.to_path_buf(),

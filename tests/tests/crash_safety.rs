@@ -141,6 +141,7 @@ fn repair(data: &Path, state: &Path, fs: &dyn FileOps, mode: Mode) -> bool {
         &Request {
             mode,
             known: &known,
+            state_log: None,
             only: &|_| true,
             progress: &recovery::pipeline::Quiet,
         },

@@ -29,6 +29,7 @@
 use crate::journal_open::OpenedJournal;
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
+use crate::watch::state_log::StateLogWatch;
 use crate::watch::status::Status;
 use crate::watch::tracker::{verify_buffer, Tracker};
 use crate::watch::writer::JournalWriter;
@@ -105,6 +106,8 @@ pub struct Core {
     pub(super) reconciled: bool,
     /// The one read buffer all verification goes through.
     pub(super) scan_buffer: ScanBuffer,
+    /// How far `state/log` is verified (`state_log.rs`).
+    pub(super) state_log: StateLogWatch,
 }
 
 /// Records journaled in a burst after which, once idle, freed memory is handed back.
@@ -155,6 +158,7 @@ impl Core {
             since_trim: 0,
             reconciled: false,
             scan_buffer: verify_buffer(),
+            state_log: StateLogWatch::default(),
         })
     }
 
@@ -234,6 +238,7 @@ impl Core {
             }
             if now >= self.next_checkpoint {
                 self.checkpoint_all();
+                self.check_state_log();
                 self.next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
             }
             self.flush()?;
@@ -664,6 +669,7 @@ impl Core {
         }
         // Verify at once: recovery should not have to scan what a restart already saw.
         self.next_verify = Instant::now();
+        self.reload_state_log()?;
         self.flush()?;
         self.reconciled = true;
         Status::add(&self.status.reconciliations, 1);
@@ -692,7 +698,7 @@ impl Core {
     }
 
     /// Flushes and waits until the journal holds everything decided so far.
-    fn sync(&mut self) -> anyhow::Result<()> {
+    pub(super) fn sync(&mut self) -> anyhow::Result<()> {
         self.flush()?;
         match &self.journal {
             Some(j) => j.sync(),

@@ -5,7 +5,8 @@
 //! Shape of the process:
 //! - the **core** thread (`core.rs`) owns the journal, the model of the segments and
 //!   the inotify watches; it reconciles journal and disk at start, then turns events
-//!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`);
+//!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`), and
+//!   journals how far `state/log` is verified (`state_log.rs`);
 //! - notify's thread folds inotify events into the shared inbox (`events.rs`);
 //! - the **supervisor** (this file, on a small tokio runtime) handles signals, the
 //!   systemd protocol (`notify_systemd.rs`) and the control socket (`control.rs`,
@@ -20,6 +21,7 @@ mod events;
 mod lease;
 mod notify_systemd;
 mod reconcile;
+mod state_log;
 mod status;
 mod tracker;
 mod verify;
