@@ -109,6 +109,7 @@ impl World {
                 known: &known,
                 only: &|_| true,
                 progress: &Quiet,
+                state_log: None,
             },
         )
     }
