@@ -802,4 +802,81 @@ mod tests {
         assert!(refresher.textfile_problem.is_none());
         assert!(textfile.is_file());
     }
+
+    /// Every `iggy_warden_*` name in `text`.
+    fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("iggy_warden_") {
+            let tail = rest.get(at..).unwrap_or_default();
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            names.insert(tail.get(..end).unwrap_or_default().to_string());
+            rest = tail.get(end..).unwrap_or_default();
+        }
+        names
+    }
+
+    #[test]
+    fn the_shipped_rules_and_dashboard_name_only_exported_metrics() {
+        // An exposition with every family present.
+        let status = Arc::new(Status::default());
+        status.metrics.alert_raised("zero-hole");
+        status.metrics.publish_lag(LagSnapshot::build(
+            10,
+            [SegmentBytes {
+                partition: PartitionId::new(0, 0, 0),
+                disk: 10,
+                vouched: 5,
+            }],
+        ));
+        let files = FileFacts {
+            recover: Some(RecoverRecord {
+                format: recover_result::FORMAT,
+                mode: "salvage".into(),
+                exit_code: 0,
+                finished_unix_ms: 0,
+                duration_ms: 0,
+                repairs: 0,
+                bytes_quarantined: 0,
+                messages_kept: 0,
+                messages_lost: 0,
+                refusals: 0,
+                error: None,
+            }),
+            recover_ok: Some(true),
+            quarantine: Some(DirSize::default()),
+            journal: Some(DirSize::default()),
+        };
+        let exported: std::collections::BTreeSet<String> =
+            samples(&exposition(status, files, Format::Text))
+                .into_iter()
+                .map(|(n, _, _)| n)
+                .collect();
+        let rules = include_str!("../../../packaging/prometheus/iggy-warden-rules.yml");
+        let dashboard = include_str!("../../../packaging/grafana/iggy-warden-dashboard.json");
+        let parsed: serde_json::Value = serde_json::from_str(dashboard).unwrap();
+        assert_eq!(parsed["uid"], "iggy-warden");
+        for (what, text) in [("rules", rules), ("dashboard", dashboard)] {
+            let names = names_in(text);
+            assert!(names.len() >= 5, "{what}: {names:?}");
+            for name in names {
+                assert!(
+                    exported.contains(&name),
+                    "{what} name {name}, which is not exported"
+                );
+            }
+        }
+        // Each alert of the issue is there.
+        for alert in [
+            "IggyWardenCorruptionAlert",
+            "IggyWardenRecoverFailed",
+            "IggyWardenJournalBehind",
+            "IggyWardenSidecarDown",
+            "IggyWardenQuarantineGrew",
+        ] {
+            assert!(rules.contains(&format!("alert: {alert}\n")), "{alert}");
+        }
+    }
 }
