@@ -9,7 +9,10 @@
 //! - notify's thread folds inotify events into the shared inbox (`events.rs`);
 //! - the **supervisor** (this file, on a small tokio runtime) handles signals, the
 //!   systemd protocol (`notify_systemd.rs`) and the control socket (`control.rs`,
-//!   through which `recover` borrows the journal, see `handover.rs`).
+//!   through which `recover` borrows the journal, see `handover.rs`);
+//! - when configured, the **metrics** (`metrics.rs`): the endpoint on the
+//!   supervisor's runtime, a `warden-metrics` thread for the textfile and what lives
+//!   in files, and the core's checkpoint-lag snapshot.
 //!
 //! The sidecar only reads the data directory; its own files live in the state
 //! directory, which `config.rs` refuses to place inside the data directory.
