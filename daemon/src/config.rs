@@ -21,6 +21,16 @@ pub struct FileConfig {
     pub mode: Option<String>,
     /// How often the sidecar checkpoints verified bytes of open segments, in ms.
     pub checkpoint_interval_ms: Option<u64>,
+    /// The sidecar serves Prometheus metrics over HTTP on this address (e.g.
+    /// "127.0.0.1:9464"); off when absent.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The sidecar writes its metrics to this node_exporter textfile (`*.prom`,
+    /// absolute, replaced atomically); off when absent.
+    pub metrics_textfile: Option<PathBuf>,
+    /// How often computed metrics and the textfile are refreshed, in ms.
+    pub metrics_interval_ms: Option<u64>,
+    /// Partitions with checkpoint-lag series of their own (the worst ones).
+    pub metrics_top_partitions: Option<usize>,
 }
 
 /// Largest configuration file read: a real one is a few hundred bytes.

@@ -13,6 +13,7 @@ mod journal_cmd;
 mod journal_open;
 mod journal_state;
 mod logging;
+mod metrics;
 mod progress;
 mod recover_cmd;
 mod repair;

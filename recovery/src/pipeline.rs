@@ -46,6 +46,10 @@ fn execute_failed(e: &ExecError) -> String {
 pub struct PartitionOutcome {
     pub partition: PartitionId,
     pub messages_kept: u64,
+    /// Valid messages (each segment's valid prefix) the repair moved out of the
+    /// partition, into quarantine: those it held before minus those it keeps, when
+    /// positive.
+    pub messages_lost: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,7 +170,9 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         let after = analyze_partition(p, &|_| {})?;
         left.extend(judge_partition(&after));
         if let Some(o) = outcome.partitions.iter_mut().find(|o| o.partition == p.id) {
-            o.messages_kept = after.valid_messages();
+            let kept = after.valid_messages();
+            o.messages_lost = o.messages_kept.saturating_sub(kept);
+            o.messages_kept = kept;
         }
     }
     if !left.is_empty() {
@@ -223,6 +229,7 @@ fn kept(a: &Analysis) -> Vec<PartitionOutcome> {
         .map(|p| PartitionOutcome {
             partition: p.id,
             messages_kept: p.valid_messages(),
+            messages_lost: 0,
         })
         .collect()
 }

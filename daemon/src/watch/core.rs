@@ -244,6 +244,7 @@ impl Core {
             self.flush()?;
             self.maybe_compact();
             self.publish();
+            self.metrics_tick();
         }
     }
 

@@ -10,7 +10,10 @@
 //! - notify's thread folds inotify events into the shared inbox (`events.rs`);
 //! - the **supervisor** (this file, on a small tokio runtime) handles signals, the
 //!   systemd protocol (`notify_systemd.rs`) and the control socket (`control.rs`,
-//!   through which `recover` borrows the journal, see `handover.rs`).
+//!   through which `recover` borrows the journal, see `handover.rs`);
+//! - when configured, the **metrics** (`metrics.rs`): the endpoint on the
+//!   supervisor's runtime, a `warden-metrics` thread for the textfile and what lives
+//!   in files, and the core's checkpoint-lag snapshot.
 //!
 //! The sidecar only reads the data directory; its own files live in the state
 //! directory, which `config.rs` refuses to place inside the data directory.
@@ -19,6 +22,7 @@ mod control;
 mod core;
 mod events;
 mod lease;
+mod metrics;
 mod notify_systemd;
 mod reconcile;
 mod state_log;
@@ -75,6 +79,8 @@ pub struct Resolved {
     pub data_dir: PathBuf,
     pub state_dir: PathBuf,
     pub checkpoint_interval: Duration,
+    /// `None`: no metrics configured.
+    pub metrics: Option<crate::metrics::Settings>,
 }
 
 impl WatchArgs {
@@ -87,10 +93,20 @@ impl WatchArgs {
         if ms == 0 {
             anyhow::bail!("checkpoint interval must be at least 1 ms");
         }
+        let f = &dirs.file;
+        let metrics = crate::metrics::Settings::from_config(
+            f.metrics_listen,
+            f.metrics_textfile.clone(),
+            f.metrics_interval_ms,
+            f.metrics_top_partitions,
+            &dirs.data_dir,
+        )
+        .context("invalid metrics settings in the config file")?;
         Ok(Resolved {
             data_dir: dirs.data_dir,
             state_dir: dirs.state_dir,
             checkpoint_interval: Duration::from_millis(ms),
+            metrics,
         })
     }
 }
@@ -124,6 +140,16 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     };
     let shared = events::Shared::new();
     let status = Arc::new(Status::default());
+    // Stopped (its thread joined) when `run` returns.
+    let _exporter = match &settings.metrics {
+        Some(m) => Some(metrics::Exporter::start(
+            m,
+            &settings.state_dir,
+            status.clone(),
+            &runtime,
+        )?),
+        None => None,
+    };
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let core = core::Core::new(
         core::Settings {

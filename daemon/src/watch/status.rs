@@ -49,6 +49,9 @@ pub struct Status {
     pub released: AtomicBool,
     /// Nothing to do: every event seen so far is handled.
     pub idle: AtomicBool,
+    /// What the metrics export beside these counters (alerts by kind, journal
+    /// flushes, checkpoint lag): see `crate::metrics`.
+    pub metrics: crate::metrics::SidecarMetrics,
 }
 
 impl Default for Status {
@@ -69,6 +72,7 @@ impl Default for Status {
             ready: AtomicBool::new(false),
             released: AtomicBool::new(false),
             idle: AtomicBool::new(false),
+            metrics: crate::metrics::SidecarMetrics::default(),
         }
     }
 }
