@@ -8,7 +8,7 @@
 //! and any other change (reordering, changing fields) needs a new envelope version.
 
 use crate::action::{RepairAction, RepairId};
-use crate::key::SegmentKey;
+use crate::key::{PartitionId, SegmentKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -56,6 +56,28 @@ pub enum Record {
         repair: RepairId,
         error: String,
     },
+    /// The sidecar raised an alert on `segment`: a signature of iggy-server 0.6.0's
+    /// rotation race in new bytes, or a write stopped in the middle of a message.
+    /// `kind` names it (`misplaced-batch`, `zero-hole`, ...), `file` is the file's path
+    /// relative to the data directory and `byte` the position in it. Deduplicated
+    /// per segment and kind: raised again only after it was cleared. New variants go
+    /// last: bincode numbers variants by position.
+    AlertRaised {
+        segment: SegmentKey,
+        kind: String,
+        file: String,
+        byte: u64,
+        detail: String,
+    },
+    /// Alerts of `partition` are over: those of `segment` (all of the partition when
+    /// `None`) and of `kind` (every kind when `None`). A repair of the partition
+    /// (`RepairDone`) clears its alerts too, without this record.
+    AlertsCleared {
+        partition: PartitionId,
+        segment: Option<SegmentKey>,
+        kind: Option<String>,
+        reason: String,
+    },
 }
 
 impl Record {
@@ -67,9 +89,13 @@ impl Record {
             | Record::Sealed { segment, .. }
             | Record::SegmentDeleted { segment }
             | Record::Checkpoint { segment, .. } => Some(*segment),
+            // Alerts are not segment states: they neither change a segment's phase nor
+            // go with it when compaction forgets a deleted segment.
             Record::RepairIntent { .. }
             | Record::RepairDone { .. }
-            | Record::RepairFailed { .. } => None,
+            | Record::RepairFailed { .. }
+            | Record::AlertRaised { .. }
+            | Record::AlertsCleared { .. } => None,
         }
     }
 
@@ -94,6 +120,8 @@ impl Record {
             Record::RepairIntent { .. } => "repair_intent",
             Record::RepairDone { .. } => "repair_done",
             Record::RepairFailed { .. } => "repair_failed",
+            Record::AlertRaised { .. } => "alert_raised",
+            Record::AlertsCleared { .. } => "alerts_cleared",
         }
     }
 }
@@ -138,6 +166,27 @@ impl fmt::Display for Record {
             } => write!(f, "repair {repair} intended: {action} (because: {reason})"),
             Record::RepairDone { repair } => write!(f, "repair {repair} done"),
             Record::RepairFailed { repair, error } => write!(f, "repair {repair} failed: {error}"),
+            Record::AlertRaised {
+                segment,
+                kind,
+                file,
+                byte,
+                detail,
+            } => write!(
+                f,
+                "alert {kind} on segment {segment}: {file} byte {byte}: {detail}"
+            ),
+            Record::AlertsCleared {
+                partition,
+                segment,
+                kind,
+                reason,
+            } => write!(
+                f,
+                "alerts {} of {} cleared: {reason}",
+                kind.as_deref().unwrap_or("(all kinds)"),
+                segment.map_or_else(|| format!("partition {partition}"), |s| format!("segment {s}"))
+            ),
         }
     }
 }
@@ -205,6 +254,19 @@ mod tests {
             Record::RepairFailed {
                 repair,
                 error: String::new(),
+            },
+            Record::AlertRaised {
+                segment,
+                kind: String::new(),
+                file: String::new(),
+                byte: 0,
+                detail: String::new(),
+            },
+            Record::AlertsCleared {
+                partition: segment.partition,
+                segment: None,
+                kind: None,
+                reason: String::new(),
             },
         ];
         for (n, record) in records.into_iter().enumerate() {

@@ -89,7 +89,9 @@ impl SegmentState {
             ),
             Record::RepairIntent { .. }
             | Record::RepairDone { .. }
-            | Record::RepairFailed { .. } => return None,
+            | Record::RepairFailed { .. }
+            | Record::AlertRaised { .. }
+            | Record::AlertsCleared { .. } => return None,
         };
         Some(SegmentState {
             phase,

@@ -27,6 +27,7 @@
 //! data directory: it opens files there read-only.
 
 use crate::journal_open::OpenedJournal;
+use crate::watch::alerts::StallWatch;
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
 use crate::watch::status::Status;
@@ -76,6 +77,9 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// How often the core proves it is alive when idle.
     pub beat_every: Duration,
+    /// Checkpoint intervals a message written in part may stay so before the
+    /// `stalled-write` alert.
+    pub stall_checkpoints: u32,
 }
 
 pub struct Core {
@@ -105,6 +109,8 @@ pub struct Core {
     pub(super) reconciled: bool,
     /// The one read buffer all verification goes through.
     pub(super) scan_buffer: ScanBuffer,
+    /// Segments whose verification waits on a write in part (`alerts.rs`).
+    pub(super) stalls: StallWatch,
 }
 
 /// Records journaled in a burst after which, once idle, freed memory is handed back.
@@ -136,8 +142,9 @@ impl Core {
         let Some(journal) = opened.take() else {
             anyhow::bail!("internal: the sidecar's journal was not opened");
         };
+        let settings_stall = settings.stall_checkpoints;
         let journal = JournalWriter::start(journal, status.clone())?;
-        Ok(Self {
+        let mut core = Self {
             next_verify: Instant::now() + settings.checkpoint_interval,
             next_checkpoint: Instant::now() + settings.checkpoint_interval,
             settings,
@@ -155,7 +162,10 @@ impl Core {
             since_trim: 0,
             reconciled: false,
             scan_buffer: verify_buffer(),
-        })
+            stalls: StallWatch::new(settings_stall),
+        };
+        core.load_alerts();
+        Ok(core)
     }
 
     /// Runs until stopped; `Ok` after a clean stop with everything flushed.
@@ -217,6 +227,10 @@ impl Core {
                             });
                         }
                     }
+                    Command::Tick(reply) => {
+                        self.tick_now()?;
+                        let _ = reply.send(());
+                    }
                 }
             }
             if inbox.stop {
@@ -225,7 +239,11 @@ impl Core {
             self.seal_due()?;
             let now = Instant::now();
             if now >= self.next_verify {
+                self.begin_verify_pass();
                 let backlog = self.verify_dirty();
+                if !backlog {
+                    self.end_verify_pass();
+                }
                 self.next_verify = if backlog {
                     Instant::now()
                 } else {
@@ -569,7 +587,7 @@ impl Core {
     /// the folder was (a file), its segments are gone and journaled deleted; when it
     /// cannot be read, the journal keeps what it knew, and a later reconciliation
     /// looks again.
-    fn sync_one(&mut self, pid: PartitionId, full: bool) -> anyhow::Result<()> {
+    pub(super) fn sync_one(&mut self, pid: PartitionId, full: bool) -> anyhow::Result<()> {
         let dir = self.partition_dir(pid);
         match list_partition(&dir, full) {
             Ok(listing) => {
@@ -600,6 +618,7 @@ impl Core {
             self.dirty.remove(key);
             self.advanced.remove(key);
             self.sealing.remove(key);
+            self.segment_gone(*key);
         }
         for key in to_seal {
             self.dirty.remove(&key);
@@ -692,7 +711,7 @@ impl Core {
     }
 
     /// Flushes and waits until the journal holds everything decided so far.
-    fn sync(&mut self) -> anyhow::Result<()> {
+    pub(super) fn sync(&mut self) -> anyhow::Result<()> {
         self.flush()?;
         match &self.journal {
             Some(j) => j.sync(),
