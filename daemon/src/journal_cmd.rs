@@ -229,10 +229,7 @@ impl SegmentFilter {
             Record::AlertRaised { segment, .. } => *segment == self.segment,
             Record::AlertsCleared {
                 partition, segment, ..
-            } => {
-                *partition == self.segment.partition
-                    && segment.is_none_or(|s| s == self.segment)
-            }
+            } => *partition == self.segment.partition && segment.is_none_or(|s| s == self.segment),
             other => other.segment() == Some(self.segment),
         }
     }
@@ -294,12 +291,14 @@ fn entry_json(entry: &Entry) -> Value {
             file,
             byte,
             detail,
+            raised_unix_micros,
         } => json!({
             "segment": segment.to_string(),
             "alert": kind,
             "path": file,
             "byte": byte,
             "detail": detail,
+            "raised_unix_micros": raised_unix_micros,
         }),
         Record::AlertsCleared {
             partition,

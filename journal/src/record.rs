@@ -68,6 +68,8 @@ pub enum Record {
         file: String,
         byte: u64,
         detail: String,
+        /// When the sidecar raised it (microseconds since the Unix epoch).
+        raised_unix_micros: u64,
     },
     /// Alerts of `partition` are over: those of `segment` (all of the partition when
     /// `None`) and of `kind` (every kind when `None`). A repair of the partition
@@ -172,6 +174,7 @@ impl fmt::Display for Record {
                 file,
                 byte,
                 detail,
+                ..
             } => write!(
                 f,
                 "alert {kind} on segment {segment}: {file} byte {byte}: {detail}"
@@ -185,7 +188,10 @@ impl fmt::Display for Record {
                 f,
                 "alerts {} of {} cleared: {reason}",
                 kind.as_deref().unwrap_or("(all kinds)"),
-                segment.map_or_else(|| format!("partition {partition}"), |s| format!("segment {s}"))
+                segment.map_or_else(
+                    || format!("partition {partition}"),
+                    |s| format!("segment {s}")
+                )
             ),
         }
     }
@@ -261,6 +267,7 @@ mod tests {
                 file: String::new(),
                 byte: 0,
                 detail: String::new(),
+                raised_unix_micros: 0,
             },
             Record::AlertsCleared {
                 partition: segment.partition,

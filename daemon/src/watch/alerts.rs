@@ -297,9 +297,11 @@ fn partition_of(rel: &str) -> Option<PartitionId> {
         })
         .collect();
     match parts.as_slice() {
-        ["streams", s, "topics", t, "partitions", p, ..] => {
-            Some(PartitionId::new(s.parse().ok()?, t.parse().ok()?, p.parse().ok()?))
-        }
+        ["streams", s, "topics", t, "partitions", p, ..] => Some(PartitionId::new(
+            s.parse().ok()?,
+            t.parse().ok()?,
+            p.parse().ok()?,
+        )),
         _ => None,
     }
 }
@@ -332,22 +334,21 @@ pub fn fold<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Active {
                 file,
                 byte,
                 detail,
+                raised_unix_micros,
             } => {
                 // A kind this version does not know (a newer sidecar wrote it) is
                 // skipped rather than misnamed.
                 let Some(kind) = AlertKind::parse(kind) else {
                     continue;
                 };
-                active
-                    .entry((*segment, kind))
-                    .or_insert_with(|| Alert {
-                        kind,
-                        segment: *segment,
-                        file: file.clone(),
-                        byte: *byte,
-                        detail: detail.clone(),
-                        raised_unix_micros: entry.unix_micros,
-                    });
+                active.entry((*segment, kind)).or_insert_with(|| Alert {
+                    kind,
+                    segment: *segment,
+                    file: file.clone(),
+                    byte: *byte,
+                    detail: detail.clone(),
+                    raised_unix_micros: *raised_unix_micros,
+                });
             }
             Record::AlertsCleared {
                 partition,
@@ -502,6 +503,7 @@ impl Core {
             file,
             byte: finding.byte,
             detail: detail.to_string(),
+            raised_unix_micros: alert.raised_unix_micros,
         });
         self.status.alerts.insert(alert);
         notify_systemd::status(&self.status.human());
@@ -590,12 +592,11 @@ impl Core {
         }
     }
 
-    /// Verification of `key` reached the end of what was written (or it is no longer
-    /// open): a stalled write is over.
+    /// Verification of `key` reached the end of what was written, or it was sealed
+    /// whole: a stalled write is over.
     pub(super) fn note_settled(&mut self, key: SegmentKey, why: &str) {
-        if self.stalls.pending.remove(&key).is_some() {
-            self.clear_alerts(key, Some(AlertKind::StalledWrite), why);
-        }
+        self.stalls.pending.remove(&key);
+        self.clear_alerts(key, Some(AlertKind::StalledWrite), why);
     }
 
     /// The segment is gone: its alerts are over.
@@ -630,6 +631,7 @@ mod tests {
             file: segment.rel_log(),
             byte: 7,
             detail: "x".into(),
+            raised_unix_micros: 10,
         }
     }
 
@@ -699,7 +701,12 @@ mod tests {
         assert_eq!(first.byte, 7);
         // The intent alone clears nothing; its completion does.
         let mut more = entries.clone();
-        more.push(entry(7, Record::RepairDone { repair: RepairId(9) }));
+        more.push(entry(
+            7,
+            Record::RepairDone {
+                repair: RepairId(9),
+            },
+        ));
         let active = fold(&more);
         assert_eq!(
             active.keys().copied().collect::<Vec<_>>(),

@@ -221,9 +221,10 @@ impl Status {
             self.idle.load(Relaxed),
             self.alerts.active_count(),
             self.alerts.raised_total(),
-            self.alerts
-                .newest()
-                .map_or(String::new(), |a| format!(" alert={}:{}", a.kind, a.segment)),
+            self.alerts.newest().map_or(String::new(), |a| format!(
+                " alert={}:{}",
+                a.kind, a.segment
+            )),
             // Escaped, with spaces too, so that the line stays `key=value` pairs.
             self.layout()
                 .newest

@@ -245,7 +245,12 @@ impl Tracker {
         let entries_in_file = index_len.unwrap_or(0) / ENTRY_LEN as u64;
         let available = entries_in_file.saturating_sub(entries_done);
         if available == 0 {
-            return Ok(outcome(Advance::Waiting("index behind the log".into())));
+            return Ok(outcome(Advance::Waiting(format!(
+                "index behind the log: the {} bytes after byte {} have no index entry (a \
+                 message or its index entry written in part)",
+                log_len - self.pos,
+                self.pos
+            ))));
         }
         let advance = self.scan(log, index, log_len, available, scratch)?;
         Ok(outcome(advance))
@@ -807,7 +812,10 @@ pub(crate) mod tests {
             t.advance(dir.path(), &mut verify_buffer()).unwrap().advance,
             Advance::Anomaly(_)
         ));
-        assert_eq!(t.finding.map(|f| (f.kind, f.byte)), Some((AlertKind::ZeroHole, at)));
+        assert_eq!(
+            t.finding.map(|f| (f.kind, f.byte)),
+            Some((AlertKind::ZeroHole, at))
+        );
         // A message written in part is a write in flight, not damage.
         let dir = tempfile::tempdir().unwrap();
         let mut w = SegWriter::create(dir.path(), key());

@@ -64,7 +64,7 @@ impl Core {
                     self.outbox.push(record);
                     self.sealing.remove(&key);
                     self.advanced.remove(&key);
-                    self.forget_pending(key);
+                    self.note_settled(key, "the segment was sealed whole");
                 }
                 SealCheck::Partial => {
                     // More to scan; next turn continues without delay.
