@@ -74,12 +74,12 @@ pub async fn serve(listener: &UnixListener, shared: Arc<Shared>, status: Arc<Sta
                 let (shared, status, lease) = (shared.clone(), status.clone(), lease.clone());
                 tokio::spawn(async move {
                     if let Err(e) = handle(conn, shared, status, lease).await {
-                        tracing::debug!("control connection ended: {e}");
+                        tracing::debug!(error = %e, "control connection ended: {e}");
                     }
                 });
             }
             Err(e) => {
-                tracing::warn!("control socket: {e}");
+                tracing::warn!(error = %e, "control socket: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }

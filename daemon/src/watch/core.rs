@@ -324,7 +324,7 @@ impl Core {
         written: std::collections::HashSet<SegmentKey>,
     ) -> anyhow::Result<()> {
         if let Some(reason) = rescan {
-            tracing::warn!("{reason}: reconciling the whole data directory");
+            tracing::warn!(reason = %reason, "{reason}: reconciling the whole data directory");
             if !self.full_reconcile(&reason)? {
                 self.shared.post(|i| {
                     i.rescan.get_or_insert(reason);
@@ -388,7 +388,11 @@ impl Core {
             to_sync.insert(key.partition);
             return Ok(());
         }
-        tracing::info!("sealed segment {key} changed on disk: verifying it again");
+        tracing::info!(
+            segment = %key,
+            partition = %key.partition,
+            "sealed segment {key} changed on disk: verifying it again"
+        );
         if let Some(phase) = self.model.get_mut(&key) {
             *phase = Phase::open(Tracker::new(key));
         }
@@ -432,6 +436,8 @@ impl Core {
     ) {
         if self.status.layout_anomaly(&self.rel(path), what) {
             tracing::warn!(
+                path = %escaped(path),
+                anomaly = what,
                 "layout anomaly: {} ({what}: {detail}); the sidecar goes on without it and \
                  journals the rest",
                 escaped(path)
@@ -443,7 +449,11 @@ impl Core {
     fn layout_ok(&self, path: &Path) {
         let rel = self.rel(path);
         if self.status.layout_resolved(&rel) {
-            tracing::info!("layout anomaly at or above {} resolved", escaped(path));
+            tracing::info!(
+                path = %escaped(path),
+                "layout anomaly at or above {} resolved",
+                escaped(path)
+            );
         }
     }
 
@@ -687,6 +697,10 @@ impl Core {
         self.reconciled = true;
         Status::add(&self.status.reconciliations, 1);
         tracing::info!(
+            reason = why,
+            duration_ms = started.elapsed().as_millis() as u64,
+            partitions = self.model.partitions.len(),
+            segments = self.model.segment_count(),
             "reconciled journal and disk ({why}) in {} ms: {} partitions, {} segments",
             started.elapsed().as_millis(),
             self.model.partitions.len(),
@@ -731,6 +745,7 @@ impl Core {
         if let Some(journal) = &self.journal {
             match journal.journal().compact() {
                 Ok(r) => tracing::info!(
+                    records_dropped = r.records_dropped,
                     "journal compacted: {} records dropped, {} remain",
                     r.records_dropped,
                     r.records_before.saturating_sub(r.records_dropped)

@@ -237,6 +237,7 @@ async fn supervise(
                         notify_systemd::watchdog();
                     } else {
                         tracing::warn!(
+                            since_ms = age.as_millis() as u64,
                             "the core has not made progress for {} ms: withholding the watchdog ping",
                             age.as_millis()
                         );

@@ -252,7 +252,10 @@ impl Tracker {
                 self.pos
             ))));
         }
-        let advance = self.scan(log, index, log_len, available, scratch)?;
+        let mut advance = self.scan(log, index, log_len, available, scratch)?;
+        if advance == Advance::UpToDate {
+            advance = self.index_ahead_check(&lp, log_len, index_len);
+        }
         Ok(outcome(advance))
     }
 
