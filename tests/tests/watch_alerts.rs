@@ -388,7 +388,11 @@ fn a_segment_rotated_past_while_a_message_was_half_written_is_alerted() {
     let mut sidecar = start(&x, &[]);
     let (segment, rel, log, _) = open_segment(&x.writer, 0);
     let valid_end = x.writer.partitions[0].log_len;
-    let torn = message(x.writer.partitions[0].next_offset, 120);
+    let (start, offset) = (
+        x.writer.partitions[0].segment_start,
+        x.writer.partitions[0].next_offset,
+    );
+    let torn = message(offset, 120);
     append_raw(&log, &torn[..70]);
     // The rotation goes ahead with the save still in flight.
     x.writer.partitions[0].next_offset += 1;
@@ -420,7 +424,24 @@ fn a_segment_rotated_past_while_a_message_was_half_written_is_alerted() {
         "{alert}"
     );
     assert_eq!(sidecar.alerts().len(), 1, "{:?}", kinds(&sidecar.alerts()));
+
+    // The save lands after all: the segment is whole, and sealed; the alert is over.
+    append_raw(&log, &torn[70..]);
+    let index = log.with_extension("index");
+    let end = valid_end + torn.len() as u64;
+    append_raw(
+        &index,
+        &index_entry((offset - start) as u32, end as u32, TIME + offset),
+    );
+    wait_for(WAIT, "the seal after the late save", || {
+        sidecar.tick();
+        sidecar.alerts().is_empty().then_some(())
+    });
+    assert!(sidecar
+        .log_text()
+        .contains("cleared: the segment was sealed whole"));
     assert!(sidecar.terminate().success());
+    journal_agrees_with_disk(&x.data, &x.state).unwrap();
 }
 
 #[test]

@@ -65,6 +65,12 @@ impl Core {
                     self.sealing.remove(&key);
                     self.advanced.remove(&key);
                     self.note_settled(key, "the segment was sealed whole");
+                    // Its last save landed after the retries ran out: whole after all.
+                    self.clear_alerts(
+                        key,
+                        Some(AlertKind::IncompleteSealedSegment),
+                        "the segment was sealed whole",
+                    );
                 }
                 SealCheck::Partial => {
                     // More to scan; next turn continues without delay.
