@@ -29,8 +29,9 @@
 # `iggy-warden status --json` lists them) before the server panicked, when the race
 # left one of its signatures on disk (a panic that left none is reported, not
 # judged): the script prints how many seconds before, against the time of the last
-# server log line before the panic (the panic happened after it), and after the
-# salvage none is in force.
+# server log line before the panic (the panic happened after it); an alert after
+# that line but before the first line after the panic fails as "not proven before".
+# After the salvage no alert may be in force.
 # Prints PASS or FAIL per check, then where and when the server panicked. Exit 0 when
 # every check passed, 1 on a FAIL, 2 when the setup failed, 3 when not reproduced.
 #
@@ -235,13 +236,14 @@ fi
 
 # The sidecar's alerts: a race signature raised before the panic.
 # Seconds since the epoch of the last timestamped server log line before the first
-# panic: the panic came after it. Falls back to when this script saw the panic.
-panic_time() {
-    local n ts
+# panic (the panic came after it; else when the load started) and of the first one
+# after it (the panic came before it; else when this script saw the panic).
+panic_bounds() {
+    local n lo hi stamps='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z'
     n=$(grep -n -m1 'panicked at' "$d/server-race.log" | cut -d: -f1)
-    ts=$(head -n "$((n - 1))" "$d/server-race.log" | sed 's/\x1b\[[0-9;]*m//g' |
-        grep -oE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z' | tail -1)
-    if [ -n "$ts" ]; then date -d "$ts" +%s.%N; else echo "$panic_seen"; fi
+    lo=$(head -n "$((n - 1))" "$d/server-race.log" | sed 's/\x1b\[[0-9;]*m//g' | grep -oE "$stamps" | tail -1)
+    hi=$(tail -n "+$((n + 1))" "$d/server-race.log" | sed 's/\x1b\[[0-9;]*m//g' | grep -oE "$stamps" | head -1)
+    echo "$([ -n "$lo" ] && date -d "$lo" +%s.%N || echo "$t0") $([ -n "$hi" ] && date -d "$hi" +%s.%N || echo "$panic_seen")"
 }
 if [ -n "${SIDECAR:-}" ]; then
     "$W" status --json --state-dir "$d/state" >"$d/status-race.json" 2>"$d/status-race.err"
@@ -256,12 +258,17 @@ if [ -n "${SIDECAR:-}" ]; then
         fail alert-before-panic "no race alert in force after the panic: $(head -c 300 "$d/status-race.json")"
     else
         read -r at kind seg file byte <<<"$first"
-        panic_at=$(panic_time)
-        before=$(awk -v p="$panic_at" -v a="$at" 'BEGIN { printf "%.3f", p - a / 1e6 }')
+        read -r lo hi <<<"$(panic_bounds)"
+        before=$(awk -v p="$lo" -v a="$at" 'BEGIN { printf "%.3f", p - a / 1e6 }')
+        after=$(awk -v p="$hi" -v a="$at" 'BEGIN { printf "%.3f", a / 1e6 - p }')
         if awk -v b="$before" 'BEGIN { exit !(b > 0) }'; then
             pass alert-before-panic "$kind in segment $seg ($file, byte $byte) raised $before s before the panic"
+        elif awk -v x="$after" 'BEGIN { exit !(x > 0) }'; then
+            fail alert-before-panic "the first race alert ($kind in $seg) came $after s after the panic"
         else
-            fail alert-before-panic "the first race alert ($kind in $seg) came $(awk -v b="$before" 'BEGIN { print -b }') s after the panic"
+            # Between the server's log lines around the panic: cannot tell which came first.
+            fail alert-before-panic "the first race alert ($kind in $seg) came within the panic's log gap \
+($(awk -v b="$before" 'BEGIN { print -b }') s after the line before it, $(awk -v x="$after" 'BEGIN { print -x }') s before the line after it): not proven before"
         fi
     fi
 fi
