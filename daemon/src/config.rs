@@ -31,6 +31,9 @@ pub struct FileConfig {
     pub metrics_interval_ms: Option<u64>,
     /// Partitions with checkpoint-lag series of their own (the worst ones).
     pub metrics_top_partitions: Option<usize>,
+    /// Checkpoint intervals a partition may stay with a message written in part
+    /// before the sidecar's stalled-write alert (default 10).
+    pub stall_alert_checkpoints: Option<u32>,
 }
 
 /// Largest configuration file read: a real one is a few hundred bytes.
@@ -114,7 +117,8 @@ pub struct DirArgs {
     /// <data-dir>.warden beside the data directory]. Never inside the data directory.
     #[arg(long, global = true, env = "IGGY_WARDEN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms).
+    /// TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms,
+    /// stall_alert_checkpoints).
     #[arg(long, global = true, env = "IGGY_WARDEN_CONFIG")]
     pub config: Option<PathBuf>,
 }

@@ -90,7 +90,9 @@ impl SegmentState {
             Record::RepairIntent { .. }
             | Record::RepairDone { .. }
             | Record::RepairFailed { .. }
-            | Record::StateLogVerified { .. } => return None,
+            | Record::StateLogVerified { .. }
+            | Record::AlertRaised { .. }
+            | Record::AlertsCleared { .. } => return None,
         };
         Some(SegmentState {
             phase,

@@ -4,7 +4,7 @@
 //! atomically (`textfile.rs`).
 //!
 //! - [`SidecarMetrics`] holds what the sidecar's threads update that its `Status`
-//!   counters do not: alerts by kind, the last journal flush, and the checkpoint lag
+//!   counters do not: the last journal flush, and the checkpoint lag
 //!   and coverage snapshot the core computes from its model (`watch/metrics.rs`).
 //! - `recover_result.rs` is the `last-recover.json` that `recover` writes and the
 //!   sidecar exports.
@@ -20,7 +20,6 @@ pub mod recover_result;
 pub mod textfile;
 
 use journal::PartitionId;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -36,10 +35,6 @@ pub const DEFAULT_TOP_PARTITIONS: usize = 10;
 
 /// Most partitions with series of their own, whatever the configuration says.
 pub const MAX_TOP_PARTITIONS: usize = 1000;
-
-/// Distinct alert kinds with series of their own; more are counted as `other`.
-#[allow(dead_code)] // Used by the alert API below.
-pub const MAX_ALERT_KINDS: usize = 32;
 
 /// Where and how often metrics are exported (config keys `metrics_listen`,
 /// `metrics_textfile`, `metrics_interval_ms`, `metrics_top_partitions`).
@@ -81,15 +76,6 @@ impl Settings {
             top_partitions,
         }))
     }
-}
-
-/// Alerts of one kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AlertCount {
-    /// Raised since the sidecar started.
-    pub raised: u64,
-    /// In force now.
-    pub active: u64,
 }
 
 /// Checkpoint lag and coverage, computed by the core from its model of the segments.
@@ -173,33 +159,12 @@ pub struct SidecarMetrics {
     interval_ms: AtomicU64,
     top_partitions: AtomicU64,
     next_lag: Mutex<Option<Instant>>,
-    alerts: Mutex<BTreeMap<String, AlertCount>>,
     /// Duration of the journal's last append and flush, in microseconds.
     last_flush_us: AtomicU64,
     flushes: AtomicU64,
     lag: Mutex<Option<(SystemTime, LagSnapshot)>>,
 }
 
-/// The label an alert kind gets: itself when it is a short word of `[a-z0-9_-]`,
-/// else `other` (labels stay few and safe whatever the caller passes).
-#[allow(dead_code)] // Used by the alert API below.
-pub fn kind_label(kind: &str) -> &str {
-    let ok = !kind.is_empty()
-        && kind.len() <= 64
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        kind
-    } else {
-        "other"
-    }
-}
-
-// The alert API (`alert_raised`, `alert_cleared`, `set_alerts_active`) is for the
-// sidecar's live race detection, which calls it when it raises, clears or reloads an
-// alert; until that code is in, only the tests call it.
-#[allow(dead_code)]
 impl SidecarMetrics {
     /// Turns the lag snapshot on (metrics are configured).
     pub fn enable(&self, settings: &Settings) {
@@ -226,43 +191,6 @@ impl SidecarMetrics {
 
     pub fn enabled(&self) -> bool {
         self.enabled.load(Relaxed)
-    }
-
-    fn alerts(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, AlertCount>> {
-        self.alerts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn with_kind(&self, kind: &str, f: impl FnOnce(&mut AlertCount)) {
-        let mut alerts = self.alerts();
-        let mut label = kind_label(kind);
-        if !alerts.contains_key(label) && alerts.len() >= MAX_ALERT_KINDS {
-            label = "other";
-        }
-        f(alerts.entry(label.to_string()).or_default());
-    }
-
-    /// An alert of `kind` was raised (for the alerts code: counts it raised and in
-    /// force).
-    pub fn alert_raised(&self, kind: &str) {
-        self.with_kind(kind, |c| {
-            c.raised += 1;
-            c.active += 1;
-        });
-    }
-
-    /// An alert of `kind` was cleared (`recover` repaired its partition).
-    pub fn alert_cleared(&self, kind: &str) {
-        self.with_kind(kind, |c| c.active = c.active.saturating_sub(1));
-    }
-
-    /// Sets the alerts of `kind` in force, e.g. as read back from the journal at
-    /// start-up (not counted as raised).
-    pub fn set_alerts_active(&self, kind: &str, active: u64) {
-        self.with_kind(kind, |c| c.active = active);
-    }
-
-    pub fn alert_counts(&self) -> Vec<(String, AlertCount)> {
-        self.alerts().iter().map(|(k, c)| (k.clone(), *c)).collect()
     }
 
     /// The journal appended and flushed a batch in `took`.
@@ -386,43 +314,6 @@ mod tests {
         assert!(snap.top.is_empty());
         assert_eq!(LagSnapshot::build(0, [seg(1, 10, 0)]).top, vec![]);
         assert_eq!(LagSnapshot::default().coverage(), 1.0);
-    }
-
-    #[test]
-    fn alert_kinds_are_sanitised_and_capped() {
-        let m = SidecarMetrics::default();
-        m.alert_raised("misplaced-batch");
-        m.alert_raised("misplaced-batch");
-        m.alert_cleared("misplaced-batch");
-        m.alert_raised("Bad Kind\"\n");
-        m.set_alerts_active("zero-hole", 3);
-        for i in 0..100 {
-            m.alert_raised(&format!("k{i}"));
-        }
-        let counts: BTreeMap<String, AlertCount> = m.alert_counts().into_iter().collect();
-        assert_eq!(
-            counts["misplaced-batch"],
-            AlertCount {
-                raised: 2,
-                active: 1
-            }
-        );
-        assert_eq!(
-            counts["zero-hole"],
-            AlertCount {
-                raised: 0,
-                active: 3
-            }
-        );
-        assert!(counts.len() <= MAX_ALERT_KINDS + 1, "{}", counts.len());
-        // The bad kind and the kinds past the cap all went to `other`.
-        let other = counts["other"];
-        let named: u64 = counts
-            .iter()
-            .filter(|(k, _)| k.starts_with('k'))
-            .map(|(_, c)| c.raised)
-            .sum();
-        assert_eq!(other.raised + named, 101);
     }
 
     #[test]

@@ -85,6 +85,11 @@ pub enum Command {
     Resume,
     /// Reconcile the whole directory (operator request).
     Rescan,
+    /// Run one checkpoint interval's work now — list the known partitions, verify
+    /// every open segment and the seals due, count the pass for stalled writes,
+    /// checkpoint, flush — then answer on the channel. Lets tests drive the
+    /// sidecar's clock.
+    Tick(oneshot::Sender<()>),
 }
 
 /// Work folded from events and commands; the core takes it whole.

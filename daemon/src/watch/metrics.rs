@@ -182,24 +182,27 @@ impl Collector for SidecarCollector {
             s.dirty.load(Relaxed),
         )?;
 
-        // Alerts, by kind.
-        let alerts = s.metrics.alert_counts();
+        // Alerts, by kind: every kind has its series, 0 when none (the alert board in
+        // `watch/alerts.rs` is the one source, alerts reloaded from the journal
+        // included).
         counter_family(
             enc,
             "alerts_raised",
             "Alerts raised since the sidecar started, by kind",
-            alerts
-                .iter()
-                .map(|(k, c)| ([("kind", k.as_str())], c.raised)),
+            s.alerts
+                .raised_by_kind()
+                .into_iter()
+                .map(|(k, n)| ([("kind", k.name())], n)),
         )?;
         gauge_family(
             enc,
             "alerts_active",
             "Alerts in force, by kind",
             None,
-            alerts
-                .iter()
-                .map(|(k, c)| ([("kind", k.as_str())], c.active)),
+            s.alerts
+                .active_by_kind()
+                .into_iter()
+                .map(|(k, n)| ([("kind", k.name())], n)),
         )?;
 
         // The journal.
@@ -515,6 +518,7 @@ impl Refresher {
 mod tests {
     use super::*;
     use crate::metrics::LagSnapshot;
+    use crate::watch::alerts::{Alert, AlertKind};
     use journal::PartitionId;
 
     fn exposition(status: Arc<Status>, files: FileFacts, format: Format) -> String {
@@ -544,14 +548,26 @@ mod tests {
             .unwrap_or_else(|| panic!("no {name}{{{labels}}} in\n{text}"))
     }
 
+    /// Raises an alert of `kind` on the board, as the core does.
+    fn raise(status: &Status, kind: AlertKind) {
+        status.alerts.insert(Alert {
+            kind,
+            segment: PartitionId::new(0, 0, 0).segment(0),
+            file: String::new(),
+            byte: 0,
+            detail: String::new(),
+            raised_unix_micros: 0,
+        });
+    }
+
     #[test]
     fn exposition_names_labels_and_values() {
         let status = Arc::new(Status::default());
         status.journaled.store(42, Relaxed);
         status.partitions.store(3, Relaxed);
-        status.metrics.alert_raised("misplaced-batch");
-        status.metrics.alert_raised("zero-hole");
-        status.metrics.alert_cleared("zero-hole");
+        raise(&status, AlertKind::MisplacedBatch);
+        raise(&status, AlertKind::ZeroHole);
+        status.alerts.remove(|a| a.kind == AlertKind::ZeroHole);
         status.metrics.journal_flushed(Duration::from_micros(250));
         let segs = (0..3u32).map(|p| SegmentBytes {
             partition: PartitionId::new(1, 0, p),
@@ -822,7 +838,7 @@ mod tests {
     fn the_shipped_rules_and_dashboard_name_only_exported_metrics() {
         // An exposition with every family present.
         let status = Arc::new(Status::default());
-        status.metrics.alert_raised("zero-hole");
+        raise(&status, AlertKind::ZeroHole);
         status.metrics.publish_lag(LagSnapshot::build(
             10,
             [SegmentBytes {
