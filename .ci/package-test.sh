@@ -85,6 +85,10 @@ sort -k3 >"$tmp/expected" <<EOF
 -rw-r--r-- 0/0 ./usr/share/zsh/vendor-completions/_iggy-warden
 -rw-r--r-- 0/0 ./usr/share/fish/vendor_completions.d/iggy-warden.fish
 -rw-r--r-- 0/0 ./usr/share/doc/iggy-warden/copyright
+-rw-r--r-- 0/0 ./usr/share/iggy-warden/prometheus/iggy-warden-rules.yml
+-rw-r--r-- 0/0 ./usr/share/iggy-warden/grafana/iggy-warden-dashboard.json
+-rw-r--r-- 0/0 ./usr/share/iggy-warden/systemd/metrics-listen.conf
+-rw-r--r-- 0/0 ./usr/share/iggy-warden/systemd/metrics-textfile.conf
 $man_expected
 EOF
 if ! diff -u "$tmp/expected" "$tmp/list.nodebug" >&2; then
@@ -106,6 +110,21 @@ same "$root/etc/iggy-warden/config.toml" packaging/config.toml
 same "$root/usr/share/bash-completion/completions/iggy-warden" packaging/generated/completions/iggy-warden.bash
 same "$root/usr/share/zsh/vendor-completions/_iggy-warden" packaging/generated/completions/_iggy-warden
 same "$root/usr/share/fish/vendor_completions.d/iggy-warden.fish" packaging/generated/completions/iggy-warden.fish
+same "$root/usr/share/iggy-warden/prometheus/iggy-warden-rules.yml" packaging/prometheus/iggy-warden-rules.yml
+same "$root/usr/share/iggy-warden/grafana/iggy-warden-dashboard.json" packaging/grafana/iggy-warden-dashboard.json
+same "$root/usr/share/iggy-warden/systemd/metrics-listen.conf" systemd/opt-in/metrics-listen.conf
+same "$root/usr/share/iggy-warden/systemd/metrics-textfile.conf" systemd/opt-in/metrics-textfile.conf
+# The opt-in drop-ins are installed, not enabled: nothing of the package sits in a
+# folder systemd reads for iggy-warden.service drop-ins.
+if find "$root" -path '*iggy-warden.service.d*' | grep -q .; then
+	fail "the package enables a drop-in for iggy-warden.service: $(find "$root" -path '*iggy-warden.service.d*')"
+fi
+# The installed rules are valid when promtool is here (.ci/run installs it, and
+# .ci/prometheus-check.sh tests the rules; a unit test parses the dashboard).
+if command -v promtool >/dev/null 2>&1; then
+	promtool check rules "$root/usr/share/iggy-warden/prometheus/iggy-warden-rules.yml" >/dev/null ||
+		fail "promtool check rules on the packaged rules"
+fi
 for f in packaging/generated/man/*.1; do
 	gz=$root/usr/share/man/man1/$(basename "$f").gz
 	gzip -t "$gz" || fail "$gz is not gzip"

@@ -119,6 +119,32 @@ if [ "$status" -ne 0 ] || [ -n "$out" ]; then
 fi
 say "systemd-analyze verify: ok, no output ($(awk "BEGIN{printf \"%.2f\", $end-$start}") s)"
 
+# --- 2b. the opt-in metrics drop-ins (shipped under /usr/share, enabled by a link) -----
+optin=(systemd/opt-in/metrics-listen.conf systemd/opt-in/metrics-textfile.conf)
+for f in "${optin[@]}"; do [ -f "$f" ] || fail "$f missing"; done
+grep -qxF 'PrivateNetwork=no' systemd/opt-in/metrics-listen.conf ||
+	fail "metrics-listen.conf must relax PrivateNetwork="
+grep -qE '^ReadWritePaths=' systemd/opt-in/metrics-textfile.conf ||
+	fail "metrics-textfile.conf must add ReadWritePaths="
+mkdir -p "$units/iggy-warden.service.d"
+cp "${optin[@]}" "$units/iggy-warden.service.d/"
+status=0
+out=$(verify) || status=$?
+if [ "$status" -ne 0 ] || [ -n "$out" ]; then
+	printf '%s\n' "$out" >&2
+	fail "systemd-analyze verify with the opt-in metrics drop-ins: status $status"
+fi
+# Not vacuous: the drop-in folder is read (an unknown key there is caught).
+printf 'NoSuchKey=1\n' >>"$units/iggy-warden.service.d/metrics-listen.conf"
+status=0
+out=$(verify) || status=$?
+if [ "$status" -eq 0 ] || ! printf '%s' "$out" | grep -q NoSuchKey; then
+	printf '%s\n' "$out" >&2
+	fail "an unknown key in the opt-in drop-in went unnoticed (status $status)"
+fi
+rm -r "$units/iggy-warden.service.d"
+say "opt-in metrics drop-ins: verify ok, no output (and an unknown key in one is caught)"
+
 # --- 3. the check catches mistakes ---------------------------------------------------
 for f in iggy-warden.service iggy-server.service.d/10-iggy-warden.conf; do
 	cp "$units/$f" "$tmp/saved"

@@ -20,6 +20,10 @@
 //!
 //! Data lives in `$WATCH_BENCH_DIR` (default: /dev/shm, so the disk does not throttle
 //! the writer; inotify and the page cache behave the same on tmpfs).
+//!
+//! `WATCH_BENCH_METRICS=1` runs the sidecar with metrics on: an HTTP endpoint and a
+//! node_exporter textfile (default refresh, 5 s), and this process scrapes the
+//! endpoint once a second, as a Prometheus with a 1 s scrape interval would.
 
 use recovery::index::IndexEntry;
 use recovery::message::{frame_checksum, HEADER_LEN};
@@ -36,11 +40,77 @@ const BIN: &str = env!("CARGO_BIN_EXE_iggy-warden");
 struct Sidecar {
     child: Child,
     state: PathBuf,
+    scraper: Option<Scraper>,
+}
+
+/// Scrapes the sidecar's metrics endpoint once a second until dropped.
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Scraper {
+    fn start(addr: String) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut ok = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(mut conn) = std::net::TcpStream::connect(&addr) {
+                    let _ = conn.write_all(
+                        b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text\r\n\r\n",
+                    );
+                    let mut body = String::new();
+                    if std::io::Read::read_to_string(&mut conn, &mut body).is_ok()
+                        && body.ends_with("# EOF\n")
+                    {
+                        ok += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            ok
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().unwrap_or(0))
+    }
+}
+
+fn metrics_on() -> bool {
+    std::env::var_os("WATCH_BENCH_METRICS").is_some_and(|v| v == "1")
 }
 
 impl Sidecar {
     fn spawn(data: &Path, state: &Path) -> Self {
-        let child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        let mut scrape = None;
+        if metrics_on() {
+            let root = state.parent().expect("state dir has a parent");
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            fs::create_dir_all(root.join("node")).expect("create textfile dir");
+            let config = root.join("metrics.toml");
+            fs::write(
+                &config,
+                format!(
+                    "metrics_listen = \"127.0.0.1:{port}\"\nmetrics_textfile = \"{}\"\n",
+                    root.join("node/iggy-warden.prom").display()
+                ),
+            )
+            .expect("write config");
+            cmd.env("IGGY_WARDEN_CONFIG", config);
+            scrape = Some(format!("127.0.0.1:{port}"));
+        }
+        let child = cmd
             .args(["watch", "--data-dir"])
             .arg(data)
             .arg("--state-dir")
@@ -55,6 +125,7 @@ impl Sidecar {
         Self {
             child,
             state: state.to_path_buf(),
+            scraper: scrape.map(Scraper::start),
         }
     }
 
@@ -102,6 +173,11 @@ impl Sidecar {
     }
 
     fn stop(mut self) {
+        if let Some(scraper) = self.scraper.take() {
+            let scrapes = scraper.finish();
+            println!("metrics on: {scrapes} scrapes answered");
+            assert!(scrapes > 0, "metrics were on but no scrape was answered");
+        }
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();

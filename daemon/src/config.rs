@@ -21,6 +21,19 @@ pub struct FileConfig {
     pub mode: Option<String>,
     /// How often the sidecar checkpoints verified bytes of open segments, in ms.
     pub checkpoint_interval_ms: Option<u64>,
+    /// The sidecar serves Prometheus metrics over HTTP on this address (e.g.
+    /// "127.0.0.1:9464"); off when absent.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The sidecar writes its metrics to this node_exporter textfile (`*.prom`,
+    /// absolute, replaced atomically); off when absent.
+    pub metrics_textfile: Option<PathBuf>,
+    /// How often computed metrics and the textfile are refreshed, in ms.
+    pub metrics_interval_ms: Option<u64>,
+    /// Partitions with checkpoint-lag series of their own (the worst ones).
+    pub metrics_top_partitions: Option<usize>,
+    /// Checkpoint intervals a partition may stay with a message written in part
+    /// before the sidecar's stalled-write alert (default 10).
+    pub stall_alert_checkpoints: Option<u32>,
 }
 
 /// Largest configuration file read: a real one is a few hundred bytes.
@@ -104,7 +117,8 @@ pub struct DirArgs {
     /// <data-dir>.warden beside the data directory]. Never inside the data directory.
     #[arg(long, global = true, env = "IGGY_WARDEN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms).
+    /// TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms,
+    /// stall_alert_checkpoints).
     #[arg(long, global = true, env = "IGGY_WARDEN_CONFIG")]
     pub config: Option<PathBuf>,
 }

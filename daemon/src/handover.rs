@@ -13,6 +13,8 @@
 //! | `RELEASE` | `RELEASED` once the journal is closed and its lock is free | the sidecar waits until the connection closes (the client is done, or died), then reopens the journal and reconciles it with the disk in full |
 //! | `RESCAN` | `OK` | the sidecar reconciles journal and disk in full |
 //! | `STATUS` | `key=value ...` | counters, for operators and tests |
+//! | `STATUS-JSON` | one line of JSON | counters and the alerts in force (`iggy-warden status`) |
+//! | `TICK` | `OK` once done | one checkpoint interval's work, at once (for tests) |
 //!
 //! This file holds the protocol and its client side (`RESCAN` and `STATUS` are
 //! plain text: `socat - UNIX-CONNECT:<state dir>/sidecar.sock` will do); the sidecar's
@@ -32,6 +34,8 @@ pub const RELEASE: &str = "RELEASE";
 pub const RELEASED: &str = "RELEASED";
 pub const RESCAN: &str = "RESCAN";
 pub const STATUS: &str = "STATUS";
+pub const STATUS_JSON: &str = "STATUS-JSON";
+pub const TICK: &str = "TICK";
 pub const OK: &str = "OK";
 
 /// How long a client waits for the sidecar to release the journal. The sidecar
@@ -100,6 +104,17 @@ fn connect(path: &Path) -> anyhow::Result<Option<UnixStream>> {
             Err(e).with_context(|| format!("cannot connect to the sidecar at {}", escaped(path)))
         }
     }
+}
+
+/// Sends one command to a running sidecar and returns its answer line; `Ok(None)`
+/// when no sidecar listens on the state directory's socket.
+pub fn ask(state_dir: &Path, command: &str, timeout: Duration) -> anyhow::Result<Option<String>> {
+    let path = socket_path(state_dir);
+    let Some(mut conn) = connect(&path)? else {
+        return Ok(None);
+    };
+    exchange(&mut conn, command, timeout)
+        .with_context(|| format!("cannot ask the sidecar at {} for {command}", escaped(&path)))
 }
 
 /// Writes `command` and reads one answer line; `Ok(None)` on end of stream.

@@ -226,6 +226,10 @@ impl SegmentFilter {
             Record::RepairDone { repair } | Record::RepairFailed { repair, .. } => {
                 self.repairs.contains(repair)
             }
+            Record::AlertRaised { segment, .. } => *segment == self.segment,
+            Record::AlertsCleared {
+                partition, segment, ..
+            } => *partition == self.segment.partition && segment.is_none_or(|s| s == self.segment),
             other => other.segment() == Some(self.segment),
         }
     }
@@ -281,6 +285,41 @@ fn entry_json(entry: &Entry) -> Value {
         Record::RepairFailed { repair, error } => {
             json!({ "repair": repair.to_string(), "error": error })
         }
+        Record::StateLogVerified {
+            valid_len,
+            last_index,
+            last_checksum,
+        } => json!({
+            "valid_len": valid_len,
+            "last_index": last_index,
+            "last_checksum": last_checksum,
+        }),
+        Record::AlertRaised {
+            segment,
+            kind,
+            file,
+            byte,
+            detail,
+            raised_unix_micros,
+        } => json!({
+            "segment": segment.to_string(),
+            "alert": kind,
+            "path": file,
+            "byte": byte,
+            "detail": detail,
+            "raised_unix_micros": raised_unix_micros,
+        }),
+        Record::AlertsCleared {
+            partition,
+            segment,
+            kind,
+            reason,
+        } => json!({
+            "partition": partition.to_string(),
+            "segment": segment.map(|s| s.to_string()),
+            "alert": kind,
+            "reason": reason,
+        }),
     };
     if let (Some(obj), Value::Object(fields)) = (obj.as_object_mut(), fields) {
         obj.extend(fields);

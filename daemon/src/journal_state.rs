@@ -9,7 +9,7 @@
 //! and last message.)
 
 use anyhow::Context;
-use journal::{Journal, JournalError, SegmentKey, SegmentState};
+use journal::{Journal, JournalError, SegmentKey, SegmentState, StateLogMark};
 use recovery::names::escaped;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +33,29 @@ pub fn segment_states(journal: &Journal) -> Result<Vec<(SegmentKey, SegmentState
         }
     }
     Ok(states)
+}
+
+/// How far the journal says `state/log` was verified, when that was in this boot. The
+/// server does not fsync `state/log` by default (`[system.state] enforce_fsync`), so
+/// after a power loss the log may be shorter than a mark from before the boot, or hold
+/// other bytes below it: such a mark is not trusted. A mark that cannot be read is
+/// ignored too: the log is then verified whole, as without a journal.
+pub fn state_log_mark(journal: &Journal) -> Option<StateLogMark> {
+    let mark = match journal.state_log_mark() {
+        Ok(mark) => mark?,
+        Err(e) => {
+            tracing::warn!(
+                "the journal's state/log mark cannot be read ({e}): verifying state/log whole"
+            );
+            return None;
+        }
+    };
+    let boot = boot_time_micros()?;
+    if mark.unix_micros < boot {
+        tracing::debug!("state/log mark from before this boot is not trusted");
+        return None;
+    }
+    Some(mark)
 }
 
 /// When this boot began, in microseconds since the epoch (`btime` in /proc/stat).

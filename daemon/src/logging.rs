@@ -20,6 +20,9 @@ pub fn init() {
     if stderr_is_journal() {
         match tracing_journald::layer() {
             Ok(layer) => {
+                // Fields keep their own names (`SEGMENT=`, `PARTITION=`, ...) rather than
+                // `F_SEGMENT=`: `journalctl -u iggy-warden SEGMENT=0/0/0@0` finds them.
+                let layer = layer.with_field_prefix(None);
                 let _ = tracing_subscriber::registry()
                     .with(filter())
                     .with(layer)

@@ -13,12 +13,14 @@ mod journal_cmd;
 mod journal_open;
 mod journal_state;
 mod logging;
+mod metrics;
 mod progress;
 mod recover_cmd;
 mod repair;
 mod replay_cmd;
 mod restore_cmd;
 mod session;
+mod status_cmd;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +47,9 @@ pub enum Command {
     Restore(restore_cmd::RestoreArgs),
     /// The sidecar: journal segment events while iggy-server runs.
     Watch(watch::WatchArgs),
+    /// Ask the running sidecar for its counters and the alerts in force (exit 0 no
+    /// alert, 1 alerts in force, 2 no sidecar answers).
+    Status(status_cmd::StatusArgs),
     /// Inspect the journal: show its records, verify it, compact it.
     Journal(journal_cmd::JournalArgs),
     /// Write the man pages and shell completions (for packaging).
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay_cmd::run(args),
         Command::Restore(args) => restore_cmd::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Status(args) => status_cmd::run(args),
         Command::Journal(args) => journal_cmd::run(args),
         Command::GenerateAssets(args) => {
             assets_cmd::run(args, <Cli as clap::CommandFactory>::command())

@@ -3,10 +3,13 @@
 
 use crate::config::DirArgs;
 use crate::exit;
+use crate::metrics::recover_result::{self, RecoverRecord};
 use crate::repair::{nothing_to_check, print_outcome, repair, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
 use recovery::names::escaped;
+use recovery::pipeline::RepairOutcome;
 use recovery::plan::Mode;
+use std::time::{Instant, SystemTime};
 
 #[derive(clap::Args, Debug)]
 pub struct RecoverArgs {
@@ -44,23 +47,89 @@ pub fn resolve_mode(flag: Option<Mode>, dirs: &DirArgs) -> anyhow::Result<Mode> 
 }
 
 pub fn run(args: &RecoverArgs) -> anyhow::Result<u8> {
-    let mode = resolve_mode(args.mode, &args.dirs)?;
-    let outcome = match nothing_to_check(&args.dirs, mode)? {
+    let started = Instant::now();
+    let mode = resolve_mode(args.mode, &args.dirs);
+    let result = match &mode {
+        Ok(mode) => recover(args, *mode),
+        Err(e) => Err(anyhow::anyhow!("{e:#}")),
+    };
+    let mode = mode.map_or(recover_result::UNKNOWN_MODE.to_string(), |m| m.to_string());
+    record(&args.dirs, mode, &result, started);
+    let outcome = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print_outcome(&outcome);
+    }
+    Ok(exit_code(&outcome))
+}
+
+fn exit_code(outcome: &RepairOutcome) -> u8 {
+    if outcome.ready_to_start {
+        exit::OK
+    } else {
+        exit::NEEDS_OPERATOR
+    }
+}
+
+fn recover(args: &RecoverArgs, mode: Mode) -> anyhow::Result<RepairOutcome> {
+    Ok(match nothing_to_check(&args.dirs, mode)? {
         Some(nothing) => nothing,
         None => {
             let session = Session::open(&args.dirs)?;
             refuse_if_busy(&session.dirs.data_dir, args.force)?;
             repair(&session, mode, &PartitionFilter::default())?
         }
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-    } else {
-        print_outcome(&outcome);
-    }
-    Ok(if outcome.ready_to_start {
-        exit::OK
-    } else {
-        exit::NEEDS_OPERATOR
     })
+}
+
+/// Records the run in `last-recover.json` for the sidecar's metrics. Only into a
+/// state directory that exists (a first start has none yet); a failure to record
+/// is logged and does not change the exit code.
+fn record(
+    dirs: &crate::config::DirArgs,
+    mode: String,
+    result: &anyhow::Result<RepairOutcome>,
+    started: Instant,
+) {
+    let Ok(state_dir) = dirs.resolve().map(|d| d.state_dir) else {
+        tracing::debug!("no state directory: the recover result is not recorded");
+        return;
+    };
+    if !state_dir.is_dir() {
+        return;
+    }
+    let finished_unix_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut record = RecoverRecord {
+        format: recover_result::FORMAT,
+        mode,
+        exit_code: exit::ERROR,
+        finished_unix_ms,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        repairs: 0,
+        bytes_quarantined: 0,
+        messages_kept: 0,
+        messages_lost: 0,
+        refusals: 0,
+        error: None,
+    };
+    match result {
+        Ok(o) => {
+            record.exit_code = exit_code(o);
+            record.repairs = (o.actions.len() + o.replayed.len()) as u64;
+            record.bytes_quarantined = o.bytes_quarantined;
+            record.messages_kept = o.partitions.iter().map(|p| p.messages_kept).sum();
+            record.messages_lost = o.partitions.iter().map(|p| p.messages_lost).sum();
+            record.refusals = o.refusals.len() as u64;
+        }
+        Err(e) => record = record.with_error(&format!("{e:#}")),
+    }
+    if let Err(e) = recover_result::write(&state_dir, &record) {
+        tracing::warn!(
+            "cannot record the result in {}: {e}",
+            escaped(&recover_result::path_in(&state_dir))
+        );
+    }
 }

@@ -67,6 +67,7 @@ pub fn analyze(
     let result = pipeline::analyze(
         &session.dirs.data_dir,
         known,
+        session.state_log_mark().map(Into::into),
         &|p| filter.matches(p),
         &progress,
     )
@@ -95,6 +96,7 @@ pub fn repair(
         &Request {
             mode,
             known,
+            state_log: session.state_log_mark().map(Into::into),
             only: &|p| filter.matches(p),
             progress: &progress,
         },
@@ -108,14 +110,17 @@ pub fn print_outcome(o: &RepairOutcome) {
         println!("nothing to check: {why} (a first start): ready to start");
         return;
     }
+    let used = o.guided.trusted + o.guided.resumed > 0 || o.guided.state_log_bytes_trusted > 0;
     println!(
-        "mode {}; journal {}: {} segments trusted, {} resumed from a checkpoint, {} scanned ({} bytes)",
+        "mode {}; journal {}: {} segments trusted, {} resumed from a checkpoint, {} scanned ({} bytes); state/log: {} bytes verified, {} trusted",
         o.mode,
-        if o.guided.trusted + o.guided.resumed > 0 { "used" } else { "gave nothing to skip" },
+        if used { "used" } else { "gave nothing to skip" },
         o.guided.trusted,
         o.guided.resumed,
         o.guided.scanned,
-        o.guided.bytes_scanned
+        o.guided.bytes_scanned,
+        o.guided.state_log_bytes_verified,
+        o.guided.state_log_bytes_trusted
     );
     for e in &o.replayed {
         println!(

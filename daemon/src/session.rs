@@ -11,7 +11,7 @@
 use crate::config::{DirArgs, Dirs};
 use crate::journal_open::{self, Access, OpenedJournal};
 use anyhow::Context;
-use journal::{Journal, SegmentKey, SegmentState};
+use journal::{Journal, SegmentKey, SegmentState, StateLogMark};
 use recovery::busy::holders_of;
 use recovery::names::escaped;
 use std::collections::HashMap;
@@ -21,6 +21,8 @@ pub struct Session {
     pub dirs: Dirs,
     /// The journal's segment states, when its history is usable.
     known: HashMap<SegmentKey, SegmentState>,
+    /// How far the journal says `state/log` was verified in this boot.
+    state_log: Option<StateLogMark>,
     /// Dropped last: closes the journal, then hands it back to the sidecar (or
     /// removes an inspection's copy).
     opened: OpenedJournal,
@@ -45,14 +47,18 @@ impl Session {
     fn with(dirs: Dirs, access: Access) -> anyhow::Result<Self> {
         let mut opened = journal_open::open(&dirs.state_dir, access)?;
         let states = opened.load_states()?;
-        let known = if opened.condition.history_usable() {
-            states.into_iter().collect()
+        let (known, state_log) = if opened.condition.history_usable() {
+            let mark = opened
+                .journal()
+                .and_then(crate::journal_state::state_log_mark);
+            (states.into_iter().collect(), mark)
         } else {
-            HashMap::new()
+            (HashMap::new(), None)
         };
         Ok(Self {
             dirs,
             known,
+            state_log,
             opened,
         })
     }
@@ -72,6 +78,12 @@ impl Session {
 
     pub fn history_usable(&self) -> bool {
         self.opened.condition.history_usable()
+    }
+
+    /// How far the journal says `state/log` was verified (in this boot), when its
+    /// history is usable.
+    pub fn state_log_mark(&self) -> Option<StateLogMark> {
+        self.state_log
     }
 
     /// What the journal knows about segments, when its history is usable.

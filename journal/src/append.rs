@@ -15,7 +15,10 @@ use crate::envelope;
 use crate::error::JournalError;
 use crate::record::{now_micros, Entry, Record};
 use crate::state::SegmentState;
-use crate::store::{decode_state, seq_key, shielded, Journal, Writer, META_NEXT_REPAIR};
+use crate::store::{
+    decode_state, seq_key, shielded, Journal, StateLogMark, Writer, META_NEXT_REPAIR,
+    META_STATE_LOG,
+};
 use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
     TransactionalTree,
@@ -212,7 +215,10 @@ struct Round<'a> {
 
 impl Round<'_> {
     fn touches_repairs(&self) -> bool {
-        self.bump_repair_id.is_some() || self.entries.iter().any(|e| e.record.repair().is_some())
+        self.bump_repair_id.is_some()
+            || self.entries.iter().any(|e| {
+                e.record.repair().is_some() || matches!(e.record, Record::StateLogVerified { .. })
+            })
     }
 
     /// The transaction body; `repairs_meta` is `Some` exactly when
@@ -254,8 +260,31 @@ impl Round<'_> {
             }
             match &entry.record {
                 Record::RepairIntent { repair, .. } => {
-                    let (repairs, _) = repairs_meta.ok_or_else(missing_trees)?;
+                    let (repairs, meta) = repairs_meta.ok_or_else(missing_trees)?;
                     repairs.insert(&repair.0.to_be_bytes()[..], &seq_key(entry.seq)[..])?;
+                    // A repair may change state/log: verify it whole until a new mark.
+                    meta.remove(META_STATE_LOG)?;
+                }
+                Record::StateLogVerified {
+                    valid_len,
+                    last_index,
+                    last_checksum,
+                } => {
+                    let (_, meta) = repairs_meta.ok_or_else(missing_trees)?;
+                    let mark = StateLogMark {
+                        seq: entry.seq,
+                        unix_micros: entry.unix_micros,
+                        valid_len: *valid_len,
+                        last_index: *last_index,
+                        last_checksum: *last_checksum,
+                    };
+                    let bytes = envelope::encode(&mark).map_err(|e| {
+                        abort(JournalError::corrupt(
+                            self.path,
+                            format!("cannot encode the state/log mark: {e}"),
+                        ))
+                    })?;
+                    meta.insert(META_STATE_LOG, bytes)?;
                 }
                 Record::RepairDone { repair } | Record::RepairFailed { repair, .. } => {
                     let (repairs, _) = repairs_meta.ok_or_else(missing_trees)?;

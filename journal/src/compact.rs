@@ -1,7 +1,9 @@
 //! Compaction: forget what no longer matters for recovery.
 //!
 //! Dropped: every record of a segment whose state is `Deleted` (and its state entry),
-//! and checkpoints superseded by a newer one of the same segment. Kept: everything
+//! checkpoints superseded by a newer one of the same segment, and `StateLogVerified`
+//! records but the one the standing state-log mark comes from (counted as
+//! checkpoints). Kept: everything
 //! else, repair records included, since `restore` needs their history. Kept records
 //! keep their seqs. Before dropping anything, compaction durably records a watermark
 //! (`compacted_through`): gaps at or below it are compaction's doing, and `verify`
@@ -79,6 +81,7 @@ impl Journal {
             .map(|(k, _)| (*k, (BTreeSet::new(), 0)))
             .collect();
         let mut superseded: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+        let mark_seq = self.state_log_mark()?.map(|m| m.seq);
         for item in self.log.iter() {
             let (k, v) = item.map_err(sled_err)?;
             // A damaged block stops compaction: dropping around damage could hide it.
@@ -86,6 +89,12 @@ impl Journal {
             let block_key = block::block_key(&self.path, &k)?;
             for entry in entries {
                 report.records_before += 1;
+                if matches!(entry.record, Record::StateLogVerified { .. })
+                    && mark_seq != Some(entry.seq)
+                {
+                    superseded.entry(block_key).or_default().insert(entry.seq);
+                    continue;
+                }
                 let Some(segment) = entry.record.segment() else {
                     continue;
                 };

@@ -3,6 +3,7 @@
 //! Iggy 0.6 numbers streams, topics and partitions from 0 and names a segment by the
 //! offset of its first message, so these four numbers identify a segment for good.
 
+use crate::segment_name::{self, SegmentFile};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -56,15 +57,33 @@ pub struct SegmentKey {
 impl SegmentKey {
     /// File stem Iggy 0.6 uses: the start offset zero-padded to 20 digits.
     pub fn file_stem(&self) -> String {
-        format!("{:020}", self.start_offset)
+        segment_name::stem(self.start_offset)
+    }
+
+    /// The name of one of the segment's files.
+    pub fn file_name(&self, kind: SegmentFile) -> String {
+        segment_name::file_name(self.start_offset, kind)
+    }
+
+    /// The path of one of the segment's files in its partition folder `dir`.
+    pub fn path_in(&self, dir: &std::path::Path, kind: SegmentFile) -> std::path::PathBuf {
+        dir.join(self.file_name(kind))
     }
 
     pub fn rel_log(&self) -> String {
-        format!("{}/{}.log", self.partition.rel_dir(), self.file_stem())
+        format!(
+            "{}/{}",
+            self.partition.rel_dir(),
+            self.file_name(SegmentFile::Log)
+        )
     }
 
     pub fn rel_index(&self) -> String {
-        format!("{}/{}.index", self.partition.rel_dir(), self.file_stem())
+        format!(
+            "{}/{}",
+            self.partition.rel_dir(),
+            self.file_name(SegmentFile::Index)
+        )
     }
 
     /// Big-endian bytes, so that keys sort by partition, then start offset.

@@ -7,6 +7,8 @@
 //! against the disk, and an unusable journal ([`JournalError::is_unusable`]) means a
 //! full scan.
 //!
+//! Segment file names are parsed and built in one place, [`segment_name`].
+//!
 //! Modules, from the bytes up: [`envelope`] (versioned, checksummed encoding),
 //! [`record`] (what is recorded), [`state`] (a segment's state folded from its
 //! records), [`store`] (the sled-backed [`Journal`]; its write path with group commit is in
@@ -24,6 +26,7 @@ mod group;
 pub mod key;
 mod marker;
 pub mod record;
+pub mod segment_name;
 pub mod state;
 pub mod store;
 pub mod verify;
@@ -33,6 +36,7 @@ pub use compact::CompactReport;
 pub use error::JournalError;
 pub use key::{ByteRange, ParseSegmentKeyError, PartitionId, SegmentKey};
 pub use record::{Entry, Record};
+pub use segment_name::SegmentFile;
 pub use state::{CheckpointState, SegmentPhase, SegmentState};
-pub use store::{dir_size, Journal, JournalStats, PendingRepair, Records};
+pub use store::{dir_size, Journal, JournalStats, PendingRepair, Records, StateLogMark};
 pub use verify::{Problem, ProblemKind, VerifyReport};

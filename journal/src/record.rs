@@ -8,7 +8,7 @@
 //! and any other change (reordering, changing fields) needs a new envelope version.
 
 use crate::action::{RepairAction, RepairId};
-use crate::key::SegmentKey;
+use crate::key::{PartitionId, SegmentKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -56,6 +56,40 @@ pub enum Record {
         repair: RepairId,
         error: String,
     },
+    /// `state/log` (the server's metadata log) was verified, every entry whole with its
+    /// checksum right and its index following the previous one, up to byte
+    /// `valid_len`, where the entry with index `last_index` and stored checksum
+    /// `last_checksum` ends. Recovery only needs to verify entries after it. Added
+    /// after the others: bincode numbers variants by position.
+    StateLogVerified {
+        valid_len: u64,
+        last_index: u64,
+        last_checksum: u64,
+    },
+    /// The sidecar raised an alert on `segment`: a signature of iggy-server 0.6.0's
+    /// rotation race in new bytes, or a write stopped in the middle of a message.
+    /// `kind` names it (`misplaced-batch`, `zero-hole`, ...), `file` is the file's path
+    /// relative to the data directory and `byte` the position in it. Deduplicated
+    /// per segment and kind: raised again only after it was cleared. New variants go
+    /// last: bincode numbers variants by position.
+    AlertRaised {
+        segment: SegmentKey,
+        kind: String,
+        file: String,
+        byte: u64,
+        detail: String,
+        /// When the sidecar raised it (microseconds since the Unix epoch).
+        raised_unix_micros: u64,
+    },
+    /// Alerts of `partition` are over: those of `segment` (all of the partition when
+    /// `None`) and of `kind` (every kind when `None`). A repair of the partition
+    /// (`RepairDone`) clears its alerts too, without this record.
+    AlertsCleared {
+        partition: PartitionId,
+        segment: Option<SegmentKey>,
+        kind: Option<String>,
+        reason: String,
+    },
 }
 
 impl Record {
@@ -67,9 +101,14 @@ impl Record {
             | Record::Sealed { segment, .. }
             | Record::SegmentDeleted { segment }
             | Record::Checkpoint { segment, .. } => Some(*segment),
+            // Alerts are not segment states: they neither change a segment's phase nor
+            // go with it when compaction forgets a deleted segment.
             Record::RepairIntent { .. }
             | Record::RepairDone { .. }
-            | Record::RepairFailed { .. } => None,
+            | Record::RepairFailed { .. }
+            | Record::StateLogVerified { .. }
+            | Record::AlertRaised { .. }
+            | Record::AlertsCleared { .. } => None,
         }
     }
 
@@ -94,6 +133,9 @@ impl Record {
             Record::RepairIntent { .. } => "repair_intent",
             Record::RepairDone { .. } => "repair_done",
             Record::RepairFailed { .. } => "repair_failed",
+            Record::StateLogVerified { .. } => "state_log_verified",
+            Record::AlertRaised { .. } => "alert_raised",
+            Record::AlertsCleared { .. } => "alerts_cleared",
         }
     }
 }
@@ -138,6 +180,40 @@ impl fmt::Display for Record {
             } => write!(f, "repair {repair} intended: {action} (because: {reason})"),
             Record::RepairDone { repair } => write!(f, "repair {repair} done"),
             Record::RepairFailed { repair, error } => write!(f, "repair {repair} failed: {error}"),
+            Record::StateLogVerified {
+                valid_len,
+                last_index,
+                last_checksum,
+            } => write!(
+                f,
+                "state/log valid up to byte {valid_len}, last entry index {last_index}, \
+                 checksum {last_checksum:#x}"
+            ),
+            Record::AlertRaised {
+                segment,
+                kind,
+                file,
+                byte,
+                detail,
+                ..
+            } => write!(
+                f,
+                "alert {kind} on segment {segment}: {file} byte {byte}: {detail}"
+            ),
+            Record::AlertsCleared {
+                partition,
+                segment,
+                kind,
+                reason,
+            } => write!(
+                f,
+                "alerts {} of {} cleared: {reason}",
+                kind.as_deref().unwrap_or("(all kinds)"),
+                segment.map_or_else(
+                    || format!("partition {partition}"),
+                    |s| format!("segment {s}")
+                )
+            ),
         }
     }
 }
@@ -205,6 +281,25 @@ mod tests {
             Record::RepairFailed {
                 repair,
                 error: String::new(),
+            },
+            Record::StateLogVerified {
+                valid_len: 0,
+                last_index: 0,
+                last_checksum: 0,
+            },
+            Record::AlertRaised {
+                segment,
+                kind: String::new(),
+                file: String::new(),
+                byte: 0,
+                detail: String::new(),
+                raised_unix_micros: 0,
+            },
+            Record::AlertsCleared {
+                partition: segment.partition,
+                segment: None,
+                kind: None,
+                reason: String::new(),
             },
         ];
         for (n, record) in records.into_iter().enumerate() {

@@ -89,7 +89,10 @@ impl SegmentState {
             ),
             Record::RepairIntent { .. }
             | Record::RepairDone { .. }
-            | Record::RepairFailed { .. } => return None,
+            | Record::RepairFailed { .. }
+            | Record::StateLogVerified { .. }
+            | Record::AlertRaised { .. }
+            | Record::AlertsCleared { .. } => return None,
         };
         Some(SegmentState {
             phase,

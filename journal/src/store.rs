@@ -42,6 +42,21 @@ pub(crate) const META_NEXT_REPAIR: &[u8] = b"next_repair_id";
 /// Every seq up to this one may be missing: compaction dropped it.
 pub(crate) const META_COMPACTED_THROUGH: &[u8] = b"compacted_through";
 pub(crate) const META_DROPPED: &[u8] = b"dropped_records";
+/// The newest `StateLogVerified` not followed by a repair intent: a [`StateLogMark`].
+pub(crate) const META_STATE_LOG: &[u8] = b"state_log_mark";
+
+/// How far `state/log` was verified, from the newest [`Record::StateLogVerified`]. Any
+/// repair intent journaled after it removes it: a repair may change `state/log`, so
+/// the log is verified whole again until the sidecar journals a new mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StateLogMark {
+    /// The record's seq and when it was appended.
+    pub seq: u64,
+    pub unix_micros: u64,
+    pub valid_len: u64,
+    pub last_index: u64,
+    pub last_checksum: u64,
+}
 
 /// A repair whose intent is journaled but whose outcome is not.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -328,6 +343,22 @@ impl Journal {
     /// Bytes the journal's directory takes on disk.
     pub fn disk_size(&self) -> Result<u64, JournalError> {
         dir_size(&self.path).map_err(|e| JournalError::io(&self.path, e))
+    }
+
+    /// How far `state/log` was verified, if a mark stands (see [`StateLogMark`]).
+    pub fn state_log_mark(&self) -> Result<Option<StateLogMark>, JournalError> {
+        let got = shielded(&self.path, "read", || {
+            self.meta.get(META_STATE_LOG).map_err(|e| self.sled_err(e))
+        })?;
+        let Some(v) = got else {
+            return Ok(None);
+        };
+        envelope::decode(&v).map(Some).map_err(|e| {
+            JournalError::corrupt(
+                &self.path,
+                format!("meta state_log_mark does not decode: {e}"),
+            )
+        })
     }
 
     pub fn segment_state(

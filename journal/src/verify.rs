@@ -168,6 +168,8 @@ impl Journal {
         let mut states: BTreeMap<[u8; 20], SegmentState> = BTreeMap::new();
         let mut pending: BTreeMap<u64, u64> = BTreeMap::new();
         let mut max_repair_id = 0;
+        // The seq of the newest `StateLogVerified` no repair intent followed.
+        let mut state_log_mark: Option<u64> = None;
         let mut prev = 0u64;
         for item in self.log.iter() {
             let (k, v) = item.map_err(|e| self.sled_err(e))?;
@@ -220,7 +222,9 @@ impl Journal {
                     Record::RepairIntent { repair, .. } => {
                         max_repair_id = max_repair_id.max(repair.0);
                         pending.insert(repair.0, seq);
+                        state_log_mark = None;
                     }
+                    Record::StateLogVerified { .. } => state_log_mark = Some(seq),
                     Record::RepairDone { repair } | Record::RepairFailed { repair, .. } => {
                         pending.remove(&repair.0);
                     }
@@ -233,6 +237,19 @@ impl Journal {
                 None,
                 ProblemKind::BadMeta,
                 format!("next repair id {next_repair_id} would reuse r{max_repair_id:08}"),
+            );
+        }
+        let stored_mark = self.state_log_mark()?.map(|m| m.seq);
+        if stored_mark != state_log_mark {
+            let show = |m: Option<u64>| m.map_or("none".to_string(), |s| format!("seq {s}"));
+            report.problem(
+                None,
+                ProblemKind::BadMeta,
+                format!(
+                    "the state/log mark is {}, the records give {}",
+                    show(stored_mark),
+                    show(state_log_mark)
+                ),
             );
         }
         self.compare_states(&mut report, states)?;

@@ -85,6 +85,13 @@ fn record() -> impl Strategy<Value = Record> {
             repair: RepairId(id),
             error
         }),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+            |(valid_len, last_index, last_checksum)| Record::StateLogVerified {
+                valid_len,
+                last_index,
+                last_checksum,
+            }
+        ),
     ]
 }
 

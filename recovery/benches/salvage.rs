@@ -69,6 +69,7 @@ fn main() {
         &Request {
             mode: Mode::Salvage,
             known: &known,
+            state_log: None,
             only: &|_| true,
             progress: &Quiet,
         },

@@ -38,6 +38,18 @@ pub trait RepairLog: Sync {
     fn record_failed(&self, id: RepairId, error: &str) -> Result<(), String>;
     /// Intents with neither done nor failed, oldest first.
     fn pending(&self) -> Result<Vec<(RepairId, RepairAction, String)>, String>;
+    /// Records that `state/log` was verified whole up to `valid_len`, where the entry
+    /// with index `last_index` and stored checksum `last_checksum` ends (after an
+    /// operator accepted a log shorter than the one verified before). A log without
+    /// such a record (the default) just verifies the whole state log every time.
+    fn record_state_log_verified(
+        &self,
+        _valid_len: u64,
+        _last_index: u64,
+        _last_checksum: u64,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -195,7 +195,12 @@ impl FileOps for StdFs {
 
     fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
         let mut input = open_read(src)?;
-        let mut out = open_in_place(dst, OFlags::WRONLY | OFlags::APPEND)?;
+        let Some(mut out) = open_in_place(dst, OFlags::WRONLY | OFlags::APPEND)? else {
+            return self.unshare(dst, &mut |copy| {
+                io::copy(&mut input, copy)?;
+                Ok(())
+            });
+        };
         io::copy(&mut input, &mut out)?;
         out.sync_all()
     }
@@ -213,7 +218,9 @@ impl FileOps for StdFs {
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        let file = open_in_place(path, OFlags::WRONLY)?;
+        let Some(file) = open_in_place(path, OFlags::WRONLY)? else {
+            return self.unshare(path, &mut |copy| copy.set_len(len));
+        };
         file.set_len(len)?;
         file.sync_all()
     }
@@ -362,6 +369,45 @@ pub fn is_zero_range(path: &Path, range: ByteRange) -> io::Result<Option<bool>> 
         }
     }
     Ok(Some(true))
+}
+
+impl StdFs {
+    /// Changes a file that has other names (a hard link: `cp -al`, or the quarantine's
+    /// copy of an original a crashed re-lay left) without changing it under those
+    /// names: `path` is copied to a temporary name beside it, `change` applied to the
+    /// copy, and the copy renamed over `path` and made durable with its folder. The
+    /// other names keep the old bytes.
+    fn unshare(
+        &self,
+        path: &Path,
+        change: &mut dyn FnMut(&mut File) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
+        let mut tmp_name = OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(".iggy-warden-unshare");
+        let tmp = path.with_file_name(tmp_name);
+        let len = open_read(path)?.metadata()?.len();
+        self.copy_range(path, ByteRange::new(0, len), &tmp)?;
+        let Some(mut copy) = open_in_place(&tmp, OFlags::WRONLY | OFlags::APPEND)? else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} gained a second name while it was written",
+                    tmp.display()
+                ),
+            ));
+        };
+        change(&mut copy)?;
+        copy.sync_all()?;
+        self.rename(&tmp, path)?;
+        match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => self.sync_dir(dir),
+            None => self.sync_dir(Path::new(".")),
+        }
+    }
 }
 
 /// The error for a symbolic link in the way.
@@ -615,22 +661,16 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<DirEntry>> {
     Ok(out)
 }
 
-/// Opens a file to change it in place: a regular file with no other name.
-fn open_in_place(path: &Path, flags: OFlags) -> io::Result<File> {
+/// Opens a regular file to change it in place; `None` when it has other names (hard
+/// links), which changing it in place would change too.
+fn open_in_place(path: &Path, flags: OFlags) -> io::Result<Option<File>> {
     let file = File::from(open_nofollow(path, flags | OFlags::NONBLOCK)?);
     let st = rfs::fstat(&file)?;
     require_regular(&st)?;
     if st.st_nlink > 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "it has {} hard links: changing it would change the file under its other \
-                 names too",
-                st.st_nlink
-            ),
-        ));
+        return Ok(None);
     }
-    Ok(file)
+    Ok(Some(file))
 }
 
 /// Creates `path` with `O_EXCL`, after removing a stale regular file of that name;
@@ -864,7 +904,8 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_regular_temp_is_replaced_and_a_hard_linked_file_is_not_cut() {
+    fn a_stale_regular_temp_is_replaced_and_a_hard_linked_file_is_changed_under_its_own_name_only()
+    {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
         fs::write(root.join("tmp"), b"stale").unwrap();
@@ -873,8 +914,23 @@ mod tests {
             .unwrap();
         assert_eq!(fs::read(root.join("tmp")).unwrap(), b"new");
         fs::hard_link(root.join("tmp"), root.join("other-name")).unwrap();
-        assert!(StdFs.truncate(&root.join("tmp"), 1).is_err());
+        StdFs.truncate(&root.join("tmp"), 1).unwrap();
+        assert_eq!(fs::read(root.join("tmp")).unwrap(), b"n");
         assert_eq!(fs::read(root.join("other-name")).unwrap(), b"new");
+        fs::hard_link(root.join("tmp"), root.join("third-name")).unwrap();
+        fs::write(root.join("more"), b"ew").unwrap();
+        StdFs
+            .append_file(&root.join("more"), &root.join("tmp"))
+            .unwrap();
+        assert_eq!(fs::read(root.join("tmp")).unwrap(), b"new");
+        assert_eq!(fs::read(root.join("third-name")).unwrap(), b"n");
+        // Only the changed name and its old siblings: no temporary copy left.
+        let mut names: Vec<_> = fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["more", "other-name", "third-name", "tmp"]);
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct GuidedStats {
     pub resumed: usize,
     pub scanned: usize,
     pub bytes_scanned: u64,
+    /// Bytes of `state/log` whose entries the journal's mark let us take as verified.
+    pub state_log_bytes_trusted: u64,
+    /// Bytes of `state/log` verified (hashed) in this run.
+    pub state_log_bytes_verified: u64,
 }
 
 pub fn analyze_guided(
@@ -47,7 +51,12 @@ pub fn analyze_guided(
         }
         Ok::<_, AnalyzeError>((PartitionAnalysis::new(p, segments), stats))
     })?;
-    let mut stats = GuidedStats::default();
+    let state_log_len = dir.state.log.as_ref().map_or(0, |l| l.len);
+    let mut stats = GuidedStats {
+        state_log_bytes_trusted: dir.state.bytes_trusted,
+        state_log_bytes_verified: state_log_len.saturating_sub(dir.state.bytes_trusted),
+        ..GuidedStats::default()
+    };
     let mut partitions = Vec::with_capacity(done.len());
     for (analysis, s) in done {
         stats.trusted += s.trusted;

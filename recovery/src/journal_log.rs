@@ -57,6 +57,21 @@ impl RepairLog for Journal {
         .map_err(|e| e.to_string())
     }
 
+    fn record_state_log_verified(
+        &self,
+        valid_len: u64,
+        last_index: u64,
+        last_checksum: u64,
+    ) -> Result<(), String> {
+        self.append(Record::StateLogVerified {
+            valid_len,
+            last_index,
+            last_checksum,
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
     fn pending(&self) -> Result<Vec<(RepairId, RepairAction, String)>, String> {
         let pending = self.pending_repairs().map_err(|e| e.to_string())?;
         Ok(pending

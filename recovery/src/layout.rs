@@ -10,7 +10,7 @@ use crate::names::escaped;
 use crate::parallel::{map_ordered, IO_THREADS};
 use crate::state_check::StateInspection;
 use crate::state_info::Info;
-use journal::{PartitionId, SegmentKey};
+use journal::{segment_name, PartitionId, SegmentFile, SegmentKey};
 use serde::Serialize;
 use std::fs;
 use std::io;
@@ -196,6 +196,15 @@ fn not_a_folder(entry: &Entry, what: &str) -> Anomaly {
 /// file, so a link in `root` itself makes every read fail (the commands resolve the
 /// data directory once at start).
 pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
+    discover_guided(root, None)
+}
+
+/// [`discover`], trusting `state/log` up to where a journal says it was verified (see
+/// [`crate::state_log::parse_guided`]).
+pub fn discover_guided(
+    root: &Path,
+    state_log: Option<crate::state_log::Trusted>,
+) -> Result<DataDir, LayoutError> {
     let version = check_root(root)?;
     let mut strays = Vec::new();
     let mut anomalies = Vec::new();
@@ -229,7 +238,7 @@ pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
     }
     partitions.sort_by_key(|p: &PartitionLayout| p.id);
     strays.sort_by(|a, b| a.path.cmp(&b.path));
-    let state = crate::state_check::inspect(root, &partitions)?;
+    let state = crate::state_check::inspect_guided(root, &partitions, state_log)?;
     anomalies.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(DataDir {
         root: root.to_path_buf(),
@@ -551,19 +560,6 @@ fn walk_streams(
     Ok(())
 }
 
-/// Splits `<20 digits>.log` / `<20 digits>.index` into start offset and kind.
-fn segment_file(name: &str) -> Option<(u64, bool)> {
-    let (stem, is_log) = if let Some(stem) = name.strip_suffix(".log") {
-        (stem, true)
-    } else {
-        (name.strip_suffix(".index")?, false)
-    };
-    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((stem.parse().ok()?, is_log))
-}
-
 fn read_partition(
     id: PartitionId,
     dir: &Path,
@@ -609,10 +605,10 @@ fn read_partition(
             );
             continue;
         }
-        let segment = entry
-            .file_len()
-            .and_then(|len| segment_file(&entry.name).map(|(start, is_log)| (start, is_log, len)));
-        let Some((start, is_log, len)) = segment else {
+        let segment = entry.file_len().and_then(|len| {
+            segment_name::parse(&entry.name).map(|(start, kind)| (start, kind, len))
+        });
+        let Some((start, kind, len)) = segment else {
             find_logs(&entry, &mut stray_logs, &mut anomalies)?;
             strays.push(stray(entry, "not a segment file"));
             continue;
@@ -623,8 +619,8 @@ fn read_partition(
                 let key = id.segment(start);
                 segments.push(SegmentFiles {
                     key,
-                    log_path: dir.join(format!("{}.log", key.file_stem())),
-                    index_path: dir.join(format!("{}.index", key.file_stem())),
+                    log_path: key.path_in(dir, SegmentFile::Log),
+                    index_path: key.path_in(dir, SegmentFile::Index),
                     log_len: None,
                     index_len: None,
                 });
@@ -632,7 +628,7 @@ fn read_partition(
             }
         };
         if let Some(seg) = segments.get_mut(pos) {
-            if is_log {
+            if kind == SegmentFile::Log {
                 seg.log_len = Some(len);
             } else {
                 seg.index_len = Some(len);
@@ -668,14 +664,10 @@ fn find_logs(
             }
         }
         EntryKind::Symlink => anomalies.push(symlink(entry, "an entry below a partition folder")),
-        _ if is_log_name(&entry.path) => out.push(entry.path.clone()),
+        _ if segment_name::has_log_extension(&entry.path) => out.push(entry.path.clone()),
         _ => {}
     }
     Ok(())
-}
-
-fn is_log_name(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "log")
 }
 
 /// Which of the two folders the server needs an `offsets` folder had.
@@ -730,7 +722,7 @@ fn read_offsets(
                 strays.push(stray(file, "not an offset file"));
                 continue;
             };
-            if is_log_name(&file.path) {
+            if segment_name::has_log_extension(&file.path) {
                 stray_logs.push(file.path.clone());
             }
             let value = if len == 8 {
@@ -749,21 +741,4 @@ fn read_offsets(
         }
     }
     Ok(present)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segment_names_need_twenty_digits() {
-        assert_eq!(segment_file("00000000000000001332.log"), Some((1332, true)));
-        assert_eq!(
-            segment_file("00000000000000001332.index"),
-            Some((1332, false))
-        );
-        assert_eq!(segment_file("1332.log"), None);
-        assert_eq!(segment_file("0000000000000000133x.log"), None);
-        assert_eq!(segment_file("00000000000000001332.timeindex"), None);
-    }
 }

@@ -6,8 +6,9 @@ use crate::analyze::AnalyzeError;
 use crate::analyze::{analyze_partition, Analysis};
 use crate::execute::{ExecError, Executed, Executor};
 use crate::guided::{analyze_guided, GuidedStats};
-use crate::layout::{discover, LayoutError};
+use crate::layout::{discover, discover_guided, LayoutError};
 use crate::plan::{plan, Mode, PlanError, Refusal};
+use crate::state_log::Trusted;
 use crate::verdict::{judge_partition, Problem};
 use journal::{PartitionId, SegmentKey, SegmentState};
 use serde::Serialize;
@@ -45,6 +46,10 @@ fn execute_failed(e: &ExecError) -> String {
 pub struct PartitionOutcome {
     pub partition: PartitionId,
     pub messages_kept: u64,
+    /// Valid messages (each segment's valid prefix) the repair moved out of the
+    /// partition, into quarantine: those it held before minus those it keeps, when
+    /// positive.
+    pub messages_lost: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,6 +95,8 @@ pub struct Request<'a> {
     pub mode: Mode,
     /// What the journal knows of segments (empty: scan everything).
     pub known: &'a HashMap<SegmentKey, SegmentState>,
+    /// How far the journal says `state/log` was verified (`None`: verify it whole).
+    pub state_log: Option<Trusted>,
     /// Which partitions to look at.
     pub only: &'a dyn Fn(&PartitionId) -> bool,
     pub progress: &'a dyn Progress,
@@ -110,7 +117,13 @@ impl Progress for Quiet {}
 /// journaled earlier), and `ready_to_start` is false.
 pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, PipelineError> {
     let replayed = exec.replay_pending().map_err(PipelineError::Replay)?;
-    let (analysis, guided) = analyze(exec.data_dir, req.known, req.only, req.progress)?;
+    let (analysis, guided) = analyze(
+        exec.data_dir,
+        req.known,
+        req.state_log,
+        req.only,
+        req.progress,
+    )?;
     let the_plan = plan(&analysis, req.mode)?;
     let mut outcome = RepairOutcome {
         mode: req.mode,
@@ -157,15 +170,42 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         let after = analyze_partition(p, &|_| {})?;
         left.extend(judge_partition(&after));
         if let Some(o) = outcome.partitions.iter_mut().find(|o| o.partition == p.id) {
-            o.messages_kept = after.valid_messages();
+            let kept = after.valid_messages();
+            o.messages_lost = o.messages_kept.saturating_sub(kept);
+            o.messages_kept = kept;
         }
     }
     if !left.is_empty() {
         let list = left.iter().map(|p| p.to_string()).collect::<Vec<_>>();
         return Err(PipelineError::NotConverged(list.join("; ")));
     }
+    if analysis.state.shrunk_from.is_some() {
+        // Accepted (point-in-time): the shorter log, verified whole, is the new mark.
+        remark_state_log(exec, &after.state)?;
+    }
     outcome.ready_to_start = true;
     Ok(outcome)
+}
+
+/// Journals the verified length of a `state/log` checked whole, so that a guided run
+/// no longer finds it shorter than the journal's mark.
+fn remark_state_log(
+    exec: &Executor<'_>,
+    state: &crate::state_check::StateInspection,
+) -> Result<(), PipelineError> {
+    let Some(log) = state
+        .log
+        .as_ref()
+        .filter(|l| !l.encrypted && l.damage.is_none())
+    else {
+        return Ok(());
+    };
+    let Some(last) = log.entries.last() else {
+        return Ok(());
+    };
+    exec.log
+        .record_state_log_verified(log.len, last.index, last.checksum)
+        .map_err(|e| PipelineError::Execute(crate::execute::ExecError::Journal(e)))
 }
 
 /// Layout and journal-guided analysis of the partitions `only` selects: what `run`
@@ -173,10 +213,11 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
 pub fn analyze(
     data_dir: &Path,
     known: &HashMap<SegmentKey, SegmentState>,
+    state_log: Option<Trusted>,
     only: &dyn Fn(&PartitionId) -> bool,
     progress: &dyn Progress,
 ) -> Result<(Analysis, GuidedStats), PipelineError> {
-    let mut layout = discover(data_dir)?;
+    let mut layout = discover_guided(data_dir, state_log)?;
     layout.partitions.retain(|p| only(&p.id));
     progress.start(layout.log_bytes());
     Ok(analyze_guided(&layout, known, &|n| progress.advance(n))?)
@@ -188,6 +229,7 @@ fn kept(a: &Analysis) -> Vec<PartitionOutcome> {
         .map(|p| PartitionOutcome {
             partition: p.id,
             messages_kept: p.valid_messages(),
+            messages_lost: 0,
         })
         .collect()
 }

@@ -23,7 +23,7 @@ use crate::metadata::{compare, Metadata, Mismatch};
 use crate::plan::Mode;
 use crate::state_command::changes_folders;
 use crate::state_info::Info;
-use crate::state_log::{parse, DamageKind, StateLog};
+use crate::state_log::{parse_guided, DamageKind, StateLog, Trusted};
 use crate::verdict::{Problem, ProblemKind};
 use journal::RepairAction;
 use serde::Serialize;
@@ -46,6 +46,11 @@ pub struct StateInspection {
     /// The metadata of the entries before the first damage; `None` when encrypted.
     pub metadata: Option<Metadata>,
     pub mismatches: Vec<Mismatch>,
+    /// Bytes of `state/log` trusted from the journal without hashing them again.
+    pub bytes_trusted: u64,
+    /// `state/log` is shorter than the length the journal says was verified (that
+    /// length): entries were removed behind the server's back.
+    pub shrunk_from: Option<u64>,
 }
 
 /// Reads the state files of `root` and compares the metadata with `partitions`.
@@ -53,9 +58,25 @@ pub fn inspect(
     root: &Path,
     partitions: &[PartitionLayout],
 ) -> Result<StateInspection, LayoutError> {
+    inspect_guided(root, partitions, None)
+}
+
+/// [`inspect`], trusting `state/log` up to where a journal says it was verified.
+pub fn inspect_guided(
+    root: &Path,
+    partitions: &[PartitionLayout],
+    trusted: Option<Trusted>,
+) -> Result<StateInspection, LayoutError> {
     let log_path = root.join(LOG_REL);
     let info_path = root.join(INFO_REL);
-    let log = read_optional(&log_path)?.map(|bytes| parse(&bytes));
+    let (log, bytes_trusted, shrunk_from) = match read_optional(&log_path)? {
+        Some(bytes) => {
+            let guided = parse_guided(&bytes, trusted);
+            (Some(guided.log), guided.bytes_trusted, guided.shrunk_from)
+        }
+        // A log the journal saw verified is gone: removed behind the server's back.
+        None => (None, 0, trusted.map(|t| t.valid_len).filter(|l| *l > 0)),
+    };
     let info = read_optional(&info_path)?.map(|b| crate::state_info::judge(&b));
     let metadata = match &log {
         Some(l) if l.encrypted => None,
@@ -79,6 +100,8 @@ pub fn inspect(
         info,
         metadata,
         mismatches,
+        bytes_trusted,
+        shrunk_from,
     })
 }
 
@@ -188,6 +211,21 @@ pub fn judge_state(s: &StateInspection) -> Vec<Problem> {
         let detail = format!("{} ({place}){did}", d.detail);
         out.push(problem(kind, &s.log_path, Some(d.offset), detail));
     }
+    if let Some(verified) = s.shrunk_from {
+        let len = s.log.as_ref().map_or(0, |l| l.len);
+        let detail = format!(
+            "state/log is {len} bytes, shorter than the {verified} bytes the sidecar verified \
+             in this boot: whole entries were removed, which neither iggy-server (it only \
+             appends) nor a crash does; the metadata they held (users, streams, topics, \
+             tokens, consumer groups) is gone"
+        );
+        out.push(problem(
+            ProblemKind::StateLogShrunk,
+            &s.log_path,
+            Some(len),
+            detail,
+        ));
+    }
     if let Some(Info::Bad { offset, detail, .. }) = &s.info {
         let detail = format!("{detail}: iggy-server 0.6.0 panics at start on it");
         out.push(problem(
@@ -266,6 +304,14 @@ pub fn plan_state(s: &StateInspection, mode: Mode) -> StatePlan {
     if mode == Mode::Absolute {
         out.refusals.push("mode absolute repairs nothing".into());
         return out;
+    }
+    if s.shrunk_from.is_some() && mode != Mode::PointInTime {
+        out.refusals.push(
+            "state/log lost entries the sidecar had verified: put back state/log from a \
+             backup, or accept the shorter log with `--mode point-in-time` (it cuts nothing \
+             and journals the log's new verified length)"
+                .into(),
+        );
     }
     if let Some(log) = &s.log {
         if let Some(d) = &log.damage {

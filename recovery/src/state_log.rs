@@ -53,8 +53,11 @@ pub struct Entry {
     pub user_id: u32,
     pub code: u32,
     pub command: Command,
-    /// `None` when checksums cannot be verified (encrypted log).
+    /// `None` when checksums cannot be verified (encrypted log); `Some(true)` too for
+    /// an entry trusted from the journal without hashing it (see [`parse_guided`]).
     pub checksum_ok: Option<bool>,
+    /// The checksum stored in the entry.
+    pub checksum: u64,
 }
 
 impl Entry {
@@ -138,18 +141,24 @@ fn range(bytes: &[u8], from: u64, to: u64) -> Option<&[u8]> {
     bytes.get(usize::try_from(from).ok()?..usize::try_from(to).ok()?)
 }
 
-/// Frames the entry at `at`; `None` when it runs past the end of `bytes`.
-fn frame(bytes: &[u8], at: u64) -> Option<Frame> {
+/// Frames the entry at `at`; `None` when it runs past the end of `bytes`. An entry
+/// that ends at or before `trusted_to` is not hashed: its checksum counts as right.
+fn frame(bytes: &[u8], at: u64, trusted_to: u64) -> Option<Frame> {
     let context_len = u64::from(u32_at(bytes, at + HEADER_LEN)?);
     let code_at = at + HEADER_LEN + 4 + context_len;
     let code = u32_at(bytes, code_at)?;
     let command_len = u64::from(u32_at(bytes, code_at + 4)?);
     let end = code_at + 8 + command_len;
     let payload = range(bytes, code_at + 8, end)?;
-    let mut hasher = Xxh3::new();
-    hasher.update(range(bytes, at, at + CHECKSUM_AT)?);
-    hasher.update(range(bytes, at + HEADER_LEN, end)?);
     let stored = u64_at(bytes, at + CHECKSUM_AT)?;
+    let checksum_ok = if end <= trusted_to {
+        true
+    } else {
+        let mut hasher = Xxh3::new();
+        hasher.update(range(bytes, at, at + CHECKSUM_AT)?);
+        hasher.update(range(bytes, at + HEADER_LEN, end)?);
+        hasher.digest() == stored
+    };
     Some(Frame {
         entry: Entry {
             offset: at,
@@ -160,20 +169,24 @@ fn frame(bytes: &[u8], at: u64) -> Option<Frame> {
             user_id: u32_at(bytes, at + 40)?,
             code,
             command: Command::decode(code, payload),
-            checksum_ok: Some(hasher.digest() == stored),
+            checksum_ok: Some(checksum_ok),
+            checksum: stored,
         },
         end,
         command_len,
     })
 }
 
-/// The entries whose framing holds from byte 0, and where framing stops.
-fn frames(bytes: &[u8]) -> (Vec<Frame>, u64) {
+/// The entries whose framing holds from byte 0, and where framing stops (entries
+/// ending by `trusted_to` not hashed).
+fn frames(bytes: &[u8], trusted_to: u64) -> (Vec<Frame>, u64) {
     let end = nonzero_end(bytes);
     let mut out = Vec::new();
     let mut at = 0;
     while at < end {
-        let Some(f) = frame(bytes, at) else { break };
+        let Some(f) = frame(bytes, at, trusted_to) else {
+            break;
+        };
         at = f.end;
         out.push(f);
     }
@@ -190,8 +203,76 @@ fn nonzero_end(bytes: &[u8]) -> u64 {
 
 /// Parses and verifies a whole `state/log`.
 pub fn parse(bytes: &[u8]) -> StateLog {
+    let (frames, framed_to) = frames(bytes, 0);
+    parse_frames(bytes, frames, framed_to)
+}
+
+/// How far a journal says the log was verified (see [`journal::StateLogMark`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trusted {
+    pub valid_len: u64,
+    pub last_index: u64,
+    pub last_checksum: u64,
+}
+
+impl From<journal::StateLogMark> for Trusted {
+    fn from(m: journal::StateLogMark) -> Self {
+        Self {
+            valid_len: m.valid_len,
+            last_index: m.last_index,
+            last_checksum: m.last_checksum,
+        }
+    }
+}
+
+/// A parse that may trust what was verified before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuidedParse {
+    pub log: StateLog,
+    /// Bytes whose entries were taken as verified, not hashed again.
+    pub bytes_trusted: u64,
+    /// The log is shorter than the `valid_len` it was verified to (this length, then):
+    /// whole entries were removed, which neither the server (it only appends) nor a
+    /// crash within one boot does.
+    pub shrunk_from: Option<u64>,
+}
+
+/// Parses `bytes` like [`parse`], but with `trusted` the entries up to
+/// `trusted.valid_len` are framed (their commands are needed for the metadata) and not
+/// hashed, provided an entry still ends exactly there with the trusted index and
+/// stored checksum. Otherwise (the log was rewritten) the whole log is verified. A log
+/// shorter than `trusted.valid_len` is verified whole and reported as shrunk.
+pub fn parse_guided(bytes: &[u8], trusted: Option<Trusted>) -> GuidedParse {
     let len = bytes.len() as u64;
-    let (mut frames, framed_to) = frames(bytes);
+    let whole = |shrunk_from| GuidedParse {
+        log: parse(bytes),
+        bytes_trusted: 0,
+        shrunk_from,
+    };
+    let Some(t) = trusted.filter(|t| t.valid_len > 0) else {
+        return whole(None);
+    };
+    if len < t.valid_len {
+        return whole(Some(t.valid_len));
+    }
+    let (frames, framed_to) = frames(bytes, t.valid_len);
+    let boundary = frames.iter().find(|f| f.end >= t.valid_len);
+    let holds = boundary.is_some_and(|f| {
+        f.end == t.valid_len && f.entry.index == t.last_index && f.entry.checksum == t.last_checksum
+    });
+    if !holds {
+        return whole(None);
+    }
+    GuidedParse {
+        log: parse_frames(bytes, frames, framed_to),
+        bytes_trusted: t.valid_len,
+        shrunk_from: None,
+    }
+}
+
+/// Judges framed entries: the first damage, and what follows it.
+fn parse_frames(bytes: &[u8], mut frames: Vec<Frame>, framed_to: u64) -> StateLog {
+    let len = bytes.len() as u64;
     let encrypted = looks_encrypted(bytes, &frames, framed_to);
     if encrypted {
         for f in &mut frames {
@@ -378,7 +459,7 @@ fn resync(
     while at < end && at.saturating_add(MIN_ENTRY_LEN) <= len {
         let index = u64_at(bytes, at)?;
         if (expected..=max_index).contains(&index) {
-            if let Some(f) = frame(bytes, at) {
+            if let Some(f) = frame(bytes, at, 0) {
                 let plausible = if encrypted {
                     version.is_some_and(|v| v == f.entry.version)
                 } else {

@@ -62,6 +62,9 @@ pub enum ProblemKind {
     /// A `state/log` entry's index does not follow the previous one: the server does
     /// not start.
     StateLogGap,
+    /// `state/log` is shorter than the length a journal says was verified in this
+    /// boot: whole entries were removed behind the server's back.
+    StateLogShrunk,
     /// `state/info` does not decode: the server panics at start.
     StateInfoBad,
     /// A stream, topic or partition folder holding messages that no `state/log` entry
@@ -102,6 +105,7 @@ impl ProblemKind {
             ProblemKind::StateLogTorn => "state-log-torn",
             ProblemKind::StateLogCorrupt => "state-log-corrupt",
             ProblemKind::StateLogGap => "state-log-gap",
+            ProblemKind::StateLogShrunk => "state-log-shrunk",
             ProblemKind::StateInfoBad => "state-info-bad",
             ProblemKind::FolderWithoutMetadata => "folder-without-metadata",
             ProblemKind::MetadataWithoutFolder => "metadata-without-folder",

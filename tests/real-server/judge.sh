@@ -20,15 +20,16 @@
 # Not part of CI: it needs iggy-server and the iggy CLI of apache/iggy tag server-0.6.0.
 #   IGGY_SERVER=.../iggy-server IGGY_CLI=.../iggy \
 #   IGGY_SERVER_CONFIG=.../core/configs/server.toml tests/real-server/judge.sh
-# Optional: FIXTURES (default fixtures/iggy-0.6.0 of this clone), CASES (fault names, default
-# all and "none"), PORT (8390), SEGMENT_SIZE (64KB, so appends rotate), KEEP=1 keeps the
-# work folder. CONTROL=1 is the control experiment: each fault is applied to a fixture
-# already made ready and is not repaired before the first start (the later `recover`s
-# still run), which shows the checks catch what the damage does to the server.
+# Optional: FIXTURES (default fixtures/iggy-0.6.0 of this clone), CASES (fault names,
+# default all but the state-log faults, which state-log.sh judges, and "none"), PORT
+# (8390), SEGMENT_SIZE (64KB, so appends rotate), KEEP=1 keeps the work folder.
+# CONTROL=1 is the control experiment: each fault is applied to a fixture already made
+# ready and is not repaired before the first start (the later `recover`s still run),
+# which shows the checks catch what the damage does to the server.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 APPENDS=3000
-CASES=${CASES:-"none $($INJECT --list | tr '\n' ' ')"}
+CASES=${CASES:-"none $($INJECT --list | grep -v '^state-log-' | tr '\n' ' ')"}
 
 # Every file of a folder with its SHA-256: what "changed no byte" compares.
 digest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }

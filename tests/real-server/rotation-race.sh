@@ -24,7 +24,14 @@
 # SIDECAR=1 runs `iggy-warden watch` from before the load to the end, so the salvage
 # is journal-guided (the sidecar hands its journal over); it must give the directory a
 # salvage without journal gives (run on a copy), the sidecar must exit 0 on SIGTERM
-# and its journal verify as sound.
+# and its journal verify as sound. The sidecar must also have raised a race alert
+# (misplaced-batch, zero-hole, ghost-index-entries or incomplete-sealed-segment, as
+# `iggy-warden status --json` lists them) before the server panicked, when the race
+# left one of its signatures on disk (a panic that left none is reported, not
+# judged): the script prints how many seconds before, against the time of the last
+# server log line before the panic (the panic happened after it); an alert after
+# that line but before the first line after the panic fails as "not proven before".
+# After the salvage no alert may be in force.
 # Prints PASS or FAIL per check, then where and when the server panicked. Exit 0 when
 # every check passed, 1 on a FAIL, 2 when the setup failed, 3 when not reproduced.
 #
@@ -185,6 +192,7 @@ race() {
     panic_line=
     while [ "$(date +%s)" -lt "$deadline" ]; do
         panic_line=$(grep -m1 'panicked at' "$d/server-race.log")
+        panic_seen=$EPOCHREALTIME
         [ -n "$panic_line" ] && break
         kill -0 "${clients[@]}" 2>/dev/null || break # every client is done
         sleep 0.2
@@ -226,6 +234,45 @@ if [ -z "$panic_line" ] && [ "$nruns" = 1 ] && [ "$(head -1 "$d/runs-0.txt" | cu
     exit 3
 fi
 
+# The sidecar's alerts: a race signature raised before the panic.
+# Seconds since the epoch of the last timestamped server log line before the first
+# panic (the panic came after it; else when the load started) and of the first one
+# after it (the panic came before it; else when this script saw the panic).
+panic_bounds() {
+    local n lo hi stamps='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z'
+    n=$(grep -n -m1 'panicked at' "$d/server-race.log" | cut -d: -f1)
+    lo=$(head -n "$((n - 1))" "$d/server-race.log" | sed 's/\x1b\[[0-9;]*m//g' | grep -oE "$stamps" | tail -1)
+    hi=$(tail -n "+$((n + 1))" "$d/server-race.log" | sed 's/\x1b\[[0-9;]*m//g' | grep -oE "$stamps" | head -1)
+    echo "$([ -n "$lo" ] && date -d "$lo" +%s.%N || echo "$t0") $([ -n "$hi" ] && date -d "$hi" +%s.%N || echo "$panic_seen")"
+}
+if [ -n "${SIDECAR:-}" ]; then
+    "$W" status --json --state-dir "$d/state" >"$d/status-race.json" 2>"$d/status-race.err"
+    echo "race: sidecar alerts in force: $(jq -c '.alerts_active' "$d/status-race.json" 2>/dev/null || tail -1 "$d/status-race.err")"
+    first=$(jq -r '[.alerts[] | select(.race_signature)] | min_by(.raised_unix_micros) // empty |
+        "\(.raised_unix_micros) \(.kind) \(.segment) \(.file) \(.byte)"' "$d/status-race.json" 2>/dev/null)
+    if [ -z "$panic_line" ]; then
+        [ -n "$first" ] && echo "race: a race alert with no panic: $first"
+    elif [ -z "$first" ] && ! grep -qE 'misplaced-batch|zero-hole|ghost-index-entries|duplicate-offset' "$d/check-0.txt"; then
+        echo "SKIP $variant alert-before-panic: the panic left no race signature on disk for the sidecar to see ($(grep -c ': ' "$d/check-0.txt") check lines)"
+    elif [ -z "$first" ]; then
+        fail alert-before-panic "no race alert in force after the panic: $(head -c 300 "$d/status-race.json")"
+    else
+        read -r at kind seg file byte <<<"$first"
+        read -r lo hi <<<"$(panic_bounds)"
+        before=$(awk -v p="$lo" -v a="$at" 'BEGIN { printf "%.3f", p - a / 1e6 }')
+        after=$(awk -v p="$hi" -v a="$at" 'BEGIN { printf "%.3f", a / 1e6 - p }')
+        if awk -v b="$before" 'BEGIN { exit !(b > 0) }'; then
+            pass alert-before-panic "$kind in segment $seg ($file, byte $byte) raised $before s before the panic"
+        elif awk -v x="$after" 'BEGIN { exit !(x > 0) }'; then
+            fail alert-before-panic "the first race alert ($kind in $seg) came $after s after the panic"
+        else
+            # Between the server's log lines around the panic: cannot tell which came first.
+            fail alert-before-panic "the first race alert ($kind in $seg) came within the panic's log gap \
+($(awk -v b="$before" 'BEGIN { print -b }') s after the line before it, $(awk -v x="$after" 'BEGIN { print -x }') s before the line after it): not proven before"
+        fi
+    fi
+fi
+
 # 3. The salvage.
 "$W" recover --mode salvage --json --data-dir "$d/data" --state-dir "$d/state" >"$d/salvage.json" 2>"$d/salvage.err"
 rc=$?
@@ -238,6 +285,14 @@ runs_of "$d/valid-1.json" >"$d/runs-1.txt"
 if cmp -s "$d/runs-0.txt" "$d/runs-1.txt"; then pass kept "the scanner finds the same $found messages in $nruns runs"
 else fail kept "the scanner found $found messages before, $(messages_of "$d/valid-1.json") after ($(wc -l <"$d/runs-1.txt") runs)"; fi
 if [ -n "${SIDECAR:-}" ]; then
+    # The salvage repaired the partition: once the sidecar has its journal back, its
+    # alerts are over.
+    for _ in $(seq 1 50); do
+        "$W" status --state-dir "$d/state" >"$d/status-salvaged.txt" 2>&1 && break
+        sleep 0.2
+    done
+    if "$W" status --state-dir "$d/state" >"$d/status-salvaged.txt" 2>&1; then pass alerts-cleared "no alert in force after the salvage"
+    else fail alerts-cleared "$(cat "$d/status-salvaged.txt")"; fi
     used=$(jq '.guided.trusted + .guided.resumed' "$d/salvage.json")
     echo "race: the journal-guided salvage: $(jq -c .guided "$d/salvage.json")"
     # The same salvage without any journal, on the damaged copy.

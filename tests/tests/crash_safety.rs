@@ -12,6 +12,7 @@ use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
 use std::collections::BTreeSet;
 use std::collections::HashMap;
+use std::fs;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -153,6 +154,7 @@ fn repair(data: &Path, state: &Path, fs: &dyn FileOps, mode: Mode) -> bool {
         &Request {
             mode,
             known: &known,
+            state_log: None,
             only: &|_| true,
             progress: &recovery::pipeline::Quiet,
         },
@@ -186,7 +188,22 @@ fn restore_all(data: &Path, state: &Path) {
     exec.execute(plan).expect("restore runs");
 }
 
+/// What happens to the state directory between the crash and the rerun.
+#[derive(Clone, Copy, PartialEq)]
+enum AfterCrash {
+    /// Nothing: the rerun finishes what the journal says was begun.
+    KeepJournal,
+    /// The journal is lost (deleted): the rerun sees only the disk and the quarantine.
+    /// `same_messages`: whether the rerun must still serve every message the
+    /// uninterrupted run serves (see the salvage case for why not always).
+    LoseJournal { same_messages: bool },
+}
+
 fn crash_everywhere(name: &str, damaged: &Path, mode: Mode) {
+    crash_everywhere_then(name, damaged, mode, AfterCrash::KeepJournal);
+}
+
+fn crash_everywhere_then(name: &str, damaged: &Path, mode: Mode, after: AfterCrash) {
     let reference = tempfile::tempdir().expect("tmp");
     let ref_data = reference.path().join("data");
     harness::copy_dir(damaged, &ref_data).expect("copy");
@@ -219,15 +236,52 @@ fn crash_everywhere(name: &str, damaged: &Path, mode: Mode) {
                 boundaries.extend(crashing.died_at.lock().unwrap().take());
             }
         }
+        if matches!(after, AfterCrash::LoseJournal { .. }) {
+            let journal = state.join("journal");
+            if journal.exists() {
+                fs::remove_dir_all(&journal).expect("journal removed");
+            }
+        }
         assert!(
             repair(&data, &state, &StdFs, mode),
             "{name}: rerun after crash at step {at}"
         );
-        if let Some(d) = harness::snapshot::diff(&expected, &snapshot(&data)) {
-            panic!("{name}: crash at step {at} converged elsewhere:\n{d}");
+        match after {
+            AfterCrash::KeepJournal => {
+                if let Some(d) = harness::snapshot::diff(&expected, &snapshot(&data)) {
+                    panic!("{name}: crash at step {at} converged elsewhere:\n{d}");
+                }
+            }
+            // Without the journal the rerun cannot know what the crashed run had
+            // planned, so the bytes may be laid out otherwise (a re-lay's temporary
+            // files stay as strays). What must hold: the same valid messages are
+            // served, and the next run has nothing left to do.
+            AfterCrash::LoseJournal { same_messages } => {
+                if same_messages {
+                    assert_eq!(
+                        served(&data),
+                        served(&ref_data),
+                        "{name}: crash at step {at}, then journal lost: other messages served"
+                    );
+                }
+                let settled = snapshot(&data);
+                assert!(repair(&data, &state, &StdFs, mode), "{name}: third run");
+                if let Some(d) = harness::snapshot::diff(&settled, &snapshot(&data)) {
+                    panic!("{name}: crash at step {at}, journal lost: not settled:\n{d}");
+                }
+            }
         }
         restore_all(&data, &state);
-        if let Some(d) = harness::snapshot::diff(&input, &snapshot(&data)) {
+        let mut restored = snapshot(&data);
+        if after
+            == (AfterCrash::LoseJournal {
+                same_messages: false,
+            })
+        {
+            // The abandoned re-lay's temporary files stay: copies, nothing lost.
+            restored.retain(|name, _| !name.ends_with(".iggy-warden-tmp"));
+        }
+        if let Some(d) = harness::snapshot::diff(&input, &restored) {
             panic!("{name}: crash at step {at}, restore does not give the input back:\n{d}");
         }
     }
@@ -249,6 +303,15 @@ fn crash_everywhere(name: &str, damaged: &Path, mode: Mode) {
         !batched || phases.iter().all(|p| boundaries.contains(*p)),
         "{name}: crashed only at {boundaries:?}"
     );
+}
+
+/// The distinct valid messages of every partition, as the server would find them.
+fn served(data: &Path) -> Vec<(String, std::collections::BTreeSet<(u64, u64)>)> {
+    harness::salvage::valid_messages(data)
+        .expect("scan")
+        .into_iter()
+        .map(|p| (p.partition.clone(), p.distinct_messages()))
+        .collect()
 }
 
 fn generated(tmp: &Path) -> std::path::PathBuf {
@@ -355,4 +418,57 @@ fn a_state_log_cut_killed_at_any_step_converges_and_loses_nothing() {
     harness::apply_state(&data, harness::StateFault::TornTail { keep: 0 }).expect("fault");
     apply(&data, "streams/0/topics/0/partitions/0", Fault::TornLogTail).expect("fault");
     crash_everywhere("state-log cut", &data, Mode::TolerateTail);
+}
+
+#[test]
+fn a_repair_killed_at_any_step_then_its_journal_lost_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated(tmp.path());
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/0",
+        Fault::RotationCrash,
+    )
+    .expect("fault");
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/1",
+        Fault::IndexMissing,
+    )
+    .expect("fault");
+    crash_everywhere_then(
+        "tolerate-tail, journal lost",
+        &data,
+        Mode::TolerateTail,
+        AfterCrash::LoseJournal {
+            same_messages: true,
+        },
+    );
+}
+
+/// A re-lay killed after some of its renames and then robbed of its journal cannot
+/// be finished: nothing says which new files under temporary names belong to it. The
+/// rerun salvages what the partition holds; the messages only in those files are not
+/// served, but nothing is lost: the originals are whole in the quarantine, and
+/// `restore` gives the input back byte for byte (asserted below for every step).
+#[test]
+fn a_salvage_relay_killed_at_any_step_then_its_journal_lost_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated(tmp.path());
+    apply(
+        &data,
+        "streams/0/topics/0/partitions/0",
+        Fault::MidFileCorruptionSealed,
+    )
+    .expect("fault");
+    crash_everywhere_then(
+        "salvage, journal lost",
+        &data,
+        Mode::Salvage,
+        AfterCrash::LoseJournal {
+            same_messages: false,
+        },
+    );
 }

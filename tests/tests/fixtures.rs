@@ -139,3 +139,62 @@ fn no_code_reads_the_shared_folder_beside_the_clone() {
         "these read the shared folder: {offenders:?}"
     );
 }
+
+/// The code files of the three product crates, without their `#[cfg(test)]` modules
+/// (tests may build names and open journals directly).
+fn product_code() -> Vec<(std::path::PathBuf, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut out = Vec::new();
+    let mut stack: Vec<_> = ["journal/src", "recovery/src", "daemon/src"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_none_or(|n| n != "tests.rs")
+            {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = match text.find("#[cfg(test)]") {
+                    Some(at) => text[..at].to_string(),
+                    None => text,
+                };
+                out.push((path, code));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn segment_file_names_and_the_journal_opener_each_have_one_home() {
+    let code = product_code();
+    assert!(code.len() > 50, "walked only {} files", code.len());
+    // Spelled in halves so that this file does not match itself.
+    let name_rules = [
+        concat!(":0", "20"),
+        concat!("strip_suffix(\".", "log\")"),
+        concat!("strip_suffix(\".", "index\")"),
+        concat!("{}.", "log\""),
+        concat!("{}.", "index\""),
+    ];
+    let opener = concat!("Journal::", "open(");
+    let mut offenders = Vec::new();
+    for (path, text) in &code {
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name != "segment_name.rs" && name_rules.iter().any(|n| text.contains(n)) {
+            offenders.push(format!(
+                "{} builds or parses a segment file name",
+                path.display()
+            ));
+        }
+        let journal_crate = path.components().any(|c| c.as_os_str() == "journal");
+        if !journal_crate && name != "journal_open.rs" && text.contains(opener) {
+            offenders.push(format!("{} opens the journal itself", path.display()));
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}

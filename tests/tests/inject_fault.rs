@@ -3,9 +3,12 @@
 //! nothing when it refuses.
 
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
+use harness::state_log::frame_entries;
 use harness::{
-    all_faults, assert_same, fixture_copy, race_faults, snapshot, valid_messages, warden,
+    all_faults, assert_same, fixture_copy, race_faults, snapshot, state_faults, valid_messages,
+    warden,
 };
+use std::fs;
 use std::process::Command;
 
 fn inject(args: &[&str]) -> std::process::Output {
@@ -23,12 +26,22 @@ fn lists_every_fault_by_name() {
         .lines()
         .map(str::to_string)
         .collect();
-    let expected: Vec<String> = all_faults()
+    let mut expected: Vec<String> = all_faults()
         .iter()
         .chain(&race_faults())
         .map(|f| f.name().to_string())
         .collect();
+    expected.extend(state_faults().iter().map(|f| f.name().to_string()));
     assert_eq!(names, expected);
+    for state in [
+        "state-log-torn-tail",
+        "state-log-zero-tail",
+        "state-log-flip-last-entry",
+        "state-log-flip-earlier-entry",
+        "state-log-index-gap",
+    ] {
+        assert!(names.iter().any(|n| n == state), "{state}");
+    }
     for race in [
         "misplaced-batch",
         "zero-hole-sealed",
@@ -121,6 +134,135 @@ fn refuses_without_changing_anything() {
         // Needs two non-empty segments; this partition has one.
         vec![dir, "offset-gap", "streams/1/topics/0/partitions/0"],
         vec![dir],
+    ] {
+        let out = inject(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}: says why");
+    }
+    assert_same(&before, &snapshot(copy.path()));
+}
+
+/// (kind, offset) of the problems `check` reports on `state/log`.
+fn state_log_problems(dir: &str) -> Vec<(String, Option<u64>)> {
+    warden(["check", "--json", "--data-dir", dir]).json()["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter(|p| p["path"].as_str().is_some_and(|p| p.ends_with("state/log")))
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap_or("").to_string(),
+                p["offset"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn damages_the_state_log_as_each_state_fault_says() {
+    let fixture = fixture_copy(CLEAN);
+    let original = fs::read(fixture.path().join("state/log")).expect("state/log");
+    let entries = frame_entries(&original).expect("whole framing");
+    let (last, before) = (entries[entries.len() - 1], entries[entries.len() - 2]);
+    let last_len = last.end - last.start;
+    let cases: Vec<(Vec<String>, &str, usize, usize)> = vec![
+        // (arguments after DATA_DIR, problem, offset, length of the damaged log)
+        (
+            vec!["state-log-torn-tail".into()],
+            "state-log-torn",
+            last.start,
+            last.start + last_len / 2,
+        ),
+        (
+            vec!["state-log-torn-tail".into(), "1".into()],
+            "state-log-torn",
+            last.start,
+            last.start + 1,
+        ),
+        (
+            vec!["state-log-torn-tail".into(), (last_len - 1).to_string()],
+            "state-log-torn",
+            last.start,
+            last.end - 1,
+        ),
+        (
+            vec!["state-log-zero-tail".into()],
+            "state-log-torn",
+            original.len(),
+            original.len() + 4096,
+        ),
+        (
+            vec!["state-log-zero-tail".into(), "7".into()],
+            "state-log-torn",
+            original.len(),
+            original.len() + 7,
+        ),
+        (
+            vec!["state-log-flip-last-entry".into()],
+            "state-log-corrupt",
+            last.start,
+            original.len(),
+        ),
+        (
+            vec!["state-log-flip-earlier-entry".into()],
+            "state-log-corrupt",
+            before.start,
+            original.len(),
+        ),
+        (
+            vec!["state-log-index-gap".into()],
+            "state-log-gap",
+            last.start,
+            original.len(),
+        ),
+    ];
+    for (args, kind, offset, len) in cases {
+        let copy = fixture_copy(CLEAN);
+        let dir = copy.path().to_str().expect("utf-8 temp path");
+        let mut argv = vec![dir];
+        argv.extend(args.iter().map(String::as_str));
+        let out = inject(&argv);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(report["fault"], args[0].as_str(), "{args:?}");
+        assert_eq!(report["file"], "state/log", "{args:?}");
+        assert_eq!(report["offset"], offset, "{args:?}");
+        assert_eq!(report["original_len"], original.len(), "{args:?}");
+        let damaged = fs::read(copy.path().join("state/log")).expect("state/log");
+        assert_eq!(damaged.len(), len, "{args:?}");
+        // The entries before the damaged one are untouched.
+        assert_eq!(damaged[..offset], original[..offset], "{args:?}");
+        let found = state_log_problems(dir);
+        assert_eq!(found, [(kind.to_string(), Some(offset as u64))], "{args:?}");
+    }
+}
+
+#[test]
+fn refuses_a_state_fault_it_cannot_apply_without_changing_anything() {
+    let copy = fixture_copy(CLEAN);
+    let dir = copy.path().to_str().expect("utf-8 temp path");
+    let log = fs::read(copy.path().join("state/log")).expect("state/log");
+    let last = *frame_entries(&log)
+        .expect("framing")
+        .last()
+        .expect("entries");
+    let whole = (last.end - last.start).to_string();
+    let before = snapshot(copy.path());
+    for args in [
+        vec![dir, "state-log-torn-tail", whole.as_str()],
+        vec![dir, "state-log-torn-tail", "0"],
+        vec![dir, "state-log-torn-tail", "half"],
+        vec![dir, "state-log-zero-tail", "-1"],
+        vec![dir, "state-log-flip-last-entry", "3"],
+        vec![
+            dir,
+            "state-log-index-gap",
+            "streams/0/topics/0/partitions/0",
+        ],
     ] {
         let out = inject(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

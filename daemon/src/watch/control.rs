@@ -12,7 +12,7 @@
 //! connects and says nothing is disconnected then, so idle connections cannot pile
 //! up. Only a lease, once granted, lasts as long as its connection.
 
-use crate::handover::{OK, RELEASE, RELEASED, RESCAN, STATUS};
+use crate::handover::{OK, RELEASE, RELEASED, RESCAN, STATUS, STATUS_JSON, TICK};
 use crate::watch::events::{Command, Shared};
 use crate::watch::status::Status;
 use anyhow::Context;
@@ -74,12 +74,12 @@ pub async fn serve(listener: &UnixListener, shared: Arc<Shared>, status: Arc<Sta
                 let (shared, status, lease) = (shared.clone(), status.clone(), lease.clone());
                 tokio::spawn(async move {
                     if let Err(e) = handle(conn, shared, status, lease).await {
-                        tracing::debug!("control connection ended: {e}");
+                        tracing::debug!(error = %e, "control connection ended: {e}");
                     }
                 });
             }
             Err(e) => {
-                tracing::warn!("control socket: {e}");
+                tracing::warn!(error = %e, "control socket: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
@@ -139,6 +139,23 @@ async fn handle(
                 text = text.replace("idle=true", "idle=false");
             }
             write.write_all(format!("{text}\n").as_bytes()).await
+        }
+        STATUS_JSON => {
+            let pending = shared.lock().has_fs_work();
+            let mut value = status.json();
+            if let (true, Some(obj)) = (pending, value.as_object_mut()) {
+                obj.insert("idle".into(), serde_json::Value::Bool(false));
+            }
+            write.write_all(format!("{value}\n").as_bytes()).await
+        }
+        TICK => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            shared.command(Command::Tick(tx));
+            // Dropped unanswered when the core is stopping: just close.
+            if rx.await.is_err() {
+                return Ok(());
+            }
+            write.write_all(format!("{OK}\n").as_bytes()).await
         }
         other => {
             write

@@ -27,8 +27,10 @@
 //! data directory: it opens files there read-only.
 
 use crate::journal_open::OpenedJournal;
+use crate::watch::alerts::StallWatch;
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
+use crate::watch::state_log::StateLogWatch;
 use crate::watch::status::Status;
 use crate::watch::tracker::{verify_buffer, Tracker};
 use crate::watch::writer::JournalWriter;
@@ -76,6 +78,9 @@ pub struct Settings {
     pub checkpoint_interval: Duration,
     /// How often the core proves it is alive when idle.
     pub beat_every: Duration,
+    /// Checkpoint intervals a message written in part may stay so before the
+    /// `stalled-write` alert.
+    pub stall_checkpoints: u32,
 }
 
 pub struct Core {
@@ -105,6 +110,10 @@ pub struct Core {
     pub(super) reconciled: bool,
     /// The one read buffer all verification goes through.
     pub(super) scan_buffer: ScanBuffer,
+    /// How far `state/log` is verified (`state_log.rs`).
+    pub(super) state_log: StateLogWatch,
+    /// Segments whose verification waits on a write in part (`alerts.rs`).
+    pub(super) stalls: StallWatch,
 }
 
 /// Records journaled in a burst after which, once idle, freed memory is handed back.
@@ -136,8 +145,9 @@ impl Core {
         let Some(journal) = opened.take() else {
             anyhow::bail!("internal: the sidecar's journal was not opened");
         };
+        let settings_stall = settings.stall_checkpoints;
         let journal = JournalWriter::start(journal, status.clone())?;
-        Ok(Self {
+        let mut core = Self {
             next_verify: Instant::now() + settings.checkpoint_interval,
             next_checkpoint: Instant::now() + settings.checkpoint_interval,
             settings,
@@ -155,7 +165,11 @@ impl Core {
             since_trim: 0,
             reconciled: false,
             scan_buffer: verify_buffer(),
-        })
+            state_log: StateLogWatch::default(),
+            stalls: StallWatch::new(settings_stall),
+        };
+        core.load_alerts();
+        Ok(core)
     }
 
     /// Runs until stopped; `Ok` after a clean stop with everything flushed.
@@ -217,6 +231,10 @@ impl Core {
                             });
                         }
                     }
+                    Command::Tick(reply) => {
+                        self.tick_now()?;
+                        let _ = reply.send(());
+                    }
                 }
             }
             if inbox.stop {
@@ -225,7 +243,11 @@ impl Core {
             self.seal_due()?;
             let now = Instant::now();
             if now >= self.next_verify {
+                self.begin_verify_pass();
                 let backlog = self.verify_dirty();
+                if !backlog {
+                    self.end_verify_pass();
+                }
                 self.next_verify = if backlog {
                     Instant::now()
                 } else {
@@ -234,11 +256,13 @@ impl Core {
             }
             if now >= self.next_checkpoint {
                 self.checkpoint_all();
+                self.check_state_log();
                 self.next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
             }
             self.flush()?;
             self.maybe_compact();
             self.publish();
+            self.metrics_tick();
         }
     }
 
@@ -306,7 +330,7 @@ impl Core {
         written: std::collections::HashSet<SegmentKey>,
     ) -> anyhow::Result<()> {
         if let Some(reason) = rescan {
-            tracing::warn!("{reason}: reconciling the whole data directory");
+            tracing::warn!(reason = %reason, "{reason}: reconciling the whole data directory");
             if !self.full_reconcile(&reason)? {
                 self.shared.post(|i| {
                     i.rescan.get_or_insert(reason);
@@ -370,7 +394,11 @@ impl Core {
             to_sync.insert(key.partition);
             return Ok(());
         }
-        tracing::info!("sealed segment {key} changed on disk: verifying it again");
+        tracing::info!(
+            segment = %key,
+            partition = %key.partition,
+            "sealed segment {key} changed on disk: verifying it again"
+        );
         if let Some(phase) = self.model.get_mut(&key) {
             *phase = Phase::open(Tracker::new(key));
         }
@@ -414,6 +442,8 @@ impl Core {
     ) {
         if self.status.layout_anomaly(&self.rel(path), what) {
             tracing::warn!(
+                path = %escaped(path),
+                anomaly = what,
                 "layout anomaly: {} ({what}: {detail}); the sidecar goes on without it and \
                  journals the rest",
                 escaped(path)
@@ -425,7 +455,11 @@ impl Core {
     fn layout_ok(&self, path: &Path) {
         let rel = self.rel(path);
         if self.status.layout_resolved(&rel) {
-            tracing::info!("layout anomaly at or above {} resolved", escaped(path));
+            tracing::info!(
+                path = %escaped(path),
+                "layout anomaly at or above {} resolved",
+                escaped(path)
+            );
         }
     }
 
@@ -569,7 +603,7 @@ impl Core {
     /// the folder was (a file), its segments are gone and journaled deleted; when it
     /// cannot be read, the journal keeps what it knew, and a later reconciliation
     /// looks again.
-    fn sync_one(&mut self, pid: PartitionId, full: bool) -> anyhow::Result<()> {
+    pub(super) fn sync_one(&mut self, pid: PartitionId, full: bool) -> anyhow::Result<()> {
         let dir = self.partition_dir(pid);
         match list_partition(&dir, full) {
             Ok(listing) => {
@@ -600,6 +634,7 @@ impl Core {
             self.dirty.remove(key);
             self.advanced.remove(key);
             self.sealing.remove(key);
+            self.segment_gone(*key);
         }
         for key in to_seal {
             self.dirty.remove(&key);
@@ -664,10 +699,15 @@ impl Core {
         }
         // Verify at once: recovery should not have to scan what a restart already saw.
         self.next_verify = Instant::now();
+        self.reload_state_log()?;
         self.flush()?;
         self.reconciled = true;
         Status::add(&self.status.reconciliations, 1);
         tracing::info!(
+            reason = why,
+            duration_ms = started.elapsed().as_millis() as u64,
+            partitions = self.model.partitions.len(),
+            segments = self.model.segment_count(),
             "reconciled journal and disk ({why}) in {} ms: {} partitions, {} segments",
             started.elapsed().as_millis(),
             self.model.partitions.len(),
@@ -692,7 +732,7 @@ impl Core {
     }
 
     /// Flushes and waits until the journal holds everything decided so far.
-    fn sync(&mut self) -> anyhow::Result<()> {
+    pub(super) fn sync(&mut self) -> anyhow::Result<()> {
         self.flush()?;
         match &self.journal {
             Some(j) => j.sync(),
@@ -712,6 +752,7 @@ impl Core {
         if let Some(journal) = &self.journal {
             match journal.journal().compact() {
                 Ok(r) => tracing::info!(
+                    records_dropped = r.records_dropped,
                     "journal compacted: {} records dropped, {} remain",
                     r.records_dropped,
                     r.records_before.saturating_sub(r.records_dropped)

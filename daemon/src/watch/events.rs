@@ -25,7 +25,7 @@
 //! The inbox also carries the commands of the supervisor (stop, release the journal,
 //! resume, rescan), so that the core waits on one condition variable for everything.
 
-use journal::{PartitionId, SegmentKey};
+use journal::{segment_name, PartitionId, SegmentFile, SegmentKey};
 use notify::event::{EventKind, ModifyKind};
 use recovery::names::escaped;
 use std::collections::{BTreeSet, HashSet};
@@ -85,6 +85,11 @@ pub enum Command {
     Resume,
     /// Reconcile the whole directory (operator request).
     Rescan,
+    /// Run one checkpoint interval's work now — list the known partitions, verify
+    /// every open segment and the seals due, count the pass for stalled writes,
+    /// checkpoint, flush — then answer on the channel. Lets tests drive the
+    /// sidecar's clock.
+    Tick(oneshot::Sender<()>),
 }
 
 /// Work folded from events and commands; the core takes it whole.
@@ -253,21 +258,16 @@ pub fn classify(root: &Path, path: &Path) -> Place {
 }
 
 /// Start offset of `<20 digits>.log` or `<20 digits>.index`.
-pub fn segment_file(name: &str) -> Option<u64> {
-    let stem = name
-        .strip_suffix(".log")
-        .or_else(|| name.strip_suffix(".index"))?;
-    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    stem.parse().ok()
+fn segment_file(name: &str) -> Option<u64> {
+    segment_name::parse(name).map(|(start, _)| start)
 }
 
 /// Start offset of `<20 digits>.log` only: a segment exists when its log does.
 pub fn log_file(name: &str) -> Option<u64> {
-    name.strip_suffix(".log")
-        .filter(|_| name.len() == 24)
-        .and_then(|_| segment_file(name))
+    match segment_name::parse(name) {
+        Some((start, SegmentFile::Log)) => Some(start),
+        _ => None,
+    }
 }
 
 /// notify's event handler: folds events into the inbox.

@@ -54,6 +54,10 @@ impl Core {
                         let _ = r.send(());
                     }
                     Command::Rescan => {}
+                    // Nothing to verify while the journal is lent.
+                    Command::Tick(r) => {
+                        let _ = r.send(());
+                    }
                 }
             }
             if resumed {
@@ -99,6 +103,8 @@ impl Core {
         self.advanced.clear();
         self.sealing.clear();
         tracing::info!("journal taken back");
+        // The lease holder may have repaired partitions: their alerts are over.
+        self.load_alerts();
         Ok(())
     }
 }

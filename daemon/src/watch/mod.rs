@@ -5,22 +5,29 @@
 //! Shape of the process:
 //! - the **core** thread (`core.rs`) owns the journal, the model of the segments and
 //!   the inotify watches; it reconciles journal and disk at start, then turns events
-//!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`);
+//!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`), and
+//!   journals how far `state/log` is verified (`state_log.rs`);
 //! - notify's thread folds inotify events into the shared inbox (`events.rs`);
 //! - the **supervisor** (this file, on a small tokio runtime) handles signals, the
 //!   systemd protocol (`notify_systemd.rs`) and the control socket (`control.rs`,
-//!   through which `recover` borrows the journal, see `handover.rs`).
+//!   through which `recover` borrows the journal, see `handover.rs`);
+//! - when configured, the **metrics** (`metrics.rs`): the endpoint on the
+//!   supervisor's runtime, a `warden-metrics` thread for the textfile and what lives
+//!   in files, and the core's checkpoint-lag snapshot.
 //!
 //! The sidecar only reads the data directory; its own files live in the state
 //! directory, which `config.rs` refuses to place inside the data directory.
 
+pub(crate) mod alerts;
 mod control;
 mod core;
 mod events;
 mod lease;
+mod metrics;
 mod notify_systemd;
 mod reconcile;
-mod status;
+mod state_log;
+pub(crate) mod status;
 mod tracker;
 mod verify;
 mod writer;
@@ -65,6 +72,11 @@ pub struct WatchArgs {
     /// [default: `checkpoint_interval_ms` in the config file, else 1000].
     #[arg(long, env = "IGGY_WARDEN_CHECKPOINT_INTERVAL_MS")]
     pub checkpoint_interval_ms: Option<u64>,
+    /// Checkpoint intervals a partition's newest segment may end in a message written
+    /// in part, with nothing written, before the stalled-write alert
+    /// [default: `stall_alert_checkpoints` in the config file, else 10].
+    #[arg(long, env = "IGGY_WARDEN_STALL_ALERT_CHECKPOINTS")]
+    pub stall_alert_checkpoints: Option<u32>,
 }
 
 /// Everything `run` needs, resolved from flags, environment and config file.
@@ -73,6 +85,9 @@ pub struct Resolved {
     pub data_dir: PathBuf,
     pub state_dir: PathBuf,
     pub checkpoint_interval: Duration,
+    /// `None`: no metrics configured.
+    pub metrics: Option<crate::metrics::Settings>,
+    pub stall_checkpoints: u32,
 }
 
 impl WatchArgs {
@@ -85,10 +100,28 @@ impl WatchArgs {
         if ms == 0 {
             anyhow::bail!("checkpoint interval must be at least 1 ms");
         }
+        let f = &dirs.file;
+        let metrics = crate::metrics::Settings::from_config(
+            f.metrics_listen,
+            f.metrics_textfile.clone(),
+            f.metrics_interval_ms,
+            f.metrics_top_partitions,
+            &dirs.data_dir,
+        )
+        .context("invalid metrics settings in the config file")?;
+        let stall = self
+            .stall_alert_checkpoints
+            .or(dirs.file.stall_alert_checkpoints)
+            .unwrap_or(alerts::DEFAULT_STALL_CHECKPOINTS);
+        if stall == 0 {
+            anyhow::bail!("stall_alert_checkpoints must be at least 1");
+        }
         Ok(Resolved {
             data_dir: dirs.data_dir,
             state_dir: dirs.state_dir,
             checkpoint_interval: Duration::from_millis(ms),
+            metrics,
+            stall_checkpoints: stall,
         })
     }
 }
@@ -122,6 +155,16 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     };
     let shared = events::Shared::new();
     let status = Arc::new(Status::default());
+    // Stopped (its thread joined) when `run` returns.
+    let _exporter = match &settings.metrics {
+        Some(m) => Some(metrics::Exporter::start(
+            m,
+            &settings.state_dir,
+            status.clone(),
+            &runtime,
+        )?),
+        None => None,
+    };
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let core = core::Core::new(
         core::Settings {
@@ -129,6 +172,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
             state_dir: settings.state_dir.clone(),
             checkpoint_interval: settings.checkpoint_interval,
             beat_every,
+            stall_checkpoints: settings.stall_checkpoints,
         },
         journal,
         shared.clone(),
@@ -136,10 +180,16 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
         events_tx,
     )?;
     tracing::info!(
-        "watching {} (state in {}, checkpoints every {} ms)",
+        data_dir = %escaped(&settings.data_dir),
+        state_dir = %escaped(&settings.state_dir),
+        checkpoint_interval_ms = settings.checkpoint_interval.as_millis() as u64,
+        stall_alert_checkpoints = settings.stall_checkpoints,
+        "watching {} (state in {}, checkpoints every {} ms, stalled-write alert after {} \
+         checkpoints)",
         escaped(&settings.data_dir),
         escaped(&settings.state_dir),
-        settings.checkpoint_interval.as_millis()
+        settings.checkpoint_interval.as_millis(),
+        settings.stall_checkpoints
     );
     let core_thread = std::thread::Builder::new()
         .name("warden-core".into())
@@ -215,6 +265,7 @@ async fn supervise(
                         notify_systemd::watchdog();
                     } else {
                         tracing::warn!(
+                            since_ms = age.as_millis() as u64,
                             "the core has not made progress for {} ms: withholding the watchdog ping",
                             age.as_millis()
                         );
@@ -270,7 +321,7 @@ mod tests {
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\ncheckpoint_interval_ms = 250\n",
+                "data_dir = {:?}\ncheckpoint_interval_ms = 250\nstall_alert_checkpoints = 3\n",
                 data.display().to_string()
             ),
         )
@@ -281,6 +332,7 @@ mod tests {
             .resolve()
             .unwrap();
         assert_eq!(r.checkpoint_interval, Duration::from_millis(250));
+        assert_eq!(r.stall_checkpoints, 3);
         assert_eq!(r.data_dir, data);
         assert_eq!(r.state_dir, dir.path().join("data.warden"));
         let r = Cli::parse_from(["x", "--config", &cfg, "--checkpoint-interval-ms", "40"])
@@ -288,6 +340,11 @@ mod tests {
             .resolve()
             .unwrap();
         assert_eq!(r.checkpoint_interval, Duration::from_millis(40));
+        let r = Cli::parse_from(["x", "--config", &cfg, "--stall-alert-checkpoints", "7"])
+            .watch
+            .resolve()
+            .unwrap();
+        assert_eq!(r.stall_checkpoints, 7);
         let d = data.display().to_string();
         let r = Cli::parse_from(["x", "--data-dir", &d])
             .watch
@@ -297,6 +354,7 @@ mod tests {
             r.checkpoint_interval,
             Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS)
         );
+        assert_eq!(r.stall_checkpoints, alerts::DEFAULT_STALL_CHECKPOINTS);
         assert!(
             Cli::parse_from(["x", "--data-dir", &d, "--checkpoint-interval-ms", "0"])
                 .watch

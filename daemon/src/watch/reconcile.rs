@@ -15,7 +15,9 @@
 //! single partition an inotify event pointed at: one code path, so they cannot drift.
 
 use crate::watch::tracker::Tracker;
-use journal::{PartitionId, Record, SegmentKey, SegmentPhase, SegmentState};
+use journal::{
+    segment_name, PartitionId, Record, SegmentFile, SegmentKey, SegmentPhase, SegmentState,
+};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
@@ -200,7 +202,7 @@ pub fn list_partition(dir: &Path, with_lengths: bool) -> io::Result<Option<Listi
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            let index = dir.join(format!("{start:020}.index"));
+            let index = dir.join(segment_name::file_name(start, SegmentFile::Index));
             let index_len = match std::fs::metadata(&index) {
                 Ok(m) => Some(m.len()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,

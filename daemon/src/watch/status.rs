@@ -5,6 +5,8 @@
 //! ordering stronger than `Relaxed` is needed. The layout anomalies in force are a
 //! small map behind a mutex, changed only when one appears or goes.
 
+use crate::watch::alerts::AlertBoard;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -49,6 +51,11 @@ pub struct Status {
     pub released: AtomicBool,
     /// Nothing to do: every event seen so far is handled.
     pub idle: AtomicBool,
+    /// What the metrics export beside these counters (alerts by kind, journal
+    /// flushes, checkpoint lag): see `crate::metrics`.
+    pub metrics: crate::metrics::SidecarMetrics,
+    /// Alerts in force and counted (`alerts.rs`).
+    pub alerts: AlertBoard,
 }
 
 impl Default for Status {
@@ -69,6 +76,8 @@ impl Default for Status {
             ready: AtomicBool::new(false),
             released: AtomicBool::new(false),
             idle: AtomicBool::new(false),
+            metrics: crate::metrics::SidecarMetrics::default(),
+            alerts: AlertBoard::default(),
         }
     }
 }
@@ -160,15 +169,32 @@ impl Status {
         }
     }
 
-    /// One human line for systemd's `STATUS=`.
+    /// One human line for systemd's `STATUS=`: the alerts in force first, so that
+    /// `systemctl status` shows them.
     pub fn human(&self) -> String {
-        let mut text = format!(
+        let mut text = String::new();
+        if let Some(newest) = self.alerts.newest() {
+            let n = self.alerts.active_count();
+            text.push_str(&format!(
+                "ALERT {} in segment {} ({} at byte {}){}; run `iggy-warden status`. ",
+                newest.kind,
+                newest.segment,
+                newest.file,
+                newest.byte,
+                if n > 1 {
+                    format!(" and {} more", n - 1)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        text.push_str(&format!(
             "{}: {} partitions watched, {} events journaled, {} anomalies",
             self.state(),
             self.partitions.load(Relaxed),
             self.journaled.load(Relaxed),
             self.anomalies.load(Relaxed)
-        );
+        ));
         let layout = self.layout();
         if let Some(newest) = &layout.newest {
             text.push_str(&format!(
@@ -183,7 +209,8 @@ impl Status {
     pub fn line(&self) -> String {
         format!(
             "state={} partitions={} segments={} journaled={} events={} reconciliations={} \
-             overflows={} anomalies={} layout_anomalies={} sealing={} dirty={} idle={}{}",
+             overflows={} anomalies={} layout_anomalies={} sealing={} dirty={} idle={} \
+             alerts={} alerts_raised={}{}{}",
             self.state(),
             self.partitions.load(Relaxed),
             self.segments.load(Relaxed),
@@ -196,6 +223,12 @@ impl Status {
             self.sealing.load(Relaxed),
             self.dirty.load(Relaxed),
             self.idle.load(Relaxed),
+            self.alerts.active_count(),
+            self.alerts.raised_total(),
+            self.alerts.newest().map_or(String::new(), |a| format!(
+                " alert={}:{}",
+                a.kind, a.segment
+            )),
             // Escaped, with spaces too, so that the line stays `key=value` pairs.
             self.layout()
                 .newest
@@ -205,6 +238,37 @@ impl Status {
                     n.replace(' ', "\\x20")
                 ))
         )
+    }
+}
+
+impl Status {
+    /// Everything `STATUS` says, and the alerts in force, as one JSON object (the
+    /// control socket's `STATUS-JSON`, read by `iggy-warden status`).
+    pub fn json(&self) -> Value {
+        let counts = |m: BTreeMap<crate::watch::alerts::AlertKind, u64>| {
+            m.into_iter()
+                .map(|(k, n)| (k.name().to_string(), Value::from(n)))
+                .collect::<serde_json::Map<String, Value>>()
+        };
+        let layout = self.layout();
+        json!({
+            "state": self.state(),
+            "partitions": self.partitions.load(Relaxed),
+            "segments": self.segments.load(Relaxed),
+            "journaled": self.journaled.load(Relaxed),
+            "events": self.events.load(Relaxed),
+            "reconciliations": self.reconciliations.load(Relaxed),
+            "overflows": self.overflows.load(Relaxed),
+            "anomalies": self.anomalies.load(Relaxed),
+            "layout_anomalies": layout.open.len(),
+            "newest_layout_anomaly": layout.newest,
+            "sealing": self.sealing.load(Relaxed),
+            "dirty": self.dirty.load(Relaxed),
+            "idle": self.idle.load(Relaxed),
+            "alerts_active": counts(self.alerts.active_by_kind()),
+            "alerts_raised": counts(self.alerts.raised_by_kind()),
+            "alerts": self.alerts.active().iter().map(|a| a.to_json()).collect::<Vec<_>>(),
+        })
     }
 }
 

@@ -22,7 +22,8 @@
 //! more? Only then is the segment journaled `Sealed`, with the exact lengths and the
 //! last message that let recovery trust it without a scan.
 
-use journal::{CheckpointState, SegmentKey};
+use crate::watch::alerts::{AlertKind, Finding};
+use journal::{CheckpointState, SegmentFile, SegmentKey};
 use recovery::index::{IndexEntry, ENTRY_LEN};
 use recovery::message::{frame_checksum, MessageHeader, HEADER_LEN, MAX_MESSAGE_LEN};
 use recovery::scan::{scan_log_with, MessageMeta, ScanBuffer, ScanStart, StopReason};
@@ -69,6 +70,11 @@ pub struct Tracker {
     resume: Option<CheckpointState>,
     /// Why verification stopped for good, if it did.
     pub anomaly: Option<Box<str>>,
+    /// What and where the damage is, for an alert, when it stopped for good.
+    pub finding: Option<Finding>,
+    /// Lengths (log, index) when the index was last seen ahead of a fully verified
+    /// log: the second sighting with the same lengths is damage.
+    index_ahead: Option<(u64, u64)>,
 }
 
 /// What one [`Tracker::advance`] found.
@@ -136,11 +142,11 @@ fn is_stop(e: &io::Error) -> bool {
 }
 
 pub fn log_path(dir: &Path, key: &SegmentKey) -> PathBuf {
-    dir.join(format!("{}.log", key.file_stem()))
+    key.path_in(dir, SegmentFile::Log)
 }
 
 pub fn index_path(dir: &Path, key: &SegmentKey) -> PathBuf {
-    dir.join(format!("{}.index", key.file_stem()))
+    key.path_in(dir, SegmentFile::Index)
 }
 
 fn open_optional(path: &Path) -> io::Result<Option<File>> {
@@ -162,6 +168,8 @@ impl Tracker {
             checkpointed: 0,
             resume: None,
             anomaly: None,
+            finding: None,
+            index_ahead: None,
         }
     }
 
@@ -226,8 +234,10 @@ impl Tracker {
             return Ok(outcome(Advance::Stalled));
         }
         if log_len == self.pos {
-            return Ok(outcome(Advance::UpToDate));
+            let advance = self.index_ahead_check(&lp, log_len, index_len);
+            return Ok(outcome(advance));
         }
+        self.index_ahead = None;
         let Some(index) = open_optional(&ip)? else {
             return Ok(outcome(Advance::Waiting("no index file yet".into())));
         };
@@ -235,10 +245,50 @@ impl Tracker {
         let entries_in_file = index_len.unwrap_or(0) / ENTRY_LEN as u64;
         let available = entries_in_file.saturating_sub(entries_done);
         if available == 0 {
-            return Ok(outcome(Advance::Waiting("index behind the log".into())));
+            return Ok(outcome(Advance::Waiting(format!(
+                "index behind the log: the {} bytes after byte {} have no index entry (a \
+                 message or its index entry written in part)",
+                log_len - self.pos,
+                self.pos
+            ))));
         }
-        let advance = self.scan(log, index, log_len, available, scratch)?;
+        let mut advance = self.scan(log, index, log_len, available, scratch)?;
+        if advance == Advance::UpToDate {
+            advance = self.index_ahead_check(&lp, log_len, index_len);
+        }
         Ok(outcome(advance))
+    }
+
+    /// The log is verified to its end: is the index ahead of it? The server writes a
+    /// batch to the log before its index entries, so entries past the last message
+    /// while the log keeps its length (it is stat'ed again after the index) describe
+    /// messages that are not there. Seen twice with the same lengths (on the next
+    /// pass), it is damage; once, it may still be a write in flight.
+    fn index_ahead_check(&mut self, lp: &Path, log_len: u64, index_len: Option<u64>) -> Advance {
+        let expected = self.messages().saturating_mul(ENTRY_LEN as u64);
+        let entries = index_len.unwrap_or(0);
+        let log_still = std::fs::metadata(lp).map(|m| m.len()).ok();
+        if entries <= expected || log_still != Some(log_len) {
+            self.index_ahead = None;
+            return Advance::UpToDate;
+        }
+        if self.index_ahead == Some((log_len, entries)) {
+            let reason = format!(
+                "the index has {entries} bytes for {} messages ({expected} expected): \
+                 entries from byte {expected} on describe no message of the log",
+                self.messages()
+            );
+            return self.stall(
+                reason,
+                Finding {
+                    kind: AlertKind::GhostIndexEntries,
+                    byte: expected,
+                    in_index: true,
+                },
+            );
+        }
+        self.index_ahead = Some((log_len, entries));
+        Advance::Waiting("index ahead of the log".into())
     }
 
     fn scan(
@@ -259,7 +309,7 @@ impl Tracker {
         let mut entries = BufReader::with_capacity(capacity, index);
         let mut seen = 0u64;
         let mut accepted: Option<MessageMeta> = None;
-        let mut mismatch: Option<String> = None;
+        let mut mismatch: Option<(String, Finding)> = None;
         let mut index_short = false;
         let result = scan_log_with(
             log.take(want),
@@ -286,17 +336,31 @@ impl Tracker {
                 match IndexEntry::for_message(m, start) {
                     Some(expected) if expected == found => {}
                     Some(expected) => {
-                        mismatch = Some(format!(
-                            "index entry {} is {found:?}, but message {} needs {expected:?}",
-                            m.offset - start,
-                            m.offset
+                        let entry = m.offset.saturating_sub(start);
+                        mismatch = Some((
+                            format!(
+                                "index entry {entry} is {found:?}, but message {} needs {expected:?}",
+                                m.offset
+                            ),
+                            Finding {
+                                kind: AlertKind::GhostIndexEntries,
+                                byte: entry.saturating_mul(ENTRY_LEN as u64),
+                                in_index: true,
+                            },
                         ));
                         return Err(io::Error::other(Stop));
                     }
                     None => {
-                        mismatch = Some(format!(
-                            "message {} ends at byte {}, beyond what a 0.6 index can address",
-                            m.offset, m.end
+                        mismatch = Some((
+                            format!(
+                                "message {} ends at byte {}, beyond what a 0.6 index can address",
+                                m.offset, m.end
+                            ),
+                            Finding {
+                                kind: AlertKind::CorruptData,
+                                byte: m.start,
+                                in_index: false,
+                            },
                         ));
                         return Err(io::Error::other(Stop));
                     }
@@ -320,8 +384,8 @@ impl Tracker {
                 start: m.start,
             });
         }
-        if let Some(reason) = mismatch {
-            return Ok(self.stall(reason));
+        if let Some((reason, finding)) = mismatch {
+            return Ok(self.stall(reason, finding));
         }
         if index_short {
             return Ok(Advance::Waiting("index behind the log".into()));
@@ -331,13 +395,21 @@ impl Tracker {
             // The end of the budget, not of the file.
             Some(StopReason::EndOfFile) => Ok(Advance::Partial),
             Some(s) if s.is_tail_only() => Ok(Advance::Waiting(s.describe())),
-            Some(s) => Ok(self.stall(format!("{} at byte {}", s.describe(), self.pos))),
+            Some(s) => {
+                let finding = Finding {
+                    kind: kind_of_stop(&s),
+                    byte: s.position().unwrap_or(self.pos),
+                    in_index: false,
+                };
+                Ok(self.stall(format!("{} at byte {}", s.describe(), self.pos), finding))
+            }
             None => Ok(Advance::Waiting("stopped".into())),
         }
     }
 
-    fn stall(&mut self, reason: String) -> Advance {
+    fn stall(&mut self, reason: String, finding: Finding) -> Advance {
         self.anomaly = Some(reason.clone().into_boxed_str());
+        self.finding = Some(finding);
         Advance::Anomaly(reason)
     }
 
@@ -411,6 +483,16 @@ impl Tracker {
             index_len,
             last: self.last,
         }))
+    }
+}
+
+/// The alert a scan's stop before the end of the log is (tail-only stops are writes
+/// in flight and never get here).
+fn kind_of_stop(stop: &StopReason) -> AlertKind {
+    match stop {
+        StopReason::OffsetJump { .. } => AlertKind::MisplacedBatch,
+        StopReason::ZeroesThenData { .. } | StopReason::ZeroFill { .. } => AlertKind::ZeroHole,
+        _ => AlertKind::CorruptData,
     }
 }
 
@@ -676,10 +758,77 @@ pub(crate) mod tests {
         w.append(2, 20);
         w.append_index(&[0u8; 16]);
         let mut t = Tracker::new(key());
+        // Once: maybe a write in flight. Twice with the same lengths: ghost entries.
+        let check = t.seal_check(dir.path(), &mut verify_buffer()).unwrap();
+        assert!(
+            matches!(check, SealCheck::NotYet(ref why) if why.contains("index ahead")),
+            "{check:?}"
+        );
+        assert_eq!(t.finding, None);
         let check = t.seal_check(dir.path(), &mut verify_buffer()).unwrap();
         assert!(
             matches!(check, SealCheck::NotYet(ref why) if why.contains("index has 48 bytes")),
             "{check:?}"
         );
+        assert_eq!(
+            t.finding,
+            Some(Finding {
+                kind: AlertKind::GhostIndexEntries,
+                byte: 32,
+                in_index: true
+            })
+        );
+    }
+
+    #[test]
+    fn each_stop_names_its_alert() {
+        // A batch of the wrong offsets, as the race writes it.
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegWriter::create(dir.path(), key());
+        w.append(2, 20);
+        let at = w.log_len;
+        w.next += 50;
+        w.append(2, 20);
+        let mut t = Tracker::new(key());
+        assert!(matches!(
+            t.advance(dir.path(), &mut verify_buffer()).unwrap().advance,
+            Advance::Anomaly(ref r) if r.contains("message offset 152 where 102 was expected")
+        ));
+        assert_eq!(
+            t.finding,
+            Some(Finding {
+                kind: AlertKind::MisplacedBatch,
+                byte: at,
+                in_index: false
+            })
+        );
+        // Zeros, then data.
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegWriter::create(dir.path(), key());
+        w.append(2, 20);
+        let at = w.log_len;
+        w.append_log(&[0u8; 100]);
+        w.log_len += 100;
+        w.append(2, 20);
+        let mut t = Tracker::new(key());
+        assert!(matches!(
+            t.advance(dir.path(), &mut verify_buffer()).unwrap().advance,
+            Advance::Anomaly(_)
+        ));
+        assert_eq!(
+            t.finding.map(|f| (f.kind, f.byte)),
+            Some((AlertKind::ZeroHole, at))
+        );
+        // A message written in part is a write in flight, not damage.
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegWriter::create(dir.path(), key());
+        w.append(2, 20);
+        w.append_log(&frame(w.next, 40)[..30]);
+        let mut t = Tracker::new(key());
+        assert!(matches!(
+            t.advance(dir.path(), &mut verify_buffer()).unwrap().advance,
+            Advance::Waiting(_)
+        ));
+        assert_eq!(t.finding, None);
     }
 }

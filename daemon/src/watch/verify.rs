@@ -3,12 +3,17 @@
 //! and the new bytes of written open segments, then their checkpoints. Verifying
 //! runs in bounded slices so that commands and the watchdog are never kept waiting.
 
+use crate::watch::alerts::{AlertKind, Finding};
 use crate::watch::core::{Core, SEAL_BACKOFF_MS, WORK_SLICE};
 use crate::watch::reconcile::Phase;
 use crate::watch::status::Status;
 use crate::watch::tracker::{Advance, SealCheck};
-use journal::{Record, SegmentKey};
+use journal::{PartitionId, Record, SegmentKey};
 use std::time::{Duration, Instant};
+
+/// Why a seal check gives up on a log that is not there (the segment was deleted:
+/// not an alert).
+const GONE: &str = "the log is gone";
 
 impl Core {
     /// Verifies due seals; journals `Sealed`, or logs the anomaly once retries run out.
@@ -49,7 +54,7 @@ impl Core {
                         last_checksum: facts.last.map(|l| l.checksum),
                         last_start: facts.last.map(|l| l.start),
                     };
-                    tracing::debug!("{record}");
+                    tracing::debug!(segment = %key, "{record}");
                     if let Some(phase) = self.model.get_mut(&key) {
                         *phase = Phase::Sealed {
                             log_len: facts.log_len,
@@ -59,24 +64,56 @@ impl Core {
                     self.outbox.push(record);
                     self.sealing.remove(&key);
                     self.advanced.remove(&key);
+                    self.note_settled(key, "the segment was sealed whole");
+                    // Its last save landed after the retries ran out: whole after all.
+                    self.clear_alerts(
+                        key,
+                        Some(AlertKind::IncompleteSealedSegment),
+                        "the segment was sealed whole",
+                    );
                 }
                 SealCheck::Partial => {
                     // More to scan; next turn continues without delay.
                     s.next_try = Instant::now();
                 }
                 SealCheck::NotYet(why) => {
-                    s.attempts += 1;
-                    match SEAL_BACKOFF_MS.get(s.attempts as usize) {
+                    // Damage found in its bytes does not heal: alerted at once. Anything
+                    // else (a tail or an index still being written) gets the retries.
+                    let found = s.tracker.finding;
+                    let pos = s.tracker.pos;
+                    if found.is_none() {
+                        s.attempts += 1;
+                    }
+                    let retry = match found {
+                        Some(_) => None,
+                        None => SEAL_BACKOFF_MS.get(s.attempts as usize),
+                    };
+                    match retry {
                         Some(ms) => {
                             s.next_try = Instant::now() + Duration::from_millis(*ms);
                         }
                         None => {
+                            let first = !s.gave_up;
                             s.gave_up = true;
-                            Status::add(&self.status.anomalies, 1);
-                            tracing::warn!(
-                                segment = %key,
-                                "cannot seal segment {key}: {why}; it stays unsealed in the \
-                                 journal and recovery will check it"
+                            if first {
+                                Status::add(&self.status.anomalies, 1);
+                            }
+                            self.forget_pending(key);
+                            if why == GONE {
+                                continue;
+                            }
+                            let finding = found.unwrap_or(Finding {
+                                kind: AlertKind::IncompleteSealedSegment,
+                                byte: pos,
+                                in_index: false,
+                            });
+                            self.raise(
+                                key,
+                                finding,
+                                &format!(
+                                    "cannot seal it: {why}; it stays unsealed in the journal and \
+                                     recovery will check it"
+                                ),
                             );
                         }
                     }
@@ -106,17 +143,22 @@ impl Core {
             let outcome = match t.advance(&dir, &mut self.scan_buffer) {
                 Ok(o) => o,
                 Err(e) => {
-                    tracing::debug!("cannot verify {key} yet: {e}");
+                    tracing::debug!(segment = %key, error = %e, "cannot verify {key} yet: {e}");
                     continue;
                 }
             };
+            let (pos, finding) = (t.pos, t.finding);
             let moved = t.pos != before || outcome.restarted;
             let needs_checkpoint = t.needs_checkpoint();
             if outcome.restarted {
                 // The journaled checkpoint did not fit the files: a new incarnation,
                 // so recovery does not trust the stale one.
                 t.checkpointed = 0;
-                tracing::info!("segment {key}: journaled checkpoint does not fit the files; verifying from its start");
+                tracing::info!(
+                    segment = %key,
+                    "segment {key}: journaled checkpoint does not fit the files; verifying from \
+                     its start"
+                );
                 self.outbox.push(Record::SegmentOpened { segment: key });
             }
             match outcome.advance {
@@ -126,20 +168,36 @@ impl Core {
                 }
                 Advance::Anomaly(why) => {
                     self.dirty.remove(&key);
+                    self.forget_pending(key);
                     Status::add(&self.status.anomalies, 1);
-                    tracing::warn!(
-                        segment = %key,
-                        "open segment {key} is damaged: {why}; verification stops there and \
-                         recovery will check it"
+                    let finding = finding.unwrap_or(Finding {
+                        kind: AlertKind::CorruptData,
+                        byte: pos,
+                        in_index: false,
+                    });
+                    self.raise(
+                        key,
+                        finding,
+                        &format!("{why}; verification stops there and recovery will check it"),
                     );
                 }
                 Advance::Gone => {
                     self.dirty.remove(&key);
+                    self.forget_pending(key);
+                    let pid: PartitionId = key.partition;
                     self.shared.post(|i| {
-                        i.partitions.insert(key.partition);
+                        i.partitions.insert(pid);
                     });
                 }
-                Advance::UpToDate | Advance::Waiting(_) | Advance::Stalled => {
+                Advance::Waiting(why) => {
+                    self.dirty.remove(&key);
+                    self.note_waiting(key, pos, outcome.log_len, outcome.index_len, &why);
+                }
+                Advance::UpToDate => {
+                    self.dirty.remove(&key);
+                    self.note_settled(key, "the write completed");
+                }
+                Advance::Stalled => {
                     self.dirty.remove(&key);
                 }
             }
@@ -148,6 +206,55 @@ impl Core {
             }
         }
         backlog
+    }
+
+    /// One checkpoint interval's work, now (the control socket's `TICK`): the known
+    /// partitions listed again (events may lag the writes), every open segment
+    /// verified to the end of what is written, one attempt for each seal waiting for
+    /// its retry, the pass counted for stalled writes, checkpoints, and everything
+    /// flushed to the journal.
+    pub(super) fn tick_now(&mut self) -> anyhow::Result<()> {
+        let pids: Vec<PartitionId> = self.model.partitions.keys().copied().collect();
+        for pid in pids {
+            self.sync_one(pid, false)?;
+        }
+        let now = Instant::now();
+        for (pid, part) in self.model.partitions.iter_mut() {
+            for (start, phase) in part.segments.iter_mut() {
+                let key = pid.segment(*start);
+                match phase {
+                    Phase::Open(_) => {
+                        self.dirty.insert(key);
+                    }
+                    Phase::Sealing(s) if !s.gave_up => {
+                        s.next_try = now;
+                        self.sealing.insert(key);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Seals first, as a turn of the loop does; a seal that needs more scanning
+        // is continued at once.
+        loop {
+            self.seal_due()?;
+            let more = self.sealing.iter().any(|k| {
+                matches!(self.model.partitions.get(&k.partition)
+                    .and_then(|p| p.segments.get(&k.start_offset)),
+                    Some(Phase::Sealing(s)) if !s.gave_up && s.next_try <= Instant::now())
+            });
+            if !more {
+                break;
+            }
+        }
+        self.end_verify_pass();
+        self.begin_verify_pass();
+        while self.verify_dirty() {}
+        self.end_verify_pass();
+        self.checkpoint_all();
+        self.next_verify = Instant::now() + self.settings.checkpoint_interval;
+        self.next_checkpoint = self.next_verify;
+        self.sync()
     }
 
     /// Journals a checkpoint for every open segment verified past its last one.

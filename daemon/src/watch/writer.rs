@@ -153,7 +153,10 @@ fn write_loop(
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(CHUNK));
             let n = rest.len() as u64;
-            if let Err(e) = journal.append_batch(rest) {
+            let started = std::time::Instant::now();
+            let appended = journal.append_batch(rest);
+            status.metrics.journal_flushed(started.elapsed());
+            if let Err(e) = appended {
                 tracing::error!("cannot append to the journal: {e}");
                 if let Ok(mut slot) = error.lock() {
                     *slot = Some(e.to_string());

@@ -34,6 +34,9 @@ _iggy__warden() {
             iggy__warden,restore)
                 cmd="iggy__warden__subcmd__restore"
                 ;;
+            iggy__warden,status)
+                cmd="iggy__warden__subcmd__status"
+                ;;
             iggy__warden,watch)
                 cmd="iggy__warden__subcmd__watch"
                 ;;
@@ -54,6 +57,9 @@ _iggy__warden() {
                 ;;
             iggy__warden__subcmd__help,restore)
                 cmd="iggy__warden__subcmd__help__subcmd__restore"
+                ;;
+            iggy__warden__subcmd__help,status)
+                cmd="iggy__warden__subcmd__help__subcmd__status"
                 ;;
             iggy__warden__subcmd__help,watch)
                 cmd="iggy__warden__subcmd__help__subcmd__watch"
@@ -98,7 +104,7 @@ _iggy__warden() {
 
     case "${cmd}" in
         iggy__warden)
-            opts="-h -V --help --version check recover replay restore watch journal help"
+            opts="-h -V --help --version check recover replay restore watch status journal help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,7 +136,7 @@ _iggy__warden() {
             return 0
             ;;
         iggy__warden__subcmd__help)
-            opts="check recover replay restore watch journal help"
+            opts="check recover replay restore watch status journal help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -256,6 +262,20 @@ _iggy__warden() {
             return 0
             ;;
         iggy__warden__subcmd__help__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        iggy__warden__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -555,8 +575,34 @@ _iggy__warden() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        iggy__warden__subcmd__status)
+            opts="-h --data-dir --state-dir --config --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         iggy__warden__subcmd__watch)
-            opts="-h --data-dir --state-dir --config --checkpoint-interval-ms --help"
+            opts="-h --data-dir --state-dir --config --checkpoint-interval-ms --stall-alert-checkpoints --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -575,6 +621,10 @@ _iggy__warden() {
                     return 0
                     ;;
                 --checkpoint-interval-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stall-alert-checkpoints)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -212,3 +212,77 @@ fn garbage_and_empty_input_never_panic() {
         let _ = parse(&vec![0xff; len]);
     }
 }
+
+/// The mark a verifier would journal after the first `n` entries of `bytes`.
+fn mark_after(bytes: &[u8], n: usize) -> Trusted {
+    let log = parse(bytes);
+    let e = &log.entries[n - 1];
+    Trusted {
+        valid_len: e.offset + e.len,
+        last_index: e.index,
+        last_checksum: e.checksum,
+    }
+}
+
+#[test]
+fn a_guided_parse_trusts_the_marked_prefix_and_judges_like_a_whole_parse() {
+    let (bytes, starts) = log_of(6);
+    let mark = mark_after(&bytes, 4);
+    let guided = parse_guided(&bytes, Some(mark));
+    assert_eq!(guided.bytes_trusted, starts[4]);
+    assert_eq!(guided.shrunk_from, None);
+    assert_eq!(guided.log, parse(&bytes));
+
+    // Damage after the mark is found as without it.
+    let mut torn = bytes.clone();
+    torn.truncate(bytes.len() - 5);
+    let guided = parse_guided(&torn, Some(mark));
+    assert_eq!(guided.bytes_trusted, starts[4]);
+    assert_eq!(guided.log, parse(&torn));
+    assert_eq!(guided.log.damage.map(|d| d.offset), Some(starts[5]));
+
+    // A flipped command byte below the mark is not hashed again: trusted.
+    let mut rotten = bytes.clone();
+    let at = usize::try_from(starts[2]).unwrap() + 70;
+    rotten[at] ^= 0xff;
+    assert!(parse(&rotten).damage.is_some());
+    let guided = parse_guided(&rotten, Some(mark));
+    assert_eq!(guided.bytes_trusted, starts[4]);
+    assert!(guided.log.damage.is_none());
+}
+
+#[test]
+fn a_guided_parse_verifies_whole_when_the_mark_does_not_hold() {
+    let (bytes, starts) = log_of(6);
+    let mark = mark_after(&bytes, 4);
+    for wrong in [
+        Trusted {
+            valid_len: mark.valid_len + 1,
+            ..mark
+        },
+        Trusted {
+            last_index: mark.last_index + 1,
+            ..mark
+        },
+        Trusted {
+            last_checksum: !mark.last_checksum,
+            ..mark
+        },
+    ] {
+        let guided = parse_guided(&bytes, Some(wrong));
+        assert_eq!(guided.bytes_trusted, 0, "{wrong:?}");
+        assert_eq!(guided.shrunk_from, None);
+        assert_eq!(guided.log, parse(&bytes));
+    }
+    // Shorter than the mark: verified whole and reported.
+    let short = &bytes[..usize::try_from(starts[3]).unwrap()];
+    let guided = parse_guided(short, Some(mark));
+    assert_eq!(guided.bytes_trusted, 0);
+    assert_eq!(guided.shrunk_from, Some(mark.valid_len));
+    assert_eq!(guided.log, parse(short));
+    // Garbage with any mark never panics.
+    for len in 0..bytes.len() {
+        let _ = parse_guided(&bytes[..len], Some(mark));
+        let _ = parse_guided(&bytes[len..], Some(mark));
+    }
+}

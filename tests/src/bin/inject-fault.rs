@@ -13,8 +13,20 @@
 //! resynchronising salvage still finds valid anywhere in the partition (what
 //! `valid-messages` counts), `lost_offsets` and `conflicting_offsets` (offsets left
 //! with two different valid messages).
+//!
+//! Last in `--list` come the faults of `state/log`, the server's metadata log
+//! (`harness::state_faults`). `inject-fault DATA_DIR state-log-torn-tail [KEEP]` keeps
+//! the first KEEP bytes of the last entry (default: half of it),
+//! `state-log-zero-tail [LEN]` appends LEN zero bytes (default 4096); the others take
+//! no argument. The JSON line names the `file`, the byte `offset` where the damaged
+//! entry starts (a repair keeps exactly the bytes before it), the whole valid
+//! `entries_before` it, the log's `original_len`, the damaged entry's command `code`
+//! (null for zeros) and what was done.
 
-use harness::{all_faults, apply, apply_to_first, fault_named, race_faults};
+use harness::{
+    all_faults, apply, apply_state, apply_to_first, fault_named, race_faults, state_faults,
+    StateFault,
+};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -23,6 +35,9 @@ fn main() -> ExitCode {
     match args.as_slice() {
         [list] if list == "--list" => {
             for fault in all_faults().into_iter().chain(race_faults()) {
+                println!("{}", fault.name());
+            }
+            for fault in state_faults() {
                 println!("{}", fault.name());
             }
             ExitCode::SUCCESS
@@ -40,13 +55,18 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: inject-fault --list | inject-fault DATA_DIR FAULT [PARTITION]");
+            eprintln!(
+                "usage: inject-fault --list | inject-fault DATA_DIR FAULT [PARTITION | KEEP | LEN]"
+            );
             ExitCode::from(2)
         }
     }
 }
 
 fn inject(dir: &Path, name: &str, partition: Option<&str>) -> Result<String, String> {
+    if let Some(fault) = state_fault_named(name, partition)? {
+        return inject_state(dir, fault);
+    }
     let fault = fault_named(name).ok_or_else(|| format!("no fault named {name:?} (see --list)"))?;
     let (rel, report) = match partition {
         Some(rel) => (rel.to_string(), apply(dir, rel, fault)?),
@@ -67,4 +87,47 @@ fn inject(dir: &Path, name: &str, partition: Option<&str>) -> Result<String, Str
         });
     }
     Ok(line.to_string())
+}
+
+/// The state-log fault named `name`, with its optional argument; `None` when `name`
+/// is no state-log fault.
+fn state_fault_named(name: &str, arg: Option<&str>) -> Result<Option<StateFault>, String> {
+    let Some(fault) = state_faults().into_iter().find(|f| f.name() == name) else {
+        return Ok(None);
+    };
+    let number = |what: &str| -> Result<Option<usize>, String> {
+        arg.map(|a| match a.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "{name}: {what} must be a positive number, not {a:?}"
+            )),
+        })
+        .transpose()
+    };
+    Ok(Some(match fault {
+        StateFault::TornTail { .. } => StateFault::TornTail {
+            keep: number("KEEP")?.unwrap_or(0),
+        },
+        StateFault::ZeroTail { len } => StateFault::ZeroTail {
+            len: number("LEN")?.unwrap_or(len),
+        },
+        other => match arg {
+            Some(a) => return Err(format!("{name} takes no argument, got {a:?}")),
+            None => other,
+        },
+    }))
+}
+
+fn inject_state(dir: &Path, fault: StateFault) -> Result<String, String> {
+    let report = apply_state(dir, fault)?;
+    Ok(serde_json::json!({
+        "fault": fault.name(),
+        "file": "state/log",
+        "offset": report.offset,
+        "entries_before": report.entries_before,
+        "original_len": report.original_len,
+        "code": report.code,
+        "description": report.description,
+    })
+    .to_string())
 }

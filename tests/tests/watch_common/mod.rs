@@ -54,30 +54,35 @@ pub struct Sidecar {
 impl Sidecar {
     /// Starts the sidecar with a 100 ms checkpoint interval; its stderr goes to `log`.
     pub fn spawn(data: &Path, state: &Path, log: &Path, envs: &[(&str, &str)]) -> Self {
+        Self::spawn_with(data, state, log, envs, &["--checkpoint-interval-ms", "100"])
+    }
+
+    /// Starts the sidecar with `args` after the directories (a checkpoint interval
+    /// among them); its stderr goes to `log`.
+    pub fn spawn_with(
+        data: &Path,
+        state: &Path,
+        log: &Path,
+        envs: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
         let mut cmd = Command::new(warden_bin());
-        cmd.args([
-            "watch",
-            "--data-dir",
-            s(data),
-            "--state-dir",
-            s(state),
-            "--checkpoint-interval-ms",
-            "100",
-        ])
-        .env("IGGY_WARDEN_LOG", "info")
-        .env_remove("STATE_DIRECTORY")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
-        .env_remove("JOURNAL_STREAM")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
+        cmd.args(["watch", "--data-dir", s(data), "--state-dir", s(state)])
+            .args(args)
+            .env("IGGY_WARDEN_LOG", "info")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -106,6 +111,27 @@ impl Sidecar {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    /// One checkpoint interval's work, done now; returns once the sidecar did it.
+    pub fn tick(&mut self) {
+        self.assert_running();
+        let answer = self.control("TICK");
+        assert_eq!(answer.as_deref(), Some("OK"), "TICK");
+    }
+
+    /// The `STATUS-JSON` answer: counters and the alerts in force.
+    pub fn status_json(&self) -> serde_json::Value {
+        let line = self.control("STATUS-JSON").expect("the sidecar answers");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// The alerts in force.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        self.status_json()["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn counter(&self, name: &str) -> u64 {

@@ -1,0 +1,748 @@
+//! Alerts: what the sidecar sees of iggy-server 0.6.0's rotation race while the
+//! server runs, named for what it is, and a write that stopped in the middle of a
+//! message.
+//!
+//! The race (a segment rotates while an earlier save is in flight; fixed upstream in
+//! 0.7.0) leaves signatures in new bytes before the server panics: batches in the
+//! wrong file or out of order, zero holes with messages after them, index entries
+//! without their messages, sealed segments that are not whole valid messages. The
+//! verification the sidecar already does (`tracker.rs`, on the shared scanner of
+//! `recovery::scan`, whose stop reasons `check` and salvage use too) stops at each;
+//! this module turns the stop into an [`AlertKind`].
+//!
+//! An alert is logged at error level with structured fields (`partition`, `segment`,
+//! `file`, `byte`, `kind`; see `logging.rs` for journald), shown in systemd's
+//! `STATUS=`, counted, and journaled ([`Record::AlertRaised`]). Alerts are
+//! deduplicated per (segment, kind); after a restart they are folded back from the
+//! journal ([`fold`]). One is over when:
+//! - a repair of its partition is journaled done (`recover`, `replay --apply`; the
+//!   sidecar folds the journal again when it takes it back after a lease);
+//! - its segment is deleted;
+//! - (stalled writes) the write completes.
+//!
+//! [`AlertBoard`] is the read side for everything outside the core: the control
+//! socket's `STATUS`, `iggy-warden status`, systemd's status line and metrics.
+
+use crate::watch::core::Core;
+use crate::watch::notify_systemd;
+use journal::{Entry, Journal, PartitionId, Record, RepairAction, RepairId, SegmentKey};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path};
+use std::sync::{Mutex, MutexGuard};
+
+/// Default number of checkpoint intervals a partition may stay with a message
+/// written in part before the `stalled-write` alert.
+pub const DEFAULT_STALL_CHECKPOINTS: u32 = 10;
+
+/// What an alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertKind {
+    /// A valid message whose offset is not the one expected next in its file: a batch
+    /// written into the wrong segment or out of order.
+    MisplacedBatch,
+    /// Zero bytes where a message should start, with data after them.
+    ZeroHole,
+    /// Index entries that describe no message of the log.
+    GhostIndexEntries,
+    /// A segment that is no longer the newest (the server rotated past it) but is
+    /// not a whole number of valid messages with one index entry each.
+    IncompleteSealedSegment,
+    /// Bytes that are no valid message (bad checksum, impossible lengths), with data
+    /// after them: damage that is not one of the race's own signatures.
+    CorruptData,
+    /// The newest segment ends in a message written in part (or an index behind its
+    /// log) and nothing was written for the grace period.
+    StalledWrite,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 6] = [
+        AlertKind::MisplacedBatch,
+        AlertKind::ZeroHole,
+        AlertKind::GhostIndexEntries,
+        AlertKind::IncompleteSealedSegment,
+        AlertKind::CorruptData,
+        AlertKind::StalledWrite,
+    ];
+
+    /// The name in logs, the journal, `STATUS` and JSON (`check`'s names where
+    /// `check` has the same signature).
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::MisplacedBatch => "misplaced-batch",
+            AlertKind::ZeroHole => "zero-hole",
+            AlertKind::GhostIndexEntries => "ghost-index-entries",
+            AlertKind::IncompleteSealedSegment => "incomplete-sealed-segment",
+            AlertKind::CorruptData => "corrupt-data",
+            AlertKind::StalledWrite => "stalled-write",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// One of the signatures the 0.6.0 rotation race leaves.
+    pub fn is_race_signature(self) -> bool {
+        matches!(
+            self,
+            AlertKind::MisplacedBatch
+                | AlertKind::ZeroHole
+                | AlertKind::GhostIndexEntries
+                | AlertKind::IncompleteSealedSegment
+        )
+    }
+
+    /// What it means and what to do, for the operator.
+    fn explain(self, segment: &SegmentKey) -> String {
+        let salvage = "restart iggy-server so that recovery can salvage this partition";
+        match self {
+            AlertKind::MisplacedBatch => format!(
+                "iggy-server 0.6 is writing batches out of order into segment {segment} \
+                 (the 0.6.0 rotation race): messages written from now on may be unreadable; \
+                 {salvage}"
+            ),
+            AlertKind::ZeroHole => format!(
+                "iggy-server 0.6 left a hole of zero bytes followed by messages in segment \
+                 {segment} (the 0.6.0 rotation race): messages after the hole may be \
+                 unreadable; {salvage}"
+            ),
+            AlertKind::GhostIndexEntries => format!(
+                "iggy-server 0.6 wrote index entries without their messages in segment \
+                 {segment} (the 0.6.0 rotation race): polls of those offsets fail or return \
+                 other messages; {salvage}"
+            ),
+            AlertKind::IncompleteSealedSegment => format!(
+                "iggy-server 0.6 rotated past segment {segment}, but it is not a whole number \
+                 of valid messages (the 0.6.0 rotation race rotates while a save is in \
+                 flight): the server will serve it wrongly; {salvage}"
+            ),
+            AlertKind::CorruptData => format!(
+                "segment {segment} holds bytes that are no valid message, with data after \
+                 them: the partition is damaged; {salvage}"
+            ),
+            AlertKind::StalledWrite => format!(
+                "iggy-server stopped writing segment {segment} in the middle of a message: \
+                 its writer may be stuck or dead (the 0.6.0 rotation race kills a shard \
+                 this way); check iggy-server, and restart it so that recovery can repair \
+                 this partition"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One alert in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub segment: SegmentKey,
+    /// The file, relative to the data directory.
+    pub file: String,
+    /// Byte of `file` where it was seen.
+    pub byte: u64,
+    pub detail: String,
+    /// When it was raised (journal time, microseconds since the Unix epoch).
+    pub raised_unix_micros: u64,
+}
+
+impl Alert {
+    pub fn partition(&self) -> PartitionId {
+        self.segment.partition
+    }
+
+    /// The operator's message: what it means, what to do, and where.
+    pub fn message(&self) -> String {
+        format!(
+            "{} ({} at byte {}: {})",
+            self.kind.explain(&self.segment),
+            self.file,
+            self.byte,
+            self.detail
+        )
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "kind": self.kind.name(),
+            "partition": self.partition().to_string(),
+            "segment": self.segment.to_string(),
+            "file": self.file,
+            "byte": self.byte,
+            "detail": self.detail,
+            "raised_unix_micros": self.raised_unix_micros,
+            "race_signature": self.kind.is_race_signature(),
+            "message": self.message(),
+        })
+    }
+}
+
+type Active = BTreeMap<(SegmentKey, AlertKind), Alert>;
+
+#[derive(Debug, Default)]
+struct Board {
+    active: Active,
+    /// Alerts raised by this process, by kind (those folded back from the journal at
+    /// start are active but not counted again).
+    raised: BTreeMap<AlertKind, u64>,
+}
+
+/// The alerts in force and the counts, shared by the core (which writes) and
+/// everyone else (who reads). The API other parts of the sidecar use, metrics
+/// included.
+#[derive(Debug, Default)]
+pub struct AlertBoard {
+    inner: Mutex<Board>,
+}
+
+impl AlertBoard {
+    fn lock(&self) -> MutexGuard<'_, Board> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Alerts in force, oldest first.
+    pub fn active(&self) -> Vec<Alert> {
+        let mut all: Vec<Alert> = self.lock().active.values().cloned().collect();
+        all.sort_by_key(|a| (a.raised_unix_micros, a.segment, a.kind));
+        all
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.lock().active.len()
+    }
+
+    /// Alerts in force by kind, every kind listed (0 when none).
+    pub fn active_by_kind(&self) -> BTreeMap<AlertKind, u64> {
+        let board = self.lock();
+        let mut out: BTreeMap<AlertKind, u64> = AlertKind::ALL.iter().map(|k| (*k, 0)).collect();
+        for (_, kind) in board.active.keys() {
+            *out.entry(*kind).or_default() += 1;
+        }
+        out
+    }
+
+    /// Alerts raised since this sidecar started, by kind, every kind listed: a
+    /// counter that only grows.
+    pub fn raised_by_kind(&self) -> BTreeMap<AlertKind, u64> {
+        let board = self.lock();
+        AlertKind::ALL
+            .iter()
+            .map(|k| (*k, board.raised.get(k).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    pub fn raised_total(&self) -> u64 {
+        self.lock().raised.values().sum()
+    }
+
+    /// The most recently raised alert in force.
+    pub fn newest(&self) -> Option<Alert> {
+        self.lock()
+            .active
+            .values()
+            .max_by_key(|a| (a.raised_unix_micros, a.segment, a.kind))
+            .cloned()
+    }
+
+    pub fn is_active(&self, segment: SegmentKey, kind: AlertKind) -> bool {
+        self.lock().active.contains_key(&(segment, kind))
+    }
+
+    /// Adds a newly raised alert and counts it; false when one of its segment and kind
+    /// is in force already.
+    pub(super) fn insert(&self, alert: Alert) -> bool {
+        let mut board = self.lock();
+        let key = (alert.segment, alert.kind);
+        if board.active.contains_key(&key) {
+            return false;
+        }
+        *board.raised.entry(alert.kind).or_default() += 1;
+        board.active.insert(key, alert);
+        true
+    }
+
+    /// Removes and returns the alerts `clears` picks.
+    pub(super) fn remove(&self, clears: impl Fn(&Alert) -> bool) -> Vec<Alert> {
+        let mut board = self.lock();
+        let gone: Vec<(SegmentKey, AlertKind)> = board
+            .active
+            .iter()
+            .filter(|(_, a)| clears(a))
+            .map(|(k, _)| *k)
+            .collect();
+        gone.into_iter()
+            .filter_map(|k| board.active.remove(&k))
+            .collect()
+    }
+
+    /// The alerts in force become `active` (folded from the journal); counts stay.
+    fn replace(&self, active: Active) {
+        self.lock().active = active;
+    }
+}
+
+/// The partition a path relative to the data directory lies in, if any.
+fn partition_of(rel: &str) -> Option<PartitionId> {
+    let parts: Vec<&str> = Path::new(rel)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => s.to_str(),
+            _ => None,
+        })
+        .collect();
+    match parts.as_slice() {
+        ["streams", s, "topics", t, "partitions", p, ..] => Some(PartitionId::new(
+            s.parse().ok()?,
+            t.parse().ok()?,
+            p.parse().ok()?,
+        )),
+        _ => None,
+    }
+}
+
+/// The partitions a repair action changes (none for a restore: putting bytes back
+/// repairs nothing, nor for the state log).
+fn repaired_partitions(action: &RepairAction) -> Vec<PartitionId> {
+    match action {
+        RepairAction::TruncateLog { segment, .. }
+        | RepairAction::TruncateIndex { segment, .. }
+        | RepairAction::RewriteIndex { segment, .. } => vec![segment.partition],
+        RepairAction::Relay { partition, .. } => vec![*partition],
+        RepairAction::QuarantineFile { path, .. } | RepairAction::CreateDir { path } => {
+            partition_of(path).into_iter().collect()
+        }
+        RepairAction::Restore { .. } | RepairAction::TruncateStateLog { .. } => Vec::new(),
+    }
+}
+
+/// The alerts in force after `entries`, in journal order: raised ones, less those
+/// cleared, less those of partitions a repair was journaled done for since.
+pub fn fold<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Active {
+    let mut active = Active::new();
+    let mut intents: HashMap<RepairId, Vec<PartitionId>> = HashMap::new();
+    for entry in entries {
+        match &entry.record {
+            Record::AlertRaised {
+                segment,
+                kind,
+                file,
+                byte,
+                detail,
+                raised_unix_micros,
+            } => {
+                // A kind this version does not know (a newer sidecar wrote it) is
+                // skipped rather than misnamed.
+                let Some(kind) = AlertKind::parse(kind) else {
+                    continue;
+                };
+                active.entry((*segment, kind)).or_insert_with(|| Alert {
+                    kind,
+                    segment: *segment,
+                    file: file.clone(),
+                    byte: *byte,
+                    detail: detail.clone(),
+                    raised_unix_micros: *raised_unix_micros,
+                });
+            }
+            Record::AlertsCleared {
+                partition,
+                segment,
+                kind,
+                ..
+            } => {
+                let kind = kind.as_deref().map(AlertKind::parse);
+                active.retain(|(s, k), _| {
+                    !(s.partition == *partition
+                        && segment.is_none_or(|x| x == *s)
+                        && kind.is_none_or(|x| x == Some(*k)))
+                });
+            }
+            Record::RepairIntent { repair, action, .. } => {
+                intents.insert(*repair, repaired_partitions(action));
+            }
+            Record::RepairDone { repair } => {
+                if let Some(parts) = intents.remove(repair) {
+                    active.retain(|(s, _), _| !parts.contains(&s.partition));
+                }
+            }
+            Record::RepairFailed { repair, .. } => {
+                intents.remove(repair);
+            }
+            _ => {}
+        }
+    }
+    active
+}
+
+/// Reads the whole journal and folds its alerts.
+pub fn load(journal: &Journal) -> Result<Active, journal::JournalError> {
+    let entries = journal
+        .records_since(0)
+        .filter(|e| {
+            e.as_ref().map_or(true, |e| {
+                matches!(
+                    e.record,
+                    Record::AlertRaised { .. }
+                        | Record::AlertsCleared { .. }
+                        | Record::RepairIntent { .. }
+                        | Record::RepairDone { .. }
+                        | Record::RepairFailed { .. }
+                )
+            })
+        })
+        .collect::<Result<Vec<Entry>, _>>()?;
+    Ok(fold(&entries))
+}
+
+/// What a tracker stopped at, for an alert: the kind, and where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: AlertKind,
+    pub byte: u64,
+    /// In the `.index` rather than the `.log`.
+    pub in_index: bool,
+}
+
+/// A segment whose last verification stopped before the end of what was written:
+/// a message written in part, or an index behind (or ahead of) its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    pos: u64,
+    log_len: u64,
+    index_len: Option<u64>,
+    /// Verification passes in a row that found it unchanged.
+    passes: u32,
+}
+
+/// The core's side of stalled-write detection.
+#[derive(Debug, Default)]
+pub struct StallWatch {
+    /// Passes a segment may stay unchanged with a message written in part.
+    pub grace: u32,
+    pending: BTreeMap<SegmentKey, Pending>,
+    /// A verification pass is under way (it may take several turns with a backlog).
+    in_pass: bool,
+}
+
+impl StallWatch {
+    pub fn new(grace: u32) -> Self {
+        Self {
+            grace,
+            ..Self::default()
+        }
+    }
+}
+
+impl Core {
+    /// Folds the journal's alerts into the board (at start and after a lease). A
+    /// journal that cannot be read for it leaves no alert in force, logged.
+    pub(super) fn load_alerts(&mut self) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        match load(journal.journal()) {
+            Ok(active) => {
+                for a in active.values() {
+                    tracing::error!(
+                        partition = %a.partition(),
+                        segment = %a.segment,
+                        file = %a.file,
+                        byte = a.byte,
+                        kind = a.kind.name(),
+                        "alert still in force (raised before): {}",
+                        a.message()
+                    );
+                }
+                self.status.alerts.replace(active);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the journal's alerts: none in force");
+                self.status.alerts.replace(Active::new());
+            }
+        }
+        notify_systemd::status(&self.status.human());
+    }
+
+    /// Raises an alert unless one of the segment and kind is in force: logs it at
+    /// error level, journals it, shows it in systemd's status line.
+    pub(super) fn raise(&mut self, segment: SegmentKey, finding: Finding, detail: &str) {
+        if self.status.alerts.is_active(segment, finding.kind) {
+            return;
+        }
+        let file = if finding.in_index {
+            segment.rel_index()
+        } else {
+            segment.rel_log()
+        };
+        let alert = Alert {
+            kind: finding.kind,
+            segment,
+            file: file.clone(),
+            byte: finding.byte,
+            detail: detail.to_string(),
+            raised_unix_micros: journal::record::now_micros(),
+        };
+        tracing::error!(
+            partition = %segment.partition,
+            segment = %segment,
+            file = %file,
+            byte = finding.byte,
+            kind = finding.kind.name(),
+            "{}",
+            alert.message()
+        );
+        self.outbox.push(Record::AlertRaised {
+            segment,
+            kind: finding.kind.name().to_string(),
+            file,
+            byte: finding.byte,
+            detail: detail.to_string(),
+            raised_unix_micros: alert.raised_unix_micros,
+        });
+        self.status.alerts.insert(alert);
+        notify_systemd::status(&self.status.human());
+    }
+
+    /// Clears the alerts of `segment` (of `kind`, or all): journaled and logged.
+    pub(super) fn clear_alerts(&mut self, segment: SegmentKey, kind: Option<AlertKind>, why: &str) {
+        let gone = self
+            .status
+            .alerts
+            .remove(|a| a.segment == segment && kind.is_none_or(|k| k == a.kind));
+        if gone.is_empty() {
+            return;
+        }
+        for a in &gone {
+            tracing::info!(
+                partition = %segment.partition,
+                segment = %segment,
+                kind = a.kind.name(),
+                "alert {} on segment {segment} cleared: {why}",
+                a.kind
+            );
+        }
+        self.outbox.push(Record::AlertsCleared {
+            partition: segment.partition,
+            segment: Some(segment),
+            kind: kind.map(|k| k.name().to_string()),
+            reason: why.to_string(),
+        });
+        notify_systemd::status(&self.status.human());
+    }
+
+    /// A verification pass begins: segments left pending are looked at again, even
+    /// without a write event (a stalled writer sends none).
+    pub(super) fn begin_verify_pass(&mut self) {
+        if self.stalls.in_pass {
+            return;
+        }
+        self.stalls.in_pass = true;
+        let keys: Vec<SegmentKey> = self.stalls.pending.keys().copied().collect();
+        self.dirty.extend(keys);
+    }
+
+    pub(super) fn end_verify_pass(&mut self) {
+        self.stalls.in_pass = false;
+    }
+
+    /// Verification of `key` stopped before the end of what was written, at `pos`.
+    /// After [`StallWatch::grace`] passes without change with log bytes after `pos`,
+    /// the `stalled-write` alert.
+    pub(super) fn note_waiting(
+        &mut self,
+        key: SegmentKey,
+        pos: u64,
+        log_len: u64,
+        index_len: Option<u64>,
+        why: &str,
+    ) {
+        let now = Pending {
+            pos,
+            log_len,
+            index_len,
+            passes: 0,
+        };
+        let passes = match self.stalls.pending.get(&key) {
+            Some(p) if (p.pos, p.log_len, p.index_len) == (pos, log_len, index_len) => {
+                p.passes.saturating_add(1)
+            }
+            _ => 0,
+        };
+        self.stalls.pending.insert(key, Pending { passes, ..now });
+        if passes >= self.stalls.grace && log_len > pos {
+            let detail = format!(
+                "{why}; valid messages end at byte {pos} of {log_len}, nothing written for \
+                 {passes} checkpoint intervals"
+            );
+            self.raise(
+                key,
+                Finding {
+                    kind: AlertKind::StalledWrite,
+                    byte: pos,
+                    in_index: false,
+                },
+                &detail,
+            );
+        }
+    }
+
+    /// Verification of `key` reached the end of what was written, or it was sealed
+    /// whole: a stalled write is over.
+    pub(super) fn note_settled(&mut self, key: SegmentKey, why: &str) {
+        self.stalls.pending.remove(&key);
+        self.clear_alerts(key, Some(AlertKind::StalledWrite), why);
+    }
+
+    /// The segment is gone: its alerts are over.
+    pub(super) fn segment_gone(&mut self, key: SegmentKey) {
+        self.stalls.pending.remove(&key);
+        self.clear_alerts(key, None, "the segment was deleted");
+    }
+
+    /// Stops watching `key` for stalls (damage found, or sealed).
+    pub(super) fn forget_pending(&mut self, key: SegmentKey) {
+        self.stalls.pending.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journal::RelayOriginal;
+
+    fn entry(seq: u64, record: Record) -> Entry {
+        Entry {
+            seq,
+            unix_micros: seq * 10,
+            record,
+        }
+    }
+
+    fn raised(segment: SegmentKey, kind: AlertKind) -> Record {
+        Record::AlertRaised {
+            segment,
+            kind: kind.name().to_string(),
+            file: segment.rel_log(),
+            byte: 7,
+            detail: "x".into(),
+            raised_unix_micros: 10,
+        }
+    }
+
+    #[test]
+    fn kinds_round_trip_by_name() {
+        for k in AlertKind::ALL {
+            assert_eq!(AlertKind::parse(k.name()), Some(k));
+        }
+        assert_eq!(AlertKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn paths_name_their_partition() {
+        assert_eq!(
+            partition_of("streams/1/topics/2/partitions/3/00000000000000000000.log"),
+            Some(PartitionId::new(1, 2, 3))
+        );
+        assert_eq!(
+            partition_of("streams/1/topics/2/partitions/3/offsets/consumers"),
+            Some(PartitionId::new(1, 2, 3))
+        );
+        assert_eq!(partition_of("state/log"), None);
+        assert_eq!(partition_of("streams/x/topics/2/partitions/3"), None);
+    }
+
+    #[test]
+    fn the_fold_dedupes_clears_and_forgets_repaired_partitions() {
+        let p0 = PartitionId::new(0, 0, 0);
+        let p1 = PartitionId::new(0, 0, 1);
+        let (a, b, c) = (p0.segment(0), p0.segment(100), p1.segment(0));
+        let entries = vec![
+            entry(1, raised(a, AlertKind::MisplacedBatch)),
+            // A second raise of one segment and kind keeps the first.
+            entry(2, raised(a, AlertKind::MisplacedBatch)),
+            entry(3, raised(b, AlertKind::StalledWrite)),
+            entry(4, raised(c, AlertKind::ZeroHole)),
+            entry(
+                5,
+                Record::AlertsCleared {
+                    partition: p0,
+                    segment: Some(b),
+                    kind: Some("stalled-write".into()),
+                    reason: "done".into(),
+                },
+            ),
+            entry(
+                6,
+                Record::RepairIntent {
+                    repair: RepairId(9),
+                    action: RepairAction::Relay {
+                        partition: p1,
+                        originals: vec![RelayOriginal {
+                            path: c.rel_log(),
+                            len: 1,
+                            xxh3: 0,
+                        }],
+                        segments: Vec::new(),
+                    },
+                    reason: String::new(),
+                },
+            ),
+        ];
+        let active = fold(&entries);
+        assert_eq!(active.len(), 2, "{active:?}");
+        let first = &active[&(a, AlertKind::MisplacedBatch)];
+        assert_eq!(first.raised_unix_micros, 10);
+        assert_eq!(first.byte, 7);
+        // The intent alone clears nothing; its completion does.
+        let mut more = entries.clone();
+        more.push(entry(
+            7,
+            Record::RepairDone {
+                repair: RepairId(9),
+            },
+        ));
+        let active = fold(&more);
+        assert_eq!(
+            active.keys().copied().collect::<Vec<_>>(),
+            vec![(a, AlertKind::MisplacedBatch)]
+        );
+        // A failed repair clears nothing.
+        let mut failed = entries;
+        failed.push(entry(
+            7,
+            Record::RepairFailed {
+                repair: RepairId(9),
+                error: String::new(),
+            },
+        ));
+        assert_eq!(fold(&failed).len(), 2);
+    }
+
+    #[test]
+    fn the_board_counts_what_it_raises_and_lists_every_kind() {
+        let board = AlertBoard::default();
+        let seg = PartitionId::new(0, 0, 0).segment(0);
+        let alert = Alert {
+            kind: AlertKind::ZeroHole,
+            segment: seg,
+            file: seg.rel_log(),
+            byte: 1,
+            detail: String::new(),
+            raised_unix_micros: 1,
+        };
+        assert!(board.insert(alert.clone()));
+        assert!(!board.insert(alert));
+        assert_eq!(board.raised_total(), 1);
+        assert_eq!(board.active_by_kind().len(), AlertKind::ALL.len());
+        assert_eq!(board.active_by_kind()[&AlertKind::ZeroHole], 1);
+        assert_eq!(board.remove(|a| a.segment == seg).len(), 1);
+        assert_eq!(board.active_count(), 0);
+        assert_eq!(board.raised_by_kind()[&AlertKind::ZeroHole], 1);
+    }
+}

@@ -1,0 +1,114 @@
+//! The sidecar's watch on `state/log`, the server's metadata log: like an open
+//! segment's checkpoint, it journals how far the log was verified
+//! (`Record::StateLogVerified`), so that `recover` verifies only the entries appended
+//! since.
+//!
+//! The log changes only when metadata does (a user, stream, topic, token… created or
+//! changed), so it is looked at on the checkpoint tick, with one `stat`: only a new
+//! length makes the sidecar read it. It reads the whole file (it is small, and the
+//! entries' commands are not needed here, but their framing is) and hashes only what
+//! lies after its mark. A mark never moves back: a log shorter than the mark was cut
+//! behind the server's back, and the sidecar journals nothing for it, so that
+//! `recover` reports it (`state-log-shrunk`) instead of trusting the shorter log. An
+//! encrypted log, whose checksums cannot be verified, gets no mark.
+//!
+//! The mark is reloaded from the journal at every full reconciliation: after a
+//! handover, a repair `recover` journaled has removed it.
+
+use super::core::Core;
+use journal::{Journal, Record};
+use recovery::names::escaped;
+use recovery::state_log::{parse_guided, Trusted};
+use std::path::Path;
+
+/// `state/log` below the data directory.
+const LOG_REL: &str = "state/log";
+
+#[derive(Debug, Default)]
+pub(super) struct StateLogWatch {
+    /// How far the journal holds the log verified.
+    mark: Option<Trusted>,
+    /// The log's length when it was last looked at: the same length, nothing to do.
+    seen_len: Option<u64>,
+}
+
+impl StateLogWatch {
+    /// Takes the mark the journal holds (none from before this boot).
+    pub(super) fn reload(&mut self, journal: &Journal) {
+        self.mark = crate::journal_state::state_log_mark(journal).map(Trusted::from);
+        self.seen_len = None;
+    }
+
+    /// Looks at `state/log`; the record to journal when more of it is now verified.
+    pub(super) fn check(&mut self, data_dir: &Path) -> Option<Record> {
+        let path = data_dir.join(LOG_REL);
+        let len = std::fs::metadata(&path).ok()?.len();
+        if self.seen_len == Some(len) {
+            return None;
+        }
+        if let Some(mark) = self.mark {
+            if len < mark.valid_len {
+                tracing::warn!(
+                    "{} is {len} bytes, shorter than the {} bytes verified before: entries \
+                     were removed behind the server's back; recover will report it",
+                    escaped(&path),
+                    mark.valid_len
+                );
+                self.seen_len = Some(len);
+                return None;
+            }
+            if len == mark.valid_len {
+                self.seen_len = Some(len);
+                return None;
+            }
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::debug!("cannot read {}: {e}; trying again later", escaped(&path));
+                return None;
+            }
+        };
+        self.seen_len = Some(bytes.len() as u64);
+        let parsed = parse_guided(&bytes, self.mark);
+        let log = &parsed.log;
+        if log.encrypted || parsed.shrunk_from.is_some() {
+            return None;
+        }
+        let last = log.entries.last()?;
+        let valid_len = last.offset.checked_add(last.len)?;
+        if self.mark.is_some_and(|m| valid_len <= m.valid_len) {
+            return None;
+        }
+        let mark = Trusted {
+            valid_len,
+            last_index: last.index,
+            last_checksum: last.checksum,
+        };
+        self.mark = Some(mark);
+        Some(Record::StateLogVerified {
+            valid_len: mark.valid_len,
+            last_index: mark.last_index,
+            last_checksum: mark.last_checksum,
+        })
+    }
+}
+
+impl Core {
+    /// Journals how far `state/log` is verified, when that moved on.
+    pub(super) fn check_state_log(&mut self) {
+        if let Some(record) = self.state_log.check(&self.settings.data_dir) {
+            self.outbox.push(record);
+        }
+    }
+
+    /// Takes the journal's mark again (after a handover it may be gone), then checks.
+    pub(super) fn reload_state_log(&mut self) -> anyhow::Result<()> {
+        self.sync()?;
+        if let Some(writer) = &self.journal {
+            self.state_log.reload(writer.journal());
+        }
+        self.check_state_log();
+        Ok(())
+    }
+}
