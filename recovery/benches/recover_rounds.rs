@@ -177,6 +177,7 @@ fn recover(data: &Path, state: &Path, delay: Option<Duration>) -> Measured {
         &Request {
             mode: Mode::TolerateTail,
             known: &known,
+            state_log: None,
             only: &|_| true,
             progress: &Quiet,
         },
@@ -235,7 +236,7 @@ fn main() {
         for _ in 0..2 {
             let started = Instant::now();
             let (analysis, _) =
-                analyze(&source, &HashMap::new(), &|_| true, &Quiet).expect("analysis");
+                analyze(&source, &HashMap::new(), None, &|_| true, &Quiet).expect("analysis");
             let planned = plan(&analysis, Mode::TolerateTail).expect("plan");
             dry = dry.min(started.elapsed().as_secs_f64());
             repairs = planned.actions.len();
