@@ -147,6 +147,12 @@ impl Executor<'_> {
             }
             RepairAction::CreateDir { .. } => {
                 let found = self.fs.metadata(&path).map_err(io(&path))?;
+                if found.is_none() {
+                    // Never made (a run killed between its quarantine and its changes)
+                    // or removed already: nothing to undo, and its parent may be gone
+                    // too, so there is no folder to sync either.
+                    return Ok(manifest.range.len());
+                }
                 if found.is_some_and(|m| m.is_dir()) {
                     self.fs.remove_dir(&path).map_err(|e| ExecError::Changed {
                         repair: id,
