@@ -341,25 +341,27 @@ fn silence_crash_panics() {
     }));
 }
 
+const P0: &str = "streams/0/topics/0/partitions/0";
+const P1: &str = "streams/0/topics/0/partitions/1";
+
+/// The generated data directory with `faults` applied, each to its partition.
+fn generated_with(tmp: &Path, faults: &[(&str, Fault)]) -> std::path::PathBuf {
+    let data = generated(tmp);
+    for (partition, fault) in faults {
+        apply(&data, partition, *fault).expect("fault");
+    }
+    data
+}
+
+/// Several actions of every kind: a rotation crash (truncate, index rewrite, half
+/// pair out) in one partition, a missing index in the other.
+const TAIL_FAULTS: [(&str, Fault); 2] = [(P0, Fault::RotationCrash), (P1, Fault::IndexMissing)];
+
 #[test]
 fn a_repair_killed_at_any_step_converges_and_loses_nothing() {
     silence_crash_panics();
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = generated(tmp.path());
-    // Several actions of every kind: a rotation crash (truncate, index rewrite, half
-    // pair out) in one partition, a missing index in the other.
-    apply(
-        &data,
-        "streams/0/topics/0/partitions/0",
-        Fault::RotationCrash,
-    )
-    .expect("fault");
-    apply(
-        &data,
-        "streams/0/topics/0/partitions/1",
-        Fault::IndexMissing,
-    )
-    .expect("fault");
+    let data = generated_with(tmp.path(), &TAIL_FAULTS);
     crash_everywhere("tolerate-tail", &data, Mode::TolerateTail);
 }
 
@@ -367,13 +369,7 @@ fn a_repair_killed_at_any_step_converges_and_loses_nothing() {
 fn a_point_in_time_cut_killed_at_any_step_converges_and_loses_nothing() {
     silence_crash_panics();
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = generated(tmp.path());
-    apply(
-        &data,
-        "streams/0/topics/0/partitions/0",
-        Fault::MidFileCorruptionSealed,
-    )
-    .expect("fault");
+    let data = generated_with(tmp.path(), &[(P0, Fault::MidFileCorruptionSealed)]);
     crash_everywhere("point-in-time", &data, Mode::PointInTime);
 }
 
@@ -381,21 +377,15 @@ fn a_point_in_time_cut_killed_at_any_step_converges_and_loses_nothing() {
 fn a_salvage_relay_killed_at_any_step_converges_and_loses_nothing() {
     silence_crash_panics();
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = generated(tmp.path());
     // A corrupt message inside a sealed segment, with data after it: tolerate-tail
     // refuses, salvage re-lays the partition from that segment on.
-    apply(
-        &data,
-        "streams/0/topics/0/partitions/0",
-        Fault::MidFileCorruptionSealed,
-    )
-    .expect("fault");
-    apply(
-        &data,
-        "streams/0/topics/0/partitions/1",
-        Fault::OffsetGap { gap: 5 },
-    )
-    .expect("fault");
+    let data = generated_with(
+        tmp.path(),
+        &[
+            (P0, Fault::MidFileCorruptionSealed),
+            (P1, Fault::OffsetGap { gap: 5 }),
+        ],
+    );
     crash_everywhere("salvage", &data, Mode::Salvage);
 }
 
@@ -416,7 +406,7 @@ fn a_state_log_cut_killed_at_any_step_converges_and_loses_nothing() {
         .user("bob")
         .build(&data);
     harness::apply_state(&data, harness::StateFault::TornTail { keep: 0 }).expect("fault");
-    apply(&data, "streams/0/topics/0/partitions/0", Fault::TornLogTail).expect("fault");
+    apply(&data, P0, Fault::TornLogTail).expect("fault");
     crash_everywhere("state-log cut", &data, Mode::TolerateTail);
 }
 
@@ -424,19 +414,7 @@ fn a_state_log_cut_killed_at_any_step_converges_and_loses_nothing() {
 fn a_repair_killed_at_any_step_then_its_journal_lost_converges_and_loses_nothing() {
     silence_crash_panics();
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = generated(tmp.path());
-    apply(
-        &data,
-        "streams/0/topics/0/partitions/0",
-        Fault::RotationCrash,
-    )
-    .expect("fault");
-    apply(
-        &data,
-        "streams/0/topics/0/partitions/1",
-        Fault::IndexMissing,
-    )
-    .expect("fault");
+    let data = generated_with(tmp.path(), &TAIL_FAULTS);
     crash_everywhere_then(
         "tolerate-tail, journal lost",
         &data,
@@ -456,13 +434,7 @@ fn a_repair_killed_at_any_step_then_its_journal_lost_converges_and_loses_nothing
 fn a_salvage_relay_killed_at_any_step_then_its_journal_lost_loses_nothing() {
     silence_crash_panics();
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = generated(tmp.path());
-    apply(
-        &data,
-        "streams/0/topics/0/partitions/0",
-        Fault::MidFileCorruptionSealed,
-    )
-    .expect("fault");
+    let data = generated_with(tmp.path(), &[(P0, Fault::MidFileCorruptionSealed)]);
     crash_everywhere_then(
         "salvage, journal lost",
         &data,
