@@ -34,6 +34,9 @@ pub struct FileConfig {
     /// Checkpoint intervals a partition may stay with a message written in part
     /// before the sidecar's stalled-write alert (default 10).
     pub stall_alert_checkpoints: Option<u32>,
+    /// MiB per second the sidecar's background coverage pass may read (default 32;
+    /// 0: no limit, the open segments are verified at once after start-up).
+    pub coverage_mib_per_sec: Option<u64>,
 }
 
 /// Largest configuration file read: a real one is a few hundred bytes.
@@ -118,7 +121,7 @@ pub struct DirArgs {
     #[arg(long, global = true, env = "IGGY_WARDEN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms,
-    /// stall_alert_checkpoints).
+    /// stall_alert_checkpoints, coverage_mib_per_sec, metrics_*).
     #[arg(long, global = true, env = "IGGY_WARDEN_CONFIG")]
     pub config: Option<PathBuf>,
 }

@@ -77,6 +77,19 @@ fn print_text(v: &Value, alerts: &[Value]) {
         num(v, "anomalies"),
         num(v, "layout_anomalies"),
     );
+    if let Some(c) = v.get("coverage") {
+        let left = num(c, "segments_left");
+        println!(
+            "coverage pass: {} of {} bytes verified{}",
+            num(c, "bytes_verified"),
+            num(c, "bytes_to_verify"),
+            if left == 0 {
+                ", done".to_string()
+            } else {
+                format!(", {left} open segments to go")
+            }
+        );
+    }
     let raised: u64 = v
         .get("alerts_raised")
         .and_then(Value::as_object)

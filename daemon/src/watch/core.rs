@@ -28,6 +28,7 @@
 
 use crate::journal_open::OpenedJournal;
 use crate::watch::alerts::StallWatch;
+use crate::watch::coverage::Coverage;
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
 use crate::watch::state_log::StateLogWatch;
@@ -81,6 +82,8 @@ pub struct Settings {
     /// Checkpoint intervals a message written in part may stay so before the
     /// `stalled-write` alert.
     pub stall_checkpoints: u32,
+    /// Bytes per second the coverage pass may read; 0: no limit.
+    pub coverage_rate: u64,
 }
 
 pub struct Core {
@@ -114,6 +117,8 @@ pub struct Core {
     pub(super) state_log: StateLogWatch,
     /// Segments whose verification waits on a write in part (`alerts.rs`).
     pub(super) stalls: StallWatch,
+    /// Open segments still to verify in the background, and the rate (`coverage.rs`).
+    pub(super) coverage: Coverage,
 }
 
 /// Records journaled in a burst after which, once idle, freed memory is handed back.
@@ -146,6 +151,7 @@ impl Core {
             anyhow::bail!("internal: the sidecar's journal was not opened");
         };
         let settings_stall = settings.stall_checkpoints;
+        let coverage_rate = settings.coverage_rate;
         let journal = JournalWriter::start(journal, status.clone())?;
         let mut core = Self {
             next_verify: Instant::now() + settings.checkpoint_interval,
@@ -167,6 +173,7 @@ impl Core {
             scan_buffer: verify_buffer(),
             state_log: StateLogWatch::default(),
             stalls: StallWatch::new(settings_stall),
+            coverage: Coverage::new(coverage_rate),
         };
         core.load_alerts();
         Ok(core)
@@ -259,6 +266,10 @@ impl Core {
                 self.check_state_log();
                 self.next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
             }
+            if self.dirty.is_empty() {
+                // Written segments first: the pass only uses what the writes leave.
+                self.cover();
+            }
             self.flush()?;
             self.maybe_compact();
             self.publish();
@@ -271,6 +282,9 @@ impl Core {
         let now = Instant::now();
         // Writes do not wake the core: the verification tick is always a deadline.
         let mut deadline = (now + self.settings.beat_every).min(self.next_verify);
+        if let Some(due) = self.coverage.due(now) {
+            deadline = deadline.min(due);
+        }
         if !self.advanced.is_empty() {
             deadline = deadline.min(self.next_checkpoint);
         }
@@ -281,7 +295,7 @@ impl Core {
                 }
             }
         }
-        let idle = self.dirty.is_empty() && self.sealing_pending() == 0;
+        let idle = self.dirty.is_empty() && self.sealing_pending() == 0 && self.coverage.is_done();
         if idle && self.since_trim >= TRIM_AFTER {
             // A burst is over: hand its transient memory back.
             self.since_trim = 0;
@@ -678,12 +692,23 @@ impl Core {
                 self.flush()?;
             }
         }
-        // Open segments resume from their checkpoints; sealing ones are retried.
+        // Open segments resume from their checkpoints: the coverage pass verifies
+        // what they have beyond it at its rate, or at once when the rate is unlimited
+        // (recovery should not have to scan what a restart already saw). Sealing ones
+        // are retried.
+        let throttled = self.coverage.throttled();
+        if throttled {
+            self.start_coverage();
+        }
         let model = &mut self.model;
         for (pid, part) in &mut model.partitions {
             for (start, phase) in part.segments.iter_mut() {
                 let key = pid.segment(*start);
                 match phase {
+                    Phase::Open(_) if throttled => {
+                        // Segments new to the journal too: a write marks them again.
+                        self.dirty.remove(&key);
+                    }
                     Phase::Open(_) => {
                         self.dirty.insert(key);
                     }
@@ -697,7 +722,6 @@ impl Core {
                 }
             }
         }
-        // Verify at once: recovery should not have to scan what a restart already saw.
         self.next_verify = Instant::now();
         self.reload_state_log()?;
         self.flush()?;

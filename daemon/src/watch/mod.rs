@@ -6,7 +6,9 @@
 //! - the **core** thread (`core.rs`) owns the journal, the model of the segments and
 //!   the inotify watches; it reconciles journal and disk at start, then turns events
 //!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`), and
-//!   journals how far `state/log` is verified (`state_log.rs`);
+//!   journals how far `state/log` is verified (`state_log.rs`); open segments the
+//!   journal does not vouch for are verified in the background at a bounded rate
+//!   (`coverage.rs`);
 //! - notify's thread folds inotify events into the shared inbox (`events.rs`);
 //! - the **supervisor** (this file, on a small tokio runtime) handles signals, the
 //!   systemd protocol (`notify_systemd.rs`) and the control socket (`control.rs`,
@@ -21,6 +23,7 @@
 pub(crate) mod alerts;
 mod control;
 mod core;
+pub(crate) mod coverage;
 mod events;
 mod lease;
 mod metrics;
@@ -77,6 +80,11 @@ pub struct WatchArgs {
     /// [default: `stall_alert_checkpoints` in the config file, else 10].
     #[arg(long, env = "IGGY_WARDEN_STALL_ALERT_CHECKPOINTS")]
     pub stall_alert_checkpoints: Option<u32>,
+    /// MiB per second the background coverage pass may read from open segments the
+    /// journal does not vouch for yet; 0: no limit
+    /// [default: `coverage_mib_per_sec` in the config file, else 32].
+    #[arg(long, env = "IGGY_WARDEN_COVERAGE_MIB_PER_SEC")]
+    pub coverage_mib_per_sec: Option<u64>,
 }
 
 /// Everything `run` needs, resolved from flags, environment and config file.
@@ -88,6 +96,8 @@ pub struct Resolved {
     /// `None`: no metrics configured.
     pub metrics: Option<crate::metrics::Settings>,
     pub stall_checkpoints: u32,
+    /// Bytes per second of the coverage pass; 0: no limit.
+    pub coverage_rate: u64,
 }
 
 impl WatchArgs {
@@ -116,7 +126,12 @@ impl WatchArgs {
         if stall == 0 {
             anyhow::bail!("stall_alert_checkpoints must be at least 1");
         }
+        let coverage_mib = self
+            .coverage_mib_per_sec
+            .or(dirs.file.coverage_mib_per_sec)
+            .unwrap_or(coverage::DEFAULT_MIB_PER_SEC);
         Ok(Resolved {
+            coverage_rate: coverage_mib.saturating_mul(1 << 20),
             data_dir: dirs.data_dir,
             state_dir: dirs.state_dir,
             checkpoint_interval: Duration::from_millis(ms),
@@ -173,6 +188,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
             checkpoint_interval: settings.checkpoint_interval,
             beat_every,
             stall_checkpoints: settings.stall_checkpoints,
+            coverage_rate: settings.coverage_rate,
         },
         journal,
         shared.clone(),

@@ -6,6 +6,7 @@
 //! small map behind a mutex, changed only when one appears or goes.
 
 use crate::watch::alerts::AlertBoard;
+use crate::watch::coverage::CoverageStatus;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -56,6 +57,8 @@ pub struct Status {
     pub metrics: crate::metrics::SidecarMetrics,
     /// Alerts in force and counted (`alerts.rs`).
     pub alerts: AlertBoard,
+    /// The background coverage pass (`coverage.rs`).
+    pub coverage: CoverageStatus,
 }
 
 impl Default for Status {
@@ -78,6 +81,7 @@ impl Default for Status {
             idle: AtomicBool::new(false),
             metrics: crate::metrics::SidecarMetrics::default(),
             alerts: AlertBoard::default(),
+            coverage: CoverageStatus::default(),
         }
     }
 }
@@ -210,7 +214,7 @@ impl Status {
         format!(
             "state={} partitions={} segments={} journaled={} events={} reconciliations={} \
              overflows={} anomalies={} layout_anomalies={} sealing={} dirty={} idle={} \
-             alerts={} alerts_raised={}{}{}",
+             alerts={} alerts_raised={} coverage_segments_left={} coverage_bytes_verified={}{}{}",
             self.state(),
             self.partitions.load(Relaxed),
             self.segments.load(Relaxed),
@@ -225,6 +229,8 @@ impl Status {
             self.idle.load(Relaxed),
             self.alerts.active_count(),
             self.alerts.raised_total(),
+            self.coverage.segments_left.load(Relaxed),
+            self.coverage.bytes_verified.load(Relaxed),
             self.alerts.newest().map_or(String::new(), |a| format!(
                 " alert={}:{}",
                 a.kind, a.segment
@@ -268,6 +274,11 @@ impl Status {
             "alerts_active": counts(self.alerts.active_by_kind()),
             "alerts_raised": counts(self.alerts.raised_by_kind()),
             "alerts": self.alerts.active().iter().map(|a| a.to_json()).collect::<Vec<_>>(),
+            "coverage": {
+                "bytes_to_verify": self.coverage.bytes_to_verify.load(Relaxed),
+                "bytes_verified": self.coverage.bytes_verified.load(Relaxed),
+                "segments_left": self.coverage.segments_left.load(Relaxed),
+            },
         })
     }
 }

@@ -182,6 +182,12 @@ impl Tracker {
         t
     }
 
+    /// Where the next advance starts reading: the journaled checkpoint while it is
+    /// not checked yet (it is resumed if it fits the files).
+    pub fn resumes_at(&self) -> u64 {
+        self.resume.map_or(self.pos, |c| c.valid_len)
+    }
+
     /// Messages verified so far.
     pub fn messages(&self) -> u64 {
         self.next_offset.saturating_sub(self.key.start_offset)
@@ -194,6 +200,19 @@ impl Tracker {
 
     /// Verifies what was appended since the last call, at most [`SCAN_BUDGET`] log bytes.
     pub fn advance(&mut self, dir: &Path, scratch: &mut ScanBuffer) -> io::Result<Outcome> {
+        self.advance_within(dir, scratch, SCAN_BUDGET)
+    }
+
+    /// [`Tracker::advance`], reading at most `budget` log bytes (the background
+    /// coverage pass reads in small steps). A message longer than the budget is still
+    /// verified whole: a step that ends before its first message's end reads again
+    /// with [`SCAN_BUDGET`].
+    pub fn advance_within(
+        &mut self,
+        dir: &Path,
+        scratch: &mut ScanBuffer,
+        budget: u64,
+    ) -> io::Result<Outcome> {
         let lp = log_path(dir, &self.key);
         let ip = index_path(dir, &self.key);
         let Some(log) = open_optional(&lp)? else {
@@ -252,7 +271,18 @@ impl Tracker {
                 self.pos
             ))));
         }
-        let mut advance = self.scan(log, index, log_len, available, scratch)?;
+        let before = self.pos;
+        let mut advance = self.scan(log, index, log_len, available, scratch, budget)?;
+        let cut = log_len - before > budget;
+        if cut
+            && self.pos == before
+            && budget < SCAN_BUDGET
+            && matches!(advance, Advance::Waiting(_))
+        {
+            let log = File::open(&lp)?;
+            let index = File::open(&ip)?;
+            advance = self.scan(log, index, log_len, available, scratch, SCAN_BUDGET)?;
+        }
         if advance == Advance::UpToDate {
             advance = self.index_ahead_check(&lp, log_len, index_len);
         }
@@ -298,11 +328,15 @@ impl Tracker {
         log_len: u64,
         available: u64,
         scratch: &mut ScanBuffer,
+        budget: u64,
     ) -> io::Result<Advance> {
         let start = self.key.start_offset;
         log.seek(SeekFrom::Start(self.pos))?;
         index.seek(SeekFrom::Start(self.messages() * ENTRY_LEN as u64))?;
-        let want = (log_len - self.pos).min(SCAN_BUDGET);
+        let from = self.pos;
+        let want = (log_len - self.pos).min(budget);
+        // The budget, not the file, ends this read: a frame cut there is not a tail.
+        let cut_short = want < log_len - self.pos;
         let capacity = usize::try_from(available.saturating_mul(ENTRY_LEN as u64))
             .unwrap_or(usize::MAX)
             .clamp(ENTRY_LEN, 64 << 10);
@@ -394,6 +428,7 @@ impl Tracker {
             Some(StopReason::EndOfFile) if self.pos == log_len => Ok(Advance::UpToDate),
             // The end of the budget, not of the file.
             Some(StopReason::EndOfFile) => Ok(Advance::Partial),
+            Some(s) if s.is_tail_only() && cut_short && self.pos > from => Ok(Advance::Partial),
             Some(s) if s.is_tail_only() => Ok(Advance::Waiting(s.describe())),
             Some(s) => {
                 let finding = Finding {

@@ -5,11 +5,19 @@
 
 use crate::watch::alerts::{AlertKind, Finding};
 use crate::watch::core::{Core, SEAL_BACKOFF_MS, WORK_SLICE};
+use crate::watch::coverage;
 use crate::watch::reconcile::Phase;
 use crate::watch::status::Status;
-use crate::watch::tracker::{Advance, SealCheck};
+use crate::watch::tracker::{log_path, Advance, SealCheck, SCAN_BUDGET};
 use journal::{PartitionId, Record, SegmentKey};
 use std::time::{Duration, Instant};
+
+/// One step of a segment's verification.
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    /// The budget ended the read: there is more to verify now.
+    more: bool,
+}
 
 /// Why a seal check gives up on a log that is not there (the segment was deleted:
 /// not an alert).
@@ -133,79 +141,143 @@ impl Core {
             if started.elapsed() > WORK_SLICE {
                 return true;
             }
-            self.status.beat();
-            let dir = self.partition_dir(key.partition);
-            let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
-                self.dirty.remove(&key);
-                continue;
-            };
-            let before = t.pos;
-            let outcome = match t.advance(&dir, &mut self.scan_buffer) {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::debug!(segment = %key, error = %e, "cannot verify {key} yet: {e}");
-                    continue;
-                }
-            };
-            let (pos, finding) = (t.pos, t.finding);
-            let moved = t.pos != before || outcome.restarted;
-            let needs_checkpoint = t.needs_checkpoint();
-            if outcome.restarted {
-                // The journaled checkpoint did not fit the files: a new incarnation,
-                // so recovery does not trust the stale one.
-                t.checkpointed = 0;
-                tracing::info!(
-                    segment = %key,
-                    "segment {key}: journaled checkpoint does not fit the files; verifying from \
-                     its start"
-                );
-                self.outbox.push(Record::SegmentOpened { segment: key });
-            }
-            match outcome.advance {
-                Advance::Partial => {
-                    // Keep it dirty: there is more to verify.
-                    backlog = true;
-                }
-                Advance::Anomaly(why) => {
-                    self.dirty.remove(&key);
-                    self.forget_pending(key);
-                    Status::add(&self.status.anomalies, 1);
-                    let finding = finding.unwrap_or(Finding {
-                        kind: AlertKind::CorruptData,
-                        byte: pos,
-                        in_index: false,
-                    });
-                    self.raise(
-                        key,
-                        finding,
-                        &format!("{why}; verification stops there and recovery will check it"),
-                    );
-                }
-                Advance::Gone => {
-                    self.dirty.remove(&key);
-                    self.forget_pending(key);
-                    let pid: PartitionId = key.partition;
-                    self.shared.post(|i| {
-                        i.partitions.insert(pid);
-                    });
-                }
-                Advance::Waiting(why) => {
-                    self.dirty.remove(&key);
-                    self.note_waiting(key, pos, outcome.log_len, outcome.index_len, &why);
-                }
-                Advance::UpToDate => {
-                    self.dirty.remove(&key);
-                    self.note_settled(key, "the write completed");
-                }
-                Advance::Stalled => {
-                    self.dirty.remove(&key);
-                }
-            }
-            if moved || needs_checkpoint {
-                self.advanced.insert(key);
+            if let Some(step) = self.verify_segment(key, SCAN_BUDGET) {
+                backlog |= step.more;
             }
         }
         backlog
+    }
+
+    /// Steps the background coverage pass while the rate allows, for at most one
+    /// slice (`coverage.rs`). Bytes it reads that were not cached are dropped from
+    /// the page cache again.
+    pub(super) fn cover(&mut self) {
+        let started = Instant::now();
+        while started.elapsed() < WORK_SLICE {
+            let Some(key) = self.coverage.next(Instant::now()) else {
+                return;
+            };
+            self.status.beat();
+            let before = match self.model.get_mut(&key) {
+                Some(Phase::Open(t)) if t.anomaly.is_none() => t.resumes_at(),
+                _ => {
+                    self.coverage.stepped(key, 0, true, &self.status.coverage);
+                    continue;
+                }
+            };
+            let log = std::fs::File::open(log_path(&self.partition_dir(key.partition), &key)).ok();
+            let cold = log.as_ref().is_some_and(|f| !coverage::cached(f, before));
+            let step = self.verify_segment(key, coverage::STEP);
+            let after = match self.model.get_mut(&key) {
+                Some(Phase::Open(t)) => t.pos,
+                _ => before,
+            };
+            if let (Some(f), true) = (&log, cold && after > before) {
+                coverage::drop_cached(f, before, after);
+            }
+            let done = step.is_none_or(|s| !s.more);
+            self.coverage.stepped(
+                key,
+                after.saturating_sub(before),
+                done,
+                &self.status.coverage,
+            );
+        }
+    }
+
+    /// Verifies one open segment a step further, reading at most `budget` log bytes;
+    /// `None` when it is not open (any more) or cannot be read now.
+    fn verify_segment(&mut self, key: SegmentKey, budget: u64) -> Option<Step> {
+        self.status.beat();
+        let dir = self.partition_dir(key.partition);
+        let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
+            self.dirty.remove(&key);
+            return None;
+        };
+        let before = t.pos;
+        let outcome = match t.advance_within(&dir, &mut self.scan_buffer, budget) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::debug!(segment = %key, error = %e, "cannot verify {key} yet: {e}");
+                return None;
+            }
+        };
+        let (pos, finding) = (t.pos, t.finding);
+        let moved = t.pos != before || outcome.restarted;
+        let needs_checkpoint = t.needs_checkpoint();
+        if outcome.restarted {
+            // The journaled checkpoint did not fit the files: a new incarnation,
+            // so recovery does not trust the stale one.
+            t.checkpointed = 0;
+            tracing::info!(
+                segment = %key,
+                "segment {key}: journaled checkpoint does not fit the files; verifying from \
+                 its start"
+            );
+            self.outbox.push(Record::SegmentOpened { segment: key });
+        }
+        let mut more = false;
+        match outcome.advance {
+            Advance::Partial => {
+                // Keep it dirty: there is more to verify.
+                more = true;
+            }
+            Advance::Anomaly(why) => {
+                self.dirty.remove(&key);
+                self.forget_pending(key);
+                Status::add(&self.status.anomalies, 1);
+                let finding = finding.unwrap_or(Finding {
+                    kind: AlertKind::CorruptData,
+                    byte: pos,
+                    in_index: false,
+                });
+                self.raise(
+                    key,
+                    finding,
+                    &format!("{why}; verification stops there and recovery will check it"),
+                );
+            }
+            Advance::Gone => {
+                self.dirty.remove(&key);
+                self.forget_pending(key);
+                let pid: PartitionId = key.partition;
+                self.shared.post(|i| {
+                    i.partitions.insert(pid);
+                });
+            }
+            Advance::Waiting(why) => {
+                self.dirty.remove(&key);
+                self.note_waiting(key, pos, outcome.log_len, outcome.index_len, &why);
+            }
+            Advance::UpToDate => {
+                self.dirty.remove(&key);
+                self.note_settled(key, "the write completed");
+            }
+            Advance::Stalled => {
+                self.dirty.remove(&key);
+            }
+        }
+        if moved || needs_checkpoint {
+            self.advanced.insert(key);
+        }
+        Some(Step { more })
+    }
+
+    /// Starts the coverage pass over the open segments, with what each has on disk
+    /// beyond its journaled checkpoint.
+    pub(super) fn start_coverage(&mut self) {
+        let mut segments = Vec::new();
+        for (pid, part) in self.model.partitions.iter_mut() {
+            let dir = self.settings.data_dir.join(pid.rel_dir());
+            for (start, phase) in part.segments.iter_mut() {
+                if let Phase::Open(t) = phase {
+                    let key = pid.segment(*start);
+                    let on_disk = std::fs::metadata(log_path(&dir, &key)).map_or(0, |m| m.len());
+                    segments.push((key, on_disk.saturating_sub(t.checkpointed)));
+                }
+            }
+        }
+        self.coverage.start(segments, &self.status.coverage);
     }
 
     /// One checkpoint interval's work, now (the control socket's `TICK`): the known
