@@ -716,6 +716,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_small_budget_steps_through_whole_messages_and_never_stalls() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegWriter::create(dir.path(), key());
+        // 10 messages of about 1 KiB, then one of 8 KiB, then 10 small ones.
+        w.append(10, 1000);
+        w.append(1, 8000);
+        w.append(10, 1000);
+        let mut t = Tracker::new(key());
+        let mut steps = Vec::new();
+        loop {
+            let before = t.pos;
+            let advance = t
+                .advance_within(dir.path(), &mut verify_buffer(), 2500)
+                .unwrap()
+                .advance;
+            assert!(t.pos > before, "every step makes progress ({advance:?})");
+            steps.push(t.pos - before);
+            if advance == Advance::UpToDate {
+                break;
+            }
+            // A frame the budget cut is not a torn tail.
+            assert_eq!(advance, Advance::Partial);
+        }
+        assert_eq!((t.pos, t.messages()), (w.log_len, 21));
+        assert!(t.anomaly.is_none());
+        // Steps stay within the budget, except the one that had to take the 8 KiB
+        // message whole.
+        assert_eq!(steps.iter().filter(|&&n| n > 2500).count(), 1, "{steps:?}");
+    }
+
+    #[test]
     fn seals_with_exact_facts_and_resumes_from_a_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = SegWriter::create(dir.path(), key());
