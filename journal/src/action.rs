@@ -99,7 +99,39 @@ pub struct RelayPiece {
     pub range: ByteRange,
 }
 
+/// What a truncation keeps of a file: the three cuts (log, index, state log) are
+/// saved, applied and costed alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cut {
+    pub keep_len: u64,
+    pub original_len: u64,
+}
+
 impl RepairAction {
+    /// The lengths of a truncation; `None` for every other action.
+    pub fn cut(&self) -> Option<Cut> {
+        match *self {
+            RepairAction::TruncateLog {
+                keep_len,
+                original_len,
+                ..
+            }
+            | RepairAction::TruncateIndex {
+                keep_len,
+                original_len,
+                ..
+            }
+            | RepairAction::TruncateStateLog {
+                keep_len,
+                original_len,
+            } => Some(Cut {
+                keep_len,
+                original_len,
+            }),
+            _ => None,
+        }
+    }
+
     /// The file this action changes, relative to the data directory.
     pub fn rel_path(&self) -> String {
         match self {

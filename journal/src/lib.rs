@@ -31,7 +31,7 @@ pub mod state;
 pub mod store;
 pub mod verify;
 
-pub use action::{RelayOriginal, RelayPiece, RelaySegment, RepairAction, RepairId};
+pub use action::{Cut, RelayOriginal, RelayPiece, RelaySegment, RepairAction, RepairId};
 pub use compact::CompactReport;
 pub use error::JournalError;
 pub use key::{ByteRange, ParseSegmentKeyError, PartitionId, SegmentKey};

@@ -15,7 +15,7 @@
 use crate::fsops::{file_digest, file_len, FileOps, SyncRound, SYNC_THREADS};
 use crate::quarantine::{Quarantine, QuarantineError, SaveRequest};
 use crate::rebuild::rebuild_index;
-use journal::{ByteRange, RepairAction, RepairId, SegmentKey};
+use journal::{ByteRange, Cut, RepairAction, RepairId, SegmentKey};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -391,37 +391,26 @@ impl Executor<'_> {
                 .map(drop)
                 .map_err(ExecError::from)
         };
-        match action {
-            // `rel_path` names the log or the index, as the action says.
-            RepairAction::TruncateLog {
-                keep_len,
-                original_len,
-                ..
-            }
-            | RepairAction::TruncateIndex {
-                keep_len,
-                original_len,
-                ..
-            }
-            | RepairAction::TruncateStateLog {
-                keep_len,
-                original_len,
-            } => {
-                let rel = action.rel_path();
-                let path = self.data_dir.join(&rel);
-                match file_len(self.fs, &path).map_err(io_err(&path))? {
-                    Some(len) if len == *original_len => {
-                        save(&rel, ByteRange::new(*keep_len, *original_len), false)
-                    }
-                    // Cut before a crash: its bytes were saved first, so they must be there.
-                    Some(len)
-                        if len == *keep_len && self.quarantine.load_verified(id)?.is_some() =>
-                    {
-                        Ok(())
-                    }
-                    found => Err(self.changed(id, &path, format!("{original_len} bytes"), found)),
+        if let Some(Cut {
+            keep_len,
+            original_len,
+        }) = action.cut()
+        {
+            // `rel_path` names the log, the index or the state log, as the action says.
+            let rel = action.rel_path();
+            let path = self.data_dir.join(&rel);
+            return match file_len(self.fs, &path).map_err(io_err(&path))? {
+                Some(len) if len == original_len => {
+                    save(&rel, ByteRange::new(keep_len, original_len), false)
                 }
-            }
+                // Cut before a crash: its bytes were saved first, so they must be there.
+                Some(len) if len == keep_len && self.quarantine.load_verified(id)?.is_some() => {
+                    Ok(())
+                }
+                found => Err(self.changed(id, &path, format!("{original_len} bytes"), found)),
+            };
+        }
+        match action {
             RepairAction::RewriteIndex {
                 segment,
                 original_len,
@@ -457,9 +446,14 @@ impl Executor<'_> {
             }
             // Nothing saved, `created_file`: `restore` removes the folder again.
             RepairAction::CreateDir { path: rel } => save(rel, ByteRange::new(0, 0), true),
-            RepairAction::Restore { .. } | RepairAction::Relay { .. } => Err(ExecError::Journal(
-                format!("repair {id} ({action}) does not run in phases"),
-            )),
+            // Truncations are handled above.
+            RepairAction::TruncateLog { .. }
+            | RepairAction::TruncateIndex { .. }
+            | RepairAction::TruncateStateLog { .. }
+            | RepairAction::Restore { .. }
+            | RepairAction::Relay { .. } => Err(ExecError::Journal(format!(
+                "repair {id} ({action}) does not run in phases"
+            ))),
         }
     }
 
@@ -473,35 +467,26 @@ impl Executor<'_> {
         round: &SyncRound,
     ) -> Result<u64, ExecError> {
         let changed_in = |path: &Path| round.add(path.parent().unwrap_or(self.data_dir));
-        match action {
-            RepairAction::TruncateLog {
-                keep_len,
-                original_len,
-                ..
-            }
-            | RepairAction::TruncateIndex {
-                keep_len,
-                original_len,
-                ..
-            }
-            | RepairAction::TruncateStateLog {
-                keep_len,
-                original_len,
-            } => {
-                let path = self.data_dir.join(action.rel_path());
-                match file_len(self.fs, &path).map_err(io_err(&path))? {
-                    Some(len) if len == *original_len => {
-                        // The fsync of the file makes its new length durable; no
-                        // entry of its folder changed, so the folder needs none.
-                        self.fs.truncate(&path, *keep_len).map_err(io_err(&path))?;
-                    }
-                    Some(len) if len == *keep_len => {}
-                    found => {
-                        return Err(self.changed(id, &path, format!("{original_len} bytes"), found))
-                    }
+        if let Some(Cut {
+            keep_len,
+            original_len,
+        }) = action.cut()
+        {
+            let path = self.data_dir.join(action.rel_path());
+            match file_len(self.fs, &path).map_err(io_err(&path))? {
+                Some(len) if len == original_len => {
+                    // The fsync of the file makes its new length durable; no entry of
+                    // its folder changed, so the folder needs none.
+                    self.fs.truncate(&path, keep_len).map_err(io_err(&path))?;
                 }
-                Ok(ByteRange::new(*keep_len, *original_len).len())
+                Some(len) if len == keep_len => {}
+                found => {
+                    return Err(self.changed(id, &path, format!("{original_len} bytes"), found))
+                }
             }
+            return Ok(ByteRange::new(keep_len, original_len).len());
+        }
+        match action {
             RepairAction::RewriteIndex {
                 segment,
                 original_len,
@@ -547,9 +532,14 @@ impl Executor<'_> {
                 }
                 Ok(0)
             }
-            RepairAction::Restore { .. } | RepairAction::Relay { .. } => Err(ExecError::Journal(
-                format!("repair {id} ({action}) does not run in phases"),
-            )),
+            // Truncations are handled above.
+            RepairAction::TruncateLog { .. }
+            | RepairAction::TruncateIndex { .. }
+            | RepairAction::TruncateStateLog { .. }
+            | RepairAction::Restore { .. }
+            | RepairAction::Relay { .. } => Err(ExecError::Journal(format!(
+                "repair {id} ({action}) does not run in phases"
+            ))),
         }
     }
 

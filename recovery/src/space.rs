@@ -23,20 +23,13 @@ pub fn space_needed<'a>(
     let mut n = SpaceNeeded::default();
     for a in actions {
         let (data, quarantine) = match a {
-            RepairAction::TruncateLog {
-                keep_len,
-                original_len,
-                ..
-            }
-            | RepairAction::TruncateIndex {
-                keep_len,
-                original_len,
-                ..
-            }
-            | RepairAction::TruncateStateLog {
-                keep_len,
-                original_len,
-            } => (0, original_len.saturating_sub(*keep_len)),
+            RepairAction::TruncateLog { .. }
+            | RepairAction::TruncateIndex { .. }
+            | RepairAction::TruncateStateLog { .. } => (
+                0,
+                a.cut()
+                    .map_or(0, |c| c.original_len.saturating_sub(c.keep_len)),
+            ),
             RepairAction::RewriteIndex {
                 original_len,
                 new_len,
@@ -115,18 +108,8 @@ fn check_space_with(
     // described, and holes stay holes in a copy. So a sparse giant's tail costs its
     // allocated blocks at most, not its length.
     for a in actions {
-        if let RepairAction::TruncateLog {
-            keep_len,
-            original_len,
-            ..
-        }
-        | RepairAction::TruncateIndex {
-            keep_len,
-            original_len,
-            ..
-        } = a
-        {
-            let cut = original_len.saturating_sub(*keep_len);
+        if let Some(c) = a.cut() {
+            let cut = c.original_len.saturating_sub(c.keep_len);
             let path = data_dir.join(a.rel_path());
             if let Ok(Some(meta)) = crate::fsops::metadata(&path) {
                 let allocated = meta.blocks().saturating_mul(512);
