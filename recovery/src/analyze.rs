@@ -3,9 +3,12 @@
 //! One pass per segment: the scanner walks the `.log` and the index verifier walks
 //! the `.index` in step with it, so each byte is read once. The result is plain data
 //! that the verdict (for `check`) and the planner (for `recover`) both consume.
+//! Segments are analysed on several threads by one driver, [`analyze_each`], which
+//! the journal-guided analysis (`guided.rs`) shares.
 
 use crate::index::{IndexState, IndexVerifier};
 use crate::layout::{Anomaly, DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
+use crate::parallel::{map_ordered, IO_THREADS};
 use crate::scan::{scan_log, scan_log_prefetched, ScanOutcome, ScanStart};
 use crate::state_check::StateInspection;
 use journal::{PartitionId, SegmentKey};
@@ -109,22 +112,51 @@ impl Analysis {
     }
 }
 
-/// Scans everything in `dir`; `progress` receives the log bytes of each finished
-/// segment.
-pub fn analyze(dir: &DataDir, progress: &dyn Fn(u64)) -> Result<Analysis, AnalyzeError> {
-    let partitions = dir
-        .partitions
-        .iter()
-        .map(|p| analyze_partition(p, progress))
-        .collect::<Result<_, _>>()?;
-    Ok(Analysis {
+/// Scans everything in `dir` (what `check` does: no journal is trusted); `progress`
+/// receives the log bytes of each finished segment.
+pub fn analyze(dir: &DataDir, progress: &(dyn Fn(u64) + Sync)) -> Result<Analysis, AnalyzeError> {
+    let (analysis, _) = analyze_each(dir, progress, |files| {
+        let seg = analyze_segment(files, ScanStart::segment(files.key.start_offset))?;
+        Ok((seg, ()))
+    })?;
+    Ok(analysis)
+}
+
+/// The one driver of every whole-directory analysis, full (`analyze`) or guided by
+/// the journal (`guided.rs`): `segment` applied to every segment of `dir`, on
+/// several threads, over segments rather than partitions so that one large partition
+/// is spread too; the results regrouped by partition in order, with what `segment`
+/// returned beside each analysis. `progress` receives each finished segment's log
+/// bytes. Threads beyond the core count keep a cold disk busy (`parallel.rs`).
+pub fn analyze_each<S: Send>(
+    dir: &DataDir,
+    progress: &(dyn Fn(u64) + Sync),
+    segment: impl Fn(&SegmentFiles) -> Result<(SegmentAnalysis, S), AnalyzeError> + Sync,
+) -> Result<(Analysis, Vec<S>), AnalyzeError> {
+    let items: Vec<&SegmentFiles> = dir.partitions.iter().flat_map(|p| &p.segments).collect();
+    let done = map_ordered(&items, IO_THREADS, |files| {
+        let result = segment(files)?;
+        progress(files.log_len.unwrap_or(0));
+        Ok::<_, AnalyzeError>(result)
+    })?;
+    let mut done = done.into_iter();
+    let mut extras = Vec::with_capacity(items.len());
+    let mut partitions = Vec::with_capacity(dir.partitions.len());
+    for p in &dir.partitions {
+        // `map_ordered` returns one result per item, in order.
+        let (segments, more): (Vec<_>, Vec<_>) = done.by_ref().take(p.segments.len()).unzip();
+        extras.extend(more);
+        partitions.push(PartitionAnalysis::new(p, segments));
+    }
+    let analysis = Analysis {
         root: dir.root.clone(),
         version: dir.version.clone(),
         partitions,
         strays: dir.strays.clone(),
         state: dir.state.clone(),
         anomalies: dir.anomalies.clone(),
-    })
+    };
+    Ok((analysis, extras))
 }
 
 pub fn analyze_partition(

@@ -11,11 +11,10 @@
 //! the journal, or not matching it) is scanned in full: the journal accelerates, it
 //! never overrides the disk.
 
-use crate::analyze::{analyze_segment, Analysis, AnalyzeError, PartitionAnalysis, SegmentAnalysis};
+use crate::analyze::{analyze_each, analyze_segment, Analysis, AnalyzeError, SegmentAnalysis};
 use crate::index::{IndexState, ENTRY_LEN};
 use crate::layout::{DataDir, SegmentFiles};
 use crate::message::{MessageHeader, HEADER_LEN};
-use crate::parallel::{map_ordered, IO_THREADS};
 use crate::scan::{MessageMeta, ScanOutcome, ScanStart, StopReason};
 use journal::{SegmentKey, SegmentPhase, SegmentState};
 use serde::Serialize;
@@ -41,15 +40,10 @@ pub fn analyze_guided(
     known: &HashMap<SegmentKey, SegmentState>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(Analysis, GuidedStats), AnalyzeError> {
-    // Mostly small reads that wait on the disk: see `parallel`.
-    let done = map_ordered(&dir.partitions, IO_THREADS, |p| {
+    let (analysis, per_segment) = analyze_each(dir, progress, |files| {
         let mut stats = GuidedStats::default();
-        let mut segments = Vec::with_capacity(p.segments.len());
-        for files in &p.segments {
-            segments.push(analyze_known(files, known.get(&files.key), &mut stats)?);
-            progress(files.log_len.unwrap_or(0));
-        }
-        Ok::<_, AnalyzeError>((PartitionAnalysis::new(p, segments), stats))
+        let seg = analyze_known(files, known.get(&files.key), &mut stats)?;
+        Ok((seg, stats))
     })?;
     let state_log_len = dir.state.log.as_ref().map_or(0, |l| l.len);
     let mut stats = GuidedStats {
@@ -57,22 +51,12 @@ pub fn analyze_guided(
         state_log_bytes_verified: state_log_len.saturating_sub(dir.state.bytes_trusted),
         ..GuidedStats::default()
     };
-    let mut partitions = Vec::with_capacity(done.len());
-    for (analysis, s) in done {
+    for s in per_segment {
         stats.trusted += s.trusted;
         stats.resumed += s.resumed;
         stats.scanned += s.scanned;
         stats.bytes_scanned += s.bytes_scanned;
-        partitions.push(analysis);
     }
-    let analysis = Analysis {
-        root: dir.root.clone(),
-        version: dir.version.clone(),
-        partitions,
-        strays: dir.strays.clone(),
-        state: dir.state.clone(),
-        anomalies: dir.anomalies.clone(),
-    };
     Ok((analysis, stats))
 }
 
