@@ -5,7 +5,7 @@
 //! | bytes | field                               |
 //! |-------|-------------------------------------|
 //! | 0..4  | magic `IWJ1`                        |
-//! | 4..6  | format version (u16, currently 2)   |
+//! | 4..6  | format version (u16, currently 3)   |
 //! | 6..10 | payload length (u32)                |
 //! | 10..18| XXH3-64 of the payload (u64)        |
 //! | 18..  | payload: bincode 2, serde, standard |
@@ -19,8 +19,18 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub const MAGIC: [u8; 4] = *b"IWJ1";
-/// The only format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 2;
+/// The format version this build writes.
+///
+/// - 2: one `log` value per commit round (blocks of entries).
+/// - 3: the records and actions of the salvage, state-log and alert work
+///   (`Relay`, `TruncateStateLog`, `StateLogVerified`, `AlertRaised`,
+///   `AlertsCleared`), all appended to their enums: a value of version 2 decodes as
+///   version 3 unchanged, so a version-2 journal is read as it is and only its
+///   marker is raised (see `store.rs`). A build that reads only 2 refuses a
+///   version-3 journal by its marker rather than failing on a record it cannot name.
+pub const FORMAT_VERSION: u16 = 3;
+/// The oldest format version this build reads (see [`FORMAT_VERSION`]).
+pub const OLDEST_READABLE: u16 = 2;
 pub const HEADER_LEN: usize = 18;
 /// No journal value comes near this; it caps what a damaged payload can make bincode
 /// allocate.
@@ -30,7 +40,9 @@ pub const MAX_PAYLOAD: usize = 1 << 24;
 pub enum EnvelopeError {
     #[error("bad magic {found:02x?} (expected {MAGIC:02x?})")]
     BadMagic { found: Vec<u8> },
-    #[error("format version {found} not supported (this build reads {supported})")]
+    #[error(
+        "format version {found} not supported (this build reads {OLDEST_READABLE} to {supported})"
+    )]
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("length mismatch: header says {declared} payload bytes, {actual} present")]
     LengthMismatch { declared: u64, actual: u64 },
@@ -90,7 +102,7 @@ pub fn open(bytes: &[u8]) -> Result<&[u8], EnvelopeError> {
         actual: bytes.len() as u64,
     };
     let version = u16::from_le_bytes(array_at(bytes, 4).ok_or_else(truncated)?);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
         return Err(EnvelopeError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -139,7 +151,7 @@ mod tests {
     fn header_fields_are_where_documented() {
         let bytes = encode(&7u64).unwrap();
         assert_eq!(&bytes[0..4], b"IWJ1");
-        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 2);
+        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 3);
         assert_eq!(bytes.len(), HEADER_LEN + 1); // varint 7 is one byte
         assert_eq!(decode::<u64>(&bytes), Ok(7));
     }
@@ -155,17 +167,20 @@ mod tests {
             Err(EnvelopeError::BadMagic { .. })
         ));
 
-        for other in [1u16, 3] {
+        for other in [1u16, 4] {
             let mut future_or_past = good.clone();
             future_or_past[4..6].copy_from_slice(&other.to_le_bytes());
             assert_eq!(
                 decode::<String>(&future_or_past),
                 Err(EnvelopeError::UnsupportedVersion {
                     found: other,
-                    supported: 2
+                    supported: 3
                 })
             );
         }
+        // Version 2 is still read: its values decode as version 3 (a superset).
+        let two = encode_with_version(&"hello".to_string(), 2).unwrap();
+        assert_eq!(decode::<String>(&two), Ok("hello".to_string()));
 
         let short = &good[..good.len() - 1];
         assert!(matches!(

@@ -24,7 +24,8 @@ pub enum JournalError {
     /// A record is in a format this build does not read: written by a newer
     /// iggy-warden, or by one from before format 2 (one `log` value per commit round).
     #[error(
-        "journal at {path} holds a record in format version {found}; this build reads version {supported} (use the iggy-warden that wrote it, or move the journal aside)"
+        "journal at {path} holds a record in format version {found}; this build reads versions {oldest} to {supported} (use the iggy-warden that wrote it, or move the journal aside)",
+        oldest = crate::envelope::OLDEST_READABLE
     )]
     UnsupportedVersion {
         path: PathBuf,

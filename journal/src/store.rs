@@ -239,21 +239,35 @@ impl Journal {
                 }),
             }
         };
+        let current = u64::from(envelope::FORMAT_VERSION);
+        let oldest = u64::from(envelope::OLDEST_READABLE);
         match meta_u64(META_FORMAT)? {
-            Some(found) if found != u64::from(envelope::FORMAT_VERSION) => {
+            Some(found) if found == current => {}
+            Some(found) if (oldest..current).contains(&found) => {
+                // Migration: every value of an older readable version decodes as the
+                // current one (`envelope::FORMAT_VERSION`), so the values stay as
+                // they are; raising the marker, durably, is the whole migration.
+                meta.insert(META_FORMAT, &current.to_be_bytes())
+                    .map_err(sled_err)?;
+                db.flush().map_err(sled_err)?;
+                tracing::info!(
+                    journal = %dir.display(),
+                    from = found,
+                    to = current,
+                    "journal {} migrated from format {found} to {current}",
+                    dir.display()
+                );
+            }
+            Some(found) => {
                 return Err(JournalError::UnsupportedVersion {
                     path: dir.to_path_buf(),
                     found: u16::try_from(found).unwrap_or(u16::MAX),
                     supported: envelope::FORMAT_VERSION,
                 })
             }
-            Some(_) => {}
             None => {
-                meta.insert(
-                    META_FORMAT,
-                    &u64::from(envelope::FORMAT_VERSION).to_be_bytes(),
-                )
-                .map_err(sled_err)?;
+                meta.insert(META_FORMAT, &current.to_be_bytes())
+                    .map_err(sled_err)?;
             }
         }
 

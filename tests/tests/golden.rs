@@ -1,0 +1,109 @@
+//! A journal and a quarantine written by the release before journal format 3
+//! (`fixtures/warden-format-2/`): the current build migrates the journal instead of
+//! moving it aside, keeps its history, recovers with it and restores its repairs.
+
+use harness::cli::Run;
+use harness::fixtures::{copy_dir, fixtures_dir};
+use harness::warden;
+use journal::{Journal, Record, SegmentPhase};
+use std::path::{Path, PathBuf};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+struct Golden {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    state: PathBuf,
+}
+
+fn golden() -> Golden {
+    let src = fixtures_dir().join("../warden-format-2");
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
+    copy_dir(&src.join("data"), &data).unwrap();
+    copy_dir(&src.join("state"), &state).unwrap();
+    Golden {
+        _tmp: tmp,
+        data,
+        state,
+    }
+}
+
+fn run(g: &Golden, args: &[&str]) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", s(&g.data), "--state-dir", s(&g.state)]);
+    warden(all)
+}
+
+#[test]
+fn a_format_2_journal_is_migrated_with_its_history() {
+    let g = golden();
+    let verify = run(&g, &["journal", "verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    // Nothing was moved aside: the same journal, readable whole.
+    let names: Vec<_> = std::fs::read_dir(&g.state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("unusable")), "{names:?}");
+    let journal = Journal::open(&g.state.join("journal")).unwrap();
+    let records: Vec<Record> = journal
+        .records_since(0)
+        .map(|e| e.map(|e| e.record))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let done = records
+        .iter()
+        .filter(|r| matches!(r, Record::RepairDone { .. }))
+        .count();
+    assert_eq!(done, 11, "the old release's 11 repairs are in the history");
+    let sealed = journal
+        .all_segment_states()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, st)| matches!(st.phase, SegmentPhase::Sealed { .. }))
+        .count();
+    assert!(sealed >= 2, "the old sidecar's seals are kept ({sealed})");
+    drop(journal);
+    // A build that reads only format 2 would now refuse it by its marker.
+    let db = sled::open(g.state.join("journal")).unwrap();
+    let marker = db.open_tree("meta").unwrap().get("format_version").unwrap();
+    assert_eq!(
+        marker.as_deref(),
+        Some(&u64::from(journal::envelope::FORMAT_VERSION).to_be_bytes()[..])
+    );
+}
+
+#[test]
+fn recover_trusts_the_old_seals_and_restore_gives_back_the_old_repairs() {
+    let g = golden();
+    let recover = run(&g, &["recover", "--mode", "tolerate-tail"]);
+    assert_eq!(recover.code, 0, "{}{}", recover.stdout, recover.stderr);
+    // The three segments the old sidecar sealed are trusted without a scan. (Its
+    // checkpoint of the open one counts only within the boot that wrote it.)
+    assert!(
+        recover.stdout.contains("journal used: 3 segments trusted"),
+        "{}",
+        recover.stdout
+    );
+
+    let torn = std::fs::read_to_string(fixtures_dir().join("../warden-format-2/torn-log")).unwrap();
+    let torn = torn.trim();
+    let listed = run(&g, &["restore", "--list", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let list = listed.json();
+    let repairs = list["repairs"].as_array().unwrap();
+    let old = repairs
+        .iter()
+        .find(|r| r["file"] == torn)
+        .unwrap_or_else(|| panic!("the old quarantine of {torn} is listed: {list:#}"));
+    assert_eq!(old["bytes"], 30);
+    let saved = std::fs::read(old["saved_at"].as_str().unwrap()).unwrap();
+
+    let id = old["id"].as_str().unwrap();
+    let back = run(&g, &["restore", id]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(std::fs::read(g.data.join(torn)).unwrap(), saved);
+}
