@@ -1,6 +1,7 @@
 //! Benchmarks of `iggy-warden watch`, measured on the real binary from the outside.
 //!
-//! `cargo bench -p iggy-warden --bench watch [events|rss|cpu]` (all three by default):
+//! `cargo bench -p iggy-warden --bench watch [events|rss|cpu|coverage]` (all by
+//! default):
 //!
 //! - `events`: segment events journaled per second. 1,000 partitions rotate 20 times
 //!   each as fast as this process can (each rotation: one message appended, then the
@@ -17,6 +18,11 @@
 //!   beside it, from the same run: the floor any verification of every byte pays, the
 //!   CPU this process takes to read the same logs once (128 KiB reads) and hash each
 //!   message.
+//! - `coverage`: the background coverage pass over 64 open segments written before
+//!   the sidecar starts (`WATCH_BENCH_COVER_MIB`, default 1024): with the rate
+//!   lifted, its time and CPU against the same floor; then at the default rate while
+//!   a writer appends 50 MB/s to 20 other partitions, the time against what the rate
+//!   allows and the sidecar's share of a core.
 //!
 //! Data lives in `$WATCH_BENCH_DIR` (default: /dev/shm, so the disk does not throttle
 //! the writer; inotify and the page cache behave the same on tmpfs).
@@ -89,7 +95,12 @@ fn metrics_on() -> bool {
 
 impl Sidecar {
     fn spawn(data: &Path, state: &Path) -> Self {
+        Self::spawn_with(data, state, &[])
+    }
+
+    fn spawn_with(data: &Path, state: &Path, extra: &[&str]) -> Self {
         let mut cmd = Command::new(BIN);
+        cmd.arg("watch").args(extra);
         let mut scrape = None;
         if metrics_on() {
             let root = state.parent().expect("state dir has a parent");
@@ -111,7 +122,7 @@ impl Sidecar {
             scrape = Some(format!("127.0.0.1:{port}"));
         }
         let child = cmd
-            .args(["watch", "--data-dir"])
+            .arg("--data-dir")
             .arg(data)
             .arg("--state-dir")
             .arg(state)
@@ -481,6 +492,107 @@ fn bench_cpu(base: &Path) {
     let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
 }
 
+/// Bytes `pid` made the storage layer fetch (`read_bytes` of /proc/PID/io: 0 on
+/// tmpfs and for pages already cached).
+fn disk_reads(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("read_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The background coverage pass over open segments written before the sidecar
+/// started: first with the rate lifted (its speed and CPU against the floor of
+/// reading and hashing the same bytes once), then at the default rate while a writer
+/// appends to other partitions (its share of a core, and that it keeps the rate).
+fn bench_coverage(base: &Path) {
+    const PARTITIONS: u32 = 64;
+    let mib: u64 = std::env::var("WATCH_BENCH_COVER_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let (data, state) = fresh(base, "coverage");
+    let payload: Vec<u8> = (0..1024u32).map(|i| (i * 7) as u8).collect();
+    let frame = (HEADER_LEN + payload.len()) as u64;
+    let per_partition = (mib << 20) / u64::from(PARTITIONS) / frame;
+    let mut scratch = Vec::new();
+    for p in 0..PARTITIONS {
+        let mut part = Part::create(&data, 1, 0, p);
+        let mut left = per_partition;
+        while left > 0 {
+            let n = left.min(1024);
+            part.append(n as usize, &payload, &mut scratch);
+            left -= n;
+        }
+    }
+    let total = per_partition * frame * u64::from(PARTITIONS);
+    let covered = |s: &Sidecar| {
+        s.field("state").as_deref() == Some("watching")
+            && s.counter("coverage_segments_left") == 0
+            && s.counter("coverage_bytes_verified") >= total
+    };
+
+    let started = Instant::now();
+    let mut sidecar = Sidecar::spawn_with(&data, &state, &["--coverage-mib-per-sec", "1000000"]);
+    sidecar.wait("the coverage pass", Duration::from_secs(600), covered);
+    let wall = started.elapsed();
+    let (cpu, reads) = (cpu_time(sidecar.pid()), disk_reads(sidecar.pid()));
+    sidecar.stop();
+    let (floor, _) = read_and_hash_logs(&data, frame as usize);
+    let gib = total as f64 / f64::from(1u32 << 30);
+    println!(
+        "coverage: {gib:.2} GiB in {PARTITIONS} open segments, rate lifted: covered in {:.2} s \
+         ({:.2} GiB/s), sidecar CPU {:.2} s from its start ({:.1}x the floor: reading and \
+         hashing the same bytes once took {:.2} s CPU), {} MB read from the disk",
+        wall.as_secs_f64(),
+        gib / wall.as_secs_f64(),
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() / floor.as_secs_f64().max(1e-9),
+        floor.as_secs_f64(),
+        reads / 1_000_000
+    );
+
+    // The default rate, with a writer appending 50 MB/s to 20 other partitions.
+    fs::remove_dir_all(&state).expect("remove the state dir");
+    let mut writers: Vec<Part> = (0..20).map(|p| Part::create(&data, 2, 0, p)).collect();
+    let per_tick = ((50u64 << 20) / 10 / 20 / frame).max(1) as usize;
+    let started = Instant::now();
+    let sidecar = Sidecar::spawn(&data, &state);
+    let mut written = 0u64;
+    let mut next = started;
+    while !covered(&sidecar) {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the pass took too long"
+        );
+        for w in &mut writers {
+            w.append(per_tick, &payload, &mut scratch);
+            written += per_tick as u64 * frame;
+        }
+        next += Duration::from_millis(100);
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let wall = started.elapsed();
+    let (cpu, reads) = (cpu_time(sidecar.pid()), disk_reads(sidecar.pid()));
+    sidecar.stop();
+    let expected = total as f64 / f64::from(32u32 << 20);
+    println!(
+        "coverage: default rate (32 MiB/s) while a writer appended {:.0} MB/s: covered in \
+         {:.1} s ({:.2}x the {expected:.1} s the rate allows), sidecar CPU {:.1} % of a core \
+         over that time (pass and writes together), {} MB read from the disk",
+        written as f64 / wall.as_secs_f64() / 1e6,
+        wall.as_secs_f64(),
+        wall.as_secs_f64() / expected,
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+        reads / 1_000_000
+    );
+    let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
+}
+
 fn main() {
     let base = std::env::var_os("WATCH_BENCH_DIR")
         .map(PathBuf::from)
@@ -498,5 +610,8 @@ fn main() {
     }
     if wants("cpu") {
         bench_cpu(&base);
+    }
+    if wants("coverage") {
+        bench_coverage(&base);
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::index::{IndexState, IndexVerifier};
 use crate::layout::{Anomaly, DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
-use crate::parallel::{map_ordered, IO_THREADS};
+use crate::parallel::map_ordered;
 use crate::scan::{scan_log, scan_log_prefetched, ScanOutcome, ScanStart};
 use crate::state_check::StateInspection;
 use journal::{PartitionId, SegmentKey};
@@ -115,26 +115,34 @@ impl Analysis {
 /// Scans everything in `dir` (what `check` does: no journal is trusted); `progress`
 /// receives the log bytes of each finished segment.
 pub fn analyze(dir: &DataDir, progress: &(dyn Fn(u64) + Sync)) -> Result<Analysis, AnalyzeError> {
-    let (analysis, _) = analyze_each(dir, progress, |files| {
+    // Whole segments: each scan is CPU work with its own read-ahead thread.
+    let (analysis, _) = analyze_each(dir, scan_threads(), progress, |files| {
         let seg = analyze_segment(files, ScanStart::segment(files.key.start_offset))?;
         Ok((seg, ()))
     })?;
     Ok(analysis)
 }
 
+/// Threads for scanning whole segments: one per core (each scan also runs a
+/// read-ahead thread, `prefetch.rs`); more only added switching on a 2-core machine.
+pub fn scan_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// The one driver of every whole-directory analysis, full (`analyze`) or guided by
-/// the journal (`guided.rs`): `segment` applied to every segment of `dir`, on
-/// several threads, over segments rather than partitions so that one large partition
-/// is spread too; the results regrouped by partition in order, with what `segment`
-/// returned beside each analysis. `progress` receives each finished segment's log
-/// bytes. Threads beyond the core count keep a cold disk busy (`parallel.rs`).
+/// the journal (`guided.rs`): `segment` applied to every segment of `dir` on up to
+/// `threads` threads, over segments rather than partitions so that one large
+/// partition is spread too; the results regrouped by partition in order, with what
+/// `segment` returned beside each analysis. `progress` receives each finished
+/// segment's log bytes.
 pub fn analyze_each<S: Send>(
     dir: &DataDir,
+    threads: usize,
     progress: &(dyn Fn(u64) + Sync),
     segment: impl Fn(&SegmentFiles) -> Result<(SegmentAnalysis, S), AnalyzeError> + Sync,
 ) -> Result<(Analysis, Vec<S>), AnalyzeError> {
     let items: Vec<&SegmentFiles> = dir.partitions.iter().flat_map(|p| &p.segments).collect();
-    let done = map_ordered(&items, IO_THREADS, |files| {
+    let done = map_ordered(&items, threads, |files| {
         let result = segment(files)?;
         progress(files.log_len.unwrap_or(0));
         Ok::<_, AnalyzeError>(result)

@@ -15,6 +15,7 @@ use crate::analyze::{analyze_each, analyze_segment, Analysis, AnalyzeError, Segm
 use crate::index::{IndexState, ENTRY_LEN};
 use crate::layout::{DataDir, SegmentFiles};
 use crate::message::{MessageHeader, HEADER_LEN};
+use crate::parallel::IO_THREADS;
 use crate::scan::{MessageMeta, ScanOutcome, ScanStart, StopReason};
 use journal::{SegmentKey, SegmentPhase, SegmentState};
 use serde::Serialize;
@@ -40,7 +41,9 @@ pub fn analyze_guided(
     known: &HashMap<SegmentKey, SegmentState>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(Analysis, GuidedStats), AnalyzeError> {
-    let (analysis, per_segment) = analyze_each(dir, progress, |files| {
+    // Mostly small reads that wait on the disk: threads beyond the cores keep a
+    // cold disk busy (see `parallel`).
+    let (analysis, per_segment) = analyze_each(dir, IO_THREADS, progress, |files| {
         let mut stats = GuidedStats::default();
         let seg = analyze_known(files, known.get(&files.key), &mut stats)?;
         Ok((seg, stats))

@@ -266,10 +266,9 @@ impl Core {
                 self.check_state_log();
                 self.next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
             }
-            if self.dirty.is_empty() {
-                // Written segments first: the pass only uses what the writes leave.
-                self.cover();
-            }
+            // After the turn's verification of written segments; the pass has a rate
+            // of its own (and the inbox deadline counts on it running when due).
+            self.cover();
             self.flush()?;
             self.maybe_compact();
             self.publish();
