@@ -273,7 +273,7 @@ impl Tracker {
         }
         let before = self.pos;
         let mut advance = self.scan(log, index, log_len, available, scratch, budget)?;
-        let cut = log_len - before > budget;
+        let cut = log_len.saturating_sub(before) > budget;
         if cut
             && self.pos == before
             && budget < SCAN_BUDGET
@@ -336,7 +336,7 @@ impl Tracker {
         let from = self.pos;
         let want = (log_len - self.pos).min(budget);
         // The budget, not the file, ends this read: a frame cut there is not a tail.
-        let cut_short = want < log_len - self.pos;
+        let cut_short = want < log_len.saturating_sub(self.pos);
         let capacity = usize::try_from(available.saturating_mul(ENTRY_LEN as u64))
             .unwrap_or(usize::MAX)
             .clamp(ENTRY_LEN, 64 << 10);
