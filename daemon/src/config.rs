@@ -18,7 +18,7 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     /// Recovery mode: tolerate-tail, point-in-time, salvage or absolute. Without it,
     /// tolerate-tail; the packaged file sets salvage, for unattended restarts.
-    pub mode: Option<String>,
+    pub mode: Option<recovery::plan::Mode>,
     /// How often the sidecar checkpoints verified bytes of open segments, in ms.
     pub checkpoint_interval_ms: Option<u64>,
     /// The sidecar serves Prometheus metrics over HTTP on this address (e.g.

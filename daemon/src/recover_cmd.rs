@@ -37,13 +37,7 @@ pub fn resolve_mode(flag: Option<Mode>, dirs: &DirArgs) -> anyhow::Result<Mode> 
     if let Some(mode) = flag {
         return Ok(mode);
     }
-    match dirs.file_config()?.mode {
-        Some(m) => m.parse().map_err(|e: String| {
-            let file = dirs.config.as_deref().unwrap_or(std::path::Path::new("?"));
-            anyhow::anyhow!("invalid config file {}: mode: {e}", escaped(file))
-        }),
-        None => Ok(Mode::default()),
-    }
+    Ok(dirs.file_config()?.mode.unwrap_or_default())
 }
 
 pub fn run(args: &RecoverArgs) -> anyhow::Result<u8> {
