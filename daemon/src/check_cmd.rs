@@ -1,7 +1,7 @@
 //! `iggy-warden check`: read-only verification of a data directory.
 
 use crate::exit;
-use crate::progress::Progress;
+use crate::progress::TerminalProgress;
 use anyhow::Context;
 use recovery::analyze::analyze;
 use recovery::layout::{classify_root, discover, Root};
@@ -41,7 +41,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
         return Ok(CheckReport::nothing_to_check(&args.data_dir, why));
     }
     let layout = discover(&data_dir).context("cannot check the data directory")?;
-    let progress = Progress::new("scanning");
+    let progress = TerminalProgress::new("scanning");
     progress.start(layout.log_bytes());
     let analysis =
         analyze(&layout, &|n| progress.advance(n)).context("cannot check the data directory")?;

@@ -8,12 +8,12 @@ use std::sync::OnceLock;
 /// Below this many bytes a scan is quick enough not to need a bar.
 const MIN_BYTES_FOR_BAR: u64 = 256 << 20;
 
-pub struct Progress {
+pub struct TerminalProgress {
     what: &'static str,
     bar: OnceLock<Option<ProgressBar>>,
 }
 
-impl Progress {
+impl TerminalProgress {
     pub fn new(what: &'static str) -> Self {
         Self {
             what,
@@ -42,7 +42,7 @@ impl Progress {
     }
 }
 
-impl recovery::pipeline::Progress for Progress {
+impl recovery::pipeline::Progress for TerminalProgress {
     fn start(&self, total_bytes: u64) {
         self.bar.get_or_init(|| self.make(total_bytes));
     }

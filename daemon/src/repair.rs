@@ -2,7 +2,7 @@
 //! progress bar, the repair pipeline run on a session, and its printed summary.
 
 use crate::config::DirArgs;
-use crate::progress::Progress;
+use crate::progress::TerminalProgress;
 use crate::session::Session;
 use anyhow::Context;
 use journal::PartitionId;
@@ -63,7 +63,7 @@ pub fn analyze(
     filter: &PartitionFilter,
 ) -> anyhow::Result<(Analysis, GuidedStats)> {
     let known = session.known_segments();
-    let progress = Progress::new("scanning");
+    let progress = TerminalProgress::new("scanning");
     let result = pipeline::analyze(
         &session.dirs.data_dir,
         known,
@@ -90,7 +90,7 @@ pub fn repair(
         log: session.journal()?,
     };
     let known = session.known_segments();
-    let progress = Progress::new("scanning");
+    let progress = TerminalProgress::new("scanning");
     let outcome = pipeline::run(
         &exec,
         &Request {

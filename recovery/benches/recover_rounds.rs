@@ -18,7 +18,7 @@
 //! Run: `cargo bench -p iggy-warden-recovery --bench recover_rounds`
 
 use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
-use journal::{ByteRange, Journal, RepairAction, RepairId};
+use journal::{ByteRange, Journal, JournalError, RepairAction, RepairId};
 use recovery::execute::{Executor, RepairLog};
 use recovery::fsops::{FileOps, StdFs, SYNC_THREADS};
 use recovery::pipeline::{analyze, run, Quiet, Request};
@@ -123,25 +123,25 @@ impl RepairLog for CountingLog<'_> {
         &self,
         intents: &[(RepairAction, String)],
         above: Option<RepairId>,
-    ) -> Result<Vec<RepairId>, String> {
+    ) -> Result<Vec<RepairId>, JournalError> {
         self.flush();
         self.journal.record_intents(intents, above)
     }
-    fn record_done(&self, id: RepairId) -> Result<(), String> {
+    fn record_done(&self, id: RepairId) -> Result<(), JournalError> {
         self.flush();
         self.journal.record_done(id)
     }
-    fn record_done_all(&self, ids: &[RepairId]) -> Result<(), String> {
+    fn record_done_all(&self, ids: &[RepairId]) -> Result<(), JournalError> {
         if !ids.is_empty() {
             self.flush();
         }
         self.journal.record_done_all(ids)
     }
-    fn record_failed(&self, id: RepairId, error: &str) -> Result<(), String> {
+    fn record_failed(&self, id: RepairId, error: &str) -> Result<(), JournalError> {
         self.flush();
         self.journal.record_failed(id, error)
     }
-    fn pending(&self) -> Result<Vec<(RepairId, RepairAction, String)>, String> {
+    fn pending(&self) -> Result<Vec<(RepairId, RepairAction, String)>, JournalError> {
         self.journal.pending()
     }
 }

@@ -15,7 +15,7 @@
 use crate::fsops::{file_digest, file_len, FileOps, SyncRound, SYNC_THREADS};
 use crate::quarantine::{Quarantine, QuarantineError, SaveRequest};
 use crate::rebuild::rebuild_index;
-use journal::{ByteRange, Cut, RepairAction, RepairId, SegmentKey};
+use journal::{ByteRange, Cut, JournalError, RepairAction, RepairId, SegmentKey};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,15 +29,15 @@ pub trait RepairLog: Sync {
         &self,
         intents: &[(RepairAction, String)],
         above: Option<RepairId>,
-    ) -> Result<Vec<RepairId>, String>;
-    fn record_done(&self, id: RepairId) -> Result<(), String>;
+    ) -> Result<Vec<RepairId>, JournalError>;
+    fn record_done(&self, id: RepairId) -> Result<(), JournalError>;
     /// Records that every repair in `ids` is done, durable together (one flush).
-    fn record_done_all(&self, ids: &[RepairId]) -> Result<(), String> {
+    fn record_done_all(&self, ids: &[RepairId]) -> Result<(), JournalError> {
         ids.iter().try_for_each(|id| self.record_done(*id))
     }
-    fn record_failed(&self, id: RepairId, error: &str) -> Result<(), String>;
+    fn record_failed(&self, id: RepairId, error: &str) -> Result<(), JournalError>;
     /// Intents with neither done nor failed, oldest first.
-    fn pending(&self) -> Result<Vec<(RepairId, RepairAction, String)>, String>;
+    fn pending(&self) -> Result<Vec<(RepairId, RepairAction, String)>, JournalError>;
     /// Records that `state/log` was verified whole up to `valid_len`, where the entry
     /// with index `last_index` and stored checksum `last_checksum` ends (after an
     /// operator accepted a log shorter than the one verified before). A log without
@@ -47,7 +47,7 @@ pub trait RepairLog: Sync {
         _valid_len: u64,
         _last_index: u64,
         _last_checksum: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), JournalError> {
         Ok(())
     }
 }
@@ -55,7 +55,18 @@ pub trait RepairLog: Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("journal: {0}")]
-    Journal(String),
+    Journal(#[from] JournalError),
+    /// A restore of a repair whose quarantine holds nothing usable.
+    #[error("repair {repair} has nothing in quarantine at {dir}")]
+    NotInQuarantine { repair: RepairId, dir: PathBuf },
+    /// A repair this build will not carry out as journaled or described (a path
+    /// outside the data directory, a manifest that contradicts itself, a restore of
+    /// a restore): an operator must look.
+    #[error("repair {repair} {why}")]
+    Refused { repair: RepairId, why: String },
+    /// An action handed to the wrong part of the executor: a bug, not the data's.
+    #[error("internal: {0}")]
+    Internal(String),
     #[error(transparent)]
     Quarantine(#[from] QuarantineError),
     #[error("{path}: {cause}")]
@@ -88,7 +99,11 @@ impl ExecError {
             ExecError::Journal(_) => true,
             ExecError::Io { cause, .. } => io_passes(cause),
             ExecError::Quarantine(QuarantineError::Io { cause, .. }) => io_passes(cause),
-            ExecError::Quarantine(_) | ExecError::Changed { .. } => false,
+            ExecError::Quarantine(_)
+            | ExecError::Changed { .. }
+            | ExecError::NotInQuarantine { .. }
+            | ExecError::Refused { .. }
+            | ExecError::Internal(_) => false,
         }
     }
 }
@@ -150,7 +165,7 @@ fn partition_key(action: &RepairAction) -> String {
 impl Executor<'_> {
     /// Finishes every journaled repair that has not completed.
     pub fn replay_pending(&self) -> Result<Vec<Executed>, ExecError> {
-        let pending = self.log.pending().map_err(ExecError::Journal)?;
+        let pending = self.log.pending()?;
         self.run_all(pending)
     }
 
@@ -162,10 +177,7 @@ impl Executor<'_> {
         }
         self.fs.step("journal intents");
         let above = self.quarantine.highest_id()?;
-        let ids = self
-            .log
-            .record_intents(&plan, above)
-            .map_err(ExecError::Journal)?;
+        let ids = self.log.record_intents(&plan, above)?;
         let items = ids
             .into_iter()
             .zip(plan)
@@ -205,10 +217,13 @@ impl Executor<'_> {
     fn run_phases(&self, items: Vec<Item>) -> Result<Vec<Executed>, ExecError> {
         for (id, action, _) in &items {
             if !crate::quarantine::action_paths_are_plain(action) {
-                let e = ExecError::Journal(format!(
-                    "repair {id} names a path outside the data directory ({}); refusing it",
-                    action.rel_path()
-                ));
+                let e = ExecError::Refused {
+                    repair: *id,
+                    why: format!(
+                        "names a path outside the data directory ({}); refusing it",
+                        action.rel_path()
+                    ),
+                };
                 return Err(self.failed(*id, e));
             }
         }
@@ -288,9 +303,7 @@ impl Executor<'_> {
             .map(|((id, _, _), _)| *id)
             .collect();
         self.fs.step("journal done");
-        self.log
-            .record_done_all(&done)
-            .map_err(ExecError::Journal)?;
+        self.log.record_done_all(&done)?;
         if let Some((id, e)) = failure {
             return Err(self.failed(id, e));
         }
@@ -324,15 +337,18 @@ impl Executor<'_> {
         reason: String,
     ) -> Result<Executed, ExecError> {
         let result = if !crate::quarantine::action_paths_are_plain(&action) {
-            Err(ExecError::Journal(format!(
-                "repair {id} names a path outside the data directory ({}); refusing it",
-                action.rel_path()
-            )))
+            Err(ExecError::Refused {
+                repair: id,
+                why: format!(
+                    "names a path outside the data directory ({}); refusing it",
+                    action.rel_path()
+                ),
+            })
         } else {
             match &action {
                 RepairAction::Restore { repair } => self.restore(id, *repair),
                 RepairAction::Relay { .. } => self.relay(id, &action, &reason),
-                _ => Err(ExecError::Journal(format!(
+                _ => Err(ExecError::Internal(format!(
                     "repair {id} ({action}) belongs in a phased run"
                 ))),
             }
@@ -340,7 +356,7 @@ impl Executor<'_> {
         match result {
             Ok(quarantined_bytes) => {
                 self.fs.step("journal done");
-                self.log.record_done(id).map_err(ExecError::Journal)?;
+                self.log.record_done(id)?;
                 Ok(Executed {
                     repair: id,
                     action,
@@ -451,7 +467,7 @@ impl Executor<'_> {
             | RepairAction::TruncateIndex { .. }
             | RepairAction::TruncateStateLog { .. }
             | RepairAction::Restore { .. }
-            | RepairAction::Relay { .. } => Err(ExecError::Journal(format!(
+            | RepairAction::Relay { .. } => Err(ExecError::Internal(format!(
                 "repair {id} ({action}) does not run in phases"
             ))),
         }
@@ -537,7 +553,7 @@ impl Executor<'_> {
             | RepairAction::TruncateIndex { .. }
             | RepairAction::TruncateStateLog { .. }
             | RepairAction::Restore { .. }
-            | RepairAction::Relay { .. } => Err(ExecError::Journal(format!(
+            | RepairAction::Relay { .. } => Err(ExecError::Internal(format!(
                 "repair {id} ({action}) does not run in phases"
             ))),
         }

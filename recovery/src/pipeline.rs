@@ -253,7 +253,10 @@ mod tests {
         let says_rerun = |e: ExecError| PipelineError::Execute(e).to_string().contains("rerun");
         assert!(says_rerun(io(io::ErrorKind::StorageFull)));
         assert!(says_rerun(io(io::ErrorKind::Interrupted)));
-        assert!(says_rerun(ExecError::Journal("flush failed".into())));
+        assert!(says_rerun(ExecError::Journal(journal::JournalError::Io {
+            path: PathBuf::from("/s/journal"),
+            cause: io::Error::other("flush failed"),
+        })));
         assert!(!says_rerun(io(io::ErrorKind::PermissionDenied)));
         assert!(!says_rerun(io(io::ErrorKind::ReadOnlyFilesystem)));
         assert!(!says_rerun(ExecError::Changed {

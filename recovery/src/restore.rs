@@ -14,18 +14,22 @@ impl Executor<'_> {
     /// Reverses repair `target`; `id` is the restore's own repair id. Returns the bytes
     /// put back.
     pub(crate) fn restore(&self, id: RepairId, target: RepairId) -> Result<u64, ExecError> {
-        let manifest = self.quarantine.load_verified(target)?.ok_or_else(|| {
-            ExecError::Journal(format!(
-                "repair {target} has nothing in quarantine at {}",
-                self.quarantine.repair_dir(target).display()
-            ))
-        })?;
+        let manifest =
+            self.quarantine
+                .load_verified(target)?
+                .ok_or_else(|| ExecError::NotInQuarantine {
+                    repair: target,
+                    dir: self.quarantine.repair_dir(target),
+                })?;
         self.quarantine.check_paths(&manifest)?;
         if manifest.range.start > manifest.range.end {
-            return Err(ExecError::Journal(format!(
-                "repair {target}'s manifest names the range {}, which ends before it starts",
-                manifest.range
-            )));
+            return Err(ExecError::Refused {
+                repair: target,
+                why: format!(
+                    "has a manifest naming the range {}, which ends before it starts",
+                    manifest.range
+                ),
+            });
         }
         if let RepairAction::Relay { .. } = manifest.action {
             return self.restore_relay(id, target, &manifest);
@@ -164,9 +168,10 @@ impl Executor<'_> {
             }
             RepairAction::Relay { .. } => return self.restore_relay(id, target, &manifest),
             RepairAction::Restore { .. } => {
-                return Err(ExecError::Journal(format!(
-                    "repair {target} is itself a restore; restore the repair it undid instead"
-                )))
+                return Err(ExecError::Refused {
+                    repair: target,
+                    why: "is itself a restore; restore the repair it undid instead".into(),
+                })
             }
         }
         let dir = path.parent().unwrap_or(self.data_dir);

@@ -30,7 +30,9 @@ use crate::journal_open::OpenedJournal;
 use crate::watch::alerts::StallWatch;
 use crate::watch::coverage::Coverage;
 use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
-use crate::watch::reconcile::{list_partition, sync_partition, Listing, Model, Phase, Sync};
+use crate::watch::reconcile::{
+    list_partition, sync_partition, Listing, Model, PartitionChanges, Phase,
+};
 use crate::watch::state_log::StateLogWatch;
 use crate::watch::status::Status;
 use crate::watch::tracker::{verify_buffer, Tracker};
@@ -634,7 +636,7 @@ impl Core {
 
     fn apply_sync(&mut self, pid: PartitionId, listing: Option<&Listing>, full: bool) {
         let part = self.model.partitions.entry(pid).or_default();
-        let Sync {
+        let PartitionChanges {
             records,
             opened,
             to_seal,

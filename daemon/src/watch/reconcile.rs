@@ -219,7 +219,7 @@ pub fn list_partition(dir: &Path, with_lengths: bool) -> io::Result<Option<Listi
 
 /// What [`sync_partition`] decided.
 #[derive(Debug, Default)]
-pub struct Sync {
+pub struct PartitionChanges {
     pub records: Vec<Record>,
     /// Segments opened now: their bytes need verifying.
     pub opened: Vec<SegmentKey>,
@@ -236,10 +236,10 @@ pub fn sync_partition(
     pid: PartitionId,
     listing: Option<&Listing>,
     full: bool,
-) -> Sync {
+) -> PartitionChanges {
     let empty = Listing::new();
     let present = listing.unwrap_or(&empty);
-    let mut out = Sync::default();
+    let mut out = PartitionChanges::default();
     let gone: Vec<u64> = part
         .segments
         .keys()
@@ -294,7 +294,7 @@ mod tests {
         starts.iter().map(|&s| (s, None)).collect()
     }
 
-    fn kinds(s: &Sync) -> Vec<String> {
+    fn kinds(s: &PartitionChanges) -> Vec<String> {
         s.records
             .iter()
             .map(|r| format!("{}@{}", r.kind(), r.segment().unwrap().start_offset))
