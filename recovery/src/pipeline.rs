@@ -257,6 +257,14 @@ mod tests {
             path: PathBuf::from("/s/journal"),
             cause: io::Error::other("flush failed"),
         })));
+        assert!(!says_rerun(ExecError::Refused {
+            repair: journal::RepairId(4),
+            why: "names a path outside the data directory (../x); refusing it".into(),
+        }));
+        assert!(!says_rerun(ExecError::NotInQuarantine {
+            repair: journal::RepairId(4),
+            dir: PathBuf::from("/s/quarantine/r00000004"),
+        }));
         assert!(!says_rerun(io(io::ErrorKind::PermissionDenied)));
         assert!(!says_rerun(io(io::ErrorKind::ReadOnlyFilesystem)));
         assert!(!says_rerun(ExecError::Changed {
