@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Records of deleted segments removed per transaction: big enough to amortise, small
 /// enough to keep a transaction's write set modest.
-const CHUNK: u64 = 4096;
+const DELETIONS_PER_TRANSACTION: u64 = 4096;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
@@ -130,7 +130,7 @@ impl Journal {
             chunk_records += records;
             report.records_dropped += records;
             chunk.push((key, blocks));
-            if chunk_records >= CHUNK {
+            if chunk_records >= DELETIONS_PER_TRANSACTION {
                 self.drop_segments(&chunk)?;
                 chunk.clear();
                 chunk_records = 0;

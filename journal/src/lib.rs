@@ -39,4 +39,4 @@ pub use record::{Entry, Record};
 pub use segment_name::SegmentFile;
 pub use state::{CheckpointState, SegmentPhase, SegmentState};
 pub use store::{dir_size, Journal, JournalStats, PendingRepair, Records, StateLogMark};
-pub use verify::{Problem, ProblemKind, VerifyReport};
+pub use verify::{JournalProblem, JournalProblemKind, VerifyReport};

@@ -19,7 +19,7 @@ use std::fmt;
 const MAX_PROBLEMS: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProblemKind {
+pub enum JournalProblemKind {
     /// A key or a value of the wrong shape, or an envelope that does not decode.
     BadRecord,
     /// A record in a format version this build cannot read.
@@ -35,14 +35,14 @@ pub enum ProblemKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub struct JournalProblem {
     /// The record the problem was found at, when there is one.
     pub seq: Option<u64>,
-    pub kind: ProblemKind,
+    pub kind: JournalProblemKind,
     pub detail: String,
 }
 
-impl fmt::Display for Problem {
+impl fmt::Display for JournalProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.seq {
             Some(seq) => write!(f, "seq {seq}: {:?}: {}", self.kind, self.detail),
@@ -63,7 +63,7 @@ pub struct VerifyReport {
     pub segments: u64,
     pub pending_repairs: u64,
     /// The first problems found, in the order found (at most 100).
-    pub problems: Vec<Problem>,
+    pub problems: Vec<JournalProblem>,
     pub problems_total: u64,
 }
 
@@ -72,7 +72,7 @@ impl VerifyReport {
         self.problems_total == 0
     }
 
-    pub fn first_problem(&self) -> Option<&Problem> {
+    pub fn first_problem(&self) -> Option<&JournalProblem> {
         self.problems.first()
     }
 
@@ -81,13 +81,13 @@ impl VerifyReport {
     pub fn has_unsupported_version(&self) -> bool {
         self.problems
             .iter()
-            .any(|p| p.kind == ProblemKind::UnsupportedVersion)
+            .any(|p| p.kind == JournalProblemKind::UnsupportedVersion)
     }
 
-    fn problem(&mut self, seq: Option<u64>, kind: ProblemKind, detail: impl Into<String>) {
+    fn problem(&mut self, seq: Option<u64>, kind: JournalProblemKind, detail: impl Into<String>) {
         self.problems_total += 1;
         if self.problems.len() < MAX_PROBLEMS {
-            self.problems.push(Problem {
+            self.problems.push(JournalProblem {
                 seq,
                 kind,
                 detail: detail.into(),
@@ -132,8 +132,8 @@ impl fmt::Display for VerifyReport {
 
 fn record_problem(report: &mut VerifyReport, seq: Option<u64>, err: &JournalError) {
     let kind = match err {
-        JournalError::UnsupportedVersion { .. } => ProblemKind::UnsupportedVersion,
-        _ => ProblemKind::BadRecord,
+        JournalError::UnsupportedVersion { .. } => JournalProblemKind::UnsupportedVersion,
+        _ => JournalProblemKind::BadRecord,
     };
     report.problem(seq, kind, err.to_string());
 }
@@ -154,7 +154,7 @@ impl Journal {
                 Some(v) => Ok(parse_u64(&v).unwrap_or_else(|| {
                     report.problem(
                         None,
-                        ProblemKind::BadMeta,
+                        JournalProblemKind::BadMeta,
                         format!("{} has {} bytes", String::from_utf8_lossy(name), v.len()),
                     );
                     0
@@ -176,7 +176,7 @@ impl Journal {
             let Some(first) = parse_u64(&k) else {
                 report.problem(
                     None,
-                    ProblemKind::BadRecord,
+                    JournalProblemKind::BadRecord,
                     format!("log key of {} bytes", k.len()),
                 );
                 continue;
@@ -196,18 +196,22 @@ impl Journal {
                 let expected = prev.saturating_add(1);
                 // A gap is fine only where every missing seq is under the watermark.
                 if seq == 0 {
-                    report.problem(Some(0), ProblemKind::BadRecord, "seq 0 is never written");
+                    report.problem(
+                        Some(0),
+                        JournalProblemKind::BadRecord,
+                        "seq 0 is never written",
+                    );
                 } else if seq <= prev {
                     report.problem(
                         Some(seq),
-                        ProblemKind::BadRecord,
+                        JournalProblemKind::BadRecord,
                         format!("seq {seq} after seq {prev}: blocks overlap"),
                     );
                     continue;
                 } else if seq != expected && seq - 1 > watermark {
                     report.problem(
                         Some(seq),
-                        ProblemKind::Gap,
+                        JournalProblemKind::Gap,
                         format!("seqs {expected}..={} missing", seq - 1),
                     );
                 }
@@ -235,7 +239,7 @@ impl Journal {
         if max_repair_id > 0 && next_repair_id <= max_repair_id {
             report.problem(
                 None,
-                ProblemKind::BadMeta,
+                JournalProblemKind::BadMeta,
                 format!("next repair id {next_repair_id} would reuse r{max_repair_id:08}"),
             );
         }
@@ -244,7 +248,7 @@ impl Journal {
             let show = |m: Option<u64>| m.map_or("none".to_string(), |s| format!("seq {s}"));
             report.problem(
                 None,
-                ProblemKind::BadMeta,
+                JournalProblemKind::BadMeta,
                 format!(
                     "the state/log mark is {}, the records give {}",
                     show(stored_mark),
@@ -275,12 +279,12 @@ impl Journal {
                 (Ok(s), Some(e)) if s == e => {}
                 (Ok(s), Some(e)) => report.problem(
                     Some(e.last_seq),
-                    ProblemKind::StateMismatch,
+                    JournalProblemKind::StateMismatch,
                     format!("segment {name}: stored {s:?}, log says {e:?}"),
                 ),
                 (Ok(s), None) => report.problem(
                     Some(s.last_seq),
-                    ProblemKind::StateMismatch,
+                    JournalProblemKind::StateMismatch,
                     format!("segment {name} has a state but no records"),
                 ),
                 (Err(e), _) => {
@@ -298,7 +302,7 @@ impl Journal {
                 crate::SegmentKey::from_bytes(&key).map_or_else(String::new, |s| s.to_string());
             report.problem(
                 Some(state.last_seq),
-                ProblemKind::StateMismatch,
+                JournalProblemKind::StateMismatch,
                 format!("segment {name} has records but no stored state"),
             );
         }
@@ -317,12 +321,12 @@ impl Journal {
                 (Some(id), Some(seq)) if replayed.remove(&id) == Some(seq) => {}
                 (Some(id), Some(seq)) => report.problem(
                     Some(seq),
-                    ProblemKind::RepairsMismatch,
+                    JournalProblemKind::RepairsMismatch,
                     format!("repair r{id:08} listed as pending, but the log disagrees"),
                 ),
                 _ => report.problem(
                     None,
-                    ProblemKind::RepairsMismatch,
+                    JournalProblemKind::RepairsMismatch,
                     "malformed pending-repair entry",
                 ),
             }
@@ -330,7 +334,7 @@ impl Journal {
         for (id, seq) in replayed {
             report.problem(
                 Some(seq),
-                ProblemKind::RepairsMismatch,
+                JournalProblemKind::RepairsMismatch,
                 format!("repair r{id:08} is pending in the log but not listed"),
             );
         }

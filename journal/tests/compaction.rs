@@ -203,7 +203,7 @@ fn verify_still_reports_gaps_above_the_watermark() {
     let journal = Journal::open(dir.path()).unwrap();
     let report = journal.verify().unwrap();
     let first = report.first_problem().expect("gap found");
-    assert_eq!(first.kind, journal::ProblemKind::Gap);
+    assert_eq!(first.kind, journal::JournalProblemKind::Gap);
     assert_eq!(first.seq, Some(4));
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{record_for, seg, Rng};
-use journal::{envelope, Entry, Journal, JournalError, ProblemKind, Record};
+use journal::{envelope, Entry, Journal, JournalError, JournalProblemKind, Record};
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -264,7 +264,7 @@ fn future_version_in_the_middle_is_reported() {
     let first = report.first_problem().unwrap();
     assert_eq!(
         (first.kind, first.seq),
-        (ProblemKind::UnsupportedVersion, Some(2))
+        (JournalProblemKind::UnsupportedVersion, Some(2))
     );
 }
 
@@ -325,5 +325,5 @@ fn damaged_records_and_states_are_reported() {
     assert!(report
         .problems
         .iter()
-        .any(|p| p.kind == ProblemKind::BadRecord));
+        .any(|p| p.kind == JournalProblemKind::BadRecord));
 }

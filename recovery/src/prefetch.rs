@@ -8,7 +8,7 @@
 //! hashes a longer message piece by piece, so chunks are never gathered into a
 //! buffer of their own.
 
-use crate::scan::{Bytes, CHUNK};
+use crate::scan::{Bytes, READ_SIZE};
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::Scope;
@@ -17,7 +17,7 @@ use std::thread::Scope;
 const ROOM: usize = 64 * 1024;
 /// Chunks read ahead of the scanner: bounds memory to a few chunks.
 const AHEAD: usize = 2;
-const CHUNK_BUF: usize = ROOM + CHUNK;
+const CHUNK_BUF: usize = ROOM + READ_SIZE;
 /// Most memory one read-ahead holds: the chunks in the channel, the one being read,
 /// the scanner's current one and one on its way back.
 pub(crate) const MEMORY: usize = (AHEAD + 3) * CHUNK_BUF;

@@ -17,10 +17,10 @@ use std::io::{self, Read};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Read size of the scanner: large enough to amortize system calls.
-pub(crate) const CHUNK: usize = 1 << 20;
+pub(crate) const READ_SIZE: usize = 1 << 20;
 
 /// First read size: small scans (the sidecar's new bytes) should not pay for a
-/// large buffer; the window grows towards [`CHUNK`] while the reads keep filling it.
+/// large buffer; the window grows towards [`READ_SIZE`] while the reads keep filling it.
 const FIRST_READ: usize = 64 << 10;
 
 /// Where a scan begins: byte position in the log and the offset expected there.
@@ -448,7 +448,7 @@ struct Window<R> {
 
 impl<R: Read> Window<R> {
     fn new(src: R, pos: u64) -> Self {
-        Self::with_buffer(src, pos, vec![0; FIRST_READ], CHUNK)
+        Self::with_buffer(src, pos, vec![0; FIRST_READ], READ_SIZE)
     }
 
     fn with_buffer(src: R, pos: u64, buf: Vec<u8>, max_read: usize) -> Self {

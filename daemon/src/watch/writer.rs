@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 
 /// Records per `append_batch`: sled's transactions get slower per record past a few
 /// hundred, and a smaller batch flushes more often.
-const CHUNK: usize = 128;
+const RECORDS_PER_BATCH: usize = 128;
 
 /// Records per message to the writer; with [`QUEUE`] it bounds the records in flight
 /// (a rescan of a large directory produces many at once).
@@ -145,13 +145,13 @@ fn write_loop(
                 Msg::Records(r) => pending.extend(r),
                 Msg::Sync(w) => waiters.push(w),
             }
-            if pending.len() >= CHUNK * 4 {
+            if pending.len() >= RECORDS_PER_BATCH * 4 {
                 break;
             }
         }
         let mut rest = std::mem::take(&mut pending);
         while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(CHUNK));
+            let tail = rest.split_off(rest.len().min(RECORDS_PER_BATCH));
             let n = rest.len() as u64;
             let started = std::time::Instant::now();
             let appended = journal.append_batch(rest);
