@@ -10,7 +10,8 @@
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
 use harness::layout::list_partitions;
 use harness::{
-    all_faults, apply_to_first, fixture_copy, partition_messages, snapshot, warden, Fault, Snapshot,
+    all_faults, apply_to_first, fault_named, fixture_copy, partition_messages, snapshot, warden,
+    Fault, Snapshot,
 };
 use std::path::Path;
 
@@ -213,28 +214,62 @@ fn run_case(fixture: &str, fault: Fault) -> bool {
     true
 }
 
-fn run_table(fixture: &str) {
-    let mut applied = Vec::new();
-    for fault in all_faults() {
-        if run_case(fixture, fault) {
-            applied.push(fault.name());
+/// One case: the fault (named as `inject-fault` names it, with the harness's
+/// parameters) must apply to the fixture, and everything above must hold.
+fn case(fixture: &str, name: &str) {
+    let fault = fault_named(name).unwrap_or_else(|| panic!("no fault named {name}"));
+    assert!(
+        run_case(fixture, fault),
+        "{fixture}: {} applies to no partition",
+        fault.name()
+    );
+}
+
+/// One `#[test]` per (fixture, fault), so that each runs and fails on its own
+/// (`cargo test --test damage_table clean::zero_tail`), after ripgrep's `rgtest!`.
+macro_rules! damage_table {
+    ($($name:ident => $fault:literal;)*) => {
+        mod clean {
+            use super::*;
+            $(#[test]
+            fn $name() {
+                case(CLEAN, $fault);
+            })*
         }
-    }
-    // Every fault applies somewhere in each fixture (killed-under-load accepts all).
-    let min = if fixture == KILLED_UNDER_LOAD {
-        all_faults().len()
-    } else {
-        all_faults().len() - 1
+        mod killed_under_load {
+            use super::*;
+            $(#[test]
+            fn $name() {
+                case(KILLED_UNDER_LOAD, $fault);
+            })*
+        }
+        /// The table names every fault of the harness, once.
+        #[test]
+        fn the_table_has_a_case_for_every_fault() {
+            let mut listed: Vec<String> = vec![$($fault.to_string()),*];
+            let mut all: Vec<String> = all_faults().iter().map(|f| f.name().to_string()).collect();
+            listed.sort();
+            all.sort();
+            assert_eq!(listed, all);
+        }
     };
-    assert!(applied.len() >= min, "{fixture}: only {applied:?} applied");
 }
 
-#[test]
-fn every_fault_on_the_clean_fixture_is_found_repaired_and_restorable() {
-    run_table(CLEAN);
-}
-
-#[test]
-fn every_fault_on_the_killed_under_load_fixture_is_found_repaired_and_restorable() {
-    run_table(KILLED_UNDER_LOAD);
+damage_table! {
+    torn_log_tail => "torn-log-tail";
+    zero_tail => "zero-tail";
+    log_cut_index_longer => "log-cut-index-longer";
+    flip_byte_last_message => "flip-byte-last-message";
+    index_half_entry_short => "index-half-entry-short";
+    torn_log_and_half_index => "torn-log-and-half-index";
+    index_missing => "index-missing";
+    index_zero_filled_tail => "index-zero-filled-tail";
+    index_zeroed_middle => "index-zeroed-middle";
+    extra_empty_pair => "extra-empty-pair";
+    successor_log_without_index => "successor-log-without-index";
+    rotation_crash => "rotation-crash";
+    log_missing => "log-missing";
+    offset_gap => "offset-gap";
+    mid_file_corruption_sealed => "mid-file-corruption-sealed";
+    truncated_index_short_whole => "truncated-index-short-whole";
 }
