@@ -4,7 +4,7 @@
 use crate::config::DirArgs;
 use crate::exit;
 use crate::metrics::recover_result::{self, RecoverRecord};
-use crate::repair::{nothing_to_check, print_outcome, repair, PartitionFilter};
+use crate::repair::{exit_code, nothing_to_check, repair, report, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
 use recovery::names::escaped;
 use recovery::pipeline::RepairOutcome;
@@ -49,21 +49,7 @@ pub fn run(args: &RecoverArgs) -> anyhow::Result<u8> {
     };
     let mode = mode.map_or(recover_result::UNKNOWN_MODE.to_string(), |m| m.to_string());
     record(&args.dirs, mode, &result, started);
-    let outcome = result?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-    } else {
-        print_outcome(&outcome);
-    }
-    Ok(exit_code(&outcome))
-}
-
-fn exit_code(outcome: &RepairOutcome) -> u8 {
-    if outcome.ready_to_start {
-        exit::OK
-    } else {
-        exit::NEEDS_OPERATOR
-    }
+    report(&result?, args.json)
 }
 
 fn recover(args: &RecoverArgs, mode: Mode) -> anyhow::Result<RepairOutcome> {

@@ -7,13 +7,10 @@ use crate::session::Session;
 use anyhow::Context;
 use journal::PartitionId;
 use recovery::analyze::Analysis;
-use recovery::execute::Executor;
-use recovery::fsops::StdFs;
 use recovery::guided::GuidedStats;
 use recovery::layout::{classify_root, Root};
 use recovery::pipeline::{self, RepairOutcome, Request};
 use recovery::plan::Mode;
-use recovery::quarantine::Quarantine;
 
 /// Which partitions a command looks at: all, or those matching a
 /// `stream[/topic[/partition]]` prefix.
@@ -82,13 +79,8 @@ pub fn repair(
     mode: Mode,
     filter: &PartitionFilter,
 ) -> anyhow::Result<RepairOutcome> {
-    let quarantine = Quarantine::new(&session.dirs.state_dir);
-    let exec = Executor {
-        data_dir: &session.dirs.data_dir,
-        quarantine: &quarantine,
-        fs: &StdFs,
-        log: session.journal()?,
-    };
+    let quarantine = session.quarantine();
+    let exec = session.executor(&quarantine)?;
     let known = session.known_segments();
     let progress = TerminalProgress::new("scanning");
     let outcome = pipeline::run(
@@ -103,6 +95,27 @@ pub fn repair(
     )?;
     progress.finish();
     Ok(outcome)
+}
+
+/// Prints what a repairing run did (one JSON object, or text) and returns its exit
+/// code: 0 ready to start, 3 an operator must decide. `recover` and `replay --apply`
+/// report alike.
+pub fn report(o: &RepairOutcome, json: bool) -> anyhow::Result<u8> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(o)?);
+    } else {
+        print_outcome(o);
+    }
+    Ok(exit_code(o))
+}
+
+/// 0 ready to start, 3 an operator must decide.
+pub fn exit_code(o: &RepairOutcome) -> u8 {
+    if o.ready_to_start {
+        crate::exit::OK
+    } else {
+        crate::exit::NEEDS_OPERATOR
+    }
 }
 
 pub fn print_outcome(o: &RepairOutcome) {

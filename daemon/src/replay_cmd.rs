@@ -5,7 +5,7 @@ use crate::config::DirArgs;
 use crate::exit;
 use crate::journal_open::Condition;
 use crate::recover_cmd::resolve_mode;
-use crate::repair::{analyze, nothing_to_check, print_outcome, repair, PartitionFilter};
+use crate::repair::{analyze, nothing_to_check, repair, report, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
 use journal::{Entry, SegmentKey};
 use recovery::plan::{plan, Mode};
@@ -46,27 +46,14 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
                 "nothing_to_check": nothing.nothing_to_check,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
-        } else if args.json {
-            println!("{}", serde_json::to_string_pretty(&nothing)?);
-        } else {
-            print_outcome(&nothing);
+            return Ok(exit::OK);
         }
-        return Ok(exit::OK);
+        return report(&nothing, args.json);
     }
     if args.apply {
         let session = Session::open(&args.dirs)?;
         refuse_if_busy(&session.dirs.data_dir, args.force)?;
-        let outcome = repair(&session, mode, &filter)?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&outcome)?);
-        } else {
-            print_outcome(&outcome);
-        }
-        return Ok(if outcome.ready_to_start {
-            exit::OK
-        } else {
-            exit::NEEDS_OPERATOR
-        });
+        return report(&repair(&session, mode, &filter)?, args.json);
     }
     // A dry run changes nothing, in the state directory either: it reads a copy of
     // the journal, and scans everything when the journal is unusable or missing.

@@ -7,8 +7,7 @@ use crate::exit;
 use crate::session::{refuse_if_busy, Session};
 use anyhow::Context;
 use journal::{RepairAction, RepairId};
-use recovery::execute::{Executed, Executor};
-use recovery::fsops::StdFs;
+use recovery::execute::Executed;
 use recovery::names::{escaped, escaped_str};
 use recovery::quarantine::{Manifest, Quarantine, QuarantineError, MANIFEST};
 use serde_json::{json, Value};
@@ -45,18 +44,13 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
         return list(args);
     }
     let session = Session::open(&args.dirs)?;
-    let quarantine = Quarantine::new(&session.dirs.state_dir);
+    let quarantine = session.quarantine();
     refuse_if_busy(&session.dirs.data_dir, args.force)?;
     let mut ids = args.repairs.clone();
     ids.sort();
     ids.dedup();
     ids.reverse();
-    let exec = Executor {
-        data_dir: &session.dirs.data_dir,
-        quarantine: &quarantine,
-        fs: &StdFs,
-        log: session.journal()?,
-    };
+    let exec = session.executor(&quarantine)?;
     let finished = exec
         .replay_pending()
         .context("cannot finish the repairs an earlier run journaled")?;

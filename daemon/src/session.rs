@@ -13,7 +13,10 @@ use crate::journal_open::{self, Access, OpenedJournal};
 use anyhow::Context;
 use journal::{Journal, SegmentKey, SegmentState, StateLogMark};
 use recovery::busy::holders_of;
+use recovery::execute::Executor;
+use recovery::fsops::StdFs;
 use recovery::names::escaped;
+use recovery::quarantine::Quarantine;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -68,6 +71,22 @@ impl Session {
         self.opened
             .journal()
             .ok_or_else(|| anyhow::anyhow!("internal: a read-only session has no journal to write"))
+    }
+
+    /// The executor that repairs and restores on this session's data directory:
+    /// the real file system, the journal, and `quarantine` (the state directory's).
+    pub fn executor<'a>(&'a self, quarantine: &'a Quarantine) -> anyhow::Result<Executor<'a>> {
+        Ok(Executor {
+            data_dir: &self.dirs.data_dir,
+            quarantine,
+            fs: &StdFs,
+            log: self.journal()?,
+        })
+    }
+
+    /// The state directory's quarantine.
+    pub fn quarantine(&self) -> Quarantine {
+        Quarantine::new(&self.dirs.state_dir)
     }
 
     /// The journal, when it can be read (inspection of an unusable or missing journal
