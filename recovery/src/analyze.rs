@@ -48,6 +48,22 @@ impl SegmentAnalysis {
         })
     }
 
+    /// The first offset after this segment's valid messages.
+    pub fn offset_after(&self) -> u64 {
+        self.key()
+            .start_offset
+            .saturating_add(self.valid_messages())
+    }
+
+    /// The offset-gap rule, for `check` and the planner alike: whether this segment
+    /// starts before `prev`'s valid messages end. 0.6.0 serves a gap forward between
+    /// whole segments (measured: a poll inside the gap returns the next message),
+    /// which is what salvage leaves where offsets were never written; an overlap it
+    /// does not.
+    pub fn overlaps(&self, prev: &SegmentAnalysis) -> bool {
+        self.key().start_offset < prev.offset_after()
+    }
+
     /// Both files present, zero bytes each.
     pub fn is_empty_pair(&self) -> bool {
         self.files.log_len == Some(0) && self.files.index_len == Some(0)

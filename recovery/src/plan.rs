@@ -191,10 +191,7 @@ fn find_cut(p: &PartitionAnalysis) -> Option<Cut> {
             });
         };
         if let Some(prev) = i.checked_sub(1).and_then(|j| p.segments.get(j)) {
-            // 0.6.0 serves a gap forward between whole segments (measured); only an
-            // overlap is damage.
-            let expected = prev.key().start_offset + prev.valid_messages();
-            if seg.key().start_offset < expected {
+            if seg.overlaps(prev) {
                 return Some(Cut {
                     seg: i - 1,
                     keep_len: prev.files.log_len.unwrap_or(0),

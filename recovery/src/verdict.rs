@@ -288,12 +288,8 @@ fn judge_contiguity(p: &PartitionAnalysis, out: &mut Vec<Problem>) {
         if scan.stop != StopReason::EndOfFile || next.scan.is_none() {
             continue;
         }
-        let expected = prev.key().start_offset + prev.valid_messages();
-        let found = next.key().start_offset;
-        // 0.6.0 serves a gap forward between whole segments (measured: a poll inside
-        // the gap returns the next message), which is what salvage leaves where
-        // offsets were never written. Overlapping segments it does not.
-        if found < expected {
+        if next.overlaps(prev) {
+            let (found, expected) = (next.key().start_offset, prev.offset_after());
             out.push(Problem {
                 kind: ProblemKind::OffsetGap,
                 path: next.files.log_path.clone(),
