@@ -134,6 +134,14 @@ pub struct Dirs {
     pub file: FileConfig,
 }
 
+impl Dirs {
+    /// The recovery mode: the flag (or IGGY_WARDEN_MODE), else the config file, else
+    /// tolerate-tail.
+    pub fn mode(&self, flag: Option<recovery::plan::Mode>) -> recovery::plan::Mode {
+        flag.or(self.file.mode).unwrap_or_default()
+    }
+}
+
 impl DirArgs {
     pub fn file_config(&self) -> anyhow::Result<FileConfig> {
         FileConfig::load(self.config.as_deref())

@@ -1,7 +1,7 @@
 //! `iggy-warden recover`: the start-up hook. Finishes unfinished repairs, repairs what
 //! the mode allows, and says through its exit code whether iggy-server may start.
 
-use crate::config::DirArgs;
+use crate::config::{DirArgs, Dirs};
 use crate::exit;
 use crate::metrics::recover_result::{self, RecoverRecord};
 use crate::repair::{exit_code, nothing_to_check, repair, report, PartitionFilter};
@@ -31,32 +31,38 @@ pub struct RecoverArgs {
     pub force: bool,
 }
 
-/// The mode from the flag (or IGGY_WARDEN_MODE), else the config file, else
-/// tolerate-tail.
-pub fn resolve_mode(flag: Option<Mode>, dirs: &DirArgs) -> anyhow::Result<Mode> {
-    if let Some(mode) = flag {
-        return Ok(mode);
-    }
-    Ok(dirs.file_config()?.mode.unwrap_or_default())
-}
-
 pub fn run(args: &RecoverArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let mode = resolve_mode(args.mode, &args.dirs);
-    let result = match &mode {
-        Ok(mode) => recover(args, *mode),
-        Err(e) => Err(anyhow::anyhow!("{e:#}")),
+    // The flags, the environment and the config file, read once.
+    let dirs = match args.dirs.resolve() {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            // A config file that cannot be used: recorded where the flags alone put
+            // the state directory, if they do, so that the failure shows in metrics.
+            if let Some(state_dir) = &args.dirs.state_dir {
+                let failed = Err(anyhow::anyhow!("{e:#}"));
+                record(
+                    state_dir,
+                    recover_result::UNKNOWN_MODE.into(),
+                    &failed,
+                    started,
+                );
+            }
+            return Err(e);
+        }
     };
-    let mode = mode.map_or(recover_result::UNKNOWN_MODE.to_string(), |m| m.to_string());
-    record(&args.dirs, mode, &result, started);
+    let mode = dirs.mode(args.mode);
+    let state_dir = dirs.state_dir.clone();
+    let result = recover(args, dirs, mode);
+    record(&state_dir, mode.to_string(), &result, started);
     report(&result?, args.json)
 }
 
-fn recover(args: &RecoverArgs, mode: Mode) -> anyhow::Result<RepairOutcome> {
-    Ok(match nothing_to_check(&args.dirs, mode)? {
+fn recover(args: &RecoverArgs, dirs: Dirs, mode: Mode) -> anyhow::Result<RepairOutcome> {
+    Ok(match nothing_to_check(&dirs, mode)? {
         Some(nothing) => nothing,
         None => {
-            let session = Session::open(&args.dirs)?;
+            let session = Session::open(dirs)?;
             refuse_if_busy(&session.dirs.data_dir, args.force)?;
             repair(&session, mode, &PartitionFilter::default())?
         }
@@ -67,15 +73,11 @@ fn recover(args: &RecoverArgs, mode: Mode) -> anyhow::Result<RepairOutcome> {
 /// state directory that exists (a first start has none yet); a failure to record
 /// is logged and does not change the exit code.
 fn record(
-    dirs: &crate::config::DirArgs,
+    state_dir: &std::path::Path,
     mode: String,
     result: &anyhow::Result<RepairOutcome>,
     started: Instant,
 ) {
-    let Ok(state_dir) = dirs.resolve().map(|d| d.state_dir) else {
-        tracing::debug!("no state directory: the recover result is not recorded");
-        return;
-    };
     if !state_dir.is_dir() {
         return;
     }
@@ -106,10 +108,10 @@ fn record(
         }
         Err(e) => record = record.with_error(&format!("{e:#}")),
     }
-    if let Err(e) = recover_result::write(&state_dir, &record) {
+    if let Err(e) = recover_result::write(state_dir, &record) {
         tracing::warn!(
             "cannot record the result in {}: {e}",
-            escaped(&recover_result::path_in(&state_dir))
+            escaped(&recover_result::path_in(state_dir))
         );
     }
 }

@@ -1,7 +1,7 @@
 //! What `recover` and `replay` share: the partition filter, the analysis with a
 //! progress bar, the repair pipeline run on a session, and its printed summary.
 
-use crate::config::DirArgs;
+use crate::config::Dirs;
 use crate::progress::TerminalProgress;
 use crate::session::Session;
 use anyhow::Context;
@@ -45,9 +45,8 @@ impl PartitionFilter {
 /// empty, or only what the server creates before `state/info`), judged before the
 /// state directory or the journal is touched; `None` for a data directory to work on.
 /// A folder with data but no `state/info`, or of another version, is an error.
-pub fn nothing_to_check(dirs: &DirArgs, mode: Mode) -> anyhow::Result<Option<RepairOutcome>> {
-    let resolved = dirs.resolve()?;
-    let root = classify_root(&resolved.data_dir).context("cannot read the data directory")?;
+pub fn nothing_to_check(dirs: &Dirs, mode: Mode) -> anyhow::Result<Option<RepairOutcome>> {
+    let root = classify_root(&dirs.data_dir).context("cannot read the data directory")?;
     Ok(match root {
         Root::Fresh { why } => Some(RepairOutcome::nothing_to_check(mode, why)),
         Root::Iggy { .. } => None,

@@ -4,7 +4,6 @@
 use crate::config::DirArgs;
 use crate::exit;
 use crate::journal_open::Condition;
-use crate::recover_cmd::resolve_mode;
 use crate::repair::{analyze, nothing_to_check, repair, report, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
 use journal::{Entry, SegmentKey};
@@ -37,9 +36,10 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
-    let mode = resolve_mode(args.mode, &args.dirs)?;
+    let dirs = args.dirs.resolve()?;
+    let mode = dirs.mode(args.mode);
     let filter = args.partition.clone().unwrap_or_default();
-    if let Some(nothing) = nothing_to_check(&args.dirs, mode)? {
+    if let Some(nothing) = nothing_to_check(&dirs, mode)? {
         if args.json && !args.apply {
             let out = serde_json::json!({
                 "dry_run": true,
@@ -51,13 +51,13 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
         return report(&nothing, args.json);
     }
     if args.apply {
-        let session = Session::open(&args.dirs)?;
+        let session = Session::open(dirs)?;
         refuse_if_busy(&session.dirs.data_dir, args.force)?;
         return report(&repair(&session, mode, &filter)?, args.json);
     }
     // A dry run changes nothing, in the state directory either: it reads a copy of
     // the journal, and scans everything when the journal is unusable or missing.
-    let session = Session::inspect(&args.dirs)?;
+    let session = Session::inspect(dirs)?;
     let pending = match session.readable_journal() {
         Some(j) => j.pending_repairs()?,
         None => Vec::new(),

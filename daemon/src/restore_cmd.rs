@@ -43,7 +43,7 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
     if args.list || args.repairs.is_empty() {
         return list(args);
     }
-    let session = Session::open(&args.dirs)?;
+    let session = Session::open(args.dirs.resolve()?)?;
     let quarantine = session.quarantine();
     refuse_if_busy(&session.dirs.data_dir, args.force)?;
     let mut ids = args.repairs.clone();

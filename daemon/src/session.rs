@@ -8,7 +8,7 @@
 //! ([`Session::inspect`]) changes nothing in the state directory: it reads a copy of
 //! the journal, and an unusable or missing journal is reported and scanned around.
 
-use crate::config::{DirArgs, Dirs};
+use crate::config::Dirs;
 use crate::journal_open::{self, Access, OpenedJournal};
 use anyhow::Context;
 use journal::{Journal, SegmentKey, SegmentState, StateLogMark};
@@ -33,8 +33,7 @@ pub struct Session {
 
 impl Session {
     /// For commands that change files: the journal, opened in place.
-    pub fn open(args: &DirArgs) -> anyhow::Result<Self> {
-        let mut dirs = args.resolve()?;
+    pub fn open(mut dirs: Dirs) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dirs.state_dir).with_context(|| {
             format!("cannot create state directory {}", escaped(&dirs.state_dir))
         })?;
@@ -43,8 +42,8 @@ impl Session {
     }
 
     /// For commands that only look: nothing in the state directory changes.
-    pub fn inspect(args: &DirArgs) -> anyhow::Result<Self> {
-        Self::with(args.resolve()?, Access::Inspect)
+    pub fn inspect(dirs: Dirs) -> anyhow::Result<Self> {
+        Self::with(dirs, Access::Inspect)
     }
 
     fn with(dirs: Dirs, access: Access) -> anyhow::Result<Self> {

@@ -533,4 +533,15 @@ fn the_packaged_config_recovers_in_salvage_and_the_command_line_in_tolerate_tail
         "{}",
         run.stderr
     );
+    // Still recorded for the sidecar's metrics, in the state directory the flag gives.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("last-recover.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&record["mode"], &record["exit_code"]),
+        (&json!("unknown"), &json!(2))
+    );
+    assert!(
+        record["error"].as_str().unwrap().contains("salvaged"),
+        "{record}"
+    );
 }
