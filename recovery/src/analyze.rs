@@ -140,7 +140,7 @@ pub fn analyze(dir: &DataDir, progress: &(dyn Fn(u64) + Sync)) -> Result<Analysi
 }
 
 /// Threads for scanning whole segments: one per core (each scan also runs a
-/// read-ahead thread, `prefetch.rs`); more only added switching on a 2-core machine.
+/// read-ahead thread, `scan/prefetch.rs`); more only added switching on a 2-core machine.
 pub fn scan_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }

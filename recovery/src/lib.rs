@@ -21,7 +21,6 @@ pub mod names;
 mod parallel;
 pub mod pipeline;
 pub mod plan;
-mod prefetch;
 pub mod quarantine;
 pub mod rebuild;
 pub mod report;

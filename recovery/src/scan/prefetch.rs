@@ -8,7 +8,7 @@
 //! hashes a longer message piece by piece, so chunks are never gathered into a
 //! buffer of their own.
 
-use crate::scan::{Bytes, READ_SIZE};
+use super::window::{Bytes, READ_SIZE};
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::Scope;

@@ -10,18 +10,15 @@
 //! checkpoint (a byte position and the offset expected there), so a segment verified
 //! earlier is never read again.
 
-use crate::budget::{Lease, SCANS};
+mod prefetch;
+pub(crate) mod window;
+
+use crate::budget::SCANS;
 use crate::message::{frame_checksum, MessageHeader, HEADER_LEN};
 use serde::Serialize;
 use std::io::{self, Read};
+use window::{Bytes, Window};
 use xxhash_rust::xxh3::Xxh3;
-
-/// Read size of the scanner: large enough to amortize system calls.
-pub(crate) const READ_SIZE: usize = 1 << 20;
-
-/// First read size: small scans (the sidecar's new bytes) should not pay for a
-/// large buffer; the window grows towards [`READ_SIZE`] while the reads keep filling it.
-const FIRST_READ: usize = 64 << 10;
 
 /// Where a scan begins: byte position in the log and the offset expected there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -218,7 +215,7 @@ pub fn scan_log_with<R: Read>(
     }
     let mut w = Window::with_buffer(src, start.position, buf, scratch.chunk);
     let outcome = scan_window(&mut w, start, visit);
-    let mut buf = std::mem::take(&mut w.buf);
+    let mut buf = w.into_buffer();
     if buf.len() > scratch.chunk {
         buf.truncate(scratch.chunk);
         buf.shrink_to_fit();
@@ -236,46 +233,32 @@ pub fn scan_log_prefetched<R: Read + Send>(
     start: ScanStart,
     visit: impl FnMut(&MessageMeta) -> io::Result<()>,
 ) -> io::Result<ScanOutcome> {
-    let Some(_lease) = SCANS.take(crate::prefetch::MEMORY) else {
+    let Some(_lease) = SCANS.take(prefetch::MEMORY) else {
         return scan_log(src, start, visit);
     };
     std::thread::scope(|scope| {
-        let mut w = crate::prefetch::Prefetch::spawn(scope, src, start.position);
+        let mut w = prefetch::Prefetch::spawn(scope, src, start.position);
         scan_window(&mut w, start, visit)
     })
 }
 
-/// What the scanner needs from its input: a window of bytes that grows on demand.
-pub(crate) trait Bytes {
-    /// File position of the first available byte.
-    fn pos(&self) -> u64;
-    fn available(&self) -> &[u8];
-    /// Makes at least `need` bytes available unless the file ends first, for any
-    /// `need` up to [`Bytes::max_fill`]; a larger `need` may be served only in part.
-    fn fill(&mut self, need: usize) -> io::Result<()>;
-    fn consume(&mut self, n: usize);
-    /// The most bytes `fill` serves without allocating: the scanner asks no more, and
-    /// reads a longer frame piece by piece. At least [`HEADER_LEN`].
-    fn max_fill(&self) -> usize;
-
-    /// Called at zero bytes where a header should start: either the rest of the file
-    /// is zeros (a zero-filled tail) or real data follows them.
-    fn classify_zeroes(&mut self) -> io::Result<StopReason> {
-        let at = self.pos();
-        let mut len = 0u64;
-        loop {
-            self.fill(1)?;
-            let avail = self.available();
-            if avail.is_empty() {
-                return Ok(StopReason::ZeroFill { at, len });
-            }
-            if !all_zero(avail) {
-                return Ok(StopReason::ZeroesThenData { at });
-            }
-            let n = avail.len();
-            len += n as u64;
-            self.consume(n);
+/// Called at zero bytes where a header should start: either the rest of the file is
+/// zeros (a zero-filled tail) or real data follows them.
+fn classify_zeroes(w: &mut impl Bytes) -> io::Result<StopReason> {
+    let at = w.pos();
+    let mut len = 0u64;
+    loop {
+        w.fill(1)?;
+        let avail = w.available();
+        if avail.is_empty() {
+            return Ok(StopReason::ZeroFill { at, len });
         }
+        if !all_zero(avail) {
+            return Ok(StopReason::ZeroesThenData { at });
+        }
+        let n = avail.len();
+        len += n as u64;
+        w.consume(n);
     }
 }
 
@@ -303,7 +286,7 @@ fn scan_window(
             };
         };
         if all_zero(head) {
-            break w.classify_zeroes()?;
+            break classify_zeroes(w)?;
         }
         let header = MessageHeader::parse(head);
         if !header.lengths_plausible() {
@@ -431,98 +414,9 @@ pub(crate) fn all_zero(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| b == 0)
 }
 
-/// A sliding window over a reader, tracking the file position of its first byte.
-struct Window<R> {
-    src: R,
-    buf: Vec<u8>,
-    /// The buffer grows towards this while reads keep filling it, and while the scan
-    /// budget allows.
-    max_read: usize,
-    /// What the buffer holds beyond its first size, from the scan budget.
-    lease: Lease,
-    head: usize,
-    tail: usize,
-    pos: u64,
-    eof: bool,
-}
-
-impl<R: Read> Window<R> {
-    fn new(src: R, pos: u64) -> Self {
-        Self::with_buffer(src, pos, vec![0; FIRST_READ], READ_SIZE)
-    }
-
-    fn with_buffer(src: R, pos: u64, buf: Vec<u8>, max_read: usize) -> Self {
-        Self {
-            src,
-            buf,
-            max_read,
-            lease: SCANS.empty(),
-            head: 0,
-            tail: 0,
-            pos,
-            eof: false,
-        }
-    }
-}
-
-impl<R: Read> Bytes for Window<R> {
-    fn pos(&self) -> u64 {
-        self.pos
-    }
-
-    fn available(&self) -> &[u8] {
-        self.buf.get(self.head..self.tail).unwrap_or(&[])
-    }
-
-    fn fill(&mut self, need: usize) -> io::Result<()> {
-        if self.tail - self.head >= need || self.eof {
-            return Ok(());
-        }
-        let reads_fill_it = self.tail == self.buf.len();
-        if self.head > 0 {
-            self.buf.copy_within(self.head..self.tail, 0);
-            self.tail -= self.head;
-            self.head = 0;
-        }
-        if reads_fill_it && self.buf.len() < self.max_read {
-            // Still reading a lot: grow towards the full read size, within the budget.
-            // Only a file that filled the buffer makes it grow, so it never holds much
-            // more than the bytes the file has.
-            let grown = (self.buf.len().max(HEADER_LEN) * 4).min(self.max_read);
-            if self.lease.grow(grown - self.buf.len()) {
-                self.buf.resize(grown, 0);
-            }
-        }
-        while self.tail < need && !self.eof {
-            let Some(room) = self.buf.get_mut(self.tail..) else {
-                break;
-            };
-            if room.is_empty() {
-                break;
-            }
-            match self.src.read(room) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.tail += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    fn max_fill(&self) -> usize {
-        self.buf.len().max(HEADER_LEN)
-    }
-
-    fn consume(&mut self, n: usize) {
-        let n = n.min(self.tail - self.head);
-        self.head += n;
-        self.pos += n as u64;
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::window::FIRST_READ;
     use super::*;
     use xxhash_rust::xxh3::xxh3_64;
 
