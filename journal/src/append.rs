@@ -15,10 +15,8 @@ use crate::envelope;
 use crate::error::JournalError;
 use crate::record::{now_micros, Entry, Record};
 use crate::state::SegmentState;
-use crate::store::{
-    decode_state, seq_key, shielded, Journal, StateLogMark, Writer, META_NEXT_REPAIR,
-    META_STATE_LOG,
-};
+use crate::store::{Journal, Op, StateLogMark, Writer};
+use crate::trees::{decode_state, seq_key, shielded, META_NEXT_REPAIR, META_STATE_LOG};
 use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
     TransactionalTree,
@@ -27,12 +25,6 @@ use sled::Transactional;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
-
-/// One queued operation; its result is the seqs it wrote, or the one repair id.
-pub(crate) enum Op {
-    Append(Vec<Record>),
-    AllocRepairId,
-}
 
 type Outcome = Result<Vec<u64>, JournalError>;
 

@@ -12,7 +12,7 @@
 use crate::envelope::{self, EnvelopeError};
 use crate::error::JournalError;
 use crate::record::Entry;
-use crate::store::{parse_u64, seq_key};
+use crate::trees::{parse_u64, seq_key};
 use std::path::Path;
 
 /// Entries per block at most (about 12 KiB). A round of appenders fits in one, and a

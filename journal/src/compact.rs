@@ -17,9 +17,9 @@ use crate::block;
 use crate::error::JournalError;
 use crate::record::{Entry, Record};
 use crate::state::{SegmentPhase, SegmentState};
-use crate::store::{
-    decode_state, parse_u64, seq_key, shielded, Journal, Writer, META_COMPACTED_THROUGH,
-    META_DROPPED,
+use crate::store::{Journal, Writer};
+use crate::trees::{
+    decode_state, parse_u64, seq_key, shielded, META_COMPACTED_THROUGH, META_DROPPED,
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;

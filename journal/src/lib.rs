@@ -11,9 +11,10 @@
 //!
 //! Modules, from the bytes up: [`envelope`] (versioned, checksummed encoding),
 //! [`record`] (what is recorded), [`state`] (a segment's state folded from its
-//! records), [`store`] (the sled-backed [`Journal`]; its write path with group commit is in
-//! `append.rs` and `group.rs`), [`verify`]
-//! and [`compact`].
+//! records), `trees.rs` (the sled trees' keys and values, a leaf), [`store`] (the
+//! sled-backed [`Journal`]; its write path with group commit is in `append.rs` and
+//! `group.rs`, a round's records in one value in `block.rs`), [`verify`] and
+//! [`compact`]. No module depends on one that depends on it.
 
 pub mod action;
 mod append;
@@ -29,6 +30,7 @@ pub mod record;
 pub mod segment_name;
 pub mod state;
 pub mod store;
+mod trees;
 pub mod verify;
 
 pub use action::{Cut, RelayOriginal, RelayPiece, RelaySegment, RepairAction, RepairId};
