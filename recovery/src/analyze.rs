@@ -10,7 +10,7 @@ use crate::index::{IndexState, IndexVerifier};
 use crate::layout::{Anomaly, DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
 use crate::parallel::map_ordered;
 use crate::scan::{scan_log, scan_log_prefetched, ScanOutcome, ScanStart};
-use crate::state_check::StateInspection;
+use crate::state_inspect::StateInspection;
 use journal::{PartitionId, SegmentKey};
 use serde::Serialize;
 use std::io::{self, Seek, SeekFrom};

@@ -8,8 +8,8 @@
 use crate::fsops::{self, EntryKind};
 use crate::names::escaped;
 use crate::parallel::{map_ordered, IO_THREADS};
-use crate::state_check::StateInspection;
 use crate::state_info::Info;
+use crate::state_inspect::{StateInspection, StateReadError};
 use journal::{segment_name, PartitionId, SegmentFile, SegmentKey};
 use serde::Serialize;
 use std::fs;
@@ -41,6 +41,15 @@ pub enum LayoutError {
         "data directory {path} is a symbolic link to {target}, which does not exist (an unmounted disk?)"
     )]
     DanglingLink { path: PathBuf, target: PathBuf },
+}
+
+impl From<StateReadError> for LayoutError {
+    fn from(e: StateReadError) -> Self {
+        LayoutError::Io {
+            path: e.path,
+            cause: e.cause,
+        }
+    }
 }
 
 impl LayoutError {
@@ -238,7 +247,11 @@ pub fn discover_guided(
     }
     partitions.sort_by_key(|p: &PartitionLayout| p.id);
     strays.sort_by(|a, b| a.path.cmp(&b.path));
-    let state = crate::state_check::inspect_guided(root, &partitions, state_log)?;
+    let folders: Vec<_> = partitions
+        .iter()
+        .map(|p| (p.id, p.segments.iter().filter_map(|s| s.log_len).sum()))
+        .collect();
+    let state = crate::state_inspect::inspect_guided(root, &folders, state_log)?;
     anomalies.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(DataDir {
         root: root.to_path_buf(),
@@ -299,7 +312,7 @@ pub fn classify_root(root: &Path) -> Result<Root, LayoutError> {
     // A state/info that does not decode, or only a state/log (a repair quarantined a
     // cut-short state/info: the server writes a new one), is still the server's.
     let state_file = |rel| fs::symlink_metadata(root.join(rel)).is_ok();
-    if state_file(crate::state_check::INFO_REL) || state_file(crate::state_check::LOG_REL) {
+    if state_file(crate::state_inspect::INFO_REL) || state_file(crate::state_inspect::LOG_REL) {
         return Ok(Root::Iggy { version: None });
     }
     let entries = list(root)?;
@@ -372,7 +385,7 @@ pub fn check_root(root: &Path) -> Result<Option<String>, LayoutError> {
 /// Refuses a `state/info` that names any version but 0.6.x; returns the version. A
 /// record that does not decode is judged with the state files (`state_check`).
 fn read_version(root: &Path) -> Result<Option<String>, LayoutError> {
-    let path = root.join(crate::state_check::INFO_REL);
+    let path = root.join(crate::state_inspect::INFO_REL);
     let bytes = match read_head(&path, INFO_READ) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -17,6 +17,7 @@ mod journal_log;
 pub mod layout;
 pub mod message;
 pub mod metadata;
+pub mod mode;
 pub mod names;
 mod parallel;
 pub mod pipeline;
@@ -31,6 +32,7 @@ pub mod space;
 pub mod state_check;
 pub mod state_command;
 pub mod state_info;
+pub mod state_inspect;
 pub mod state_log;
 pub mod verdict;
 

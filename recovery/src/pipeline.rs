@@ -191,7 +191,7 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
 /// no longer finds it shorter than the journal's mark.
 fn remark_state_log(
     exec: &Executor<'_>,
-    state: &crate::state_check::StateInspection,
+    state: &crate::state_inspect::StateInspection,
 ) -> Result<(), PipelineError> {
     let Some(log) = state
         .log

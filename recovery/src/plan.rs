@@ -26,50 +26,11 @@ use crate::salvage::{salvage_partition, Salvage, SalvageError};
 use crate::scan::StopReason;
 use crate::verdict::{judge_layout, judge_partition, offset_file_name_ok, Problem, ProblemKind};
 use journal::{PartitionId, RepairAction};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    #[default]
-    TolerateTail,
-    PointInTime,
-    Absolute,
-    /// Keeps every message whose checksum is valid, wherever it is found, and re-lays
-    /// a damaged partition from its first damaged segment on (after RocksDB's
-    /// `kSkipAnyCorruptedRecords`).
-    Salvage,
-}
-
-impl FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "tolerate-tail" => Ok(Mode::TolerateTail),
-            "point-in-time" => Ok(Mode::PointInTime),
-            "absolute" => Ok(Mode::Absolute),
-            "salvage" => Ok(Mode::Salvage),
-            other => Err(format!(
-                "unknown mode {other:?}: expected tolerate-tail, point-in-time, absolute or \
-                 salvage"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::TolerateTail => "tolerate-tail",
-            Mode::PointInTime => "point-in-time",
-            Mode::Absolute => "absolute",
-            Mode::Salvage => "salvage",
-        })
-    }
-}
+pub use crate::mode::Mode;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlannedAction {

@@ -1,0 +1,155 @@
+//! The state files iggy-server 0.6.0 reads before any segment, as discovery finds
+//! them: `state/log` parsed (see [`crate::state_log`]), `state/info` (see
+//! [`crate::state_info`]), and the metadata the log records compared with the
+//! partition folders (see [`crate::metadata`]). Judging and planning them is
+//! `state_check.rs`; this part belongs to layout discovery and depends on none of it.
+
+use crate::metadata::{compare, Metadata, Mismatch};
+use crate::names::escaped;
+use crate::state_info::Info;
+use crate::state_log::{parse_guided, StateLog, Trusted};
+use journal::PartitionId;
+use serde::Serialize;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A state file that exists but cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {cause}", escaped(.path))]
+pub struct StateReadError {
+    pub path: PathBuf,
+    pub cause: io::Error,
+}
+
+pub const LOG_REL: &str = "state/log";
+pub const INFO_REL: &str = "state/info";
+/// Entries at or after a damage that a problem lists by what they did.
+/// What the state files hold, read at discovery.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StateInspection {
+    pub log_path: PathBuf,
+    pub info_path: PathBuf,
+    /// `None` when there is no `state/log` (the server starts with no streams).
+    pub log: Option<StateLog>,
+    pub info: Option<Info>,
+    /// The metadata of the entries before the first damage; `None` when encrypted.
+    pub metadata: Option<Metadata>,
+    pub mismatches: Vec<Mismatch>,
+    /// Bytes of `state/log` trusted from the journal without hashing them again.
+    pub bytes_trusted: u64,
+    /// `state/log` is shorter than the length the journal says was verified (that
+    /// length): entries were removed behind the server's back.
+    pub shrunk_from: Option<u64>,
+}
+
+/// Reads the state files of `root` and compares the metadata with `folders`: each
+/// partition folder found, with the log bytes its segments hold.
+pub fn inspect(
+    root: &Path,
+    folders: &[(PartitionId, u64)],
+) -> Result<StateInspection, StateReadError> {
+    inspect_guided(root, folders, None)
+}
+
+/// [`inspect`], trusting `state/log` up to where a journal says it was verified.
+pub fn inspect_guided(
+    root: &Path,
+    folders: &[(PartitionId, u64)],
+    trusted: Option<Trusted>,
+) -> Result<StateInspection, StateReadError> {
+    let log_path = root.join(LOG_REL);
+    let info_path = root.join(INFO_REL);
+    let (log, bytes_trusted, shrunk_from) = match read_optional(&log_path)? {
+        Some(bytes) => {
+            let guided = parse_guided(&bytes, trusted);
+            (Some(guided.log), guided.bytes_trusted, guided.shrunk_from)
+        }
+        // A log the journal saw verified is gone: removed behind the server's back.
+        None => (None, 0, trusted.map(|t| t.valid_len).filter(|l| *l > 0)),
+    };
+    let info = read_optional(&info_path)?.map(|b| crate::state_info::judge(&b));
+    let metadata = match &log {
+        Some(l) if l.encrypted => None,
+        Some(l) => Some(Metadata::replay(l.entries.iter().map(|e| &e.command))),
+        None => Some(Metadata::default()),
+    };
+    let mismatches = metadata
+        .as_ref()
+        .map_or_else(Vec::new, |m| compare(m, folders));
+    Ok(StateInspection {
+        log_path,
+        info_path,
+        log,
+        info,
+        metadata,
+        mismatches,
+        bytes_trusted,
+        shrunk_from,
+    })
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateReadError> {
+    let read = |path: &Path| -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        crate::fsops::open_read(path)?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    match read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(cause) => Err(StateReadError {
+            path: path.to_path_buf(),
+            cause,
+        }),
+    }
+}
+
+impl StateInspection {
+    /// Folders that hold messages no metadata names, and partitions without folders:
+    /// what stops a cut of the log, and the server. Unnamed folders without messages
+    /// are only listed (see [`StateInspection::empty_unnamed`]).
+    pub(crate) fn blocking(&self) -> impl Iterator<Item = &Mismatch> {
+        self.mismatches.iter().filter(|m| match m {
+            Mismatch::Unnamed { log_bytes, .. } => *log_bytes > 0,
+            Mismatch::Missing { .. } => true,
+        })
+    }
+
+    /// Folders no metadata names and that hold no message: harmless, left alone.
+    pub fn empty_unnamed(&self) -> Vec<String> {
+        self.mismatches
+            .iter()
+            .filter(|m| matches!(m, Mismatch::Unnamed { log_bytes: 0, .. }))
+            .map(|m| m.rel().to_string())
+            .collect()
+    }
+
+    /// The line `check` prints about the state files.
+    pub fn summary(&self) -> String {
+        let log = match &self.log {
+            None => "state/log missing (the server starts without streams)".to_string(),
+            Some(l) => format!(
+                "state/log: {} bytes, {} entries before any damage, checksums {}",
+                l.len,
+                l.entries.len(),
+                if l.encrypted {
+                    "unverifiable (encrypted: framing and indexes checked only)"
+                } else {
+                    "verified"
+                }
+            ),
+        };
+        let meta = match &self.metadata {
+            Some(m) => {
+                let (s, t, p) = m.counts();
+                format!(
+                    "metadata: {s} streams, {t} topics, {p} partitions, {} users",
+                    m.users.len()
+                )
+            }
+            None => "metadata not compared with the folders (encrypted)".to_string(),
+        };
+        format!("{log}; {meta}")
+    }
+}
