@@ -23,8 +23,6 @@
 //! [`AlertBoard`] is the read side for everything outside the core: the control
 //! socket's `STATUS`, `iggy-warden status`, systemd's status line and metrics.
 
-use crate::watch::core::Core;
-use crate::watch::notify_systemd;
 use journal::{Entry, Journal, PartitionId, Record, RepairAction, RepairId, SegmentKey};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -183,7 +181,8 @@ impl Alert {
     }
 }
 
-type Active = BTreeMap<(SegmentKey, AlertKind), Alert>;
+/// The alerts in force, one per (segment, kind).
+pub(super) type Active = BTreeMap<(SegmentKey, AlertKind), Alert>;
 
 #[derive(Debug, Default)]
 struct Board {
@@ -282,7 +281,7 @@ impl AlertBoard {
     }
 
     /// The alerts in force become `active` (folded from the journal); counts stay.
-    fn replace(&self, active: Active) {
+    pub(super) fn replace(&self, active: Active) {
         self.lock().active = active;
     }
 }
@@ -412,12 +411,12 @@ pub struct Finding {
 /// A segment whose last verification stopped before the end of what was written:
 /// a message written in part, or an index behind (or ahead of) its log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Pending {
-    pos: u64,
-    log_len: u64,
-    index_len: Option<u64>,
+pub(super) struct Pending {
+    pub(super) pos: u64,
+    pub(super) log_len: u64,
+    pub(super) index_len: Option<u64>,
     /// Verification passes in a row that found it unchanged.
-    passes: u32,
+    pub(super) passes: u32,
 }
 
 /// The core's side of stalled-write detection.
@@ -425,9 +424,9 @@ struct Pending {
 pub struct StallWatch {
     /// Passes a segment may stay unchanged with a message written in part.
     pub grace: u32,
-    pending: BTreeMap<SegmentKey, Pending>,
+    pub(super) pending: BTreeMap<SegmentKey, Pending>,
     /// A verification pass is under way (it may take several turns with a backlog).
-    in_pass: bool,
+    pub(super) in_pass: bool,
 }
 
 impl StallWatch {
@@ -436,178 +435,6 @@ impl StallWatch {
             grace,
             ..Self::default()
         }
-    }
-}
-
-impl Core {
-    /// Folds the journal's alerts into the board (at start and after a lease). A
-    /// journal that cannot be read for it leaves no alert in force, logged.
-    pub(super) fn load_alerts(&mut self) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
-        match load(journal.journal()) {
-            Ok(active) => {
-                for a in active.values() {
-                    tracing::error!(
-                        partition = %a.partition(),
-                        segment = %a.segment,
-                        file = %a.file,
-                        byte = a.byte,
-                        kind = a.kind.name(),
-                        "alert still in force (raised before): {}",
-                        a.message()
-                    );
-                }
-                self.status.alerts.replace(active);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the journal's alerts: none in force");
-                self.status.alerts.replace(Active::new());
-            }
-        }
-        notify_systemd::status(&self.status.human());
-    }
-
-    /// Raises an alert unless one of the segment and kind is in force: logs it at
-    /// error level, journals it, shows it in systemd's status line.
-    pub(super) fn raise(&mut self, segment: SegmentKey, finding: Finding, detail: &str) {
-        if self.status.alerts.is_active(segment, finding.kind) {
-            return;
-        }
-        let file = if finding.in_index {
-            segment.rel_index()
-        } else {
-            segment.rel_log()
-        };
-        let alert = Alert {
-            kind: finding.kind,
-            segment,
-            file: file.clone(),
-            byte: finding.byte,
-            detail: detail.to_string(),
-            raised_unix_micros: journal::record::now_micros(),
-        };
-        tracing::error!(
-            partition = %segment.partition,
-            segment = %segment,
-            file = %file,
-            byte = finding.byte,
-            kind = finding.kind.name(),
-            "{}",
-            alert.message()
-        );
-        self.outbox.push(Record::AlertRaised {
-            segment,
-            kind: finding.kind.name().to_string(),
-            file,
-            byte: finding.byte,
-            detail: detail.to_string(),
-            raised_unix_micros: alert.raised_unix_micros,
-        });
-        self.status.alerts.insert(alert);
-        notify_systemd::status(&self.status.human());
-    }
-
-    /// Clears the alerts of `segment` (of `kind`, or all): journaled and logged.
-    pub(super) fn clear_alerts(&mut self, segment: SegmentKey, kind: Option<AlertKind>, why: &str) {
-        let gone = self
-            .status
-            .alerts
-            .remove(|a| a.segment == segment && kind.is_none_or(|k| k == a.kind));
-        if gone.is_empty() {
-            return;
-        }
-        for a in &gone {
-            tracing::info!(
-                partition = %segment.partition,
-                segment = %segment,
-                kind = a.kind.name(),
-                "alert {} on segment {segment} cleared: {why}",
-                a.kind
-            );
-        }
-        self.outbox.push(Record::AlertsCleared {
-            partition: segment.partition,
-            segment: Some(segment),
-            kind: kind.map(|k| k.name().to_string()),
-            reason: why.to_string(),
-        });
-        notify_systemd::status(&self.status.human());
-    }
-
-    /// A verification pass begins: segments left pending are looked at again, even
-    /// without a write event (a stalled writer sends none).
-    pub(super) fn begin_verify_pass(&mut self) {
-        if self.stalls.in_pass {
-            return;
-        }
-        self.stalls.in_pass = true;
-        let keys: Vec<SegmentKey> = self.stalls.pending.keys().copied().collect();
-        self.dirty.extend(keys);
-    }
-
-    pub(super) fn end_verify_pass(&mut self) {
-        self.stalls.in_pass = false;
-    }
-
-    /// Verification of `key` stopped before the end of what was written, at `pos`.
-    /// After [`StallWatch::grace`] passes without change with log bytes after `pos`,
-    /// the `stalled-write` alert.
-    pub(super) fn note_waiting(
-        &mut self,
-        key: SegmentKey,
-        pos: u64,
-        log_len: u64,
-        index_len: Option<u64>,
-        why: &str,
-    ) {
-        let now = Pending {
-            pos,
-            log_len,
-            index_len,
-            passes: 0,
-        };
-        let passes = match self.stalls.pending.get(&key) {
-            Some(p) if (p.pos, p.log_len, p.index_len) == (pos, log_len, index_len) => {
-                p.passes.saturating_add(1)
-            }
-            _ => 0,
-        };
-        self.stalls.pending.insert(key, Pending { passes, ..now });
-        if passes >= self.stalls.grace && log_len > pos {
-            let detail = format!(
-                "{why}; valid messages end at byte {pos} of {log_len}, nothing written for \
-                 {passes} checkpoint intervals"
-            );
-            self.raise(
-                key,
-                Finding {
-                    kind: AlertKind::StalledWrite,
-                    byte: pos,
-                    in_index: false,
-                },
-                &detail,
-            );
-        }
-    }
-
-    /// Verification of `key` reached the end of what was written, or it was sealed
-    /// whole: a stalled write is over.
-    pub(super) fn note_settled(&mut self, key: SegmentKey, why: &str) {
-        self.stalls.pending.remove(&key);
-        self.clear_alerts(key, Some(AlertKind::StalledWrite), why);
-    }
-
-    /// The segment is gone: its alerts are over.
-    pub(super) fn segment_gone(&mut self, key: SegmentKey) {
-        self.stalls.pending.remove(&key);
-        self.clear_alerts(key, None, "the segment was deleted");
-    }
-
-    /// Stops watching `key` for stalls (damage found, or sealed).
-    pub(super) fn forget_pending(&mut self, key: SegmentKey) {
-        self.stalls.pending.remove(&key);
     }
 }
 

@@ -5,7 +5,8 @@
 //! Shape of the process:
 //! - the **core** thread (`core.rs`) owns the journal, the model of the segments and
 //!   the inotify watches; it reconciles journal and disk at start, then turns events
-//!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`), and
+//!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`), raises
+//!   alerts (`alerts.rs` for the alerts, `alerting.rs` for the core's side), and
 //!   journals how far `state/log` is verified (`state_log.rs`); open segments the
 //!   journal does not vouch for are verified in the background at a bounded rate
 //!   (`coverage.rs`);
@@ -20,6 +21,7 @@
 //! The sidecar only reads the data directory; its own files live in the state
 //! directory, which `config.rs` refuses to place inside the data directory.
 
+mod alerting;
 pub(crate) mod alerts;
 mod control;
 mod core;

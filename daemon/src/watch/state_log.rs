@@ -15,7 +15,6 @@
 //! The mark is reloaded from the journal at every full reconciliation: after a
 //! handover, a repair `recover` journaled has removed it.
 
-use super::core::Core;
 use journal::{Journal, Record};
 use recovery::names::escaped;
 use recovery::state_log::{parse_guided, Trusted};
@@ -91,24 +90,5 @@ impl StateLogWatch {
             last_index: mark.last_index,
             last_checksum: mark.last_checksum,
         })
-    }
-}
-
-impl Core {
-    /// Journals how far `state/log` is verified, when that moved on.
-    pub(super) fn check_state_log(&mut self) {
-        if let Some(record) = self.state_log.check(&self.settings.data_dir) {
-            self.outbox.push(record);
-        }
-    }
-
-    /// Takes the journal's mark again (after a handover it may be gone), then checks.
-    pub(super) fn reload_state_log(&mut self) -> anyhow::Result<()> {
-        self.sync()?;
-        if let Some(writer) = &self.journal {
-            self.state_log.reload(writer.journal());
-        }
-        self.check_state_log();
-        Ok(())
     }
 }

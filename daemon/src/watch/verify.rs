@@ -348,3 +348,22 @@ impl Core {
         }
     }
 }
+
+impl Core {
+    /// Journals how far `state/log` is verified, when that moved on.
+    pub(super) fn check_state_log(&mut self) {
+        if let Some(record) = self.state_log.check(&self.settings.data_dir) {
+            self.outbox.push(record);
+        }
+    }
+
+    /// Takes the journal's mark again (after a handover it may be gone), then checks.
+    pub(super) fn reload_state_log(&mut self) -> anyhow::Result<()> {
+        self.sync()?;
+        if let Some(writer) = &self.journal {
+            self.state_log.reload(writer.journal());
+        }
+        self.check_state_log();
+        Ok(())
+    }
+}

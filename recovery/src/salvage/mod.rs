@@ -28,8 +28,9 @@ use crate::analyze::{PartitionAnalysis, SegmentAnalysis};
 use crate::index::{IndexState, ENTRY_LEN};
 use crate::scan::StopReason;
 use crate::verdict::Problem;
-use journal::{ByteRange, PartitionId, RelayOriginal, RelaySegment, RepairAction};
+use journal::{PartitionId, RelayOriginal, RelaySegment, RepairAction};
 use layout::{choose, lay_out, Candidate};
+pub use resync::DroppedDuplicate;
 use resync::{resync_scan, FileScan};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -42,17 +43,6 @@ use xxhash_rust::xxh3::Xxh3;
 pub struct SalvageError {
     pub path: PathBuf,
     pub cause: io::Error,
-}
-
-/// A second copy of an offset that salvage does not keep. Its bytes stay in the
-/// quarantined original file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DroppedDuplicate {
-    pub offset: u64,
-    pub file: String,
-    pub range: ByteRange,
-    /// Same bytes as the kept copy.
-    pub identical: bool,
 }
 
 /// What salvage would do to one partition.

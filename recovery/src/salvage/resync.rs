@@ -20,8 +20,20 @@
 
 use crate::message::{frame_checksum, MessageHeader, HEADER_LEN};
 use journal::ByteRange;
+use serde::Serialize;
 use std::io::{self, Read, Seek, SeekFrom};
 use xxhash_rust::xxh3::Xxh3;
+
+/// A second copy of an offset that salvage does not keep. Its bytes stay in the
+/// quarantined original file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DroppedDuplicate {
+    pub offset: u64,
+    pub file: String,
+    pub range: ByteRange,
+    /// Same bytes as the kept copy.
+    pub identical: bool,
+}
 
 /// Read size: large enough to amortize system calls.
 const READ_LEN: usize = 1 << 20;

@@ -1,8 +1,7 @@
 //! Names the rotation race's signatures in what the resynchronising scan found, so
 //! `check` can say what happened, not only where validity ends.
 
-use super::resync::FileScan;
-use super::DroppedDuplicate;
+use super::resync::{DroppedDuplicate, FileScan};
 use crate::analyze::PartitionAnalysis;
 use crate::verdict::{Problem, ProblemKind};
 use std::collections::HashSet;
