@@ -9,7 +9,7 @@ FIXTURES=${FIXTURES:-$PWD/fixtures/iggy-0.6.0}
 PORT=${PORT:-8390}
 SEGMENT_SIZE=${SEGMENT_SIZE:-64KB}
 
-cargo build --release -q -p iggy-warden -p iggy-warden-tests --bins || exit 2
+cargo build --release -q -p iggy-warden -p iggy-warden-harness --bins || exit 2
 W=$PWD/target/release/iggy-warden
 INJECT=$PWD/target/release/inject-fault
 VALID=$PWD/target/release/valid-messages
