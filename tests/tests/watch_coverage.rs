@@ -6,7 +6,7 @@ mod watch_common;
 
 use harness::{warden_bin, DataDirBuilder, PartitionSpec};
 use journal::{Journal, SegmentPhase};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use watch_common::*;
 
@@ -68,12 +68,19 @@ fn checkpoints(data: &Path, state: &Path) -> Vec<(u64, u64)> {
     out
 }
 
-#[test]
-fn open_segments_nobody_writes_are_verified_at_the_rate_and_checkpointed() {
+/// A temporary folder with the data directory of [`build`], and where the state
+/// directory and the sidecar's log go; the data's log bytes.
+fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf, u64) {
     let tmp = tempfile::tempdir().unwrap();
     let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
     let log = tmp.path().join("sidecar.log");
     let total = build(&data);
+    (tmp, data, state, log, total)
+}
+
+#[test]
+fn open_segments_nobody_writes_are_verified_at_the_rate_and_checkpointed() {
+    let (_tmp, data, state, log, total) = setup();
     assert!(total > 4 << 20, "{total} bytes");
     let mut sidecar = Sidecar::spawn_with(
         &data,
@@ -122,10 +129,7 @@ fn open_segments_nobody_writes_are_verified_at_the_rate_and_checkpointed() {
 
 #[test]
 fn after_a_restart_the_pass_goes_on_from_the_journaled_checkpoints() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
-    let log = tmp.path().join("sidecar.log");
-    let total = build(&data);
+    let (_tmp, data, state, log, total) = setup();
     let args = [
         "--checkpoint-interval-ms",
         "50",
