@@ -10,7 +10,7 @@
 //! gone after `recover` repaired the partition. A healthy writer at full speed, with
 //! passes running while it writes, raises none.
 
-mod watch_common;
+use crate::watch_common;
 
 use harness::format::{encode_message, index_entry, Message};
 use harness::layout::segment_file_name;

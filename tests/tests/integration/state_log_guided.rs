@@ -2,7 +2,7 @@
 //! a guided `recover` then verifies only the entries appended since, and a log
 //! shorter than that length is damage, not trusted.
 
-mod watch_common;
+use crate::watch_common;
 
 use harness::state_log::frame_entries;
 use harness::{assert_same, snapshot, warden, DataDirBuilder, PartitionSpec};

@@ -2,8 +2,6 @@
 //! appends and rotates segments the way iggy-server 0.6 does, a systemd notification
 //! socket, and the check that the journal agrees with the disk.
 
-#![allow(dead_code)]
-
 use harness::format::{encode_message, index_entry, Message};
 use harness::layout::{partition_rel_dir, segment_file_name};
 use harness::writer::Rng;
@@ -46,7 +44,6 @@ pub fn signal(pid: u32, sig: &str) {
 /// A running `iggy-warden watch`.
 pub struct Sidecar {
     pub child: Child,
-    pub data: PathBuf,
     pub state: PathBuf,
     pub log: PathBuf,
 }
@@ -88,7 +85,6 @@ impl Sidecar {
         }
         Self {
             child: cmd.spawn().unwrap(),
-            data: data.to_path_buf(),
             state: state.to_path_buf(),
             log: log.to_path_buf(),
         }

@@ -2,7 +2,7 @@
 //! journal over `<state dir>/sidecar.sock` and gives it back; a client that dies
 //! holding the lease gives it back too. Afterwards the sidecar journals again.
 
-mod watch_common;
+use crate::watch_common;
 
 use harness::{warden, DataDirBuilder, PartitionSpec};
 use std::io::{BufRead, BufReader, Write};

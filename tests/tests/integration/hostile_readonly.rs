@@ -343,7 +343,7 @@ fn replay_apply_moves_the_unusable_journal_aside_that_the_dry_run_left() {
     assert_eq!(check.code, 0, "{}", check.stdout);
 }
 
-mod watch_common;
+use crate::watch_common;
 
 /// With the sidecar running, inspection borrows the journal just for its copy: it
 /// reads the sidecar's records, leaves no copy behind, and the sidecar takes its

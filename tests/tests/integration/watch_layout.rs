@@ -3,7 +3,7 @@
 //! reason to exit. It goes on journaling the other partitions, restarts with the file
 //! still there, and forgets the anomaly once a folder is back.
 
-mod watch_common;
+use crate::watch_common;
 
 use harness::{warden, DataDirBuilder, PartitionSpec};
 use journal::{Journal, PartitionId, SegmentPhase};

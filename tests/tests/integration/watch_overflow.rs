@@ -3,7 +3,7 @@
 //! deleted and created, whose events the kernel drops. Thawed, the sidecar sees the
 //! overflow and reconciles everything: the journal agrees with the disk again.
 
-mod watch_common;
+use crate::watch_common;
 
 use harness::{DataDirBuilder, PartitionSpec};
 use std::time::Duration;

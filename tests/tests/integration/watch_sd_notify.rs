@@ -2,7 +2,7 @@
 //! start-up reconciliation is journaled, `WATCHDOG=1` at half of `WATCHDOG_USEC`,
 //! `STOPPING=1` and exit 0 on SIGTERM.
 
-mod watch_common;
+use crate::watch_common;
 
 use harness::{DataDirBuilder, PartitionSpec};
 use journal::{Journal, SegmentPhase};

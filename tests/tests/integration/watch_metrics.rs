@@ -3,7 +3,7 @@
 //! records its result and the sidecar exports it; a hostile `last-recover.json` is
 //! ignored with a logged reason while the sidecar goes on.
 
-mod watch_common;
+use crate::watch_common;
 
 use harness::{apply, warden, DataDirBuilder, Fault, PartitionSpec};
 use std::io::{Read, Write};

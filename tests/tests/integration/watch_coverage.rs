@@ -2,7 +2,7 @@
 //! verified at the configured rate and checkpointed to their end, `status` shows the
 //! pass, and after a restart the pass goes on from the journaled checkpoints.
 
-mod watch_common;
+use crate::watch_common;
 
 use harness::{warden_bin, DataDirBuilder, PartitionSpec};
 use journal::{Journal, SegmentPhase};

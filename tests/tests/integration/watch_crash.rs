@@ -2,7 +2,7 @@
 //! rotates and deletes segments: after a final restart, the journal agrees with the
 //! disk for every segment, and recovery can trust every sealed one.
 
-mod watch_common;
+use crate::watch_common;
 
 use harness::{DataDirBuilder, PartitionSpec};
 use std::sync::atomic::{AtomicBool, Ordering};
