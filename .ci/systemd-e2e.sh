@@ -173,6 +173,14 @@ sleep 5 # > WatchdogSec: a sidecar that did not send WATCHDOG=1 would be killed 
 	{ c journalctl -q -u iggy-warden --no-pager | tail >&2; fail "sidecar did not keep its watchdog"; }
 say "watchdog: sidecar alive after 5 s with WatchdogSec=3s"
 
+# Log fields are journal fields under their own names (no F_ prefix), so that
+# `journalctl -u iggy-warden SEGMENT=...` finds alerts: the start line by its DATA_DIR.
+c journalctl -q -u iggy-warden -o cat DATA_DIR=/var/lib/iggy/local_data | grep -q '^watching /var/lib/iggy/local_data ' || {
+	c journalctl -q -u iggy-warden -o verbose --no-pager | tail -40 >&2
+	fail "the sidecar's log fields are not journal fields (no DATA_DIR=)"
+}
+say "journald: the sidecar's fields are journal fields (journalctl DATA_DIR=... finds its start)"
+
 # --- crash: systemd restarts the server, recovery runs again ------------------------------
 runs() { c journalctl -q -u iggy-server -o cat | grep -c 'ready to start' || true; }
 before=$(runs)
