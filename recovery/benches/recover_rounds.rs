@@ -9,7 +9,8 @@
 //!   `--apply` runs, with no journal: a full scan) on the page-cached directory;
 //! - times `pipeline::run` (the whole `recover`) on a copy, through a `FileOps` that
 //!   counts every fsync (each file operation that writes fsyncs its file; each
-//!   `sync_dir` is one) and a `RepairLog` that counts journal flushes;
+//!   `sync_dir` is one, and so is each `sync_fs`, which a large round makes instead
+//!   of its folder fsyncs) and a `RepairLog` that counts journal flushes;
 //! - times `pipeline::run` again on another copy, with a `FileOps` that sleeps 1 ms
 //!   before every fsync and every journal flush (a slow disk). The executor's sync
 //!   pool has `fsops::SYNC_THREADS` threads.
@@ -98,6 +99,14 @@ impl FileOps for Counting {
             std::thread::sleep(d);
         }
         StdFs.sync_dir(dir)
+    }
+    fn sync_fs(&self, dir: &Path) -> io::Result<()> {
+        // Counted with the folder syncs: one syncfs stands for a whole round of them.
+        self.dir_syncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(d) = self.delay {
+            std::thread::sleep(d);
+        }
+        StdFs.sync_fs(dir)
     }
 }
 

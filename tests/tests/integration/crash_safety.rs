@@ -129,6 +129,12 @@ impl FileOps for CrashAt {
         }
         StdFs.sync_dir(dir)
     }
+    fn sync_fs(&self, dir: &Path) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.sync_fs(dir)
+    }
     fn step(&self, what: &str) {
         if self.crashing() {
             *self.died_at.lock().unwrap() = Some(what.to_string());
