@@ -28,7 +28,7 @@ use crate::verdict::{Problem, ProblemKind};
 use journal::RepairAction;
 use std::path::Path;
 
-/// Affected entries listed in one problem; more are counted.
+/// Entries at or after a damage that a problem lists by what they did.
 const MAX_LISTED: usize = 16;
 
 /// Every problem of the state files.

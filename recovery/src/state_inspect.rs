@@ -21,9 +21,10 @@ pub struct StateReadError {
     pub cause: io::Error,
 }
 
-pub const LOG_REL: &str = "state/log";
+/// The metadata log, under the name its repairs are journaled with.
+pub const LOG_REL: &str = journal::action::STATE_LOG;
 pub const INFO_REL: &str = "state/info";
-/// Entries at or after a damage that a problem lists by what they did.
+
 /// What the state files hold, read at discovery.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct StateInspection {

@@ -17,11 +17,10 @@
 
 use journal::{Journal, Record};
 use recovery::names::escaped;
+use recovery::state_inspect::LOG_REL;
 use recovery::state_log::{parse_guided, Trusted};
 use std::path::Path;
 
-/// `state/log` below the data directory.
-const LOG_REL: &str = "state/log";
 
 #[derive(Debug, Default)]
 pub(super) struct StateLogWatch {
