@@ -379,8 +379,20 @@ impl Executor<'_> {
             repair: id,
             path: path.to_path_buf(),
             expected,
-            found: found.map_or("no file".into(), |n| format!("{n} bytes")),
+            found: describe_len(found),
         }
+    }
+
+    /// [`Executor::changed`] for a file that no longer has the length the plan saw
+    /// (`None`: no file).
+    pub(crate) fn length_changed(
+        &self,
+        id: RepairId,
+        path: &Path,
+        expected: Option<u64>,
+        found: Option<u64>,
+    ) -> ExecError {
+        self.changed(id, path, describe_len(expected), found)
     }
 
     /// Phase 2 for one repair: saves what it will remove (the folders go into
@@ -423,7 +435,7 @@ impl Executor<'_> {
                 Some(len) if len == keep_len && self.quarantine.load_verified(id)?.is_some() => {
                     Ok(())
                 }
-                found => Err(self.changed(id, &path, format!("{original_len} bytes"), found)),
+                found => Err(self.length_changed(id, &path, Some(original_len), found)),
             };
         }
         match action {
@@ -442,10 +454,10 @@ impl Executor<'_> {
                     return Ok(());
                 }
                 if current.map(|(len, _)| len) != *original_len {
-                    return Err(self.changed(
+                    return Err(self.length_changed(
                         id,
                         &path,
-                        original_len.map_or("no file".into(), |n| format!("{n} bytes")),
+                        *original_len,
                         current.map(|(len, _)| len),
                     ));
                 }
@@ -457,7 +469,7 @@ impl Executor<'_> {
                 match file_len(self.fs, &path).map_err(io_err(&path))? {
                     Some(found) if found == *len => save(rel, ByteRange::new(0, *len), false),
                     None if self.quarantine.load_verified(id)?.is_some() => Ok(()),
-                    found => Err(self.changed(id, &path, format!("{len} bytes"), found)),
+                    found => Err(self.length_changed(id, &path, Some(*len), found)),
                 }
             }
             // Nothing saved, `created_file`: `restore` removes the folder again.
@@ -467,9 +479,7 @@ impl Executor<'_> {
             | RepairAction::TruncateIndex { .. }
             | RepairAction::TruncateStateLog { .. }
             | RepairAction::Restore { .. }
-            | RepairAction::Relay { .. } => Err(ExecError::Internal(format!(
-                "repair {id} ({action}) does not run in phases"
-            ))),
+            | RepairAction::Relay { .. } => Err(not_in_phases(id, action)),
         }
     }
 
@@ -496,9 +506,7 @@ impl Executor<'_> {
                     self.fs.truncate(&path, keep_len).map_err(io_err(&path))?;
                 }
                 Some(len) if len == keep_len => {}
-                found => {
-                    return Err(self.changed(id, &path, format!("{original_len} bytes"), found))
-                }
+                found => return Err(self.length_changed(id, &path, Some(original_len), found)),
             }
             return Ok(ByteRange::new(keep_len, original_len).len());
         }
@@ -516,10 +524,10 @@ impl Executor<'_> {
                     return Ok(saved);
                 }
                 if current.map(|(len, _)| len) != *original_len {
-                    return Err(self.changed(
+                    return Err(self.length_changed(
                         id,
                         &path,
-                        original_len.map_or("no file".into(), |n| format!("{n} bytes")),
+                        *original_len,
                         current.map(|(len, _)| len),
                     ));
                 }
@@ -535,7 +543,7 @@ impl Executor<'_> {
                         changed_in(&path);
                     }
                     None => {}
-                    found => return Err(self.changed(id, &path, format!("{len} bytes"), found)),
+                    found => return Err(self.length_changed(id, &path, Some(*len), found)),
                 }
                 Ok(*len)
             }
@@ -553,9 +561,7 @@ impl Executor<'_> {
             | RepairAction::TruncateIndex { .. }
             | RepairAction::TruncateStateLog { .. }
             | RepairAction::Restore { .. }
-            | RepairAction::Relay { .. } => Err(ExecError::Internal(format!(
-                "repair {id} ({action}) does not run in phases"
-            ))),
+            | RepairAction::Relay { .. } => Err(not_in_phases(id, action)),
         }
     }
 
@@ -607,4 +613,14 @@ pub fn temp_index_path(index: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     index.with_file_name(format!(".{name}.iggy-warden-tmp"))
+}
+/// A file length as `ExecError::Changed` reports it.
+fn describe_len(len: Option<u64>) -> String {
+    len.map_or("no file".into(), |n| format!("{n} bytes"))
+}
+
+/// An action handed to a phase that does not run it (truncations are handled before
+/// the phases' matches; restores and re-lays run alone): a bug.
+fn not_in_phases(id: RepairId, action: &RepairAction) -> ExecError {
+    ExecError::Internal(format!("repair {id} ({action}) does not run in phases"))
 }

@@ -21,7 +21,6 @@ use recovery::state_inspect::LOG_REL;
 use recovery::state_log::{parse_guided, Trusted};
 use std::path::Path;
 
-
 #[derive(Debug, Default)]
 pub(super) struct StateLogWatch {
     /// How far the journal holds the log verified.

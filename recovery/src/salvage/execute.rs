@@ -124,7 +124,7 @@ impl Executor<'_> {
                     self.fs.remove_file(&path).map_err(io_err(&path))?
                 }
                 Some((len, _)) => {
-                    return Err(self.changed(id, &path, format!("{} bytes", o.len), Some(len)))
+                    return Err(self.length_changed(id, &path, Some(o.len), Some(len)))
                 }
             }
         }
@@ -158,7 +158,7 @@ impl Executor<'_> {
             })
             .map_err(io_err(dst))?;
         if written != seg.log_len {
-            return Err(self.changed(id, dst, format!("{} bytes", seg.log_len), Some(written)));
+            return Err(self.length_changed(id, dst, Some(seg.log_len), Some(written)));
         }
         Ok(())
     }
