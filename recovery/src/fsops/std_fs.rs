@@ -1,0 +1,288 @@
+//! [`StdFs`]: the real file system behind [`FileOps`], following no symbolic link.
+
+use super::digest::open_existing;
+use super::nofollow::*;
+use super::ops::FileOps;
+use journal::ByteRange;
+use rustix::fs::{self as rfs, AtFlags, OFlags};
+use rustix::io::Errno;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
+use xxhash_rust::xxh3::Xxh3;
+
+/// The real file system, following no symbolic link.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdFs;
+
+impl FileOps for StdFs {
+    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let input = open_read(src)?;
+        let out = create_new(dst)?;
+        let short = |at: u64| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} ends at byte {at}, before the end of range {range}",
+                    src.display(),
+                ),
+            )
+        };
+        let len = input.metadata()?.len();
+        if len < range.end {
+            return Err(short(len));
+        }
+        // Only the data is read and written: holes are hashed as the zeros they read
+        // as, and stay holes in the copy.
+        let mut hasher = Xxh3::new();
+        let mut buf = vec![0u8; COPY_CHUNK];
+        let mut pos = range.start;
+        while pos < range.end {
+            let data = next_data(&input, pos)?.unwrap_or(range.end).min(range.end);
+            if data > pos {
+                hash_zeros(&mut hasher, data - pos);
+                pos = data;
+                continue;
+            }
+            let hole = next_hole(&input, pos)?.min(range.end);
+            while pos < hole {
+                let want = usize::try_from(hole - pos)
+                    .unwrap_or(COPY_CHUNK)
+                    .min(COPY_CHUNK);
+                let piece = buf.get_mut(..want).unwrap_or(&mut []);
+                let n = match input.read_at(piece, pos) {
+                    Ok(0) => return Err(short(pos)),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                let chunk = piece.get(..n).unwrap_or(&[]);
+                hasher.update(chunk);
+                out.write_all_at(chunk, pos - range.start)?;
+                pos += n as u64;
+            }
+        }
+        out.set_len(range.len())?;
+        out.sync_all()?;
+        Ok(hasher.digest())
+    }
+
+    fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        let mut input = open_read(src)?;
+        let Some(mut out) = open_in_place(dst, OFlags::WRONLY | OFlags::APPEND)? else {
+            return self.unshare(dst, &mut |copy| {
+                io::copy(&mut input, copy)?;
+                Ok(())
+            });
+        };
+        io::copy(&mut input, &mut out)?;
+        out.sync_all()
+    }
+
+    fn write_file(
+        &self,
+        dst: &Path,
+        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let file = create_new(dst)?;
+        let mut out = io::BufWriter::with_capacity(1 << 16, file);
+        fill(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let Some(file) = open_in_place(path, OFlags::WRONLY)? else {
+            return self.unshare(path, &mut |copy| copy.set_len(len));
+        };
+        file.set_len(len)?;
+        file.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (from_dir, from_name) = open_parent(from)?;
+        let (to_dir, to_name) = open_parent(to)?;
+        let moved = File::from(openat_nofollow(
+            from_dir.as_fd(),
+            from_name,
+            OFlags::RDONLY | OFlags::NONBLOCK,
+        )?);
+        require_regular(&rfs::fstat(&moved)?)?;
+        match lstat_at(to_dir.as_fd(), to_name)? {
+            None => {}
+            Some(st) if is_regular(&st) => {
+                adopt_owner(&moved, from, st.st_uid, st.st_gid, st.st_mode & 0o7777)?
+            }
+            Some(st) => return Err(refuse_to_replace(&st)),
+        }
+        rfs::renameat(&from_dir, from_name, &to_dir, to_name)?;
+        Ok(())
+    }
+
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        let (src_dir, src_name) = open_parent(src)?;
+        match lstat_at(src_dir.as_fd(), src_name)? {
+            Some(st) => require_regular(&st)?,
+            None => return Err(io::ErrorKind::NotFound.into()),
+        }
+        let (dst_dir, dst_name) = open_parent(dst)?;
+        rfs::linkat(&src_dir, src_name, &dst_dir, dst_name, AtFlags::empty())?;
+        open_read(dst)?.sync_all()
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let (dir, name) = open_parent(path)?;
+        match lstat_at(dir.as_fd(), name)? {
+            None => Err(io::ErrorKind::NotFound.into()),
+            Some(st) if is_regular(&st) => Ok(rfs::unlinkat(&dir, name, AtFlags::empty())?),
+            Some(st) => Err(refuse_to_replace(&st)),
+        }
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        create_dir_all(path)
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let (dir, name) = open_parent(path)?;
+        match rfs::unlinkat(&dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(()),
+            Err(Errno::NOTDIR) if is_link_at(dir.as_fd(), name) => Err(refused_link()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::from(open_nofollow(dir, OFlags::RDONLY | OFlags::DIRECTORY)?).sync_all()
+    }
+}
+
+/// Read size of copies.
+pub(super) const COPY_CHUNK: usize = 1 << 20;
+
+/// Feeds `n` zero bytes to `hasher`.
+pub(super) fn hash_zeros(hasher: &mut Xxh3, mut n: u64) {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    while n > 0 {
+        let step = usize::try_from(n).unwrap_or(ZEROS.len()).min(ZEROS.len());
+        hasher.update(ZEROS.get(..step).unwrap_or(&[]));
+        n -= step as u64;
+    }
+}
+
+/// The first byte at or after `pos` that is data, not a hole; `None` when only holes
+/// follow. Where the file system cannot say, `pos` (everything counts as data).
+pub(super) fn next_data(file: &File, pos: u64) -> io::Result<Option<u64>> {
+    seek_kind(file, pos, libc::SEEK_DATA)
+}
+
+/// The first hole at or after `pos` (the end of the file counts as one). Where the
+/// file system cannot say, the end of the file.
+pub(super) fn next_hole(file: &File, pos: u64) -> io::Result<u64> {
+    match seek_kind(file, pos, libc::SEEK_HOLE)? {
+        Some(at) => Ok(at),
+        None => file.metadata().map(|m| m.len()),
+    }
+}
+
+pub(super) fn seek_kind(file: &File, pos: u64, whence: i32) -> io::Result<Option<u64>> {
+    use std::os::unix::io::AsRawFd;
+    let Ok(at) = libc::off_t::try_from(pos) else {
+        return Ok(None);
+    };
+    // SAFETY: lseek on a descriptor we own; it only moves that file's offset, which
+    // nothing here relies on (reads are positional).
+    let found = unsafe { libc::lseek(file.as_raw_fd(), at, whence) };
+    if found >= 0 {
+        return Ok(u64::try_from(found).ok());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // No data (or hole) at or after `pos`.
+        Some(libc::ENXIO) => Ok(None),
+        // The file system does not know holes: all data, no hole before the end.
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) if whence == libc::SEEK_DATA => Ok(Some(pos)),
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(None),
+        _ => Err(err),
+    }
+}
+
+/// Whether `range` of the file at `path` is all zero bytes, reading only its data
+/// (holes are zeros); `None` when the file is missing or shorter than the range.
+pub fn is_zero_range(path: &Path, range: ByteRange) -> io::Result<Option<bool>> {
+    use std::os::unix::fs::FileExt;
+    let Some(file) = open_existing(&StdFs, path)? else {
+        return Ok(None);
+    };
+    if file.metadata()?.len() < range.end {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut pos = range.start;
+    while pos < range.end {
+        let Some(data) = next_data(&file, pos)?.filter(|d| *d < range.end) else {
+            break;
+        };
+        let hole = next_hole(&file, data)?.min(range.end);
+        pos = data;
+        while pos < hole {
+            let want = usize::try_from(hole - pos)
+                .unwrap_or(COPY_CHUNK)
+                .min(COPY_CHUNK);
+            let piece = buf.get_mut(..want).unwrap_or(&mut []);
+            let n = match file.read_at(piece, pos) {
+                Ok(0) => return Ok(None),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if piece.get(..n).is_some_and(|p| p.iter().any(|&b| b != 0)) {
+                return Ok(Some(false));
+            }
+            pos += n as u64;
+        }
+    }
+    Ok(Some(true))
+}
+
+impl StdFs {
+    /// Changes a file that has other names (a hard link: `cp -al`, or the quarantine's
+    /// copy of an original a crashed re-lay left) without changing it under those
+    /// names: `path` is copied to a temporary name beside it, `change` applied to the
+    /// copy, and the copy renamed over `path` and made durable with its folder. The
+    /// other names keep the old bytes.
+    fn unshare(
+        &self,
+        path: &Path,
+        change: &mut dyn FnMut(&mut File) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
+        let mut tmp_name = OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(".iggy-warden-unshare");
+        let tmp = path.with_file_name(tmp_name);
+        let len = open_read(path)?.metadata()?.len();
+        self.copy_range(path, ByteRange::new(0, len), &tmp)?;
+        let Some(mut copy) = open_in_place(&tmp, OFlags::WRONLY | OFlags::APPEND)? else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} gained a second name while it was written",
+                    tmp.display()
+                ),
+            ));
+        };
+        change(&mut copy)?;
+        copy.sync_all()?;
+        self.rename(&tmp, path)?;
+        match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => self.sync_dir(dir),
+            None => self.sync_dir(Path::new(".")),
+        }
+    }
+}

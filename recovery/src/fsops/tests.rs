@@ -1,0 +1,171 @@
+//! The openers, writers and digests against a real file system.
+
+use super::nofollow::*;
+use super::std_fs::*;
+use super::*;
+use journal::ByteRange;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+/// Every opener, with `openat2` and with the walk.
+fn both_ways(check: impl Fn()) {
+    check();
+    OPENAT2.store(false, Ordering::Relaxed);
+    check();
+    OPENAT2.store(true, Ordering::Relaxed);
+}
+
+#[test]
+fn no_opener_follows_a_link_in_any_component() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fs::create_dir(root.join("real")).unwrap();
+    fs::write(root.join("real/f"), b"secret").unwrap();
+    symlink(root.join("real"), root.join("dir-link")).unwrap();
+    symlink(root.join("real/f"), root.join("file-link")).unwrap();
+    both_ways(|| {
+        assert_eq!(read_small(&root.join("real/f"), 100).unwrap(), b"secret");
+        for path in [root.join("dir-link/f"), root.join("file-link")] {
+            let e = open_read(&path).unwrap_err();
+            assert!(is_symlink_refusal(&e), "{}: {e}", path.display());
+        }
+        let e = list_dir(&root.join("dir-link")).unwrap_err();
+        assert!(is_symlink_refusal(&e), "{e}");
+        assert!(metadata(&root.join("file-link"))
+            .unwrap()
+            .unwrap()
+            .is_symlink());
+        assert!(metadata(&root.join("dir-link/f")).is_err());
+        assert!(metadata(&root.join("missing")).unwrap().is_none());
+    });
+}
+
+#[test]
+fn writes_refuse_links_and_leave_their_targets_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let outside = root.join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("target"), b"keep me").unwrap();
+    fs::create_dir(root.join("d")).unwrap();
+    symlink(outside.join("target"), root.join("d/link")).unwrap();
+    symlink(&outside, root.join("d/dir-link")).unwrap();
+    fs::write(root.join("d/src"), b"0123456789").unwrap();
+    both_ways(|| {
+        let link = root.join("d/link");
+        let fs = StdFs;
+        let refused = |r: io::Result<()>| {
+            let e = r.unwrap_err();
+            assert!(is_symlink_refusal(&e), "{e}");
+        };
+        refused(fs.write_file(&link, &mut |w| w.write_all(b"x")));
+        refused(fs.truncate(&link, 0));
+        refused(fs.append_file(&root.join("d/src"), &link));
+        refused(fs.remove_file(&link));
+        refused(
+            fs.copy_range(&root.join("d/src"), ByteRange::new(0, 4), &link)
+                .map(|_| ()),
+        );
+        refused(fs.write_file(&root.join("d/dir-link/new"), &mut |_| Ok(())));
+        refused(fs.create_dir_all(&root.join("d/dir-link/sub")));
+        refused(fs.rename(&root.join("d/src"), &link));
+        refused(fs.rename(&link, &root.join("d/other")));
+        refused(fs.hard_link(&link, &root.join("d/other")));
+        refused(fs.remove_dir(&root.join("d/dir-link")));
+        assert_eq!(fs::read(outside.join("target")).unwrap(), b"keep me");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+    });
+}
+
+#[test]
+fn a_stale_regular_temp_is_replaced_and_a_hard_linked_file_is_changed_under_its_own_name_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fs::write(root.join("tmp"), b"stale").unwrap();
+    StdFs
+        .write_file(&root.join("tmp"), &mut |w| w.write_all(b"new"))
+        .unwrap();
+    assert_eq!(fs::read(root.join("tmp")).unwrap(), b"new");
+    fs::hard_link(root.join("tmp"), root.join("other-name")).unwrap();
+    StdFs.truncate(&root.join("tmp"), 1).unwrap();
+    assert_eq!(fs::read(root.join("tmp")).unwrap(), b"n");
+    assert_eq!(fs::read(root.join("other-name")).unwrap(), b"new");
+    fs::hard_link(root.join("tmp"), root.join("third-name")).unwrap();
+    fs::write(root.join("more"), b"ew").unwrap();
+    StdFs
+        .append_file(&root.join("more"), &root.join("tmp"))
+        .unwrap();
+    assert_eq!(fs::read(root.join("tmp")).unwrap(), b"new");
+    assert_eq!(fs::read(root.join("third-name")).unwrap(), b"n");
+    // Only the changed name and its old siblings: no temporary copy left.
+    let mut names: Vec<_> = fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["more", "other-name", "third-name", "tmp"]);
+}
+
+#[test]
+fn new_files_and_folders_take_their_folders_mode_and_replacements_their_predecessors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fs::set_permissions(root, fs::Permissions::from_mode(0o750)).unwrap();
+    StdFs.create_dir_all(&root.join("a/b")).unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&root.join("a")), 0o750);
+    assert_eq!(mode(&root.join("a/b")), 0o750);
+    StdFs
+        .write_file(&root.join("a/new"), &mut |w| w.write_all(b"x"))
+        .unwrap();
+    assert_eq!(mode(&root.join("a/new")), 0o640);
+    fs::write(root.join("a/old"), b"old").unwrap();
+    fs::set_permissions(root.join("a/old"), fs::Permissions::from_mode(0o604)).unwrap();
+    StdFs
+        .rename(&root.join("a/new"), &root.join("a/old"))
+        .unwrap();
+    assert_eq!(mode(&root.join("a/old")), 0o604);
+    assert_eq!(fs::read(root.join("a/old")).unwrap(), b"x");
+}
+
+#[test]
+fn zero_ranges_are_found_through_holes_and_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("f");
+    let file = File::create(&path).unwrap();
+    file.set_len(8 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0u8; 4096], 1 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"x", 5 << 20).unwrap();
+    let zero = |a, b| is_zero_range(&path, ByteRange::new(a, b)).unwrap();
+    assert_eq!(zero(0, 5 << 20), Some(true), "holes and written zeros");
+    assert_eq!(zero(0, 8 << 20), Some(false));
+    assert_eq!(zero((5 << 20) + 1, 8 << 20), Some(true));
+    assert_eq!(zero(0, 9 << 20), None, "past the end");
+    assert_eq!(
+        is_zero_range(&tmp.path().join("none"), ByteRange::new(0, 1)).unwrap(),
+        None
+    );
+
+    // A copy keeps the bytes, and the holes.
+    let copy = tmp.path().join("copy");
+    let digest = StdFs
+        .copy_range(&path, ByteRange::new(1000, 8 << 20), &copy)
+        .unwrap();
+    assert_eq!(
+        file_digest(&StdFs, &copy).unwrap(),
+        Some(((8 << 20) - 1000, digest))
+    );
+    assert_eq!(
+        range_digest(&StdFs, &path, ByteRange::new(1000, 8 << 20)).unwrap(),
+        Some(digest)
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert!(fs::metadata(&copy).unwrap().blocks() * 512 < 1 << 20);
+    assert!(StdFs
+        .copy_range(&path, ByteRange::new(0, 9 << 20), &copy)
+        .is_err());
+}
