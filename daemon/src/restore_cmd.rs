@@ -9,16 +9,17 @@ use anyhow::Context;
 use journal::{RepairAction, RepairId};
 use recovery::execute::Executed;
 use recovery::names::{escaped, escaped_str};
-use recovery::quarantine::{Manifest, Quarantine, QuarantineError, MANIFEST};
+use recovery::quarantine::{Home, Listed, Manifest, Quarantine, QuarantineError, RunId};
 use serde_json::{json, Value};
 
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub dirs: DirArgs,
-    /// Repair ids to undo (as shown by recover: r00000012, or 12).
-    #[arg(value_parser = parse_repair_id)]
-    pub repairs: Vec<RepairId>,
+    /// Repairs to undo: repair ids as recover shows them (r00000012, or 12), or run
+    /// ids (run-r00000012-r00000020, as `--list` shows them) for every repair of a run.
+    #[arg(value_parser = parse_target)]
+    pub repairs: Vec<Target>,
     /// List what the quarantine holds instead.
     #[arg(long)]
     pub list: bool,
@@ -32,11 +33,47 @@ pub struct RestoreArgs {
     pub force: bool,
 }
 
-fn parse_repair_id(s: &str) -> Result<RepairId, String> {
+/// What an operator names to restore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Repair(RepairId),
+    Run(RunId),
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    if let Some(run) = RunId::parse(s) {
+        return Ok(Target::Run(run));
+    }
     s.trim_start_matches('r')
         .parse()
-        .map(RepairId)
-        .map_err(|_| format!("{s:?} is not a repair id (like r00000012)"))
+        .map(|n| Target::Repair(RepairId(n)))
+        .map_err(|_| {
+            format!("{s:?} is neither a repair id (like r00000012) nor a run id (like run-r00000012-r00000020)")
+        })
+}
+
+/// The repairs `targets` name, newest first, each once: a run stands for every
+/// repair its manifest lists.
+fn repairs_of(quarantine: &Quarantine, targets: &[Target]) -> anyhow::Result<Vec<RepairId>> {
+    let mut ids = Vec::new();
+    for target in targets {
+        match *target {
+            Target::Repair(id) => ids.push(id),
+            Target::Run(run) => {
+                let manifest = quarantine.load_run(run)?.with_context(|| {
+                    format!(
+                        "{run} has no manifest in {}: nothing to restore",
+                        escaped(quarantine.dir())
+                    )
+                })?;
+                ids.extend(manifest.repairs.iter().map(|m| m.repair));
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids.reverse();
+    Ok(ids)
 }
 
 pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
@@ -46,10 +83,7 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
     let session = Session::open(args.dirs.resolve()?)?;
     let quarantine = session.quarantine();
     refuse_if_busy(&session.dirs.data_dir, args.force)?;
-    let mut ids = args.repairs.clone();
-    ids.sort();
-    ids.dedup();
-    ids.reverse();
+    let ids = repairs_of(&quarantine, &args.repairs)?;
     let exec = session.executor(&quarantine)?;
     let finished = exec
         .replay_pending()
@@ -103,10 +137,10 @@ fn list(args: &RestoreArgs) -> anyhow::Result<u8> {
     let quarantine = Quarantine::new(&state_dir);
     let each = quarantine.list_each()?;
     let (mut manifests, mut unreadable) = (Vec::new(), Vec::new());
-    for (id, m) in each {
-        match m {
-            Ok(m) => manifests.push(m),
-            Err(e) => unreadable.push((id, e)),
+    for Listed { id, home, manifest } in each {
+        match manifest {
+            Ok(m) => manifests.push((home, m)),
+            Err(e) => unreadable.push((id, home, e)),
         }
     }
     if args.json {
@@ -115,9 +149,10 @@ fn list(args: &RestoreArgs) -> anyhow::Result<u8> {
             serde_json::to_string_pretty(&list_json(&quarantine, &manifests, &unreadable))?
         );
     } else {
-        for m in &manifests {
+        for (home, m) in &manifests {
+            let run = home.run().map(|r| format!("  [{r}]")).unwrap_or_default();
             println!(
-                "{}  {}  bytes {} of {}  ({})",
+                "{}{run}  {}  bytes {} of {}  ({})",
                 m.repair,
                 m.action,
                 m.range,
@@ -130,7 +165,7 @@ fn list(args: &RestoreArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    for (id, e) in &unreadable {
+    for (id, _, e) in &unreadable {
         eprintln!("iggy-warden: {id} cannot be listed: {e}");
     }
     Ok(if unreadable.is_empty() {
@@ -144,22 +179,23 @@ fn list(args: &RestoreArgs) -> anyhow::Result<u8> {
 /// and the repairs whose manifest cannot be read.
 fn list_json(
     quarantine: &Quarantine,
-    manifests: &[Manifest],
-    unreadable: &[(RepairId, QuarantineError)],
+    manifests: &[(Home, Manifest)],
+    unreadable: &[(RepairId, Home, QuarantineError)],
 ) -> Value {
     json!({
         "quarantine": escaped(quarantine.dir()).to_string(),
         "repairs": manifests
             .iter()
-            .map(|m| manifest_json(quarantine, m))
+            .map(|(home, m)| manifest_json(home, m))
             .collect::<Vec<_>>(),
-        "bytes": manifests.iter().map(|m| m.range.len()).sum::<u64>(),
+        "bytes": manifests.iter().map(|(_, m)| m.range.len()).sum::<u64>(),
         "unreadable": unreadable
             .iter()
-            .map(|(id, e)| json!({
+            .map(|(id, home, e)| json!({
                 "id": id.to_string(),
                 "repair": id.0,
-                "path": escaped(&quarantine.repair_dir(*id).join(MANIFEST)).to_string(),
+                "run": home.run().map(|r| r.to_string()),
+                "path": escaped(&home.manifest()).to_string(),
                 "error": e.to_string(),
             }))
             .collect::<Vec<_>>(),
@@ -167,12 +203,14 @@ fn list_json(
 }
 
 /// One quarantined repair. `id` is the form `restore` takes and prints, `repair` the
-/// number `recover --json` reports. The XXH3 is hex, as error messages print it (a
-/// 64-bit number is not exact in every JSON reader).
-fn manifest_json(quarantine: &Quarantine, m: &Manifest) -> Value {
+/// number `recover --json` reports, `run` the run folder it was saved in (`null` for
+/// a folder of its own). The XXH3 is hex, as error messages print it (a 64-bit
+/// number is not exact in every JSON reader).
+fn manifest_json(home: &Home, m: &Manifest) -> Value {
     json!({
         "id": m.repair.to_string(),
         "repair": m.repair.0,
+        "run": home.run().map(|r| r.to_string()),
         "action": m.action.to_string(),
         "action_detail": m.action,
         "reason": m.reason,
@@ -182,7 +220,7 @@ fn manifest_json(quarantine: &Quarantine, m: &Manifest) -> Value {
         "xxh3": format!("{:#018x}", m.xxh3),
         "created_file": m.created_file,
         "bytes": m.range.len(),
-        "saved_at": escaped(&quarantine.bytes_path(m.repair)).to_string(),
+        "saved_at": escaped(&home.bytes()).to_string(),
     })
 }
 

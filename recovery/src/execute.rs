@@ -1,19 +1,26 @@
 //! The executor: performs repair actions so that a crash at any point converges when
 //! the command runs again, and no byte is lost.
 //!
-//! A plan runs as phases, each one durability round for the whole plan rather than
-//! one per repair: every intent journaled (one flush); every byte the repairs remove
-//! saved into quarantine, then one sync round over the quarantine's folders; every
-//! change applied, partitions in parallel (truncate, or write a temporary file and
-//! rename it; each file fsynced); one sync round over the folders that changed;
-//! every repair journaled done (one flush). A rerun first executes the intents that
-//! have no `done`: each action looks at the file and knows whether it happened, is
-//! half-way (its quarantine copy is complete or not) or faces a file changed by
-//! someone else, in which case it stops with an error rather than guess. A restore
-//! and a salvage re-lay still run one action at a time, each with its own syncs.
+//! A plan runs as phases, each a constant number of durability rounds for the whole
+//! plan rather than syncs per repair: every intent journaled (one flush); every byte
+//! the repairs remove copied into one run folder of the quarantine, one sync round,
+//! then the run's one manifest and another round; every change applied, partitions
+//! in parallel (a truncation's fsync left to the round; a rebuilt index written to
+//! a temporary file, fsynced, and renamed); one sync round over the files and
+//! folders that changed; every repair journaled done (one flush). A round of many
+//! paths is one `syncfs` per file system, so a slow disk's wait grows with the
+//! rounds, not with the repairs.
+//!
+//! A rerun first executes the intents that have no `done`: each action looks at the
+//! file and knows whether it happened, is half-way (its quarantine copy is complete
+//! or not) or faces a file changed by someone else, in which case it stops with an
+//! error rather than guess. What a power loss takes back is what no round made
+//! durable yet: a copy with no manifest (written again), or a cut not yet durable
+//! (made again, its bytes already saved). A restore and a salvage re-lay still run
+//! one action at a time, each with its own syncs.
 
 use crate::fsops::{file_digest, file_len, FileOps, SyncRound, SYNC_THREADS};
-use crate::quarantine::{Quarantine, QuarantineError, SaveRequest};
+use crate::quarantine::{Finder, Quarantine, QuarantineError, SaveRequest};
 use crate::rebuild::rebuild_index;
 use journal::{ByteRange, Cut, JournalError, RepairAction, RepairId, SegmentKey};
 use std::io;
@@ -139,6 +146,14 @@ pub struct Executor<'a> {
 /// One journaled repair: its id, what it does and why.
 type Item = (RepairId, RepairAction, String);
 
+/// What a repair saves into quarantine before it acts: `range` of the file `rel`;
+/// `created_file` when the repair creates `rel` (nothing is saved).
+struct ToSave {
+    rel: String,
+    range: ByteRange,
+    created_file: bool,
+}
+
 /// Whether the executor runs `action` in plan-wide phases. A restore and a salvage
 /// re-lay save and sync as they go, one action at a time.
 fn batched(action: &RepairAction) -> bool {
@@ -204,16 +219,18 @@ impl Executor<'_> {
 
     /// Runs journaled repairs as plan-wide phases, each a durability round:
     /// 1. (done by the caller) every intent journaled, one flush;
-    /// 2. every byte the repairs remove saved into quarantine (each file fsynced as
-    ///    it is written), then one sync round over the quarantine's folders;
+    /// 2. every byte the repairs remove copied into one run folder of the quarantine
+    ///    and synced in one round, then the run's manifest written (fsynced, renamed)
+    ///    and its folder synced in a second round;
     /// 3. every change applied, partitions in parallel on [`SYNC_THREADS`] threads,
-    ///    each partition's repairs in plan order (files fsynced as they change);
-    /// 4. one sync round over the folders whose entries changed;
+    ///    each partition's repairs in plan order;
+    /// 4. one sync round over the files and folders that changed;
     /// 5. every repair journaled done, one flush.
     ///
-    /// Nothing is cut before its bytes are saved and durable (phase 3 starts after
-    /// the round of phase 2), and every phase looks at the files first, so a run
-    /// killed anywhere converges when the pending intents run again.
+    /// Nothing is cut before its bytes and their manifest are durable (phase 3 starts
+    /// after the rounds of phase 2), nothing is journaled done before its change is,
+    /// and every phase looks at the files first, so a run killed anywhere converges
+    /// when the pending intents run again.
     fn run_phases(&self, items: Vec<Item>) -> Result<Vec<Executed>, ExecError> {
         for (id, action, _) in &items {
             if !crate::quarantine::action_paths_are_plain(action) {
@@ -229,13 +246,40 @@ impl Executor<'_> {
         }
         let round = SyncRound::new();
         self.fs.step("save to quarantine");
-        let saved = crate::parallel::map_ordered(&items, SYNC_THREADS, |(id, action, reason)| {
-            self.save(*id, action, reason, &round).map_err(|e| (*id, e))
+        let finder = match self.quarantine.finder() {
+            Ok(f) => f,
+            Err(e) => {
+                let id = items.first().map_or(RepairId(0), |(id, _, _)| *id);
+                return Err(self.failed(id, e.into()));
+            }
+        };
+        // What each repair still has to save: a rerun finds the earlier saves.
+        let to_save = crate::parallel::map_ordered(&items, SYNC_THREADS, |(id, action, _)| {
+            self.to_save(*id, action, &finder).map_err(|e| (*id, e))
         });
-        if let Err((id, e)) = saved {
-            // What was saved stays: a rerun finds it complete.
+        let to_save = match to_save {
+            Ok(t) => t,
+            Err((id, e)) => return Err(self.failed(id, e)),
+        };
+        let requests: Vec<SaveRequest<'_>> = items
+            .iter()
+            .zip(&to_save)
+            .filter_map(|((id, action, reason), save)| {
+                save.as_ref().map(|s| SaveRequest {
+                    id: *id,
+                    action,
+                    reason,
+                    data_dir: self.data_dir,
+                    file: &s.rel,
+                    range: s.range,
+                    created_file: s.created_file,
+                })
+            })
+            .collect();
+        if let Err((id, e)) = self.quarantine.save_run(self.fs, &requests, &round) {
+            // What was saved stays: a rerun writes the run folder again.
             let _ = round.run(self.fs);
-            return Err(self.failed(id, e));
+            return Err(self.failed(id, e.into()));
         }
         self.fs.step("sync quarantine");
         round.run(self.fs).map_err(sync_err)?;
@@ -395,29 +439,23 @@ impl Executor<'_> {
         self.changed(id, path, describe_len(expected), found)
     }
 
-    /// Phase 2 for one repair: saves what it will remove (the folders go into
-    /// `round`), or finds that an earlier run saved it and acted already.
-    fn save(
+    /// Phase 2 for one repair: what it will remove and must save first, or `None`
+    /// when an earlier run saved it already (and maybe acted too).
+    fn to_save(
         &self,
         id: RepairId,
         action: &RepairAction,
-        reason: &str,
-        round: &SyncRound,
-    ) -> Result<(), ExecError> {
-        let save = |rel: &str, range: ByteRange, created_file: bool| {
-            let request = SaveRequest {
-                id,
-                action,
-                reason,
-                data_dir: self.data_dir,
-                file: rel,
+        finder: &Finder<'_>,
+    ) -> Result<Option<ToSave>, ExecError> {
+        let save = |rel: String, range: ByteRange, created_file: bool| {
+            if finder.saved_before(id, action, &rel)? {
+                return Ok(None);
+            }
+            Ok(Some(ToSave {
+                rel,
                 range,
                 created_file,
-            };
-            self.quarantine
-                .save_deferred(self.fs, &request, round)
-                .map(drop)
-                .map_err(ExecError::from)
+            }))
         };
         if let Some(Cut {
             keep_len,
@@ -429,12 +467,10 @@ impl Executor<'_> {
             let path = self.data_dir.join(&rel);
             return match file_len(self.fs, &path).map_err(io_err(&path))? {
                 Some(len) if len == original_len => {
-                    save(&rel, ByteRange::new(keep_len, original_len), false)
+                    save(rel, ByteRange::new(keep_len, original_len), false)
                 }
                 // Cut before a crash: its bytes were saved first, so they must be there.
-                Some(len) if len == keep_len && self.quarantine.load_verified(id)?.is_some() => {
-                    Ok(())
-                }
+                Some(len) if len == keep_len && finder.verified(id)? => Ok(None),
                 found => Err(self.length_changed(id, &path, Some(original_len), found)),
             };
         }
@@ -448,10 +484,8 @@ impl Executor<'_> {
                 let rel = segment.rel_index();
                 let path = self.data_dir.join(&rel);
                 let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
-                if current == Some((*new_len, *new_xxh3))
-                    && self.quarantine.load_verified(id)?.is_some()
-                {
-                    return Ok(());
+                if current == Some((*new_len, *new_xxh3)) && finder.verified(id)? {
+                    return Ok(None);
                 }
                 if current.map(|(len, _)| len) != *original_len {
                     return Err(self.length_changed(
@@ -462,18 +496,20 @@ impl Executor<'_> {
                     ));
                 }
                 let range = ByteRange::new(0, original_len.unwrap_or(0));
-                save(&rel, range, original_len.is_none())
+                save(rel, range, original_len.is_none())
             }
             RepairAction::QuarantineFile { path: rel, len } => {
                 let path = self.data_dir.join(rel);
                 match file_len(self.fs, &path).map_err(io_err(&path))? {
-                    Some(found) if found == *len => save(rel, ByteRange::new(0, *len), false),
-                    None if self.quarantine.load_verified(id)?.is_some() => Ok(()),
+                    Some(found) if found == *len => {
+                        save(rel.clone(), ByteRange::new(0, *len), false)
+                    }
+                    None if finder.verified(id)? => Ok(None),
                     found => Err(self.length_changed(id, &path, Some(*len), found)),
                 }
             }
             // Nothing saved, `created_file`: `restore` removes the folder again.
-            RepairAction::CreateDir { path: rel } => save(rel, ByteRange::new(0, 0), true),
+            RepairAction::CreateDir { path: rel } => save(rel.clone(), ByteRange::new(0, 0), true),
             // Truncations are handled above.
             RepairAction::TruncateLog { .. }
             | RepairAction::TruncateIndex { .. }
@@ -483,16 +519,17 @@ impl Executor<'_> {
         }
     }
 
-    /// Phase 3 for one repair, once its save is durable: changes the file (fsynced)
-    /// and adds its folder to `round`; returns the bytes it put in quarantine. A
-    /// file already changed by an earlier run is left as it is.
+    /// Phase 3 for one repair, once its save is durable: changes the file and adds
+    /// what the change leaves to sync (the cut file, or the folder whose entries
+    /// changed) to `round`; returns the bytes it put in quarantine. A file already
+    /// changed by an earlier run is left as it is.
     fn act(
         &self,
         id: RepairId,
         action: &RepairAction,
         round: &SyncRound,
     ) -> Result<u64, ExecError> {
-        let changed_in = |path: &Path| round.add(path.parent().unwrap_or(self.data_dir));
+        let changed_in = |path: &Path| round.add_dir(path.parent().unwrap_or(self.data_dir));
         if let Some(Cut {
             keep_len,
             original_len,
@@ -501,9 +538,11 @@ impl Executor<'_> {
             let path = self.data_dir.join(action.rel_path());
             match file_len(self.fs, &path).map_err(io_err(&path))? {
                 Some(len) if len == original_len => {
-                    // The fsync of the file makes its new length durable; no entry of
-                    // its folder changed, so the folder needs none.
-                    self.fs.truncate(&path, keep_len).map_err(io_err(&path))?;
+                    // The round makes the new length durable; no entry of its folder
+                    // changed, so the folder needs no fsync.
+                    self.fs
+                        .truncate_in_round(&path, keep_len, round)
+                        .map_err(io_err(&path))?;
                 }
                 Some(len) if len == keep_len => {}
                 found => return Err(self.length_changed(id, &path, Some(original_len), found)),

@@ -14,14 +14,14 @@ impl Executor<'_> {
     /// Reverses repair `target`; `id` is the restore's own repair id. Returns the bytes
     /// put back.
     pub(crate) fn restore(&self, id: RepairId, target: RepairId) -> Result<u64, ExecError> {
-        let manifest =
+        let (home, manifest) =
             self.quarantine
                 .load_verified(target)?
                 .ok_or_else(|| ExecError::NotInQuarantine {
                     repair: target,
-                    dir: self.quarantine.repair_dir(target),
+                    dir: self.quarantine.dir().to_path_buf(),
                 })?;
-        self.quarantine.check_paths(&manifest)?;
+        self.quarantine.check_paths(&home, &manifest)?;
         if manifest.range.start > manifest.range.end {
             return Err(ExecError::Refused {
                 repair: target,
@@ -35,7 +35,7 @@ impl Executor<'_> {
             return self.restore_relay(id, target, &manifest);
         }
         let path = self.data_dir.join(&manifest.file);
-        let saved = self.quarantine.bytes_path(target);
+        let saved = home.bytes();
         let restore_action = RepairAction::Restore { repair: target };
         let why = format!("restore of repair {target}");
         match &manifest.action {

@@ -26,7 +26,9 @@
 //! functions [`open_read`], [`metadata`] and [`list_dir`] directly.
 //!
 //! Every operation that writes also makes its result durable (fsync of the file) before
-//! it returns; directory entries are made durable by an explicit [`FileOps::sync_dir`].
+//! it returns, except those named `…_in_round`, which leave that fsync to a
+//! [`SyncRound`] the caller runs; directory entries are made durable by an explicit
+//! [`FileOps::sync_dir`] or a round.
 
 mod digest;
 mod nofollow;

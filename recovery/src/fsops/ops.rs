@@ -4,9 +4,11 @@
 use super::nofollow::{metadata, open_nofollow, open_read};
 use journal::ByteRange;
 use rustix::fs::{self as rfs, OFlags};
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// `Sync`: the executor runs file operations and sync rounds on several threads.
 pub trait FileOps: Sync {
@@ -41,6 +43,26 @@ pub trait FileOps: Sync {
     /// Sets `path`'s length to `len` and fsyncs it: cuts it, or (restoring a zero run)
     /// extends it with zero bytes, as a hole.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// [`FileOps::copy_range`], leaving the fsync of `dst` to `round`. By default the
+    /// copy is fsynced at once (durable earlier than asked, never later).
+    fn copy_range_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        _round: &SyncRound,
+    ) -> io::Result<u64> {
+        self.copy_range(src, range, dst)
+    }
+    /// [`FileOps::truncate`], leaving the fsync of `path` to `round`. By default it is
+    /// fsynced at once.
+    fn truncate_in_round(&self, path: &Path, len: u64, _round: &SyncRound) -> io::Result<()> {
+        self.truncate(path, len)
+    }
+    /// Makes a regular file's bytes and length durable (a round's deferred writes).
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.open_read(path)?.sync_all()
+    }
     /// Renames the regular file `from` to `to`, which must be missing or a regular
     /// file; it takes the owner and mode of the file it replaces.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -53,6 +75,7 @@ pub trait FileOps: Sync {
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Removes an empty folder.
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
+    /// Makes a folder's entries durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Makes everything written to the file system that holds the folder `dir`
     /// durable (`syncfs`): one call instead of a folder fsync each, for a large round
@@ -72,62 +95,95 @@ pub trait FileOps: Sync {
 /// their waits overlap) without a thread per repair.
 pub const SYNC_THREADS: usize = 16;
 
-/// Rounds of more folders than this are made durable with one `syncfs` per file
-/// system: the data files were fsynced as they were written, so little is left to
-/// write back, and a slow disk pays one wait instead of one per folder.
+/// Rounds of more paths (files and folders) than this are made durable with one
+/// `syncfs` per file system: a slow disk then pays one wait instead of one per path.
 pub const SYNCFS_FROM: usize = 4 * SYNC_THREADS;
 
-/// Folders whose entries changed, to make durable together: one fsync each, run on
-/// [`SYNC_THREADS`] threads, however many repairs changed them; above
-/// [`SYNCFS_FROM`] folders, one `syncfs` per file system instead.
+/// Files written and folders whose entries changed, to make durable together: one
+/// fsync each, run on [`SYNC_THREADS`] threads, however many repairs changed them;
+/// above [`SYNCFS_FROM`] paths, one `syncfs` per file system instead. Writes that
+/// leave their fsync to a round ([`FileOps::copy_range_in_round`],
+/// [`FileOps::truncate_in_round`]) are durable only once the round has run.
 #[derive(Debug, Default)]
-pub struct SyncRound(std::sync::Mutex<std::collections::BTreeSet<std::path::PathBuf>>);
+pub struct SyncRound(Mutex<RoundPaths>);
+
+#[derive(Debug, Default)]
+struct RoundPaths {
+    files: BTreeSet<PathBuf>,
+    dirs: BTreeSet<PathBuf>,
+}
 
 impl SyncRound {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a folder to the round (once, however often it is added).
-    pub fn add(&self, dir: &Path) {
-        let mut dirs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !dirs.contains(dir) {
-            dirs.insert(dir.to_path_buf());
+    fn paths(&self) -> std::sync::MutexGuard<'_, RoundPaths> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a folder whose entries changed (once, however often it is added).
+    pub fn add_dir(&self, dir: &Path) {
+        let mut paths = self.paths();
+        if !paths.dirs.contains(dir) {
+            paths.dirs.insert(dir.to_path_buf());
         }
     }
 
+    /// Adds a file whose bytes or length changed and were not fsynced.
+    pub fn add_file(&self, file: &Path) {
+        let mut paths = self.paths();
+        if !paths.files.contains(file) {
+            paths.files.insert(file.to_path_buf());
+        }
+    }
+
+    /// Files and folders waiting for the round.
     pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+        let paths = self.paths();
+        paths.files.len() + paths.dirs.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Makes every folder added durable and empties the round. On an error, the
-    /// folder that failed and why (the first one, in path order).
-    pub fn run(&self, fs: &dyn FileOps) -> Result<(), (std::path::PathBuf, io::Error)> {
-        let dirs: Vec<std::path::PathBuf> =
-            std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-                .into_iter()
-                .collect();
-        if dirs.len() > SYNCFS_FROM {
+    /// Makes every file and folder added durable and empties the round. On an error,
+    /// the path that failed and why (the first one, files before folders, each in
+    /// path order).
+    pub fn run(&self, fs: &dyn FileOps) -> Result<(), (PathBuf, io::Error)> {
+        let RoundPaths { files, dirs } = std::mem::take(&mut *self.paths());
+        if files.len() + dirs.len() > SYNCFS_FROM {
             use std::os::unix::fs::MetadataExt;
-            // One folder stands for each file system.
+            // A file is on its folder's file system: one folder stands for each.
+            let folders: BTreeSet<&Path> = files
+                .iter()
+                .filter_map(|f| f.parent())
+                .chain(dirs.iter().map(PathBuf::as_path))
+                .collect();
             let mut by_device = std::collections::BTreeMap::new();
-            for dir in &dirs {
-                let meta = fs.metadata(dir).map_err(|e| (dir.clone(), e))?;
-                let Some(meta) = meta else {
-                    return Err((dir.clone(), io::Error::from(io::ErrorKind::NotFound)));
-                };
+            for dir in folders {
+                let not_found = || io::Error::from(io::ErrorKind::NotFound);
+                let meta = fs.metadata(dir).map_err(|e| (dir.to_path_buf(), e))?;
+                let meta = meta.ok_or_else(|| (dir.to_path_buf(), not_found()))?;
                 by_device.entry(meta.dev()).or_insert(dir);
             }
             return by_device
                 .values()
-                .try_for_each(|dir| fs.sync_fs(dir).map_err(|e| ((*dir).clone(), e)));
+                .try_for_each(|dir| fs.sync_fs(dir).map_err(|e| (dir.to_path_buf(), e)));
         }
-        crate::parallel::map_ordered(&dirs, SYNC_THREADS, |dir| {
-            fs.sync_dir(dir).map_err(|e| (dir.clone(), e))
+        let all: Vec<(PathBuf, bool)> = files
+            .into_iter()
+            .map(|f| (f, true))
+            .chain(dirs.into_iter().map(|d| (d, false)))
+            .collect();
+        crate::parallel::map_ordered(&all, SYNC_THREADS, |(path, is_file)| {
+            let synced = if *is_file {
+                fs.sync_file(path)
+            } else {
+                fs.sync_dir(path)
+            };
+            synced.map_err(|e| (path.clone(), e))
         })
         .map(drop)
     }
@@ -143,6 +199,7 @@ mod tests {
     /// The real file system, counting folder fsyncs and file system syncs.
     #[derive(Default)]
     struct CountingSyncs {
+        files: std::sync::atomic::AtomicUsize,
         dirs: std::sync::atomic::AtomicUsize,
         filesystems: std::sync::atomic::AtomicUsize,
     }
@@ -187,6 +244,10 @@ mod tests {
             self.filesystems.fetch_add(1, Ordering::Relaxed);
             StdFs.sync_fs(dir)
         }
+        fn sync_file(&self, path: &Path) -> io::Result<()> {
+            self.files.fetch_add(1, Ordering::Relaxed);
+            StdFs.sync_file(path)
+        }
     }
 
     #[test]
@@ -196,9 +257,9 @@ mod tests {
         for i in 0..=SYNCFS_FROM {
             let dir = tmp.path().join(format!("p{i}"));
             fs::create_dir(&dir).unwrap();
-            round.add(&dir);
+            round.add_dir(&dir);
             // Added twice, synced once.
-            round.add(&dir);
+            round.add_dir(&dir);
         }
         let counting = CountingSyncs::default();
         round.run(&counting).unwrap();
@@ -217,21 +278,61 @@ mod tests {
         );
 
         for i in 0..SYNCFS_FROM {
-            round.add(&tmp.path().join(format!("p{i}")));
+            round.add_dir(&tmp.path().join(format!("p{i}")));
         }
         let counting = CountingSyncs::default();
         round.run(&counting).unwrap();
         assert_eq!(counts(&counting), (SYNCFS_FROM, 0));
 
         // A folder that is gone fails the round, naming it, either way.
-        round.add(&tmp.path().join("gone"));
+        round.add_dir(&tmp.path().join("gone"));
         let (path, _) = round.run(&counting).unwrap_err();
         assert!(path.ends_with("gone"));
         for i in 0..=SYNCFS_FROM {
-            round.add(&tmp.path().join(format!("p{i}")));
+            round.add_dir(&tmp.path().join(format!("p{i}")));
         }
-        round.add(&tmp.path().join("gone"));
+        round.add_dir(&tmp.path().join("gone"));
         let (path, e) = round.run(&counting).unwrap_err();
         assert!(path.ends_with("gone") && e.kind() == io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn writes_left_to_a_round_are_synced_by_it_one_file_each_or_one_syncfs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::write(&src, b"0123456789").unwrap();
+        let round = SyncRound::new();
+        let copy = tmp.path().join("copy");
+        let digest = StdFs
+            .copy_range_in_round(&src, ByteRange::new(2, 6), &copy, &round)
+            .unwrap();
+        assert_eq!(digest, xxhash_rust::xxh3::xxh3_64(b"2345"));
+        assert_eq!(fs::read(&copy).unwrap(), b"2345");
+        StdFs.truncate_in_round(&src, 3, &round).unwrap();
+        assert_eq!(fs::read(&src).unwrap(), b"012");
+        round.add_dir(tmp.path());
+        assert_eq!(round.len(), 3);
+        let counting = CountingSyncs::default();
+        round.run(&counting).unwrap();
+        let counts = |c: &CountingSyncs| {
+            (
+                c.files.load(Ordering::Relaxed),
+                c.dirs.load(Ordering::Relaxed),
+                c.filesystems.load(Ordering::Relaxed),
+            )
+        };
+        assert_eq!(counts(&counting), (2, 1, 0));
+
+        // Many files: one syncfs for all of them.
+        for i in 0..=SYNCFS_FROM {
+            let dst = tmp.path().join(format!("c{i}"));
+            StdFs
+                .copy_range_in_round(&src, ByteRange::new(0, 3), &dst, &round)
+                .unwrap();
+        }
+        let counting = CountingSyncs::default();
+        round.run(&counting).unwrap();
+        assert_eq!(counts(&counting), (0, 0, 1));
+        assert!(round.is_empty());
     }
 }

@@ -2,7 +2,7 @@
 
 use super::digest::open_existing;
 use super::nofollow::*;
-use super::ops::FileOps;
+use super::ops::{FileOps, SyncRound};
 use journal::ByteRange;
 use rustix::fs::{self as rfs, AtFlags, OFlags};
 use rustix::io::Errno;
@@ -19,55 +19,21 @@ pub struct StdFs;
 
 impl FileOps for StdFs {
     fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
-        use std::os::unix::fs::FileExt;
-        let input = open_read(src)?;
-        let out = create_new(dst)?;
-        let short = |at: u64| {
-            io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} ends at byte {at}, before the end of range {range}",
-                    src.display(),
-                ),
-            )
-        };
-        let len = input.metadata()?.len();
-        if len < range.end {
-            return Err(short(len));
-        }
-        // Only the data is read and written: holes are hashed as the zeros they read
-        // as, and stay holes in the copy.
-        let mut hasher = Xxh3::new();
-        let mut buf = vec![0u8; COPY_CHUNK];
-        let mut pos = range.start;
-        while pos < range.end {
-            let data = next_data(&input, pos)?.unwrap_or(range.end).min(range.end);
-            if data > pos {
-                hash_zeros(&mut hasher, data - pos);
-                pos = data;
-                continue;
-            }
-            let hole = next_hole(&input, pos)?.min(range.end);
-            while pos < hole {
-                let want = usize::try_from(hole - pos)
-                    .unwrap_or(COPY_CHUNK)
-                    .min(COPY_CHUNK);
-                let piece = buf.get_mut(..want).unwrap_or(&mut []);
-                let n = match input.read_at(piece, pos) {
-                    Ok(0) => return Err(short(pos)),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                let chunk = piece.get(..n).unwrap_or(&[]);
-                hasher.update(chunk);
-                out.write_all_at(chunk, pos - range.start)?;
-                pos += n as u64;
-            }
-        }
-        out.set_len(range.len())?;
+        let (digest, out) = Self::copy_unsynced(src, range, dst)?;
         out.sync_all()?;
-        Ok(hasher.digest())
+        Ok(digest)
+    }
+
+    fn copy_range_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        let (digest, _) = Self::copy_unsynced(src, range, dst)?;
+        round.add_file(dst);
+        Ok(digest)
     }
 
     fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
@@ -100,6 +66,16 @@ impl FileOps for StdFs {
         };
         file.set_len(len)?;
         file.sync_all()
+    }
+
+    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        let Some(file) = open_in_place(path, OFlags::WRONLY)? else {
+            // A file with other names is replaced by a copy, made durable at once.
+            return self.unshare(path, &mut |copy| copy.set_len(len));
+        };
+        file.set_len(len)?;
+        round.add_file(path);
+        Ok(())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -249,6 +225,58 @@ pub fn is_zero_range(path: &Path, range: ByteRange) -> io::Result<Option<bool>> 
 }
 
 impl StdFs {
+    /// Copies `range` of `src` into a new file `dst`, not yet fsynced.
+    fn copy_unsynced(src: &Path, range: ByteRange, dst: &Path) -> io::Result<(u64, File)> {
+        use std::os::unix::fs::FileExt;
+        let input = open_read(src)?;
+        let out = create_new(dst)?;
+        let short = |at: u64| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} ends at byte {at}, before the end of range {range}",
+                    src.display(),
+                ),
+            )
+        };
+        let len = input.metadata()?.len();
+        if len < range.end {
+            return Err(short(len));
+        }
+        // Only the data is read and written: holes are hashed as the zeros they read
+        // as, and stay holes in the copy.
+        let mut hasher = Xxh3::new();
+        let mut buf = vec![0u8; COPY_CHUNK];
+        let mut pos = range.start;
+        while pos < range.end {
+            let data = next_data(&input, pos)?.unwrap_or(range.end).min(range.end);
+            if data > pos {
+                hash_zeros(&mut hasher, data - pos);
+                pos = data;
+                continue;
+            }
+            let hole = next_hole(&input, pos)?.min(range.end);
+            while pos < hole {
+                let want = usize::try_from(hole - pos)
+                    .unwrap_or(COPY_CHUNK)
+                    .min(COPY_CHUNK);
+                let piece = buf.get_mut(..want).unwrap_or(&mut []);
+                let n = match input.read_at(piece, pos) {
+                    Ok(0) => return Err(short(pos)),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                let chunk = piece.get(..n).unwrap_or(&[]);
+                hasher.update(chunk);
+                out.write_all_at(chunk, pos - range.start)?;
+                pos += n as u64;
+            }
+        }
+        out.set_len(range.len())?;
+        Ok((hasher.digest(), out))
+    }
+
     /// Changes a file that has other names (a hard link: `cp -al`, or the quarantine's
     /// copy of an original a crashed re-lay left) without changing it under those
     /// names: `path` is copied to a temporary name beside it, `change` applied to the

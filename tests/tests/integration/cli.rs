@@ -392,10 +392,20 @@ fn restore_list_json_describes_every_quarantined_repair_and_restore_json_what_ca
         assert_eq!(r["reason"], a["reason"]);
         assert_eq!(r["bytes"], a["quarantined_bytes"]);
         assert_eq!(r["data_dir"], s(copy.path()));
-        // The same as the manifest on disk says.
-        let path = state.join("quarantine").join(&id).join("manifest.json");
-        let manifest: serde_json::Value =
+        // The same as the manifest on disk says: the run's one manifest, which
+        // lists every repair of the run.
+        let run = r["run"]
+            .as_str()
+            .expect("a recover saves into a run folder");
+        let path = state.join("quarantine").join(run).join("manifest.json");
+        let manifests: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let manifest = manifests["repairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["repair"] == n)
+            .unwrap_or_else(|| panic!("{id} in {run}: {manifests:#}"));
         assert_eq!(r["file"], manifest["file"]);
         assert_eq!(r["range"], manifest["range"]);
         assert_eq!(r["created_file"], manifest["created_file"]);

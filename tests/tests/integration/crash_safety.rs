@@ -6,7 +6,7 @@
 use harness::{apply, snapshot, DataDirBuilder, Fault, PartitionSpec, Snapshot};
 use journal::{ByteRange, Journal, RepairAction, RepairId};
 use recovery::execute::Executor;
-use recovery::fsops::{FileOps, StdFs};
+use recovery::fsops::{FileOps, StdFs, SyncRound};
 use recovery::pipeline::{run, Request};
 use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
@@ -31,6 +31,9 @@ struct CrashAt {
     steps: AtomicUsize,
     /// The named step (a phase boundary or journal write) it died at, if any.
     died_at: Mutex<Option<String>>,
+    /// Files written with their fsync left to a round that has not run yet, each with
+    /// what it held before (`None`: it did not exist): what a power loss takes back.
+    unsynced: Mutex<std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>>>,
 }
 
 impl CrashAt {
@@ -39,6 +42,24 @@ impl CrashAt {
             at,
             steps: AtomicUsize::new(0),
             died_at: Mutex::new(None),
+            unsynced: Mutex::default(),
+        }
+    }
+
+    /// Notes what `path` holds before a write whose fsync is left to a round.
+    fn before_unsynced(&self, path: &Path) {
+        let mut unsynced = self.unsynced.lock().unwrap();
+        if !unsynced.contains_key(path) {
+            unsynced.insert(path.to_path_buf(), fs::read(path).ok());
+        }
+    }
+
+    /// A power loss after the crash: every write no sync made durable is lost. A new
+    /// file keeps its name but not its bytes (its folder entry may have been written
+    /// back); a changed one is back to what it held.
+    fn lose_unsynced_writes(&self) {
+        for (path, before) in std::mem::take(&mut *self.unsynced.lock().unwrap()) {
+            fs::write(&path, before.unwrap_or_default()).expect("power loss");
         }
     }
 
@@ -64,6 +85,37 @@ impl FileOps for CrashAt {
             self.die();
         }
         StdFs.copy_range(src, range, dst)
+    }
+    fn copy_range_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        if self.crashing() {
+            self.before_unsynced(dst);
+            let half = ByteRange::new(range.start, range.start + range.len() / 2);
+            let _ = StdFs.copy_range_in_round(src, half, dst, round);
+            self.die();
+        }
+        self.before_unsynced(dst);
+        StdFs.copy_range_in_round(src, range, dst, round)
+    }
+    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        self.before_unsynced(path);
+        StdFs.truncate_in_round(path, len, round)
+    }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        if self.crashing() {
+            self.die();
+        }
+        StdFs.sync_file(path)?;
+        self.unsynced.lock().unwrap().remove(path);
+        Ok(())
     }
     fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
         if self.crashing() {
@@ -133,7 +185,10 @@ impl FileOps for CrashAt {
         if self.crashing() {
             self.die();
         }
-        StdFs.sync_fs(dir)
+        StdFs.sync_fs(dir)?;
+        // One file system here: everything written is durable.
+        self.unsynced.lock().unwrap().clear();
+        Ok(())
     }
     fn step(&self, what: &str) {
         if self.crashing() {
@@ -199,6 +254,9 @@ fn restore_all(data: &Path, state: &Path) {
 enum AfterCrash {
     /// Nothing: the rerun finishes what the journal says was begun.
     KeepJournal,
+    /// The power is lost too: every write whose fsync was left to a sync round that
+    /// had not run is undone. The rerun must converge as after a plain crash.
+    LosePower,
     /// The journal is lost (deleted): the rerun sees only the disk and the quarantine.
     /// `same_messages`: whether the rerun must still serve every message the
     /// uninterrupted run serves (see the salvage case for why not always).
@@ -240,6 +298,9 @@ fn crash_everywhere_then(name: &str, damaged: &Path, mode: Mode, after: AfterCra
                 assert!(payload.is::<Crash>(), "{name}: a real panic at step {at}");
                 crashes += 1;
                 boundaries.extend(crashing.died_at.lock().unwrap().take());
+                if after == AfterCrash::LosePower {
+                    crashing.lose_unsynced_writes();
+                }
             }
         }
         if matches!(after, AfterCrash::LoseJournal { .. }) {
@@ -253,7 +314,7 @@ fn crash_everywhere_then(name: &str, damaged: &Path, mode: Mode, after: AfterCra
             "{name}: rerun after crash at step {at}"
         );
         match after {
-            AfterCrash::KeepJournal => {
+            AfterCrash::KeepJournal | AfterCrash::LosePower => {
                 if let Some(d) = harness::snapshot::diff(&expected, &snapshot(&data)) {
                     panic!("{name}: crash at step {at} converged elsewhere:\n{d}");
                 }
@@ -369,6 +430,22 @@ fn a_repair_killed_at_any_step_converges_and_loses_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = generated_with(tmp.path(), &TAIL_FAULTS);
     crash_everywhere("tolerate-tail", &data, Mode::TolerateTail);
+}
+
+#[test]
+fn a_repair_killed_by_a_power_loss_at_any_step_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated_with(
+        tmp.path(),
+        &[(P0, Fault::TornLogTail), (P1, Fault::TornLogAndHalfIndex)],
+    );
+    crash_everywhere_then(
+        "power loss",
+        &data,
+        Mode::TolerateTail,
+        AfterCrash::LosePower,
+    );
 }
 
 #[test]

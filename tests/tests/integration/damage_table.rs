@@ -68,33 +68,53 @@ fn check_quarantine(state: &Path, damaged: &Snapshot) -> Vec<String> {
     let qdir = state.join("quarantine");
     for entry in std::fs::read_dir(&qdir).expect("quarantine folder exists") {
         let dir = entry.expect("entry").path();
+        let name = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let text = std::fs::read(dir.join("manifest.json")).expect("manifest");
         let m: serde_json::Value = serde_json::from_slice(&text).expect("manifest is JSON");
-        if m["action"].get("Restore").is_some() {
-            continue;
+        // A run folder lists its repairs in one manifest, each with `<id>.bytes`; a
+        // folder of its own holds one repair's manifest and `bytes`.
+        let repairs: Vec<(String, serde_json::Value, std::path::PathBuf)> =
+            if name.starts_with("run-") {
+                assert_eq!(m["run"].as_str(), Some(name.as_str()));
+                m["repairs"]
+                    .as_array()
+                    .expect("a run's repairs")
+                    .iter()
+                    .map(|r| {
+                        let id = format!("r{:08}", r["repair"].as_u64().expect("id"));
+                        let bytes = dir.join(format!("{id}.bytes"));
+                        (id, r.clone(), bytes)
+                    })
+                    .collect()
+            } else {
+                vec![(name.clone(), m, dir.join("bytes"))]
+            };
+        for (id, m, bytes) in repairs {
+            if m["action"].get("Restore").is_some() {
+                continue;
+            }
+            let file = m["file"].as_str().expect("file");
+            let start = m["range"]["start"].as_u64().expect("start") as usize;
+            let end = m["range"]["end"].as_u64().expect("end") as usize;
+            let saved = std::fs::read(&bytes).expect("saved bytes");
+            if m["created_file"].as_bool() == Some(true) {
+                assert!(saved.is_empty());
+            } else {
+                let original = damaged
+                    .get(file)
+                    .unwrap_or_else(|| panic!("{file} was in the input"));
+                assert_eq!(
+                    saved,
+                    original[start..end],
+                    "quarantined bytes of {file} {start}..{end}"
+                );
+            }
+            ids.push(id);
         }
-        let file = m["file"].as_str().expect("file");
-        let start = m["range"]["start"].as_u64().expect("start") as usize;
-        let end = m["range"]["end"].as_u64().expect("end") as usize;
-        let saved = std::fs::read(dir.join("bytes")).expect("saved bytes");
-        if m["created_file"].as_bool() == Some(true) {
-            assert!(saved.is_empty());
-        } else {
-            let original = damaged
-                .get(file)
-                .unwrap_or_else(|| panic!("{file} was in the input"));
-            assert_eq!(
-                saved,
-                original[start..end],
-                "quarantined bytes of {file} {start}..{end}"
-            );
-        }
-        ids.push(
-            dir.file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned(),
-        );
     }
     ids.sort();
     ids.reverse();

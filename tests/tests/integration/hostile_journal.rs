@@ -113,15 +113,16 @@ fn new_ids_start_above_every_quarantine_folder() {
     // Plant that folder under the next id the journal will hand out.
     let q = state.join("quarantine");
     let planted = q.join("r99999999");
-    harness::copy_dir(&q.join(first.repair.to_string()), &planted).unwrap();
-    let manifest = planted.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let text = text.replacen(
-        &format!("\"repair\": {}", first.repair.0),
-        "\"repair\": 99999999",
-        1,
-    );
-    std::fs::write(&manifest, text).unwrap();
+    let (home, _) = recovery::quarantine::Quarantine::new(&state)
+        .find(first.repair)
+        .unwrap()
+        .unwrap();
+    std::fs::create_dir(&planted).unwrap();
+    std::fs::copy(home.bytes(), planted.join("bytes")).unwrap();
+    let mut moved = first.clone();
+    moved.repair = journal::RepairId(99_999_999);
+    let text = serde_json::to_vec_pretty(&moved).unwrap();
+    std::fs::write(planted.join("manifest.json"), text).unwrap();
     apply(data, "streams/0/topics/0/partitions/1", Fault::TornLogTail).unwrap();
     let damaged = snapshot(data);
     // Ids now start above the planted folder, so nothing collides.

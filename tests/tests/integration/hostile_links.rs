@@ -237,9 +237,25 @@ fn links_at_the_next_quarantine_bytes_names_are_never_written() {
         fs::create_dir_all(&dir).unwrap();
         symlink(w.outside.join("victim"), dir.join("bytes")).unwrap();
     }
+    // And every run folder a fresh journal's first run of up to 12 repairs may
+    // name, with a link at each of its bytes names.
+    for last in 1..=12 {
+        let dir = w.state.join(format!("quarantine/run-r00000001-r{last:08}"));
+        fs::create_dir_all(&dir).unwrap();
+        for id in 1..=last {
+            symlink(
+                w.outside.join("victim"),
+                dir.join(format!("r{id:08}.bytes")),
+            )
+            .unwrap();
+        }
+    }
     recover_succeeds(&w, &["recover"]);
     for id in 1..=12 {
         let link = w.state.join(format!("quarantine/r{id:08}/bytes"));
+        assert!(fs::symlink_metadata(link).unwrap().is_symlink());
+        let run = w.state.join(format!("quarantine/run-r00000001-r{id:08}"));
+        let link = run.join(format!("r{id:08}.bytes"));
         assert!(fs::symlink_metadata(link).unwrap().is_symlink());
     }
 }
@@ -253,6 +269,11 @@ fn links_at_the_next_quarantine_folder_names_are_never_written_into() {
         symlink(
             w.outside.join("dir"),
             w.state.join(format!("quarantine/r{id:08}")),
+        )
+        .unwrap();
+        symlink(
+            w.outside.join("dir"),
+            w.state.join(format!("quarantine/run-r00000001-r{id:08}")),
         )
         .unwrap();
     }
@@ -639,7 +660,8 @@ fn race_a_link_at_the_allocated_quarantine_bytes() {
     apply(w.data(), P1, Fault::TornLogTail).unwrap();
     let plant = Plant::new(
         &["copy_range"],
-        |p| named(p, "bytes"),
+        // A run folder's `r00000001.bytes`, or a repair's own `bytes`.
+        |p| named(p, "bytes") || name_ends(p, ".bytes"),
         w.outside.join("victim"),
     );
     race(&w, Mode::TolerateTail, plant);

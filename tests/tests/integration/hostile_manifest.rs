@@ -51,44 +51,87 @@ fn crafted_manifests_never_make_restore_write_outside() {
     let quarantine = state.join("quarantine");
     let mut kinds = std::collections::BTreeSet::new();
     let mut cases = 0;
+    // The outside file, named relative to the root for the absolute case.
+    let rel_outside = outside_dir.join("victim");
+    let rel_outside = rel_outside.strip_prefix("/").unwrap().to_str().unwrap();
+    let mut check = |path: &Path, text: Vec<u8>, id: &str, what: &str| {
+        std::fs::write(path, text).unwrap();
+        let data_before = snapshot(data);
+        let r = run(&["restore", id], data, &state);
+        assert_ne!(r.code, 0, "r{id} with {what}: {}", r.stdout);
+        assert_eq!(
+            std::fs::read(outside_dir.join("victim")).unwrap(),
+            b"not yours"
+        );
+        assert_eq!(
+            std::fs::read_dir(&outside_dir).unwrap().count(),
+            1,
+            "{what}"
+        );
+        assert_eq!(
+            snapshot(data),
+            data_before,
+            "r{id} with {what}: data changed"
+        );
+        cases += 1;
+    };
     for entry in std::fs::read_dir(&quarantine).unwrap() {
         let folder = entry.unwrap().path();
         let path = folder.join("manifest.json");
         let original = std::fs::read_to_string(&path).unwrap();
         let manifest: Value = serde_json::from_str(&original).unwrap();
-        let id = manifest["repair"].as_u64().unwrap().to_string();
-        kinds.insert(
-            manifest["action"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .next()
-                .unwrap()
-                .clone(),
-        );
-        // The outside file, named relative to the root for the absolute case.
-        let rel_outside = outside_dir.join("victim");
-        let rel_outside = rel_outside.strip_prefix("/").unwrap().to_str().unwrap();
-        for (m, what) in crafted(&manifest, rel_outside) {
-            std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
-            let data_before = snapshot(data);
-            let r = run(&["restore", &id], data, &state);
-            assert_ne!(r.code, 0, "r{id} with {what}: {}", r.stdout);
-            assert_eq!(
-                std::fs::read(outside_dir.join("victim")).unwrap(),
-                b"not yours"
+        // A run folder's manifest lists its repairs; each is crafted in place.
+        let entries: Vec<Value> = match manifest["repairs"].as_array() {
+            Some(repairs) => repairs.clone(),
+            None => vec![manifest.clone()],
+        };
+        for (i, entry) in entries.iter().enumerate() {
+            let id = entry["repair"].as_u64().unwrap().to_string();
+            kinds.insert(
+                entry["action"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .next()
+                    .unwrap()
+                    .clone(),
             );
-            assert_eq!(
-                std::fs::read_dir(&outside_dir).unwrap().count(),
-                1,
-                "{what}"
-            );
-            assert_eq!(
-                snapshot(data),
-                data_before,
-                "r{id} with {what}: data changed"
-            );
-            cases += 1;
+            for (m, what) in crafted(entry, rel_outside) {
+                let text = if manifest.get("repairs").is_some() {
+                    let mut run = manifest.clone();
+                    run["repairs"][i] = m;
+                    run
+                } else {
+                    m
+                };
+                check(&path, serde_json::to_vec_pretty(&text).unwrap(), &id, &what);
+            }
+            if manifest.get("repairs").is_none() {
+                continue;
+            }
+            // What only a run manifest can get wrong: another run's name, a repair
+            // outside the run's span or listed twice, whole files (a re-lay's).
+            let mut renamed = manifest.clone();
+            renamed["run"] = Value::String("run-r00000001-r99999999".into());
+            let mut outside_span = manifest.clone();
+            outside_span["repairs"][i]["repair"] = serde_json::json!(99_999_999);
+            let mut twice = manifest.clone();
+            twice["repairs"].as_array_mut().unwrap().push(entry.clone());
+            let mut whole = manifest.clone();
+            whole["repairs"][i]["files"] = serde_json::json!([{
+                "file": format!("../../../{rel_outside}"),
+                "len": 9,
+                "xxh3": 0,
+                "saved_as": "../../../victim",
+            }]);
+            for (m, what) in [
+                (renamed, "another run's name"),
+                (outside_span, "a repair outside the run"),
+                (twice, "a repair listed twice"),
+                (whole, "whole files in a run"),
+            ] {
+                check(&path, serde_json::to_vec_pretty(&m).unwrap(), &id, what);
+            }
         }
         std::fs::write(&path, original).unwrap();
     }

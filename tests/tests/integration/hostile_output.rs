@@ -106,29 +106,47 @@ fn one_malformed_manifest_does_not_hide_the_rest_of_the_quarantine() {
     let run = warden(["recover"].iter().chain(&dirs));
     assert_eq!(run.code, 0, "{}", run.stderr);
     let q = recovery::quarantine::Quarantine::new(&state);
+    let first_run = q.list().unwrap();
+    assert!(first_run.len() >= 2, "{}", first_run.len());
+    // A second run, in a run folder of its own.
+    harness::apply(
+        copy.path(),
+        "streams/0/topics/0/partitions/1",
+        harness::Fault::TornLogTail,
+    )
+    .unwrap();
+    let run = warden(["recover"].iter().chain(&dirs));
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let all = q.list().unwrap();
-    assert!(all.len() >= 3, "{}", all.len());
-    let bad = all[1].repair;
-    let bad_manifest = q.repair_dir(bad).join("manifest.json");
-    std::fs::write(&bad_manifest, b"{\"version\": 1, \"repair\":").unwrap();
-    // A manifest that says it is another repair is as bad.
-    let other = all[2].repair;
+    let second_run: Vec<_> = all.iter().skip(first_run.len()).collect();
+    assert!(!second_run.is_empty());
+
+    // The first run's manifest is cut short: every repair of that run is unreadable.
+    let bad = first_run[0].repair;
+    let (home, _) = q.find(bad).unwrap().unwrap();
+    let bad_manifest = home.manifest();
+    assert!(home.run().is_some(), "{home:?}");
+    std::fs::write(&bad_manifest, b"{\"version\": 1, \"run\":").unwrap();
+    // A repair folder whose manifest says it is another repair is as bad.
+    let other = journal::RepairId(4000);
+    let mut moved = second_run[0].clone();
+    moved.repair = journal::RepairId(4242);
+    std::fs::create_dir_all(q.repair_dir(other)).unwrap();
     let other_manifest = q.repair_dir(other).join("manifest.json");
-    let text = std::fs::read_to_string(&other_manifest).unwrap();
-    let text = text.replacen(&format!("\"repair\": {}", other.0), "\"repair\": 4242", 1);
-    std::fs::write(&other_manifest, text).unwrap();
+    std::fs::write(&other_manifest, serde_json::to_vec(&moved).unwrap()).unwrap();
 
     let run = warden(["restore", "--list"].iter().chain(&dirs));
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert_eq!(run.stdout.lines().count(), all.len() - 2, "{}", run.stdout);
+    assert_eq!(
+        run.stdout.lines().count(),
+        second_run.len(),
+        "{}",
+        run.stdout
+    );
     for m in &all {
         let listed = run.stdout.contains(&format!("{}  ", m.repair));
-        assert_eq!(
-            listed,
-            m.repair != bad && m.repair != other,
-            "{}",
-            run.stdout
-        );
+        let in_first = first_run.iter().any(|f| f.repair == m.repair);
+        assert_eq!(listed, !in_first, "{}", run.stdout);
     }
     for (id, path) in [(bad, &bad_manifest), (other, &other_manifest)] {
         let line = run
@@ -142,11 +160,12 @@ fn one_malformed_manifest_does_not_hide_the_rest_of_the_quarantine() {
     let run = warden(["restore", "--list", "--json"].iter().chain(&dirs));
     assert_eq!(run.code, 1, "{}", run.stderr);
     let j = run.json();
-    assert_eq!(j["repairs"].as_array().unwrap().len(), all.len() - 2);
+    assert_eq!(j["repairs"].as_array().unwrap().len(), second_run.len());
     let unreadable = j["unreadable"].as_array().unwrap();
     assert_eq!(unreadable.len(), 2, "{j:#}");
     assert_eq!(unreadable[0]["id"], bad.to_string());
     assert_eq!(unreadable[0]["path"], s(&bad_manifest));
+    assert_eq!(unreadable[0]["run"], home.run().unwrap().to_string());
     assert!(unreadable[1]["error"]
         .as_str()
         .unwrap()

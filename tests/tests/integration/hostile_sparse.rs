@@ -66,7 +66,8 @@ fn a_sparse_zero_tail_is_quarantined_as_a_zero_run_and_restored_as_one() {
         .find(|m| m.zero_run)
         .unwrap_or_else(|| panic!("a zero run: {manifests:?}"));
     assert_eq!(m.range, ByteRange::new(len, len + extra));
-    let bytes = Quarantine::new(&state).bytes_path(m.repair);
+    let (home, _) = Quarantine::new(&state).find(m.repair).unwrap().unwrap();
+    let bytes = home.bytes();
     assert_eq!(std::fs::metadata(&bytes).unwrap().len(), 0);
     assert_eq!(warden(["check", "--data-dir", s(&data)]).code, 0);
 
@@ -137,7 +138,7 @@ fn a_sparse_tail_with_data_after_its_holes_is_copied_with_its_holes() {
         .find(|m| m.range == ByteRange::new(len, len + extra))
         .expect("the cut tail is quarantined");
     assert!(!m.zero_run);
-    let bytes = q.bytes_path(m.repair);
+    let bytes = q.find(m.repair).unwrap().unwrap().0.bytes();
     assert_eq!(std::fs::metadata(&bytes).unwrap().len(), extra);
     assert!(
         allocated(&bytes) < 16 << 20,
