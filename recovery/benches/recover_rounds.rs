@@ -7,6 +7,8 @@
 //! each N:
 //! - times the dry run (`pipeline::analyze` + `plan`, what `replay` without
 //!   `--apply` runs, with no journal: a full scan) on the page-cached directory;
+//!   the copies below are written back (`sync`) before they are repaired, as after a
+//!   reboot, so that a sync round pays only for what the repair writes;
 //! - times `pipeline::run` (the whole `recover`) on a copy, through a `FileOps` that
 //!   counts every fsync (each file operation that writes fsyncs its file; each
 //!   `sync_dir` is one, and so is each `sync_fs`, which a large round makes instead
@@ -37,6 +39,8 @@ struct Counting {
     file_syncs: AtomicU64,
     dir_syncs: AtomicU64,
     delay: Option<Duration>,
+    /// When the executor reached each of its named steps (phase boundaries).
+    steps: std::sync::Mutex<Vec<(String, Instant)>>,
 }
 
 impl Counting {
@@ -45,6 +49,7 @@ impl Counting {
             file_syncs: AtomicU64::new(0),
             dir_syncs: AtomicU64::new(0),
             delay,
+            steps: Default::default(),
         }
     }
 
@@ -117,6 +122,10 @@ impl FileOps for Counting {
         }
         StdFs.sync_dir(dir)
     }
+    fn step(&self, what: &str) {
+        let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        steps.push((what.to_string(), Instant::now()));
+    }
     fn sync_fs(&self, dir: &Path) -> io::Result<()> {
         // Counted with the folder syncs: one syncfs stands for a whole round of them.
         self.dir_syncs.fetch_add(1, Ordering::Relaxed);
@@ -174,6 +183,8 @@ impl RepairLog for CountingLog<'_> {
 
 struct Measured {
     secs: f64,
+    /// Milliseconds in the analysis and plan, then in each executor phase.
+    phases: Vec<(String, f64)>,
     file_syncs: u64,
     dir_syncs: u64,
     flushes: u64,
@@ -209,10 +220,19 @@ fn recover(data: &Path, state: &Path, delay: Option<Duration>) -> Measured {
         },
     )
     .expect("recover");
-    let secs = started.elapsed().as_secs_f64();
+    let ended = Instant::now();
+    let secs = (ended - started).as_secs_f64();
     assert!(outcome.ready_to_start);
+    let steps = fs.steps.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut phases = Vec::new();
+    let mut from = ("analysis and plan".to_string(), started);
+    for (name, at) in steps.into_iter().chain([("end".to_string(), ended)]) {
+        phases.push((from.0, (at - from.1).as_secs_f64() * 1e3));
+        from = (name, at);
+    }
     Measured {
         secs,
+        phases,
         file_syncs: fs.file_syncs.load(Ordering::Relaxed),
         dir_syncs: fs.dir_syncs.load(Ordering::Relaxed),
         flushes: log.flushes.load(Ordering::Relaxed),
@@ -255,6 +275,9 @@ fn main() {
             data
         };
         let (fast, slow) = (copy("fast"), copy("slow"));
+        // After a crash nothing is waiting to be written back: the copies must not
+        // be either, or the first sync round would pay for writing them.
+        std::process::Command::new("sync").status().expect("sync");
 
         // The dry run, twice (the first warms the cache), on the source.
         let mut dry = f64::MAX;
@@ -295,5 +318,11 @@ fn main() {
             s.file_syncs + s.dir_syncs + s.flushes,
             (s.file_syncs + s.dir_syncs + s.flushes) as f64,
         );
+        let phases: Vec<String> = m
+            .phases
+            .iter()
+            .map(|(name, ms)| format!("{name} {ms:.1}"))
+            .collect();
+        println!("  where recover's time went (ms): {}", phases.join(", "));
     }
 }

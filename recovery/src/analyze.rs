@@ -183,21 +183,6 @@ pub fn analyze_each<S: Send>(
     Ok((analysis, extras))
 }
 
-pub fn analyze_partition(
-    p: &PartitionLayout,
-    progress: &dyn Fn(u64),
-) -> Result<PartitionAnalysis, AnalyzeError> {
-    let mut segments = Vec::with_capacity(p.segments.len());
-    for files in &p.segments {
-        segments.push(analyze_segment(
-            files,
-            ScanStart::segment(files.key.start_offset),
-        )?);
-        progress(files.log_len.unwrap_or(0));
-    }
-    Ok(PartitionAnalysis::new(p, segments))
-}
-
 impl PartitionAnalysis {
     /// The analysis of partition `p` whose segments were analysed into `segments`.
     pub fn new(p: &PartitionLayout, segments: Vec<SegmentAnalysis>) -> Self {

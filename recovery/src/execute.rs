@@ -232,6 +232,9 @@ impl Executor<'_> {
     /// and every phase looks at the files first, so a run killed anywhere converges
     /// when the pending intents run again.
     fn run_phases(&self, items: Vec<Item>) -> Result<Vec<Executed>, ExecError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         for (id, action, _) in &items {
             if !crate::quarantine::action_paths_are_plain(action) {
                 let e = ExecError::Refused {

@@ -2,8 +2,8 @@
 //! earlier run journaled, then layout → analysis (journal-guided) → plan → execute →
 //! verify. Kept here, not in the binary, so tests drive exactly what ships.
 
+use crate::analyze::Analysis;
 use crate::analyze::AnalyzeError;
-use crate::analyze::{analyze_partition, Analysis};
 use crate::execute::{ExecError, Executed, Executor};
 use crate::guided::{analyze_guided, GuidedStats};
 use crate::layout::{discover, discover_guided, LayoutError};
@@ -161,16 +161,22 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         .map(|a| a.quarantined_bytes)
         .sum::<u64>();
     // Trust nothing: re-read every partition that changed and require it healthy.
+    // The partitions are re-read in parallel, as the first analysis was.
     let mut left = Vec::new();
-    let after = discover(exec.data_dir)?;
+    let mut after = discover(exec.data_dir)?;
     if state_touched {
         left.extend(crate::state_check::judge_state(&after.state));
     }
-    for p in after.partitions.iter().filter(|p| touched.contains(&p.id)) {
-        let after = analyze_partition(p, &|_| {})?;
-        left.extend(judge_partition(&after));
-        if let Some(o) = outcome.partitions.iter_mut().find(|o| o.partition == p.id) {
-            let kept = after.valid_messages();
+    after.partitions.retain(|p| touched.contains(&p.id));
+    let checked = crate::analyze::analyze(&after, &|_| {})?;
+    let kept_after: std::collections::HashMap<PartitionId, u64> = checked
+        .partitions
+        .iter()
+        .map(|p| (p.id, p.valid_messages()))
+        .collect();
+    left.extend(checked.partitions.iter().flat_map(judge_partition));
+    for o in &mut outcome.partitions {
+        if let Some(&kept) = kept_after.get(&o.partition) {
             o.messages_lost = o.messages_kept.saturating_sub(kept);
             o.messages_kept = kept;
         }

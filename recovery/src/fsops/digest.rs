@@ -13,10 +13,13 @@ use xxhash_rust::xxh3::Xxh3;
 /// bytes read and their XXH3-64.
 pub(super) fn hash_all(
     mut input: impl Read,
+    expected_len: u64,
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<(u64, u64)> {
     let mut hasher = Xxh3::new();
-    let mut buf = vec![0u8; 1 << 20];
+    // Sized to the input: most files hashed are small, and zeroing a 1 MiB buffer
+    // for each of thousands of them cost more than reading them.
+    let mut buf = vec![0u8; buffer_len(expected_len)];
     let mut len = 0u64;
     loop {
         let n = match input.read(&mut buf) {
@@ -46,7 +49,8 @@ pub fn file_digest(fs: &dyn FileOps, path: &Path) -> io::Result<Option<(u64, u64
     let Some(file) = open_existing(fs, path)? else {
         return Ok(None);
     };
-    hash_all(file, |_| Ok(())).map(Some)
+    let len = file.metadata()?.len();
+    hash_all(file, len, |_| Ok(())).map(Some)
 }
 
 /// XXH3-64 of `range` of a file; `None` when the file is missing or shorter.
@@ -55,7 +59,7 @@ pub fn range_digest(fs: &dyn FileOps, path: &Path, range: ByteRange) -> io::Resu
         return Ok(None);
     };
     file.seek(SeekFrom::Start(range.start))?;
-    let (len, digest) = hash_all(file.take(range.len()), |_| Ok(()))?;
+    let (len, digest) = hash_all(file.take(range.len()), range.len(), |_| Ok(()))?;
     Ok((len == range.len()).then_some(digest))
 }
 
@@ -71,4 +75,12 @@ pub fn file_len(fs: &dyn FileOps, path: &Path) -> io::Result<Option<u64>> {
             "not a regular file",
         )),
     }
+}
+
+/// A read buffer for `len` bytes: at most 1 MiB, at least one page (a file may have
+/// grown since its length was read).
+pub(super) fn buffer_len(len: u64) -> usize {
+    usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .clamp(4096, 1 << 20)
 }

@@ -136,9 +136,6 @@ impl FileOps for StdFs {
     }
 }
 
-/// Read size of copies.
-pub(super) const COPY_CHUNK: usize = 1 << 20;
-
 /// Feeds `n` zero bytes to `hasher`.
 pub(super) fn hash_zeros(hasher: &mut Xxh3, mut n: u64) {
     static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
@@ -196,7 +193,7 @@ pub fn is_zero_range(path: &Path, range: ByteRange) -> io::Result<Option<bool>> 
     if file.metadata()?.len() < range.end {
         return Ok(None);
     }
-    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut buf = vec![0u8; super::digest::buffer_len(range.len())];
     let mut pos = range.start;
     while pos < range.end {
         let Some(data) = next_data(&file, pos)?.filter(|d| *d < range.end) else {
@@ -206,8 +203,8 @@ pub fn is_zero_range(path: &Path, range: ByteRange) -> io::Result<Option<bool>> 
         pos = data;
         while pos < hole {
             let want = usize::try_from(hole - pos)
-                .unwrap_or(COPY_CHUNK)
-                .min(COPY_CHUNK);
+                .unwrap_or(buf.len())
+                .min(buf.len());
             let piece = buf.get_mut(..want).unwrap_or(&mut []);
             let n = match file.read_at(piece, pos) {
                 Ok(0) => return Ok(None),
@@ -246,7 +243,7 @@ impl StdFs {
         // Only the data is read and written: holes are hashed as the zeros they read
         // as, and stay holes in the copy.
         let mut hasher = Xxh3::new();
-        let mut buf = vec![0u8; COPY_CHUNK];
+        let mut buf = vec![0u8; super::digest::buffer_len(range.len())];
         let mut pos = range.start;
         while pos < range.end {
             let data = next_data(&input, pos)?.unwrap_or(range.end).min(range.end);
@@ -258,8 +255,8 @@ impl StdFs {
             let hole = next_hole(&input, pos)?.min(range.end);
             while pos < hole {
                 let want = usize::try_from(hole - pos)
-                    .unwrap_or(COPY_CHUNK)
-                    .min(COPY_CHUNK);
+                    .unwrap_or(buf.len())
+                    .min(buf.len());
                 let piece = buf.get_mut(..want).unwrap_or(&mut []);
                 let n = match input.read_at(piece, pos) {
                     Ok(0) => return Err(short(pos)),

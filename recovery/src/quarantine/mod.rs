@@ -275,6 +275,7 @@ impl Quarantine {
         if let Some(state) = self.dir.parent() {
             round.add_dir(state);
         }
+        fs.step("sync saved bytes");
         round
             .run(fs)
             .map_err(|(path, cause)| (first, QuarantineError::Io { path, cause }))?;
