@@ -36,4 +36,7 @@ pub mod state_inspect;
 pub mod state_log;
 pub mod verdict;
 
+#[cfg(test)]
+mod test_support;
+
 pub use journal::{ByteRange, PartitionId, RepairAction, RepairId, SegmentKey};

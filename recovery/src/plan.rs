@@ -19,18 +19,21 @@
 //! A refusal says what each mode would keep and names the least invasive one that
 //! keeps every valid message.
 
-use crate::analyze::{Analysis, PartitionAnalysis, SegmentAnalysis};
+mod counts;
+mod cut;
+
+use crate::analyze::{Analysis, PartitionAnalysis};
 use crate::index::{IndexState, ENTRY_LEN};
 use crate::rebuild::index_digest;
-use crate::salvage::{salvage_partition, Salvage, SalvageError};
-use crate::scan::StopReason;
+use crate::salvage::{salvage_partition, SalvageError};
 use crate::verdict::{judge_layout, judge_partition, offset_file_name_ok, Problem, ProblemKind};
+use cut::{find_cut, kept_by_cut};
 use journal::{PartitionId, RepairAction};
 use serde::Serialize;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use crate::mode::Mode;
+pub use counts::{mode_counts, ModeCounts};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlannedAction {
@@ -129,46 +132,6 @@ pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
     }
     out.problems.extend(out.layout_refusals.iter().cloned());
     Ok(out)
-}
-
-/// Where a partition is cut: segment `seg` keeps its first `keep_len` log bytes (none
-/// when its log is missing) and every later segment goes.
-#[derive(Clone, Copy, Debug)]
-struct Cut {
-    seg: usize,
-    keep_len: u64,
-    /// Whether the cut loses nothing but what a crash leaves at the end of a partition.
-    tail_only: bool,
-}
-
-fn find_cut(p: &PartitionAnalysis) -> Option<Cut> {
-    let later_hold_data = |i: usize| p.segments.iter().skip(i + 1).any(SegmentAnalysis::has_data);
-    for (i, seg) in p.segments.iter().enumerate() {
-        let Some(scan) = seg.scan else {
-            return Some(Cut {
-                seg: i,
-                keep_len: 0,
-                tail_only: !later_hold_data(i),
-            });
-        };
-        if let Some(prev) = i.checked_sub(1).and_then(|j| p.segments.get(j)) {
-            if seg.overlaps(prev) {
-                return Some(Cut {
-                    seg: i - 1,
-                    keep_len: prev.files.log_len.unwrap_or(0),
-                    tail_only: !seg.has_data() && !later_hold_data(i),
-                });
-            }
-        }
-        if scan.stop != StopReason::EndOfFile {
-            return Some(Cut {
-                seg: i,
-                keep_len: scan.valid_len,
-                tail_only: scan.stop.is_tail_only() && !later_hold_data(i),
-            });
-        }
-    }
-    None
 }
 
 /// What to do with one damaged partition.
@@ -353,80 +316,10 @@ fn rel(dir: &Path, path: &Path, dir_rel: &str) -> String {
     }
 }
 
-/// How many valid messages each mode would leave in one damaged partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct ModeCounts {
-    pub partition: PartitionId,
-    /// Salvage keeps every message whose checksum is valid (one copy per offset).
-    pub salvage: u64,
-    pub point_in_time: u64,
-    /// `None` when tolerate-tail refuses: it then changes nothing and the server
-    /// does not start.
-    pub tolerate_tail: Option<u64>,
-}
-
-impl ModeCounts {
-    /// The least invasive mode that keeps every valid message.
-    pub fn least_invasive(&self) -> Mode {
-        if self.tolerate_tail == Some(self.salvage) {
-            Mode::TolerateTail
-        } else if self.point_in_time >= self.salvage {
-            Mode::PointInTime
-        } else {
-            Mode::Salvage
-        }
-    }
-}
-
-impl fmt::Display for ModeCounts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tail = self
-            .tolerate_tail
-            .map_or("refuses".to_string(), |n| n.to_string());
-        write!(
-            f,
-            "valid messages kept by each mode: salvage {}, point-in-time {}, tolerate-tail \
-             {tail}; run with --mode {} to keep every valid message",
-            self.salvage,
-            self.point_in_time,
-            self.least_invasive()
-        )
-    }
-}
-
-/// Messages the partition keeps when cut at `cut` (every segment's valid prefix up
-/// to the cut; the cut segment keeps its valid prefix).
-fn kept_by_cut(p: &PartitionAnalysis, cut: Option<Cut>) -> u64 {
-    p.segments
-        .iter()
-        .enumerate()
-        .map(|(i, s)| match cut {
-            Some(c) if i > c.seg => 0,
-            _ => s.valid_messages(),
-        })
-        .sum()
-}
-
 pub(crate) fn salvage_error(e: SalvageError) -> PlanError {
     PlanError {
         path: e.path,
         cause: e.cause,
-    }
-}
-
-/// What each mode would keep of `p`, given its salvage plan (`None`: nothing to
-/// salvage, every valid message is in a sound segment).
-pub fn mode_counts(p: &PartitionAnalysis, salvage: Option<&Salvage>) -> ModeCounts {
-    let cut = find_cut(p);
-    let point_in_time = kept_by_cut(p, cut);
-    ModeCounts {
-        partition: p.id,
-        salvage: salvage.map_or(p.valid_messages(), |s| s.kept_messages),
-        point_in_time,
-        tolerate_tail: match cut {
-            Some(c) if !c.tail_only => None,
-            _ => Some(point_in_time),
-        },
     }
 }
 
@@ -480,3 +373,6 @@ fn plan_salvage(p: &PartitionAnalysis, problems: &[Problem]) -> Result<Partition
     }));
     Ok(PartitionPlan::Repair(actions))
 }
+
+#[cfg(test)]
+mod tests;

@@ -337,3 +337,6 @@ fn judge_offset_file(f: &OffsetFile, out: &mut Vec<Problem>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

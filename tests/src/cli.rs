@@ -1,30 +1,16 @@
-//! Running the `iggy-warden` binary from tests.
+//! Running a built binary (the `iggy-warden` under test) from tests: its exit code and
+//! output, and its peak memory.
 //!
-//! `cargo test --workspace` builds the binary into the same target folder as the test
-//! executables (`target/<profile>/iggy-warden` beside `target/<profile>/deps/`).
+//! Every function takes the binary's path from the caller: an integration test of the
+//! package that builds the binary has it as `env!("CARGO_BIN_EXE_<name>")`, and Cargo
+//! builds that binary before the test. A path guessed here (from the test executable's
+//! folder) would silently run a stale binary, or none, when the tests run without a
+//! prior build of the whole workspace.
 
+use std::ffi::OsStr;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-/// Path of the built `iggy-warden` binary.
-pub fn warden_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("IGGY_WARDEN_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
-    let bin = profile_dir.join("iggy-warden");
-    assert!(
-        bin.exists(),
-        "{} not built: run the tests with `cargo test --workspace`",
-        bin.display()
-    );
-    bin
-}
 
 /// Result of one run of the binary.
 #[derive(Debug)]
@@ -56,43 +42,49 @@ impl From<Output> for Run {
     }
 }
 
-/// Runs `iggy-warden ARGS...` and waits for it.
-pub fn warden<I, S>(args: I) -> Run
+/// A command for `bin`, without the settings of the environment the tests run in that
+/// would change what it does: a systemd `STATE_DIRECTORY`, and its log level (warnings
+/// only, so that stderr holds what a test looks for).
+pub fn command(bin: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env_remove("STATE_DIRECTORY")
+        .env("IGGY_WARDEN_LOG", "warn");
+    cmd
+}
+
+/// Runs `bin ARGS...` and waits for it.
+pub fn run<I, S>(bin: impl AsRef<OsStr>, args: I) -> Run
 where
     I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
+    S: AsRef<OsStr>,
 {
-    Command::new(warden_bin())
+    command(bin)
         .args(args)
-        .env_remove("STATE_DIRECTORY")
-        .env("IGGY_WARDEN_LOG", "warn")
         .output()
-        .expect("run iggy-warden")
+        .expect("run the binary under test")
         .into()
 }
 
-/// Runs `iggy-warden ARGS... --data-dir DATA --state-dir STATE`.
-pub fn warden_on(args: &[&str], data: &Path, state: &Path) -> Run {
+/// Runs `bin ARGS... --data-dir DATA --state-dir STATE`.
+pub fn run_on(bin: impl AsRef<OsStr>, args: &[&str], data: &Path, state: &Path) -> Run {
     let dirs = [
         "--data-dir".as_ref(),
         data.as_os_str(),
         "--state-dir".as_ref(),
         state.as_os_str(),
     ];
-    warden(args.iter().map(std::ffi::OsStr::new).chain(dirs))
+    run(bin, args.iter().map(OsStr::new).chain(dirs))
 }
 
-/// Runs `iggy-warden ARGS...` like [`warden`], and also returns its peak resident set
-/// in bytes: the child's own high-water mark (`VmHWM`), sampled while it runs.
-pub fn warden_measured<I, S>(args: I) -> (Run, u64)
+/// Runs `bin ARGS...` like [`run`], and also returns its peak resident set in bytes:
+/// the child's own high-water mark (`VmHWM`), sampled while it runs.
+pub fn run_measured<I, S>(bin: impl AsRef<OsStr>, args: I) -> (Run, u64)
 where
     I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
+    S: AsRef<OsStr>,
 {
-    let mut cmd = Command::new(warden_bin());
-    cmd.args(args)
-        .env_remove("STATE_DIRECTORY")
-        .env("IGGY_WARDEN_LOG", "warn");
+    let mut cmd = command(bin);
+    cmd.args(args);
     measured(cmd)
 }
 
@@ -105,7 +97,7 @@ pub fn measured(mut cmd: Command) -> (Run, u64) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run iggy-warden");
+        .expect("run the binary under test");
     let pid_u32 = child.id();
     // The child's own high-water mark (VmHWM), read while it runs: wait4's ru_maxrss
     // also counts the parent's memory, which a child spawned with vfork shares until
@@ -138,7 +130,7 @@ pub fn measured(mut cmd: Command) -> (Run, u64) {
     let stdout = reader.join().expect("stdout reader");
     let code = child
         .wait()
-        .expect("wait for iggy-warden")
+        .expect("wait for the binary under test")
         .code()
         .unwrap_or(-1);
     let peak = sampler.join().expect("memory sampler");

@@ -11,10 +11,12 @@
 //! - [`writer`]: data directories laid out as iggy-server 0.6.0 does;
 //! - [`faults`]: one fault per damage the format notes describe;
 //! - [`fixtures`]: the committed real fixtures and writable copies of them;
-//! - [`cli`]: running the built `iggy-warden` binary;
+//! - [`commands`]: `inject-fault` and `valid-messages`, the binaries under `src/bin/`;
+//! - [`cli`]: running a built binary (the test crate names it) and measuring it;
 //! - [`snapshot`]: byte-exact directory snapshots, their diffs, a partition's messages.
 
 pub mod cli;
+pub mod commands;
 pub mod faults;
 pub mod fixtures;
 pub mod format;
@@ -24,7 +26,7 @@ pub mod snapshot;
 pub mod state_log;
 pub mod writer;
 
-pub use cli::{measured, warden, warden_bin, warden_measured, warden_on, Run};
+pub use cli::{measured, Run};
 pub use faults::{
     all_faults, apply, apply_state, apply_to_first, fault_named, race_faults, state_faults, Fault,
     FaultReport, RaceFault, StateFault, StateFaultReport, Survivors,

@@ -1,5 +1,6 @@
 use super::*;
 use std::path::PathBuf;
+use xxhash_rust::xxh3::Xxh3;
 
 fn fixture_log(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,51 +1,7 @@
-//! `valid-messages`: the harness's resynchronising scanner as a command, to measure
-//! what a salvage must keep in any data directory (a damaged one by hand, or one the
-//! real iggy-server left) without trusting the product's own scanners.
-//!
-//! `valid-messages DATA_DIR` prints one JSON object:
-//! `{"partitions":[{"partition":"0/0/0","messages":N,"runs":[[first,last],...]}]}`,
-//! one entry per partition folder in stream/topic/partition order: `partition` is
-//! `stream/topic/partition`, `messages` the number of distinct offsets with a valid
-//! message anywhere in the partition's `.log`s, `runs` the maximal runs of consecutive
-//! such offsets. Exit 2, saying why, when the arguments are wrong or the directory
-//! cannot be read.
+//! `valid-messages`: the harness's resynchronising scanner as a command; what it does and prints is
+//! described in [`harness::commands::valid_messages`].
 
-use harness::salvage::valid_messages;
-use std::path::Path;
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir] = args.as_slice() else {
-        eprintln!("usage: valid-messages DATA_DIR");
-        return ExitCode::from(2);
-    };
-    match report(Path::new(dir)) {
-        Ok(json) => {
-            println!("{json}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("valid-messages: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn report(dir: &Path) -> Result<String, String> {
-    if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
-    }
-    let partitions: Vec<serde_json::Value> = valid_messages(dir)?
-        .iter()
-        .map(|p| {
-            let runs: Vec<[u64; 2]> = p.runs().into_iter().map(|(a, b)| [a, b]).collect();
-            serde_json::json!({
-                "partition": p.ids(),
-                "messages": p.distinct_offsets().len(),
-                "runs": runs,
-            })
-        })
-        .collect();
-    Ok(serde_json::json!({ "partitions": partitions }).to_string())
+    harness::commands::valid_messages::run(&args).print()
 }

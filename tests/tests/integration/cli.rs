@@ -1,9 +1,10 @@
 //! The command line as an operator meets it: exit codes, clear errors naming files,
 //! refusal while another process uses the data, a corrupt journal, the dry-run replay.
 
+use crate::warden;
 use harness::cli::Run;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
-use harness::{apply, fixture_copy, snapshot, warden, Fault};
+use harness::{apply, fixture_copy, snapshot, Fault};
 use serde_json::json;
 use std::path::Path;
 use xxhash_rust::xxh3::xxh3_64;

@@ -7,11 +7,12 @@
 //!   is kept with identical bytes, the quarantine holds exactly the bytes cut;
 //! - `restore` of every repair gives back the damaged input byte for byte.
 
+use crate::warden;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
 use harness::layout::list_partitions;
 use harness::{
-    all_faults, apply_to_first, fault_named, fixture_copy, partition_messages, snapshot, warden,
-    Fault, Snapshot,
+    all_faults, apply_to_first, fault_named, fixture_copy, partition_messages, snapshot, Fault,
+    Snapshot,
 };
 use std::path::Path;
 

@@ -1,8 +1,9 @@
 //! The real iggy-server 0.6.0 fixtures: counts `check` must report, and the proof that
 //! the index builder writes exactly the bytes the server wrote.
 
+use crate::warden;
+use harness::fixture;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
-use harness::{fixture, warden};
 use recovery::analyze::analyze;
 use recovery::layout::discover;
 use recovery::rebuild::rebuild_index;

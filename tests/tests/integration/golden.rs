@@ -2,9 +2,9 @@
 //! (`fixtures/warden-format-2/`): the current build migrates the journal instead of
 //! moving it aside, keeps its history, recovers with it and restores its repairs.
 
+use crate::warden;
 use harness::cli::Run;
 use harness::fixtures::{copy_dir, fixtures_dir};
-use harness::warden;
 use journal::{Journal, Record, SegmentPhase};
 use std::path::{Path, PathBuf};
 

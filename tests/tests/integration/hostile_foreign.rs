@@ -3,8 +3,9 @@
 //! it), and nothing is written for it; a folder with data but no `state/info` is not
 //! an Iggy 0.6 data directory (exit 2), never "0 partitions … ready".
 
+use crate::warden;
 use harness::fixtures::CLEAN;
-use harness::{fixture_copy, snapshot, warden, Run};
+use harness::{fixture_copy, snapshot, Run};
 use std::path::Path;
 
 fn s(p: &Path) -> &str {

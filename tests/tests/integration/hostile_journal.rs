@@ -7,7 +7,7 @@ use harness::{apply, fixture_copy, snapshot, Fault};
 use std::path::Path;
 
 fn run(args: &[&str], data: &Path, state: &Path) -> harness::Run {
-    harness::warden_on(args, data, state)
+    crate::warden_on(args, data, state)
 }
 
 fn manifests(state: &Path) -> Vec<recovery::quarantine::Manifest> {

@@ -3,8 +3,9 @@
 //! recovery scans in full; a permission error is reported as one, naming the path,
 //! and nothing is moved.
 
+use crate::{warden, warden_measured, BIN};
 use harness::fixtures::KILLED_UNDER_LOAD;
-use harness::{apply, fixture_copy, snapshot, warden, warden_bin, warden_measured, Fault};
+use harness::{apply, fixture_copy, snapshot, Fault};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -223,7 +224,7 @@ fn a_permission_error_on_the_journal_is_reported_as_one_and_moves_nothing() {
     let journal_before = std::fs::metadata(&journal).unwrap().ino();
     let data_before = snapshot(data);
     let run = |args: Vec<&str>| {
-        let mut cmd = std::process::Command::new(warden_bin());
+        let mut cmd = std::process::Command::new(BIN);
         cmd.args(args)
             .env_remove("STATE_DIRECTORY")
             .env("IGGY_WARDEN_LOG", "warn");

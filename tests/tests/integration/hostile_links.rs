@@ -10,8 +10,9 @@
 //! The `race_*` cases plant the link between the plan and the write, through the
 //! executor's [`FileOps`] seam: an attacker who wins that race.
 
+use crate::warden;
 use harness::fixtures::{CLEAN, RACE_ROTATION};
-use harness::{apply, assert_same, fixture_copy, snapshot, warden, Fault, FixtureCopy, Snapshot};
+use harness::{apply, assert_same, fixture_copy, snapshot, Fault, FixtureCopy, Snapshot};
 use journal::{ByteRange, Journal};
 use recovery::execute::Executor;
 use recovery::fsops::{FileOps, StdFs};

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::path::Path;
 
 fn run(args: &[&str], data: &Path, state: &Path) -> harness::Run {
-    harness::warden_on(args, data, state)
+    crate::warden_on(args, data, state)
 }
 
 /// Ways to point a manifest outside: `(field edit, description)`.

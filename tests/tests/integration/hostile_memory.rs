@@ -2,7 +2,8 @@
 //! file that holds a few bytes must not make `recover` or `check` allocate 64 MB, on
 //! any number of threads.
 
-use harness::{warden_measured, DataDirBuilder, PartitionSpec};
+use crate::warden_measured;
+use harness::{DataDirBuilder, PartitionSpec};
 use std::path::Path;
 
 /// Exit code, peak RSS in bytes, stdout and stderr of `iggy-warden ARGS`.
@@ -66,7 +67,7 @@ fn a_huge_claimed_length_costs_no_memory_in_check_or_recover() {
         assert_eq!(code, 0, "{mode}: {stdout}{stderr}");
         assert!(peak < LIMIT, "{mode}: recover peaked at {} MiB", peak >> 20);
 
-        let after = harness::warden(["check", "--data-dir", d]);
+        let after = crate::warden(["check", "--data-dir", d]);
         assert_eq!(after.code, 0, "{mode}: {}{}", after.stdout, after.stderr);
         // The cut headers are in the quarantine, not lost.
         let manifests = recovery::quarantine::Quarantine::new(&state)
@@ -120,7 +121,7 @@ fn a_config_file_must_be_a_regular_file_under_one_mib() {
     let mut text = b"mode = \"salvage\"\n#".to_vec();
     text.resize(1 << 20, b'x');
     std::fs::write(&big, &text).unwrap();
-    let run = harness::warden([
+    let run = crate::warden([
         "recover",
         "--config",
         big.to_str().unwrap(),
@@ -177,6 +178,6 @@ fn a_sparse_giant_index_in_a_damaged_partition_costs_no_memory() {
     ]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(peak < LIMIT, "recover peaked at {} MiB", peak >> 20);
-    let after = harness::warden(["check", "--data-dir", d]);
+    let after = crate::warden(["check", "--data-dir", d]);
     assert_eq!(after.code, 0, "{}", after.stdout);
 }

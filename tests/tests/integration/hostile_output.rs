@@ -2,8 +2,9 @@
 //! UTF-8 or holds a newline is shown escaped and losslessly, on one line, in text and
 //! JSON alike; one malformed manifest does not hide the rest of the quarantine.
 
+use crate::warden;
+use harness::fixture_copy;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
-use harness::{fixture_copy, warden};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

@@ -6,8 +6,9 @@
 //! unusable, never moved aside or replaced, and replay's dry run still plans from a
 //! full scan.
 
+use crate::warden;
 use harness::fixtures::KILLED_UNDER_LOAD;
-use harness::{apply, fixture_copy, warden, Fault, Run};
+use harness::{apply, fixture_copy, Fault, Run};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,8 +1,9 @@
 //! The smaller findings: a relative state directory inside the data directory,
 //! causes printed twice, "rerun" where a rerun cannot help.
 
+use crate::BIN;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
-use harness::{apply, fixture_copy, snapshot, warden_bin, Fault, Run};
+use harness::{apply, fixture_copy, snapshot, Fault, Run};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +14,7 @@ fn s(p: &Path) -> &str {
 
 /// `iggy-warden ARGS` run from `cwd`, as `nobody` when `as_nobody`.
 fn run_in(cwd: &Path, args: &[&str], as_nobody: bool) -> Run {
-    let mut cmd = Command::new(warden_bin());
+    let mut cmd = Command::new(BIN);
     cmd.args(args)
         .current_dir(cwd)
         .env_remove("STATE_DIRECTORY")

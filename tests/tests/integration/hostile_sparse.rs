@@ -3,7 +3,8 @@
 //! a zero run, not copied, and `restore` re-creates it; a sparse tail with data after
 //! the holes is copied with its holes kept.
 
-use harness::{warden, warden_measured, DataDirBuilder, PartitionSpec};
+use crate::{warden, warden_measured};
+use harness::{DataDirBuilder, PartitionSpec};
 use recovery::fsops::is_zero_range;
 use recovery::quarantine::Quarantine;
 use recovery::ByteRange;

@@ -2,30 +2,25 @@
 //! runs): it damages the partition it names, as `check` then confirms, and changes
 //! nothing when it refuses.
 
+use crate::warden;
+use harness::commands::Outcome;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
 use harness::state_log::frame_entries;
 use harness::{
     all_faults, assert_same, fixture_copy, race_faults, snapshot, state_faults, valid_messages,
-    warden,
 };
 use std::fs;
-use std::process::Command;
 
-fn inject(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_inject-fault"))
-        .args(args)
-        .output()
-        .expect("run inject-fault")
+fn inject(args: &[&str]) -> Outcome {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    harness::commands::inject_fault::run(&args)
 }
 
 #[test]
 fn lists_every_fault_by_name() {
     let out = inject(&["--list"]);
-    assert!(out.status.success());
-    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    assert_eq!(out.code, 0);
+    let names: Vec<String> = out.stdout.lines().map(str::to_string).collect();
     let mut expected: Vec<String> = all_faults()
         .iter()
         .chain(&race_faults())
@@ -64,12 +59,8 @@ fn race_faults_report_what_a_salvage_still_finds() {
         let copy = fixture_copy(KILLED_UNDER_LOAD);
         let dir = copy.path().to_str().expect("utf-8 temp path");
         let out = inject(&[dir, fault, p0]);
-        assert!(
-            out.status.success(),
-            "{fault}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(out.code, 0, "{fault}: {}", out.stderr);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
         let survivors = &report["survivors"];
         assert_eq!(survivors["messages"], 16_540 - lost, "{fault}");
         assert_eq!(
@@ -89,7 +80,7 @@ fn race_faults_report_what_a_salvage_still_finds() {
     let copy = fixture_copy(CLEAN);
     let dir = copy.path().to_str().expect("utf-8 temp path");
     let out = inject(&[dir, "torn-log-tail"]);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
     assert!(report.get("survivors").is_none());
 }
 
@@ -98,12 +89,8 @@ fn damages_the_first_partition_that_takes_the_fault() {
     let copy = fixture_copy(CLEAN);
     let dir = copy.path().to_str().expect("utf-8 temp path");
     let out = inject(&[dir, "torn-log-tail"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON line");
     assert_eq!(report["partition"], "streams/0/topics/0/partitions/0");
     assert_eq!(report["intact_messages_before"], 2885);
     assert_eq!(report["affected_offsets"], serde_json::json!([2885]));
@@ -136,7 +123,7 @@ fn refuses_without_changing_anything() {
         vec![dir],
     ] {
         let out = inject(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(out.code, 2, "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}: says why");
     }
     assert_same(&before, &snapshot(copy.path()));
@@ -222,12 +209,8 @@ fn damages_the_state_log_as_each_state_fault_says() {
         let mut argv = vec![dir];
         argv.extend(args.iter().map(String::as_str));
         let out = inject(&argv);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
         assert_eq!(report["fault"], args[0].as_str(), "{args:?}");
         assert_eq!(report["file"], "state/log", "{args:?}");
         assert_eq!(report["offset"], offset, "{args:?}");
@@ -265,7 +248,7 @@ fn refuses_a_state_fault_it_cannot_apply_without_changing_anything() {
         ],
     ] {
         let out = inject(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(out.code, 2, "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}: says why");
     }
     assert_same(&before, &snapshot(copy.path()));

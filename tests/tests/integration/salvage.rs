@@ -3,9 +3,10 @@
 //! `check` then says ready, and restoring every repair gives the input back byte for
 //! byte.
 
+use crate::warden;
 use harness::faults::race_faults;
 use harness::fixtures::{KILLED_UNDER_LOAD, RACE_ROTATION};
-use harness::{apply, fixture, fixture_copy, snapshot, valid_messages, warden};
+use harness::{apply, fixture, fixture_copy, snapshot, valid_messages};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -24,7 +25,7 @@ fn independent(data: &Path) -> BTreeSet<(String, u64, u64)> {
 }
 
 fn recover(data: &Path, state: &Path, mode: &str) -> harness::Run {
-    harness::warden_on(&["recover", "--json", "--mode", mode], data, state)
+    crate::warden_on(&["recover", "--json", "--mode", mode], data, state)
 }
 
 /// The kinds of problem a `check --json` report names.
@@ -55,7 +56,7 @@ fn restore_everything(data: &Path, state: &Path) {
     ids.reverse();
     let mut args = vec!["restore"];
     args.extend(ids.iter().map(String::as_str));
-    let run = harness::warden_on(&args, data, state);
+    let run = crate::warden_on(&args, data, state);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
 

@@ -10,11 +10,12 @@
 //! Also: the metadata compared with the folders both ways, `state/info`, and a log
 //! whose commands are encrypted.
 
+use crate::warden;
 use harness::fixtures::{copy_of, FixtureCopy, CLEAN, KILLED_UNDER_LOAD};
 use harness::state_log::{encrypt_entry, frame_entries, metadata_entries};
 use harness::{
-    apply_state, assert_same, copy_dir, fixture_copy, snapshot, state_faults, warden,
-    DataDirBuilder, PartitionSpec, Run, StateFault,
+    apply_state, assert_same, copy_dir, fixture_copy, snapshot, state_faults, DataDirBuilder,
+    PartitionSpec, Run, StateFault,
 };
 use std::fs;
 use std::path::Path;

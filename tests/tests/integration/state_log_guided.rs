@@ -2,10 +2,11 @@
 //! a guided `recover` then verifies only the entries appended since, and a log
 //! shorter than that length is damage, not trusted.
 
+use crate::warden;
 use crate::watch_common;
 
 use harness::state_log::frame_entries;
-use harness::{assert_same, snapshot, warden, DataDirBuilder, PartitionSpec};
+use harness::{assert_same, snapshot, DataDirBuilder, PartitionSpec};
 use journal::{Journal, Record};
 use std::fs;
 use std::path::{Path, PathBuf};

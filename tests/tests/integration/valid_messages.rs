@@ -1,29 +1,19 @@
 //! The `valid-messages` command (the harness's resynchronising scanner): what it
 //! counts in the real race-rotation fixture, and how it refuses.
 
+use harness::commands::Outcome;
 use harness::fixture_copy;
 use harness::fixtures::{CLEAN, RACE_ROTATION};
-use std::process::{Command, Output};
 
-fn valid_messages(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_valid-messages"))
-        .args(args)
-        .output()
-        .expect("run valid-messages")
+fn valid_messages(args: &[&str]) -> Outcome {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    harness::commands::valid_messages::run(&args)
 }
 
-fn json_of(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        out.stdout.iter().filter(|&&b| b == b'\n').count(),
-        1,
-        "one line"
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+fn json_of(out: &Outcome) -> serde_json::Value {
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.matches('\n').count(), 1, "one line");
+    serde_json::from_str(&out.stdout).expect("one JSON object")
 }
 
 #[test]
@@ -75,7 +65,7 @@ fn refuses_bad_arguments_with_exit_2() {
         vec!["a", "b"],
     ] {
         let out = valid_messages(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(out.code, 2, "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}: says why");
         assert!(out.stdout.is_empty(), "{args:?}");
     }

@@ -10,11 +10,12 @@
 //! gone after `recover` repaired the partition. A healthy writer at full speed, with
 //! passes running while it writes, raises none.
 
+use crate::warden;
 use crate::watch_common;
 
 use harness::format::{encode_message, index_entry, Message};
 use harness::layout::segment_file_name;
-use harness::{warden, DataDirBuilder, PartitionSpec};
+use harness::{DataDirBuilder, PartitionSpec};
 use serde_json::Value;
 use std::fs::OpenOptions;
 use std::io::Write;

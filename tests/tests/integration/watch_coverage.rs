@@ -3,8 +3,9 @@
 //! pass, and after a restart the pass goes on from the journaled checkpoints.
 
 use crate::watch_common;
+use crate::BIN;
 
-use harness::{warden_bin, DataDirBuilder, PartitionSpec};
+use harness::{DataDirBuilder, PartitionSpec};
 use journal::{Journal, SegmentPhase};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -110,7 +111,7 @@ fn open_segments_nobody_writes_are_verified_at_the_rate_and_checkpointed() {
         (left == 0).then_some(verified)
     });
     assert_eq!(verified, total);
-    let text = std::process::Command::new(warden_bin())
+    let text = std::process::Command::new(BIN)
         .args(["status", "--state-dir", s(&state), "--data-dir", s(&data)])
         .output()
         .unwrap();

@@ -2,9 +2,10 @@
 //! journal over `<state dir>/sidecar.sock` and gives it back; a client that dies
 //! holding the lease gives it back too. Afterwards the sidecar journals again.
 
+use crate::warden;
 use crate::watch_common;
 
-use harness::{warden, DataDirBuilder, PartitionSpec};
+use harness::{DataDirBuilder, PartitionSpec};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;

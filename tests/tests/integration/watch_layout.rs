@@ -3,9 +3,10 @@
 //! reason to exit. It goes on journaling the other partitions, restarts with the file
 //! still there, and forgets the anomaly once a folder is back.
 
+use crate::warden;
 use crate::watch_common;
 
-use harness::{warden, DataDirBuilder, PartitionSpec};
+use harness::{DataDirBuilder, PartitionSpec};
 use journal::{Journal, PartitionId, SegmentPhase};
 use std::collections::HashMap;
 use std::time::Duration;

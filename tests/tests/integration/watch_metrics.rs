@@ -3,9 +3,10 @@
 //! records its result and the sidecar exports it; a hostile `last-recover.json` is
 //! ignored with a logged reason while the sidecar goes on.
 
+use crate::warden;
 use crate::watch_common;
 
-use harness::{apply, warden, DataDirBuilder, Fault, PartitionSpec};
+use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;

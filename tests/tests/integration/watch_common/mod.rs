@@ -2,10 +2,11 @@
 //! appends and rotates segments the way iggy-server 0.6 does, a systemd notification
 //! socket, and the check that the journal agrees with the disk.
 
+use crate::BIN;
 use harness::format::{encode_message, index_entry, Message};
 use harness::layout::{partition_rel_dir, segment_file_name};
 use harness::writer::Rng;
-use harness::{warden_bin, BuiltDir};
+use harness::BuiltDir;
 use journal::{Journal, SegmentKey, SegmentPhase, SegmentState};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, OpenOptions};
@@ -68,7 +69,7 @@ impl Sidecar {
             .append(true)
             .open(log)
             .unwrap();
-        let mut cmd = Command::new(warden_bin());
+        let mut cmd = Command::new(BIN);
         cmd.args(["watch", "--data-dir", s(data), "--state-dir", s(state)])
             .args(args)
             .env("IGGY_WARDEN_LOG", "info")

@@ -1,6 +1,6 @@
 //! Compaction keeps exactly the live state, keeps seqs, and `verify` accepts the gaps.
 
-mod common;
+use crate::common;
 
 use common::seg;
 use journal::{Entry, Journal, Record, RepairAction, RepairId, SegmentPhase};

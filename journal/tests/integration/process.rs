@@ -3,7 +3,7 @@
 //! The child is this same test binary, re-executed to run one `*_child` test with an
 //! environment variable set; without the variable those tests return at once.
 
-mod common;
+use crate::common;
 
 use common::{child, record_for, Rng};
 use journal::{Journal, JournalError, Record};
@@ -92,7 +92,7 @@ fn acknowledged_records_survive_sigkill() {
     let rounds = 12;
     for round in 0..rounds {
         let mut proc = child(
-            "crash_child",
+            "process::crash_child",
             &[
                 (CRASH_DIR, dir.path().display().to_string()),
                 (CRASH_ROUND, round.to_string()),
@@ -188,7 +188,7 @@ fn second_process_gets_locked() {
     let journal = Journal::open(dir.path()).expect("open");
     journal.append(record_for(1, 0)).expect("append");
     let out = child(
-        "locked_child",
+        "process::locked_child",
         &[(LOCK_DIR, dir.path().display().to_string())],
     )
     .output()

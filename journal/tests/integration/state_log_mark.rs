@@ -1,7 +1,7 @@
 //! The state-log mark: the newest `StateLogVerified` record, dropped by any repair
 //! intent after it, kept across reopening and compaction, checked by `verify`.
 
-mod common;
+use crate::common;
 
 use common::seg;
 use journal::{Journal, Record, RepairAction, RepairId};

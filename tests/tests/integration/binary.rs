@@ -1,14 +1,10 @@
 //! The built binary's outer contract: its name, version and commands.
-//!
-//! Being an integration test of this package also makes `cargo test --workspace`
-//! build `target/<profile>/iggy-warden`, which the scenario tests in the top-level
-//! `tests/` package run (Cargo builds a package's binaries only for its own
-//! integration tests).
 
+use crate::BIN;
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_iggy-warden"))
+    let out = Command::new(BIN)
         .args(args)
         .output()
         .expect("run iggy-warden");

@@ -1,6 +1,6 @@
 //! The journal's API in one process: appends, queries, repairs, group commit.
 
-mod common;
+use crate::common;
 
 use common::{record_for, seg};
 use journal::{Journal, Record, RepairAction, RepairId, SegmentPhase};

@@ -1,7 +1,7 @@
 //! Damaged journals: every outcome must be an error or a reported problem, never a
 //! panic and never a silently different history.
 
-mod common;
+use crate::common;
 
 use common::{record_for, seg, Rng};
 use journal::{envelope, Entry, Journal, JournalError, JournalProblemKind, Record};

@@ -1,6 +1,6 @@
-//! Helpers shared by the integration tests: deterministic records, re-executing the
-//! test binary as a child process, and a tiny seeded RNG (no extra dependency).
-#![allow(dead_code)]
+//! Helpers shared by the journal's integration tests: deterministic records,
+//! re-executing the test binary as a child process, and a tiny seeded RNG (no extra
+//! dependency).
 
 use journal::{PartitionId, Record, RepairAction, RepairId, SegmentKey};
 use std::process::Command;
@@ -46,8 +46,9 @@ pub fn record_for(writer: u64, i: u64) -> Record {
     }
 }
 
-/// Command that re-runs this test binary, running only the test `name`, with `env`
-/// set so that test acts as the child.
+/// Command that re-runs this test binary, running only the test `name` (its full path,
+/// `module::test`, as `--exact` wants it), with `env` set so that test acts as the
+/// child.
 pub fn child(name: &str, env: &[(&str, String)]) -> Command {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
