@@ -24,11 +24,13 @@
 
 use crate::watch::alerts::{AlertKind, Finding};
 use journal::{CheckpointState, SegmentFile, SegmentKey};
-use recovery::index::{IndexEntry, ENTRY_LEN};
+use recovery::index::{EntryCheck, IndexEntry, IndexVerifier, ENTRY_LEN};
 use recovery::message::{frame_checksum, MessageHeader, HEADER_LEN, MAX_MESSAGE_LEN};
-use recovery::scan::{scan_log_with, MessageMeta, ScanBuffer, ScanStart, StopReason};
+use recovery::scan::{
+    scan_log_with, MessageMeta, ScanBuffer, ScanStart, Scanned, StopReason, Visitor,
+};
 use std::fs::File;
-use std::io::{self, BufReader, ErrorKind, Read, Seek, SeekFrom};
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Most log bytes one `advance` reads: larger than the largest message (so a scan
@@ -125,20 +127,69 @@ pub struct SealFacts {
     pub last: Option<LastMessage>,
 }
 
-/// Marker error that ends a scan early on purpose.
-#[derive(Debug)]
-struct Stop;
-
-impl std::fmt::Display for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("scan stopped by the tracker")
-    }
+/// Why [`IndexCheck`] stopped a scan.
+enum Declined {
+    /// The message's index entry is not written yet (or the index shrank under us).
+    IndexBehind,
+    /// The entry does not match the message: damage, and why.
+    Mismatch(String, Finding),
 }
 
-impl std::error::Error for Stop {}
+/// The tracker's visitor: accepts a message only once its index entry is written and
+/// matches it, so the verified position always has its index behind it.
+struct IndexCheck<R> {
+    verifier: IndexVerifier<R>,
+    segment_start: u64,
+    declined: Option<Declined>,
+}
 
-fn is_stop(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<Stop>())
+impl<R: Read> Visitor for IndexCheck<R> {
+    type Error = io::Error;
+
+    fn message(&mut self, m: &MessageMeta) -> io::Result<bool> {
+        if self.verifier.entries_left() == 0 {
+            self.declined = Some(Declined::IndexBehind);
+            return Ok(false);
+        }
+        let check = match self.verifier.check(m) {
+            Ok(check) => check,
+            // The index shrank while we read it.
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => EntryCheck::NoEntry,
+            Err(e) => return Err(e),
+        };
+        self.declined = match check {
+            EntryCheck::Matches => return Ok(true),
+            EntryCheck::NoEntry | EntryCheck::NotCompared => Some(Declined::IndexBehind),
+            EntryCheck::Mismatch {
+                found, expected, ..
+            } => {
+                let entry = m.offset.saturating_sub(self.segment_start);
+                Some(Declined::Mismatch(
+                    format!(
+                        "index entry {entry} is {found:?}, but message {} needs {expected:?}",
+                        m.offset
+                    ),
+                    Finding {
+                        kind: AlertKind::GhostIndexEntries,
+                        byte: entry.saturating_mul(ENTRY_LEN as u64),
+                        in_index: true,
+                    },
+                ))
+            }
+            EntryCheck::Unrepresentable { .. } => Some(Declined::Mismatch(
+                format!(
+                    "message {} ends at byte {}, beyond what a 0.6 index can address",
+                    m.offset, m.end
+                ),
+                Finding {
+                    kind: AlertKind::CorruptData,
+                    byte: m.start,
+                    in_index: false,
+                },
+            )),
+        };
+        Ok(false)
+    }
 }
 
 pub fn log_path(dir: &Path, key: &SegmentKey) -> PathBuf {
@@ -337,77 +388,23 @@ impl Tracker {
         let want = (log_len - self.pos).min(budget);
         // The budget, not the file, ends this read: a frame cut there is not a tail.
         let cut_short = want < log_len.saturating_sub(self.pos);
-        let capacity = usize::try_from(available.saturating_mul(ENTRY_LEN as u64))
-            .unwrap_or(usize::MAX)
-            .clamp(ENTRY_LEN, 64 << 10);
-        let mut entries = BufReader::with_capacity(capacity, index);
-        let mut seen = 0u64;
-        let mut accepted: Option<MessageMeta> = None;
-        let mut mismatch: Option<(String, Finding)> = None;
-        let mut index_short = false;
-        let result = scan_log_with(
+        let mut check = IndexCheck {
+            verifier: IndexVerifier::new(index, available.saturating_mul(ENTRY_LEN as u64), start),
+            segment_start: start,
+            declined: None,
+        };
+        let scanned = scan_log_with(
             log.take(want),
             ScanStart {
                 position: self.pos,
                 next_offset: self.next_offset,
             },
             scratch,
-            |m| {
-                if seen == available {
-                    index_short = true;
-                    return Err(io::Error::other(Stop));
-                }
-                let mut b = [0u8; ENTRY_LEN];
-                if let Err(e) = entries.read_exact(&mut b) {
-                    if e.kind() == ErrorKind::UnexpectedEof {
-                        // The index shrank while we read it.
-                        index_short = true;
-                        return Err(io::Error::other(Stop));
-                    }
-                    return Err(e);
-                }
-                let found = IndexEntry::decode(&b);
-                match IndexEntry::for_message(m, start) {
-                    Some(expected) if expected == found => {}
-                    Some(expected) => {
-                        let entry = m.offset.saturating_sub(start);
-                        mismatch = Some((
-                            format!(
-                                "index entry {entry} is {found:?}, but message {} needs {expected:?}",
-                                m.offset
-                            ),
-                            Finding {
-                                kind: AlertKind::GhostIndexEntries,
-                                byte: entry.saturating_mul(ENTRY_LEN as u64),
-                                in_index: true,
-                            },
-                        ));
-                        return Err(io::Error::other(Stop));
-                    }
-                    None => {
-                        mismatch = Some((
-                            format!(
-                                "message {} ends at byte {}, beyond what a 0.6 index can address",
-                                m.offset, m.end
-                            ),
-                            Finding {
-                                kind: AlertKind::CorruptData,
-                                byte: m.start,
-                                in_index: false,
-                            },
-                        ));
-                        return Err(io::Error::other(Stop));
-                    }
-                }
-                seen += 1;
-                accepted = Some(*m);
-                Ok(())
-            },
-        );
-        let stop = match result {
-            Ok(outcome) => Some(outcome.stop),
-            Err(e) if is_stop(&e) => None,
-            Err(e) => return Err(e),
+            &mut check,
+        )?;
+        let accepted = match scanned {
+            Scanned::Ended(outcome) => outcome.last,
+            Scanned::Stopped { last, .. } => last,
         };
         if let Some(m) = accepted {
             self.pos = m.end;
@@ -418,19 +415,24 @@ impl Tracker {
                 start: m.start,
             });
         }
-        if let Some((reason, finding)) = mismatch {
-            return Ok(self.stall(reason, finding));
-        }
-        if index_short {
-            return Ok(Advance::Waiting("index behind the log".into()));
-        }
+        let stop = match scanned {
+            Scanned::Ended(outcome) => outcome.stop,
+            Scanned::Stopped { .. } => {
+                return Ok(match check.declined {
+                    Some(Declined::Mismatch(reason, finding)) => self.stall(reason, finding),
+                    Some(Declined::IndexBehind) | None => {
+                        Advance::Waiting("index behind the log".into())
+                    }
+                })
+            }
+        };
         match stop {
-            Some(StopReason::EndOfFile) if self.pos == log_len => Ok(Advance::UpToDate),
+            StopReason::EndOfFile if self.pos == log_len => Ok(Advance::UpToDate),
             // The end of the budget, not of the file.
-            Some(StopReason::EndOfFile) => Ok(Advance::Partial),
-            Some(s) if s.is_tail_only() && cut_short && self.pos > from => Ok(Advance::Partial),
-            Some(s) if s.is_tail_only() => Ok(Advance::Waiting(s.describe())),
-            Some(s) => {
+            StopReason::EndOfFile => Ok(Advance::Partial),
+            s if s.is_tail_only() && cut_short && self.pos > from => Ok(Advance::Partial),
+            s if s.is_tail_only() => Ok(Advance::Waiting(s.describe())),
+            s => {
                 let finding = Finding {
                     kind: kind_of_stop(&s),
                     byte: s.position().unwrap_or(self.pos),
@@ -438,7 +440,6 @@ impl Tracker {
                 };
                 Ok(self.stall(format!("{} at byte {}", s.describe(), self.pos), finding))
             }
-            None => Ok(Advance::Waiting("stopped".into())),
         }
     }
 
