@@ -25,7 +25,8 @@
 use crate::watch::alerts::{AlertKind, Finding};
 use journal::{CheckpointState, SegmentFile, SegmentKey};
 use recovery::index::{EntryCheck, IndexEntry, IndexVerifier, ENTRY_LEN};
-use recovery::message::{frame_checksum, MessageHeader, HEADER_LEN, MAX_MESSAGE_LEN};
+use recovery::message::MAX_MESSAGE_LEN;
+use recovery::read_back::{read_back_message, Proof};
 use recovery::scan::{
     scan_log_with, MessageMeta, ScanBuffer, ScanStart, Scanned, StopReason, Visitor,
 };
@@ -553,30 +554,15 @@ fn read_last_message(
     } else {
         0
     };
-    let Some(len) = end.checked_sub(start).filter(|l| *l >= HEADER_LEN as u64) else {
-        return Ok(None);
-    };
-    if len > MAX_MESSAGE_LEN {
-        return Ok(None);
-    }
-    let mut log = File::open(log_path(dir, key))?;
-    log.seek(SeekFrom::Start(start))?;
-    let mut frame = vec![0u8; usize::try_from(len).unwrap_or(0)];
-    log.read_exact(&mut frame)?;
-    let Some(head) = frame.first_chunk::<HEADER_LEN>() else {
-        return Ok(None);
-    };
-    let header = MessageHeader::parse(head);
     let Some(offset) = key.start_offset.checked_add(count - 1) else {
         return Ok(None);
     };
-    let ok = header.frame_len() == len
-        && header.offset == offset
-        && frame_checksum(&frame) == Some(header.checksum);
-    Ok(ok.then_some(LastMessage {
-        offset,
-        checksum: header.checksum,
-        start,
+    let mut log = File::open(log_path(dir, key))?;
+    let last = read_back_message(&mut log, start, end, offset, Proof::ValidFrame)?;
+    Ok(last.map(|m| LastMessage {
+        offset: m.offset,
+        checksum: m.checksum,
+        start: m.start,
     }))
 }
 
@@ -584,6 +570,7 @@ fn read_last_message(
 pub(crate) mod tests {
     use super::*;
     use journal::PartitionId;
+    use recovery::message::{frame_checksum, HEADER_LEN};
     use std::io::Write;
 
     /// An Iggy 0.6 message frame (test data, encoded independently of the scanner).
