@@ -112,7 +112,7 @@ impl Core {
         }
         self.stalls.in_pass = true;
         let keys: Vec<SegmentKey> = self.stalls.pending.keys().copied().collect();
-        self.dirty.extend(keys);
+        self.work.all_written(keys);
     }
 
     pub(super) fn end_verify_pass(&mut self) {

@@ -36,6 +36,7 @@ use crate::watch::reconcile::{
 use crate::watch::state_log::StateLogWatch;
 use crate::watch::status::Status;
 use crate::watch::tracker::{verify_buffer, Tracker};
+use crate::watch::worklist::Worklist;
 use crate::watch::writer::JournalWriter;
 use anyhow::Context;
 use journal::{PartitionId, Record, SegmentKey};
@@ -92,27 +93,23 @@ pub struct Core {
     pub(super) settings: Settings,
     pub(super) shared: Arc<Shared>,
     pub(super) status: Arc<Status>,
-    pub(super) events: UnboundedSender<CoreEvent>,
-    pub(super) watcher: RecommendedWatcher,
+    events: UnboundedSender<CoreEvent>,
+    watcher: RecommendedWatcher,
     /// `None` while another process holds the journal.
     pub(super) journal: Option<JournalWriter>,
     pub(super) model: Model,
     pub(super) outbox: Vec<Record>,
-    /// Open segments written since they were last verified.
-    pub(super) dirty: BTreeSet<SegmentKey>,
-    /// Open segments verified further than their last checkpoint.
-    pub(super) advanced: BTreeSet<SegmentKey>,
-    /// Segments in the `Sealing` phase whose verification is pending.
-    pub(super) sealing: BTreeSet<SegmentKey>,
+    /// Segments to verify, checkpoint or seal (`worklist.rs`).
+    pub(super) work: Worklist,
     /// When written segments are verified next (at once while there is a backlog).
     pub(super) next_verify: Instant,
     /// When checkpoints are journaled next: at most once per interval.
     pub(super) next_checkpoint: Instant,
-    pub(super) since_compaction: u64,
+    since_compaction: u64,
     /// Records since freed memory was last given back (see [`release_freed_memory`]).
-    pub(super) since_trim: u64,
+    since_trim: u64,
     /// A full reconciliation completed since start: `READY=1` may be sent.
-    pub(super) reconciled: bool,
+    reconciled: bool,
     /// The one read buffer all verification goes through.
     pub(super) scan_buffer: ScanBuffer,
     /// How far `state/log` is verified (`state_log.rs`).
@@ -166,9 +163,7 @@ impl Core {
             journal: Some(journal),
             model,
             outbox: Vec::new(),
-            dirty: BTreeSet::new(),
-            advanced: BTreeSet::new(),
-            sealing: BTreeSet::new(),
+            work: Worklist::default(),
             since_compaction: 0,
             since_trim: 0,
             reconciled: false,
@@ -286,17 +281,19 @@ impl Core {
         if let Some(due) = self.coverage.due(now) {
             deadline = deadline.min(due);
         }
-        if !self.advanced.is_empty() {
+        if self.work.has_checkpoints() {
             deadline = deadline.min(self.next_checkpoint);
         }
-        for key in &self.sealing {
+        for key in self.work.sealing() {
             if let Some(Phase::Sealing(s)) = self.model.get_mut(key) {
                 if !s.gave_up {
                     deadline = deadline.min(s.next_try);
                 }
             }
         }
-        let idle = self.dirty.is_empty() && self.sealing_pending() == 0 && self.coverage.is_done();
+        let idle = self.work.verify_backlog() == 0
+            && self.sealing_pending() == 0
+            && self.coverage.is_done();
         if idle && self.since_trim >= TRIM_AFTER {
             // A burst is over: hand its transient memory back.
             self.since_trim = 0;
@@ -331,8 +328,8 @@ impl Core {
 
     fn sealing_pending(&mut self) -> usize {
         let model = &mut self.model;
-        self.sealing
-            .iter()
+        self.work
+            .sealing()
             .filter(|k| matches!(model.get_mut(k), Some(Phase::Sealing(s)) if !s.gave_up))
             .count()
     }
@@ -364,7 +361,7 @@ impl Core {
                     to_sync.insert(key.partition);
                 }
                 Some(Phase::Open(_)) => {
-                    self.dirty.insert(key);
+                    self.work.written(key);
                 }
                 Some(Phase::Sealing(s)) => {
                     s.next_try = Instant::now();
@@ -372,7 +369,7 @@ impl Core {
                         s.gave_up = false;
                         s.attempts = 0;
                     }
-                    self.sealing.insert(key);
+                    self.work.seal(key);
                 }
                 Some(Phase::Sealed { .. }) => {
                     self.check_sealed(key, &mut to_sync)?;
@@ -418,7 +415,7 @@ impl Core {
             *phase = Phase::open(Tracker::new(key));
         }
         self.outbox.push(Record::SegmentOpened { segment: key });
-        self.dirty.insert(key);
+        self.work.written(key);
         // A sync seals it again when it is not the newest.
         to_sync.insert(key.partition);
         Ok(())
@@ -646,16 +643,13 @@ impl Core {
             self.model.partitions.remove(&pid);
         }
         for key in &deleted {
-            self.dirty.remove(key);
-            self.advanced.remove(key);
-            self.sealing.remove(key);
+            self.work.deleted(*key);
             self.segment_gone(*key);
         }
         for key in to_seal {
-            self.dirty.remove(&key);
-            self.sealing.insert(key);
+            self.work.seal(key);
         }
-        self.dirty.extend(opened);
+        self.work.all_written(opened);
         self.outbox.extend(records);
     }
 
@@ -708,16 +702,16 @@ impl Core {
                 match phase {
                     Phase::Open(_) if throttled => {
                         // Segments new to the journal too: a write marks them again.
-                        self.dirty.remove(&key);
+                        self.work.verified(key);
                     }
                     Phase::Open(_) => {
-                        self.dirty.insert(key);
+                        self.work.written(key);
                     }
                     Phase::Sealing(s) => {
                         s.gave_up = false;
                         s.attempts = 0;
                         s.next_try = Instant::now();
-                        self.sealing.insert(key);
+                        self.work.seal(key);
                     }
                     Phase::Sealed { .. } => {}
                 }
@@ -792,6 +786,6 @@ impl Core {
         Status::set(&self.status.segments, self.model.segment_count() as u64);
         let pending = self.sealing_pending() as u64;
         Status::set(&self.status.sealing, pending);
-        Status::set(&self.status.dirty, self.dirty.len() as u64);
+        Status::set(&self.status.dirty, self.work.verify_backlog() as u64);
     }
 }

@@ -35,6 +35,7 @@ mod state_log;
 pub(crate) mod status;
 mod tracker;
 mod verify;
+mod worklist;
 mod writer;
 
 use crate::config::DirArgs;
