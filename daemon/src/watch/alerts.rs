@@ -29,10 +29,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path};
 use std::sync::{Mutex, MutexGuard};
 
-/// Default number of checkpoint intervals a partition may stay with a message
-/// written in part before the `stalled-write` alert.
-pub const DEFAULT_STALL_CHECKPOINTS: u32 = 10;
-
 /// What an alert is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertKind {
