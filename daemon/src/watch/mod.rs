@@ -27,6 +27,7 @@ mod control;
 mod core;
 pub(crate) mod coverage;
 mod events;
+mod layout_sync;
 mod lease;
 mod metrics;
 mod notify_systemd;
