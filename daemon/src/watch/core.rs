@@ -281,11 +281,9 @@ impl Core {
         if self.work.has_checkpoints() {
             deadline = deadline.min(self.next_checkpoint);
         }
-        for key in self.work.sealing() {
-            if let Some(Phase::Sealing(s)) = self.model.get_mut(key) {
-                if !s.gave_up {
-                    deadline = deadline.min(s.next_try);
-                }
+        for seal in self.work.sealing().filter_map(|k| self.model.sealing(k)) {
+            if seal.pending() {
+                deadline = deadline.min(seal.next_try);
             }
         }
         let idle = self.work.verify_backlog() == 0
@@ -323,11 +321,10 @@ impl Core {
         inbox
     }
 
-    fn sealing_pending(&mut self) -> usize {
-        let model = &mut self.model;
+    fn sealing_pending(&self) -> usize {
         self.work
             .sealing()
-            .filter(|k| matches!(model.get_mut(k), Some(Phase::Sealing(s)) if !s.gave_up))
+            .filter(|k| self.model.sealing(k).is_some_and(|s| s.pending()))
             .count()
     }
 

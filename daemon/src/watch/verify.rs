@@ -31,11 +31,7 @@ impl Core {
         let due: Vec<SegmentKey> = self
             .work
             .sealing()
-            .filter(|k| {
-                matches!(self.model.partitions.get(&k.partition)
-                    .and_then(|p| p.segments.get(&k.start_offset)),
-                    Some(Phase::Sealing(s)) if !s.gave_up && s.next_try <= now)
-            })
+            .filter(|k| self.model.sealing(k).is_some_and(|s| s.due(now)))
             .copied()
             .collect();
         for key in due {
@@ -309,11 +305,11 @@ impl Core {
         // is continued at once.
         loop {
             self.seal_due()?;
-            let more = self.work.sealing().any(|k| {
-                matches!(self.model.partitions.get(&k.partition)
-                    .and_then(|p| p.segments.get(&k.start_offset)),
-                    Some(Phase::Sealing(s)) if !s.gave_up && s.next_try <= Instant::now())
-            });
+            let now = Instant::now();
+            let more = self
+                .work
+                .sealing()
+                .any(|k| self.model.sealing(k).is_some_and(|s| s.due(now)));
             if !more {
                 break;
             }
