@@ -2,7 +2,8 @@
 //! the stalled-write watch): raising and clearing them as verification passes find
 //! and lose their signatures, journaling them, and folding them back from the journal.
 
-use crate::watch::alerts::{load, Active, Alert, AlertKind, Finding, Pending};
+use crate::watch::alert_history::load;
+use crate::watch::alerts::{Active, Alert, AlertKind, Finding, Pending};
 use crate::watch::core::Core;
 use crate::watch::notify_systemd;
 use journal::{Record, SegmentKey};

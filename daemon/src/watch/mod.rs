@@ -21,6 +21,7 @@
 //! The sidecar only reads the data directory; its own files live in the state
 //! directory, which `config.rs` refuses to place inside the data directory.
 
+mod alert_history;
 mod alerting;
 pub(crate) mod alerts;
 mod control;
