@@ -9,7 +9,7 @@
 //! the directory itself.
 
 use crate::watch::core::Core;
-use crate::watch::events::{classify, Place};
+use crate::watch::place::{classify, Place};
 use crate::watch::reconcile::{list_partition, sync_partition, Listing, PartitionChanges, Phase};
 use crate::watch::tracker::Tracker;
 use journal::{PartitionId, Record, SegmentKey};

@@ -32,6 +32,7 @@ mod layout_sync;
 mod lease;
 mod metrics;
 mod notify_systemd;
+mod place;
 mod reconcile;
 mod state_log;
 pub(crate) mod status;

@@ -211,7 +211,7 @@ pub fn list_partition(dir: &Path, with_lengths: bool) -> io::Result<Option<Listi
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(start) = name.to_str().and_then(crate::watch::events::log_file) else {
+        let Some(start) = name.to_str().and_then(crate::watch::place::log_file) else {
             continue;
         };
         // A folder, symlink or special file under a segment's name is no segment
