@@ -20,16 +20,16 @@
 //! Sealing asks the same question at the end of a segment's life: did the scan reach
 //! the end of the log exactly, and does the index hold one entry per message and no
 //! more? Only then is the segment journaled `Sealed`, with the exact lengths and the
-//! last message that let recovery trust it without a scan.
+//! last message that let recovery trust it without a scan (`seal.rs`).
 
 mod index_check;
+mod seal;
 
 use crate::watch::alerts::{AlertKind, Finding};
 use index_check::{Declined, IndexCheck};
 use journal::{CheckpointState, SegmentFile, SegmentKey};
 use recovery::index::{IndexEntry, ENTRY_LEN};
 use recovery::message::MAX_MESSAGE_LEN;
-use recovery::read_back::{read_back_message, Proof};
 use recovery::scan::{scan_log_with, ScanBuffer, ScanStart, Scanned, StopReason};
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
@@ -411,48 +411,6 @@ impl Tracker {
         }
         fits
     }
-
-    /// The `Sealed` facts when the segment is complete: the scan reached the end of the
-    /// log and the index has exactly one entry per message.
-    pub fn seal_check(&mut self, dir: &Path, scratch: &mut ScanBuffer) -> io::Result<SealCheck> {
-        let out = self.advance(dir, scratch)?;
-        match out.advance {
-            Advance::UpToDate => {}
-            Advance::Partial => return Ok(SealCheck::Partial),
-            Advance::Gone => return Ok(SealCheck::NotYet("the log is gone".into())),
-            Advance::Waiting(why) | Advance::Anomaly(why) => return Ok(SealCheck::NotYet(why)),
-            Advance::Stalled => {
-                return Ok(SealCheck::NotYet(
-                    self.anomaly.as_deref().unwrap_or_default().to_string(),
-                ));
-            }
-        }
-        let Some(index_len) = out.index_len else {
-            return Ok(SealCheck::NotYet("the index file is missing".into()));
-        };
-        let expected = self.messages() * ENTRY_LEN as u64;
-        if index_len != expected {
-            return Ok(SealCheck::NotYet(format!(
-                "index has {index_len} bytes for {} messages ({expected} expected)",
-                self.messages()
-            )));
-        }
-        if self.last.is_none() && self.messages() > 0 {
-            match read_last_message(dir, &self.key, self.messages(), self.pos)? {
-                Some(last) => self.last = Some(last),
-                None => {
-                    return Ok(SealCheck::NotYet(
-                        "the last message does not match its index entries".into(),
-                    ))
-                }
-            }
-        }
-        Ok(SealCheck::Complete(SealFacts {
-            log_len: self.pos,
-            index_len,
-            last: self.last,
-        }))
-    }
 }
 
 /// The alert a scan's stop before the end of the log is (tail-only stops are writes
@@ -465,37 +423,11 @@ fn kind_of_stop(stop: &StopReason) -> AlertKind {
     }
 }
 
-fn read_entry(mut f: &File, n: u64) -> io::Result<IndexEntry> {
+pub(super) fn read_entry(mut f: &File, n: u64) -> io::Result<IndexEntry> {
     f.seek(SeekFrom::Start(n * ENTRY_LEN as u64))?;
     let mut b = [0u8; ENTRY_LEN];
     f.read_exact(&mut b)?;
     Ok(IndexEntry::decode(&b))
-}
-
-/// Reads back the last of `count` messages ending at `end`, using the index to find
-/// where it starts; `None` when frame, index and checksum disagree.
-fn read_last_message(
-    dir: &Path,
-    key: &SegmentKey,
-    count: u64,
-    end: u64,
-) -> io::Result<Option<LastMessage>> {
-    let index = File::open(index_path(dir, key))?;
-    let start = if count >= 2 {
-        u64::from(read_entry(&index, count - 2)?.position)
-    } else {
-        0
-    };
-    let Some(offset) = key.start_offset.checked_add(count - 1) else {
-        return Ok(None);
-    };
-    let mut log = File::open(log_path(dir, key))?;
-    let last = read_back_message(&mut log, start, end, offset, Proof::ValidFrame)?;
-    Ok(last.map(|m| LastMessage {
-        offset: m.offset,
-        checksum: m.checksum,
-        start: m.start,
-    }))
 }
 
 #[cfg(test)]
