@@ -12,7 +12,7 @@
 //! 3. verifies seals that are due (retrying with backoff while the server may still be
 //!    finishing the index; `verify.rs`);
 //! 4. every checkpoint interval, verifies the new bytes of the open segments that were
-//!    written (only new bytes, see `tracker.rs`) and journals a `Checkpoint` for each
+//!    written (only new bytes, see `tracker/`) and journals a `Checkpoint` for each
 //!    one that advanced (`verify.rs`);
 //! 5. hands the turn's records to the journal writer (`writer.rs`), which appends
 //!    them in order on its own thread while the core goes on.

@@ -5,16 +5,19 @@
 //! Shape of the process:
 //! - the **core** thread (`core.rs`) owns the journal, the model of the segments and
 //!   the inotify watches; it reconciles journal and disk at start, then turns events
-//!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`), raises
-//!   alerts (`alerts.rs` for the alerts, `alerting.rs` for the core's side), and
+//!   into records (`layout_sync.rs`, `reconcile.rs`, `tracker/`, `verify.rs`,
+//!   `lease.rs`; what is still to do per segment in `worklist.rs`), raises alerts
+//!   (`alerts.rs` for the alerts, `alerting.rs` for the core's side,
+//!   `alert_history.rs` for those folded back from the journal), and
 //!   journals how far `state/log` is verified (`state_log.rs`); open segments the
 //!   journal does not vouch for are verified in the background at a bounded rate
 //!   (`coverage.rs`);
-//! - notify's thread folds inotify events into the shared inbox (`events.rs`);
+//! - notify's thread folds inotify events into the shared inbox (`events.rs`, paths
+//!   classified by `place.rs`);
 //! - the **supervisor** (this file, on a small tokio runtime) handles signals, the
 //!   systemd protocol (`notify_systemd.rs`) and the control socket (`control.rs`,
 //!   through which `recover` borrows the journal, see `handover.rs`);
-//! - when configured, the **metrics** (`metrics.rs`): the endpoint on the
+//! - when configured, the **metrics** (`metrics/`): the endpoint on the
 //!   supervisor's runtime, a `warden-metrics` thread for the textfile and what lives
 //!   in files, and the core's checkpoint-lag snapshot.
 //!
