@@ -7,6 +7,7 @@ use anyhow::Context;
 use recovery::names::escaped;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Keys of the TOML file. Every key is optional.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -126,7 +127,20 @@ pub struct DirArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Resolved directories.
+/// Default interval between checkpoints of an open segment (`watch`).
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
+
+/// Default number of checkpoint intervals a partition may stay with a message
+/// written in part before the `stalled-write` alert (`watch`).
+pub const DEFAULT_STALL_CHECKPOINTS: u32 = 10;
+
+/// Default rate of `watch`'s coverage pass: a tenth or less of what one SSD reads
+/// sequentially.
+pub const DEFAULT_COVERAGE_MIB_PER_SEC: u64 = 32;
+
+/// A command's settings, resolved once: the directories, and the config file whose
+/// other keys each command reads through the methods below (a flag, which clap also
+/// fills from its environment variable, beats the file, which beats the default).
 #[derive(Clone, Debug)]
 pub struct Dirs {
     pub data_dir: PathBuf,
@@ -139,6 +153,49 @@ impl Dirs {
     /// tolerate-tail.
     pub fn mode(&self, flag: Option<recovery::plan::Mode>) -> recovery::plan::Mode {
         flag.or(self.file.mode).unwrap_or_default()
+    }
+
+    /// How often `watch` checkpoints verified bytes; at least 1 ms.
+    pub fn checkpoint_interval(&self, flag_ms: Option<u64>) -> anyhow::Result<Duration> {
+        let ms = flag_ms
+            .or(self.file.checkpoint_interval_ms)
+            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS);
+        if ms == 0 {
+            anyhow::bail!("checkpoint interval must be at least 1 ms");
+        }
+        Ok(Duration::from_millis(ms))
+    }
+
+    /// Checkpoint intervals before `watch`'s stalled-write alert; at least 1.
+    pub fn stall_alert_checkpoints(&self, flag: Option<u32>) -> anyhow::Result<u32> {
+        let stall = flag
+            .or(self.file.stall_alert_checkpoints)
+            .unwrap_or(DEFAULT_STALL_CHECKPOINTS);
+        if stall == 0 {
+            anyhow::bail!("stall_alert_checkpoints must be at least 1");
+        }
+        Ok(stall)
+    }
+
+    /// Bytes per second `watch`'s coverage pass may read; 0: no limit.
+    pub fn coverage_rate(&self, flag_mib_per_sec: Option<u64>) -> u64 {
+        flag_mib_per_sec
+            .or(self.file.coverage_mib_per_sec)
+            .unwrap_or(DEFAULT_COVERAGE_MIB_PER_SEC)
+            .saturating_mul(1 << 20)
+    }
+
+    /// The metrics exporter's settings (config file only); `None`: no metrics.
+    pub fn metrics(&self) -> anyhow::Result<Option<crate::metrics::Settings>> {
+        let f = &self.file;
+        crate::metrics::Settings::from_config(
+            f.metrics_listen,
+            f.metrics_textfile.clone(),
+            f.metrics_interval_ms,
+            f.metrics_top_partitions,
+            &self.data_dir,
+        )
+        .context("invalid metrics settings in the config file")
     }
 }
 

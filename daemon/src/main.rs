@@ -10,6 +10,7 @@ mod config;
 mod exit;
 mod handover;
 mod journal_cmd;
+mod journal_copy;
 mod journal_open;
 mod journal_state;
 mod logging;

@@ -19,7 +19,7 @@
 use fuzz_support::{forge_frames, near_max, Forge, Input};
 use libfuzzer_sys::fuzz_target;
 use recovery::index::{IndexBuilder, IndexEntry, IndexState, IndexVerifier, ENTRY_LEN};
-use recovery::scan::{scan_log, MessageMeta, ScanStart};
+use recovery::scan::{scan_log, EachMessage, MessageMeta, ScanStart};
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
@@ -34,10 +34,14 @@ fuzz_target!(|data: &[u8]| {
     // The index the server would have written for this log's valid prefix.
     let mut metas: Vec<MessageMeta> = Vec::new();
     let start = ScanStart::segment(segment_start);
-    scan_log(&log[..], start, |m| {
-        metas.push(*m);
-        Ok(())
-    })
+    scan_log(
+        &log[..],
+        start,
+        EachMessage(|m: &MessageMeta| {
+            metas.push(*m);
+            Ok::<_, std::io::Error>(())
+        }),
+    )
     .expect("reading a byte slice cannot fail");
     let built = build(&metas, segment_start);
 
@@ -68,8 +72,8 @@ fuzz_target!(|data: &[u8]| {
         u64::from(declared)
     };
     let mut verifier = IndexVerifier::new(&index[..], len, segment_start);
-    let scan = scan_log(&log[..], start, |m| verifier.visit(m));
-    let state = match scan {
+    let scan = scan_log(&log[..], start, &mut verifier);
+    let state = match scan.map(|s| s.ended().expect("the verifier never stops a scan")) {
         Ok(scan) => {
             assert_eq!(scan.messages, metas.len() as u64);
             verifier.finish(scan.messages)
@@ -96,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
 fn build(metas: &[MessageMeta], segment_start: u64) -> Option<Vec<u8>> {
     let mut builder = IndexBuilder::new(Vec::new(), segment_start);
     for m in metas {
-        builder.visit(m).ok()?;
+        builder.add(m).ok()?;
     }
     let (bytes, len, _) = builder.finish().expect("writing to a Vec cannot fail");
     assert_eq!(len, bytes.len() as u64);

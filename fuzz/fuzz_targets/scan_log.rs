@@ -20,7 +20,8 @@ use libfuzzer_sys::fuzz_target;
 use recovery::message::HEADER_LEN;
 use recovery::scan::StopReason;
 use recovery::scan::{
-    scan_log, scan_log_prefetched, scan_log_with, MessageMeta, ScanBuffer, ScanOutcome, ScanStart,
+    scan_log, scan_log_prefetched, scan_log_with, EachMessage, MessageMeta, ScanBuffer, ScanOutcome,
+    ScanStart,
 };
 use std::io;
 
@@ -59,11 +60,17 @@ fuzz_target!(|data: &[u8]| {
         let mut scratch = ScanBuffer::new(1 + usize::from(pattern_len) * 7);
         for _ in 0..2 {
             let mut reused = Vec::new();
-            let again = scan_log_with(io::Cursor::new(&log[..]), start, &mut scratch, |m| {
-                reused.push(*m);
-                Ok(())
-            });
-            assert_eq!(again.expect("reading a byte slice cannot fail"), outcome);
+            let again = scan_log_with(
+                io::Cursor::new(&log[..]),
+                start,
+                &mut scratch,
+                EachMessage(|m: &MessageMeta| {
+                    reused.push(*m);
+                    Ok::<_, io::Error>(())
+                }),
+            );
+            let again = again.expect("reading a byte slice cannot fail").ended();
+            assert_eq!(again, Some(outcome));
             assert_eq!(reused, metas);
         }
     }
@@ -75,15 +82,16 @@ fn scan<R: io::Read + Send>(
     prefetch: bool,
 ) -> (io::Result<ScanOutcome>, Vec<MessageMeta>) {
     let mut metas = Vec::new();
-    let visit = |m: &MessageMeta| {
+    let visit = EachMessage(|m: &MessageMeta| {
         metas.push(*m);
-        Ok(())
-    };
-    let outcome = if prefetch {
+        Ok::<_, io::Error>(())
+    });
+    let scanned = if prefetch {
         scan_log_prefetched(src, start, visit)
     } else {
         scan_log(src, start, visit)
     };
+    let outcome = scanned.map(|s| s.ended().expect("a visitor that never stops"));
     (outcome, metas)
 }
 

@@ -34,7 +34,7 @@ use recovery::index::IndexBuilder;
 use recovery::layout::{DataDir, PartitionLayout, SegmentFiles};
 use recovery::plan::{plan, Mode};
 use recovery::report::CheckReport;
-use recovery::scan::{scan_log, MessageMeta, ScanStart};
+use recovery::scan::{scan_log, EachMessage, MessageMeta, ScanStart};
 use recovery::verdict::judge;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -72,11 +72,17 @@ fuzz_target!(|data: &[u8]| {
     forge_frames(&mut log, start_offset, Forge::from_bits(flags));
 
     let mut metas: Vec<MessageMeta> = Vec::new();
-    let scan = scan_log(&log[..], ScanStart::segment(start_offset), |m| {
-        metas.push(*m);
-        Ok(())
-    })
-    .expect("reading a byte slice cannot fail");
+    let scan = scan_log(
+        &log[..],
+        ScanStart::segment(start_offset),
+        EachMessage(|m: &MessageMeta| {
+            metas.push(*m);
+            Ok::<_, std::io::Error>(())
+        }),
+    )
+    .expect("reading a byte slice cannot fail")
+    .ended()
+    .expect("a visitor that never stops");
     if selector & 0x20 != 0 {
         // A log that ends after its last valid message, as a sealed one does.
         log.truncate(scan.valid_len as usize);
@@ -85,7 +91,7 @@ fuzz_target!(|data: &[u8]| {
         let mut builder = IndexBuilder::new(Vec::new(), start_offset);
         let built = metas
             .iter()
-            .try_for_each(|m| builder.visit(m))
+            .try_for_each(|m| builder.add(m))
             .ok()
             .map(|()| builder.finish().expect("writing to a Vec cannot fail").0)
             .unwrap_or_default();

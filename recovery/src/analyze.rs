@@ -9,10 +9,14 @@
 use crate::index::{IndexState, IndexVerifier};
 use crate::layout::{Anomaly, DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
 use crate::parallel::map_ordered;
-use crate::scan::{scan_log, scan_log_prefetched, ScanOutcome, ScanStart};
+use crate::scan::{
+    scan_log, scan_log_prefetched, EachMessage, IgnoreMessages, ScanOutcome, ScanStart, Scanned,
+    Visitor,
+};
 use crate::state_inspect::StateInspection;
 use journal::{PartitionId, SegmentKey};
 use serde::Serialize;
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -234,16 +238,10 @@ pub fn analyze_segment(
     }
     // Reading ahead on a second thread pays for itself only on large logs.
     let prefetch = files.log_len.unwrap_or(0).saturating_sub(start.position) > PREFETCH_FROM;
-    let scan_with = |visit: &mut dyn FnMut(&crate::scan::MessageMeta) -> io::Result<()>| {
-        if prefetch {
-            scan_log_prefetched(&log, start, visit)
-        } else {
-            scan_log(&log, start, visit)
-        }
-    };
     let (scan, index) = match files.index_len {
         None => {
-            let scan = scan_with(&mut |_| Ok(())).map_err(err(&files.log_path))?;
+            let scan = scan_segment_log(&log, start, prefetch, IgnoreMessages)
+                .map_err(err(&files.log_path))?;
             (scan, IndexState::Missing)
         }
         Some(len) => {
@@ -253,17 +251,13 @@ pub fn analyze_segment(
             idx.seek(SeekFrom::Start(skip))
                 .map_err(err(&files.index_path))?;
             let mut verifier = IndexVerifier::new(idx, len.saturating_sub(skip), segment_start);
-            // Index read errors surface through the scan; tell them apart afterwards.
-            let mut index_error = None;
-            let scan = scan_with(&mut |m| {
-                verifier.visit(m).inspect_err(|e| {
-                    index_error = Some(e.kind());
-                })
+            let verify = EachMessage(|m: &crate::scan::MessageMeta| {
+                verifier.check(m).map(drop).map_err(ReadFailure::Index)
             });
-            let scan = match (scan, index_error) {
-                (Err(e), Some(_)) => return Err(err(&files.index_path)(e)),
-                (r, _) => r.map_err(err(&files.log_path))?,
-            };
+            let scan = scan_segment_log(&log, start, prefetch, verify).map_err(|e| match e {
+                ReadFailure::Log(cause) => err(&files.log_path)(cause),
+                ReadFailure::Index(cause) => err(&files.index_path)(cause),
+            })?;
             let state = verifier
                 .finish(scan.messages)
                 .map_err(err(&files.index_path))?;
@@ -275,6 +269,40 @@ pub fn analyze_segment(
         scan: Some(scan),
         index,
     })
+}
+
+/// Which file a read error of a segment's scan came from.
+enum ReadFailure {
+    Log(io::Error),
+    Index(io::Error),
+}
+
+impl From<io::Error> for ReadFailure {
+    fn from(e: io::Error) -> Self {
+        ReadFailure::Log(e)
+    }
+}
+
+/// Scans `log` from `start` with `visitor`, which never stops the scan.
+fn scan_segment_log<V: Visitor>(
+    log: &File,
+    start: ScanStart,
+    prefetch: bool,
+    visitor: V,
+) -> Result<ScanOutcome, V::Error> {
+    let scanned = if prefetch {
+        scan_log_prefetched(log, start, visitor)?
+    } else {
+        scan_log(log, start, visitor)?
+    };
+    match scanned {
+        Scanned::Ended(outcome) => Ok(outcome),
+        // Not from the visitors above, which accept every message; a defensive answer
+        // for one that would not: its valid prefix is unknown.
+        Scanned::Stopped { .. } => {
+            Err(io::Error::other("the scan of the log stopped early").into())
+        }
+    }
 }
 
 /// The verifier counts from where the scan resumed; reports count from the segment's

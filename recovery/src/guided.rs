@@ -14,14 +14,12 @@
 use crate::analyze::{analyze_each, analyze_segment, Analysis, AnalyzeError, SegmentAnalysis};
 use crate::index::{IndexState, ENTRY_LEN};
 use crate::layout::{DataDir, SegmentFiles};
-use crate::message::{MessageHeader, HEADER_LEN};
 use crate::parallel::IO_THREADS;
+use crate::read_back::{read_back_message, Proof};
 use crate::scan::{MessageMeta, ScanOutcome, ScanStart, StopReason};
 use journal::{SegmentKey, SegmentPhase, SegmentState};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 /// How much of the directory the journal let us skip.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -146,23 +144,8 @@ fn trust_sealed(files: &SegmentFiles, last: Option<(u64, u64)>) -> Option<Segmen
 /// ends exactly at the end of the log.
 fn last_message(files: &SegmentFiles, offset: u64, at: u64, checksum: u64) -> Option<MessageMeta> {
     let end = files.log_len?;
-    let mut head = [0u8; HEADER_LEN];
-    read_at(&files.log_path, at, &mut head)?;
-    let header = MessageHeader::parse(&head);
-    let consistent = header.checksum == checksum
-        && header.offset == offset
-        && at.checked_add(header.frame_len()) == Some(end);
-    consistent.then_some(MessageMeta {
-        offset,
-        start: at,
-        end,
-        timestamp: header.timestamp,
-        checksum,
-    })
-}
-
-fn read_at(path: &Path, pos: u64, buf: &mut [u8]) -> Option<()> {
-    let mut f = crate::fsops::open_read(path).ok()?;
-    f.seek(SeekFrom::Start(pos)).ok()?;
-    f.read_exact(buf).ok()
+    let mut log = crate::fsops::open_read(&files.log_path).ok()?;
+    read_back_message(&mut log, at, end, offset, Proof::RecordedChecksum(checksum))
+        .ok()
+        .flatten()
 }

@@ -7,7 +7,7 @@
 //! scanner finds, entry by entry, without loading either file whole; the builder writes
 //! the bytes iggy-server 0.6.0 would have written.
 
-use crate::scan::MessageMeta;
+use crate::scan::{MessageMeta, Visitor};
 use serde::Serialize;
 use std::io::{self, Read, Write};
 
@@ -130,6 +130,25 @@ impl IndexState {
     }
 }
 
+/// How one message compares with its index entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryCheck {
+    /// The next entry is the one the server writes for the message.
+    Matches,
+    /// The index holds no entry for the message: it ends before it.
+    NoEntry,
+    /// Entry `entry` (counted from where the verifier started) is not the message's.
+    Mismatch {
+        entry: u64,
+        found: IndexEntry,
+        expected: IndexEntry,
+    },
+    /// The message's offset or end position does not fit an entry's 32-bit fields.
+    Unrepresentable { entry: u64 },
+    /// An earlier message already failed: this one was not compared.
+    NotCompared,
+}
+
 /// Compares an index with the messages of its log as the scanner reports them.
 pub struct IndexVerifier<R> {
     src: io::BufReader<R>,
@@ -140,11 +159,17 @@ pub struct IndexVerifier<R> {
     unrepresentable: Option<u64>,
 }
 
+/// Largest read of the index: a scan reads the log in large chunks too.
+const MAX_READ: u64 = 64 << 10;
+
 impl<R: Read> IndexVerifier<R> {
-    /// `len` is the index file's length; `src` is positioned at its start.
+    /// `len` is the length of the index from `src`'s position on, which is the entry of
+    /// the first message the scan will report.
     pub fn new(src: R, len: u64, segment_start: u64) -> Self {
+        // No bigger than what is there: the sidecar checks a few new entries at a time.
+        let read_size = usize::try_from(len.clamp(ENTRY_LEN as u64, MAX_READ)).unwrap_or(ENTRY_LEN);
         Self {
-            src: io::BufReader::with_capacity(1 << 16, src),
+            src: io::BufReader::with_capacity(read_size, src),
             len,
             segment_start,
             matched: 0,
@@ -157,27 +182,38 @@ impl<R: Read> IndexVerifier<R> {
         self.len / ENTRY_LEN as u64
     }
 
+    /// Entries not compared yet.
+    pub fn entries_left(&self) -> u64 {
+        self.entries_in_file().saturating_sub(self.matched)
+    }
+
     /// Checks the next message against the next entry. Only I/O errors are errors.
-    pub fn visit(&mut self, meta: &MessageMeta) -> io::Result<()> {
+    pub fn check(&mut self, meta: &MessageMeta) -> io::Result<EntryCheck> {
         if self.first_mismatch.is_some() || self.unrepresentable.is_some() {
-            return Ok(());
+            return Ok(EntryCheck::NotCompared);
         }
         let n = self.matched;
         let Some(expected) = IndexEntry::for_message(meta, self.segment_start) else {
             self.unrepresentable = Some(n);
-            return Ok(());
+            return Ok(EntryCheck::Unrepresentable { entry: n });
         };
         if n >= self.entries_in_file() {
-            return Ok(());
+            return Ok(EntryCheck::NoEntry);
         }
         let mut b = [0u8; ENTRY_LEN];
         self.src.read_exact(&mut b)?;
-        if IndexEntry::decode(&b) == expected {
+        let found = IndexEntry::decode(&b);
+        if found == expected {
             self.matched += 1;
+            Ok(EntryCheck::Matches)
         } else {
             self.first_mismatch = Some(n);
+            Ok(EntryCheck::Mismatch {
+                entry: n,
+                found,
+                expected,
+            })
         }
-        Ok(())
     }
 
     /// The verdict once the log's scan is over and `messages` valid messages were seen.
@@ -204,6 +240,16 @@ impl<R: Read> IndexVerifier<R> {
             });
         }
         Ok(IndexState::Consistent)
+    }
+}
+
+/// Checks every message and never stops the scan: the log's valid prefix is wanted
+/// whatever the index holds, and [`IndexVerifier::finish`] says how they relate.
+impl<R: Read> Visitor for IndexVerifier<R> {
+    type Error = io::Error;
+
+    fn message(&mut self, meta: &MessageMeta) -> io::Result<bool> {
+        self.check(meta).map(|_| true)
     }
 }
 
@@ -242,7 +288,8 @@ impl<W: Write> IndexBuilder<W> {
         }
     }
 
-    pub fn visit(&mut self, meta: &MessageMeta) -> io::Result<()> {
+    /// Writes the entry of the next message.
+    pub fn add(&mut self, meta: &MessageMeta) -> io::Result<()> {
         let entry = IndexEntry::for_message(meta, self.segment_start).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -267,6 +314,14 @@ impl<W: Write> IndexBuilder<W> {
     }
 }
 
+impl<W: Write> Visitor for IndexBuilder<W> {
+    type Error = io::Error;
+
+    fn message(&mut self, meta: &MessageMeta) -> io::Result<bool> {
+        self.add(meta).map(|()| true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +339,7 @@ mod tests {
     fn index_of(n: u64) -> Vec<u8> {
         let mut b = IndexBuilder::new(Vec::new(), 10);
         for i in 0..n {
-            b.visit(&meta(i)).unwrap();
+            b.add(&meta(i)).unwrap();
         }
         b.finish().unwrap().0
     }
@@ -292,7 +347,7 @@ mod tests {
     fn verify(bytes: &[u8], messages: u64) -> IndexState {
         let mut v = IndexVerifier::new(bytes, bytes.len() as u64, 10);
         for i in 0..messages {
-            v.visit(&meta(i)).unwrap();
+            v.check(&meta(i)).unwrap();
         }
         v.finish(messages).unwrap()
     }
@@ -340,5 +395,41 @@ mod tests {
         let mut bad = good.clone();
         bad[16 * 2 + 5] ^= 1;
         assert_eq!(verify(&bad, 5), IndexState::Mismatch { entry: 2 });
+    }
+
+    #[test]
+    fn each_check_says_how_the_message_and_its_entry_relate() {
+        let mut bytes = index_of(3);
+        bytes[16 + 4] ^= 1;
+        let mut v = IndexVerifier::new(&bytes[..], bytes.len() as u64, 10);
+        assert_eq!(v.entries_left(), 3);
+        assert_eq!(v.check(&meta(0)).unwrap(), EntryCheck::Matches);
+        assert_eq!(v.entries_left(), 2);
+        let EntryCheck::Mismatch {
+            entry: 1,
+            found,
+            expected,
+        } = v.check(&meta(1)).unwrap()
+        else {
+            panic!("entry 1 was changed");
+        };
+        assert_eq!(found.position ^ expected.position, 1);
+        assert_eq!(v.check(&meta(2)).unwrap(), EntryCheck::NotCompared);
+
+        let short = index_of(1);
+        let mut v = IndexVerifier::new(&short[..], short.len() as u64, 10);
+        assert_eq!(v.check(&meta(0)).unwrap(), EntryCheck::Matches);
+        assert_eq!(v.entries_left(), 0);
+        assert_eq!(v.check(&meta(1)).unwrap(), EntryCheck::NoEntry);
+
+        let mut v = IndexVerifier::new(&short[..], short.len() as u64, 10);
+        let far = MessageMeta {
+            end: u64::from(u32::MAX) + 1,
+            ..meta(0)
+        };
+        assert_eq!(
+            v.check(&far).unwrap(),
+            EntryCheck::Unrepresentable { entry: 0 }
+        );
     }
 }

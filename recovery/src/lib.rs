@@ -23,6 +23,7 @@ mod parallel;
 pub mod pipeline;
 pub mod plan;
 pub mod quarantine;
+pub mod read_back;
 pub mod rebuild;
 pub mod report;
 pub mod restore;

@@ -4,7 +4,7 @@
 //! journal intent names the exact result); the executor runs it into a temporary file.
 
 use crate::index::IndexBuilder;
-use crate::scan::{scan_log, ScanStart, StopReason};
+use crate::scan::{scan_log, ScanStart, Scanned, StopReason};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -28,7 +28,14 @@ pub fn rebuild_index(
 ) -> io::Result<IndexDigest> {
     let src = src.take(log_len);
     let mut builder = IndexBuilder::new(out, segment_start);
-    let scan = scan_log(src, ScanStart::segment(segment_start), |m| builder.visit(m))?;
+    let Scanned::Ended(scan) = scan_log(src, ScanStart::segment(segment_start), &mut builder)?
+    else {
+        // The builder accepts every message it can index; one it cannot is an error.
+        return Err(io::Error::other(format!(
+            "{}: the scan stopped before the end of the log",
+            log.display()
+        )));
+    };
     if scan.stop != StopReason::EndOfFile || scan.valid_len != log_len {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -2,7 +2,8 @@
 //! the stalled-write watch): raising and clearing them as verification passes find
 //! and lose their signatures, journaling them, and folding them back from the journal.
 
-use crate::watch::alerts::{load, Active, Alert, AlertKind, Finding, Pending};
+use crate::watch::alert_history::load;
+use crate::watch::alerts::{Active, Alert, AlertKind, Finding, Pending};
 use crate::watch::core::Core;
 use crate::watch::notify_systemd;
 use journal::{Record, SegmentKey};
@@ -112,7 +113,7 @@ impl Core {
         }
         self.stalls.in_pass = true;
         let keys: Vec<SegmentKey> = self.stalls.pending.keys().copied().collect();
-        self.dirty.extend(keys);
+        self.work.all_written(keys);
     }
 
     pub(super) fn end_verify_pass(&mut self) {

@@ -8,11 +8,11 @@
 //! 1. takes the whole inbox (events are coalesced there, see `events.rs`);
 //! 2. applies structural changes at once — folders, created and removed segment files
 //!    — so `SegmentOpened`, `SealIntent` and `SegmentDeleted` reach the journal within
-//!    one turn;
+//!    one turn (`layout_sync.rs`);
 //! 3. verifies seals that are due (retrying with backoff while the server may still be
 //!    finishing the index; `verify.rs`);
 //! 4. every checkpoint interval, verifies the new bytes of the open segments that were
-//!    written (only new bytes, see `tracker.rs`) and journals a `Checkpoint` for each
+//!    written (only new bytes, see `tracker/`) and journals a `Checkpoint` for each
 //!    one that advanced (`verify.rs`);
 //! 5. hands the turn's records to the journal writer (`writer.rs`), which appends
 //!    them in order on its own thread while the core goes on.
@@ -29,18 +29,16 @@
 use crate::journal_open::OpenedJournal;
 use crate::watch::alerts::StallWatch;
 use crate::watch::coverage::Coverage;
-use crate::watch::events::{classify, max_watches_message, Command, Inbox, Place, Shared};
-use crate::watch::reconcile::{
-    list_partition, sync_partition, Listing, Model, PartitionChanges, Phase,
-};
+use crate::watch::events::{max_watches_message, Command, Inbox, Shared};
+use crate::watch::reconcile::{Model, Phase};
 use crate::watch::state_log::StateLogWatch;
 use crate::watch::status::Status;
-use crate::watch::tracker::{verify_buffer, Tracker};
+use crate::watch::tracker::verify_buffer;
+use crate::watch::worklist::Worklist;
 use crate::watch::writer::JournalWriter;
 use anyhow::Context;
-use journal::{PartitionId, Record, SegmentKey};
+use journal::{PartitionId, Record};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use recovery::names::escaped;
 use recovery::scan::ScanBuffer;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -92,27 +90,23 @@ pub struct Core {
     pub(super) settings: Settings,
     pub(super) shared: Arc<Shared>,
     pub(super) status: Arc<Status>,
-    pub(super) events: UnboundedSender<CoreEvent>,
-    pub(super) watcher: RecommendedWatcher,
+    events: UnboundedSender<CoreEvent>,
+    watcher: RecommendedWatcher,
     /// `None` while another process holds the journal.
     pub(super) journal: Option<JournalWriter>,
     pub(super) model: Model,
     pub(super) outbox: Vec<Record>,
-    /// Open segments written since they were last verified.
-    pub(super) dirty: BTreeSet<SegmentKey>,
-    /// Open segments verified further than their last checkpoint.
-    pub(super) advanced: BTreeSet<SegmentKey>,
-    /// Segments in the `Sealing` phase whose verification is pending.
-    pub(super) sealing: BTreeSet<SegmentKey>,
+    /// Segments to verify, checkpoint or seal (`worklist.rs`).
+    pub(super) work: Worklist,
     /// When written segments are verified next (at once while there is a backlog).
     pub(super) next_verify: Instant,
     /// When checkpoints are journaled next: at most once per interval.
     pub(super) next_checkpoint: Instant,
-    pub(super) since_compaction: u64,
+    since_compaction: u64,
     /// Records since freed memory was last given back (see [`release_freed_memory`]).
-    pub(super) since_trim: u64,
+    since_trim: u64,
     /// A full reconciliation completed since start: `READY=1` may be sent.
-    pub(super) reconciled: bool,
+    reconciled: bool,
     /// The one read buffer all verification goes through.
     pub(super) scan_buffer: ScanBuffer,
     /// How far `state/log` is verified (`state_log.rs`).
@@ -166,9 +160,7 @@ impl Core {
             journal: Some(journal),
             model,
             outbox: Vec::new(),
-            dirty: BTreeSet::new(),
-            advanced: BTreeSet::new(),
-            sealing: BTreeSet::new(),
+            work: Worklist::default(),
             since_compaction: 0,
             since_trim: 0,
             reconciled: false,
@@ -286,17 +278,17 @@ impl Core {
         if let Some(due) = self.coverage.due(now) {
             deadline = deadline.min(due);
         }
-        if !self.advanced.is_empty() {
+        if self.work.has_checkpoints() {
             deadline = deadline.min(self.next_checkpoint);
         }
-        for key in &self.sealing {
-            if let Some(Phase::Sealing(s)) = self.model.get_mut(key) {
-                if !s.gave_up {
-                    deadline = deadline.min(s.next_try);
-                }
+        for seal in self.work.sealing().filter_map(|k| self.model.sealing(k)) {
+            if seal.pending() {
+                deadline = deadline.min(seal.next_try);
             }
         }
-        let idle = self.dirty.is_empty() && self.sealing_pending() == 0 && self.coverage.is_done();
+        let idle = self.work.verify_backlog() == 0
+            && self.sealing_pending() == 0
+            && self.coverage.is_done();
         if idle && self.since_trim >= TRIM_AFTER {
             // A burst is over: hand its transient memory back.
             self.since_trim = 0;
@@ -329,109 +321,27 @@ impl Core {
         inbox
     }
 
-    fn sealing_pending(&mut self) -> usize {
-        let model = &mut self.model;
-        self.sealing
-            .iter()
-            .filter(|k| matches!(model.get_mut(k), Some(Phase::Sealing(s)) if !s.gave_up))
+    fn sealing_pending(&self) -> usize {
+        self.work
+            .sealing()
+            .filter(|k| self.model.sealing(k).is_some_and(|s| s.pending()))
             .count()
-    }
-
-    fn handle_fs(
-        &mut self,
-        rescan: Option<String>,
-        dirs: BTreeSet<PathBuf>,
-        partitions: BTreeSet<PartitionId>,
-        written: std::collections::HashSet<SegmentKey>,
-    ) -> anyhow::Result<()> {
-        if let Some(reason) = rescan {
-            tracing::warn!(reason = %reason, "{reason}: reconciling the whole data directory");
-            if !self.full_reconcile(&reason)? {
-                self.shared.post(|i| {
-                    i.rescan.get_or_insert(reason);
-                });
-            }
-            // The reconciliation looked at everything the other entries point at.
-            return Ok(());
-        }
-        let mut to_sync: BTreeSet<PartitionId> = partitions;
-        for dir in dirs {
-            self.sync_dir(&dir, &mut to_sync)?;
-        }
-        for key in written {
-            match self.model.get_mut(&key) {
-                None => {
-                    to_sync.insert(key.partition);
-                }
-                Some(Phase::Open(_)) => {
-                    self.dirty.insert(key);
-                }
-                Some(Phase::Sealing(s)) => {
-                    s.next_try = Instant::now();
-                    if s.gave_up {
-                        s.gave_up = false;
-                        s.attempts = 0;
-                    }
-                    self.sealing.insert(key);
-                }
-                Some(Phase::Sealed { .. }) => {
-                    self.check_sealed(key, &mut to_sync)?;
-                }
-            }
-        }
-        for pid in to_sync {
-            self.sync_one(pid, false)?;
-        }
-        Ok(())
-    }
-
-    /// A sealed segment was written to: if its files changed, it is open again.
-    fn check_sealed(
-        &mut self,
-        key: SegmentKey,
-        to_sync: &mut BTreeSet<PartitionId>,
-    ) -> anyhow::Result<()> {
-        let dir = self.partition_dir(key.partition);
-        let len = |p: PathBuf| std::fs::metadata(p).ok().map(|m| m.len());
-        let log_len = len(crate::watch::tracker::log_path(&dir, &key));
-        let index_len = len(crate::watch::tracker::index_path(&dir, &key));
-        let Some(Phase::Sealed {
-            log_len: l,
-            index_len: i,
-        }) = self.model.get_mut(&key)
-        else {
-            return Ok(());
-        };
-        if log_len == Some(*l) && index_len == Some(*i) {
-            return Ok(());
-        }
-        if log_len.is_none() {
-            to_sync.insert(key.partition);
-            return Ok(());
-        }
-        tracing::info!(
-            segment = %key,
-            partition = %key.partition,
-            "sealed segment {key} changed on disk: verifying it again"
-        );
-        if let Some(phase) = self.model.get_mut(&key) {
-            *phase = Phase::open(Tracker::new(key));
-        }
-        self.outbox.push(Record::SegmentOpened { segment: key });
-        self.dirty.insert(key);
-        // A sync seals it again when it is not the newest.
-        to_sync.insert(key.partition);
-        Ok(())
     }
 
     pub(super) fn partition_dir(&self, pid: PartitionId) -> PathBuf {
         self.settings.data_dir.join(pid.rel_dir())
     }
 
+    /// Forgets the watch on `dir` (gone, or no longer a folder), so that a new folder
+    /// there is watched again; a watch that is already gone is no error.
+    pub(super) fn unwatch_dir(&mut self, dir: &Path) {
+        let _ = self.watcher.unwatch(dir);
+    }
+
     /// Adds an inotify watch on `dir`; `Ok(false)` when it does not exist (any more)
     /// or cannot be watched (a layout anomaly: noted, never fatal). Only running out of
     /// inotify watches, a system limit, stops the sidecar.
-    fn watch_dir(&mut self, dir: &Path) -> anyhow::Result<bool> {
+    pub(super) fn watch_dir(&mut self, dir: &Path) -> anyhow::Result<bool> {
         match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
             Ok(()) => Ok(true),
             Err(e) => match &e.kind {
@@ -444,219 +354,6 @@ impl Core {
                 }
             },
         }
-    }
-
-    /// Notes a layout anomaly at `path`: logged and counted when it appears, shown in
-    /// the status while it lasts. The sidecar goes on without what it could not see;
-    /// recovery checks the data directory itself.
-    pub(super) fn layout_anomaly(
-        &self,
-        path: &Path,
-        what: &'static str,
-        detail: &dyn std::fmt::Display,
-    ) {
-        if self.status.layout_anomaly(&self.rel(path), what) {
-            tracing::warn!(
-                path = %escaped(path),
-                anomaly = what,
-                "layout anomaly: {} ({what}: {detail}); the sidecar goes on without it and \
-                 journals the rest",
-                escaped(path)
-            );
-        }
-    }
-
-    /// `path` was read fine: anomalies noted there or above it are over.
-    fn layout_ok(&self, path: &Path) {
-        let rel = self.rel(path);
-        if self.status.layout_resolved(&rel) {
-            tracing::info!(
-                path = %escaped(path),
-                "layout anomaly at or above {} resolved",
-                escaped(path)
-            );
-        }
-    }
-
-    /// Something that is not a folder (`kind`) stands where the layout has one.
-    fn not_a_folder_at(&self, path: &Path, kind: std::fs::FileType) {
-        if kind.is_symlink() {
-            self.layout_anomaly(
-                path,
-                "symlink",
-                &"a symlink where the layout has a folder (not followed)",
-            );
-        } else {
-            self.layout_anomaly(
-                path,
-                "not-a-folder",
-                &"a file where the layout has a folder",
-            );
-        }
-    }
-
-    /// `path` relative to the data directory, escaped (`.` for the directory itself).
-    fn rel(&self, path: &Path) -> String {
-        match path.strip_prefix(&self.settings.data_dir) {
-            Ok(r) if r.as_os_str().is_empty() => ".".to_string(),
-            Ok(r) => escaped(r).to_string(),
-            Err(_) => escaped(path).to_string(),
-        }
-    }
-
-    /// The nearest of `dir` and the folders above it (below the data directory) that
-    /// exists but is not a folder: what stands where a folder should be.
-    fn not_a_folder(&self, dir: &Path) -> PathBuf {
-        let mut at = dir;
-        while let Some(parent) = at.parent() {
-            if std::fs::symlink_metadata(at).is_ok_and(|m| !m.is_dir())
-                || !parent.starts_with(&self.settings.data_dir)
-            {
-                break;
-            }
-            at = parent;
-        }
-        at.to_path_buf()
-    }
-
-    /// Watches `dir` and every stream, topic and partition folder below it, each before
-    /// it is listed (so nothing created in between is missed); returns the partitions.
-    fn watch_tree(&mut self, dir: &Path, found: &mut Vec<PartitionId>) -> anyhow::Result<()> {
-        if !self.watch_dir(dir)? {
-            return Ok(());
-        }
-        if let Place::Partition(pid) = classify(&self.settings.data_dir, dir) {
-            found.push(pid);
-            return Ok(());
-        }
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-                self.layout_anomaly(&self.not_a_folder(dir), "not-a-folder", &e);
-                return Ok(());
-            }
-            Err(e) => {
-                self.layout_anomaly(dir, "unreadable", &e);
-                return Ok(());
-            }
-        };
-        self.layout_ok(dir);
-        let mut children = Vec::new();
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    self.layout_anomaly(dir, "unreadable", &e);
-                    break;
-                }
-            };
-            let path = entry.path();
-            if !matches!(
-                classify(&self.settings.data_dir, &path),
-                Place::Hierarchy | Place::Partition(_)
-            ) {
-                continue;
-            }
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => children.push(path),
-                Ok(t) => self.not_a_folder_at(&path, t),
-                Err(e) => self.layout_anomaly(&path, "unreadable", &e),
-            }
-        }
-        children.sort();
-        for child in children {
-            self.status.beat();
-            self.watch_tree(&child, found)?;
-        }
-        Ok(())
-    }
-
-    /// A stream, topic or partition folder appeared, vanished or moved.
-    fn sync_dir(&mut self, dir: &Path, to_sync: &mut BTreeSet<PartitionId>) -> anyhow::Result<()> {
-        let place = classify(&self.settings.data_dir, dir);
-        // Symlinks are not followed: a folder found by listing is not either.
-        match std::fs::symlink_metadata(dir) {
-            Ok(m) if m.is_dir() => {
-                let mut found = Vec::new();
-                self.watch_tree(dir, &mut found)?;
-                to_sync.extend(found);
-            }
-            other => {
-                // Its watch went with it; forget the path so a new folder there is
-                // watched.
-                let _ = self.watcher.unwatch(dir);
-                match other {
-                    // Nothing stands there any more: an anomaly there is over.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.layout_ok(dir),
-                    Ok(m) => self.not_a_folder_at(dir, m.file_type()),
-                    Err(e) => self.layout_anomaly(dir, "unreadable", &e),
-                }
-            }
-        }
-        // Partitions we know under this folder: some may be gone with it.
-        let prefix = dir
-            .strip_prefix(&self.settings.data_dir)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let under: Vec<PartitionId> = self
-            .model
-            .partitions
-            .keys()
-            .filter(|p| match place {
-                Place::Partition(q) => **p == q,
-                _ => Path::new(&p.rel_dir()).starts_with(&prefix),
-            })
-            .copied()
-            .collect();
-        to_sync.extend(under);
-        Ok(())
-    }
-
-    /// Lists one partition and journals what changed. A partition folder that cannot
-    /// be listed is a layout anomaly, never fatal: when something else stands where
-    /// the folder was (a file), its segments are gone and journaled deleted; when it
-    /// cannot be read, the journal keeps what it knew, and a later reconciliation
-    /// looks again.
-    pub(super) fn sync_one(&mut self, pid: PartitionId, full: bool) -> anyhow::Result<()> {
-        let dir = self.partition_dir(pid);
-        match list_partition(&dir, full) {
-            Ok(listing) => {
-                self.layout_ok(&dir);
-                self.apply_sync(pid, listing.as_ref(), full);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-                self.layout_anomaly(&self.not_a_folder(&dir), "not-a-folder", &e);
-                self.apply_sync(pid, None, full);
-            }
-            Err(e) => self.layout_anomaly(&dir, "unreadable", &e),
-        }
-        Ok(())
-    }
-
-    fn apply_sync(&mut self, pid: PartitionId, listing: Option<&Listing>, full: bool) {
-        let part = self.model.partitions.entry(pid).or_default();
-        let PartitionChanges {
-            records,
-            opened,
-            to_seal,
-            deleted,
-        } = sync_partition(part, pid, listing, full);
-        if part.segments.is_empty() {
-            self.model.partitions.remove(&pid);
-        }
-        for key in &deleted {
-            self.dirty.remove(key);
-            self.advanced.remove(key);
-            self.sealing.remove(key);
-            self.segment_gone(*key);
-        }
-        for key in to_seal {
-            self.dirty.remove(&key);
-            self.sealing.insert(key);
-        }
-        self.dirty.extend(opened);
-        self.outbox.extend(records);
     }
 
     /// Compares the whole data directory with the journal (through the model) and
@@ -708,16 +405,16 @@ impl Core {
                 match phase {
                     Phase::Open(_) if throttled => {
                         // Segments new to the journal too: a write marks them again.
-                        self.dirty.remove(&key);
+                        self.work.verified(key);
                     }
                     Phase::Open(_) => {
-                        self.dirty.insert(key);
+                        self.work.written(key);
                     }
                     Phase::Sealing(s) => {
                         s.gave_up = false;
                         s.attempts = 0;
                         s.next_try = Instant::now();
-                        self.sealing.insert(key);
+                        self.work.seal(key);
                     }
                     Phase::Sealed { .. } => {}
                 }
@@ -792,6 +489,6 @@ impl Core {
         Status::set(&self.status.segments, self.model.segment_count() as u64);
         let pending = self.sealing_pending() as u64;
         Status::set(&self.status.sealing, pending);
-        Status::set(&self.status.dirty, self.dirty.len() as u64);
+        Status::set(&self.status.dirty, self.work.verify_backlog() as u64);
     }
 }

@@ -20,9 +20,6 @@ use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-/// Default rate of the pass: a tenth or less of what one SSD reads sequentially.
-pub const DEFAULT_MIB_PER_SEC: u64 = 32;
-
 /// Log bytes one step reads: small, so that the rate stays smooth and the core
 /// returns to its inbox quickly.
 pub const STEP: u64 = 1 << 20;

@@ -99,9 +99,7 @@ impl Core {
         };
         self.journal = Some(JournalWriter::start(journal, self.status.clone())?);
         self.model = model;
-        self.dirty.clear();
-        self.advanced.clear();
-        self.sealing.clear();
+        self.work.forget_all();
         tracing::info!("journal taken back");
         // The lease holder may have repaired partitions: their alerts are over.
         self.load_alerts();

@@ -5,36 +5,43 @@
 //! Shape of the process:
 //! - the **core** thread (`core.rs`) owns the journal, the model of the segments and
 //!   the inotify watches; it reconciles journal and disk at start, then turns events
-//!   into records (`reconcile.rs`, `tracker.rs`, `verify.rs`, `lease.rs`), raises
-//!   alerts (`alerts.rs` for the alerts, `alerting.rs` for the core's side), and
+//!   into records (`layout_sync.rs`, `reconcile.rs`, `tracker/`, `verify.rs`,
+//!   `lease.rs`; what is still to do per segment in `worklist.rs`), raises alerts
+//!   (`alerts.rs` for the alerts, `alerting.rs` for the core's side,
+//!   `alert_history.rs` for those folded back from the journal), and
 //!   journals how far `state/log` is verified (`state_log.rs`); open segments the
 //!   journal does not vouch for are verified in the background at a bounded rate
 //!   (`coverage.rs`);
-//! - notify's thread folds inotify events into the shared inbox (`events.rs`);
+//! - notify's thread folds inotify events into the shared inbox (`events.rs`, paths
+//!   classified by `place.rs`);
 //! - the **supervisor** (this file, on a small tokio runtime) handles signals, the
 //!   systemd protocol (`notify_systemd.rs`) and the control socket (`control.rs`,
 //!   through which `recover` borrows the journal, see `handover.rs`);
-//! - when configured, the **metrics** (`metrics.rs`): the endpoint on the
+//! - when configured, the **metrics** (`metrics/`): the endpoint on the
 //!   supervisor's runtime, a `warden-metrics` thread for the textfile and what lives
 //!   in files, and the core's checkpoint-lag snapshot.
 //!
 //! The sidecar only reads the data directory; its own files live in the state
 //! directory, which `config.rs` refuses to place inside the data directory.
 
+mod alert_history;
 mod alerting;
 pub(crate) mod alerts;
 mod control;
 mod core;
 pub(crate) mod coverage;
 mod events;
+mod layout_sync;
 mod lease;
 mod metrics;
 mod notify_systemd;
+mod place;
 mod reconcile;
 mod state_log;
 pub(crate) mod status;
 mod tracker;
 mod verify;
+mod worklist;
 mod writer;
 
 use crate::config::DirArgs;
@@ -45,13 +52,9 @@ use anyhow::Context;
 use notify_systemd::Watchdog;
 use recovery::names::escaped;
 use status::Status;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-
-/// Default interval between checkpoints of an open segment.
-pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
 
 /// Puts all the sidecar's threads on one malloc arena. Its threads allocate little
 /// and rarely at the same time, while an arena per thread left 1–3 MiB more resident
@@ -89,75 +92,21 @@ pub struct WatchArgs {
     pub coverage_mib_per_sec: Option<u64>,
 }
 
-/// Everything `run` needs, resolved from flags, environment and config file.
-#[derive(Clone, Debug)]
-pub struct Resolved {
-    pub data_dir: PathBuf,
-    pub state_dir: PathBuf,
-    pub checkpoint_interval: Duration,
-    /// `None`: no metrics configured.
-    pub metrics: Option<crate::metrics::Settings>,
-    pub stall_checkpoints: u32,
-    /// Bytes per second of the coverage pass; 0: no limit.
-    pub coverage_rate: u64,
-}
-
-impl WatchArgs {
-    pub fn resolve(&self) -> anyhow::Result<Resolved> {
-        let dirs = self.dirs.resolve()?;
-        let ms = self
-            .checkpoint_interval_ms
-            .or(dirs.file.checkpoint_interval_ms)
-            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS);
-        if ms == 0 {
-            anyhow::bail!("checkpoint interval must be at least 1 ms");
-        }
-        let f = &dirs.file;
-        let metrics = crate::metrics::Settings::from_config(
-            f.metrics_listen,
-            f.metrics_textfile.clone(),
-            f.metrics_interval_ms,
-            f.metrics_top_partitions,
-            &dirs.data_dir,
-        )
-        .context("invalid metrics settings in the config file")?;
-        let stall = self
-            .stall_alert_checkpoints
-            .or(dirs.file.stall_alert_checkpoints)
-            .unwrap_or(alerts::DEFAULT_STALL_CHECKPOINTS);
-        if stall == 0 {
-            anyhow::bail!("stall_alert_checkpoints must be at least 1");
-        }
-        let coverage_mib = self
-            .coverage_mib_per_sec
-            .or(dirs.file.coverage_mib_per_sec)
-            .unwrap_or(coverage::DEFAULT_MIB_PER_SEC);
-        Ok(Resolved {
-            coverage_rate: coverage_mib.saturating_mul(1 << 20),
-            data_dir: dirs.data_dir,
-            state_dir: dirs.state_dir,
-            checkpoint_interval: Duration::from_millis(ms),
-            metrics,
-            stall_checkpoints: stall,
-        })
-    }
-}
-
 pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     one_malloc_arena();
-    let settings = args.resolve()?;
-    let data_dir = &settings.data_dir;
+    let dirs = args.dirs.resolve()?;
+    let checkpoint_interval = dirs.checkpoint_interval(args.checkpoint_interval_ms)?;
+    let metrics_settings = dirs.metrics()?;
+    let stall_checkpoints = dirs.stall_alert_checkpoints(args.stall_alert_checkpoints)?;
+    let coverage_rate = dirs.coverage_rate(args.coverage_mib_per_sec);
+    let data_dir = &dirs.data_dir;
     // Refuses a missing directory and any format but 0.6, like the other commands
     // (the listing itself is the reconciliation's).
     recovery::layout::check_root(data_dir)
         .with_context(|| format!("cannot watch the data directory {}", escaped(data_dir)))?;
-    std::fs::create_dir_all(&settings.state_dir).with_context(|| {
-        format!(
-            "cannot create state directory {}",
-            escaped(&settings.state_dir)
-        )
-    })?;
-    let journal = journal_open::open(&settings.state_dir, Access::Own)?;
+    std::fs::create_dir_all(&dirs.state_dir)
+        .with_context(|| format!("cannot create state directory {}", escaped(&dirs.state_dir)))?;
+    let journal = journal_open::open(&dirs.state_dir, Access::Own)?;
     let watchdog = Watchdog::from_env();
     let beat_every = watchdog.map_or(Duration::from_secs(1), |w| {
         (w.timeout / 4).min(Duration::from_secs(1))
@@ -168,15 +117,15 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
         .context("cannot start the async runtime")?;
     let socket = {
         let _guard = runtime.enter();
-        control::bind(&handover::socket_path(&settings.state_dir))?
+        control::bind(&handover::socket_path(&dirs.state_dir))?
     };
     let shared = events::Shared::new();
     let status = Arc::new(Status::default());
     // Stopped (its thread joined) when `run` returns.
-    let _exporter = match &settings.metrics {
+    let _exporter = match &metrics_settings {
         Some(m) => Some(metrics::Exporter::start(
             m,
-            &settings.state_dir,
+            &dirs.state_dir,
             status.clone(),
             &runtime,
         )?),
@@ -185,12 +134,12 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let core = core::Core::new(
         core::Settings {
-            data_dir: settings.data_dir.clone(),
-            state_dir: settings.state_dir.clone(),
-            checkpoint_interval: settings.checkpoint_interval,
+            data_dir: dirs.data_dir.clone(),
+            state_dir: dirs.state_dir.clone(),
+            checkpoint_interval,
             beat_every,
-            stall_checkpoints: settings.stall_checkpoints,
-            coverage_rate: settings.coverage_rate,
+            stall_checkpoints,
+            coverage_rate,
         },
         journal,
         shared.clone(),
@@ -198,16 +147,16 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
         events_tx,
     )?;
     tracing::info!(
-        data_dir = %escaped(&settings.data_dir),
-        state_dir = %escaped(&settings.state_dir),
-        checkpoint_interval_ms = settings.checkpoint_interval.as_millis() as u64,
-        stall_alert_checkpoints = settings.stall_checkpoints,
+        data_dir = %escaped(&dirs.data_dir),
+        state_dir = %escaped(&dirs.state_dir),
+        checkpoint_interval_ms = checkpoint_interval.as_millis() as u64,
+        stall_alert_checkpoints = stall_checkpoints,
         "watching {} (state in {}, checkpoints every {} ms, stalled-write alert after {} \
          checkpoints)",
-        escaped(&settings.data_dir),
-        escaped(&settings.state_dir),
-        settings.checkpoint_interval.as_millis(),
-        settings.stall_checkpoints
+        escaped(&dirs.data_dir),
+        escaped(&dirs.state_dir),
+        checkpoint_interval.as_millis(),
+        stall_checkpoints
     );
     let core_thread = std::thread::Builder::new()
         .name("warden-core".into())
@@ -331,53 +280,58 @@ mod tests {
         watch: WatchArgs,
     }
 
+    /// The settings `run` resolves from `args`, in its order.
+    fn settings(args: &[&str]) -> anyhow::Result<(crate::config::Dirs, Duration, u32, u64)> {
+        let watch = Cli::parse_from(std::iter::once("x").chain(args.iter().copied())).watch;
+        let dirs = watch.dirs.resolve()?;
+        let interval = dirs.checkpoint_interval(watch.checkpoint_interval_ms)?;
+        let stall = dirs.stall_alert_checkpoints(watch.stall_alert_checkpoints)?;
+        let coverage = dirs.coverage_rate(watch.coverage_mib_per_sec);
+        Ok((dirs, interval, stall, coverage))
+    }
+
     #[test]
     fn flag_beats_config_file_beats_default() {
+        use crate::config::{
+            DEFAULT_CHECKPOINT_INTERVAL_MS, DEFAULT_COVERAGE_MIB_PER_SEC, DEFAULT_STALL_CHECKPOINTS,
+        };
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\ncheckpoint_interval_ms = 250\nstall_alert_checkpoints = 3\n",
+                "data_dir = {:?}\ncheckpoint_interval_ms = 250\nstall_alert_checkpoints = 3\n\
+                 coverage_mib_per_sec = 2\n",
                 data.display().to_string()
             ),
         )
         .unwrap();
         let cfg = config.display().to_string();
-        let r = Cli::parse_from(["x", "--config", &cfg])
-            .watch
-            .resolve()
-            .unwrap();
-        assert_eq!(r.checkpoint_interval, Duration::from_millis(250));
-        assert_eq!(r.stall_checkpoints, 3);
-        assert_eq!(r.data_dir, data);
-        assert_eq!(r.state_dir, dir.path().join("data.warden"));
-        let r = Cli::parse_from(["x", "--config", &cfg, "--checkpoint-interval-ms", "40"])
-            .watch
-            .resolve()
-            .unwrap();
-        assert_eq!(r.checkpoint_interval, Duration::from_millis(40));
-        let r = Cli::parse_from(["x", "--config", &cfg, "--stall-alert-checkpoints", "7"])
-            .watch
-            .resolve()
-            .unwrap();
-        assert_eq!(r.stall_checkpoints, 7);
+        let (dirs, interval, stall, coverage) = settings(&["--config", &cfg]).unwrap();
+        assert_eq!(interval, Duration::from_millis(250));
+        assert_eq!(stall, 3);
+        assert_eq!(coverage, 2 << 20);
+        assert_eq!(dirs.data_dir, data);
+        assert_eq!(dirs.state_dir, dir.path().join("data.warden"));
+        let (_, interval, _, _) =
+            settings(&["--config", &cfg, "--checkpoint-interval-ms", "40"]).unwrap();
+        assert_eq!(interval, Duration::from_millis(40));
+        let (_, _, stall, _) =
+            settings(&["--config", &cfg, "--stall-alert-checkpoints", "7"]).unwrap();
+        assert_eq!(stall, 7);
+        let (_, _, _, coverage) =
+            settings(&["--config", &cfg, "--coverage-mib-per-sec", "0"]).unwrap();
+        assert_eq!(coverage, 0);
         let d = data.display().to_string();
-        let r = Cli::parse_from(["x", "--data-dir", &d])
-            .watch
-            .resolve()
-            .unwrap();
+        let (_, interval, stall, coverage) = settings(&["--data-dir", &d]).unwrap();
         assert_eq!(
-            r.checkpoint_interval,
+            interval,
             Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS)
         );
-        assert_eq!(r.stall_checkpoints, alerts::DEFAULT_STALL_CHECKPOINTS);
-        assert!(
-            Cli::parse_from(["x", "--data-dir", &d, "--checkpoint-interval-ms", "0"])
-                .watch
-                .resolve()
-                .is_err()
-        );
+        assert_eq!(stall, DEFAULT_STALL_CHECKPOINTS);
+        assert_eq!(coverage, DEFAULT_COVERAGE_MIB_PER_SEC << 20);
+        assert!(settings(&["--data-dir", &d, "--checkpoint-interval-ms", "0"]).is_err());
+        assert!(settings(&["--data-dir", &d, "--stall-alert-checkpoints", "0"]).is_err());
     }
 }

@@ -42,6 +42,16 @@ impl Sealing {
             gave_up: false,
         }
     }
+
+    /// Whether another attempt is to come (retries are not exhausted).
+    pub fn pending(&self) -> bool {
+        !self.gave_up
+    }
+
+    /// Whether an attempt is due at `now`.
+    pub fn due(&self, now: Instant) -> bool {
+        self.pending() && self.next_try <= now
+    }
 }
 
 /// Trackers are boxed because most segments are sealed: a sealed entry then needs no
@@ -158,6 +168,21 @@ impl Model {
         model
     }
 
+    pub fn get(&self, key: &SegmentKey) -> Option<&Phase> {
+        self.partitions
+            .get(&key.partition)?
+            .segments
+            .get(&key.start_offset)
+    }
+
+    /// The segment's seal, while it is sealing.
+    pub fn sealing(&self, key: &SegmentKey) -> Option<&Sealing> {
+        match self.get(key)? {
+            Phase::Sealing(s) => Some(s),
+            Phase::Open(_) | Phase::Sealed { .. } => None,
+        }
+    }
+
     pub fn get_mut(&mut self, key: &SegmentKey) -> Option<&mut Phase> {
         self.partitions
             .get_mut(&key.partition)?
@@ -186,7 +211,7 @@ pub fn list_partition(dir: &Path, with_lengths: bool) -> io::Result<Option<Listi
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(start) = name.to_str().and_then(crate::watch::events::log_file) else {
+        let Some(start) = name.to_str().and_then(crate::watch::place::log_file) else {
             continue;
         };
         // A folder, symlink or special file under a segment's name is no segment
@@ -390,5 +415,43 @@ mod tests {
         ]);
         assert_eq!(m.segment_count(), 2);
         assert_eq!(m.partitions.len(), 1);
+    }
+
+    #[test]
+    fn a_seal_is_due_until_its_retries_run_out_and_only_while_sealing() {
+        let pid = PartitionId::new(2, 1, 0);
+        let (open, sealing, sealed) = (pid.segment(0), pid.segment(10), pid.segment(20));
+        let mut model = Model::default();
+        let segments = &mut model.partitions.entry(pid).or_default().segments;
+        segments.insert(0, Phase::open(Tracker::new(open)));
+        segments.insert(10, Phase::sealing(Tracker::new(sealing)));
+        segments.insert(
+            20,
+            Phase::Sealed {
+                log_len: 5,
+                index_len: 16,
+            },
+        );
+        assert!(model.sealing(&open).is_none());
+        assert!(model.sealing(&sealed).is_none());
+        assert!(model.sealing(&pid.segment(30)).is_none());
+        assert_eq!(model.segment_count(), 3);
+
+        let now = Instant::now();
+        let seal = model.sealing(&sealing).unwrap();
+        assert!(seal.pending() && seal.due(now));
+        // A retry later is pending but not due yet.
+        if let Some(Phase::Sealing(s)) = model.get_mut(&sealing) {
+            s.next_try = now + std::time::Duration::from_secs(1);
+        }
+        let seal = model.sealing(&sealing).unwrap();
+        assert!(seal.pending() && !seal.due(now));
+        // Given up: neither pending nor due, whenever it is.
+        if let Some(Phase::Sealing(s)) = model.get_mut(&sealing) {
+            s.gave_up = true;
+            s.next_try = now;
+        }
+        let seal = model.sealing(&sealing).unwrap();
+        assert!(!seal.pending() && !seal.due(now));
     }
 }

@@ -29,13 +29,9 @@ impl Core {
         let started = Instant::now();
         let now = Instant::now();
         let due: Vec<SegmentKey> = self
-            .sealing
-            .iter()
-            .filter(|k| {
-                matches!(self.model.partitions.get(&k.partition)
-                    .and_then(|p| p.segments.get(&k.start_offset)),
-                    Some(Phase::Sealing(s)) if !s.gave_up && s.next_try <= now)
-            })
+            .work
+            .sealing()
+            .filter(|k| self.model.sealing(k).is_some_and(|s| s.due(now)))
             .copied()
             .collect();
         for key in due {
@@ -45,7 +41,7 @@ impl Core {
             self.status.beat();
             let dir = self.partition_dir(key.partition);
             let Some(Phase::Sealing(s)) = self.model.get_mut(&key) else {
-                self.sealing.remove(&key);
+                self.work.not_sealing(key);
                 continue;
             };
             let check = match s.tracker.seal_check(&dir, &mut self.scan_buffer) {
@@ -70,8 +66,7 @@ impl Core {
                         };
                     }
                     self.outbox.push(record);
-                    self.sealing.remove(&key);
-                    self.advanced.remove(&key);
+                    self.work.sealed(key);
                     self.note_settled(key, "the segment was sealed whole");
                     // Its last save landed after the retries ran out: whole after all.
                     self.clear_alerts(
@@ -135,7 +130,7 @@ impl Core {
     /// true when work is left over (the next turn continues it at once).
     pub(super) fn verify_dirty(&mut self) -> bool {
         let started = Instant::now();
-        let keys: Vec<SegmentKey> = self.dirty.iter().copied().collect();
+        let keys = self.work.to_verify();
         let mut backlog = false;
         for key in keys {
             if started.elapsed() > WORK_SLICE {
@@ -191,7 +186,7 @@ impl Core {
         self.status.beat();
         let dir = self.partition_dir(key.partition);
         let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
-            self.dirty.remove(&key);
+            self.work.verified(key);
             return None;
         };
         let before = t.pos;
@@ -223,7 +218,7 @@ impl Core {
                 more = true;
             }
             Advance::Anomaly(why) => {
-                self.dirty.remove(&key);
+                self.work.verified(key);
                 self.forget_pending(key);
                 Status::add(&self.status.anomalies, 1);
                 let finding = finding.unwrap_or(Finding {
@@ -238,7 +233,7 @@ impl Core {
                 );
             }
             Advance::Gone => {
-                self.dirty.remove(&key);
+                self.work.verified(key);
                 self.forget_pending(key);
                 let pid: PartitionId = key.partition;
                 self.shared.post(|i| {
@@ -246,19 +241,19 @@ impl Core {
                 });
             }
             Advance::Waiting(why) => {
-                self.dirty.remove(&key);
+                self.work.verified(key);
                 self.note_waiting(key, pos, outcome.log_len, outcome.index_len, &why);
             }
             Advance::UpToDate => {
-                self.dirty.remove(&key);
+                self.work.verified(key);
                 self.note_settled(key, "the write completed");
             }
             Advance::Stalled => {
-                self.dirty.remove(&key);
+                self.work.verified(key);
             }
         }
         if moved || needs_checkpoint {
-            self.advanced.insert(key);
+            self.work.advanced(key);
         }
         Some(Step { more })
     }
@@ -296,11 +291,11 @@ impl Core {
                 let key = pid.segment(*start);
                 match phase {
                     Phase::Open(_) => {
-                        self.dirty.insert(key);
+                        self.work.written(key);
                     }
                     Phase::Sealing(s) if !s.gave_up => {
                         s.next_try = now;
-                        self.sealing.insert(key);
+                        self.work.seal(key);
                     }
                     _ => {}
                 }
@@ -310,11 +305,11 @@ impl Core {
         // is continued at once.
         loop {
             self.seal_due()?;
-            let more = self.sealing.iter().any(|k| {
-                matches!(self.model.partitions.get(&k.partition)
-                    .and_then(|p| p.segments.get(&k.start_offset)),
-                    Some(Phase::Sealing(s)) if !s.gave_up && s.next_try <= Instant::now())
-            });
+            let now = Instant::now();
+            let more = self
+                .work
+                .sealing()
+                .any(|k| self.model.sealing(k).is_some_and(|s| s.due(now)));
             if !more {
                 break;
             }
@@ -331,7 +326,7 @@ impl Core {
 
     /// Journals a checkpoint for every open segment verified past its last one.
     pub(super) fn checkpoint_all(&mut self) {
-        let keys: Vec<SegmentKey> = std::mem::take(&mut self.advanced).into_iter().collect();
+        let keys = self.work.take_advanced();
         for key in keys {
             let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
                 continue;

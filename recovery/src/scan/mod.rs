@@ -9,6 +9,11 @@
 //! budget of [`crate::budget`]. A scan can resume from a
 //! checkpoint (a byte position and the offset expected there), so a segment verified
 //! earlier is never read again.
+//!
+//! Each valid message goes to a [`Visitor`] (ripgrep's `Sink` is the model): it may
+//! fail with its own error type, and it may end the scan before a message it does not
+//! accept, which the sidecar does at the first message whose index entry is not
+//! written yet.
 
 mod prefetch;
 pub(crate) mod window;
@@ -172,14 +177,81 @@ pub struct ScanOutcome {
     pub stop: StopReason,
 }
 
-/// Scans `src`, positioned at `start.position` of a log, calling `visit` for every valid
-/// message in order. I/O errors, including those of `visit`, end the scan.
-pub fn scan_log<R: Read>(
+/// What a scan does with each valid message it finds, in order.
+pub trait Visitor {
+    /// The visitor's own failures; the scan's read errors convert into it.
+    type Error: From<io::Error>;
+
+    /// `Ok(true)` to go on; `Ok(false)` ends the scan before `meta`, which is then not
+    /// part of the scanned prefix (the scan returns [`Scanned::Stopped`]).
+    fn message(&mut self, meta: &MessageMeta) -> Result<bool, Self::Error>;
+}
+
+impl<V: Visitor + ?Sized> Visitor for &mut V {
+    type Error = V::Error;
+
+    fn message(&mut self, meta: &MessageMeta) -> Result<bool, Self::Error> {
+        (**self).message(meta)
+    }
+}
+
+/// A visitor that only wants the outcome.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IgnoreMessages;
+
+impl Visitor for IgnoreMessages {
+    type Error = io::Error;
+
+    fn message(&mut self, _: &MessageMeta) -> io::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// A closure that sees every message and never stops the scan; its error type is its
+/// own.
+pub struct EachMessage<F>(pub F);
+
+impl<F, E> Visitor for EachMessage<F>
+where
+    F: FnMut(&MessageMeta) -> Result<(), E>,
+    E: From<io::Error>,
+{
+    type Error = E;
+
+    fn message(&mut self, meta: &MessageMeta) -> Result<bool, E> {
+        (self.0)(meta).map(|()| true)
+    }
+}
+
+/// How a scan ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scanned {
+    /// The scan reached the end of the valid prefix.
+    Ended(ScanOutcome),
+    /// The visitor declined the message starting at byte `at`; nothing from there on
+    /// was scanned. `last` is the last message it accepted.
+    Stopped { at: u64, last: Option<MessageMeta> },
+}
+
+impl Scanned {
+    /// The outcome, when the scan was not stopped by its visitor (never, for a visitor
+    /// that always returns `Ok(true)`).
+    pub fn ended(self) -> Option<ScanOutcome> {
+        match self {
+            Scanned::Ended(outcome) => Some(outcome),
+            Scanned::Stopped { .. } => None,
+        }
+    }
+}
+
+/// Scans `src`, positioned at `start.position` of a log, handing every valid message
+/// to `visitor` in order. Read errors and the visitor's errors end the scan.
+pub fn scan_log<R: Read, V: Visitor>(
     src: R,
     start: ScanStart,
-    visit: impl FnMut(&MessageMeta) -> io::Result<()>,
-) -> io::Result<ScanOutcome> {
-    scan_window(&mut Window::new(src, start.position), start, visit)
+    visitor: V,
+) -> Result<Scanned, V::Error> {
+    scan_window(&mut Window::new(src, start.position), start, visitor)
 }
 
 /// Memory kept between scans by a caller that scans often and little at a time (the
@@ -203,18 +275,18 @@ impl ScanBuffer {
 
 /// [`scan_log`] reading through `scratch`, which never grows past its `chunk`: a
 /// longer message is hashed piece by piece.
-pub fn scan_log_with<R: Read>(
+pub fn scan_log_with<R: Read, V: Visitor>(
     src: R,
     start: ScanStart,
     scratch: &mut ScanBuffer,
-    visit: impl FnMut(&MessageMeta) -> io::Result<()>,
-) -> io::Result<ScanOutcome> {
+    visitor: V,
+) -> Result<Scanned, V::Error> {
     let mut buf = std::mem::take(&mut scratch.buf);
     if buf.len() < scratch.chunk {
         buf.resize(scratch.chunk, 0);
     }
     let mut w = Window::with_buffer(src, start.position, buf, scratch.chunk);
-    let outcome = scan_window(&mut w, start, visit);
+    let outcome = scan_window(&mut w, start, visitor);
     let mut buf = w.into_buffer();
     if buf.len() > scratch.chunk {
         buf.truncate(scratch.chunk);
@@ -228,17 +300,17 @@ pub fn scan_log_with<R: Read>(
 /// while the next chunk is read. Worth it for large logs only (a thread per call).
 /// The chunks read ahead come out of the scan budget: when other scans hold it, this
 /// scan reads without a second thread, as [`scan_log`] does.
-pub fn scan_log_prefetched<R: Read + Send>(
+pub fn scan_log_prefetched<R: Read + Send, V: Visitor>(
     src: R,
     start: ScanStart,
-    visit: impl FnMut(&MessageMeta) -> io::Result<()>,
-) -> io::Result<ScanOutcome> {
+    visitor: V,
+) -> Result<Scanned, V::Error> {
     let Some(_lease) = SCANS.take(prefetch::MEMORY) else {
-        return scan_log(src, start, visit);
+        return scan_log(src, start, visitor);
     };
     std::thread::scope(|scope| {
         let mut w = prefetch::Prefetch::spawn(scope, src, start.position);
-        scan_window(&mut w, start, visit)
+        scan_window(&mut w, start, visitor)
     })
 }
 
@@ -262,11 +334,11 @@ fn classify_zeroes(w: &mut impl Bytes) -> io::Result<StopReason> {
     }
 }
 
-fn scan_window(
+fn scan_window<V: Visitor>(
     w: &mut impl Bytes,
     start: ScanStart,
-    mut visit: impl FnMut(&MessageMeta) -> io::Result<()>,
-) -> io::Result<ScanOutcome> {
+    mut visitor: V,
+) -> Result<Scanned, V::Error> {
     let mut next_offset = start.next_offset;
     let mut messages = 0u64;
     let mut last = None;
@@ -354,19 +426,21 @@ fn scan_window(
             timestamp: header.timestamp,
             checksum: header.checksum,
         };
-        visit(&meta)?;
+        if !visitor.message(&meta)? {
+            return Ok(Scanned::Stopped { at, last });
+        }
         last = Some(meta);
         messages += 1;
         next_offset = next_offset.saturating_add(1);
     };
-    Ok(ScanOutcome {
+    Ok(Scanned::Ended(ScanOutcome {
         start,
         valid_len: last.map_or(start.position, |m| m.end),
         messages,
         next_offset,
         last,
         stop,
-    })
+    }))
 }
 
 /// A frame read by [`stream_frame`].
@@ -446,7 +520,10 @@ mod tests {
 
     fn scan_small(bytes: &[u8], chunk: usize) -> ScanOutcome {
         let mut scratch = ScanBuffer::new(chunk);
-        let out = scan_log_with(bytes, ScanStart::segment(0), &mut scratch, |_| Ok(())).unwrap();
+        let out = scan_log_with(bytes, ScanStart::segment(0), &mut scratch, IgnoreMessages)
+            .unwrap()
+            .ended()
+            .unwrap();
         assert!(scratch.buf.len() <= chunk.max(HEADER_LEN));
         out
     }
@@ -521,7 +598,10 @@ mod tests {
             bytes: &log,
             largest: 0,
         };
-        let out = scan_log(&mut src, ScanStart::segment(0), |_| Ok(())).unwrap();
+        let out = scan_log(&mut src, ScanStart::segment(0), IgnoreMessages)
+            .unwrap()
+            .ended()
+            .unwrap();
         assert_eq!(
             out.stop,
             StopReason::TornMessage {
@@ -531,5 +611,68 @@ mod tests {
             }
         );
         assert!(src.largest <= FIRST_READ, "asked for {} bytes", src.largest);
+    }
+
+    #[test]
+    fn a_visitor_stops_the_scan_before_a_message_it_declines() {
+        let mut log = message(0, 10);
+        log.extend(message(1, 20));
+        log.extend(message(2, 30));
+        let mut seen = Vec::new();
+        let scanned = scan_log(
+            &log[..],
+            ScanStart::segment(0),
+            EachMessage(|m: &MessageMeta| {
+                seen.push(m.offset);
+                Ok::<_, io::Error>(())
+            }),
+        )
+        .unwrap();
+        assert_eq!(seen, [0, 1, 2]);
+        assert_eq!(scanned.ended().map(|o| o.messages), Some(3));
+
+        /// Accepts messages until offset 2.
+        struct UpTo2;
+        impl Visitor for UpTo2 {
+            type Error = io::Error;
+            fn message(&mut self, meta: &MessageMeta) -> io::Result<bool> {
+                Ok(meta.offset < 2)
+            }
+        }
+        let Scanned::Stopped { at, last } =
+            scan_log(&log[..], ScanStart::segment(0), UpTo2).unwrap()
+        else {
+            panic!("not stopped");
+        };
+        assert_eq!(at, 66 + 76);
+        assert_eq!(last.map(|m| (m.offset, m.end)), Some((1, at)));
+    }
+
+    #[test]
+    fn a_visitor_error_of_its_own_type_ends_the_scan() {
+        #[derive(Debug, PartialEq)]
+        enum Refused {
+            Read(io::ErrorKind),
+            At(u64),
+        }
+        impl From<io::Error> for Refused {
+            fn from(e: io::Error) -> Self {
+                Refused::Read(e.kind())
+            }
+        }
+        let mut log = message(0, 10);
+        log.extend(message(1, 20));
+        let out = scan_log(
+            &log[..],
+            ScanStart::segment(0),
+            EachMessage(|m: &MessageMeta| {
+                if m.offset == 1 {
+                    Err(Refused::At(m.start))
+                } else {
+                    Ok(())
+                }
+            }),
+        );
+        assert_eq!(out, Err(Refused::At(66)));
     }
 }

@@ -48,12 +48,12 @@ fn journal_like_sidecar(
                 recovery::scan::scan_log(
                     std::fs::File::open(&seg.files.log_path).unwrap(),
                     recovery::scan::ScanStart::segment(seg.key().start_offset),
-                    |m| {
+                    recovery::scan::EachMessage(|m: &recovery::scan::MessageMeta| {
                         if (m.end as f64) <= scan.valid_len as f64 * checkpoint_frac {
                             pos = (m.end, m.offset + 1);
                         }
-                        Ok(())
-                    },
+                        Ok::<_, std::io::Error>(())
+                    }),
                 )
                 .unwrap();
                 journal

@@ -6,9 +6,27 @@
 use harness::{encode_message, Message};
 use proptest::prelude::*;
 use recovery::index::IndexVerifier;
-use recovery::scan::{scan_log, scan_log_with, ScanBuffer, ScanStart, StopReason};
+use recovery::scan::{
+    scan_log, scan_log_with, EachMessage, IgnoreMessages, MessageMeta, ScanBuffer, ScanOutcome,
+    ScanStart, Scanned, StopReason,
+};
 
 const START: u64 = 1000;
+
+/// The outcome of a scan whose visitor never stops it.
+fn ended(scanned: std::io::Result<Scanned>) -> ScanOutcome {
+    scanned.unwrap().ended().unwrap()
+}
+
+/// A visitor that records every message in `seen`.
+fn record(
+    seen: &mut Vec<MessageMeta>,
+) -> EachMessage<impl FnMut(&MessageMeta) -> std::io::Result<()> + '_> {
+    EachMessage(move |m: &MessageMeta| {
+        seen.push(*m);
+        Ok(())
+    })
+}
 
 /// A segment of messages with the given (payload, headers) lengths; returns the log
 /// bytes and each message's end position.
@@ -41,7 +59,7 @@ proptest! {
     fn valid_prefix_is_exactly_the_messages_before_any_cut(shapes in shapes(), cut_frac in 0.0f64..=1.0) {
         let (log, ends) = segment(&shapes);
         let cut = ((log.len() as f64) * cut_frac) as usize;
-        let out = scan_log(&log[..cut], ScanStart::segment(START), |_| Ok(())).unwrap();
+        let out = ended(scan_log(&log[..cut], ScanStart::segment(START), IgnoreMessages));
         let whole: Vec<u64> = ends.iter().copied().filter(|&e| e <= cut as u64).collect();
         prop_assert_eq!(out.messages, whole.len() as u64);
         prop_assert_eq!(out.valid_len, whole.last().copied().unwrap_or(0));
@@ -62,16 +80,20 @@ proptest! {
     ) {
         let (log, _) = segment(&shapes);
         let cut = ((log.len() as f64) * cut_frac) as usize;
-        let plain = scan_log(&log[..cut], ScanStart::segment(START), |_| Ok(())).unwrap();
+        let plain = ended(scan_log(&log[..cut], ScanStart::segment(START), IgnoreMessages));
         let mut scratch = ScanBuffer::new(chunk);
         // Twice through the same buffer: what the first scan left in it must not matter.
         for _ in 0..2 {
             let mut seen = Vec::new();
-            let out = scan_log_with(&log[..cut], ScanStart::segment(START), &mut scratch, |m| {
-                seen.push(m.end);
-                Ok(())
-            })
-            .unwrap();
+            let out = ended(scan_log_with(
+                &log[..cut],
+                ScanStart::segment(START),
+                &mut scratch,
+                EachMessage(|m: &MessageMeta| {
+                    seen.push(m.end);
+                    Ok::<_, std::io::Error>(())
+                }),
+            ));
             prop_assert_eq!(out, plain);
             prop_assert_eq!(seen.len() as u64, plain.messages);
         }
@@ -86,7 +108,7 @@ proptest! {
         let (mut log, ends) = segment(&shapes);
         let pos = ((log.len() as f64) * pos_frac) as usize;
         log[pos] ^= 1 << bit;
-        let out = scan_log(&log[..], ScanStart::segment(START), |_| Ok(())).unwrap();
+        let out = ended(scan_log(&log[..], ScanStart::segment(START), IgnoreMessages));
         let hit = ends.iter().position(|&e| e > pos as u64).unwrap() as u64;
         prop_assert!(out.messages <= hit, "scan passed the damaged message {}: {:?}", hit, out);
         prop_assert_ne!(out.stop, StopReason::EndOfFile);
@@ -96,7 +118,7 @@ proptest! {
     fn arbitrary_bytes_as_a_log_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..4096), zeros in 0usize..200) {
         let mut log = bytes;
         log.extend(std::iter::repeat_n(0u8, zeros));
-        let out = scan_log(&log[..], ScanStart::segment(0), |_| Ok(())).unwrap();
+        let out = ended(scan_log(&log[..], ScanStart::segment(0), IgnoreMessages));
         prop_assert!(out.valid_len <= log.len() as u64);
         prop_assert!(out.stop.position().is_none_or(|p| p <= log.len() as u64));
     }
@@ -105,7 +127,7 @@ proptest! {
     fn arbitrary_bytes_as_an_index_never_panic(index in prop::collection::vec(any::<u8>(), 0..512), shapes in shapes()) {
         let (log, _) = segment(&shapes);
         let mut verifier = IndexVerifier::new(&index[..], index.len() as u64, START);
-        let out = scan_log(&log[..], ScanStart::segment(START), |m| verifier.visit(m)).unwrap();
+        let out = ended(scan_log(&log[..], ScanStart::segment(START), &mut verifier));
         let state = verifier.finish(out.messages).unwrap();
         prop_assert!(state.position().is_none_or(|p| p <= index.len() as u64 + 16));
     }
@@ -130,7 +152,11 @@ fn many_random_logs_never_panic() {
             log[i] = next() as u8;
         }
         let cut = (next() % (log.len() as u64 + 1)) as usize;
-        let out = scan_log(&log[..cut], ScanStart::segment(START), |_| Ok(())).unwrap();
+        let out = ended(scan_log(
+            &log[..cut],
+            ScanStart::segment(START),
+            IgnoreMessages,
+        ));
         assert!(out.valid_len <= cut as u64);
     }
 }
@@ -162,26 +188,27 @@ fn prefetched_and_buffered_scans_see_exactly_what_the_plain_scan_sees() {
     ] {
         let bytes = &log[..cut];
         let mut plain = Vec::new();
-        let a = scan_log(bytes, ScanStart::segment(START), |m| {
-            plain.push(*m);
-            Ok(())
-        })
-        .unwrap();
+        let a = ended(scan_log(
+            bytes,
+            ScanStart::segment(START),
+            record(&mut plain),
+        ));
         let mut ahead = Vec::new();
-        let b = recovery::scan::scan_log_prefetched(bytes, ScanStart::segment(START), |m| {
-            ahead.push(*m);
-            Ok(())
-        })
-        .unwrap();
+        let b = ended(recovery::scan::scan_log_prefetched(
+            bytes,
+            ScanStart::segment(START),
+            record(&mut ahead),
+        ));
         assert_eq!(a, b, "cut at {cut}");
         assert_eq!(plain, ahead, "cut at {cut}");
         // One small buffer reused for every cut, as the sidecar reuses its own.
         let mut reused = Vec::new();
-        let c = scan_log_with(bytes, ScanStart::segment(START), &mut scratch, |m| {
-            reused.push(*m);
-            Ok(())
-        })
-        .unwrap();
+        let c = ended(scan_log_with(
+            bytes,
+            ScanStart::segment(START),
+            &mut scratch,
+            record(&mut reused),
+        ));
         assert_eq!(a, c, "cut at {cut}");
         assert_eq!(plain, reused, "cut at {cut}");
         assert_eq!(
@@ -192,14 +219,23 @@ fn prefetched_and_buffered_scans_see_exactly_what_the_plain_scan_sees() {
     // A zero-filled tail longer than a chunk is classified the same way too.
     let mut zeroed = log.clone();
     zeroed.extend(std::iter::repeat_n(0u8, 3 << 20));
-    let a = scan_log(&zeroed[..], ScanStart::segment(START), |_| Ok(())).unwrap();
-    let b = recovery::scan::scan_log_prefetched(&zeroed[..], ScanStart::segment(START), |_| Ok(()))
-        .unwrap();
+    let a = ended(scan_log(
+        &zeroed[..],
+        ScanStart::segment(START),
+        IgnoreMessages,
+    ));
+    let b = ended(recovery::scan::scan_log_prefetched(
+        &zeroed[..],
+        ScanStart::segment(START),
+        IgnoreMessages,
+    ));
     assert_eq!(a, b);
-    let c = scan_log_with(&zeroed[..], ScanStart::segment(START), &mut scratch, |_| {
-        Ok(())
-    })
-    .unwrap();
+    let c = ended(scan_log_with(
+        &zeroed[..],
+        ScanStart::segment(START),
+        &mut scratch,
+        IgnoreMessages,
+    ));
     assert_eq!(a, c);
     assert_eq!(
         a.stop,
