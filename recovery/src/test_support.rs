@@ -139,6 +139,11 @@ impl TestDir {
         Self { tmp, id }
     }
 
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.tmp.path()
+    }
+
     /// The partition folder.
     pub fn partition_dir(&self) -> PathBuf {
         self.tmp.path().join(self.id.rel_dir())

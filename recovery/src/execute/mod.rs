@@ -666,3 +666,6 @@ fn describe_len(len: Option<u64>) -> String {
 fn not_in_phases(id: RepairId, action: &RepairAction) -> ExecError {
     ExecError::Internal(format!("repair {id} ({action}) does not run in phases"))
 }
+
+#[cfg(test)]
+mod tests;
