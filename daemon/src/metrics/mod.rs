@@ -223,8 +223,9 @@ impl SidecarMetrics {
 pub struct DirSize {
     pub bytes: u64,
     pub files: u64,
-    /// Entries directly in the folder (repairs, for the quarantine).
-    pub top_entries: u64,
+    /// Regular files named `bytes` or `….bytes`: in the quarantine, one per repair
+    /// (in a folder of its own or an entry of a run folder).
+    pub saved_bytes: u64,
 }
 
 /// Entries a size walk looks at, at most: the quarantine of a long-lived
@@ -242,35 +243,36 @@ pub fn dir_size(dir: &Path) -> std::io::Result<Option<DirSize>> {
     let mut size = DirSize::default();
     let mut seen = 0u64;
     let mut stack: Vec<PathBuf> = Vec::new();
-    let mut visit =
-        |entries: std::fs::ReadDir, stack: &mut Vec<PathBuf>, size: &mut DirSize, top: bool| {
-            for entry in entries.flatten() {
-                seen += 1;
-                if seen > MAX_WALK_ENTRIES {
-                    return false;
-                }
-                if top {
-                    size.top_entries += 1;
-                }
-                // The entry's own type: a symlink stays a symlink.
-                let Ok(meta) = entry.path().symlink_metadata() else {
-                    continue;
-                };
-                if meta.is_dir() {
-                    stack.push(entry.path());
-                } else if meta.is_file() {
-                    size.bytes = size.bytes.saturating_add(meta.len());
-                    size.files += 1;
+    let mut visit = |entries: std::fs::ReadDir, stack: &mut Vec<PathBuf>, size: &mut DirSize| {
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > MAX_WALK_ENTRIES {
+                return false;
+            }
+            // The entry's own type: a symlink stays a symlink.
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                size.bytes = size.bytes.saturating_add(meta.len());
+                size.files += 1;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name == "bytes" || name.ends_with(".bytes") {
+                    size.saved_bytes += 1;
                 }
             }
-            true
-        };
-    if !visit(top, &mut stack, &mut size, true) {
+        }
+        true
+    };
+    if !visit(top, &mut stack, &mut size) {
         return Ok(Some(size));
     }
     while let Some(next) = stack.pop() {
         if let Ok(entries) = std::fs::read_dir(&next) {
-            if !visit(entries, &mut stack, &mut size, false) {
+            if !visit(entries, &mut stack, &mut size) {
                 break;
             }
         }
@@ -329,13 +331,19 @@ mod tests {
         std::fs::write(&big, vec![0u8; 1 << 20]).unwrap();
         std::os::unix::fs::symlink(&big, q.join("r2/link")).unwrap();
         std::os::unix::fs::symlink(dir.path(), q.join("r2/loop")).unwrap();
+        // A run folder: two repairs' bytes and one manifest.
+        let run = q.join("run-r00000003-r00000004");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("r00000003.bytes"), b"abc").unwrap();
+        std::fs::write(run.join("r00000004.bytes"), b"").unwrap();
+        std::fs::write(run.join("manifest.json"), b"{}").unwrap();
         let size = dir_size(&q).unwrap().unwrap();
         assert_eq!(
             size,
             DirSize {
-                bytes: 1002,
-                files: 2,
-                top_entries: 2
+                bytes: 1007,
+                files: 5,
+                saved_bytes: 3
             }
         );
     }

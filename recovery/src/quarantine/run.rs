@@ -5,7 +5,7 @@
 //! `restore` still takes one repair, or the whole run.
 
 use crate::quarantine::manifest::{Manifest, QuarantineError};
-use journal::RepairId;
+use journal::{RepairAction, RepairId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
@@ -80,8 +80,9 @@ impl RunManifest {
 
     /// Parses the manifest of the run folder `run`, read from `path`, and checks that
     /// it describes that run: its name, and repairs with distinct ids inside the
-    /// run's span that save byte ranges only (whole files belong to a re-lay, which
-    /// has its own folder). Each repair's paths are checked when it is restored.
+    /// run's span that save byte ranges only (restores and re-lays, which save whole
+    /// files, have folders of their own). Each repair's paths are checked when it is
+    /// restored.
     pub fn parse(path: &Path, run: RunId, text: &[u8]) -> Result<Self, QuarantineError> {
         let bad = |detail: String| QuarantineError::BadManifest {
             path: path.to_path_buf(),
@@ -106,6 +107,16 @@ impl RunManifest {
                 return Err(bad(format!(
                     "{} saves whole files in a run folder",
                     r.repair
+                )));
+            }
+            // Restores and re-lays run alone, each in a folder of its own.
+            if matches!(
+                r.action,
+                RepairAction::Restore { .. } | RepairAction::Relay { .. }
+            ) {
+                return Err(bad(format!(
+                    "{} is a {} in a run folder",
+                    r.repair, r.action
                 )));
             }
             previous = Some(r.repair);

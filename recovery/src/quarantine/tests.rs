@@ -319,6 +319,11 @@ fn run_names_have_one_form_and_run_manifests_describe_only_their_run() {
     let mut m = good.clone();
     m.version = 9;
     crafted.push((m, "version"));
+    let mut m = good.clone();
+    m.repairs[0].action = RepairAction::Restore {
+        repair: RepairId(1),
+    };
+    crafted.push((m, "in a run folder"));
     for (m, why) in crafted {
         let err = parse(&m).unwrap_err();
         assert!(

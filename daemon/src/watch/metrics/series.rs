@@ -294,9 +294,9 @@ impl Collector for SidecarCollector {
             gauge(
                 enc,
                 "quarantine_repairs",
-                "Repairs with a folder in the quarantine",
+                "Repairs whose removed bytes the quarantine holds",
                 None,
-                q.top_entries,
+                q.saved_bytes,
             )?;
         }
         Ok(())

@@ -81,12 +81,12 @@ fn exposition_names_labels_and_values() {
         quarantine: Some(DirSize {
             bytes: 8192,
             files: 4,
-            top_entries: 2,
+            saved_bytes: 2,
         }),
         journal: Some(DirSize {
             bytes: 65536,
             files: 3,
-            top_entries: 3,
+            saved_bytes: 0,
         }),
     };
     let text = exposition(status.clone(), files, Format::Text);
