@@ -7,7 +7,7 @@ use crate::index::IndexBuilder;
 use crate::scan::{scan_log, ScanStart, Scanned, StopReason};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Length and XXH3-64 of an index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,4 +55,14 @@ pub fn rebuild_index(
 pub fn index_digest(log: &Path, segment_start: u64, log_len: u64) -> io::Result<IndexDigest> {
     let src = crate::fsops::open_read(log)?;
     rebuild_index(src, log, segment_start, log_len, &mut io::sink())
+}
+
+/// Temporary name for a rebuilt index: hidden, and not ending in `.log` or `.index`,
+/// which the server would try to load.
+pub fn temp_index_path(index: &Path) -> PathBuf {
+    let name = index
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    index.with_file_name(format!(".{name}.iggy-warden-tmp"))
 }

@@ -4,9 +4,10 @@
 //! A restore is journaled and executed like any repair, so it is idempotent too; what
 //! it replaces (a rebuilt index) goes into quarantine under the restore's own id.
 
-use crate::execute::{temp_index_path, ExecError, Executor};
+use crate::execute::{ExecError, Executor};
 use crate::fsops::{file_digest, file_len};
 use crate::quarantine::Manifest;
+use crate::rebuild::temp_index_path;
 use journal::{ByteRange, RepairAction, RepairId};
 use std::path::Path;
 

@@ -8,6 +8,7 @@ use crate::fsops::StdFs;
 use crate::plan::Mode;
 use crate::test_support::{entry, message, timestamp, Segment, TestDir, HEADER};
 use journal::SegmentFile::{Index, Log};
+use journal::{ByteRange, JournalError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 

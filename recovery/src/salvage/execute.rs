@@ -13,11 +13,12 @@
 //! original back through a temporary name, and removes new names the originals did
 //! not have.
 
-use crate::execute::{io_err, temp_index_path, ExecError, Executor};
+use crate::execute::{io_err, ExecError, Executor};
 use crate::fsops::file_digest;
 use crate::index::ENTRY_LEN;
 use crate::quarantine::{whole_file_name, Manifest};
 use crate::rebuild::rebuild_index;
+use crate::rebuild::temp_index_path;
 use journal::{PartitionId, RelayOriginal, RelaySegment, RepairAction, RepairId};
 use std::collections::BTreeSet;
 use std::io::{self, Read, Seek, SeekFrom};
