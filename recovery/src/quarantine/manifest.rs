@@ -228,3 +228,20 @@ pub fn is_plain_relative(path: &str) -> bool {
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
 }
+
+/// `m`, found under the id a repair is about to save with, is that repair's.
+pub(crate) fn same_repair(
+    folder: &Path,
+    m: &Manifest,
+    action: &RepairAction,
+    file: &str,
+) -> Result<(), QuarantineError> {
+    if m.action != *action || m.file != file {
+        return Err(QuarantineError::IdTaken {
+            path: folder.to_path_buf(),
+            found: m.action.to_string(),
+            wanted: action.to_string(),
+        });
+    }
+    Ok(())
+}

@@ -13,190 +13,29 @@
 //! after the bytes it describes are durable: a manifest that exists always describes
 //! bytes already on disk, and a folder without one holds nothing relied upon.
 
+mod find;
+mod home;
 mod manifest;
+mod paths;
 mod run;
 #[cfg(test)]
 mod tests;
 
+pub use find::{Finder, Listed};
+pub use home::Home;
 pub use manifest::{
     action_paths_are_plain, check_paths, is_plain_relative, whole_file_name, Manifest,
     QuarantineError, SaveRequest, SavedFile, BYTES, MANIFEST, ZERO_RUN_MIN,
 };
+pub use paths::Quarantine;
 pub use run::{RunId, RunManifest};
 
-use crate::fsops::{file_digest, list_dir, FileOps, StdFs, SyncRound, SYNC_THREADS};
+use crate::fsops::{file_digest, FileOps, SyncRound, SYNC_THREADS};
 use journal::{ByteRange, RelayOriginal, RepairAction, RepairId};
-use manifest::{io_err, read_manifest, MANIFEST_VERSION};
-use std::collections::{BTreeMap, BTreeSet};
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-
-/// The quarantine folder inside a state directory.
-#[derive(Clone, Debug)]
-pub struct Quarantine {
-    dir: PathBuf,
-}
-
-/// Where one repair's saved bytes and manifest are.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Home {
-    /// Its own folder, `r00000012/`.
-    Own(PathBuf),
-    /// An entry of a run folder.
-    Run {
-        folder: PathBuf,
-        run: RunId,
-        id: RepairId,
-    },
-}
-
-impl Home {
-    pub fn folder(&self) -> &Path {
-        match self {
-            Home::Own(folder) | Home::Run { folder, .. } => folder,
-        }
-    }
-
-    /// The manifest that describes the repair (a run's one manifest for a run entry).
-    pub fn manifest(&self) -> PathBuf {
-        self.folder().join(MANIFEST)
-    }
-
-    /// The repair's saved bytes.
-    pub fn bytes(&self) -> PathBuf {
-        match self {
-            Home::Own(folder) => folder.join(BYTES),
-            Home::Run { folder, id, .. } => folder.join(RunId::bytes_name(*id)),
-        }
-    }
-
-    pub fn run(&self) -> Option<RunId> {
-        match self {
-            Home::Own(_) => None,
-            Home::Run { run, .. } => Some(*run),
-        }
-    }
-}
-
-/// One listing of the quarantine folder: which repairs have their own folder, and
-/// which runs have one.
-#[derive(Debug, Default)]
-struct Catalog {
-    own: BTreeSet<RepairId>,
-    runs: Vec<RunId>,
-}
-
-/// Finds repairs' manifests against one listing, reading each run's manifest once
-/// (a run of thousands of repairs is looked up thousands of times in one phase).
-pub struct Finder<'q> {
-    quarantine: &'q Quarantine,
-    catalog: Catalog,
-    runs: Mutex<BTreeMap<RunId, Arc<RunManifest>>>,
-}
-
-impl Finder<'_> {
-    /// The manifest of repair `id` and where it is, `None` when nothing describes it
-    /// (a folder without a manifest is a save a crash interrupted).
-    pub fn find(&self, id: RepairId) -> Result<Option<(Home, Manifest)>, QuarantineError> {
-        if self.catalog.own.contains(&id) {
-            if let Some(m) = self.quarantine.load_own(id)? {
-                return Ok(Some((Home::Own(self.quarantine.repair_dir(id)), m)));
-            }
-        }
-        for run in self.catalog.runs.iter().filter(|r| r.contains(id)) {
-            let Some(manifest) = self.run_manifest(*run)? else {
-                continue;
-            };
-            if let Some(m) = manifest.get(id) {
-                let home = Home::Run {
-                    folder: self.quarantine.run_dir(*run),
-                    run: *run,
-                    id,
-                };
-                return Ok(Some((home, m.clone())));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Whether repair `id` saved `file` for `action` completely before (a rerun after
-    /// a crash). A manifest of another repair under the same id (ids reused after
-    /// the journal was lost) is `IdTaken`, and saved bytes that no longer match
-    /// their manifest are `BytesChanged`: either may be the only copy.
-    pub fn saved_before(
-        &self,
-        id: RepairId,
-        action: &RepairAction,
-        file: &str,
-    ) -> Result<bool, QuarantineError> {
-        let Some((home, m)) = self.find(id)? else {
-            return Ok(false);
-        };
-        same_repair(home.folder(), &m, action, file)?;
-        self.quarantine.verify(&home, &m)?;
-        Ok(true)
-    }
-
-    /// Whether repair `id` has a manifest whose saved bytes are complete and
-    /// unchanged; bytes that changed are an error.
-    pub fn verified(&self, id: RepairId) -> Result<bool, QuarantineError> {
-        let Some((home, m)) = self.find(id)? else {
-            return Ok(false);
-        };
-        self.quarantine.verify(&home, &m)?;
-        Ok(true)
-    }
-
-    fn run_manifest(&self, run: RunId) -> Result<Option<Arc<RunManifest>>, QuarantineError> {
-        let cached = |runs: &BTreeMap<RunId, Arc<RunManifest>>| runs.get(&run).cloned();
-        if let Some(m) = cached(&self.runs.lock().unwrap_or_else(|e| e.into_inner())) {
-            return Ok(Some(m));
-        }
-        let Some(m) = self.quarantine.load_run(run)? else {
-            return Ok(None);
-        };
-        let m = Arc::new(m);
-        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(Some(runs.entry(run).or_insert(m).clone()))
-    }
-}
-
-/// What [`Quarantine::list_each`] finds for one repair.
-#[derive(Debug)]
-pub struct Listed {
-    pub id: RepairId,
-    pub home: Home,
-    /// Its manifest, or why it cannot be read (for a run, the whole run's manifest:
-    /// then `id` is the run's first).
-    pub manifest: Result<Manifest, QuarantineError>,
-}
+use manifest::{io_err, same_repair, MANIFEST_VERSION};
+use std::path::Path;
 
 impl Quarantine {
-    pub fn new(state_dir: &Path) -> Self {
-        Self {
-            dir: state_dir.join("quarantine"),
-        }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The folder of a repair saved on its own (see the module's layout).
-    pub fn repair_dir(&self, id: RepairId) -> PathBuf {
-        self.dir.join(id.to_string())
-    }
-
-    pub fn run_dir(&self, run: RunId) -> PathBuf {
-        self.dir.join(run.to_string())
-    }
-
-    /// Where whole file `m` of re-lay `id` is saved.
-    pub fn saved_file(&self, id: RepairId, m: &SavedFile) -> PathBuf {
-        self.repair_dir(id).join(&m.saved_as)
-    }
-
     /// Saves `range` of `data_dir/file` for repair `id` in its own folder and returns
     /// its manifest, durable with its folder. When a complete copy exists already (a
     /// rerun after a crash) it is kept as it is.
@@ -271,8 +110,8 @@ impl Quarantine {
             save_bytes(fs, r, &bytes, Some(round)).map_err(|e| (r.id, e))
         })?;
         round.add_dir(&dir);
-        round.add_dir(&self.dir);
-        if let Some(state) = self.dir.parent() {
+        round.add_dir(self.dir());
+        if let Some(state) = self.dir().parent() {
             round.add_dir(state);
         }
         fs.step("sync saved bytes");
@@ -370,55 +209,7 @@ impl Quarantine {
         let dir = self.repair_dir(manifest.repair);
         write_manifest(fs, &dir, manifest)?;
         fs.sync_dir(&dir).map_err(io_err(&dir))?;
-        fs.sync_dir(&self.dir).map_err(io_err(&self.dir))
-    }
-
-    /// A finder against the quarantine as it is now.
-    pub fn finder(&self) -> Result<Finder<'_>, QuarantineError> {
-        Ok(Finder {
-            quarantine: self,
-            catalog: self.catalog()?,
-            runs: Mutex::default(),
-        })
-    }
-
-    /// The manifest of repair `id` and where it is; `None` when there is none yet.
-    pub fn find(&self, id: RepairId) -> Result<Option<(Home, Manifest)>, QuarantineError> {
-        self.finder()?.find(id)
-    }
-
-    /// The manifest of repair `id`, `None` when there is none yet.
-    pub fn load(&self, id: RepairId) -> Result<Option<Manifest>, QuarantineError> {
-        Ok(self.find(id)?.map(|(_, m)| m))
-    }
-
-    /// The manifest in repair `id`'s own folder, `None` when there is none.
-    fn load_own(&self, id: RepairId) -> Result<Option<Manifest>, QuarantineError> {
-        let path = self.repair_dir(id).join(MANIFEST);
-        let Some(text) = read_if_there(&path)? else {
-            return Ok(None);
-        };
-        let manifest: Manifest =
-            serde_json::from_slice(&text).map_err(|e| QuarantineError::BadManifest {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
-        if manifest.repair != id {
-            return Err(QuarantineError::BadManifest {
-                path,
-                detail: format!("it describes repair {}, not {id}", manifest.repair),
-            });
-        }
-        Ok(Some(manifest))
-    }
-
-    /// The manifest of run folder `run`, `None` when it has none.
-    pub fn load_run(&self, run: RunId) -> Result<Option<RunManifest>, QuarantineError> {
-        let path = self.run_dir(run).join(MANIFEST);
-        match read_if_there(&path)? {
-            None => Ok(None),
-            Some(text) => RunManifest::parse(&path, run, &text).map(Some),
-        }
+        fs.sync_dir(self.dir()).map_err(io_err(self.dir()))
     }
 
     /// The complete earlier save of this very repair in its own folder (a rerun after
@@ -437,157 +228,6 @@ impl Quarantine {
         self.verify(&Home::Own(self.repair_dir(id)), &m)?;
         Ok(Some(m))
     }
-
-    /// Checks the paths `m` names (see [`check_paths`]).
-    pub fn check_paths(&self, home: &Home, m: &Manifest) -> Result<(), QuarantineError> {
-        check_paths(&home.manifest(), m)
-    }
-
-    /// The highest repair id the quarantine has a folder for, its own or in a run's
-    /// span.
-    pub fn highest_id(&self) -> Result<Option<RepairId>, QuarantineError> {
-        let catalog = self.catalog()?;
-        let own = catalog.own.last().copied();
-        Ok(own.max(catalog.runs.iter().map(|r| r.last).max()))
-    }
-
-    /// Everything in the quarantine folder, whatever its kind: a name taken by a
-    /// symbolic link is taken too.
-    fn catalog(&self) -> Result<Catalog, QuarantineError> {
-        let entries = match list_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io_err(&self.dir)(e)),
-        };
-        let mut catalog = Catalog::default();
-        for entry in entries {
-            let name = entry.name.to_string_lossy();
-            if let Some(id) = parse_folder_name(&name) {
-                catalog.own.insert(id);
-            } else if let Some(run) = RunId::parse(&name) {
-                catalog.runs.push(run);
-            }
-        }
-        catalog.runs.sort();
-        Ok(catalog)
-    }
-
-    /// The manifest of repair `id` when its saved bytes are complete and unchanged,
-    /// and where it is.
-    pub fn load_verified(&self, id: RepairId) -> Result<Option<(Home, Manifest)>, QuarantineError> {
-        let Some((home, m)) = self.find(id)? else {
-            return Ok(None);
-        };
-        self.verify(&home, &m)?;
-        Ok(Some((home, m)))
-    }
-
-    /// Checks that the saved bytes of `m`, kept at `home`, are the ones its manifest
-    /// describes.
-    pub fn verify(&self, home: &Home, m: &Manifest) -> Result<(), QuarantineError> {
-        let whole = m
-            .files
-            .iter()
-            .map(|f| (home.folder().join(&f.saved_as), f.len, f.xxh3));
-        // A zero run's bytes are empty: the zeros are only described.
-        let saved_len = if m.zero_run { 0 } else { m.range.len() };
-        for (path, len, xxh3) in std::iter::once((home.bytes(), saved_len, m.xxh3)).chain(whole) {
-            let found = file_digest(&StdFs, &path).map_err(io_err(&path))?;
-            if found != Some((len, xxh3)) {
-                return Err(QuarantineError::BytesChanged {
-                    path,
-                    expected_len: len,
-                    expected: xxh3,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Every manifest in the quarantine, oldest repair first; the first unreadable
-    /// one is an error.
-    pub fn list(&self) -> Result<Vec<Manifest>, QuarantineError> {
-        self.list_each()?.into_iter().map(|l| l.manifest).collect()
-    }
-
-    /// Every repair in the quarantine, oldest first, each with its manifest or the
-    /// error that names why it cannot be read: one bad manifest does not hide the
-    /// others. A folder without a manifest (a save a crash interrupted) is left out.
-    /// `Err` only when the quarantine folder itself cannot be listed.
-    pub fn list_each(&self) -> Result<Vec<Listed>, QuarantineError> {
-        let catalog = self.catalog()?;
-        let mut out = Vec::new();
-        for &id in &catalog.own {
-            let home = Home::Own(self.repair_dir(id));
-            match self.load_own(id) {
-                Ok(Some(m)) => out.push(Listed {
-                    id,
-                    home,
-                    manifest: Ok(m),
-                }),
-                Ok(None) => {}
-                Err(e) => out.push(Listed {
-                    id,
-                    home,
-                    manifest: Err(e),
-                }),
-            }
-        }
-        for &run in &catalog.runs {
-            let folder = self.run_dir(run);
-            let home = |id| Home::Run {
-                folder: folder.clone(),
-                run,
-                id,
-            };
-            match self.load_run(run) {
-                Ok(Some(m)) => out.extend(m.repairs.into_iter().map(|m| Listed {
-                    id: m.repair,
-                    home: home(m.repair),
-                    manifest: Ok(m),
-                })),
-                Ok(None) => {}
-                Err(e) => out.push(Listed {
-                    id: run.first,
-                    home: home(run.first),
-                    manifest: Err(e),
-                }),
-            }
-        }
-        out.sort_by_key(|l| l.id);
-        Ok(out)
-    }
-}
-
-/// A manifest's text, `None` when there is no manifest; unreadable (too large, not a
-/// regular file, a link) is `BadManifest`.
-fn read_if_there(path: &Path) -> Result<Option<Vec<u8>>, QuarantineError> {
-    match read_manifest(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(QuarantineError::BadManifest {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        }),
-        Err(e) => Err(io_err(path)(e)),
-    }
-}
-
-/// `m`, found under the id a repair is about to save with, is that repair's.
-fn same_repair(
-    folder: &Path,
-    m: &Manifest,
-    action: &RepairAction,
-    file: &str,
-) -> Result<(), QuarantineError> {
-    if m.action != *action || m.file != file {
-        return Err(QuarantineError::IdTaken {
-            path: folder.to_path_buf(),
-            found: m.action.to_string(),
-            wanted: action.to_string(),
-        });
-    }
-    Ok(())
 }
 
 /// Saves what `request` asks for into `bytes` (a new file) and returns its manifest.
@@ -659,9 +299,4 @@ fn write_manifest(
     fs.write_file(&tmp, &mut |w| w.write_all(&json))
         .map_err(io_err(&tmp))?;
     fs.rename(&tmp, &path).map_err(io_err(&path))
-}
-
-/// The repair id a folder of its own is named after (`r00000012`).
-fn parse_folder_name(name: &str) -> Option<RepairId> {
-    name.strip_prefix('r')?.parse().ok().map(RepairId)
 }
