@@ -329,3 +329,6 @@ impl Core {
         Status::set(&self.status.dirty, self.work.verify_backlog() as u64);
     }
 }
+
+#[cfg(test)]
+mod tests;
