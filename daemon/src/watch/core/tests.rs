@@ -1,7 +1,8 @@
 //! Tests of the core, driven the way its loop drives it (`turn.rs`): the inbox taken
 //! and handed to `handle_fs`, and the checkpoint interval's work run by `tick_now`
 //! (what the control socket's `TICK` runs), so that no assertion waits on the wall
-//! clock. What is checked is what reaches the journal, read back from it.
+//! clock. What is checked is what reaches the journal, read back from it. One test
+//! runs the loop itself (`Core::run`) through READY, a `TICK` and a stop.
 //!
 //! Segments are written by the tracker's test writer (`tracker/tests.rs`), which
 //! encodes frames and index entries independently of the scanner.
@@ -310,4 +311,62 @@ fn a_restart_resumes_from_the_journaled_checkpoint_without_journaling_it_again()
     w.append(1, 3);
     f.tick();
     assert_eq!(checkpoints(&f.new_records()), [(f.key(0), w.log_len, 4)]);
+}
+
+#[test]
+fn a_partition_folder_reported_after_start_up_is_listed_and_its_segments_opened() {
+    let (mut f, _w) = Fixture::new(1);
+    f.tick();
+    f.new_records();
+    let pid = PartitionId::new(1, 1, 2);
+    let mut w = SegWriter::create(&Fixture::dir_of(f.tmp.path(), pid), pid.segment(0));
+    w.append(2, 4);
+    // What the event handler posts for a new folder (inotify may have posted it too).
+    let dir = Fixture::dir_of(f.tmp.path(), pid);
+    f.core.shared.post(|i| {
+        i.dirs.insert(dir);
+    });
+    f.turn();
+    assert_eq!(kinds(&f.new_records()), ["segment_opened@0"]);
+    assert!(f.core.model.partitions.contains_key(&pid));
+    assert_eq!(f.status().partitions.load(Ordering::Relaxed), 2);
+    f.tick();
+    assert_eq!(
+        checkpoints(&f.new_records()),
+        [(pid.segment(0), w.log_len, 2)]
+    );
+}
+
+#[test]
+fn the_loop_answers_a_tick_and_stops_with_everything_journaled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pid = PartitionId::new(1, 1, 1);
+    let mut w = SegWriter::create(&Fixture::dir_of(tmp.path(), pid), pid.segment(0));
+    w.append(3, 20);
+    let settings = settings(tmp.path());
+    let state_dir = settings.state_dir.clone();
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let opened = journal_open::open(&state_dir, Access::Own).unwrap();
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let (shared, status) = (Shared::new(), Arc::new(Status::default()));
+    let core = Core::new(settings, opened, shared.clone(), status.clone(), tx).unwrap();
+    let running = std::thread::spawn(move || core.run());
+    // READY only once the start-up reconciliation is journaled.
+    assert!(matches!(events.blocking_recv(), Some(CoreEvent::Ready)));
+    assert!(status.ready.load(Ordering::Relaxed));
+    let (tick, ticked) = tokio::sync::oneshot::channel();
+    shared.command(crate::watch::events::Command::Tick(tick));
+    ticked.blocking_recv().unwrap();
+    shared.stop();
+    running.join().unwrap().unwrap();
+    // `run` closed the journal: it opens again, with what the core decided.
+    let opened = journal_open::open(&state_dir, Access::Own).unwrap();
+    let records: Vec<Record> = opened
+        .journal()
+        .unwrap()
+        .records_since(0)
+        .map(|e| e.unwrap().record)
+        .collect();
+    assert_eq!(kinds(&records), ["segment_opened@0", "checkpoint@0"]);
+    assert_eq!(checkpoints(&records), [(pid.segment(0), w.log_len, 3)]);
 }
