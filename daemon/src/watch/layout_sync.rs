@@ -2,7 +2,7 @@
 //! folders and segment files exist, as inotify events and listings report them.
 //!
 //! Events name a folder or a file; this turns them into partition syncs (a listing
-//! compared with the model, `reconcile.rs`), journals what changed, and marks the
+//! compared with the model, `reconcile/`), journals what changed, and marks the
 //! segments that need verifying or sealing in the core's worklist. Folders that are
 //! not what the server makes (a file where a folder should be, a folder that cannot
 //! be read) are layout anomalies: noted and shown, never fatal, since recovery checks

@@ -3,10 +3,11 @@
 //! sealed, and how far each open segment was already verified.
 //!
 //! Shape of the process:
-//! - the **core** thread (`core.rs`) owns the journal, the model of the segments and
-//!   the inotify watches; it reconciles journal and disk at start, then turns events
-//!   into records (`layout_sync.rs`, `reconcile.rs`, `tracker/`, `verify.rs`,
-//!   `lease.rs`; what is still to do per segment in `worklist.rs`), raises alerts
+//! - the **core** thread (`core/`, its loop in `core/turn.rs`) owns the journal, the
+//!   model of the segments (`reconcile/model.rs`) and the inotify watches; it
+//!   reconciles journal and disk at start, then turns events into records
+//!   (`layout_sync.rs`, `reconcile/`, `tracker/`, `verify.rs`, `lease.rs`; what is
+//!   still to do per segment in `worklist.rs`), raises alerts
 //!   (`alerts.rs` for the alerts, `alerting.rs` for the core's side,
 //!   `alert_history.rs` for those folded back from the journal), and
 //!   journals how far `state/log` is verified (`state_log.rs`); open segments the

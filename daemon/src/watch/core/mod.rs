@@ -23,13 +23,14 @@
 //! watchdog heartbeat, and yields to commands: a stop or a journal release is never
 //! stuck behind a scan.
 //!
-//! Lending the journal to `recover` is in `lease.rs`. The core never writes under the
-//! data directory: it opens files there read-only.
+//! The loop that runs these turns is in `turn.rs`; lending the journal to `recover`
+//! is in `lease.rs`. The core never writes under the data directory: it opens files
+//! there read-only.
 
 use crate::journal_open::OpenedJournal;
 use crate::watch::alerts::StallWatch;
 use crate::watch::coverage::Coverage;
-use crate::watch::events::{max_watches_message, Command, Inbox, Shared};
+use crate::watch::events::{max_watches_message, Shared};
 use crate::watch::reconcile::{Model, Phase};
 use crate::watch::state_log::StateLogWatch;
 use crate::watch::status::Status;
@@ -46,16 +47,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
+mod turn;
+
 /// Delays between seal verification attempts: the server writes the index after the
 /// log, so a fresh predecessor can lag its successor for a moment.
 pub(super) const SEAL_BACKOFF_MS: [u64; 6] = [0, 10, 50, 200, 500, 1000];
 
 /// How long one slice of verification work may run before the core looks at its inbox.
 pub(super) const WORK_SLICE: Duration = Duration::from_millis(200);
-
-/// After waking for new work, the core waits this long for more to gather: a burst
-/// of rotations is then handled in a few turns rather than one wake-up per file.
-const COALESCE: Duration = Duration::from_millis(2);
 
 /// Records after which the journal is compacted (superseded checkpoints and deleted
 /// segments dropped).
@@ -117,20 +116,6 @@ pub struct Core {
     pub(super) coverage: Coverage,
 }
 
-/// Records journaled in a burst after which, once idle, freed memory is handed back.
-const TRIM_AFTER: u64 = 10_000;
-
-/// Gives the memory a full reconciliation used for a moment (listings, records in
-/// flight) back to the system: glibc keeps freed blocks inside its arenas otherwise,
-/// and a sidecar's resident size should be what it needs while watching.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory of the allocator's arenas.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 impl Core {
     pub fn new(
         settings: Settings,
@@ -171,154 +156,6 @@ impl Core {
         };
         core.load_alerts();
         Ok(core)
-    }
-
-    /// Runs until stopped; `Ok` after a clean stop with everything flushed.
-    pub fn run(mut self) -> anyhow::Result<()> {
-        let result = self.run_inner();
-        // Whatever happened, what was decided is worth keeping.
-        if self.journal.is_some() {
-            self.checkpoint_all();
-            let closed = self
-                .flush()
-                .and_then(|()| self.journal.take().map_or(Ok(()), JournalWriter::close));
-            if let Err(e) = closed {
-                if result.is_ok() {
-                    return Err(e);
-                }
-                tracing::error!("cannot flush the journal while stopping: {e:#}");
-            }
-        }
-        result
-    }
-
-    fn run_inner(&mut self) -> anyhow::Result<()> {
-        self.status.beat();
-        if !self.full_reconcile("start-up")? {
-            // Interrupted: the loop below handles the command and reconciles again.
-            self.shared
-                .post(|i| i.rescan = Some("start-up (interrupted)".into()));
-        }
-        self.flush()?;
-        let mut announced = false;
-        loop {
-            self.status.beat();
-            if !announced && self.reconciled {
-                announced = true;
-                // READY promises the reconciliation is in the journal, durably.
-                self.sync()?;
-                self.status
-                    .ready
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                let _ = self.events.send(CoreEvent::Ready);
-            }
-            let inbox = self.take_inbox();
-            if let Some(fatal) = inbox.fatal {
-                anyhow::bail!(fatal);
-            }
-            self.handle_fs(inbox.rescan, inbox.dirs, inbox.partitions, inbox.written)?;
-            for command in inbox.commands {
-                match command {
-                    Command::Release(reply) => {
-                        if self.release(reply)? {
-                            return Ok(());
-                        }
-                    }
-                    Command::Resume => {}
-                    Command::Rescan => {
-                        if !self.full_reconcile("requested on the control socket")? {
-                            self.shared.post(|i| {
-                                i.rescan.get_or_insert("requested (interrupted)".into());
-                            });
-                        }
-                    }
-                    Command::Tick(reply) => {
-                        self.tick_now()?;
-                        let _ = reply.send(());
-                    }
-                }
-            }
-            if inbox.stop {
-                return Ok(());
-            }
-            self.seal_due()?;
-            let now = Instant::now();
-            if now >= self.next_verify {
-                self.begin_verify_pass();
-                let backlog = self.verify_dirty();
-                if !backlog {
-                    self.end_verify_pass();
-                }
-                self.next_verify = if backlog {
-                    Instant::now()
-                } else {
-                    Instant::now() + self.settings.checkpoint_interval
-                };
-            }
-            if now >= self.next_checkpoint {
-                self.checkpoint_all();
-                self.check_state_log();
-                self.next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
-            }
-            // After the turn's verification of written segments; the pass has a rate
-            // of its own (and the inbox deadline counts on it running when due).
-            self.cover();
-            self.flush()?;
-            self.maybe_compact();
-            self.publish();
-            self.metrics_tick();
-        }
-    }
-
-    /// Waits for work (or the next deadline) and takes the inbox.
-    fn take_inbox(&mut self) -> Inbox {
-        let now = Instant::now();
-        // Writes do not wake the core: the verification tick is always a deadline.
-        let mut deadline = (now + self.settings.beat_every).min(self.next_verify);
-        if let Some(due) = self.coverage.due(now) {
-            deadline = deadline.min(due);
-        }
-        if self.work.has_checkpoints() {
-            deadline = deadline.min(self.next_checkpoint);
-        }
-        for seal in self.work.sealing().filter_map(|k| self.model.sealing(k)) {
-            if seal.pending() {
-                deadline = deadline.min(seal.next_try);
-            }
-        }
-        let idle = self.work.verify_backlog() == 0
-            && self.sealing_pending() == 0
-            && self.coverage.is_done();
-        if idle && self.since_trim >= TRIM_AFTER {
-            // A burst is over: hand its transient memory back.
-            self.since_trim = 0;
-            release_freed_memory();
-        }
-        let timeout = deadline.saturating_duration_since(now);
-        // Only claims what the core itself holds; the control socket adds the inbox.
-        self.status
-            .idle
-            .store(idle, std::sync::atomic::Ordering::Relaxed);
-        let mut guard = if timeout.is_zero() {
-            self.shared.lock()
-        } else {
-            let guard = self.shared.wait(timeout);
-            if guard.has_fs_work() && guard.commands.is_empty() && !guard.stop {
-                drop(guard);
-                std::thread::sleep(COALESCE);
-                self.shared.lock()
-            } else {
-                guard
-            }
-        };
-        let inbox = std::mem::take(&mut *guard);
-        drop(guard);
-        self.status
-            .idle
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        Status::add(&self.status.events, inbox.events_seen);
-        Status::add(&self.status.overflows, inbox.overflows);
-        inbox
     }
 
     fn sealing_pending(&self) -> usize {
@@ -492,3 +329,6 @@ impl Core {
         Status::set(&self.status.dirty, self.work.verify_backlog() as u64);
     }
 }
+
+#[cfg(test)]
+mod tests;
