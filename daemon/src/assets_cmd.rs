@@ -169,9 +169,9 @@ half\-done.
 must decide. Nothing was changed.
 .SH ENVIRONMENT
 .TP
-\fBIGGY_WARDEN_CONFIG\fR, \fBIGGY_WARDEN_DATA_DIR\fR, \fBIGGY_WARDEN_STATE_DIR\fR, \fBIGGY_WARDEN_MODE\fR, \fBIGGY_WARDEN_CHECKPOINT_INTERVAL_MS\fR
-Defaults for \fB\-\-config\fR, \fB\-\-data\-dir\fR, \fB\-\-state\-dir\fR, \fB\-\-mode\fR
-and \fB\-\-checkpoint\-interval\-ms\fR. Flags win over the environment, which wins over
+\fBIGGY_WARDEN_CONFIG\fR, \fBIGGY_WARDEN_DATA_DIR\fR, \fBIGGY_WARDEN_STATE_DIR\fR, \fBIGGY_WARDEN_MODE\fR, \fBIGGY_WARDEN_CHECKPOINT_INTERVAL_MS\fR, \fBIGGY_WARDEN_VERIFY_INTERVAL_MS\fR
+Defaults for \fB\-\-config\fR, \fB\-\-data\-dir\fR, \fB\-\-state\-dir\fR, \fB\-\-mode\fR,
+\fB\-\-checkpoint\-interval\-ms\fR and \fB\-\-verify\-interval\-ms\fR. Flags win over the environment, which wins over
 the configuration file.
 .TP
 \fBSTATE_DIRECTORY\fR
@@ -184,7 +184,7 @@ Log filter (tracing syntax), \fBinfo\fR by default.
 .TP
 \fB/etc/iggy\-warden/config.toml\fR
 Configuration read by both systemd units (keys \fBdata_dir\fR, \fBstate_dir\fR,
-\fBmode\fR, \fBcheckpoint_interval_ms\fR). Pass it by hand with
+\fBmode\fR, \fBcheckpoint_interval_ms\fR, \fBverify_interval_ms\fR, ...). Pass it by hand with
 \fB\-\-config /etc/iggy\-warden/config.toml\fR.
 .TP
 \fB/var/lib/iggy\-warden\fR

@@ -22,6 +22,9 @@ pub struct FileConfig {
     pub mode: Option<recovery::plan::Mode>,
     /// How often the sidecar checkpoints verified bytes of open segments, in ms.
     pub checkpoint_interval_ms: Option<u64>,
+    /// How often the sidecar reads and verifies newly written bytes, in ms (default
+    /// 100; never less often than it checkpoints).
+    pub verify_interval_ms: Option<u64>,
     /// The sidecar serves Prometheus metrics over HTTP on this address (e.g.
     /// "127.0.0.1:9464"); off when absent.
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -122,13 +125,19 @@ pub struct DirArgs {
     #[arg(long, global = true, env = "IGGY_WARDEN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms,
-    /// stall_alert_checkpoints, coverage_mib_per_sec, metrics_*).
+    /// verify_interval_ms, stall_alert_checkpoints, coverage_mib_per_sec, metrics_*).
     #[arg(long, global = true, env = "IGGY_WARDEN_CONFIG")]
     pub config: Option<PathBuf>,
 }
 
 /// Default interval between checkpoints of an open segment (`watch`).
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
+
+/// Default interval between verifications of newly written bytes (`watch`): short,
+/// because the 0.6.0 rotation race can panic the server a second after its first
+/// trace on disk, and reading a few new bytes costs little; checkpoints, which cost a
+/// journal record, keep their own longer interval.
+pub const DEFAULT_VERIFY_INTERVAL_MS: u64 = 100;
 
 /// Default number of checkpoint intervals a partition may stay with a message
 /// written in part before the `stalled-write` alert (`watch`).
@@ -164,6 +173,22 @@ impl Dirs {
             anyhow::bail!("checkpoint interval must be at least 1 ms");
         }
         Ok(Duration::from_millis(ms))
+    }
+
+    /// How often `watch` verifies newly written bytes: at least 1 ms, and at most the
+    /// checkpoint interval (a checkpoint only journals what was verified).
+    pub fn verify_interval(
+        &self,
+        flag_ms: Option<u64>,
+        checkpoint_interval: Duration,
+    ) -> anyhow::Result<Duration> {
+        let ms = flag_ms
+            .or(self.file.verify_interval_ms)
+            .unwrap_or(DEFAULT_VERIFY_INTERVAL_MS);
+        if ms == 0 {
+            anyhow::bail!("verify interval must be at least 1 ms");
+        }
+        Ok(Duration::from_millis(ms).min(checkpoint_interval))
     }
 
     /// Checkpoint intervals before `watch`'s stalled-write alert; at least 1.

@@ -106,22 +106,27 @@ impl Core {
     }
 
     /// A verification pass begins: segments left pending are looked at again, even
-    /// without a write event (a stalled writer sends none).
-    pub(super) fn begin_verify_pass(&mut self) {
+    /// without a write event (a stalled writer sends none). Only a pass that `counts`
+    /// (one per checkpoint interval) brings a stalled write nearer its alert; the
+    /// others only look again, which confirms an index ahead of its log sooner.
+    pub(super) fn begin_verify_pass(&mut self, counts: bool) {
         if self.stalls.in_pass {
+            self.stalls.counting |= counts;
             return;
         }
         self.stalls.in_pass = true;
+        self.stalls.counting = counts;
         let keys: Vec<SegmentKey> = self.stalls.pending.keys().copied().collect();
         self.work.all_written(keys);
     }
 
     pub(super) fn end_verify_pass(&mut self) {
         self.stalls.in_pass = false;
+        self.stalls.counting = false;
     }
 
     /// Verification of `key` stopped before the end of what was written, at `pos`.
-    /// After [`StallWatch::grace`] passes without change with log bytes after `pos`,
+    /// After [`StallWatch::grace`] counted passes without change with log bytes after `pos`,
     /// the `stalled-write` alert.
     pub(super) fn note_waiting(
         &mut self,
@@ -139,7 +144,7 @@ impl Core {
         };
         let passes = match self.stalls.pending.get(&key) {
             Some(p) if (p.pos, p.log_len, p.index_len) == (pos, log_len, index_len) => {
-                p.passes.saturating_add(1)
+                p.passes.saturating_add(u32::from(self.stalls.counting))
             }
             _ => 0,
         };

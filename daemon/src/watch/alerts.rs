@@ -297,18 +297,22 @@ pub(super) struct Pending {
     pub(super) pos: u64,
     pub(super) log_len: u64,
     pub(super) index_len: Option<u64>,
-    /// Verification passes in a row that found it unchanged.
+    /// Counted verification passes (one per checkpoint interval) in a row that
+    /// found it unchanged.
     pub(super) passes: u32,
 }
 
 /// The core's side of stalled-write detection.
 #[derive(Debug, Default)]
 pub struct StallWatch {
-    /// Passes a segment may stay unchanged with a message written in part.
+    /// Counted passes (one per checkpoint interval) a segment may stay unchanged with
+    /// a message written in part.
     pub grace: u32,
     pub(super) pending: BTreeMap<SegmentKey, Pending>,
     /// A verification pass is under way (it may take several turns with a backlog).
     pub(super) in_pass: bool,
+    /// The pass under way counts toward [`StallWatch::grace`].
+    pub(super) counting: bool,
 }
 
 impl StallWatch {

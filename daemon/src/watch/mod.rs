@@ -81,6 +81,11 @@ pub struct WatchArgs {
     /// [default: `checkpoint_interval_ms` in the config file, else 1000].
     #[arg(long, env = "IGGY_WARDEN_CHECKPOINT_INTERVAL_MS")]
     pub checkpoint_interval_ms: Option<u64>,
+    /// How often newly written bytes are read and verified, in milliseconds: alerts
+    /// come this soon after the damage reaches the disk; capped at the checkpoint
+    /// interval [default: `verify_interval_ms` in the config file, else 100].
+    #[arg(long, env = "IGGY_WARDEN_VERIFY_INTERVAL_MS")]
+    pub verify_interval_ms: Option<u64>,
     /// Checkpoint intervals a partition's newest segment may end in a message written
     /// in part, with nothing written, before the stalled-write alert
     /// [default: `stall_alert_checkpoints` in the config file, else 10].
@@ -97,6 +102,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
     one_malloc_arena();
     let dirs = args.dirs.resolve()?;
     let checkpoint_interval = dirs.checkpoint_interval(args.checkpoint_interval_ms)?;
+    let verify_interval = dirs.verify_interval(args.verify_interval_ms, checkpoint_interval)?;
     let metrics_settings = dirs.metrics()?;
     let stall_checkpoints = dirs.stall_alert_checkpoints(args.stall_alert_checkpoints)?;
     let coverage_rate = dirs.coverage_rate(args.coverage_mib_per_sec);
@@ -138,6 +144,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
             data_dir: dirs.data_dir.clone(),
             state_dir: dirs.state_dir.clone(),
             checkpoint_interval,
+            verify_interval,
             beat_every,
             stall_checkpoints,
             coverage_rate,
@@ -151,11 +158,13 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
         data_dir = %escaped(&dirs.data_dir),
         state_dir = %escaped(&dirs.state_dir),
         checkpoint_interval_ms = checkpoint_interval.as_millis() as u64,
+        verify_interval_ms = verify_interval.as_millis() as u64,
         stall_alert_checkpoints = stall_checkpoints,
-        "watching {} (state in {}, checkpoints every {} ms, stalled-write alert after {} \
-         checkpoints)",
+        "watching {} (state in {}, new bytes verified every {} ms, checkpoints every {} ms, \
+         stalled-write alert after {} checkpoints)",
         escaped(&dirs.data_dir),
         escaped(&dirs.state_dir),
+        verify_interval.as_millis(),
         checkpoint_interval.as_millis(),
         stall_checkpoints
     );
@@ -282,19 +291,35 @@ mod tests {
     }
 
     /// The settings `run` resolves from `args`, in its order.
-    fn settings(args: &[&str]) -> anyhow::Result<(crate::config::Dirs, Duration, u32, u64)> {
+    struct Resolved {
+        dirs: crate::config::Dirs,
+        interval: Duration,
+        verify: Duration,
+        stall: u32,
+        coverage: u64,
+    }
+
+    fn settings(args: &[&str]) -> anyhow::Result<Resolved> {
         let watch = Cli::parse_from(std::iter::once("x").chain(args.iter().copied())).watch;
         let dirs = watch.dirs.resolve()?;
         let interval = dirs.checkpoint_interval(watch.checkpoint_interval_ms)?;
+        let verify = dirs.verify_interval(watch.verify_interval_ms, interval)?;
         let stall = dirs.stall_alert_checkpoints(watch.stall_alert_checkpoints)?;
         let coverage = dirs.coverage_rate(watch.coverage_mib_per_sec);
-        Ok((dirs, interval, stall, coverage))
+        Ok(Resolved {
+            dirs,
+            interval,
+            verify,
+            stall,
+            coverage,
+        })
     }
 
     #[test]
     fn flag_beats_config_file_beats_default() {
         use crate::config::{
-            DEFAULT_CHECKPOINT_INTERVAL_MS, DEFAULT_COVERAGE_MIB_PER_SEC, DEFAULT_STALL_CHECKPOINTS,
+            DEFAULT_CHECKPOINT_INTERVAL_MS, DEFAULT_COVERAGE_MIB_PER_SEC,
+            DEFAULT_STALL_CHECKPOINTS, DEFAULT_VERIFY_INTERVAL_MS,
         };
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -302,37 +327,45 @@ mod tests {
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\ncheckpoint_interval_ms = 250\nstall_alert_checkpoints = 3\n\
-                 coverage_mib_per_sec = 2\n",
+                "data_dir = {:?}\ncheckpoint_interval_ms = 250\nverify_interval_ms = 20\n\
+                 stall_alert_checkpoints = 3\ncoverage_mib_per_sec = 2\n",
                 data.display().to_string()
             ),
         )
         .unwrap();
         let cfg = config.display().to_string();
-        let (dirs, interval, stall, coverage) = settings(&["--config", &cfg]).unwrap();
-        assert_eq!(interval, Duration::from_millis(250));
-        assert_eq!(stall, 3);
-        assert_eq!(coverage, 2 << 20);
-        assert_eq!(dirs.data_dir, data);
-        assert_eq!(dirs.state_dir, dir.path().join("data.warden"));
-        let (_, interval, _, _) =
-            settings(&["--config", &cfg, "--checkpoint-interval-ms", "40"]).unwrap();
-        assert_eq!(interval, Duration::from_millis(40));
-        let (_, _, stall, _) =
-            settings(&["--config", &cfg, "--stall-alert-checkpoints", "7"]).unwrap();
-        assert_eq!(stall, 7);
-        let (_, _, _, coverage) =
-            settings(&["--config", &cfg, "--coverage-mib-per-sec", "0"]).unwrap();
-        assert_eq!(coverage, 0);
+        let from_file = settings(&["--config", &cfg]).unwrap();
+        assert_eq!(from_file.interval, Duration::from_millis(250));
+        assert_eq!(from_file.verify, Duration::from_millis(20));
+        assert_eq!(from_file.stall, 3);
+        assert_eq!(from_file.coverage, 2 << 20);
+        assert_eq!(from_file.dirs.data_dir, data);
+        assert_eq!(from_file.dirs.state_dir, dir.path().join("data.warden"));
+        let flagged = settings(&["--config", &cfg, "--checkpoint-interval-ms", "40"]).unwrap();
+        assert_eq!(flagged.interval, Duration::from_millis(40));
+        let flagged = settings(&["--config", &cfg, "--verify-interval-ms", "5"]).unwrap();
+        assert_eq!(flagged.verify, Duration::from_millis(5));
+        // Never verified less often than checkpointed.
+        let flagged = settings(&["--config", &cfg, "--verify-interval-ms", "900"]).unwrap();
+        assert_eq!(flagged.verify, Duration::from_millis(250));
+        let flagged = settings(&["--config", &cfg, "--stall-alert-checkpoints", "7"]).unwrap();
+        assert_eq!(flagged.stall, 7);
+        let flagged = settings(&["--config", &cfg, "--coverage-mib-per-sec", "0"]).unwrap();
+        assert_eq!(flagged.coverage, 0);
         let d = data.display().to_string();
-        let (_, interval, stall, coverage) = settings(&["--data-dir", &d]).unwrap();
+        let defaults = settings(&["--data-dir", &d]).unwrap();
         assert_eq!(
-            interval,
+            defaults.interval,
             Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS)
         );
-        assert_eq!(stall, DEFAULT_STALL_CHECKPOINTS);
-        assert_eq!(coverage, DEFAULT_COVERAGE_MIB_PER_SEC << 20);
+        assert_eq!(
+            defaults.verify,
+            Duration::from_millis(DEFAULT_VERIFY_INTERVAL_MS)
+        );
+        assert_eq!(defaults.stall, DEFAULT_STALL_CHECKPOINTS);
+        assert_eq!(defaults.coverage, DEFAULT_COVERAGE_MIB_PER_SEC << 20);
         assert!(settings(&["--data-dir", &d, "--checkpoint-interval-ms", "0"]).is_err());
+        assert!(settings(&["--data-dir", &d, "--verify-interval-ms", "0"]).is_err());
         assert!(settings(&["--data-dir", &d, "--stall-alert-checkpoints", "0"]).is_err());
     }
 }

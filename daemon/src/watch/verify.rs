@@ -315,12 +315,14 @@ impl Core {
             }
         }
         self.end_verify_pass();
-        self.begin_verify_pass();
+        self.begin_verify_pass(true);
         while self.verify_dirty() {}
         self.end_verify_pass();
         self.checkpoint_all();
-        self.next_verify = Instant::now() + self.settings.checkpoint_interval;
-        self.next_checkpoint = self.next_verify;
+        let now = Instant::now();
+        self.next_verify = now + self.settings.verify_interval;
+        self.next_stall_count = now + self.settings.checkpoint_interval;
+        self.next_checkpoint = self.next_stall_count;
         self.sync()
     }
 

@@ -602,7 +602,7 @@ _iggy__warden() {
             return 0
             ;;
         iggy__warden__subcmd__watch)
-            opts="-h --data-dir --state-dir --config --checkpoint-interval-ms --stall-alert-checkpoints --coverage-mib-per-sec --help"
+            opts="-h --data-dir --state-dir --config --checkpoint-interval-ms --verify-interval-ms --stall-alert-checkpoints --coverage-mib-per-sec --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -621,6 +621,10 @@ _iggy__warden() {
                     return 0
                     ;;
                 --checkpoint-interval-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verify-interval-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -11,14 +11,15 @@
 //!    one turn (`layout_sync.rs`);
 //! 3. verifies seals that are due (retrying with backoff while the server may still be
 //!    finishing the index; `verify.rs`);
-//! 4. every checkpoint interval, verifies the new bytes of the open segments that were
-//!    written (only new bytes, see `tracker/`) and journals a `Checkpoint` for each
-//!    one that advanced (`verify.rs`);
+//! 4. every verify interval (100 ms by default), verifies the new bytes of the open
+//!    segments that were written (only new bytes, see `tracker/`), and every
+//!    checkpoint interval journals a `Checkpoint` for each one that advanced
+//!    (`verify.rs`);
 //! 5. hands the turn's records to the journal writer (`writer.rs`), which appends
 //!    them in order on its own thread while the core goes on.
 //!
-//! Writes alone do not wake the core: they only mark a segment, and the checkpoint
-//! tick picks it up. That keeps a busy server from costing a wake-up per write.
+//! Writes alone do not wake the core: they only mark a segment, and the verify tick
+//! picks it up. That keeps a busy server from costing a wake-up per write.
 //! Long work (full reconciliations, large scans) runs in bounded slices, beats the
 //! watchdog heartbeat, and yields to commands: a stop or a journal release is never
 //! stuck behind a scan.
@@ -76,6 +77,9 @@ pub struct Settings {
     /// Holds the journal (see `journal_open.rs`) and the control socket.
     pub state_dir: PathBuf,
     pub checkpoint_interval: Duration,
+    /// How often written segments' new bytes are verified (at most
+    /// `checkpoint_interval`): what decides how soon an alert follows the damage.
+    pub verify_interval: Duration,
     /// How often the core proves it is alive when idle.
     pub beat_every: Duration,
     /// Checkpoint intervals a message written in part may stay so before the
@@ -99,6 +103,9 @@ pub struct Core {
     pub(super) work: Worklist,
     /// When written segments are verified next (at once while there is a backlog).
     pub(super) next_verify: Instant,
+    /// When the next verification pass counts toward the stalled-write grace, which
+    /// is stated in checkpoint intervals however often bytes are verified.
+    pub(super) next_stall_count: Instant,
     /// When checkpoints are journaled next: at most once per interval.
     pub(super) next_checkpoint: Instant,
     since_compaction: u64,
@@ -135,7 +142,8 @@ impl Core {
         let coverage_rate = settings.coverage_rate;
         let journal = JournalWriter::start(journal, status.clone())?;
         let mut core = Self {
-            next_verify: Instant::now() + settings.checkpoint_interval,
+            next_verify: Instant::now() + settings.verify_interval,
+            next_stall_count: Instant::now() + settings.checkpoint_interval,
             next_checkpoint: Instant::now() + settings.checkpoint_interval,
             settings,
             shared,

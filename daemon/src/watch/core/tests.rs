@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::journal_open::{self, Access};
+use crate::watch::alerts::AlertKind;
 use crate::watch::tracker::tests::{frame, SegWriter};
 use journal::SegmentKey;
 use std::sync::atomic::Ordering;
@@ -41,6 +42,7 @@ fn settings(tmp: &Path) -> Settings {
         data_dir: tmp.join("data"),
         state_dir: tmp.join("state"),
         checkpoint_interval: Duration::from_secs(3600),
+        verify_interval: Duration::from_secs(3600),
         beat_every: Duration::from_secs(3600),
         stall_checkpoints: 3,
         coverage_rate: 0,
@@ -369,4 +371,67 @@ fn the_loop_answers_a_tick_and_stops_with_everything_journaled() {
         .collect();
     assert_eq!(kinds(&records), ["segment_opened@0", "checkpoint@0"]);
     assert_eq!(checkpoints(&records), [(pid.segment(0), w.log_len, 3)]);
+}
+
+impl Fixture {
+    /// What the loop does between checkpoints (every verify interval): the written
+    /// segment's new bytes verified, in a pass that does not count toward the
+    /// stalled-write grace, and no checkpoint.
+    fn verify_written(&mut self, key: SegmentKey) {
+        self.core.work.written(key);
+        self.core.begin_verify_pass(false);
+        while self.core.verify_dirty() {}
+        self.core.end_verify_pass();
+        self.core.publish();
+        self.core.sync().unwrap();
+    }
+
+    fn alerted(&self, kind: AlertKind) -> bool {
+        self.status().alerts.is_active(self.key(0), kind)
+    }
+}
+
+fn alerts_raised(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::AlertRaised { kind, .. } => Some(kind.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn damage_in_new_bytes_is_alerted_by_the_verification_before_the_next_checkpoint() {
+    let (mut f, mut w) = Fixture::new(3);
+    f.tick();
+    f.new_records();
+    // A batch whose offsets do not follow the segment's: the race's misplaced batch.
+    w.next += 600;
+    w.append(2, 20);
+    f.verify_written(f.key(0));
+    let records = f.new_records();
+    assert!(f.alerted(AlertKind::MisplacedBatch));
+    assert_eq!(alerts_raised(&records), ["misplaced-batch"]);
+    // Checkpoints keep their own interval.
+    assert!(checkpoints(&records).is_empty());
+}
+
+#[test]
+fn verifications_between_checkpoints_do_not_shorten_the_stalled_write_grace() {
+    let (mut f, mut w) = Fixture::new(3);
+    f.tick();
+    let torn = frame(w.next, 100);
+    w.append_log(&torn[..30]);
+    for _ in 0..20 {
+        f.verify_written(f.key(0));
+    }
+    assert!(!f.alerted(AlertKind::StalledWrite));
+    // The grace is three checkpoint intervals (`settings`), each one counted pass.
+    f.tick();
+    f.tick();
+    assert!(!f.alerted(AlertKind::StalledWrite));
+    f.tick();
+    assert!(f.alerted(AlertKind::StalledWrite));
+    assert!(alerts_raised(&f.new_records()).contains(&"stalled-write".to_string()));
 }

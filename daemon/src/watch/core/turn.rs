@@ -102,7 +102,11 @@ impl Core {
             self.seal_due()?;
             let now = Instant::now();
             if now >= self.next_verify {
-                self.begin_verify_pass();
+                let counts = now >= self.next_stall_count;
+                if counts {
+                    self.next_stall_count = now + self.settings.checkpoint_interval;
+                }
+                self.begin_verify_pass(counts);
                 let backlog = self.verify_dirty();
                 if !backlog {
                     self.end_verify_pass();
@@ -110,7 +114,7 @@ impl Core {
                 self.next_verify = if backlog {
                     Instant::now()
                 } else {
-                    Instant::now() + self.settings.checkpoint_interval
+                    Instant::now() + self.settings.verify_interval
                 };
             }
             if now >= self.next_checkpoint {
