@@ -419,7 +419,7 @@ fn damage_in_new_bytes_is_alerted_by_the_verification_before_the_next_checkpoint
 
 #[test]
 fn verifications_between_checkpoints_do_not_shorten_the_stalled_write_grace() {
-    let (mut f, mut w) = Fixture::new(3);
+    let (mut f, w) = Fixture::new(3);
     f.tick();
     let torn = frame(w.next, 100);
     w.append_log(&torn[..30]);
