@@ -287,6 +287,8 @@ impl Core {
     /// cannot be read, the journal keeps what it knew, and a later reconciliation
     /// looks again.
     pub(super) fn sync_one(&mut self, pid: PartitionId, full: bool) -> anyhow::Result<()> {
+        // A segment created, deleted or renamed: look at the files by name again.
+        self.open_files.forget_partition(pid);
         let dir = self.partition_dir(pid);
         match list_partition(&dir, full) {
             Ok(listing) => {

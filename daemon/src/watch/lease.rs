@@ -19,6 +19,8 @@ impl Core {
     ) -> anyhow::Result<bool> {
         self.checkpoint_all();
         self.flush()?;
+        // `recover` refuses to change files another process holds open.
+        self.open_files.clear();
         if let Some(journal) = self.journal.take() {
             journal.close()?;
         }

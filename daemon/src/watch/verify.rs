@@ -190,7 +190,17 @@ impl Core {
             return None;
         };
         let before = t.pos;
-        let outcome = match t.advance_within(&dir, &mut self.scan_buffer, budget) {
+        let mut files = self.open_files.take(key);
+        let advanced = t.advance_within(&dir, &mut files, &mut self.scan_buffer, budget);
+        if advanced.as_ref().is_ok_and(|o| {
+            !matches!(
+                o.advance,
+                Advance::Gone | Advance::Anomaly(_) | Advance::Stalled
+            )
+        }) {
+            self.open_files.put(key, files);
+        }
+        let outcome = match advanced {
             Ok(o) => o,
             Err(e) => {
                 tracing::debug!(segment = %key, error = %e, "cannot verify {key} yet: {e}");

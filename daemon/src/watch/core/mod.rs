@@ -35,7 +35,7 @@ use crate::watch::events::{max_watches_message, Shared};
 use crate::watch::reconcile::{Model, Phase};
 use crate::watch::state_log::StateLogWatch;
 use crate::watch::status::Status;
-use crate::watch::tracker::verify_buffer;
+use crate::watch::tracker::{verify_buffer, OpenFileCache};
 use crate::watch::worklist::Worklist;
 use crate::watch::writer::JournalWriter;
 use anyhow::Context;
@@ -115,6 +115,8 @@ pub struct Core {
     reconciled: bool,
     /// The one read buffer all verification goes through.
     pub(super) scan_buffer: ScanBuffer,
+    /// Files of written segments kept open between verifications.
+    pub(super) open_files: OpenFileCache,
     /// How far `state/log` is verified (`state_log.rs`).
     pub(super) state_log: StateLogWatch,
     /// Segments whose verification waits on a write in part (`alerts.rs`).
@@ -158,6 +160,7 @@ impl Core {
             since_trim: 0,
             reconciled: false,
             scan_buffer: verify_buffer(),
+            open_files: OpenFileCache::default(),
             state_log: StateLogWatch::default(),
             stalls: StallWatch::new(settings_stall),
             coverage: Coverage::new(coverage_rate),
@@ -208,6 +211,8 @@ impl Core {
         let started = Instant::now();
         // Events from here on are handled after this pass; the ones before are covered.
         self.shared.lock().clear_fs_work();
+        // Files may have been replaced under their names while events were lost.
+        self.open_files.clear();
         let root = self.settings.data_dir.clone();
         if !root.is_dir() {
             // Nothing to compare with: the journal keeps what it knew, and a RESCAN

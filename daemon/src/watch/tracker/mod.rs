@@ -23,16 +23,19 @@
 //! last message that let recovery trust it without a scan (`seal.rs`).
 
 mod index_check;
+mod open_files;
 mod seal;
 
 use crate::watch::alerts::{AlertKind, Finding};
 use index_check::{Declined, IndexCheck};
 use journal::{CheckpointState, SegmentFile, SegmentKey};
+use open_files::Looked;
+pub use open_files::{OpenFileCache, OpenFiles};
 use recovery::index::{IndexEntry, ENTRY_LEN};
 use recovery::message::MAX_MESSAGE_LEN;
 use recovery::scan::{scan_log_with, ScanBuffer, ScanStart, Scanned, StopReason};
 use std::fs::File;
-use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Most log bytes one `advance` reads: larger than the largest message (so a scan
@@ -137,14 +140,6 @@ pub fn index_path(dir: &Path, key: &SegmentKey) -> PathBuf {
     key.path_in(dir, SegmentFile::Index)
 }
 
-fn open_optional(path: &Path) -> io::Result<Option<File>> {
-    match File::open(path) {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 impl Tracker {
     /// A segment verified from its first byte.
     pub fn new(key: SegmentKey) -> Self {
@@ -188,22 +183,32 @@ impl Tracker {
 
     /// Verifies what was appended since the last call, at most [`SCAN_BUDGET`] log bytes.
     pub fn advance(&mut self, dir: &Path, scratch: &mut ScanBuffer) -> io::Result<Outcome> {
-        self.advance_within(dir, scratch, SCAN_BUDGET)
+        self.advance_within(dir, &mut None, scratch, SCAN_BUDGET)
     }
 
-    /// [`Tracker::advance`], reading at most `budget` log bytes (the background
-    /// coverage pass reads in small steps). A message longer than the budget is still
-    /// verified whole: a step that ends before its first message's end reads again
-    /// with [`SCAN_BUDGET`].
+    /// [`Tracker::advance`] through the files held in `files` (opened there when it
+    /// holds none, and left there for the next call), reading at most `budget` log
+    /// bytes (the background coverage pass reads in small steps). A message longer
+    /// than the budget is still verified whole: a step that ends before its first
+    /// message's end reads again with [`SCAN_BUDGET`].
     pub fn advance_within(
         &mut self,
         dir: &Path,
+        files: &mut Option<OpenFiles>,
         scratch: &mut ScanBuffer,
         budget: u64,
     ) -> io::Result<Outcome> {
-        let lp = log_path(dir, &self.key);
-        let ip = index_path(dir, &self.key);
-        let Some(log) = open_optional(&lp)? else {
+        let looked = OpenFiles::look(
+            files,
+            &log_path(dir, &self.key),
+            &index_path(dir, &self.key),
+        )?;
+        let Some(Looked {
+            files,
+            log_len,
+            index_len,
+        }) = looked
+        else {
             return Ok(Outcome {
                 advance: Advance::Gone,
                 restarted: false,
@@ -211,17 +216,9 @@ impl Tracker {
                 index_len: None,
             });
         };
-        let log_len = log.metadata()?.len();
-        // A stat, not an open: most calls find nothing new and need only the length.
-        let index_len = match std::fs::metadata(&ip) {
-            Ok(m) => Some(m.len()),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
         let mut restarted = false;
         if let Some(cp) = self.resume.take() {
-            let index = open_optional(&ip)?;
-            if !self.checkpoint_fits(&cp, log_len, index.as_ref(), index_len) {
+            if !self.checkpoint_fits(&cp, log_len, files.index.as_ref(), index_len) {
                 restarted = true;
                 *self = Self::new(self.key);
             }
@@ -241,11 +238,11 @@ impl Tracker {
             return Ok(outcome(Advance::Stalled));
         }
         if log_len == self.pos {
-            let advance = self.index_ahead_check(&lp, log_len, index_len);
+            let advance = self.index_ahead_check(files, log_len, index_len);
             return Ok(outcome(advance));
         }
         self.index_ahead = None;
-        let Some(index) = open_optional(&ip)? else {
+        let Some(index) = &files.index else {
             return Ok(outcome(Advance::Waiting("no index file yet".into())));
         };
         let entries_done = self.messages();
@@ -260,19 +257,17 @@ impl Tracker {
             ))));
         }
         let before = self.pos;
-        let mut advance = self.scan(log, index, log_len, available, scratch, budget)?;
+        let mut advance = self.scan(&files.log, index, log_len, available, scratch, budget)?;
         let cut = log_len.saturating_sub(before) > budget;
         if cut
             && self.pos == before
             && budget < SCAN_BUDGET
             && matches!(advance, Advance::Waiting(_))
         {
-            let log = File::open(&lp)?;
-            let index = File::open(&ip)?;
-            advance = self.scan(log, index, log_len, available, scratch, SCAN_BUDGET)?;
+            advance = self.scan(&files.log, index, log_len, available, scratch, SCAN_BUDGET)?;
         }
         if advance == Advance::UpToDate {
-            advance = self.index_ahead_check(&lp, log_len, index_len);
+            advance = self.index_ahead_check(files, log_len, index_len);
         }
         Ok(outcome(advance))
     }
@@ -282,10 +277,15 @@ impl Tracker {
     /// while the log keeps its length (it is stat'ed again after the index) describe
     /// messages that are not there. Seen twice with the same lengths (on the next
     /// pass), it is damage; once, it may still be a write in flight.
-    fn index_ahead_check(&mut self, lp: &Path, log_len: u64, index_len: Option<u64>) -> Advance {
+    fn index_ahead_check(
+        &mut self,
+        files: &OpenFiles,
+        log_len: u64,
+        index_len: Option<u64>,
+    ) -> Advance {
         let expected = self.messages().saturating_mul(ENTRY_LEN as u64);
         let entries = index_len.unwrap_or(0);
-        let log_still = std::fs::metadata(lp).map(|m| m.len()).ok();
+        let log_still = files.log_len_now();
         if entries <= expected || log_still != Some(log_len) {
             self.index_ahead = None;
             return Advance::UpToDate;
@@ -311,8 +311,8 @@ impl Tracker {
 
     fn scan(
         &mut self,
-        mut log: File,
-        mut index: File,
+        mut log: &File,
+        mut index: &File,
         log_len: u64,
         available: u64,
         scratch: &mut ScanBuffer,

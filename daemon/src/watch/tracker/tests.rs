@@ -147,10 +147,12 @@ fn a_small_budget_steps_through_whole_messages_and_never_stalls() {
     w.append(10, 1000);
     let mut t = Tracker::new(key());
     let mut steps = Vec::new();
+    // The files stay open from one step to the next, as the sidecar keeps them.
+    let mut files = None;
     loop {
         let before = t.pos;
         let advance = t
-            .advance_within(dir.path(), &mut verify_buffer(), 2500)
+            .advance_within(dir.path(), &mut files, &mut verify_buffer(), 2500)
             .unwrap()
             .advance;
         assert!(t.pos > before, "every step makes progress ({advance:?})");
@@ -317,4 +319,46 @@ fn each_stop_names_its_alert() {
         Advance::Waiting(_)
     ));
     assert_eq!(t.finding, None);
+}
+
+#[test]
+fn held_files_follow_a_segment_replaced_or_deleted_under_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = SegWriter::create(dir.path(), key());
+    w.append(3, 20);
+    let mut t = Tracker::new(key());
+    let mut files = None;
+    let mut look = |t: &mut Tracker, files: &mut Option<OpenFiles>| {
+        t.advance_within(dir.path(), files, &mut verify_buffer(), SCAN_BUDGET)
+            .unwrap()
+    };
+    assert_eq!(look(&mut t, &mut files).advance, Advance::UpToDate);
+    assert!(files.is_some(), "kept open for the next look");
+    let whole = w.log_len;
+    w.append(2, 20);
+    assert_eq!(look(&mut t, &mut files).advance, Advance::UpToDate);
+    assert_eq!(t.messages(), 5);
+
+    // A shorter segment renamed over both files (as a repair's rebuilt file is): the
+    // held ones lost their names, so the new ones are read, from their start.
+    let other = tempfile::tempdir().unwrap();
+    let mut short = SegWriter::create(other.path(), key());
+    short.append(1, 20);
+    for path in [log_path, index_path] {
+        std::fs::rename(path(other.path(), &key()), path(dir.path(), &key())).unwrap();
+    }
+    let out = look(&mut t, &mut files);
+    assert!(out.restarted, "{out:?}");
+    assert_eq!(
+        (out.advance, out.log_len),
+        (Advance::UpToDate, short.log_len)
+    );
+    assert_eq!((t.pos, t.messages()), (short.log_len, 1));
+    assert!(short.log_len < whole);
+
+    // Deleted: gone, however long its files were held.
+    std::fs::remove_file(log_path(dir.path(), &key())).unwrap();
+    std::fs::remove_file(index_path(dir.path(), &key())).unwrap();
+    assert_eq!(look(&mut t, &mut files).advance, Advance::Gone);
+    assert!(files.is_none(), "nothing held for a deleted segment");
 }
