@@ -65,7 +65,7 @@ impl OpenFiles {
         let index_len = match &files.index {
             Some(index) => {
                 let meta = index.metadata()?;
-                (meta.nlink() > 0).then(|| meta.len())
+                (meta.nlink() > 0).then_some(meta.len())
             }
             None => None,
         };
@@ -130,11 +130,6 @@ impl OpenFileCache {
     /// refuses to touch files another process holds open) and at a reconciliation.
     pub fn clear(&mut self) {
         self.held = HashMap::new();
-    }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.held.len()
     }
 }
 

@@ -328,7 +328,7 @@ fn held_files_follow_a_segment_replaced_or_deleted_under_its_name() {
     w.append(3, 20);
     let mut t = Tracker::new(key());
     let mut files = None;
-    let mut look = |t: &mut Tracker, files: &mut Option<OpenFiles>| {
+    let look = |t: &mut Tracker, files: &mut Option<OpenFiles>| {
         t.advance_within(dir.path(), files, &mut verify_buffer(), SCAN_BUDGET)
             .unwrap()
     };
