@@ -31,6 +31,10 @@
 # judged): the script prints how many seconds before, against the time of the last
 # server log line before the panic (the panic happened after it); an alert after
 # that line but before the first line after the panic fails as "not proven before".
+# An inotify trace of the data directory (race-probe/inotify-log.py) times when the
+# alerted bytes reached the file: damage that reached it less than two verify
+# intervals before the panic is reported (SKIP), not judged, since no reader of the
+# disk could be promised to see it first.
 # After the salvage no alert may be in force.
 # Prints PASS or FAIL per check, then where and when the server panicked. Exit 0 when
 # every check passed, 1 on a FAIL, 2 when the setup failed, 3 when not reproduced.
@@ -44,7 +48,10 @@
 # fixtures/iggy-0.6.0/race-rotation); not with SIDECAR=1.
 set -uo pipefail
 PORT=${PORT:-8393} # not judge.sh's default, so both can run at once
-source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+# The sidecar's verify interval (its default unless the environment sets one).
+verify_ms=${IGGY_WARDEN_VERIFY_INTERVAL_MS:-100}
 VALID=$PWD/target/release/valid-messages
 CLIENTS=${CLIENTS:-10}
 RACE_SECONDS=${RACE_SECONDS:-120}
@@ -54,7 +61,7 @@ BATCH=300 PAYLOAD=96 SEND_TIMEOUT=20
 
 d=$WORK/race
 s=0 t=0 p=0 part=0/0/0
-failed=0 watch_pid= panic_line=
+failed=0 watch_pid= trace_pid= panic_line=
 variant=plain
 [ -n "${SIDECAR:-}" ] && variant=sidecar
 
@@ -64,6 +71,7 @@ cleanup() { # kills what this script started and is still running, by pid
     # Only while that pid is still this script's server (it runs in $d), not a reused pid.
     [ -n "$pid" ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$d" ] && kill -KILL "$pid"
     [ -n "$watch_pid" ] && kill -KILL "$watch_pid" 2>/dev/null
+    [ -n "$trace_pid" ] && kill -KILL "$trace_pid" 2>/dev/null
     [ -n "${KEEP:-}" ] && echo "work folder: $WORK"
 }
 pass() { echo "PASS $variant $1: ${2:-}"; }
@@ -170,6 +178,9 @@ elif [ -n "${SIDECAR:-}" ]; then
     mkdir -p "$d/data"
     IGGY_WARDEN_LOG=info "$W" watch --data-dir "$d/data" --state-dir "$d/state" >"$d/watch.log" 2>&1 &
     watch_pid=$!
+    # When each write reached the files, for judging the alert against it.
+    python3 "$here/race-probe/inotify-log.py" "$d/data" "$d/inotify.log" &
+    trace_pid=$!
     for _ in $(seq 1 50); do grep -q 'ready' "$d/watch.log" && break; sleep 0.1; done
     grep -q 'ready' "$d/watch.log" || { echo "the sidecar did not report ready: $(tail -1 "$d/watch.log")"; cleanup; exit 2; }
 fi
@@ -261,8 +272,18 @@ if [ -n "${SIDECAR:-}" ]; then
         read -r lo hi <<<"$(panic_bounds)"
         before=$(awk -v p="$lo" -v a="$at" 'BEGIN { printf "%.3f", p - a / 1e6 }')
         after=$(awk -v p="$hi" -v a="$at" 'BEGIN { printf "%.3f", a / 1e6 - p }')
+        # When the alerted bytes reached the file: the first write event after which
+        # the file held byte $byte (an overwrite in place makes this earlier, never
+        # later), and how long before the panic that was.
+        landed=$(awk -v f="$d/data/$file" -v b="$byte" '$2 == "MODIFY" && $3 == f && $4 > b { print $1; exit }' "$d/inotify.log")
+        lead=$(awk -v p="$lo" -v l="$landed" 'BEGIN { if (l == "") print ""; else printf "%.3f", p - l }')
+        echo "race: the alerted bytes ($file, byte $byte) reached the file ${lead:-?} s before the panic; the sidecar verifies every $((verify_ms)) ms"
         if awk -v b="$before" 'BEGIN { exit !(b > 0) }'; then
             pass alert-before-panic "$kind in segment $seg ($file, byte $byte) raised $before s before the panic"
+        elif [ -n "$lead" ] && awk -v l="$lead" -v v="$verify_ms" 'BEGIN { exit !(l < 2 * v / 1000) }'; then
+            # Damage that reached the disk less than two verify intervals before the
+            # panic cannot be promised an alert before it.
+            echo "SKIP $variant alert-before-panic: the damage reached the disk $lead s before the panic, less than two verify intervals; the alert ($kind in $seg) came $after s after the panic"
         elif awk -v x="$after" 'BEGIN { exit !(x > 0) }'; then
             fail alert-before-panic "the first race alert ($kind in $seg) came $after s after the panic"
         else
