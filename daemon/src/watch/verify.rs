@@ -136,7 +136,7 @@ impl Core {
             if started.elapsed() > WORK_SLICE {
                 return true;
             }
-            if let Some(step) = self.verify_segment(key, SCAN_BUDGET) {
+            if let Some(step) = self.verify_segment(key, SCAN_BUDGET, true) {
                 backlog |= step.more;
             }
         }
@@ -162,7 +162,9 @@ impl Core {
             };
             let log = std::fs::File::open(log_path(&self.partition_dir(key.partition), &key)).ok();
             let cold = log.as_ref().is_some_and(|f| !coverage::cached(f, before));
-            let step = self.verify_segment(key, coverage::STEP);
+            // Not kept open: the pass goes once over segments that are mostly not written,
+            // which would fill the room the written ones need.
+            let step = self.verify_segment(key, coverage::STEP, false);
             let after = match self.model.get_mut(&key) {
                 Some(Phase::Open(t)) => t.pos,
                 _ => before,
@@ -181,8 +183,9 @@ impl Core {
     }
 
     /// Verifies one open segment a step further, reading at most `budget` log bytes;
-    /// `None` when it is not open (any more) or cannot be read now.
-    fn verify_segment(&mut self, key: SegmentKey, budget: u64) -> Option<Step> {
+    /// `None` when it is not open (any more) or cannot be read now. `keep_open`: its
+    /// files stay open for the next look (`OpenFileCache`).
+    fn verify_segment(&mut self, key: SegmentKey, budget: u64, keep_open: bool) -> Option<Step> {
         self.status.beat();
         let dir = self.partition_dir(key.partition);
         let Some(Phase::Open(t)) = self.model.get_mut(&key) else {
@@ -192,12 +195,14 @@ impl Core {
         let before = t.pos;
         let mut files = self.open_files.take(key);
         let advanced = t.advance_within(&dir, &mut files, &mut self.scan_buffer, budget);
-        if advanced.as_ref().is_ok_and(|o| {
-            !matches!(
-                o.advance,
-                Advance::Gone | Advance::Anomaly(_) | Advance::Stalled
-            )
-        }) {
+        if keep_open
+            && advanced.as_ref().is_ok_and(|o| {
+                !matches!(
+                    o.advance,
+                    Advance::Gone | Advance::Anomaly(_) | Advance::Stalled
+                )
+            })
+        {
             self.open_files.put(key, files);
         }
         let outcome = match advanced {
