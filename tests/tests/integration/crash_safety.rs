@@ -117,14 +117,42 @@ impl FileOps for CrashAt {
         self.unsynced.lock().unwrap().remove(path);
         Ok(())
     }
-    fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
+    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
         if self.crashing() {
             let bytes = std::fs::read(src)?;
+            let slice = &bytes[range.start as usize..range.end as usize];
             let mut f = std::fs::OpenOptions::new().append(true).open(dst)?;
-            f.write_all(&bytes[..bytes.len() / 2])?;
+            f.write_all(&slice[..slice.len() / 2])?;
             self.die();
         }
-        StdFs.append_file(src, dst)
+        StdFs.append_range(src, range, dst)
+    }
+    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        if self.crashing() {
+            self.before_unsynced(dst);
+            // Torn: created, not yet sized.
+            let _ = StdFs.create_sized_in_round(dst, 0, round);
+            self.die();
+        }
+        self.before_unsynced(dst);
+        StdFs.create_sized_in_round(dst, len, round)
+    }
+    fn copy_range_at_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        at: u64,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        if self.crashing() {
+            self.before_unsynced(dst);
+            let half = ByteRange::new(range.start, range.start + range.len() / 2);
+            let _ = StdFs.copy_range_at_in_round(src, half, dst, at, round);
+            self.die();
+        }
+        self.before_unsynced(dst);
+        StdFs.copy_range_at_in_round(src, range, dst, at, round)
     }
     fn write_file(
         &self,
