@@ -161,11 +161,22 @@ fn picture(dir: &Path, prefix: &str, skip: &[&Path], out: &mut Picture) {
 /// in the quarantine: a removed or replaced file whole, a cut file's tail.
 fn assert_cuts_quarantined(before: &Snapshot, after: &Snapshot, state: &Path) {
     let quarantine = state.join("quarantine");
-    let saved: BTreeSet<Vec<u8>> = if quarantine.is_dir() {
+    let mut saved: BTreeSet<Vec<u8>> = if quarantine.is_dir() {
         snapshot(&quarantine).into_values().collect()
     } else {
         BTreeSet::new()
     };
+    // A run's repairs are slices of its packed file.
+    let q = Quarantine::new(state);
+    for listed in q.list_each().unwrap_or_default() {
+        if let Ok(m) = listed.manifest {
+            let at = listed.home.saved(&m);
+            if at.packed {
+                let packed = fs::read(&at.path).unwrap();
+                saved.insert(packed[at.range.start as usize..at.range.end as usize].to_vec());
+            }
+        }
+    }
     for (path, bytes) in before {
         let tail: &[u8] = match after.get(path) {
             None => bytes,
