@@ -420,7 +420,7 @@ fn restore_list_json_describes_every_quarantined_repair_and_restore_json_what_ca
         let (from, to) = (at["start"].as_u64().unwrap(), at["end"].as_u64().unwrap());
         let saved = packed.get(from as usize..to as usize).unwrap();
         assert_eq!(saved.len() as u64, len);
-        assert_eq!(r["xxh3"], hex(xxh3_64(&saved)));
+        assert_eq!(r["xxh3"], hex(xxh3_64(saved)));
     }
     let find = |file: &str| {
         repairs
