@@ -205,8 +205,10 @@ fn list_json(
 /// One quarantined repair. `id` is the form `restore` takes and prints, `repair` the
 /// number `recover --json` reports, `run` the run folder it was saved in (`null` for
 /// a folder of its own). The XXH3 is hex, as error messages print it (a 64-bit
-/// number is not exact in every JSON reader).
+/// number is not exact in every JSON reader). The saved bytes are `saved_range` of
+/// the file `saved_at`: all of it, or a slice of a run's packed file.
 fn manifest_json(home: &Home, m: &Manifest) -> Value {
+    let saved = home.saved(m);
     json!({
         "id": m.repair.to_string(),
         "repair": m.repair.0,
@@ -220,7 +222,8 @@ fn manifest_json(home: &Home, m: &Manifest) -> Value {
         "xxh3": format!("{:#018x}", m.xxh3),
         "created_file": m.created_file,
         "bytes": m.range.len(),
-        "saved_at": escaped(&home.bytes()).to_string(),
+        "saved_at": escaped(&saved.path).to_string(),
+        "saved_range": { "start": saved.range.start, "end": saved.range.end },
     })
 }
 

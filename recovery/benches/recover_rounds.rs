@@ -66,9 +66,9 @@ impl FileOps for Counting {
         self.file_sync();
         StdFs.copy_range(src, range, dst)
     }
-    fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
+    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
         self.file_sync();
-        StdFs.append_file(src, dst)
+        StdFs.append_range(src, range, dst)
     }
     fn write_file(
         &self,
@@ -94,6 +94,19 @@ impl FileOps for Counting {
     }
     fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
         StdFs.truncate_in_round(path, len, round)
+    }
+    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        StdFs.create_sized_in_round(dst, len, round)
+    }
+    fn copy_range_at_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        at: u64,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        StdFs.copy_range_at_in_round(src, range, dst, at, round)
     }
     fn sync_file(&self, path: &Path) -> io::Result<()> {
         self.file_sync();

@@ -6,7 +6,7 @@
 
 use crate::execute::{ExecError, Executor};
 use crate::fsops::{file_digest, file_len};
-use crate::quarantine::Manifest;
+use crate::quarantine::{Manifest, QuarantineError, Saved};
 use crate::rebuild::temp_index_path;
 use journal::{ByteRange, RepairAction, RepairId};
 use std::path::Path;
@@ -36,7 +36,8 @@ impl Executor<'_> {
             return self.restore_relay(id, target, &manifest);
         }
         let path = self.data_dir.join(&manifest.file);
-        let saved = home.bytes();
+        // Verified above: a file of its own whole, or its slice of a packed file.
+        let saved = home.saved(&manifest);
         let restore_action = RepairAction::Restore { repair: target };
         let why = format!("restore of repair {target}");
         match &manifest.action {
@@ -86,7 +87,9 @@ impl Executor<'_> {
                     }
                     _ => return Err(self.changed_for_restore(id, &path, &manifest, current)),
                 }
-                self.fs.append_file(&saved, &path).map_err(io(&path))?;
+                self.fs
+                    .append_range(&saved.path, saved.range, &path)
+                    .map_err(io(&path))?;
             }
             RepairAction::RewriteIndex {
                 new_len, new_xxh3, ..
@@ -121,7 +124,7 @@ impl Executor<'_> {
                 } else {
                     let tmp = temp_index_path(&path);
                     let _ = self.fs.remove_file(&tmp);
-                    self.fs.append_into_new(&saved, &tmp).map_err(io(&tmp))?;
+                    self.copy_saved(&saved, &manifest, &tmp)?;
                     self.fs.rename(&tmp, &path).map_err(io(&path))?;
                 }
             }
@@ -147,7 +150,7 @@ impl Executor<'_> {
                 if let Some(parent) = path.parent() {
                     self.fs.create_dir_all(parent).map_err(io(parent))?;
                 }
-                self.fs.append_into_new(&saved, &tmp).map_err(io(&tmp))?;
+                self.copy_saved(&saved, &manifest, &tmp)?;
                 self.fs.rename(&tmp, &path).map_err(io(&path))?;
             }
             RepairAction::CreateDir { .. } => {
@@ -190,15 +193,37 @@ impl Executor<'_> {
     fn partial_append(
         &self,
         path: &Path,
-        saved: &Path,
+        saved: &Saved,
         start: u64,
         len: u64,
     ) -> Result<bool, ExecError> {
         let appended = crate::fsops::range_digest(self.fs, path, ByteRange::new(start, len))
             .map_err(io(path))?;
-        let prefix = crate::fsops::range_digest(self.fs, saved, ByteRange::new(0, len - start))
-            .map_err(io(saved))?;
+        let from = saved.range.start;
+        let prefix = ByteRange::new(from, from.saturating_add(len - start).min(saved.range.end));
+        let prefix =
+            crate::fsops::range_digest(self.fs, &saved.path, prefix).map_err(io(&saved.path))?;
         Ok(appended.is_some() && appended == prefix)
+    }
+
+    /// Copies the saved bytes into the new file `tmp` (fsynced), checking their XXH3
+    /// as they are copied: they are put back only as they were saved, even if the
+    /// quarantine changed since it was verified.
+    fn copy_saved(&self, saved: &Saved, m: &Manifest, tmp: &Path) -> Result<(), ExecError> {
+        let digest = self
+            .fs
+            .copy_range(&saved.path, saved.range, tmp)
+            .map_err(io(&saved.path))?;
+        if digest != m.xxh3 {
+            let _ = self.fs.remove_file(tmp);
+            return Err(QuarantineError::BytesChanged {
+                path: saved.path.clone(),
+                expected_len: saved.range.len(),
+                expected: m.xxh3,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     fn changed_for_restore(

@@ -223,8 +223,10 @@ impl SidecarMetrics {
 pub struct DirSize {
     pub bytes: u64,
     pub files: u64,
-    /// Regular files named `bytes` or `….bytes`: in the quarantine, one per repair
-    /// (in a folder of its own or an entry of a run folder).
+    /// In the quarantine, repairs with saved bytes: a regular file named `bytes` or
+    /// `….bytes` each (a folder of its own, or an entry of a run folder of the
+    /// release before), except a run folder's packed `bytes`, which counts the
+    /// repairs its manifest lists.
     pub saved_bytes: u64,
 }
 
@@ -260,7 +262,9 @@ pub fn dir_size(dir: &Path) -> std::io::Result<Option<DirSize>> {
                 size.files += 1;
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if name == "bytes" || name.ends_with(".bytes") {
+                if name == "bytes" {
+                    size.saved_bytes += saved_in(&entry.path());
+                } else if name.ends_with(".bytes") {
                     size.saved_bytes += 1;
                 }
             }
@@ -278,6 +282,26 @@ pub fn dir_size(dir: &Path) -> std::io::Result<Option<DirSize>> {
         }
     }
     Ok(Some(size))
+}
+
+/// Repairs whose bytes the file `bytes` holds: one in a repair's own folder; in a
+/// run folder (packed, one file for the run) the repairs its manifest lists, none
+/// while it has no readable manifest (a save a crash interrupted).
+fn saved_in(bytes: &Path) -> u64 {
+    use recovery::quarantine::{RunId, RunManifest, MANIFEST};
+    let Some(folder) = bytes.parent() else {
+        return 1;
+    };
+    let run = folder.file_name().and_then(|n| n.to_str());
+    let Some(run) = run.and_then(RunId::parse) else {
+        return 1;
+    };
+    let path = folder.join(MANIFEST);
+    // As large as a manifest may be: a run of tens of thousands of repairs.
+    let Ok(text) = recovery::fsops::read_small(&path, 64 << 20) else {
+        return 0;
+    };
+    RunManifest::parse(&path, run, &text).map_or(0, |m| m.repairs.len() as u64)
 }
 
 #[cfg(test)]
@@ -346,5 +370,27 @@ mod tests {
                 saved_bytes: 3
             }
         );
+        // A packed run folder: one file, two repairs in its manifest; none counted
+        // before the manifest is written.
+        let run = q.join("run-r00000005-r00000006");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("bytes"), b"").unwrap();
+        assert_eq!(dir_size(&q).unwrap().unwrap().saved_bytes, 3);
+        let repair = |id: u64| {
+            serde_json::json!({
+                "version": 1, "repair": id,
+                "action": { "CreateDir": { "path": format!("d{id}") } },
+                "reason": "test", "data_dir": "/data", "file": format!("d{id}"),
+                "range": { "start": 0, "end": 0 }, "xxh3": 0, "created_file": true,
+                "packed": { "offset": 0, "len": 0 },
+            })
+        };
+        let manifest = serde_json::json!({
+            "version": 2, "run": "run-r00000005-r00000006",
+            "repairs": [repair(5), repair(6)],
+        });
+        let text = serde_json::to_vec(&manifest).unwrap();
+        std::fs::write(run.join("manifest.json"), text).unwrap();
+        assert_eq!(dir_size(&q).unwrap().unwrap().saved_bytes, 5);
     }
 }

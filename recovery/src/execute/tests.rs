@@ -154,10 +154,7 @@ fn a_torn_tail_is_saved_then_cut_and_journaled_done() {
         .unwrap()
         .unwrap();
     assert!(home.run().is_some(), "{home:?}");
-    assert_eq!(
-        std::fs::read(home.bytes()).unwrap(),
-        &damaged[whole.len()..]
-    );
+    assert_eq!(read_saved(&home, &m), &damaged[whole.len()..]);
     assert_eq!(
         m.range,
         ByteRange::new(whole.len() as u64, damaged.len() as u64)
@@ -227,8 +224,8 @@ fn an_index_out_of_step_is_rebuilt_under_its_name_and_the_original_saved() {
     let saved: Vec<Vec<u8>> = done
         .iter()
         .map(|d| {
-            let (home, _) = bench.quarantine().find(d.repair).unwrap().unwrap();
-            std::fs::read(home.bytes()).unwrap()
+            let (home, m) = bench.quarantine().find(d.repair).unwrap().unwrap();
+            read_saved(&home, &m)
         })
         .collect();
     assert!(saved.contains(&bad_index), "the damaged index is kept");
@@ -266,4 +263,11 @@ fn restoring_a_run_newest_first_gives_the_damaged_files_back() {
         .collect();
     bench.run(|e| e.execute(undo)).unwrap();
     assert_eq!((bench.read(0, Log), bench.read(0, Index)), (log, index));
+}
+
+/// The saved bytes of `m`: its slice of the run's packed file.
+fn read_saved(home: &crate::quarantine::Home, m: &crate::quarantine::Manifest) -> Vec<u8> {
+    let saved = home.saved(m);
+    let bytes = std::fs::read(&saved.path).unwrap();
+    bytes[saved.range.start as usize..saved.range.end as usize].to_vec()
 }

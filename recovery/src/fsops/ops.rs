@@ -25,8 +25,10 @@ pub trait FileOps: Sync {
     /// that name), fsyncs `dst`, and returns the XXH3-64 of the bytes copied. Fails if
     /// `src` is shorter than `range`. Holes of `src` stay holes in `dst`.
     fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64>;
-    /// Appends all of `src` to `dst` and fsyncs `dst`.
-    fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()>;
+    /// Appends `range` of `src` to `dst` and fsyncs `dst`. Fails, appending nothing,
+    /// if `src` is shorter than `range`. A restore appends a slice of a run's packed
+    /// file, or all of a repair's own one.
+    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()>;
     /// Creates `dst` (replacing a regular file of that name) with a copy of `src`,
     /// then fsyncs it.
     fn append_into_new(&self, src: &Path, dst: &Path) -> io::Result<()> {
@@ -54,6 +56,24 @@ pub trait FileOps: Sync {
     ) -> io::Result<u64> {
         self.copy_range(src, range, dst)
     }
+    /// Creates `dst` (replacing a regular file of that name) `len` bytes long, all
+    /// of it a hole, leaving its fsync to `round`: a run's packed file, sized up
+    /// front so that its slices can be filled at once, in any order, by
+    /// [`FileOps::copy_range_at_in_round`].
+    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()>;
+    /// Copies `range` of `src` into the existing file `dst` at offset `at`, with
+    /// positioned writes (many copies fill one file at once), leaving the fsync of
+    /// `dst` to `round`; returns the XXH3-64 of the bytes copied. Fails if `src` is
+    /// shorter than `range`, or `dst` shorter than `at + range.len()` (a slice never
+    /// grows the file past what was sized for it). Holes of `src` stay holes.
+    fn copy_range_at_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        at: u64,
+        round: &SyncRound,
+    ) -> io::Result<u64>;
     /// [`FileOps::truncate`], leaving the fsync of `path` to `round`. By default it is
     /// fsynced at once.
     fn truncate_in_round(&self, path: &Path, len: u64, _round: &SyncRound) -> io::Result<()> {
@@ -97,6 +117,9 @@ pub const SYNC_THREADS: usize = 16;
 
 /// Rounds of more paths (files and folders) than this are made durable with one
 /// `syncfs` per file system: a slow disk then pays one wait instead of one per path.
+/// A file filled by many writes left to the round (a run's packed file, one slice
+/// per repair) counts once per write: it holds what as many small files held, and
+/// is synced as they were.
 pub const SYNCFS_FROM: usize = 4 * SYNC_THREADS;
 
 /// Files written and folders whose entries changed, to make durable together: one
@@ -111,6 +134,8 @@ pub struct SyncRound(Mutex<RoundPaths>);
 struct RoundPaths {
     files: BTreeSet<PathBuf>,
     dirs: BTreeSet<PathBuf>,
+    /// Writes left to the round, a file added twice counting twice.
+    writes: usize,
 }
 
 impl SyncRound {
@@ -130,9 +155,11 @@ impl SyncRound {
         }
     }
 
-    /// Adds a file whose bytes or length changed and were not fsynced.
+    /// Adds a file whose bytes or length changed and were not fsynced (once, however
+    /// often it is added; each addition counts toward [`SYNCFS_FROM`]).
     pub fn add_file(&self, file: &Path) {
         let mut paths = self.paths();
+        paths.writes += 1;
         if !paths.files.contains(file) {
             paths.files.insert(file.to_path_buf());
         }
@@ -152,8 +179,12 @@ impl SyncRound {
     /// the path that failed and why (the first one, files before folders, each in
     /// path order).
     pub fn run(&self, fs: &dyn FileOps) -> Result<(), (PathBuf, io::Error)> {
-        let RoundPaths { files, dirs } = std::mem::take(&mut *self.paths());
-        if files.len() + dirs.len() > SYNCFS_FROM {
+        let RoundPaths {
+            files,
+            dirs,
+            writes,
+        } = std::mem::take(&mut *self.paths());
+        if writes.max(files.len()) + dirs.len() > SYNCFS_FROM {
             use std::os::unix::fs::MetadataExt;
             // A file is on its folder's file system: one folder stands for each.
             let folders: BTreeSet<&Path> = files
@@ -208,8 +239,21 @@ mod tests {
         fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
             StdFs.copy_range(src, range, dst)
         }
-        fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
-            StdFs.append_file(src, dst)
+        fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
+            StdFs.append_range(src, range, dst)
+        }
+        fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+            StdFs.create_sized_in_round(dst, len, round)
+        }
+        fn copy_range_at_in_round(
+            &self,
+            src: &Path,
+            range: ByteRange,
+            dst: &Path,
+            at: u64,
+            round: &SyncRound,
+        ) -> io::Result<u64> {
+            StdFs.copy_range_at_in_round(src, range, dst, at, round)
         }
         fn write_file(
             &self,
@@ -334,5 +378,22 @@ mod tests {
         round.run(&counting).unwrap();
         assert_eq!(counts(&counting), (0, 0, 1));
         assert!(round.is_empty());
+
+        // One file filled by as many writes (a packed run): one syncfs too.
+        let packed = tmp.path().join("packed");
+        let slices = SYNCFS_FROM as u64;
+        StdFs
+            .create_sized_in_round(&packed, 3 * slices, &round)
+            .unwrap();
+        for i in 0..slices {
+            StdFs
+                .copy_range_at_in_round(&src, ByteRange::new(0, 3), &packed, 3 * i, &round)
+                .unwrap();
+        }
+        assert_eq!(round.len(), 1);
+        let counting = CountingSyncs::default();
+        round.run(&counting).unwrap();
+        assert_eq!(counts(&counting), (0, 0, 1));
+        assert_eq!(fs::read(&packed).unwrap(), b"012".repeat(SYNCFS_FROM));
     }
 }

@@ -36,16 +36,65 @@ impl FileOps for StdFs {
         Ok(digest)
     }
 
-    fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        let mut input = open_read(src)?;
-        let Some(mut out) = open_in_place(dst, OFlags::WRONLY | OFlags::APPEND)? else {
-            return self.unshare(dst, &mut |copy| {
-                io::copy(&mut input, copy)?;
-                Ok(())
-            });
+    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let input = open_read(src)?;
+        let len = input.metadata()?.len();
+        if len < range.end {
+            return Err(short_source(src, range, len));
+        }
+        let mut append = |out: &mut File| {
+            let mut from = &input;
+            from.seek(SeekFrom::Start(range.start))?;
+            let n = io::copy(&mut from.take(range.len()), out)?;
+            if n != range.len() {
+                return Err(short_source(src, range, range.start + n));
+            }
+            Ok(())
         };
-        io::copy(&mut input, &mut out)?;
+        let Some(mut out) = open_in_place(dst, OFlags::WRONLY | OFlags::APPEND)? else {
+            return self.unshare(dst, &mut append);
+        };
+        append(&mut out)?;
         out.sync_all()
+    }
+
+    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        create_new(dst)?.set_len(len)?;
+        round.add_file(dst);
+        Ok(())
+    }
+
+    fn copy_range_at_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        at: u64,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        let input = open_read(src)?;
+        // A second name would see the slice change too; the packed file is new.
+        let Some(out) = open_in_place(dst, OFlags::WRONLY)? else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} has other names (hard links)", dst.display()),
+            ));
+        };
+        let sized = out.metadata()?.len();
+        if at.checked_add(range.len()).is_none_or(|end| end > sized) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a slice of {} bytes at offset {at} does not fit in {} ({sized} bytes)",
+                    range.len(),
+                    dst.display()
+                ),
+            ));
+        }
+        let digest = copy_into(&input, src, range, &out, at)?;
+        round.add_file(dst);
+        Ok(digest)
     }
 
     fn write_file(
@@ -221,57 +270,66 @@ pub fn is_zero_range(path: &Path, range: ByteRange) -> io::Result<Option<bool>> 
     Ok(Some(true))
 }
 
+/// `src` ends at byte `at`, before the end of `range`.
+fn short_source(src: &Path, range: ByteRange, at: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!(
+            "{} ends at byte {at}, before the end of range {range}",
+            src.display(),
+        ),
+    )
+}
+
+/// Copies `range` of `input` (the file `src`, named in errors) into `out` at offset
+/// `at`, and returns the XXH3-64 of the range. Only the data is read and written:
+/// holes are hashed as the zeros they read as, and stay holes in `out` (a new file,
+/// or a slice of one sized as a hole).
+fn copy_into(input: &File, src: &Path, range: ByteRange, out: &File, at: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = input.metadata()?.len();
+    if len < range.end {
+        return Err(short_source(src, range, len));
+    }
+    let mut hasher = Xxh3::new();
+    let mut buf = vec![0u8; super::digest::buffer_len(range.len())];
+    let mut pos = range.start;
+    while pos < range.end {
+        let data = next_data(input, pos)?.unwrap_or(range.end).min(range.end);
+        if data > pos {
+            hash_zeros(&mut hasher, data - pos);
+            pos = data;
+            continue;
+        }
+        let hole = next_hole(input, pos)?.min(range.end);
+        while pos < hole {
+            let want = usize::try_from(hole - pos)
+                .unwrap_or(buf.len())
+                .min(buf.len());
+            let piece = buf.get_mut(..want).unwrap_or(&mut []);
+            let n = match input.read_at(piece, pos) {
+                Ok(0) => return Err(short_source(src, range, pos)),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let chunk = piece.get(..n).unwrap_or(&[]);
+            hasher.update(chunk);
+            out.write_all_at(chunk, at + (pos - range.start))?;
+            pos += n as u64;
+        }
+    }
+    Ok(hasher.digest())
+}
+
 impl StdFs {
     /// Copies `range` of `src` into a new file `dst`, not yet fsynced.
     fn copy_unsynced(src: &Path, range: ByteRange, dst: &Path) -> io::Result<(u64, File)> {
-        use std::os::unix::fs::FileExt;
         let input = open_read(src)?;
         let out = create_new(dst)?;
-        let short = |at: u64| {
-            io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} ends at byte {at}, before the end of range {range}",
-                    src.display(),
-                ),
-            )
-        };
-        let len = input.metadata()?.len();
-        if len < range.end {
-            return Err(short(len));
-        }
-        // Only the data is read and written: holes are hashed as the zeros they read
-        // as, and stay holes in the copy.
-        let mut hasher = Xxh3::new();
-        let mut buf = vec![0u8; super::digest::buffer_len(range.len())];
-        let mut pos = range.start;
-        while pos < range.end {
-            let data = next_data(&input, pos)?.unwrap_or(range.end).min(range.end);
-            if data > pos {
-                hash_zeros(&mut hasher, data - pos);
-                pos = data;
-                continue;
-            }
-            let hole = next_hole(&input, pos)?.min(range.end);
-            while pos < hole {
-                let want = usize::try_from(hole - pos)
-                    .unwrap_or(buf.len())
-                    .min(buf.len());
-                let piece = buf.get_mut(..want).unwrap_or(&mut []);
-                let n = match input.read_at(piece, pos) {
-                    Ok(0) => return Err(short(pos)),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                let chunk = piece.get(..n).unwrap_or(&[]);
-                hasher.update(chunk);
-                out.write_all_at(chunk, pos - range.start)?;
-                pos += n as u64;
-            }
-        }
+        let digest = copy_into(&input, src, range, &out, 0)?;
         out.set_len(range.len())?;
-        Ok((hasher.digest(), out))
+        Ok((digest, out))
     }
 
     /// Changes a file that has other names (a hard link: `cp -al`, or the quarantine's

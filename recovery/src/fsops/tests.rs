@@ -63,7 +63,13 @@ fn writes_refuse_links_and_leave_their_targets_alone() {
         };
         refused(fs.write_file(&link, &mut |w| w.write_all(b"x")));
         refused(fs.truncate(&link, 0));
-        refused(fs.append_file(&root.join("d/src"), &link));
+        refused(fs.append_range(&root.join("d/src"), ByteRange::new(0, 4), &link));
+        let round = crate::fsops::SyncRound::new();
+        refused(fs.create_sized_in_round(&link, 4, &round));
+        refused(
+            fs.copy_range_at_in_round(&root.join("d/src"), ByteRange::new(0, 4), &link, 0, &round)
+                .map(|_| ()),
+        );
         refused(fs.remove_file(&link));
         refused(
             fs.copy_range(&root.join("d/src"), ByteRange::new(0, 4), &link)
@@ -95,9 +101,9 @@ fn a_stale_regular_temp_is_replaced_and_a_hard_linked_file_is_changed_under_its_
     assert_eq!(fs::read(root.join("tmp")).unwrap(), b"n");
     assert_eq!(fs::read(root.join("other-name")).unwrap(), b"new");
     fs::hard_link(root.join("tmp"), root.join("third-name")).unwrap();
-    fs::write(root.join("more"), b"ew").unwrap();
+    fs::write(root.join("more"), b"xewx").unwrap();
     StdFs
-        .append_file(&root.join("more"), &root.join("tmp"))
+        .append_range(&root.join("more"), ByteRange::new(1, 3), &root.join("tmp"))
         .unwrap();
     assert_eq!(fs::read(root.join("tmp")).unwrap(), b"new");
     assert_eq!(fs::read(root.join("third-name")).unwrap(), b"n");
@@ -168,4 +174,69 @@ fn zero_ranges_are_found_through_holes_and_data() {
     assert!(StdFs
         .copy_range(&path, ByteRange::new(0, 9 << 20), &copy)
         .is_err());
+}
+
+#[test]
+fn slices_copied_into_a_sized_file_land_at_their_offsets_holes_and_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let file = fs::File::create(&src).unwrap();
+    // Data, then a 2 MiB hole, then data.
+    std::os::unix::fs::FileExt::write_all_at(&file, b"0123456789", 0).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"tail", 2 << 20).unwrap();
+    let packed = tmp.path().join("packed");
+    fs::write(&packed, b"stale").unwrap();
+    let round = crate::fsops::SyncRound::new();
+    let whole = ByteRange::new(0, (2 << 20) + 4);
+    let total = 4 + whole.len();
+    StdFs.create_sized_in_round(&packed, total, &round).unwrap();
+    // In either order: each slice has its own offset.
+    let second = StdFs
+        .copy_range_at_in_round(&src, whole, &packed, 4, &round)
+        .unwrap();
+    let first = StdFs
+        .copy_range_at_in_round(&src, ByteRange::new(2, 6), &packed, 0, &round)
+        .unwrap();
+    assert_eq!(first, xxhash_rust::xxh3::xxh3_64(b"2345"));
+    assert_eq!(range_digest(&StdFs, &src, whole).unwrap(), Some(second));
+    let bytes = fs::read(&packed).unwrap();
+    assert_eq!(bytes.len() as u64, total);
+    assert_eq!(bytes.get(..14), Some(&b"23450123456789"[..]));
+    assert_eq!(bytes.get(bytes.len() - 4..), Some(&b"tail"[..]));
+    assert!(
+        fs::metadata(&packed).unwrap().blocks() * 512 < 1 << 20,
+        "hole kept"
+    );
+    // One file in the round, however many slices.
+    assert_eq!(round.len(), 1);
+
+    // A slice that would grow the file, or start past it, is refused.
+    let e = StdFs
+        .copy_range_at_in_round(&src, ByteRange::new(0, 10), &packed, total - 4, &round)
+        .unwrap_err();
+    assert!(e.to_string().contains("does not fit"), "{e}");
+    assert!(StdFs
+        .copy_range_at_in_round(&src, ByteRange::new(0, 1), &packed, u64::MAX, &round)
+        .is_err());
+    // A source shorter than the range.
+    assert!(StdFs
+        .copy_range_at_in_round(&src, ByteRange::new(0, 3 << 20), &packed, 0, &round)
+        .is_err());
+    assert_eq!(
+        fs::read(&packed).unwrap(),
+        bytes,
+        "nothing written by a refusal"
+    );
+
+    // Appending a slice of it.
+    let dst = tmp.path().join("dst");
+    fs::write(&dst, b">").unwrap();
+    StdFs
+        .append_range(&packed, ByteRange::new(1, 3), &dst)
+        .unwrap();
+    assert_eq!(fs::read(&dst).unwrap(), b">34");
+    assert!(StdFs
+        .append_range(&packed, ByteRange::new(total - 1, total + 1), &dst)
+        .is_err());
+    assert_eq!(fs::read(&dst).unwrap(), b">34", "nothing appended");
 }

@@ -1,13 +1,13 @@
 //! Reading the quarantine: finding a repair's manifest (in its own folder or a run's),
 //! checking its saved bytes, listing everything. Nothing here writes.
 
-use super::home::Home;
+use super::home::{Home, Saved};
 use super::manifest::{
     check_paths, io_err, read_manifest, same_repair, Manifest, QuarantineError, MANIFEST,
 };
 use super::paths::Quarantine;
 use super::run::{RunId, RunManifest};
-use crate::fsops::{file_digest, list_dir, StdFs};
+use crate::fsops::{file_digest, file_len, list_dir, range_digest, StdFs};
 use journal::{RepairAction, RepairId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -48,6 +48,7 @@ impl Finder<'_> {
                     folder: self.quarantine.run_dir(*run),
                     run: *run,
                     id,
+                    packed: m.packed,
                 };
                 return Ok(Some((home, m.clone())));
             }
@@ -144,6 +145,12 @@ impl Quarantine {
                 detail: format!("it describes repair {}, not {id}", manifest.repair),
             });
         }
+        if manifest.packed.is_some() {
+            return Err(QuarantineError::BadManifest {
+                path,
+                detail: "it names a slice of a packed file, which only runs have".into(),
+            });
+        }
         Ok(Some(manifest))
     }
 
@@ -201,21 +208,17 @@ impl Quarantine {
     }
 
     /// Checks that the saved bytes of `m`, kept at `home`, are the ones its manifest
-    /// describes.
+    /// describes: a file of their own whole, or their slice of a run's packed file.
     pub fn verify(&self, home: &Home, m: &Manifest) -> Result<(), QuarantineError> {
-        let whole = m
-            .files
-            .iter()
-            .map(|f| (home.folder().join(&f.saved_as), f.len, f.xxh3));
-        // A zero run's bytes are empty: the zeros are only described.
-        let saved_len = if m.zero_run { 0 } else { m.range.len() };
-        for (path, len, xxh3) in std::iter::once((home.bytes(), saved_len, m.xxh3)).chain(whole) {
+        verify_saved(&home.saved(m), m)?;
+        for f in &m.files {
+            let path = home.folder().join(&f.saved_as);
             let found = file_digest(&StdFs, &path).map_err(io_err(&path))?;
-            if found != Some((len, xxh3)) {
+            if found != Some((f.len, f.xxh3)) {
                 return Err(QuarantineError::BytesChanged {
                     path,
-                    expected_len: len,
-                    expected: xxh3,
+                    expected_len: f.len,
+                    expected: f.xxh3,
                 });
             }
         }
@@ -253,27 +256,75 @@ impl Quarantine {
         }
         for &run in &catalog.runs {
             let folder = self.run_dir(run);
-            let home = |id| Home::Run {
+            let home = |id, packed| Home::Run {
                 folder: folder.clone(),
                 run,
                 id,
+                packed,
             };
             match self.load_run(run) {
                 Ok(Some(m)) => out.extend(m.repairs.into_iter().map(|m| Listed {
                     id: m.repair,
-                    home: home(m.repair),
+                    home: home(m.repair, m.packed),
                     manifest: Ok(m),
                 })),
                 Ok(None) => {}
                 Err(e) => out.push(Listed {
                     id: run.first,
-                    home: home(run.first),
+                    home: home(run.first, None),
                     manifest: Err(e),
                 }),
             }
         }
         out.sort_by_key(|l| l.id);
         Ok(out)
+    }
+}
+
+/// Checks the saved bytes `saved` of `m` (a zero run's are empty: the zeros are only
+/// described). A slice is checked against the packed file's length first, so that a
+/// crafted offset is named as such.
+pub(super) fn verify_saved(saved: &Saved, m: &Manifest) -> Result<(), QuarantineError> {
+    let Saved {
+        path,
+        range,
+        packed,
+    } = saved;
+    let len = m.saved_len();
+    let changed = || QuarantineError::BytesChanged {
+        path: path.clone(),
+        expected_len: len,
+        expected: m.xxh3,
+    };
+    if !packed {
+        let found = file_digest(&StdFs, path).map_err(io_err(path))?;
+        return if found == Some((len, m.xxh3)) {
+            Ok(())
+        } else {
+            Err(changed())
+        };
+    }
+    let bad = |why: String| QuarantineError::BadSlice {
+        path: path.clone(),
+        repair: m.repair,
+        offset: range.start,
+        len,
+        why,
+    };
+    if range.len() != len {
+        return Err(bad("ends past the largest offset".into()));
+    }
+    let Some(packed_len) = file_len(&StdFs, path).map_err(io_err(path))? else {
+        return Err(changed());
+    };
+    if range.end > packed_len {
+        return Err(bad(format!(
+            "ends past the packed file's {packed_len} bytes"
+        )));
+    }
+    match range_digest(&StdFs, path, *range).map_err(io_err(path))? {
+        Some(found) if found == m.xxh3 => Ok(()),
+        _ => Err(bad(format!("do not match their XXH3 {:#018x}", m.xxh3))),
     }
 }
 

@@ -41,6 +41,17 @@ pub enum QuarantineError {
         expected_len: u64,
         expected: u64,
     },
+    #[error(
+        "quarantine {path}: the bytes of repair {repair} at offset {offset} ({len} bytes) \
+         {why}"
+    )]
+    BadSlice {
+        path: PathBuf,
+        repair: RepairId,
+        offset: u64,
+        len: u64,
+        why: String,
+    },
 }
 
 /// Shortest zero tail described as a zero run rather than copied: shorter ones cost
@@ -119,9 +130,42 @@ pub struct Manifest {
     /// `file` is their folder and `range` is empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<SavedFile>,
+    /// Where its saved bytes are in its run's packed file (a run manifest of
+    /// version 2); absent where they are a file of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<PackedSlice>,
 }
 
-/// What [`Quarantine::save_deferred`] saves: `range` of `data_dir/file` for repair
+impl Manifest {
+    /// How many bytes were saved: a zero run's are only described.
+    pub fn saved_len(&self) -> u64 {
+        if self.zero_run {
+            0
+        } else {
+            self.range.len()
+        }
+    }
+}
+
+/// A repair's bytes inside its run's packed file: `len` bytes from `offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackedSlice {
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl PackedSlice {
+    /// The bytes of the packed file it covers; `None` when they would end past
+    /// `u64::MAX` (a crafted manifest).
+    pub fn range(&self) -> Option<ByteRange> {
+        Some(ByteRange::new(
+            self.offset,
+            self.offset.checked_add(self.len)?,
+        ))
+    }
+}
+
+/// What [`Quarantine::save_run`] saves: `range` of `data_dir/file` for repair
 /// `id`; `created_file` when the repair creates `file` (nothing is saved).
 #[derive(Clone, Copy, Debug)]
 pub struct SaveRequest<'a> {
@@ -132,6 +176,32 @@ pub struct SaveRequest<'a> {
     pub file: &'a str,
     pub range: ByteRange,
     pub created_file: bool,
+}
+
+impl SaveRequest<'_> {
+    /// The manifest of what this request saved: bytes with that XXH3, or (a zero
+    /// run) only described; `packed` when they are a slice of a run's packed file.
+    pub(crate) fn manifest(
+        &self,
+        xxh3: u64,
+        zero_run: bool,
+        packed: Option<PackedSlice>,
+    ) -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            repair: self.id,
+            action: self.action.clone(),
+            reason: self.reason.to_string(),
+            data_dir: self.data_dir.to_path_buf(),
+            file: self.file.to_string(),
+            range: self.range,
+            xxh3,
+            zero_run,
+            created_file: self.created_file,
+            files: Vec::new(),
+            packed,
+        }
+    }
 }
 
 /// The name of whole file number `i` in a repair's quarantine folder.

@@ -2,9 +2,11 @@
 //! says where it came from, so `restore` can put it back exactly.
 //!
 //! Layout, under `<state dir>/quarantine/`:
-//! - a run folder per executor run (`run-r00000012-r00000020/`, see [`run`]): each
-//!   repair's removed bytes in `r00000012.bytes`, and one `manifest.json` listing
-//!   every repair of the run;
+//! - a run folder per executor run (`run-r00000012-r00000020/`, see [`run`]): one
+//!   packed file `bytes` holding every repair's removed bytes (see [`packed`]), and
+//!   one `manifest.json` listing every repair of the run with its slice of `bytes`
+//!   (runs of the release before have a file per repair, `r00000012.bytes`: read
+//!   too);
 //! - a folder per repair (`r00000012/`: `bytes`, whole files `file-0` …, and its
 //!   `manifest.json`) for what runs alone (a restore's own save, a salvage re-lay)
 //!   and for everything releases before run folders wrote. Both are read.
@@ -16,15 +18,18 @@
 mod find;
 mod home;
 mod manifest;
+mod packed;
+#[cfg(test)]
+mod packed_tests;
 mod paths;
 mod run;
 #[cfg(test)]
 mod tests;
 
 pub use find::{Finder, Listed};
-pub use home::Home;
+pub use home::{Home, Saved};
 pub use manifest::{
-    action_paths_are_plain, check_paths, is_plain_relative, whole_file_name, Manifest,
+    action_paths_are_plain, check_paths, is_plain_relative, whole_file_name, Manifest, PackedSlice,
     QuarantineError, SaveRequest, SavedFile, BYTES, MANIFEST, ZERO_RUN_MIN,
 };
 pub use paths::Quarantine;
@@ -65,16 +70,17 @@ impl Quarantine {
             range,
             created_file,
         };
-        let manifest = save_bytes(fs, &request, &dir.join(BYTES), None)?;
+        let manifest = save_bytes(fs, &request, &dir.join(BYTES))?;
         self.write_own_manifest(fs, &manifest)?;
         Ok(manifest)
     }
 
-    /// Saves what every request asks for into one new run folder, in parallel,
-    /// leaving the copies' fsyncs to `round`; runs `round` (the bytes, the folder and
-    /// the folders above it durable), then writes the run's manifest (fsynced and
-    /// renamed) and adds its folder to `round`, which the caller runs before it cuts
-    /// anything. A folder of that name without a manifest (a save a crash
+    /// Saves what every request asks for into one new run folder: the slices of its
+    /// packed file laid out, the file created at its full length, the slices copied
+    /// in parallel, leaving the fsync to `round`; runs `round` (the bytes, the folder
+    /// and the folders above it durable), then writes the run's manifest (fsynced
+    /// and renamed) and adds its folder to `round`, which the caller runs before it
+    /// cuts anything. A folder of that name without a manifest (a save a crash
     /// interrupted) is written over; one with a manifest is refused. An error names
     /// the request it is about.
     pub fn save_run(
@@ -105,10 +111,19 @@ impl Quarantine {
         }
         fs.create_dir_all(&dir)
             .map_err(|e| (first, io_err(&dir)(e)))?;
-        let manifests = crate::parallel::map_ordered(requests, SYNC_THREADS, |r| {
-            let bytes = dir.join(RunId::bytes_name(r.id));
-            save_bytes(fs, r, &bytes, Some(round)).map_err(|e| (r.id, e))
+        let zero_runs = crate::parallel::map_ordered(requests, SYNC_THREADS, |r| {
+            packed::is_zero_run(r).map_err(|e| (r.id, e))
         })?;
+        let bytes = dir.join(BYTES);
+        let (slices, total) =
+            packed::layout(&bytes, requests, &zero_runs).map_err(|e| (first, e))?;
+        fs.create_sized_in_round(&bytes, total, round)
+            .map_err(|e| (first, io_err(&bytes)(e)))?;
+        let work: Vec<_> = requests.iter().zip(zero_runs).zip(slices).collect();
+        let manifests =
+            crate::parallel::map_ordered(&work, SYNC_THREADS, |((r, zero_run), slice)| {
+                packed::save_slice(fs, r, *zero_run, &bytes, *slice, round).map_err(|e| (r.id, e))
+            })?;
         round.add_dir(&dir);
         round.add_dir(self.dir());
         if let Some(state) = self.dir().parent() {
@@ -194,6 +209,7 @@ impl Quarantine {
             zero_run: false,
             created_file: false,
             files: saved,
+            packed: None,
         };
         self.write_own_manifest(fs, &manifest)?;
         Ok(manifest)
@@ -230,57 +246,24 @@ impl Quarantine {
     }
 }
 
-/// Saves what `request` asks for into `bytes` (a new file) and returns its manifest.
-/// With a `round`, the copy's fsync is left to it. A long zero tail of a truncation
-/// (a file extended but never written, or zero-filled after a power loss) is
-/// described, not copied: it may be gigabytes of holes.
+/// Saves what `request` asks for into `bytes` (a new file, fsynced) and returns its
+/// manifest. A zero run is described, not copied (see [`packed::is_zero_run`]).
 fn save_bytes(
     fs: &dyn FileOps,
     request: &SaveRequest<'_>,
     bytes: &Path,
-    round: Option<&SyncRound>,
 ) -> Result<Manifest, QuarantineError> {
-    let SaveRequest {
-        id,
-        action,
-        reason,
-        data_dir,
-        file,
-        range,
-        created_file,
-    } = *request;
-    let src = data_dir.join(file);
-    let truncation = matches!(
-        action,
-        RepairAction::TruncateLog { .. } | RepairAction::TruncateIndex { .. }
-    );
-    let zero_run = truncation
-        && range.len() >= ZERO_RUN_MIN
-        && crate::fsops::is_zero_range(&src, range).map_err(io_err(&src))? == Some(true);
-    let xxh3 = if range.is_empty() || zero_run {
+    let zero_run = packed::is_zero_run(request)?;
+    let xxh3 = if request.range.is_empty() || zero_run {
         fs.write_file(bytes, &mut |_| Ok(()))
             .map_err(io_err(bytes))?;
         xxhash_rust::xxh3::xxh3_64(&[])
     } else {
-        match round {
-            Some(round) => fs.copy_range_in_round(&src, range, bytes, round),
-            None => fs.copy_range(&src, range, bytes),
-        }
-        .map_err(io_err(&src))?
+        let src = request.data_dir.join(request.file);
+        fs.copy_range(&src, request.range, bytes)
+            .map_err(io_err(&src))?
     };
-    Ok(Manifest {
-        version: MANIFEST_VERSION,
-        repair: id,
-        action: action.clone(),
-        reason: reason.to_string(),
-        data_dir: data_dir.to_path_buf(),
-        file: file.to_string(),
-        range,
-        xxh3,
-        zero_run,
-        created_file,
-        files: Vec::new(),
-    })
+    Ok(request.manifest(xxh3, zero_run, None))
 }
 
 /// Writes `folder/manifest.json` through a temporary file, fsynced, and a rename: a

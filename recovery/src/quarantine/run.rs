@@ -1,10 +1,19 @@
 //! Run folders: the quarantine of one executor run, one folder and one manifest for
-//! all its repairs (`run-r00000012-r00000020/`, with `r00000012.bytes` … and
-//! `manifest.json`). A run of a thousand repairs then writes and syncs one manifest
-//! and one folder, not a thousand of each; every repair keeps its own id, so
-//! `restore` still takes one repair, or the whole run.
+//! all its repairs (`run-r00000012-r00000020/`). A run of a thousand repairs then
+//! writes and syncs one manifest and one folder, not a thousand of each; every
+//! repair keeps its own id, so `restore` still takes one repair, or the whole run.
+//!
+//! Two forms, both read:
+//! - version 2 (packed): every repair's bytes in one file, `bytes`, at an offset its
+//!   entry records. Creating and filling thousands of small files cost more than
+//!   the rest of a large `recover`; one file sized up front is filled in parallel.
+//! - version 1 (the release before): a file per repair, `r00000012.bytes` ….
+//!
+//! A manifest is data on disk another user may have crafted: [`RunManifest::parse`]
+//! refuses slices that overflow or overlap, or that do not hold what the entry
+//! says was saved; slices past the end of the packed file are refused when read.
 
-use crate::quarantine::manifest::{Manifest, QuarantineError};
+use crate::quarantine::manifest::{Manifest, PackedSlice, QuarantineError};
 use journal::{RepairAction, RepairId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -19,7 +28,10 @@ pub struct RunId {
 }
 
 const PREFIX: &str = "run-";
-const RUN_MANIFEST_VERSION: u32 = 1;
+/// A file per repair, as the release before packed runs wrote.
+const RUN_MANIFEST_V1: u32 = 1;
+/// One packed file, `bytes`, for the whole run.
+const RUN_MANIFEST_PACKED: u32 = 2;
 
 impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,7 +65,7 @@ impl RunId {
         self.first <= id && id <= self.last
     }
 
-    /// Where repair `id` of this run keeps its bytes, inside the run folder.
+    /// Where repair `id` of a version 1 run kept its bytes, inside the run folder.
     pub fn bytes_name(id: RepairId) -> String {
         format!("{id}.bytes")
     }
@@ -69,13 +81,19 @@ pub struct RunManifest {
 }
 
 impl RunManifest {
+    /// The manifest of a packed run: every repair's `packed` slice is set.
     pub fn new(run: RunId, mut repairs: Vec<Manifest>) -> Self {
         repairs.sort_by_key(|m| m.repair);
         Self {
-            version: RUN_MANIFEST_VERSION,
+            version: RUN_MANIFEST_PACKED,
             run: run.to_string(),
             repairs,
         }
+    }
+
+    /// Whether the run's bytes are in one packed file (else a file per repair).
+    pub fn is_packed(&self) -> bool {
+        self.version == RUN_MANIFEST_PACKED
     }
 
     /// Parses the manifest of the run folder `run`, read from `path`, and checks that
@@ -89,7 +107,7 @@ impl RunManifest {
             detail,
         };
         let m: Self = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
-        if m.version != RUN_MANIFEST_VERSION {
+        if m.version != RUN_MANIFEST_V1 && m.version != RUN_MANIFEST_PACKED {
             return Err(bad(format!("run manifest version {}", m.version)));
         }
         if m.run != run.to_string() {
@@ -121,7 +139,62 @@ impl RunManifest {
             }
             previous = Some(r.repair);
         }
+        m.check_slices(path)?;
         Ok(m)
+    }
+
+    /// A version 1 run names no slice; in a packed one, every repair's slice holds
+    /// exactly what it saved, ends before `u64::MAX` and overlaps no other (a
+    /// restore of one must not read another's bytes).
+    fn check_slices(&self, path: &Path) -> Result<(), QuarantineError> {
+        let packed = self.is_packed();
+        let bad = |m: &Manifest, s: PackedSlice, why: String| QuarantineError::BadSlice {
+            path: path.to_path_buf(),
+            repair: m.repair,
+            offset: s.offset,
+            len: s.len,
+            why,
+        };
+        let mut slices = Vec::with_capacity(self.repairs.len());
+        for m in &self.repairs {
+            let slice = match (packed, m.packed) {
+                (true, Some(s)) => s,
+                (false, None) => continue,
+                (false, Some(s)) => {
+                    return Err(bad(m, s, "is a slice in a run of a file per repair".into()))
+                }
+                (true, None) => {
+                    return Err(QuarantineError::BadManifest {
+                        path: path.to_path_buf(),
+                        detail: format!("{} has no slice of the packed file", m.repair),
+                    })
+                }
+            };
+            if slice.len != m.saved_len() {
+                let why = format!("is not the {} bytes it saved", m.saved_len());
+                return Err(bad(m, slice, why));
+            }
+            let range = slice
+                .range()
+                .ok_or_else(|| bad(m, slice, "ends past the largest offset".into()))?;
+            if !range.is_empty() {
+                slices.push((range, m));
+            }
+        }
+        slices.sort_by_key(|(r, _)| (r.start, r.end));
+        for pair in slices.windows(2) {
+            if let [(before, a), (after, m)] = pair {
+                if after.start < before.end {
+                    let slice = PackedSlice {
+                        offset: after.start,
+                        len: after.len(),
+                    };
+                    let why = format!("overlaps the bytes of repair {}", a.repair);
+                    return Err(bad(m, slice, why));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn get(&self, id: RepairId) -> Option<&Manifest> {

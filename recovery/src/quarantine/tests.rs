@@ -199,23 +199,28 @@ fn a_run_saves_every_repair_in_one_folder_that_each_repair_is_found_in() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "manifest.json",
-            "r00000012.bytes",
-            "r00000013.bytes",
-            "r00000014.bytes"
-        ]
-    );
-    assert_eq!(q.load_run(run).unwrap().unwrap().repairs, saved);
+    // One packed file: each repair's 6 bytes at its offset, in id order.
+    assert_eq!(names, [BYTES, MANIFEST]);
+    assert_eq!(fs::read(folder.join(BYTES)).unwrap(), b"456000456001456002");
+    let loaded = q.load_run(run).unwrap().unwrap();
+    assert!(loaded.is_packed());
+    assert_eq!(loaded.repairs, saved);
     for (i, m) in saved.iter().enumerate() {
         let (home, found) = q.load_verified(m.repair).unwrap().unwrap();
         assert_eq!(&found, m);
         assert_eq!(home.run(), Some(run));
+        let slice = PackedSlice {
+            offset: 6 * i as u64,
+            len: 6,
+        };
+        assert_eq!(found.packed, Some(slice));
+        let saved = home.saved(&found);
+        assert_eq!(saved.path, folder.join(BYTES));
+        assert_eq!(saved.range, slice.range().unwrap());
+        let bytes = fs::read(&saved.path).unwrap();
         assert_eq!(
-            fs::read(home.bytes()).unwrap(),
-            format!("456{i:03}").as_bytes()
+            bytes.get(saved.range.start as usize..saved.range.end as usize),
+            Some(format!("456{i:03}").as_bytes())
         );
         q.check_paths(&home, &found).unwrap();
     }
@@ -230,10 +235,18 @@ fn a_run_saves_every_repair_in_one_folder_that_each_repair_is_found_in() {
         .saved_before(RepairId(13), action, "p0.log")
         .unwrap_err();
     assert!(matches!(err, QuarantineError::IdTaken { .. }), "{err}");
-    // A changed copy is found out.
-    fs::write(folder.join("r00000013.bytes"), b"456999").unwrap();
+    // A changed slice is found out, naming the packed file and its offset; its
+    // neighbours still verify.
+    fs::write(folder.join(BYTES), b"456000456999456002").unwrap();
     let err = q.load_verified(RepairId(13)).unwrap_err();
-    assert!(matches!(err, QuarantineError::BytesChanged { .. }), "{err}");
+    assert!(
+        matches!(err, QuarantineError::BadSlice { offset: 6, .. })
+            && err.to_string().contains("bytes")
+            && err.to_string().contains("offset 6"),
+        "{err}"
+    );
+    q.load_verified(RepairId(12)).unwrap().unwrap();
+    q.load_verified(RepairId(14)).unwrap().unwrap();
 }
 
 #[test]
@@ -243,9 +256,10 @@ fn a_run_folder_without_a_manifest_is_written_again_and_one_with_a_manifest_refu
     let q = Quarantine::new(&tmp.path().join("state"));
     let items = run_requests(&data, 1, 2);
     let run = RunId::of([RepairId(1), RepairId(2)]).unwrap();
-    // A save a crash interrupted: a torn copy, no manifest. Nothing describes it.
+    // A save a crash interrupted: a torn packed file, no manifest. Nothing
+    // describes it.
     fs::create_dir_all(q.run_dir(run)).unwrap();
-    fs::write(q.run_dir(run).join("r00000001.bytes"), b"45").unwrap();
+    fs::write(q.run_dir(run).join(BYTES), b"45").unwrap();
     assert_eq!(q.load(RepairId(1)).unwrap(), None);
     assert_eq!(q.highest_id().unwrap(), Some(RepairId(2)));
     let round = SyncRound::new();
@@ -255,6 +269,10 @@ fn a_run_folder_without_a_manifest_is_written_again_and_one_with_a_manifest_refu
     round.run(&StdFs).unwrap();
     assert_eq!(saved.len(), 2);
     q.load_verified(RepairId(1)).unwrap().unwrap();
+    assert_eq!(
+        fs::read(q.run_dir(run).join(BYTES)).unwrap(),
+        b"456000456001"
+    );
     // The run again, now that a manifest describes it: refused, nothing changed.
     let before = fs::read(q.run_dir(run).join(MANIFEST)).unwrap();
     let err = q

@@ -22,6 +22,11 @@ use std::sync::Mutex;
 /// The panic payload of a simulated crash.
 struct Crash;
 
+/// Where [`CrashAt`] died inside the save of a run's packed file (noted with the
+/// named steps, so that a test knows it crashed there too).
+const CREATE_PACKED: &str = "create the packed bytes";
+const FILL_PACKED: &str = "fill the packed bytes";
+
 /// The real file system, until step `at`: that step is torn (half done, where it
 /// writes) and the process "dies" (panics with [`Crash`]). The executor runs steps
 /// on several threads: once dead, every later step of any thread dies at once,
@@ -117,14 +122,44 @@ impl FileOps for CrashAt {
         self.unsynced.lock().unwrap().remove(path);
         Ok(())
     }
-    fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
+    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
         if self.crashing() {
             let bytes = std::fs::read(src)?;
+            let slice = &bytes[range.start as usize..range.end as usize];
             let mut f = std::fs::OpenOptions::new().append(true).open(dst)?;
-            f.write_all(&bytes[..bytes.len() / 2])?;
+            f.write_all(&slice[..slice.len() / 2])?;
             self.die();
         }
-        StdFs.append_file(src, dst)
+        StdFs.append_range(src, range, dst)
+    }
+    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        if self.crashing() {
+            *self.died_at.lock().unwrap() = Some(CREATE_PACKED.into());
+            self.before_unsynced(dst);
+            // Torn: created, not yet sized.
+            let _ = StdFs.create_sized_in_round(dst, 0, round);
+            self.die();
+        }
+        self.before_unsynced(dst);
+        StdFs.create_sized_in_round(dst, len, round)
+    }
+    fn copy_range_at_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        at: u64,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        if self.crashing() {
+            *self.died_at.lock().unwrap() = Some(FILL_PACKED.into());
+            self.before_unsynced(dst);
+            let half = ByteRange::new(range.start, range.start + range.len() / 2);
+            let _ = StdFs.copy_range_at_in_round(src, half, dst, at, round);
+            self.die();
+        }
+        self.before_unsynced(dst);
+        StdFs.copy_range_at_in_round(src, range, dst, at, round)
     }
     fn write_file(
         &self,
@@ -275,6 +310,11 @@ fn crash_everywhere_then(name: &str, damaged: &Path, mode: Mode, after: AfterCra
         repair(&ref_data, &reference.path().join("state"), &StdFs, mode),
         "{name}: reference run"
     );
+    let packs_bytes = Quarantine::new(&reference.path().join("state"))
+        .list()
+        .expect("quarantine lists")
+        .iter()
+        .any(|m| m.packed.is_some_and(|slice| slice.len > 0));
     let expected: Snapshot = snapshot(&ref_data);
     let input = snapshot(damaged);
     assert_ne!(expected, input, "{name}: the case must need repairs");
@@ -369,6 +409,17 @@ fn crash_everywhere_then(name: &str, damaged: &Path, mode: Mode, after: AfterCra
     assert!(
         !batched || phases.iter().all(|p| boundaries.contains(*p)),
         "{name}: crashed only at {boundaries:?}"
+    );
+    // And inside the packed write: creating the file and, where the run saves
+    // bytes (a salvage's phased repairs only create folders), filling a slice.
+    let packed_writes = if packs_bytes {
+        &[CREATE_PACKED, FILL_PACKED][..]
+    } else {
+        &[CREATE_PACKED][..]
+    };
+    assert!(
+        !batched || packed_writes.iter().all(|p| boundaries.contains(*p)),
+        "{name}: never crashed inside the packed write: {boundaries:?}"
     );
 }
 

@@ -76,32 +76,35 @@ fn check_quarantine(state: &Path, damaged: &Snapshot) -> Vec<String> {
             .into_owned();
         let text = std::fs::read(dir.join("manifest.json")).expect("manifest");
         let m: serde_json::Value = serde_json::from_slice(&text).expect("manifest is JSON");
-        // A run folder lists its repairs in one manifest, each with `<id>.bytes`; a
-        // folder of its own holds one repair's manifest and `bytes`.
-        let repairs: Vec<(String, serde_json::Value, std::path::PathBuf)> =
-            if name.starts_with("run-") {
-                assert_eq!(m["run"].as_str(), Some(name.as_str()));
-                m["repairs"]
-                    .as_array()
-                    .expect("a run's repairs")
-                    .iter()
-                    .map(|r| {
-                        let id = format!("r{:08}", r["repair"].as_u64().expect("id"));
-                        let bytes = dir.join(format!("{id}.bytes"));
-                        (id, r.clone(), bytes)
-                    })
-                    .collect()
-            } else {
-                vec![(name.clone(), m, dir.join("bytes"))]
-            };
-        for (id, m, bytes) in repairs {
+        // A run folder lists its repairs in one manifest, each with its slice of the
+        // packed file `bytes`; a folder of its own holds one repair's manifest and
+        // `bytes`, all of it saved.
+        let repairs: Vec<(String, serde_json::Value, Vec<u8>)> = if name.starts_with("run-") {
+            assert_eq!(m["run"].as_str(), Some(name.as_str()));
+            assert_eq!(m["version"], 2, "a packed run");
+            let packed = std::fs::read(dir.join("bytes")).expect("packed bytes");
+            m["repairs"]
+                .as_array()
+                .expect("a run's repairs")
+                .iter()
+                .map(|r| {
+                    let id = format!("r{:08}", r["repair"].as_u64().expect("id"));
+                    let at = r["packed"]["offset"].as_u64().expect("offset") as usize;
+                    let len = r["packed"]["len"].as_u64().expect("len") as usize;
+                    (id, r.clone(), packed[at..at + len].to_vec())
+                })
+                .collect()
+        } else {
+            let saved = std::fs::read(dir.join("bytes")).expect("saved bytes");
+            vec![(name.clone(), m, saved)]
+        };
+        for (id, m, saved) in repairs {
             if m["action"].get("Restore").is_some() {
                 continue;
             }
             let file = m["file"].as_str().expect("file");
             let start = m["range"]["start"].as_u64().expect("start") as usize;
             let end = m["range"]["end"].as_u64().expect("end") as usize;
-            let saved = std::fs::read(&bytes).expect("saved bytes");
             if m["created_file"].as_bool() == Some(true) {
                 assert!(saved.is_empty());
             } else {

@@ -1,6 +1,8 @@
-//! A journal and a quarantine written by the release before journal format 3
-//! (`fixtures/warden-format-2/`): the current build migrates the journal instead of
-//! moving it aside, keeps its history, recovers with it and restores its repairs.
+//! Journals and quarantines written by earlier releases: the release before journal
+//! format 3 (`fixtures/warden-format-2/`), whose journal the current build migrates
+//! instead of moving it aside, keeping its history, recovering with it and restoring
+//! its repairs; and the release before packed run folders
+//! (`fixtures/warden-run-v1/`), whose run folder is listed and restored.
 
 use crate::warden;
 use harness::cli::Run;
@@ -19,7 +21,12 @@ struct Golden {
 }
 
 fn golden() -> Golden {
-    let src = fixtures_dir().join("../warden-format-2");
+    golden_from("warden-format-2")
+}
+
+/// A copy of `fixtures/<name>/`'s data and state directories.
+fn golden_from(name: &str) -> Golden {
+    let src = fixtures_dir().join("..").join(name);
     let tmp = tempfile::tempdir().unwrap();
     let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
     copy_dir(&src.join("data"), &data).unwrap();
@@ -101,9 +108,51 @@ fn recover_trusts_the_old_seals_and_restore_gives_back_the_old_repairs() {
         .unwrap_or_else(|| panic!("the old quarantine of {torn} is listed: {list:#}"));
     assert_eq!(old["bytes"], 30);
     let saved = std::fs::read(old["saved_at"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        old["saved_range"],
+        serde_json::json!({"start": 0, "end": 30})
+    );
 
     let id = old["id"].as_str().unwrap();
     let back = run(&g, &["restore", id]);
+    assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
+    assert_eq!(std::fs::read(g.data.join(torn)).unwrap(), saved);
+}
+
+/// A run folder of version 1 (`fixtures/warden-run-v1/`: a file per repair, as
+/// the release before packed run folders wrote them) is listed and restored, one
+/// repair or the whole run.
+#[test]
+fn a_run_folder_of_the_release_before_is_listed_and_restored() {
+    let g = golden_from("warden-run-v1");
+    let torn = std::fs::read_to_string(fixtures_dir().join("../warden-run-v1/torn-log")).unwrap();
+    let torn = torn.trim();
+    let listed = run(&g, &["restore", "--list", "--json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let list = listed.json();
+    let repairs = list["repairs"].as_array().unwrap();
+    assert!(repairs.len() > 1, "{list:#}");
+    let cut = repairs
+        .iter()
+        .find(|r| r["file"] == torn)
+        .unwrap_or_else(|| panic!("the cut of {torn} is listed: {list:#}"));
+    let run_id = cut["run"]
+        .as_str()
+        .expect("saved in a run folder")
+        .to_string();
+    assert_eq!(cut["bytes"], 30);
+    let saved_at = cut["saved_at"].as_str().unwrap();
+    assert!(saved_at.ends_with(&format!("{}.bytes", cut["id"].as_str().unwrap())));
+    assert_eq!(
+        cut["saved_range"],
+        serde_json::json!({"start": 0, "end": 30})
+    );
+    let saved = std::fs::read(saved_at).unwrap();
+    assert_eq!(saved, b"a torn tail, thirty bytes long");
+    // The log was moved into quarantine whole.
+    assert!(!g.data.join(torn).exists());
+
+    let back = run(&g, &["restore", &run_id]);
     assert_eq!(back.code, 0, "{}{}", back.stdout, back.stderr);
     assert_eq!(std::fs::read(g.data.join(torn)).unwrap(), saved);
 }

@@ -118,8 +118,13 @@ fn new_ids_start_above_every_quarantine_folder() {
         .unwrap()
         .unwrap();
     std::fs::create_dir(&planted).unwrap();
-    std::fs::copy(home.bytes(), planted.join("bytes")).unwrap();
+    // Its saved bytes, a slice of the run's packed file, as a folder of its own.
+    let saved = home.saved(&first);
+    let packed = std::fs::read(&saved.path).unwrap();
+    let bytes = &packed[saved.range.start as usize..saved.range.end as usize];
+    std::fs::write(planted.join("bytes"), bytes).unwrap();
     let mut moved = first.clone();
+    moved.packed = None;
     moved.repair = journal::RepairId(99_999_999);
     let text = serde_json::to_vec_pretty(&moved).unwrap();
     std::fs::write(planted.join("manifest.json"), text).unwrap();

@@ -15,7 +15,7 @@ use harness::fixtures::{CLEAN, RACE_ROTATION};
 use harness::{apply, assert_same, fixture_copy, snapshot, Fault, FixtureCopy, Snapshot};
 use journal::{ByteRange, Journal};
 use recovery::execute::Executor;
-use recovery::fsops::{FileOps, StdFs};
+use recovery::fsops::{FileOps, StdFs, SyncRound};
 use recovery::pipeline::{run, PipelineError, Quiet, RepairOutcome, Request};
 use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
@@ -161,11 +161,22 @@ fn picture(dir: &Path, prefix: &str, skip: &[&Path], out: &mut Picture) {
 /// in the quarantine: a removed or replaced file whole, a cut file's tail.
 fn assert_cuts_quarantined(before: &Snapshot, after: &Snapshot, state: &Path) {
     let quarantine = state.join("quarantine");
-    let saved: BTreeSet<Vec<u8>> = if quarantine.is_dir() {
+    let mut saved: BTreeSet<Vec<u8>> = if quarantine.is_dir() {
         snapshot(&quarantine).into_values().collect()
     } else {
         BTreeSet::new()
     };
+    // A run's repairs are slices of its packed file.
+    let q = Quarantine::new(state);
+    for listed in q.list_each().unwrap_or_default() {
+        if let Ok(m) = listed.manifest {
+            let at = listed.home.saved(&m);
+            if at.packed {
+                let packed = fs::read(&at.path).unwrap();
+                saved.insert(packed[at.range.start as usize..at.range.end as usize].to_vec());
+            }
+        }
+    }
     for (path, bytes) in before {
         let tail: &[u8] = match after.get(path) {
             None => bytes,
@@ -250,6 +261,7 @@ fn links_at_the_next_quarantine_bytes_names_are_never_written() {
             )
             .unwrap();
         }
+        symlink(w.outside.join("victim"), dir.join("bytes")).unwrap();
     }
     recover_succeeds(&w, &["recover"]);
     for id in 1..=12 {
@@ -258,6 +270,9 @@ fn links_at_the_next_quarantine_bytes_names_are_never_written() {
         let run = w.state.join(format!("quarantine/run-r00000001-r{id:08}"));
         let link = run.join(format!("r{id:08}.bytes"));
         assert!(fs::symlink_metadata(link).unwrap().is_symlink());
+        assert!(fs::symlink_metadata(run.join("bytes"))
+            .unwrap()
+            .is_symlink());
     }
 }
 
@@ -547,9 +562,24 @@ impl FileOps for Plant {
         self.before("copy_range", dst);
         StdFs.copy_range(src, range, dst)
     }
-    fn append_file(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        self.before("append_file", dst);
-        StdFs.append_file(src, dst)
+    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
+        self.before("append_range", dst);
+        StdFs.append_range(src, range, dst)
+    }
+    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        self.before("create_sized_in_round", dst);
+        StdFs.create_sized_in_round(dst, len, round)
+    }
+    fn copy_range_at_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        at: u64,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        self.before("copy_range_at_in_round", dst);
+        StdFs.copy_range_at_in_round(src, range, dst, at, round)
     }
     fn write_file(
         &self,
@@ -660,9 +690,25 @@ fn race_a_link_at_the_allocated_quarantine_bytes() {
     let w = World::new(CLEAN);
     apply(w.data(), P1, Fault::TornLogTail).unwrap();
     let plant = Plant::new(
-        &["copy_range"],
-        // A run folder's `r00000001.bytes`, or a repair's own `bytes`.
+        &[
+            "copy_range",
+            "create_sized_in_round",
+            "copy_range_at_in_round",
+        ],
+        // A run folder's packed `bytes`, or a repair's own.
         |p| named(p, "bytes") || name_ends(p, ".bytes"),
+        w.outside.join("victim"),
+    );
+    race(&w, Mode::TolerateTail, plant);
+}
+
+#[test]
+fn race_a_link_swapped_in_for_the_packed_bytes_while_they_are_filled() {
+    let w = World::new(CLEAN);
+    apply(w.data(), P1, Fault::TornLogTail).unwrap();
+    let plant = Plant::new(
+        &["copy_range_at_in_round"],
+        |p| named(p, "bytes"),
         w.outside.join("victim"),
     );
     race(&w, Mode::TolerateTail, plant);

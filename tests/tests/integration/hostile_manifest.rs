@@ -39,6 +39,54 @@ fn crafted(manifest: &Value, outside: &str) -> Vec<(Value, String)> {
     out
 }
 
+/// Ways a packed run manifest can misplace repair `i`'s slice of `bytes`: past the
+/// end of the file, past the largest offset, over another repair's slice, missing,
+/// or in a manifest of the version that has none.
+fn crafted_slices(manifest: &Value, i: usize) -> Vec<(Value, String)> {
+    let entry = &manifest["repairs"][i];
+    assert!(entry["packed"].is_object(), "a packed run: {manifest:#}");
+    let len = entry["packed"]["len"].as_u64().unwrap();
+    let start = entry["range"]["start"].as_u64().unwrap();
+    let mut out = Vec::new();
+    let mut edit = |what: &str, change: &dyn Fn(&mut Value)| {
+        let mut m = manifest.clone();
+        change(&mut m);
+        out.push((m, format!("{what} (repair {i})")));
+    };
+    edit("a slice past the end of bytes", &|m| {
+        m["repairs"][i]["packed"]["offset"] = serde_json::json!(1u64 << 40);
+    });
+    edit("a slice past the largest offset", &|m| {
+        m["repairs"][i]["packed"]["offset"] = serde_json::json!(u64::MAX - len / 2);
+    });
+    edit("a huge slice, its range to match", &|m| {
+        m["repairs"][i]["range"]["end"] = serde_json::json!(start + (1u64 << 50));
+        m["repairs"][i]["packed"]["len"] = serde_json::json!(1u64 << 50);
+    });
+    edit("a slice longer than its range", &|m| {
+        m["repairs"][i]["packed"]["len"] = serde_json::json!(len + 1);
+    });
+    edit("no slice", &|m| {
+        m["repairs"][i].as_object_mut().unwrap().remove("packed");
+    });
+    edit("a slice in a version 1 run", &|m| {
+        m["version"] = serde_json::json!(1)
+    });
+    // Over another repair's bytes, where there are two with bytes.
+    let others = manifest["repairs"].as_array().unwrap();
+    let other = others
+        .iter()
+        .enumerate()
+        .find(|(j, o)| *j != i && o["packed"]["len"].as_u64().unwrap() > 0);
+    if let (Some((_, other)), true) = (other, len > 0) {
+        let offset = other["packed"]["offset"].clone();
+        edit("a slice over another repair's", &|m| {
+            m["repairs"][i]["packed"]["offset"] = offset.clone();
+        });
+    }
+    out
+}
+
 #[test]
 fn crafted_manifests_never_make_restore_write_outside() {
     let copy = fixture_copy(CLEAN);
@@ -51,6 +99,7 @@ fn crafted_manifests_never_make_restore_write_outside() {
     let quarantine = state.join("quarantine");
     let mut kinds = std::collections::BTreeSet::new();
     let mut cases = 0;
+    let mut slice_cases = 0;
     // The outside file, named relative to the root for the absolute case.
     let rel_outside = outside_dir.join("victim");
     let rel_outside = rel_outside.strip_prefix("/").unwrap().to_str().unwrap();
@@ -132,9 +181,16 @@ fn crafted_manifests_never_make_restore_write_outside() {
             ] {
                 check(&path, serde_json::to_vec_pretty(&m).unwrap(), &id, what);
             }
+            // What only a packed run can get wrong: its slices of `bytes`.
+            for (m, what) in crafted_slices(&manifest, i) {
+                let text = serde_json::to_vec_pretty(&m).unwrap();
+                check(&path, text, &id, &what);
+                slice_cases += 1;
+            }
         }
         std::fs::write(&path, original).unwrap();
     }
     assert!(kinds.len() >= 3, "every action kind of the run: {kinds:?}");
+    assert!(slice_cases >= 6, "{slice_cases}");
     assert!(cases >= 3 * 7, "{cases}");
 }
