@@ -6,6 +6,9 @@
 //! and prints the median of each and their ratio. Goal: scan ≥ 0.8× plain read.
 //! Run: `cargo bench -p iggy-warden-recovery --bench scan_throughput`
 //! (`SCAN_BENCH_MIB` sets the size, `SCAN_BENCH_PAYLOAD` the mean payload bytes).
+//! `SCAN_BENCH_FIXTURE=fixtures/iggy-0.6.0/killed-under-load` copies that real data
+//! directory's topic (messages of about 165 bytes, as the real server wrote them)
+//! into as many topics as reach `SCAN_BENCH_MIB`, instead of generating segments.
 
 use harness::writer::state_info_bytes;
 use harness::{Message, SegmentAppender};
@@ -65,6 +68,38 @@ fn generate(root: &Path, total: u64, mean_payload: u64) {
     std::fs::write(root.join("state/info"), state_info_bytes()).unwrap();
 }
 
+/// Copies the topic `streams/0/topics/0` of the real data directory `fixture` into
+/// topics 0, 1, ... of `root` until their logs hold at least `total` bytes; its
+/// `state/` comes along, so the layout is the server's own.
+fn copy_fixture(fixture: &Path, root: &Path, total: u64) {
+    fn copy_tree(from: &Path, to: &Path) -> u64 {
+        std::fs::create_dir_all(to).unwrap();
+        let mut logs = 0;
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                logs += copy_tree(&entry.path(), &target);
+            } else {
+                let n = std::fs::copy(entry.path(), &target).unwrap();
+                if target.extension().is_some_and(|e| e == "log") {
+                    logs += n;
+                }
+            }
+        }
+        logs
+    }
+    copy_tree(&fixture.join("state"), &root.join("state"));
+    let topic = fixture.join("streams/0/topics/0");
+    let (mut copied, mut t) = (0u64, 0u32);
+    while copied < total {
+        let logs = copy_tree(&topic, &root.join(format!("streams/0/topics/{t}")));
+        assert!(logs > 0, "no .log under {}", topic.display());
+        copied += logs;
+        t += 1;
+    }
+}
+
 fn plain_read(root: &Path) -> u64 {
     let layout = discover(root).unwrap();
     let mut buf = vec![0u8; 1 << 20];
@@ -82,13 +117,17 @@ fn plain_read(root: &Path) -> u64 {
     total
 }
 
-fn scan(root: &Path) -> u64 {
+/// Analyses every partition; generated segments must be whole (a real directory
+/// keeps whatever damage its server left).
+fn scan(root: &Path, whole: bool) -> u64 {
     let layout = discover(root).unwrap();
     let a = analyze(&layout, &|_| {}).unwrap();
-    assert!(a
-        .partitions
-        .iter()
-        .all(|p| p.segments.iter().all(|s| s.index.is_consistent())));
+    assert!(
+        !whole
+            || a.partitions
+                .iter()
+                .all(|p| p.segments.iter().all(|s| s.index.is_consistent()))
+    );
     layout.log_bytes()
 }
 
@@ -102,7 +141,11 @@ fn main() {
     let payload = env_u64("SCAN_BENCH_PAYLOAD", 1024);
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    generate(&root, mib << 20, payload);
+    let fixture = std::env::var_os("SCAN_BENCH_FIXTURE").map(std::path::PathBuf::from);
+    match &fixture {
+        Some(f) => copy_fixture(f, &root, mib << 20),
+        None => generate(&root, mib << 20, payload),
+    }
     let bytes = plain_read(&root);
     let (mut reads, mut scans) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
@@ -110,12 +153,18 @@ fn main() {
         assert_eq!(plain_read(&root), bytes);
         reads.push(t.elapsed());
         let t = Instant::now();
-        assert_eq!(scan(&root), bytes);
+        assert_eq!(scan(&root, fixture.is_none()), bytes);
         scans.push(t.elapsed());
     }
     let (read, scanned) = (median(reads), median(scans));
     let gib = bytes as f64 / (1u64 << 30) as f64;
-    println!("scan_throughput: {gib:.2} GiB of logs, mean payload {payload} B");
+    match &fixture {
+        Some(f) => println!(
+            "scan_throughput: {gib:.2} GiB of logs, copies of {}",
+            f.display()
+        ),
+        None => println!("scan_throughput: {gib:.2} GiB of logs, mean payload {payload} B"),
+    }
     println!(
         "  plain read: {:.2} GiB/s ({read:?})",
         gib / read.as_secs_f64()
