@@ -1,18 +1,18 @@
-//! `recovery::scan::scan_log` (and `scan_log_prefetched`, `scan_log_with`) on arbitrary
+//! `recovery::scan::scan_log` (and `scan_log_with`) on arbitrary
 //! bytes as a segment's `.log`, from an arbitrary `ScanStart`.
 //!
 //! Input: flags (u8), next_offset (u64 LE), position (u64 LE), read pattern length
 //! (u8) and pattern, then the log bytes. Flags: 0x01/0x02/0x04 forge valid frames
 //! (see `forge_frames`), 0x08 also reads through a reader that returns a few bytes
-//! per call (0x10: with `Interrupted` errors), 0x20 also through the read-ahead
-//! thread, 0x40 also twice through one reused `ScanBuffer` as small as the pattern
+//! per call (0x10: with `Interrupted` errors), 0x20 also through a reused 128 KiB
+//! `ScanBuffer` (an analysis thread's way) fed a few bytes per read, 0x40 also twice through one reused `ScanBuffer` as small as the pattern
 //! length says (the sidecar's way), 0x80 moves next_offset next to `u64::MAX`.
 //!
 //! Proves: the scanner never panics; it returns the valid prefix its documentation
 //! describes (contiguous frames from `position`, consecutive offsets, `valid_len` and
 //! the stop position agree); and the result does not depend on how the reader delivers
-//! the bytes (a few bytes per read, `Interrupted` errors, the read-ahead thread, a
-//! small buffer kept between scans).
+//! the bytes (a few bytes per read, `Interrupted` errors, a buffer kept between
+//! scans, small or as an analysis thread's).
 #![no_main]
 
 use fuzz_support::{forge_frames, near_max, Forge, Input, Trickle};
@@ -20,7 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use recovery::message::HEADER_LEN;
 use recovery::scan::StopReason;
 use recovery::scan::{
-    scan_log, scan_log_prefetched, scan_log_with, EachMessage, MessageMeta, ScanBuffer, ScanOutcome,
+    scan_log, scan_log_with, EachMessage, MessageMeta, ScanBuffer, ScanOutcome,
     ScanStart,
 };
 use std::io;
@@ -41,20 +41,31 @@ fuzz_target!(|data: &[u8]| {
         position,
         next_offset,
     };
-    let (outcome, metas) = scan(io::Cursor::new(&log[..]), start, false);
+    let (outcome, metas) = scan(io::Cursor::new(&log[..]), start);
     let outcome = outcome.expect("reading a byte slice cannot fail");
     check(&log, start, &outcome, &metas);
 
     if flags & 0x08 != 0 {
         let interrupt = flags & 0x10 != 0;
-        let (trickled, trickled_metas) = scan(Trickle::new(&log, pattern, interrupt), start, false);
+        let (trickled, trickled_metas) = scan(Trickle::new(&log, pattern, interrupt), start);
         assert_eq!(trickled.expect("Interrupted is retried"), outcome);
         assert_eq!(trickled_metas, metas);
     }
     if flags & 0x20 != 0 {
-        let (ahead, ahead_metas) = scan(io::Cursor::new(&log[..]), start, true);
-        assert_eq!(ahead.expect("reading a byte slice cannot fail"), outcome);
-        assert_eq!(ahead_metas, metas);
+        let mut analysis = ScanBuffer::new(128 << 10);
+        let mut seen = Vec::new();
+        let scanned = scan_log_with(
+            Trickle::new(&log, pattern, false),
+            start,
+            &mut analysis,
+            EachMessage(|m: &MessageMeta| {
+                seen.push(*m);
+                Ok::<_, io::Error>(())
+            }),
+        );
+        let scanned = scanned.expect("reading a byte slice cannot fail").ended();
+        assert_eq!(scanned, Some(outcome));
+        assert_eq!(seen, metas);
     }
     if flags & 0x40 != 0 {
         let mut scratch = ScanBuffer::new(1 + usize::from(pattern_len) * 7);
@@ -76,22 +87,13 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn scan<R: io::Read + Send>(
-    src: R,
-    start: ScanStart,
-    prefetch: bool,
-) -> (io::Result<ScanOutcome>, Vec<MessageMeta>) {
+fn scan<R: io::Read>(src: R, start: ScanStart) -> (io::Result<ScanOutcome>, Vec<MessageMeta>) {
     let mut metas = Vec::new();
     let visit = EachMessage(|m: &MessageMeta| {
         metas.push(*m);
         Ok::<_, io::Error>(())
     });
-    let scanned = if prefetch {
-        scan_log_prefetched(src, start, visit)
-    } else {
-        scan_log(src, start, visit)
-    };
-    let outcome = scanned.map(|s| s.ended().expect("a visitor that never stops"));
+    let outcome = scan_log(src, start, visit).map(|s| s.ended().expect("a visitor that never stops"));
     (outcome, metas)
 }
 

@@ -1,11 +1,15 @@
 //! Scan throughput against plain reading of the same page-cached bytes.
 //!
 //! Generates a segment set of at least 1 GiB (4 partitions, 64 MiB segments), reads it
-//! once to warm the page cache, then alternates a plain read of every `.log` (1 MiB
-//! buffers) with a full analysis (framing, XXH3 of every message, index verification)
-//! and prints the median of each and their ratio. Goal: scan ≥ 0.8× plain read.
+//! once to warm the page cache, then alternates a plain read of every `.log` (one
+//! thread, 1 MiB buffers), the real `cat` of the same files (to `/dev/null`, as an
+//! operator would time it) and a full analysis (discovery, framing, XXH3 of every
+//! message, index verification), and prints the median of each and the ratios.
+//! Goal: `check`'s analysis takes ≤ 1.25× the time of `cat` (speed ≥ 0.8×).
 //! Run: `cargo bench -p iggy-warden-recovery --bench scan_throughput`
-//! (`SCAN_BENCH_MIB` sets the size, `SCAN_BENCH_PAYLOAD` the mean payload bytes).
+//! (`SCAN_BENCH_MIB` sets the size, `SCAN_BENCH_PAYLOAD` the mean payload bytes,
+//! `SCAN_BENCH_PARTITIONS` the partitions, 4 by default; `SCAN_BENCH_COLD=1` drops
+//! the page cache before every timed run, which needs root).
 //! `SCAN_BENCH_FIXTURE=fixtures/iggy-0.6.0/killed-under-load` copies that real data
 //! directory's topic (messages of about 165 bytes, as the real server wrote them)
 //! into as many topics as reach `SCAN_BENCH_MIB`, instead of generating segments.
@@ -19,7 +23,6 @@ use std::io::{BufWriter, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const PARTITIONS: u32 = 4;
 const SEGMENT_BYTES: u64 = 64 << 20;
 const ROUNDS: usize = 5;
 
@@ -30,10 +33,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn generate(root: &Path, total: u64, mean_payload: u64) {
+fn generate(root: &Path, total: u64, mean_payload: u64, partitions: u64) {
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let per_partition = total / u64::from(PARTITIONS);
-    for p in 0..PARTITIONS {
+    let per_partition = total / partitions.max(1);
+    for p in 0..partitions.max(1) {
         let dir = root.join(format!("streams/0/topics/0/partitions/{p}"));
         std::fs::create_dir_all(&dir).unwrap();
         let (mut offset, mut written) = (0u64, 0u64);
@@ -117,6 +120,25 @@ fn plain_read(root: &Path) -> u64 {
     total
 }
 
+/// The real `cat` of every `.log` into `/dev/null`, a thousand files per process.
+fn cat(root: &Path) {
+    let layout = discover(root).unwrap();
+    let logs: Vec<_> = layout
+        .partitions
+        .iter()
+        .flat_map(|p| &p.segments)
+        .map(|s| s.log_path.clone())
+        .collect();
+    for chunk in logs.chunks(1000) {
+        let status = std::process::Command::new("cat")
+            .args(chunk)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
 /// Analyses every partition; generated segments must be whole (a real directory
 /// keeps whatever damage its server left).
 fn scan(root: &Path, whole: bool) -> u64 {
@@ -129,6 +151,15 @@ fn scan(root: &Path, whole: bool) -> u64 {
                 .all(|p| p.segments.iter().all(|s| s.index.is_consistent()))
     );
     layout.log_bytes()
+}
+
+/// With `SCAN_BENCH_COLD=1` (root needed) every timed run starts with dropped page
+/// caches, as after a reboot; the bytes then come from the disk.
+fn drop_caches() {
+    if std::env::var_os("SCAN_BENCH_COLD").is_some() {
+        let _ = std::process::Command::new("sync").status();
+        std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
+    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -144,19 +175,30 @@ fn main() {
     let fixture = std::env::var_os("SCAN_BENCH_FIXTURE").map(std::path::PathBuf::from);
     match &fixture {
         Some(f) => copy_fixture(f, &root, mib << 20),
-        None => generate(&root, mib << 20, payload),
+        None => generate(
+            &root,
+            mib << 20,
+            payload,
+            env_u64("SCAN_BENCH_PARTITIONS", 4),
+        ),
     }
     let bytes = plain_read(&root);
-    let (mut reads, mut scans) = (Vec::new(), Vec::new());
+    let (mut reads, mut cats, mut scans) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
+        drop_caches();
         let t = Instant::now();
         assert_eq!(plain_read(&root), bytes);
         reads.push(t.elapsed());
+        drop_caches();
+        let t = Instant::now();
+        cat(&root);
+        cats.push(t.elapsed());
+        drop_caches();
         let t = Instant::now();
         assert_eq!(scan(&root, fixture.is_none()), bytes);
         scans.push(t.elapsed());
     }
-    let (read, scanned) = (median(reads), median(scans));
+    let (read, catted, scanned) = (median(reads), median(cats), median(scans));
     let gib = bytes as f64 / (1u64 << 30) as f64;
     match &fixture {
         Some(f) => println!(
@@ -170,11 +212,17 @@ fn main() {
         gib / read.as_secs_f64()
     );
     println!(
+        "  cat:        {:.2} GiB/s ({catted:?})",
+        gib / catted.as_secs_f64()
+    );
+    println!(
         "  scan:       {:.2} GiB/s ({scanned:?})",
         gib / scanned.as_secs_f64()
     );
     println!(
-        "  ratio scan/read: {:.2}",
-        read.as_secs_f64() / scanned.as_secs_f64()
+        "  speed scan/read: {:.2}, scan/cat: {:.2} (scan takes {:.2}x the time of cat)",
+        read.as_secs_f64() / scanned.as_secs_f64(),
+        catted.as_secs_f64() / scanned.as_secs_f64(),
+        scanned.as_secs_f64() / catted.as_secs_f64()
     );
 }

@@ -10,7 +10,7 @@ use crate::index::{IndexState, IndexVerifier};
 use crate::layout::{Anomaly, DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
 use crate::parallel::map_ordered;
 use crate::scan::{
-    scan_log, scan_log_prefetched, EachMessage, IgnoreMessages, ScanOutcome, ScanStart, Scanned,
+    scan_log_with, EachMessage, IgnoreMessages, ScanBuffer, ScanOutcome, ScanStart, Scanned,
     Visitor,
 };
 use crate::state_inspect::StateInspection;
@@ -20,8 +20,17 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-/// Logs larger than this are read ahead on a second thread.
-const PREFETCH_FROM: u64 = 8 << 20;
+/// Read size of a segment's scan: small enough that what was read is still in the
+/// core's cache when it is hashed. A read-ahead thread per scan, reading 1 MiB chunks
+/// while the scan hashed, made analyses slower, page-cached or cold (the kernel reads
+/// ahead of a sequential reader anyway): see the README's performance table.
+const SCAN_CHUNK: usize = 128 << 10;
+
+thread_local! {
+    /// Each scanning thread's buffer, lent to every scan it runs: a small segment
+    /// then costs no allocation and no zeroing of a fresh buffer.
+    static SCRATCH: std::cell::RefCell<ScanBuffer> = std::cell::RefCell::new(ScanBuffer::new(SCAN_CHUNK));
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read {}: {cause}", crate::names::escaped(.path))]
@@ -135,7 +144,7 @@ impl Analysis {
 /// Scans everything in `dir` (what `check` does: no journal is trusted); `progress`
 /// receives the log bytes of each finished segment.
 pub fn analyze(dir: &DataDir, progress: &(dyn Fn(u64) + Sync)) -> Result<Analysis, AnalyzeError> {
-    // Whole segments: each scan is CPU work with its own read-ahead thread.
+    // Whole segments: each scan is CPU work.
     let (analysis, _) = analyze_each(dir, scan_threads(), progress, |files| {
         let seg = analyze_segment(files, ScanStart::segment(files.key.start_offset))?;
         Ok((seg, ()))
@@ -143,8 +152,8 @@ pub fn analyze(dir: &DataDir, progress: &(dyn Fn(u64) + Sync)) -> Result<Analysi
     Ok(analysis)
 }
 
-/// Threads for scanning whole segments: one per core (each scan also runs a
-/// read-ahead thread, `scan/prefetch.rs`); more only added switching on a 2-core machine.
+/// Threads for scanning whole segments: one per core; more only added switching on a
+/// 2-core machine.
 pub fn scan_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
@@ -236,12 +245,10 @@ pub fn analyze_segment(
         log.seek(SeekFrom::Start(start.position))
             .map_err(err(&files.log_path))?;
     }
-    // Reading ahead on a second thread pays for itself only on large logs.
-    let prefetch = files.log_len.unwrap_or(0).saturating_sub(start.position) > PREFETCH_FROM;
     let (scan, index) = match files.index_len {
         None => {
-            let scan = scan_segment_log(&log, start, prefetch, IgnoreMessages)
-                .map_err(err(&files.log_path))?;
+            let scan =
+                scan_segment_log(&log, start, IgnoreMessages).map_err(err(&files.log_path))?;
             (scan, IndexState::Missing)
         }
         Some(len) => {
@@ -254,7 +261,7 @@ pub fn analyze_segment(
             let verify = EachMessage(|m: &crate::scan::MessageMeta| {
                 verifier.check(m).map(drop).map_err(ReadFailure::Index)
             });
-            let scan = scan_segment_log(&log, start, prefetch, verify).map_err(|e| match e {
+            let scan = scan_segment_log(&log, start, verify).map_err(|e| match e {
                 ReadFailure::Log(cause) => err(&files.log_path)(cause),
                 ReadFailure::Index(cause) => err(&files.index_path)(cause),
             })?;
@@ -287,14 +294,9 @@ impl From<io::Error> for ReadFailure {
 fn scan_segment_log<V: Visitor>(
     log: &File,
     start: ScanStart,
-    prefetch: bool,
     visitor: V,
 ) -> Result<ScanOutcome, V::Error> {
-    let scanned = if prefetch {
-        scan_log_prefetched(log, start, visitor)?
-    } else {
-        scan_log(log, start, visitor)?
-    };
+    let scanned = SCRATCH.with_borrow_mut(|scratch| scan_log_with(log, start, scratch, visitor))?;
     match scanned {
         Scanned::Ended(outcome) => Ok(outcome),
         // Not from the visitors above, which accept every message; a defensive answer

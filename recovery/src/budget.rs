@@ -3,7 +3,7 @@
 //! Scans run on up to [`crate::parallel::IO_THREADS`] threads at once. Each starts
 //! with a small buffer and grows it only while its reads keep filling it, so a buffer
 //! is never much larger than the bytes its file really holds. On top of that, every
-//! byte a scan adds to its first buffer (and every read-ahead) is leased from one
+//! byte a scan adds to its first buffer is leased from one
 //! budget: when the budget is spent, a scan keeps reading through the buffer it has,
 //! which is slower but never larger. Threads × buffer size is therefore capped by
 //! [`SCAN_MEMORY`], whatever the data directory holds.
@@ -29,15 +29,6 @@ impl Budget {
             limit,
             used: AtomicUsize::new(0),
         }
-    }
-
-    /// A lease of `n` bytes, or `None` when fewer remain.
-    pub(crate) fn take(&'static self, n: usize) -> Option<Lease> {
-        let mut lease = Lease {
-            budget: self,
-            held: 0,
-        };
-        lease.grow(n).then_some(lease)
     }
 
     /// An empty lease, to grow later.
@@ -93,8 +84,9 @@ mod tests {
     #[test]
     fn leases_never_exceed_the_budget_and_are_given_back() {
         static B: Budget = Budget::new(100);
-        let a = B.take(60).unwrap();
-        assert!(B.take(41).is_none());
+        let mut a = B.empty();
+        assert!(a.grow(60));
+        assert!(!B.empty().grow(41));
         let mut b = B.empty();
         assert!(b.grow(40));
         assert!(!b.grow(1));

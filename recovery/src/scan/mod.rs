@@ -15,10 +15,8 @@
 //! accept, which the sidecar does at the first message whose index entry is not
 //! written yet.
 
-mod prefetch;
 pub(crate) mod window;
 
-use crate::budget::SCANS;
 use crate::message::{frame_checksum, MessageHeader, HEADER_LEN};
 use serde::Serialize;
 use std::io::{self, Read};
@@ -294,24 +292,6 @@ pub fn scan_log_with<R: Read, V: Visitor>(
     }
     scratch.buf = buf;
     outcome
-}
-
-/// [`scan_log`] with reading done ahead on a second thread, so checksums are computed
-/// while the next chunk is read. Worth it for large logs only (a thread per call).
-/// The chunks read ahead come out of the scan budget: when other scans hold it, this
-/// scan reads without a second thread, as [`scan_log`] does.
-pub fn scan_log_prefetched<R: Read + Send, V: Visitor>(
-    src: R,
-    start: ScanStart,
-    visitor: V,
-) -> Result<Scanned, V::Error> {
-    let Some(_lease) = SCANS.take(prefetch::MEMORY) else {
-        return scan_log(src, start, visitor);
-    };
-    std::thread::scope(|scope| {
-        let mut w = prefetch::Prefetch::spawn(scope, src, start.position);
-        scan_window(&mut w, start, visitor)
-    })
 }
 
 /// Called at zero bytes where a header should start: either the rest of the file is

@@ -1,7 +1,6 @@
 //! The scanner's input: a window of bytes over a reader that grows on demand
-//! ([`Bytes`]), and its plain implementation over any `Read` ([`Window`]); the
-//! read-ahead (`prefetch.rs`) is the other. A leaf: the scanner and the read-ahead
-//! both build on it, and it on neither.
+//! ([`Bytes`]), and its implementation over any `Read` ([`Window`]). A leaf: the
+//! scanner builds on it, and it on nothing of the scanner.
 
 use crate::budget::{Lease, SCANS};
 use crate::message::HEADER_LEN;

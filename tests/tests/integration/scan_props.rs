@@ -1,7 +1,8 @@
 //! Property tests of the parsers: the scanner's valid prefix is exactly the messages
 //! wholly before any cut, any single flipped byte stops the scan at or before its
-//! message, arbitrary bytes (as a log or an index) never panic, and the prefetching
-//! and reused-buffer scanners see exactly what the plain one sees.
+//! message, arbitrary bytes (as a log or an index) never panic, and scans through
+//! reused buffers (the sidecar's small one, an analysis thread's 128 KiB one) see
+//! exactly what the plain one sees.
 
 use harness::{encode_message, Message};
 use proptest::prelude::*;
@@ -162,9 +163,9 @@ fn many_random_logs_never_panic() {
 }
 
 #[test]
-fn prefetched_and_buffered_scans_see_exactly_what_the_plain_scan_sees() {
-    // ~5 MiB: several 1 MiB chunks, messages straddling every boundary, some longer
-    // than the room kept in front of a chunk (64 KiB) and one longer than a chunk.
+fn buffered_scans_see_exactly_what_the_plain_scan_sees() {
+    // ~5 MiB: several 1 MiB reads, messages straddling every boundary, some longer
+    // than the 128 KiB buffer of an analysis thread and one longer than a 1 MiB read.
     let mut shapes = Vec::new();
     for i in 0..2200usize {
         let payload = match i % 97 {
@@ -178,6 +179,7 @@ fn prefetched_and_buffered_scans_see_exactly_what_the_plain_scan_sees() {
     shapes.push((10, 0));
     let (log, ends) = segment(&shapes);
     let mut scratch = ScanBuffer::new(4096);
+    let mut analysis = ScanBuffer::new(128 << 10);
     for cut in [
         log.len(),
         log.len() - 1,
@@ -193,14 +195,15 @@ fn prefetched_and_buffered_scans_see_exactly_what_the_plain_scan_sees() {
             ScanStart::segment(START),
             record(&mut plain),
         ));
-        let mut ahead = Vec::new();
-        let b = ended(recovery::scan::scan_log_prefetched(
+        let mut large = Vec::new();
+        let b = ended(scan_log_with(
             bytes,
             ScanStart::segment(START),
-            record(&mut ahead),
+            &mut analysis,
+            record(&mut large),
         ));
         assert_eq!(a, b, "cut at {cut}");
-        assert_eq!(plain, ahead, "cut at {cut}");
+        assert_eq!(plain, large, "cut at {cut}");
         // One small buffer reused for every cut, as the sidecar reuses its own.
         let mut reused = Vec::new();
         let c = ended(scan_log_with(
@@ -224,9 +227,10 @@ fn prefetched_and_buffered_scans_see_exactly_what_the_plain_scan_sees() {
         ScanStart::segment(START),
         IgnoreMessages,
     ));
-    let b = ended(recovery::scan::scan_log_prefetched(
+    let b = ended(scan_log_with(
         &zeroed[..],
         ScanStart::segment(START),
+        &mut analysis,
         IgnoreMessages,
     ));
     assert_eq!(a, b);
