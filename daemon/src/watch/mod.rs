@@ -35,6 +35,7 @@ mod events;
 mod layout_sync;
 mod lease;
 mod metrics;
+mod noatime;
 mod notify_systemd;
 mod place;
 mod reconcile;

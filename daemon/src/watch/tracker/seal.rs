@@ -13,7 +13,6 @@ use journal::SegmentKey;
 use recovery::index::ENTRY_LEN;
 use recovery::read_back::{read_back_message, Proof};
 use recovery::scan::ScanBuffer;
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
@@ -69,7 +68,7 @@ fn read_last_message(
     count: u64,
     end: u64,
 ) -> io::Result<Option<LastMessage>> {
-    let index = File::open(index_path(dir, key))?;
+    let index = crate::watch::noatime::open_read(&index_path(dir, key))?;
     let start = if count >= 2 {
         u64::from(read_entry(&index, count - 2)?.position)
     } else {
@@ -78,7 +77,7 @@ fn read_last_message(
     let Some(offset) = key.start_offset.checked_add(count - 1) else {
         return Ok(None);
     };
-    let mut log = File::open(log_path(dir, key))?;
+    let mut log = crate::watch::noatime::open_read(&log_path(dir, key))?;
     let last = read_back_message(&mut log, start, end, offset, Proof::ValidFrame)?;
     Ok(last.map(|m| LastMessage {
         offset: m.offset,
