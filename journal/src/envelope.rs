@@ -5,7 +5,7 @@
 //! | bytes | field                               |
 //! |-------|-------------------------------------|
 //! | 0..4  | magic `IWJ1`                        |
-//! | 4..6  | format version (u16, currently 3)   |
+//! | 4..6  | format version (u16, currently 4)   |
 //! | 6..10 | payload length (u32)                |
 //! | 10..18| XXH3-64 of the payload (u64)        |
 //! | 18..  | payload: bincode 2, serde, standard |
@@ -28,7 +28,9 @@ pub const MAGIC: [u8; 4] = *b"IWJ1";
 ///   version 3 unchanged, so a version-2 journal is read as it is and only its
 ///   marker is raised (see `store.rs`). A build that reads only 2 refuses a
 ///   version-3 journal by its marker rather than failing on a record it cannot name.
-pub const FORMAT_VERSION: u16 = 3;
+/// - 4: sealed segments' file stamps (`Record::Stamped`, `SegmentPhase::SealedStamped`),
+///   appended to their enums the same way: versions 2 and 3 are read as they are.
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this build reads (see [`FORMAT_VERSION`]).
 pub const OLDEST_READABLE: u16 = 2;
 pub const HEADER_LEN: usize = 18;
@@ -151,7 +153,7 @@ mod tests {
     fn header_fields_are_where_documented() {
         let bytes = encode(&7u64).unwrap();
         assert_eq!(&bytes[0..4], b"IWJ1");
-        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 3);
+        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 4);
         assert_eq!(bytes.len(), HEADER_LEN + 1); // varint 7 is one byte
         assert_eq!(decode::<u64>(&bytes), Ok(7));
     }
@@ -167,20 +169,22 @@ mod tests {
             Err(EnvelopeError::BadMagic { .. })
         ));
 
-        for other in [1u16, 4] {
+        for other in [1u16, 5] {
             let mut future_or_past = good.clone();
             future_or_past[4..6].copy_from_slice(&other.to_le_bytes());
             assert_eq!(
                 decode::<String>(&future_or_past),
                 Err(EnvelopeError::UnsupportedVersion {
                     found: other,
-                    supported: 3
+                    supported: 4
                 })
             );
         }
-        // Version 2 is still read: its values decode as version 3 (a superset).
-        let two = encode_with_version(&"hello".to_string(), 2).unwrap();
-        assert_eq!(decode::<String>(&two), Ok("hello".to_string()));
+        // Versions 2 and 3 are still read: their values decode as version 4 (a superset).
+        for older in [2u16, 3] {
+            let old = encode_with_version(&"hello".to_string(), older).unwrap();
+            assert_eq!(decode::<String>(&old), Ok("hello".to_string()));
+        }
 
         let short = &good[..good.len() - 1];
         assert!(matches!(

@@ -9,6 +9,7 @@
 
 use crate::action::{RepairAction, RepairId};
 use crate::key::{PartitionId, SegmentKey};
+use crate::stamp::FileStamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -90,6 +91,15 @@ pub enum Record {
         kind: Option<String>,
         reason: String,
     },
+    /// The sealed segment's files, verified again once they had settled, have these
+    /// stamps (see [`crate::stamp`]): while both still match, the segment is as its
+    /// `Sealed` record says, and recovery trusts it without reading it. Added last:
+    /// bincode numbers variants by position.
+    Stamped {
+        segment: SegmentKey,
+        log: FileStamp,
+        index: FileStamp,
+    },
 }
 
 impl Record {
@@ -100,7 +110,8 @@ impl Record {
             | Record::SealIntent { segment }
             | Record::Sealed { segment, .. }
             | Record::SegmentDeleted { segment }
-            | Record::Checkpoint { segment, .. } => Some(*segment),
+            | Record::Checkpoint { segment, .. }
+            | Record::Stamped { segment, .. } => Some(*segment),
             // Alerts are not segment states: they neither change a segment's phase nor
             // go with it when compaction forgets a deleted segment.
             Record::RepairIntent { .. }
@@ -136,6 +147,7 @@ impl Record {
             Record::StateLogVerified { .. } => "state_log_verified",
             Record::AlertRaised { .. } => "alert_raised",
             Record::AlertsCleared { .. } => "alerts_cleared",
+            Record::Stamped { .. } => "stamped",
         }
     }
 }
@@ -213,6 +225,23 @@ impl fmt::Display for Record {
                     || format!("partition {partition}"),
                     |s| format!("segment {s}")
                 )
+            ),
+            Record::Stamped {
+                segment,
+                log,
+                index,
+            } => write!(
+                f,
+                "segment {segment} stamped: log inode {} {} bytes changed {}.{:09}, index \
+                 inode {} {} bytes changed {}.{:09}",
+                log.ino,
+                log.len,
+                log.ctime_sec,
+                log.ctime_nsec,
+                index.ino,
+                index.len,
+                index.ctime_sec,
+                index.ctime_nsec
             ),
         }
     }
@@ -300,6 +329,11 @@ mod tests {
                 segment: None,
                 kind: None,
                 reason: String::new(),
+            },
+            Record::Stamped {
+                segment,
+                log: crate::stamp::tests::stamp(0),
+                index: crate::stamp::tests::stamp(0),
             },
         ];
         for (n, record) in records.into_iter().enumerate() {

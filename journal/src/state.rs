@@ -6,6 +6,7 @@
 //! superseded checkpoints leaves the same state behind.
 
 use crate::record::Record;
+use crate::stamp::FileStamp;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +21,17 @@ pub enum SegmentPhase {
         last_start: Option<u64>,
     },
     Deleted,
+    /// Sealed as above, and its files' stamps journaled since (`Record::Stamped`).
+    /// Added last: bincode numbers variants by position.
+    SealedStamped {
+        log_len: u64,
+        index_len: u64,
+        last_offset: Option<u64>,
+        last_checksum: Option<u64>,
+        last_start: Option<u64>,
+        log: FileStamp,
+        index: FileStamp,
+    },
 }
 
 /// The newest checkpoint of a segment.
@@ -87,6 +99,10 @@ impl SegmentState {
                     next_offset: *next_offset,
                 }),
             ),
+            Record::Stamped { log, index, .. } => {
+                let prev = prev?;
+                (stamped(&prev.phase, *log, *index), kept_checkpoint)
+            }
             Record::RepairIntent { .. }
             | Record::RepairDone { .. }
             | Record::RepairFailed { .. }
@@ -99,6 +115,38 @@ impl SegmentState {
             last_seq: seq,
             checkpoint,
         })
+    }
+}
+
+/// The phase after a stamp: sealed with its stamps when the stamps have the lengths
+/// the seal journaled; any other phase (a stamp journaled before the segment was
+/// reopened or deleted) stays as it is.
+fn stamped(phase: &SegmentPhase, log: FileStamp, index: FileStamp) -> SegmentPhase {
+    match *phase {
+        SegmentPhase::Sealed {
+            log_len,
+            index_len,
+            last_offset,
+            last_checksum,
+            last_start,
+        }
+        | SegmentPhase::SealedStamped {
+            log_len,
+            index_len,
+            last_offset,
+            last_checksum,
+            last_start,
+            ..
+        } if log.len == log_len && index.len == index_len => SegmentPhase::SealedStamped {
+            log_len,
+            index_len,
+            last_offset,
+            last_checksum,
+            last_start,
+            log,
+            index,
+        },
+        _ => phase.clone(),
     }
 }
 
@@ -139,6 +187,50 @@ mod tests {
         assert_eq!(state.last_seq, 4);
         assert_eq!(state.checkpoint.map(|c| c.seq), Some(2));
         assert!(!state.is_unsealed());
+
+        let stamp = |len| crate::stamp::FileStamp {
+            len,
+            ..crate::stamp::tests::stamp(0)
+        };
+        let stamped = Record::Stamped {
+            segment,
+            log: stamp(20),
+            index: stamp(16),
+        };
+        let state = SegmentState::apply(Some(&state), 5, &stamped).unwrap();
+        assert!(matches!(
+            state.phase,
+            SegmentPhase::SealedStamped {
+                log_len: 20,
+                last_offset: Some(4),
+                ..
+            }
+        ));
+        assert_eq!(state.checkpoint.map(|c| c.seq), Some(2));
+        // A stamp of other lengths, or of a segment the journal does not know, changes
+        // nothing but the sequence number.
+        let other = Record::Stamped {
+            segment,
+            log: stamp(21),
+            index: stamp(16),
+        };
+        let unchanged = SegmentState::apply(Some(&state), 6, &other).unwrap();
+        assert_eq!(unchanged.phase, state.phase);
+        assert_eq!(SegmentState::apply(None, 6, &stamped), None);
+        let sealed_again = SegmentState::apply(
+            Some(&state),
+            7,
+            &Record::Sealed {
+                segment,
+                log_len: 20,
+                index_len: 16,
+                last_offset: Some(4),
+                last_checksum: None,
+                last_start: None,
+            },
+        )
+        .unwrap();
+        assert!(matches!(sealed_again.phase, SegmentPhase::Sealed { .. }));
 
         let reopened = SegmentState::apply(Some(&state), 5, &Record::SegmentOpened { segment });
         assert_eq!(reopened.as_ref().and_then(|s| s.checkpoint), None);

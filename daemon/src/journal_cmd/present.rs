@@ -153,6 +153,15 @@ pub(super) fn entry_json(entry: &Entry) -> Value {
             "alert": kind,
             "reason": reason,
         }),
+        Record::Stamped {
+            segment,
+            log,
+            index,
+        } => json!({
+            "segment": segment.to_string(),
+            "log_stamp": log,
+            "index_stamp": index,
+        }),
     };
     if let (Some(obj), Value::Object(fields)) = (obj.as_object_mut(), fields) {
         obj.extend(fields);

@@ -1,8 +1,9 @@
-//! Journals and quarantines written by earlier releases: the release before journal
-//! format 3 (`fixtures/warden-format-2/`), whose journal the current build migrates
-//! instead of moving it aside, keeping its history, recovering with it and restoring
-//! its repairs; and the release before packed run folders
-//! (`fixtures/warden-run-v1/`), whose run folder is listed and restored.
+//! Journals and quarantines written by earlier releases: the releases before journal
+//! formats 3 and 4 (`fixtures/warden-format-2/`, `fixtures/warden-format-3/`), whose
+//! journals the current build migrates instead of moving them aside, keeping their
+//! history, recovering with them and restoring their repairs; and the release before
+//! packed run folders (`fixtures/warden-run-v1/`), whose run folder is listed and
+//! restored.
 
 use crate::warden;
 use harness::cli::Run;
@@ -20,9 +21,8 @@ struct Golden {
     state: PathBuf,
 }
 
-fn golden() -> Golden {
-    golden_from("warden-format-2")
-}
+/// The fixtures of older journal formats.
+const OLDER_FORMATS: [&str; 2] = ["warden-format-2", "warden-format-3"];
 
 /// A copy of `fixtures/<name>/`'s data and state directories.
 fn golden_from(name: &str) -> Golden {
@@ -45,8 +45,14 @@ fn run(g: &Golden, args: &[&str]) -> Run {
 }
 
 #[test]
-fn a_format_2_journal_is_migrated_with_its_history() {
-    let g = golden();
+fn journals_of_older_formats_are_migrated_with_their_history() {
+    for name in OLDER_FORMATS {
+        migrated_with_history(name);
+    }
+}
+
+fn migrated_with_history(name: &str) {
+    let g = golden_from(name);
     let verify = run(&g, &["journal", "verify"]);
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
     // Nothing was moved aside: the same journal, readable whole.
@@ -72,9 +78,12 @@ fn a_format_2_journal_is_migrated_with_its_history() {
         .into_iter()
         .filter(|(_, st)| matches!(st.phase, SegmentPhase::Sealed { .. }))
         .count();
-    assert!(sealed >= 2, "the old sidecar's seals are kept ({sealed})");
+    assert!(
+        sealed >= 2,
+        "{name}: the old sidecar's seals are kept ({sealed})"
+    );
     drop(journal);
-    // A build that reads only format 2 would now refuse it by its marker.
+    // A build that reads only the old format would now refuse it by its marker.
     let db = sled::open(g.state.join("journal")).unwrap();
     let marker = db.open_tree("meta").unwrap().get("format_version").unwrap();
     assert_eq!(
@@ -85,7 +94,13 @@ fn a_format_2_journal_is_migrated_with_its_history() {
 
 #[test]
 fn recover_trusts_the_old_seals_and_restore_gives_back_the_old_repairs() {
-    let g = golden();
+    for name in OLDER_FORMATS {
+        recover_and_restore(name);
+    }
+}
+
+fn recover_and_restore(name: &str) {
+    let g = golden_from(name);
     let recover = run(&g, &["recover", "--mode", "tolerate-tail"]);
     assert_eq!(recover.code, 0, "{}{}", recover.stdout, recover.stderr);
     // The three segments the old sidecar sealed are trusted without a scan. (Its
@@ -96,7 +111,8 @@ fn recover_trusts_the_old_seals_and_restore_gives_back_the_old_repairs() {
         recover.stdout
     );
 
-    let torn = std::fs::read_to_string(fixtures_dir().join("../warden-format-2/torn-log")).unwrap();
+    let torn =
+        std::fs::read_to_string(fixtures_dir().join("..").join(name).join("torn-log")).unwrap();
     let torn = torn.trim();
     let listed = run(&g, &["restore", "--list", "--json"]);
     assert_eq!(listed.code, 0, "{}", listed.stderr);

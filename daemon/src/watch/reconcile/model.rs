@@ -145,6 +145,9 @@ impl Model {
                 SegmentPhase::SealIntent => Phase::sealing(Tracker::resumed(key, state.checkpoint)),
                 SegmentPhase::Sealed {
                     log_len, index_len, ..
+                }
+                | SegmentPhase::SealedStamped {
+                    log_len, index_len, ..
                 } => Phase::Sealed { log_len, index_len },
                 SegmentPhase::Deleted => continue,
             };
