@@ -124,10 +124,11 @@ pub fn print_outcome(o: &RepairOutcome) {
     }
     let used = o.guided.trusted + o.guided.resumed > 0 || o.guided.state_log_bytes_trusted > 0;
     println!(
-        "mode {}; journal {}: {} segments trusted, {} resumed from a checkpoint, {} scanned ({} bytes); state/log: {} bytes verified, {} trusted",
+        "mode {}; journal {}: {} segments trusted ({} by their files' stamps, unread), {} resumed from a checkpoint, {} scanned ({} bytes); state/log: {} bytes verified, {} trusted",
         o.mode,
         if used { "used" } else { "gave nothing to skip" },
         o.guided.trusted,
+        o.guided.trusted_by_stamp,
         o.guided.resumed,
         o.guided.scanned,
         o.guided.bytes_scanned,

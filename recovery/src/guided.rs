@@ -3,7 +3,9 @@
 //! A segment the journal saw sealed is trusted without a scan when its two file
 //! lengths still match and its last message is still the one journaled: one small
 //! read of its header, at the position the journal gives, must show the journaled
-//! checksum and offset and end exactly at the end of the log. (The index is trusted
+//! checksum and offset and end exactly at the end of the log. When the sidecar also
+//! journaled the files' stamps after the seal (`journal::stamp`), and the listing
+//! found both files with the very same stamps, not even that read is made. (The index is trusted
 //! by its length: the sidecar verified it entry by entry before journaling the seal,
 //! and the server only ever appends to a segment, which changes its lengths. On a
 //! cold cache every read is a trip to the disk, so one read, not two.) A segment the
@@ -25,6 +27,8 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct GuidedStats {
     pub trusted: usize,
+    /// Of the trusted segments, those trusted by their files' stamps alone, unread.
+    pub trusted_by_stamp: usize,
     pub resumed: usize,
     pub scanned: usize,
     pub bytes_scanned: u64,
@@ -54,6 +58,7 @@ pub fn analyze_guided(
     };
     for s in per_segment {
         stats.trusted += s.trusted;
+        stats.trusted_by_stamp += s.trusted_by_stamp;
         stats.resumed += s.resumed;
         stats.scanned += s.scanned;
         stats.bytes_scanned += s.bytes_scanned;
@@ -70,6 +75,28 @@ fn analyze_known(
     let mut from = ScanStart::segment(start);
     if let Some(state) = state {
         match state.phase {
+            SegmentPhase::SealedStamped {
+                log_len,
+                index_len,
+                last_checksum,
+                last_start,
+                log,
+                index,
+                ..
+            } if files.log_len == Some(log_len) && files.index_len == Some(index_len) => {
+                let unchanged = files.log_stamp == Some(log) && files.index_stamp == Some(index);
+                let last = last_checksum.zip(last_start);
+                let trusted = if unchanged {
+                    trust_sealed(files, last, Look::Stamped)
+                } else {
+                    trust_sealed(files, last, Look::ReadBack)
+                };
+                if let Some(seg) = trusted {
+                    stats.trusted += 1;
+                    stats.trusted_by_stamp += usize::from(unchanged);
+                    return Ok(seg);
+                }
+            }
             SegmentPhase::Sealed {
                 log_len,
                 index_len,
@@ -77,7 +104,9 @@ fn analyze_known(
                 last_start,
                 ..
             } if files.log_len == Some(log_len) && files.index_len == Some(index_len) => {
-                if let Some(seg) = trust_sealed(files, last_checksum.zip(last_start)) {
+                if let Some(seg) =
+                    trust_sealed(files, last_checksum.zip(last_start), Look::ReadBack)
+                {
                     stats.trusted += 1;
                     return Ok(seg);
                 }
@@ -106,10 +135,25 @@ fn analyze_known(
     Ok(seg)
 }
 
+/// How a sealed segment's last message is known to be the journaled one.
+#[derive(Clone, Copy)]
+enum Look {
+    /// Read back from the log.
+    ReadBack,
+    /// Not read: both files have the stamps journaled after the sidecar verified
+    /// them. The message's timestamp is then unknown (reported as 0); nothing
+    /// downstream of the analysis uses it.
+    Stamped,
+}
+
 /// The analysis of a sealed segment whose files still end as journaled, or `None`
 /// when anything does not match (then it is scanned). `last` is the journaled
 /// checksum and start of its last message.
-fn trust_sealed(files: &SegmentFiles, last: Option<(u64, u64)>) -> Option<SegmentAnalysis> {
+fn trust_sealed(
+    files: &SegmentFiles,
+    last: Option<(u64, u64)>,
+    look: Look,
+) -> Option<SegmentAnalysis> {
     let log_len = files.log_len?;
     let index_len = files.index_len?;
     if index_len % ENTRY_LEN as u64 != 0 {
@@ -122,7 +166,17 @@ fn trust_sealed(files: &SegmentFiles, last: Option<(u64, u64)>) -> Option<Segmen
     let last = match (count, last) {
         (0, None) if log_len == 0 => None,
         (0, _) => return None,
-        (_, Some((checksum, at))) => Some(last_message(files, next_offset - 1, at, checksum)?),
+        (_, Some((checksum, at))) => Some(match look {
+            Look::ReadBack => last_message(files, next_offset - 1, at, checksum)?,
+            Look::Stamped if at < log_len => MessageMeta {
+                offset: next_offset - 1,
+                start: at,
+                end: log_len,
+                timestamp: 0,
+                checksum,
+            },
+            Look::Stamped => return None,
+        }),
         (_, None) => return None,
     };
     Some(SegmentAnalysis {

@@ -86,6 +86,12 @@ pub struct SegmentFiles {
     pub index_path: PathBuf,
     pub log_len: Option<u64>,
     pub index_len: Option<u64>,
+    /// The files' stamps as listed, for a journal-guided run to compare with the
+    /// journaled ones; not part of reports.
+    #[serde(skip)]
+    pub log_stamp: Option<journal::FileStamp>,
+    #[serde(skip)]
+    pub index_stamp: Option<journal::FileStamp>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -365,6 +371,8 @@ fn read_partition(
                     index_path: key.path_in(dir, SegmentFile::Index),
                     log_len: None,
                     index_len: None,
+                    log_stamp: None,
+                    index_stamp: None,
                 });
                 segments.len() - 1
             }
@@ -372,8 +380,10 @@ fn read_partition(
         if let Some(seg) = segments.get_mut(pos) {
             if kind == SegmentFile::Log {
                 seg.log_len = Some(len);
+                seg.log_stamp = entry.stamp;
             } else {
                 seg.index_len = Some(len);
+                seg.index_stamp = entry.stamp;
             }
         }
     }

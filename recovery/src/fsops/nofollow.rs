@@ -227,6 +227,8 @@ pub enum EntryKind {
 pub struct DirEntry {
     pub name: OsString,
     pub kind: EntryKind,
+    /// What `stat` said of a regular file: its stamp, to compare with one journaled.
+    pub stamp: Option<journal::FileStamp>,
 }
 
 /// The entries of folder `dir` (without `.` and `..`), unsorted. Only regular files
@@ -243,11 +245,13 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<DirEntry>> {
         }
         let mut kind = entry.file_type();
         let mut len = 0;
+        let mut stamp = None;
         if matches!(kind, FileType::RegularFile | FileType::Unknown) {
             match lstat_at(fd.as_fd(), name)? {
                 Some(st) => {
                     kind = FileType::from_raw_mode(st.st_mode);
                     len = u64::try_from(st.st_size).unwrap_or(0);
+                    stamp = Some(stamp_of(&st));
                 }
                 // Removed since the listing.
                 None => continue,
@@ -261,10 +265,23 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<DirEntry>> {
         };
         out.push(DirEntry {
             name: name.to_os_string(),
+            stamp: stamp.filter(|_| matches!(kind, EntryKind::File(_))),
             kind,
         });
     }
     Ok(out)
+}
+
+/// The stamp (`journal::FileStamp`) of a file from its `stat`.
+fn stamp_of(st: &rfs::Stat) -> journal::FileStamp {
+    journal::FileStamp {
+        ino: st.st_ino,
+        len: u64::try_from(st.st_size).unwrap_or(0),
+        mtime_sec: st.st_mtime,
+        mtime_nsec: u32::try_from(st.st_mtime_nsec).unwrap_or(0),
+        ctime_sec: st.st_ctime,
+        ctime_nsec: u32::try_from(st.st_ctime_nsec).unwrap_or(0),
+    }
 }
 
 /// Opens a regular file to change it in place; `None` when it has other names (hard

@@ -10,6 +10,8 @@ pub(super) struct Entry {
     pub(super) name: String,
     pub(super) path: PathBuf,
     pub(super) kind: EntryKind,
+    /// A regular file's stamp.
+    pub(super) stamp: Option<journal::FileStamp>,
 }
 
 impl Entry {
@@ -60,6 +62,7 @@ pub(super) fn list(dir: &Path) -> Result<Vec<Entry>, LayoutError> {
             path: dir.join(&e.name),
             name: e.name.to_string_lossy().into_owned(),
             kind: e.kind,
+            stamp: e.stamp,
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
