@@ -39,6 +39,7 @@ mod noatime;
 mod notify_systemd;
 mod place;
 mod reconcile;
+mod stamp;
 mod state_log;
 pub(crate) mod status;
 mod tracker;
@@ -149,6 +150,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<u8> {
             beat_every,
             stall_checkpoints,
             coverage_rate,
+            stamp_after: stamp::STAMP_AFTER,
+            stamp_margin: stamp::STAMP_MARGIN,
         },
         journal,
         shared.clone(),

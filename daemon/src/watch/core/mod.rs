@@ -33,6 +33,7 @@ use crate::watch::alerts::StallWatch;
 use crate::watch::coverage::Coverage;
 use crate::watch::events::{max_watches_message, Shared};
 use crate::watch::reconcile::{Model, Phase};
+use crate::watch::stamp::StampQueue;
 use crate::watch::state_log::StateLogWatch;
 use crate::watch::status::Status;
 use crate::watch::tracker::{verify_buffer, OpenFileCache};
@@ -87,6 +88,10 @@ pub struct Settings {
     pub stall_checkpoints: u32,
     /// Bytes per second the coverage pass may read; 0: no limit.
     pub coverage_rate: u64,
+    /// How long after its seal a segment's files are stamped (`stamp.rs`).
+    pub stamp_after: Duration,
+    /// How long a file must be unchanged before it is stamped.
+    pub stamp_margin: Duration,
 }
 
 pub struct Core {
@@ -123,6 +128,8 @@ pub struct Core {
     pub(super) stalls: StallWatch,
     /// Open segments still to verify in the background, and the rate (`coverage.rs`).
     pub(super) coverage: Coverage,
+    /// Sealed segments whose files are stamped later (`stamp.rs`).
+    pub(super) stamps: StampQueue,
 }
 
 impl Core {
@@ -164,6 +171,7 @@ impl Core {
             state_log: StateLogWatch::default(),
             stalls: StallWatch::new(settings_stall),
             coverage: Coverage::new(coverage_rate),
+            stamps: StampQueue::default(),
         };
         core.load_alerts();
         Ok(core)

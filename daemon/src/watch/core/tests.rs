@@ -46,6 +46,8 @@ fn settings(tmp: &Path) -> Settings {
         beat_every: Duration::from_secs(3600),
         stall_checkpoints: 3,
         coverage_rate: 0,
+        stamp_after: Duration::from_secs(3600),
+        stamp_margin: Duration::from_secs(2),
     }
 }
 
@@ -434,4 +436,82 @@ fn verifications_between_checkpoints_do_not_shorten_the_stalled_write_grace() {
     f.tick();
     assert!(f.alerted(AlertKind::StalledWrite));
     assert!(alerts_raised(&f.new_records()).contains(&"stalled-write".to_string()));
+}
+
+/// The `Stamped` records journaled since the last call.
+fn stamps(f: &mut Fixture) -> Vec<Record> {
+    f.core.sync().unwrap();
+    f.new_records()
+        .into_iter()
+        .filter(|r| matches!(r, Record::Stamped { .. }))
+        .collect()
+}
+
+#[test]
+fn a_sealed_segment_is_stamped_once_its_files_have_settled() {
+    let (mut f, _w0) = Fixture::new(3);
+    f.core.settings.stamp_after = Duration::ZERO;
+    // Nothing has been unchanged for an hour yet: not stamped, tried again later.
+    f.core.settings.stamp_margin = Duration::from_secs(3600);
+    f.tick();
+    let mut w3 = f.rotate(3);
+    w3.append(1, 9);
+    f.tick();
+    f.core.stamp_due();
+    assert_eq!(stamps(&mut f), []);
+
+    f.core.settings.stamp_margin = Duration::ZERO;
+    f.core.stamp_due();
+    let log = std::fs::metadata(f.dir().join(f.key(0).file_name(journal::SegmentFile::Log)));
+    let index = std::fs::metadata(
+        f.dir()
+            .join(f.key(0).file_name(journal::SegmentFile::Index)),
+    );
+    assert_eq!(
+        stamps(&mut f),
+        [Record::Stamped {
+            segment: f.key(0),
+            log: journal::FileStamp::of(&log.unwrap()),
+            index: journal::FileStamp::of(&index.unwrap()),
+        }]
+    );
+    let journal = f.core.journal.as_ref().unwrap().journal();
+    let state = journal.segment_state(&f.key(0)).unwrap().unwrap();
+    assert!(matches!(
+        state.phase,
+        journal::SegmentPhase::SealedStamped { .. }
+    ));
+    // Stamped once: nothing is left to stamp.
+    f.core.stamp_due();
+    assert_eq!(stamps(&mut f), []);
+}
+
+#[test]
+fn a_sealed_segment_written_after_its_seal_is_not_stamped() {
+    for change in ["append", "rewrite-last"] {
+        let (mut f, w0) = Fixture::new(3);
+        f.core.settings.stamp_after = Duration::ZERO;
+        f.core.settings.stamp_margin = Duration::ZERO;
+        f.tick();
+        let mut w3 = f.rotate(3);
+        w3.append(1, 9);
+        f.tick();
+        assert!(matches!(
+            f.core.model.get(&f.key(0)),
+            Some(Phase::Sealed { .. })
+        ));
+        // What iggy-server 0.6.0's rotation race does: a batch lands in the sealed
+        // segment; or its last message is rewritten in place, the lengths kept.
+        match change {
+            "append" => w0.append_log(&frame(3, 20)),
+            _ => {
+                let path = f.dir().join(f.key(0).file_name(journal::SegmentFile::Log));
+                let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                let at = w0.log_len - frame(2, 20).len() as u64;
+                std::os::unix::fs::FileExt::write_at(&file, &[0xAB], at).unwrap();
+            }
+        }
+        f.core.stamp_due();
+        assert_eq!(stamps(&mut f), [], "{change}");
+    }
 }

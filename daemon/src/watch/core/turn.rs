@@ -120,6 +120,7 @@ impl Core {
             if now >= self.next_checkpoint {
                 self.checkpoint_all();
                 self.check_state_log();
+                self.stamp_due();
                 self.next_checkpoint = Instant::now() + self.settings.checkpoint_interval;
             }
             // After the turn's verification of written segments; the pass has a rate

@@ -1,0 +1,182 @@
+//! Stamping sealed segments, so that recovery can trust them without a read.
+//!
+//! Recovery after a crash trusts a segment the sidecar sealed with one read of its
+//! last message; on a cold cache that read is a trip to the disk per sealed segment,
+//! most of a guided run's reads. Once a sealed segment has settled, the sidecar
+//! journals its files' stamps (`journal::stamp`); a guided run that lists the same
+//! stamps reads nothing of it.
+//!
+//! A stamp vouches for what is on the disk, taken in this order:
+//! 1. `fdatasync` of both files: the journal outlives a power loss, so the bytes it
+//!    vouches for must too (nothing is changed: the server's pending writes reach the
+//!    disk sooner than its own flush would have sent them);
+//! 2. `stat` of both: the lengths must be the seal's, and both files unchanged for
+//!    [`Settings::stamp_margin`](crate::watch::core::Settings) (a change within the
+//!    same tick of the file system's clock would not move the times again);
+//! 3. the last message read back: still the journaled one, as a guided run would
+//!    have checked it;
+//! 4. `stat` again: nothing changed meanwhile.
+//!
+//! Only segments this sidecar sealed are stamped, [`STAMP_AFTER`] after the seal;
+//! the others are read back by recovery as before.
+
+use crate::watch::noatime::open_read;
+use journal::{FileStamp, SegmentFile, SegmentKey};
+use recovery::read_back::{read_back_message, Proof};
+use std::collections::VecDeque;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long after its seal a segment is stamped: by then the server's last writes
+/// to it have usually been written back by the kernel (30 s by default), so the sync
+/// costs nothing.
+pub const STAMP_AFTER: Duration = Duration::from_secs(30);
+/// How long a file must be unchanged before its stamp is taken.
+pub const STAMP_MARGIN: Duration = Duration::from_secs(2);
+/// Attempts for a segment whose files are not settled yet.
+const ATTEMPTS: u32 = 3;
+
+/// What the `Sealed` record journaled of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealedFacts {
+    pub key: SegmentKey,
+    pub log_len: u64,
+    pub index_len: u64,
+    /// Offset, checksum and first byte of the last message; `None` for no message.
+    pub last: Option<(u64, u64, u64)>,
+}
+
+/// The outcome of one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Taken {
+    Stamps {
+        log: FileStamp,
+        index: FileStamp,
+    },
+    /// Changed too recently: try again later.
+    NotSettled,
+    /// No longer what the seal verified: not stamped (recovery reads it back).
+    Changed(&'static str),
+}
+
+/// Takes the stamps of `facts`' files under `dir` (the partition folder), in the
+/// order the module describes.
+pub fn take(dir: &Path, facts: &SealedFacts, margin: Duration) -> io::Result<Taken> {
+    let log = open_read(&facts.key.path_in(dir, SegmentFile::Log))?;
+    let index = open_read(&facts.key.path_in(dir, SegmentFile::Index))?;
+    log.sync_data()?;
+    index.sync_data()?;
+    let before = (
+        FileStamp::of(&log.metadata()?),
+        FileStamp::of(&index.metadata()?),
+    );
+    if before.0.len != facts.log_len || before.1.len != facts.index_len {
+        return Ok(Taken::Changed(
+            "its files no longer have the sealed lengths",
+        ));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    if !before.0.settled(now, margin) || !before.1.settled(now, margin) {
+        return Ok(Taken::NotSettled);
+    }
+    match facts.last {
+        Some((offset, checksum, start)) => {
+            let mut reader = &log;
+            let proof = Proof::RecordedChecksum(checksum);
+            if read_back_message(&mut reader, start, facts.log_len, offset, proof)?.is_none() {
+                return Ok(Taken::Changed("its last message is not the sealed one"));
+            }
+        }
+        None if facts.log_len != 0 => return Ok(Taken::Changed("no last message was sealed")),
+        None => {}
+    }
+    let after = (
+        FileStamp::of(&log.metadata()?),
+        FileStamp::of(&index.metadata()?),
+    );
+    if after != before {
+        return Ok(Taken::Changed("its files changed while they were stamped"));
+    }
+    Ok(Taken::Stamps {
+        log: before.0,
+        index: before.1,
+    })
+}
+
+/// Sealed segments waiting to be stamped, in the order they are due.
+#[derive(Debug, Default)]
+pub struct StampQueue {
+    waiting: VecDeque<(Instant, u32, SealedFacts)>,
+}
+
+impl StampQueue {
+    pub fn push(&mut self, due: Instant, facts: SealedFacts) {
+        self.push_attempt(due, 0, facts);
+    }
+
+    fn push_attempt(&mut self, due: Instant, attempts: u32, facts: SealedFacts) {
+        let at = self.waiting.partition_point(|(d, ..)| *d <= due);
+        self.waiting.insert(at, (due, attempts, facts));
+    }
+
+    /// The next segment due at `now`, with its attempts so far.
+    pub fn next_due(&mut self, now: Instant) -> Option<(u32, SealedFacts)> {
+        if self.waiting.front().is_some_and(|(d, ..)| *d <= now) {
+            self.waiting
+                .pop_front()
+                .map(|(_, attempts, facts)| (attempts, facts))
+        } else {
+            None
+        }
+    }
+
+    /// Tries `facts` again at `due`, unless it has had its attempts.
+    pub fn retry(&mut self, due: Instant, attempts: u32, facts: SealedFacts) {
+        if attempts + 1 < ATTEMPTS {
+            self.push_attempt(due, attempts + 1, facts);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use journal::PartitionId;
+
+    fn facts(start: u64) -> SealedFacts {
+        SealedFacts {
+            key: PartitionId::new(0, 0, 0).segment(start),
+            log_len: 0,
+            index_len: 0,
+            last: None,
+        }
+    }
+
+    #[test]
+    fn the_queue_hands_out_what_is_due_in_order_and_gives_up_after_its_attempts() {
+        let t = Instant::now();
+        let mut q = StampQueue::default();
+        q.push(t + Duration::from_secs(2), facts(2));
+        q.push(t + Duration::from_secs(1), facts(1));
+        q.push(t + Duration::from_secs(9), facts(9));
+        assert_eq!(q.next_due(t), None);
+        let later = t + Duration::from_secs(5);
+        assert_eq!(q.next_due(later), Some((0, facts(1))));
+        assert_eq!(q.next_due(later), Some((0, facts(2))));
+        assert_eq!(q.next_due(later), None);
+        let mut attempts = 0;
+        loop {
+            q.retry(t, attempts, facts(3));
+            match q.next_due(t) {
+                Some((a, f)) if f == facts(3) => attempts = a,
+                None => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(attempts + 1, ATTEMPTS);
+        assert_eq!(q.next_due(t + Duration::from_secs(60)), Some((0, facts(9))));
+    }
+}
