@@ -8,15 +8,16 @@
 //! selector (u8), checkpoint valid_len and next_offset (u64 LE each), sealed log_len,
 //! index_len and last_checksum (u64 LE each), then the log bytes and the index bytes.
 //! Selector: bits 0-2 the segment's phase in the journal (none, opened, seal intent,
-//! sealed, sealed, deleted, none, none), 0x08 a checkpoint, 0x10 a last checksum,
+//! sealed, sealed with its files' stamps, deleted, none, none), 0x08 a checkpoint, 0x10 a last checksum,
 //! 0x20 cut the log after its last valid message (an arbitrary sealed record takes
 //! the checkpoint's valid_len as its last message's start), bits 6-7 which message the
 //! checkpoint names (with flag 0x40).
 //! Flags 0x01/0x02/0x04 forge valid frames (see `forge_frames`); 0x08 makes the index
 //! the one the server would write, XORed with the index bytes; 0x10 and 0x20 leave
 //! the log or the index out; 0x40 makes a sealed record name the files' real lengths
-//! and last checksum, and a checkpoint name a real message boundary, so the fuzzer
-//! reaches the trusted and resumed paths; 0x80 moves the segment start next to
+//! and last checksum (and the files' own stamps), and a checkpoint name a real
+//! message boundary, so the fuzzer reaches the trusted (read back or by stamp) and
+//! resumed paths; 0x80 moves the segment start next to
 //! `u64::MAX`.
 //!
 //! Proves: none of `analyze_segment`, `analyze_guided`, `judge`, `CheckReport::new`
@@ -26,7 +27,7 @@
 #![no_main]
 
 use fuzz_support::{forge_frames, near_max, Forge, Input};
-use journal::{CheckpointState, PartitionId, SegmentPhase, SegmentState};
+use journal::{CheckpointState, FileStamp, PartitionId, SegmentPhase, SegmentState};
 use libfuzzer_sys::fuzz_target;
 use recovery::analyze::analyze_segment;
 use recovery::guided::analyze_guided;
@@ -104,15 +105,31 @@ fuzz_target!(|data: &[u8]| {
 
     let dir = root().join("streams/0/topics/0/partitions/0");
     let key = PartitionId::new(0, 0, 0).segment(start_offset);
-    let files = SegmentFiles {
+    let mut files = SegmentFiles {
         key,
         log_path: dir.join("00000000000000000000.log"),
         index_path: dir.join("00000000000000000000.index"),
         log_len: (flags & 0x10 == 0).then_some(log.len() as u64),
         index_len: (flags & 0x20 == 0).then_some(index.len() as u64),
+        log_stamp: None,
+        index_stamp: None,
     };
     put(&files.log_path, files.log_len.map(|_| &log[..]));
     put(&files.index_path, files.index_len.map(|_| &index[..]));
+    let stamp = |present: Option<u64>, path: &Path| {
+        present.and_then(|_| std::fs::metadata(path).ok().map(|m| FileStamp::of(&m)))
+    };
+    files.log_stamp = stamp(files.log_len, &files.log_path);
+    files.index_stamp = stamp(files.index_len, &files.index_path);
+    // A stamp of the right lengths that matches no file.
+    let other = |len: Option<u64>| FileStamp {
+        ino: u64::from(selector),
+        len: len.unwrap_or(0),
+        mtime_sec: 0,
+        mtime_nsec: 0,
+        ctime_sec: 0,
+        ctime_nsec: 0,
+    };
 
     // What the journal may say about the segment.
     let real = flags & 0x40 != 0;
@@ -131,14 +148,32 @@ fuzz_target!(|data: &[u8]| {
     let phase = match selector % 8 {
         1 => Some(SegmentPhase::Opened),
         2 => Some(SegmentPhase::SealIntent),
-        3 | 4 if real => Some(SegmentPhase::Sealed {
+        3 if real => Some(SegmentPhase::Sealed {
             log_len: files.log_len.unwrap_or(0),
             index_len: files.index_len.unwrap_or(0),
             last_offset: metas.last().map(|m| m.offset),
             last_checksum: metas.last().map(|m| m.checksum),
             last_start: metas.last().map(|m| m.start),
         }),
-        3 | 4 => Some(SegmentPhase::Sealed {
+        4 if real => Some(SegmentPhase::SealedStamped {
+            log_len: files.log_len.unwrap_or(0),
+            index_len: files.index_len.unwrap_or(0),
+            last_offset: metas.last().map(|m| m.offset),
+            last_checksum: metas.last().map(|m| m.checksum),
+            last_start: metas.last().map(|m| m.start),
+            log: files.log_stamp.unwrap_or(other(files.log_len)),
+            index: files.index_stamp.unwrap_or(other(files.index_len)),
+        }),
+        4 => Some(SegmentPhase::SealedStamped {
+            log_len: sealed_log_len,
+            index_len: sealed_index_len,
+            last_offset: None,
+            last_checksum: (selector & 0x10 != 0).then_some(sealed_checksum),
+            last_start: (selector & 0x10 != 0).then_some(cp_valid_len),
+            log: other(Some(sealed_log_len)),
+            index: other(Some(sealed_index_len)),
+        }),
+        3 => Some(SegmentPhase::Sealed {
             log_len: sealed_log_len,
             index_len: sealed_index_len,
             last_offset: None,

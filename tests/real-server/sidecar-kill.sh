@@ -2,10 +2,12 @@
 # The sidecar beside the real server, through a SIGKILL under load:
 #   1. the clean fixture, made ready by `recover`; `iggy-warden watch` starts, then
 #      iggy-server 0.6.0 (64 KB segments, so it rotates while the sidecar watches);
-#   2. a client appends batches of 500 to one partition without pause; after 5 s the
-#      server is SIGKILLed mid-load;
+#   2. a client appends batches of 500 to one partition without pause; after
+#      LOAD_SECONDS (5) the server is SIGKILLed mid-load;
 #   3. `recover`, with the sidecar still running (it hands the journal over), must
 #      exit 0 having used the journal (segments trusted or resumed, not all scanned);
+#      with LOAD_SECONDS of 35 or more, some sealed segments must have been trusted
+#      by the stamps the sidecar journals 30 s after a seal (read nothing of them);
 #      `check` must say ready; the partition keeps N messages;
 #   4. the server restarts: it serves N-5..N-1, takes 1,000 more at N..N+999; SIGTERM,
 #      `recover`, restart, they are still there; SIGTERM;
@@ -20,6 +22,7 @@ source "$(dirname "$0")/lib.sh"
 
 d=$WORK/sidecar
 s=0 t=0 p=1
+LOAD_SECONDS=${LOAD_SECONDS:-5}
 
 fail() {
     echo "FAIL sidecar-kill: $*"
@@ -37,10 +40,10 @@ for _ in $(seq 1 50); do grep -q 'ready' "$d/watch.log" && break; sleep 0.1; don
 grep -q 'ready' "$d/watch.log" || fail "the sidecar did not report ready: $(tail -1 "$d/watch.log")"
 
 start_server "$d" 1 || fail "server did not start"
-# Until the server dies: more than it can take in 5 s.
-(for b in $(seq 0 99999); do send "$s" "$t" "$p" load- $((b * 500)) 500 || break; done) &
+# Until the server dies: more than it can take in LOAD_SECONDS.
+(for b in $(seq 0 999999); do send "$s" "$t" "$p" load- $((b * 500)) 500 || break; done) &
 load=$!
-sleep 5
+sleep "$LOAD_SECONDS"
 kill -KILL "$(cat "$d/server.pid")"
 wait "$(cat "$d/server.pid")" "$load" 2>/dev/null
 
@@ -48,6 +51,11 @@ wait "$(cat "$d/server.pid")" "$load" 2>/dev/null
     fail "recover after the SIGKILL exit $?: $(tail -1 "$d/recover-1.err")"
 used=$(jq '.guided.trusted + .guided.resumed' "$d/recover-1.json")
 [ "$used" -gt 0 ] || fail "recover did not use the sidecar's journal: $(jq -c .guided "$d/recover-1.json")"
+if [ "$LOAD_SECONDS" -ge 35 ]; then
+    stamped=$(jq '.guided.trusted_by_stamp' "$d/recover-1.json")
+    [ "$stamped" -gt 0 ] ||
+        fail "after ${LOAD_SECONDS} s of load no segment was trusted by its stamps: $(jq -c .guided "$d/recover-1.json")"
+fi
 "$W" check --json --data-dir "$d/data" >"$d/check-1.json" 2>&1 || fail "check after recover: not ready"
 n=$(kept "$d/check-1.json" streams/$s/topics/$t/partitions/$p)
 [ "$n" -gt 1200 ] || fail "the load appended nothing before the SIGKILL ($n messages)"

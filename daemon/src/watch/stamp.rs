@@ -36,6 +36,10 @@ pub const STAMP_AFTER: Duration = Duration::from_secs(30);
 pub const STAMP_MARGIN: Duration = Duration::from_secs(2);
 /// Attempts for a segment whose files are not settled yet.
 const ATTEMPTS: u32 = 3;
+/// Segments waiting at most: a server that seals faster than they are stamped (tiny
+/// segments under a heavy load) leaves the rest unstamped, read back by recovery as
+/// before, rather than growing the queue without bound.
+const MAX_WAITING: usize = 10_000;
 
 /// What the `Sealed` record journaled of a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +122,9 @@ impl StampQueue {
     }
 
     fn push_attempt(&mut self, due: Instant, attempts: u32, facts: SealedFacts) {
+        if self.waiting.len() >= MAX_WAITING {
+            return;
+        }
         let at = self.waiting.partition_point(|(d, ..)| *d <= due);
         self.waiting.insert(at, (due, attempts, facts));
     }
@@ -178,5 +185,9 @@ mod tests {
         }
         assert_eq!(attempts + 1, ATTEMPTS);
         assert_eq!(q.next_due(t + Duration::from_secs(60)), Some((0, facts(9))));
+        for i in 0..MAX_WAITING as u64 + 5 {
+            q.push(t, facts(i));
+        }
+        assert_eq!(q.waiting.len(), MAX_WAITING);
     }
 }
