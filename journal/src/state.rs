@@ -217,19 +217,7 @@ mod tests {
         let unchanged = SegmentState::apply(Some(&state), 6, &other).unwrap();
         assert_eq!(unchanged.phase, state.phase);
         assert_eq!(SegmentState::apply(None, 6, &stamped), None);
-        let sealed_again = SegmentState::apply(
-            Some(&state),
-            7,
-            &Record::Sealed {
-                segment,
-                log_len: 20,
-                index_len: 16,
-                last_offset: Some(4),
-                last_checksum: None,
-                last_start: None,
-            },
-        )
-        .unwrap();
+        let sealed_again = SegmentState::apply(Some(&state), 7, &steps[3]).unwrap();
         assert!(matches!(sealed_again.phase, SegmentPhase::Sealed { .. }));
 
         let reopened = SegmentState::apply(Some(&state), 5, &Record::SegmentOpened { segment });

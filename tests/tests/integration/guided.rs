@@ -81,6 +81,21 @@ fn journal_like_sidecar(
     journal.all_segment_states().unwrap().into_iter().collect()
 }
 
+/// Flips the first byte of the last message of `log`, found through its index: the
+/// lengths stay, the last message is no longer the one journaled.
+fn flip_last_message(log: &Path) {
+    let mut bytes = std::fs::read(log).unwrap();
+    let index = std::fs::read(log.with_extension("index")).unwrap();
+    let n = index.len() / 16;
+    let last_start = u32::from_le_bytes(
+        index[(n - 2) * 16 + 4..(n - 2) * 16 + 8]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    bytes[last_start] ^= 0xFF;
+    std::fs::write(log, bytes).unwrap();
+}
+
 #[test]
 fn sealed_segments_are_trusted_and_the_open_one_scanned_from_its_checkpoint() {
     let copy = fixture_copy(KILLED_UNDER_LOAD);
@@ -117,16 +132,7 @@ fn a_sealed_segment_that_no_longer_matches_the_journal_is_scanned() {
     let log = copy
         .path()
         .join("streams/0/topics/0/partitions/1/00000000000000007070.log");
-    let mut bytes = std::fs::read(&log).unwrap();
-    let index = std::fs::read(log.with_extension("index")).unwrap();
-    let n = index.len() / 16;
-    let last_start = u32::from_le_bytes(
-        index[(n - 2) * 16 + 4..(n - 2) * 16 + 8]
-            .try_into()
-            .unwrap(),
-    ) as usize;
-    bytes[last_start] ^= 0xFF;
-    std::fs::write(&log, bytes).unwrap();
+    flip_last_message(&log);
     // A sealed segment that grew.
     let grown = copy
         .path()
@@ -191,16 +197,7 @@ fn a_stamped_segment_changed_since_is_read_back_or_scanned() {
     // set back: the change time still tells, and the read finds the damage.
     let log = part.join("00000000000000007070.log");
     let mtime = std::fs::metadata(&log).unwrap().modified().unwrap();
-    let mut bytes = std::fs::read(&log).unwrap();
-    let index = std::fs::read(log.with_extension("index")).unwrap();
-    let n = index.len() / 16;
-    let last_start = u32::from_le_bytes(
-        index[(n - 2) * 16 + 4..(n - 2) * 16 + 8]
-            .try_into()
-            .unwrap(),
-    ) as usize;
-    bytes[last_start] ^= 0xFF;
-    std::fs::write(&log, bytes).unwrap();
+    flip_last_message(&log);
     std::fs::File::options()
         .write(true)
         .open(&log)
