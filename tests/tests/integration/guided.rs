@@ -81,6 +81,23 @@ fn journal_like_sidecar(
     journal.all_segment_states().unwrap().into_iter().collect()
 }
 
+/// Each problem the verdict finds: its kind and path.
+fn problem_kinds(
+    analysis: &recovery::analyze::Analysis,
+) -> Vec<(&'static str, std::path::PathBuf)> {
+    judge(analysis)
+        .iter()
+        .map(|p| (p.kind.name(), p.path.clone()))
+        .collect()
+}
+
+/// Whether `kinds` holds corruption inside the file named `log`.
+fn corrupt(kinds: &[(&'static str, std::path::PathBuf)], log: &str) -> bool {
+    kinds
+        .iter()
+        .any(|(k, p)| *k == "mid-file-corruption" && p.ends_with(log))
+}
+
 /// Flips the first byte of the last message of `log`, found through its index: the
 /// lengths stay, the last message is no longer the one journaled.
 fn flip_last_message(log: &Path) {
@@ -145,22 +162,9 @@ fn a_sealed_segment_that_no_longer_matches_the_journal_is_scanned() {
     let layout = discover(copy.path()).unwrap();
     let (guided, stats) = analyze_guided(&layout, &known, &|_| {}).unwrap();
     assert_eq!(stats.trusted, 12, "{stats:?}");
-    let kinds: Vec<_> = judge(&guided)
-        .iter()
-        .map(|p| (p.kind.name(), p.path.clone()))
-        .collect();
-    assert!(
-        kinds
-            .iter()
-            .any(|(k, p)| *k == "mid-file-corruption" && p.ends_with("00000000000000007070.log")),
-        "{kinds:?}"
-    );
-    assert!(
-        kinds
-            .iter()
-            .any(|(k, p)| *k == "mid-file-corruption" && p.ends_with("00000000000000003768.log")),
-        "{kinds:?}"
-    );
+    let kinds = problem_kinds(&guided);
+    assert!(corrupt(&kinds, "00000000000000007070.log"), "{kinds:?}");
+    assert!(corrupt(&kinds, "00000000000000003768.log"), "{kinds:?}");
     assert_eq!(judge(&guided), judge(&analyze(&layout, &|_| {}).unwrap()));
 }
 
@@ -211,16 +215,8 @@ fn a_stamped_segment_changed_since_is_read_back_or_scanned() {
         (13, 12),
         "{stats:?}"
     );
-    let kinds: Vec<_> = judge(&guided)
-        .iter()
-        .map(|p| (p.kind.name(), p.path.clone()))
-        .collect();
-    assert!(
-        kinds
-            .iter()
-            .any(|(k, p)| *k == "mid-file-corruption" && p.ends_with("00000000000000007070.log")),
-        "{kinds:?}"
-    );
+    let kinds = problem_kinds(&guided);
+    assert!(corrupt(&kinds, "00000000000000007070.log"), "{kinds:?}");
     assert_eq!(judge(&guided), judge(&analyze(&layout, &|_| {}).unwrap()));
 }
 
