@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 const PARTITIONS: u32 = 1000;
 const SEGMENTS: u64 = 4;
 const ROUNDS: usize = 3;
+/// Rounds of the paired comparison of the guided run with the listing.
+const PAIRED_ROUNDS: usize = 5;
 /// Bytes of the open segment written after its last checkpoint: about what a
 /// partition takes in during the sidecar's one-second checkpoint interval.
 const CHECKPOINT_LAG: u64 = 64 * 1024;
@@ -120,21 +122,37 @@ impl std::fmt::Display for Run {
 }
 
 fn time(data: &Path, f: impl Fn()) -> Run {
-    let mut runs: Vec<Run> = (0..ROUNDS)
-        .map(|_| {
-            drop_caches();
-            let (cpu, reads) = (cpu_time(), disk_reads(data));
-            let t = Instant::now();
-            f();
-            Run {
-                wall: t.elapsed(),
-                cpu: cpu_time().saturating_sub(cpu),
-                disk_reads: disk_reads(data).saturating_sub(reads),
-            }
-        })
-        .collect();
+    let mut runs: Vec<Run> = (0..ROUNDS).map(|_| time_once(data, &f)).collect();
     runs.sort();
     runs[ROUNDS / 2]
+}
+
+/// One timed run of `f`, after dropping the caches when asked.
+fn time_once(data: &Path, f: &dyn Fn()) -> Run {
+    drop_caches();
+    let (cpu, reads) = (cpu_time(), disk_reads(data));
+    let t = Instant::now();
+    f();
+    Run {
+        wall: t.elapsed(),
+        cpu: cpu_time().saturating_sub(cpu),
+        disk_reads: disk_reads(data).saturating_sub(reads),
+    }
+}
+
+/// `f` against `floor`, timed one after the other in each of `PAIRED_ROUNDS` rounds,
+/// so that the disk's drift over the run weighs on both alike: each round's ratio of
+/// the wall times, sorted.
+fn paired_ratios(data: &Path, f: &dyn Fn(), floor: &dyn Fn()) -> Vec<f64> {
+    let mut ratios: Vec<f64> = (0..PAIRED_ROUNDS)
+        .map(|_| {
+            let below = time_once(data, floor);
+            let above = time_once(data, f);
+            above.wall.as_secs_f64() / below.wall.as_secs_f64().max(1e-9)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios
 }
 
 /// User + system CPU time of this process so far (`/proc/self/stat`, in clock ticks
@@ -263,23 +281,25 @@ fn main() {
             PARTITIONS as usize * 2
         );
     });
-    let guided_with = |known: &HashMap<_, _>, by_stamp: usize| {
-        time(&root, || {
-            let (a, stats) = analyze_guided(&discover(&root).unwrap(), known, &|_| {}).unwrap();
-            assert_eq!(stats.trusted, (PARTITIONS as u64 * (SEGMENTS - 1)) as usize);
-            assert_eq!(stats.trusted_by_stamp, by_stamp);
-            assert_eq!(
-                plan(&a, Mode::TolerateTail).unwrap().actions.len(),
-                PARTITIONS as usize * 2
-            );
-        })
+    let guided_run = |known: &HashMap<_, _>, by_stamp: usize| {
+        let (a, stats) = analyze_guided(&discover(&root).unwrap(), known, &|_| {}).unwrap();
+        assert_eq!(stats.trusted, (PARTITIONS as u64 * (SEGMENTS - 1)) as usize);
+        assert_eq!(stats.trusted_by_stamp, by_stamp);
+        assert_eq!(
+            plan(&a, Mode::TolerateTail).unwrap().actions.len(),
+            PARTITIONS as usize * 2
+        );
     };
     let sealed = (PARTITIONS as u64 * (SEGMENTS - 1)) as usize;
-    let guided = guided_with(&known, sealed);
-    let read_back = guided_with(&unstamped, 0);
-    let listing = time(&root, || {
+    let stamped = || guided_run(&known, sealed);
+    let read_back_run = || guided_run(&unstamped, 0);
+    let list = || {
         discover(&root).unwrap();
-    });
+    };
+    let guided = time(&root, stamped);
+    let read_back = time(&root, read_back_run);
+    let listing = time(&root, list);
+    let paired = paired_ratios(&root, &stamped, &list);
     println!(
         "guided_recover: {PARTITIONS} partitions, {} segments, {gib:.2} GiB of logs",
         layout.segment_count()
@@ -292,6 +312,13 @@ fn main() {
         "  guided vs listing: {:.2}x with stamps, {:.2}x without",
         guided.wall.as_secs_f64() / listing.wall.as_secs_f64(),
         read_back.wall.as_secs_f64() / listing.wall.as_secs_f64()
+    );
+    println!(
+        "  guided (with stamps) vs listing, timed in turn over {PAIRED_ROUNDS} rounds: median \
+         {:.2}x, from {:.2}x to {:.2}x",
+        paired[PAIRED_ROUNDS / 2],
+        paired[0],
+        paired[PAIRED_ROUNDS - 1]
     );
     println!(
         "  speed-up: {:.1}x",
