@@ -1,6 +1,7 @@
 //! The packed run form read back: crafted slices refused with the file and offset
 //! named, and run folders of the release before (a file per repair) still read.
 
+use super::tests::{requests, run_requests};
 use super::*;
 use crate::fsops::{StdFs, SyncRound};
 use std::fs;
@@ -10,31 +11,8 @@ use std::path::Path;
 /// run saving bytes 4..10 of each under ids 3..3 + n.
 fn packed_run(root: &Path, n: u64) -> (Quarantine, RunId, Vec<Manifest>) {
     let data = root.join("data");
-    fs::create_dir_all(&data).unwrap();
-    let actions: Vec<(String, RepairAction)> = (0..n)
-        .map(|i| {
-            let file = format!("p{i}.log");
-            fs::write(data.join(&file), format!("0123456{i:03}")).unwrap();
-            let action = RepairAction::QuarantineFile {
-                path: file.clone(),
-                len: 10,
-            };
-            (file, action)
-        })
-        .collect();
-    let requests: Vec<SaveRequest<'_>> = actions
-        .iter()
-        .enumerate()
-        .map(|(i, (file, action))| SaveRequest {
-            id: RepairId(3 + i as u64),
-            action,
-            reason: "test",
-            data_dir: &data,
-            file,
-            range: ByteRange::new(4, 10),
-            created_file: false,
-        })
-        .collect();
+    let items = run_requests(&data, 3, n);
+    let requests = requests(&data, &items);
     let q = Quarantine::new(&root.join("state"));
     let round = SyncRound::new();
     let saved = q.save_run(&StdFs, &requests, &round).unwrap();

@@ -146,7 +146,11 @@ fn saving_under_an_id_that_holds_another_repair_is_refused_and_changes_nothing()
 
 /// A data directory with `n` files `p<i>.log` of 10 bytes, and a request to save
 /// bytes 4..10 of each under ids `first..first + n`.
-fn run_requests(data: &Path, first: u64, n: u64) -> Vec<(RepairId, RepairAction, String, String)> {
+pub(super) fn run_requests(
+    data: &Path,
+    first: u64,
+    n: u64,
+) -> Vec<(RepairId, RepairAction, String, String)> {
     fs::create_dir_all(data).unwrap();
     (0..n)
         .map(|i| {
@@ -161,7 +165,7 @@ fn run_requests(data: &Path, first: u64, n: u64) -> Vec<(RepairId, RepairAction,
         .collect()
 }
 
-fn requests<'a>(
+pub(super) fn requests<'a>(
     data: &'a Path,
     items: &'a [(RepairId, RepairAction, String, String)],
 ) -> Vec<SaveRequest<'a>> {
