@@ -75,39 +75,28 @@ fn analyze_known(
     let mut from = ScanStart::segment(start);
     if let Some(state) = state {
         match state.phase {
-            SegmentPhase::SealedStamped {
-                log_len,
-                index_len,
-                last_checksum,
-                last_start,
-                log,
-                index,
-                ..
-            } if files.log_len == Some(log_len) && files.index_len == Some(index_len) => {
-                let unchanged = files.log_stamp == Some(log) && files.index_stamp == Some(index);
-                let last = last_checksum.zip(last_start);
-                let trusted = if unchanged {
-                    trust_sealed(files, last, Look::Stamped)
-                } else {
-                    trust_sealed(files, last, Look::ReadBack)
-                };
-                if let Some(seg) = trusted {
-                    stats.trusted += 1;
-                    stats.trusted_by_stamp += usize::from(unchanged);
-                    return Ok(seg);
-                }
-            }
             SegmentPhase::Sealed {
                 log_len,
                 index_len,
                 last_checksum,
                 last_start,
                 ..
+            }
+            | SegmentPhase::SealedStamped {
+                log_len,
+                index_len,
+                last_checksum,
+                last_start,
+                ..
             } if files.log_len == Some(log_len) && files.index_len == Some(index_len) => {
-                if let Some(seg) =
-                    trust_sealed(files, last_checksum.zip(last_start), Look::ReadBack)
-                {
+                let look = if stamps_unchanged(files, &state.phase) {
+                    Look::Stamped
+                } else {
+                    Look::ReadBack
+                };
+                if let Some(seg) = trust_sealed(files, last_checksum.zip(last_start), look) {
                     stats.trusted += 1;
+                    stats.trusted_by_stamp += usize::from(matches!(look, Look::Stamped));
                     return Ok(seg);
                 }
             }
@@ -133,6 +122,13 @@ fn analyze_known(
     }
     stats.bytes_scanned += files.log_len.unwrap_or(0).saturating_sub(scanned_from);
     Ok(seg)
+}
+
+/// Whether the journal holds stamps of the segment's files and the listing found
+/// both files with the very same ones.
+fn stamps_unchanged(files: &SegmentFiles, phase: &SegmentPhase) -> bool {
+    matches!(*phase, SegmentPhase::SealedStamped { log, index, .. }
+        if files.log_stamp == Some(log) && files.index_stamp == Some(index))
 }
 
 /// How a sealed segment's last message is known to be the journaled one.
