@@ -21,6 +21,7 @@
 //! the others are read back by recovery as before.
 
 use crate::watch::noatime::open_read;
+use crate::watch::tracker::SealFacts;
 use journal::{FileStamp, SegmentFile, SegmentKey};
 use recovery::read_back::{read_back_message, Proof};
 use std::collections::VecDeque;
@@ -41,16 +42,6 @@ const ATTEMPTS: u32 = 3;
 /// before, rather than growing the queue without bound.
 const MAX_WAITING: usize = 10_000;
 
-/// What the `Sealed` record journaled of a segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SealedFacts {
-    pub key: SegmentKey,
-    pub log_len: u64,
-    pub index_len: u64,
-    /// Offset, checksum and first byte of the last message; `None` for no message.
-    pub last: Option<(u64, u64, u64)>,
-}
-
 /// The outcome of one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Taken {
@@ -64,17 +55,20 @@ pub enum Taken {
     Changed(&'static str),
 }
 
-/// Takes the stamps of `facts`' files under `dir` (the partition folder), in the
-/// order the module describes.
-pub fn take(dir: &Path, facts: &SealedFacts, margin: Duration) -> io::Result<Taken> {
-    let log = open_read(&facts.key.path_in(dir, SegmentFile::Log))?;
-    let index = open_read(&facts.key.path_in(dir, SegmentFile::Index))?;
+/// Takes the stamps of `key`'s files under `dir` (the partition folder), sealed
+/// with `facts`, in the order the module describes.
+pub fn take(dir: &Path, key: SegmentKey, facts: &SealFacts, margin: Duration) -> io::Result<Taken> {
+    let log = open_read(&key.path_in(dir, SegmentFile::Log))?;
+    let index = open_read(&key.path_in(dir, SegmentFile::Index))?;
     log.sync_data()?;
     index.sync_data()?;
-    let before = (
-        FileStamp::of(&log.metadata()?),
-        FileStamp::of(&index.metadata()?),
-    );
+    let stamps = || -> io::Result<(FileStamp, FileStamp)> {
+        Ok((
+            FileStamp::of(&log.metadata()?),
+            FileStamp::of(&index.metadata()?),
+        ))
+    };
+    let before = stamps()?;
     if before.0.len != facts.log_len || before.1.len != facts.index_len {
         return Ok(Taken::Changed(
             "its files no longer have the sealed lengths",
@@ -87,21 +81,19 @@ pub fn take(dir: &Path, facts: &SealedFacts, margin: Duration) -> io::Result<Tak
         return Ok(Taken::NotSettled);
     }
     match facts.last {
-        Some((offset, checksum, start)) => {
+        Some(last) => {
             let mut reader = &log;
-            let proof = Proof::RecordedChecksum(checksum);
-            if read_back_message(&mut reader, start, facts.log_len, offset, proof)?.is_none() {
+            let proof = Proof::RecordedChecksum(last.checksum);
+            let back =
+                read_back_message(&mut reader, last.start, facts.log_len, last.offset, proof)?;
+            if back.is_none() {
                 return Ok(Taken::Changed("its last message is not the sealed one"));
             }
         }
         None if facts.log_len != 0 => return Ok(Taken::Changed("no last message was sealed")),
         None => {}
     }
-    let after = (
-        FileStamp::of(&log.metadata()?),
-        FileStamp::of(&index.metadata()?),
-    );
-    if after != before {
+    if stamps()? != before {
         return Ok(Taken::Changed("its files changed while they were stamped"));
     }
     Ok(Taken::Stamps {
@@ -110,40 +102,43 @@ pub fn take(dir: &Path, facts: &SealedFacts, margin: Duration) -> io::Result<Tak
     })
 }
 
+/// A sealed segment and what its `Sealed` record journaled.
+pub type Sealed = (SegmentKey, SealFacts);
+
 /// Sealed segments waiting to be stamped, in the order they are due.
 #[derive(Debug, Default)]
 pub struct StampQueue {
-    waiting: VecDeque<(Instant, u32, SealedFacts)>,
+    waiting: VecDeque<(Instant, u32, Sealed)>,
 }
 
 impl StampQueue {
-    pub fn push(&mut self, due: Instant, facts: SealedFacts) {
-        self.push_attempt(due, 0, facts);
+    pub fn push(&mut self, due: Instant, sealed: Sealed) {
+        self.push_attempt(due, 0, sealed);
     }
 
-    fn push_attempt(&mut self, due: Instant, attempts: u32, facts: SealedFacts) {
+    fn push_attempt(&mut self, due: Instant, attempts: u32, sealed: Sealed) {
         if self.waiting.len() >= MAX_WAITING {
             return;
         }
         let at = self.waiting.partition_point(|(d, ..)| *d <= due);
-        self.waiting.insert(at, (due, attempts, facts));
+        self.waiting.insert(at, (due, attempts, sealed));
     }
 
     /// The next segment due at `now`, with its attempts so far.
-    pub fn next_due(&mut self, now: Instant) -> Option<(u32, SealedFacts)> {
+    pub fn next_due(&mut self, now: Instant) -> Option<(u32, Sealed)> {
         if self.waiting.front().is_some_and(|(d, ..)| *d <= now) {
             self.waiting
                 .pop_front()
-                .map(|(_, attempts, facts)| (attempts, facts))
+                .map(|(_, attempts, sealed)| (attempts, sealed))
         } else {
             None
         }
     }
 
-    /// Tries `facts` again at `due`, unless it has had its attempts.
-    pub fn retry(&mut self, due: Instant, attempts: u32, facts: SealedFacts) {
+    /// Tries `sealed` again at `due`, unless it has had its attempts.
+    pub fn retry(&mut self, due: Instant, attempts: u32, sealed: Sealed) {
         if attempts + 1 < ATTEMPTS {
-            self.push_attempt(due, attempts + 1, facts);
+            self.push_attempt(due, attempts + 1, sealed);
         }
     }
 }
@@ -153,13 +148,13 @@ mod tests {
     use super::*;
     use journal::PartitionId;
 
-    fn facts(start: u64) -> SealedFacts {
-        SealedFacts {
-            key: PartitionId::new(0, 0, 0).segment(start),
+    fn facts(start: u64) -> Sealed {
+        let facts = SealFacts {
             log_len: 0,
             index_len: 0,
             last: None,
-        }
+        };
+        (PartitionId::new(0, 0, 0).segment(start), facts)
     }
 
     #[test]

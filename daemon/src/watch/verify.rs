@@ -7,7 +7,7 @@ use crate::watch::alerts::{AlertKind, Finding};
 use crate::watch::core::{Core, SEAL_BACKOFF_MS, WORK_SLICE};
 use crate::watch::coverage;
 use crate::watch::reconcile::Phase;
-use crate::watch::stamp::{self, SealedFacts, Taken};
+use crate::watch::stamp::{self, Taken};
 use crate::watch::status::Status;
 use crate::watch::tracker::{log_path, Advance, SealCheck, SCAN_BUDGET};
 use journal::{PartitionId, Record, SegmentKey};
@@ -60,15 +60,8 @@ impl Core {
                         last_start: facts.last.map(|l| l.start),
                     };
                     tracing::debug!(segment = %key, "{record}");
-                    self.stamps.push(
-                        Instant::now() + self.settings.stamp_after,
-                        SealedFacts {
-                            key,
-                            log_len: facts.log_len,
-                            index_len: facts.index_len,
-                            last: facts.last.map(|l| (l.offset, l.checksum, l.start)),
-                        },
-                    );
+                    self.stamps
+                        .push(Instant::now() + self.settings.stamp_after, (key, facts));
                     if let Some(phase) = self.model.get_mut(&key) {
                         *phase = Phase::Sealed {
                             log_len: facts.log_len,
@@ -147,33 +140,33 @@ impl Core {
         // Tried again at a later turn, not in this one.
         let mut retries = Vec::new();
         while now.elapsed() <= WORK_SLICE {
-            let Some((attempts, facts)) = self.stamps.next_due(now) else {
+            let Some((attempts, (key, facts))) = self.stamps.next_due(now) else {
                 break;
             };
             self.status.beat();
             // Still the sealed segment this sidecar verified?
-            match self.model.get(&facts.key) {
+            match self.model.get(&key) {
                 Some(Phase::Sealed { log_len, index_len })
                     if *log_len == facts.log_len && *index_len == facts.index_len => {}
                 _ => continue,
             }
-            let dir = self.partition_dir(facts.key.partition);
-            match stamp::take(&dir, &facts, self.settings.stamp_margin) {
+            let dir = self.partition_dir(key.partition);
+            match stamp::take(&dir, key, &facts, self.settings.stamp_margin) {
                 Ok(Taken::Stamps { log, index }) => self.outbox.push(Record::Stamped {
-                    segment: facts.key,
+                    segment: key,
                     log,
                     index,
                 }),
-                Ok(Taken::NotSettled) => retries.push((attempts, facts)),
+                Ok(Taken::NotSettled) => retries.push((attempts, (key, facts))),
                 Ok(Taken::Changed(why)) => {
-                    tracing::debug!(segment = %facts.key, "not stamped: {why}");
+                    tracing::debug!(segment = %key, "not stamped: {why}");
                 }
-                Err(e) => tracing::debug!(segment = %facts.key, "not stamped: {e}"),
+                Err(e) => tracing::debug!(segment = %key, "not stamped: {e}"),
             }
         }
-        for (attempts, facts) in retries {
+        for (attempts, sealed) in retries {
             self.stamps
-                .retry(now + self.settings.stamp_after, attempts, facts);
+                .retry(now + self.settings.stamp_after, attempts, sealed);
         }
     }
 
