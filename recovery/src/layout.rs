@@ -18,6 +18,7 @@ use crate::state_inspect::StateInspection;
 use entry::{list, numeric_name, Entry};
 use journal::{segment_name, PartitionId, SegmentFile, SegmentKey};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Top-level folders that hold no stream data.
@@ -222,6 +223,34 @@ pub fn discover_guided(
         strays,
         state,
         anomalies,
+    })
+}
+
+/// [`discover`] narrowed to the partition folders `ids`, without the state files
+/// (`state` left empty) or what lies outside those folders: what the check after a
+/// repair reads again, which should not cost a listing of every partition when a
+/// few were repaired. A folder of `ids` that is gone is an error.
+pub fn discover_partitions(
+    root: &Path,
+    ids: &BTreeSet<PartitionId>,
+) -> Result<DataDir, LayoutError> {
+    let version = check_root(root)?;
+    let folders: Vec<(PartitionId, PathBuf)> = ids
+        .iter()
+        .map(|id| (*id, root.join(id.rel_dir())))
+        .collect();
+    let read = map_ordered(&folders, IO_THREADS, |(id, dir)| {
+        let mut found = Vec::new();
+        read_partition(*id, dir, &mut found).map(|p| (p, found))
+    })?;
+    let (partitions, strays): (Vec<_>, Vec<_>) = read.into_iter().unzip();
+    Ok(DataDir {
+        root: root.to_path_buf(),
+        version,
+        partitions,
+        strays: strays.into_iter().flatten().collect(),
+        state: StateInspection::default(),
+        anomalies: Vec::new(),
     })
 }
 
@@ -494,3 +523,6 @@ fn read_offsets(
     }
     Ok(present)
 }
+
+#[cfg(test)]
+mod tests;

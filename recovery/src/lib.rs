@@ -6,6 +6,7 @@
 //! record are judged by [`state_check`]. The journal is the only state kept between
 //! runs.
 
+mod after_repair;
 pub mod analyze;
 mod budget;
 pub mod busy;

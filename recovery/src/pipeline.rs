@@ -149,6 +149,7 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         .filter_map(|a| a.partition)
         .collect();
     let state_touched = the_plan.actions.iter().any(|a| a.partition.is_none());
+    let rewritten = crate::after_repair::rewritten(&the_plan.actions);
     let actions = the_plan
         .actions
         .into_iter()
@@ -160,15 +161,24 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         .iter()
         .map(|a| a.quarantined_bytes)
         .sum::<u64>();
-    // Trust nothing: re-read every partition that changed and require it healthy.
-    // The partitions are re-read in parallel, as the first analysis was.
+    // Re-read every partition that changed and require it healthy: in full where a
+    // file was rewritten, from the end of the kept messages where tails were only
+    // cut (see `after_repair`). In parallel, as the first analysis was.
     let mut left = Vec::new();
-    let mut after = discover(exec.data_dir)?;
+    exec.fs.step("check after repair");
+    // The state files are read again when a repair changed them, or to journal the
+    // new length of a shorter `state/log` accepted below.
+    let mut after = if state_touched || analysis.state.shrunk_from.is_some() {
+        discover(exec.data_dir)?
+    } else {
+        crate::layout::discover_partitions(exec.data_dir, &touched)?
+    };
     if state_touched {
         left.extend(crate::state_check::judge_state(&after.state));
     }
     after.partitions.retain(|p| touched.contains(&p.id));
-    let checked = crate::analyze::analyze(&after, &|_| {})?;
+    let resume = crate::after_repair::resume_points(&analysis, &touched, &rewritten);
+    let (checked, _) = analyze_guided(&after, &resume, &|_| {})?;
     let kept_after: std::collections::HashMap<PartitionId, u64> = checked
         .partitions
         .iter()

@@ -42,6 +42,7 @@ where
 
 mod watch_common;
 
+mod after_repair;
 mod binary;
 mod cli;
 mod crash_safety;

@@ -1,0 +1,171 @@
+//! The check after a repair: where a repair only cut tails, it re-reads from the
+//! kept messages' end, not whole partitions, and must still catch a cut or a rebuilt
+//! index that never reached the disk (a file system that lies, or a bug of ours):
+//! `recover` then ends "not converged", never "ready to start".
+
+use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
+use journal::{ByteRange, Journal};
+use recovery::execute::Executor;
+use recovery::fsops::{FileOps, StdFs, SyncRound};
+use recovery::pipeline::{run, PipelineError, Quiet, Request};
+use recovery::plan::Mode;
+use recovery::quarantine::Quarantine;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::Path;
+
+const P0: &str = "streams/0/topics/0/partitions/0";
+
+/// The real file system, except that cuts (`truncate`) or renames report success and
+/// do nothing.
+struct Lying {
+    cuts: bool,
+    renames: bool,
+}
+
+impl FileOps for Lying {
+    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
+        StdFs.copy_range(src, range, dst)
+    }
+    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
+        StdFs.append_range(src, range, dst)
+    }
+    fn write_file(
+        &self,
+        dst: &Path,
+        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        StdFs.write_file(dst, fill)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        if self.cuts {
+            return Ok(());
+        }
+        StdFs.truncate(path, len)
+    }
+    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        if self.cuts {
+            return Ok(());
+        }
+        StdFs.truncate_in_round(path, len, round)
+    }
+    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        StdFs.create_sized_in_round(dst, len, round)
+    }
+    fn copy_range_at_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        at: u64,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        StdFs.copy_range_at_in_round(src, range, dst, at, round)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.renames {
+            return Ok(());
+        }
+        StdFs.rename(from, to)
+    }
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        StdFs.hard_link(src, dst)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_dir(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        StdFs.sync_dir(dir)
+    }
+}
+
+/// A partition of three segments (the newest one damaged by `fault`) and an intact
+/// second partition, repaired through `fs`.
+fn repair(fault: Fault, fs: &dyn FileOps) -> Result<bool, PipelineError> {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
+    DataDirBuilder::new()
+        .seed(11)
+        .partition(
+            PartitionSpec::new(0, 0, 0)
+                .messages(90, 20..200, 0)
+                .segment_size(4 * 1024),
+        )
+        .partition(PartitionSpec::new(0, 0, 1).messages(30, 20..200, 0))
+        .build(&data);
+    apply(&data, P0, fault).expect("fault");
+    let journal = Journal::open(&state.join("journal")).expect("journal opens");
+    let quarantine = Quarantine::new(&state);
+    let exec = Executor {
+        data_dir: &data,
+        quarantine: &quarantine,
+        fs,
+        log: &journal,
+    };
+    let known = HashMap::new();
+    run(
+        &exec,
+        &Request {
+            mode: Mode::TolerateTail,
+            known: &known,
+            state_log: None,
+            only: &|_| true,
+            progress: &Quiet,
+        },
+    )
+    .map(|outcome| outcome.ready_to_start)
+}
+
+fn not_converged(result: Result<bool, PipelineError>, names: &str) {
+    match result {
+        Err(PipelineError::NotConverged(left)) => {
+            assert!(left.contains(names), "{left}");
+        }
+        other => panic!("expected not converged, got {other:?}"),
+    }
+}
+
+#[test]
+fn honest_cuts_and_rebuilds_end_ready_to_start() {
+    let honest = Lying {
+        cuts: false,
+        renames: false,
+    };
+    for fault in [
+        Fault::TornLogTail,
+        Fault::LogCutIndexLonger,
+        Fault::IndexZeroedMiddle { entries: 2 },
+    ] {
+        assert!(repair(fault, &honest).expect("repair runs"), "{fault:?}");
+    }
+}
+
+#[test]
+fn a_cut_that_never_happened_is_found_after_the_repair() {
+    let lying = Lying {
+        cuts: true,
+        renames: false,
+    };
+    not_converged(repair(Fault::TornLogTail, &lying), ".log");
+    not_converged(repair(Fault::LogCutIndexLonger, &lying), ".index");
+}
+
+/// The damage sits in the index's middle, before the end of the kept messages: a
+/// check resumed there would not see that the rebuilt index never replaced it.
+#[test]
+fn a_rebuilt_index_that_never_replaced_the_old_one_is_found_after_the_repair() {
+    let lying = Lying {
+        cuts: false,
+        renames: true,
+    };
+    not_converged(
+        repair(Fault::IndexZeroedMiddle { entries: 2 }, &lying),
+        ".index",
+    );
+}
