@@ -17,7 +17,10 @@
 //!   before every fsync and every journal flush (a slow disk). The executor's sync
 //!   pool has `fsops::SYNC_THREADS` threads.
 //!
-//! `RECOVER_BENCH_N` is a comma-separated list of N (default `100,1000`).
+//! `RECOVER_BENCH_N` is a comma-separated list of N (default `100,1000`);
+//! `RECOVER_BENCH_MESSAGES` the messages per partition (default 40: the cost per
+//! partition shows; 13,000 in 384 partitions is 1 GiB, the directory, where
+//! the cost per byte shows).
 //! Run: `cargo bench -p iggy-warden-recovery --bench recover_rounds`
 
 use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
@@ -259,6 +262,10 @@ fn main() {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
+    let messages: usize = std::env::var("RECOVER_BENCH_MESSAGES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(40);
     let tmp = tempfile::tempdir_in(std::env::var_os("RECOVER_BENCH_DIR").unwrap_or(".".into()))
         .expect("tmp");
     println!("sync pool: {SYNC_THREADS} threads; slow disk: 1 ms per fsync and per journal flush");
@@ -268,7 +275,7 @@ fn main() {
         for p in 0..n {
             builder = builder.partition(
                 PartitionSpec::new(0, p / 1000, p % 1000)
-                    .messages(40, 100..300, 0)
+                    .messages(messages, 100..300, 0)
                     .segment_size(1 << 20),
             );
         }
