@@ -35,7 +35,6 @@ mod events;
 mod layout_sync;
 mod lease;
 mod metrics;
-mod noatime;
 mod notify_systemd;
 mod place;
 mod reconcile;

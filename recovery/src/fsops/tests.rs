@@ -5,7 +5,7 @@ use super::std_fs::*;
 use super::*;
 use journal::ByteRange;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -30,6 +30,8 @@ fn no_opener_follows_a_link_in_any_component() {
         assert_eq!(read_small(&root.join("real/f"), 100).unwrap(), b"secret");
         for path in [root.join("dir-link/f"), root.join("file-link")] {
             let e = open_read(&path).unwrap_err();
+            assert!(is_symlink_refusal(&e), "{}: {e}", path.display());
+            let e = open_read_noatime(&path).unwrap_err();
             assert!(is_symlink_refusal(&e), "{}: {e}", path.display());
         }
         let e = list_dir(&root.join("dir-link")).unwrap_err();
@@ -239,4 +241,37 @@ fn slices_copied_into_a_sized_file_land_at_their_offsets_holes_and_all() {
         .append_range(&packed, ByteRange::new(total - 1, total + 1), &dst)
         .is_err());
     assert_eq!(fs::read(&dst).unwrap(), b">34", "nothing appended");
+}
+
+/// A file whose access time is a day older than its modification time: the state
+/// in which `relatime` updates the access time on the next read.
+fn stale_atime(path: &Path) -> io::Result<i64> {
+    fs::write(path, b"written by the server")?;
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    File::options()
+        .write(true)
+        .open(path)?
+        .set_times(fs::FileTimes::new().set_accessed(day_ago))?;
+    Ok(fs::metadata(path)?.atime())
+}
+
+#[test]
+fn reading_without_atime_leaves_the_access_time_as_it_was() -> io::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("00000000000000000000.log");
+    let before = stale_atime(&path)?;
+    let mut text = String::new();
+    open_read_noatime(&path)?.read_to_string(&mut text)?;
+    assert_eq!(text, "written by the server");
+    assert_eq!(fs::metadata(&path)?.atime(), before);
+
+    // The same read through a plain open does update it, where the file system
+    // keeps access times at all: what `open_read_noatime` avoids.
+    open_read(&path)?.read_to_string(&mut text)?;
+    let plain = fs::metadata(&path)?.atime();
+    let mount_keeps_atime = plain != before;
+    if mount_keeps_atime {
+        assert!(plain > before);
+    }
+    Ok(())
 }

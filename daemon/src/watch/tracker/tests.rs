@@ -362,3 +362,31 @@ fn held_files_follow_a_segment_replaced_or_deleted_under_its_name() {
     assert_eq!(look(&mut t, &mut files).advance, Advance::Gone);
     assert!(files.is_none(), "nothing held for a deleted segment");
 }
+
+/// A segment's file replaced by a link after the listing (to a valid segment
+/// elsewhere): the sidecar never reads through it, as recovery does not.
+#[test]
+fn a_segment_file_that_is_a_link_is_not_read_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outside, partition) = (dir.path().join("outside"), dir.path().join("p"));
+    let mut w = SegWriter::create(&outside, key());
+    w.append(3, 10);
+    for (log_link, index_link) in [(true, false), (false, true)] {
+        std::fs::create_dir_all(&partition).unwrap();
+        let place = |path: fn(&Path, &SegmentKey) -> PathBuf, link: bool| {
+            let (from, to) = (path(&outside, &key()), path(&partition, &key()));
+            if link {
+                std::os::unix::fs::symlink(from, to).unwrap();
+            } else {
+                std::fs::copy(from, to).unwrap();
+            }
+        };
+        place(log_path, log_link);
+        place(index_path, index_link);
+        let e = Tracker::new(key())
+            .advance(&partition, &mut verify_buffer())
+            .unwrap_err();
+        assert!(recovery::fsops::is_symlink_refusal(&e), "{e}");
+        std::fs::remove_dir_all(&partition).unwrap();
+    }
+}
