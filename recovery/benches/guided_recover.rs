@@ -5,8 +5,10 @@
 //! their files' stamps, the open segment checkpointed 64 KiB before its end), tears
 //! the tail of every open segment, and measures analysis + plan both ways on the
 //! page-cached directory, the guided way also without the stamps (each sealed
-//! segment's last message read back, as before the sidecar stamped them), and the
-//! listing of the folders alone, the floor of any guided run. Prints both times,
+//! segment's last message read back, as before the sidecar stamped them), the
+//! guided way as it was before the listing advised the kernel of the analysis'
+//! reads (listing, then analysis), and the listing of the folders alone, the floor
+//! of any guided run. Prints both times,
 //! the CPU time and the disk reads of each (a cold guided run is bound by the number
 //! of reads, a full scan by the bytes), and their ratio. `GUIDED_BENCH_MIB_PER_PARTITION` scales the data;
 //! `GUIDED_BENCH_COLD=1` drops the page cache before every timed run (as after a
@@ -18,6 +20,7 @@ use journal::{FileStamp, Journal, PartitionId, Record, SegmentPhase, SegmentStat
 use recovery::analyze::analyze;
 use recovery::guided::analyze_guided;
 use recovery::layout::discover;
+use recovery::pipeline::Quiet;
 use recovery::plan::{plan, Mode};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -281,8 +284,10 @@ fn main() {
             PARTITIONS as usize * 2
         );
     });
+    // What `recover` runs: the listing advises the kernel of the analysis' reads.
     let guided_run = |known: &HashMap<_, _>, by_stamp: usize| {
-        let (a, stats) = analyze_guided(&discover(&root).unwrap(), known, &|_| {}).unwrap();
+        let (a, stats) =
+            recovery::pipeline::analyze(&root, known, None, &|_| true, &Quiet).unwrap();
         assert_eq!(stats.trusted, (PARTITIONS as u64 * (SEGMENTS - 1)) as usize);
         assert_eq!(stats.trusted_by_stamp, by_stamp);
         assert_eq!(
@@ -292,14 +297,24 @@ fn main() {
     };
     let sealed = (PARTITIONS as u64 * (SEGMENTS - 1)) as usize;
     let stamped = || guided_run(&known, sealed);
+    let unadvised = || {
+        let (a, stats) = analyze_guided(&discover(&root).unwrap(), &known, &|_| {}).unwrap();
+        assert_eq!(stats.trusted_by_stamp, sealed);
+        assert_eq!(
+            plan(&a, Mode::TolerateTail).unwrap().actions.len(),
+            PARTITIONS as usize * 2
+        );
+    };
     let read_back_run = || guided_run(&unstamped, 0);
     let list = || {
         discover(&root).unwrap();
     };
     let guided = time(&root, stamped);
     let read_back = time(&root, read_back_run);
+    let without_advice = time(&root, unadvised);
     let listing = time(&root, list);
     let paired = paired_ratios(&root, &stamped, &list);
+    let advice_paired = paired_ratios(&root, &stamped, &unadvised);
     println!(
         "guided_recover: {PARTITIONS} partitions, {} segments, {gib:.2} GiB of logs",
         layout.segment_count()
@@ -307,11 +322,15 @@ fn main() {
     println!("  full scan + plan:      {full}");
     println!("  journal-guided + plan: {guided}");
     println!("  same, without the sealed segments' stamps (each one's last message read back): {read_back}");
+    println!(
+        "  same, listing and analysis one after the other (no read-ahead advice): {without_advice}"
+    );
     println!("  listing the folders alone: {listing}");
     println!(
-        "  guided vs listing: {:.2}x with stamps, {:.2}x without",
+        "  guided vs listing: {:.2}x with stamps, {:.2}x without, {:.2}x with stamps but no advice",
         guided.wall.as_secs_f64() / listing.wall.as_secs_f64(),
-        read_back.wall.as_secs_f64() / listing.wall.as_secs_f64()
+        read_back.wall.as_secs_f64() / listing.wall.as_secs_f64(),
+        without_advice.wall.as_secs_f64() / listing.wall.as_secs_f64()
     );
     println!(
         "  guided (with stamps) vs listing, timed in turn over {PAIRED_ROUNDS} rounds: median \
@@ -319,6 +338,13 @@ fn main() {
         paired[PAIRED_ROUNDS / 2],
         paired[0],
         paired[PAIRED_ROUNDS - 1]
+    );
+    println!(
+        "  guided with read-ahead advice vs without, timed in turn over {PAIRED_ROUNDS} rounds: \
+         median {:.2}x, from {:.2}x to {:.2}x",
+        advice_paired[PAIRED_ROUNDS / 2],
+        advice_paired[0],
+        advice_paired[PAIRED_ROUNDS - 1]
     );
     println!(
         "  speed-up: {:.1}x",

@@ -23,6 +23,9 @@ use journal::{SegmentKey, SegmentPhase, SegmentState};
 use serde::Serialize;
 use std::collections::HashMap;
 
+mod readahead;
+pub use readahead::advise;
+
 /// How much of the directory the journal let us skip.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct GuidedStats {

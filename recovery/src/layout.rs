@@ -168,14 +168,17 @@ fn not_a_folder(entry: &Entry, what: &str) -> Anomaly {
 /// file, so a link in `root` itself makes every read fail (the commands resolve the
 /// data directory once at start).
 pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
-    discover_guided(root, None)
+    discover_guided(root, None, &|_| {})
 }
 
 /// [`discover`], trusting `state/log` up to where a journal says it was verified (see
-/// [`crate::state_log::parse_guided`]).
+/// [`crate::state_log::parse_guided`]). `listed` is called with each partition as
+/// soon as its folder is read, on the listing's threads (a guided run starts the
+/// reads of its analysis there: `guided::advise`).
 pub fn discover_guided(
     root: &Path,
     state_log: Option<crate::state_log::Trusted>,
+    listed: &(dyn Fn(&PartitionLayout) + Sync),
 ) -> Result<DataDir, LayoutError> {
     let version = check_root(root)?;
     let mut strays = Vec::new();
@@ -201,7 +204,9 @@ pub fn discover_guided(
     // guided recovery's time.
     let read = map_ordered(&folders, IO_THREADS, |(id, dir)| {
         let mut found = Vec::new();
-        read_partition(*id, dir, &mut found).map(|p| (p, found))
+        let partition = read_partition(*id, dir, &mut found)?;
+        listed(&partition);
+        Ok::<_, LayoutError>((partition, found))
     })?;
     let mut partitions = Vec::with_capacity(read.len());
     for (partition, found) in read {

@@ -98,7 +98,7 @@ pub struct Request<'a> {
     /// How far the journal says `state/log` was verified (`None`: verify it whole).
     pub state_log: Option<Trusted>,
     /// Which partitions to look at.
-    pub only: &'a dyn Fn(&PartitionId) -> bool,
+    pub only: &'a (dyn Fn(&PartitionId) -> bool + Sync),
     pub progress: &'a dyn Progress,
 }
 
@@ -230,10 +230,15 @@ pub fn analyze(
     data_dir: &Path,
     known: &HashMap<SegmentKey, SegmentState>,
     state_log: Option<Trusted>,
-    only: &dyn Fn(&PartitionId) -> bool,
+    only: &(dyn Fn(&PartitionId) -> bool + Sync),
     progress: &dyn Progress,
 ) -> Result<(Analysis, GuidedStats), PipelineError> {
-    let mut layout = discover_guided(data_dir, state_log)?;
+    let advise = |p: &crate::layout::PartitionLayout| {
+        if only(&p.id) {
+            crate::guided::advise(p, known);
+        }
+    };
+    let mut layout = discover_guided(data_dir, state_log, &advise)?;
     layout.partitions.retain(|p| only(&p.id));
     progress.start(layout.log_bytes());
     Ok(analyze_guided(&layout, known, &|n| progress.advance(n))?)
