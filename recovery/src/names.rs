@@ -32,18 +32,27 @@ pub fn escaped_str(s: &str) -> Escaped<'_> {
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for chunk in self.0.utf8_chunks() {
-            for c in chunk.valid().chars() {
-                match c {
-                    '\\' => f.write_str("\\\\")?,
-                    c if c.is_control() => {
-                        let mut buf = [0u8; 4];
-                        for b in c.encode_utf8(&mut buf).bytes() {
-                            write!(f, "\\x{b:02x}")?;
-                        }
-                    }
-                    c => write!(f, "{c}")?,
+            let valid = chunk.valid();
+            // Runs of characters that need no escape are written whole: a report of
+            // thousands of paths written a character at a time spent more in the
+            // writer than in finding the problems.
+            let mut plain = 0;
+            for (at, c) in valid.char_indices() {
+                if c != '\\' && !c.is_control() {
+                    continue;
+                }
+                f.write_str(valid.get(plain..at).unwrap_or_default())?;
+                plain = at + c.len_utf8();
+                if c == '\\' {
+                    f.write_str("\\\\")?;
+                    continue;
+                }
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    write!(f, "\\x{b:02x}")?;
                 }
             }
+            f.write_str(valid.get(plain..).unwrap_or_default())?;
             for b in chunk.invalid() {
                 write!(f, "\\x{b:02x}")?;
             }
@@ -89,6 +98,40 @@ mod tests {
         // A C1 control character is two bytes of UTF-8, both escaped.
         assert_eq!(show("c1\u{85}".as_bytes()), "c1\\xc2\\x85");
         assert_eq!(show(b"back\\slash"), "back\\\\slash");
+    }
+
+    /// The escape as defined, one character at a time.
+    fn by_character(bytes: &[u8]) -> String {
+        let mut out = String::new();
+        for chunk in bytes.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    c if c.is_control() => {
+                        let mut buf = [0u8; 4];
+                        for b in c.encode_utf8(&mut buf).bytes() {
+                            out.push_str(&format!("\\x{b:02x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn runs_written_whole_escape_as_each_character_would(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            text in "[a-z\\\\\\n\u{85}é/]{0,32}",
+        ) {
+            proptest::prop_assert_eq!(show(&bytes), by_character(&bytes));
+            proptest::prop_assert_eq!(show(text.as_bytes()), by_character(text.as_bytes()));
+        }
     }
 
     #[test]
