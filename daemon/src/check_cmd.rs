@@ -8,6 +8,7 @@ use recovery::layout::{classify_root, discover, Root};
 use recovery::names::escaped;
 use recovery::pipeline::Progress as _;
 use recovery::report::CheckReport;
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -25,7 +26,16 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_human(&report);
+        // One buffered writer: a report of thousands of partitions written a line
+        // (one system call) at a time took longer than the listing.
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        match print_human(&report, &mut out).and_then(|()| out.flush()) {
+            // `check | head` closing the pipe does not change what was found.
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                return Err(e).context("writing the report to stdout")
+            }
+            _ => {}
+        }
     }
     Ok(if report.ready_to_start {
         exit::OK
@@ -51,10 +61,13 @@ fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
         .context("cannot check the data directory")
 }
 
-fn print_human(r: &CheckReport) {
+fn print_human(r: &CheckReport, out: &mut impl Write) -> io::Result<()> {
     if let Some(why) = &r.nothing_to_check {
-        println!("nothing to check: {why} (a first start): ready to start");
-        return;
+        writeln!(
+            out,
+            "nothing to check: {why} (a first start): ready to start"
+        )?;
+        return Ok(());
     }
     for p in &r.partition_reports {
         let state = if p.ready {
@@ -66,31 +79,34 @@ fn print_human(r: &CheckReport) {
                 if p.problems == 1 { "" } else { "s" }
             )
         };
-        println!(
+        writeln!(
+            out,
             "partition {:<12} {:>4} segments {:>10} messages  {}",
             p.partition.to_string(),
             p.segments,
             p.messages,
             state
-        );
+        )?;
     }
     for problem in &r.problems {
-        println!("  {problem}");
+        writeln!(out, "  {problem}")?;
     }
     for p in &r.partition_reports {
         if let Some(modes) = &p.modes {
-            println!("  partition {}: {modes}", p.partition);
+            writeln!(out, "  partition {}: {modes}", p.partition)?;
         }
     }
-    println!("  {}", r.state);
+    writeln!(out, "  {}", r.state)?;
     for stray in &r.strays {
-        println!(
+        writeln!(
+            out,
             "  stray (left alone): {}: {}",
             escaped(&stray.path),
             stray.reason
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "{} partitions, {} segments, {} valid messages, {} problems: {}",
         r.partitions,
         r.segments,
@@ -101,5 +117,6 @@ fn print_human(r: &CheckReport) {
         } else {
             "NOT ready to start"
         }
-    );
+    )?;
+    Ok(())
 }

@@ -172,3 +172,27 @@ fn one_malformed_manifest_does_not_hide_the_rest_of_the_quarantine() {
         .unwrap()
         .contains("describes repair r00004242"));
 }
+
+/// `check | head`: the reader gone before the report is written is no crash, and the
+/// exit code still says what was found.
+#[test]
+fn check_whose_reader_is_gone_exits_with_what_it_found() {
+    use std::process::{Command, Stdio};
+    for fixture in [CLEAN, KILLED_UNDER_LOAD] {
+        let copy = fixture_copy(fixture);
+        let read = warden(["check", "--data-dir", s(copy.path())]);
+        assert!(read.stdout.contains("partitions, "), "{}", read.stdout);
+        let mut child = Command::new(crate::BIN)
+            .args(["check", "--data-dir", s(copy.path())])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closes the only read end before the report is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(read.code), "{fixture}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
