@@ -23,9 +23,6 @@ use journal::{SegmentKey, SegmentPhase, SegmentState};
 use serde::Serialize;
 use std::collections::HashMap;
 
-mod readahead;
-pub use readahead::advise;
-
 /// How much of the directory the journal let us skip.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct GuidedStats {
@@ -129,7 +126,7 @@ fn analyze_known(
 
 /// Whether the journal holds stamps of the segment's files and the listing found
 /// both files with the very same ones.
-fn stamps_unchanged(files: &SegmentFiles, phase: &SegmentPhase) -> bool {
+pub(crate) fn stamps_unchanged(files: &SegmentFiles, phase: &SegmentPhase) -> bool {
     matches!(*phase, SegmentPhase::SealedStamped { log, index, .. }
         if files.log_stamp == Some(log) && files.index_stamp == Some(index))
 }

@@ -174,7 +174,7 @@ pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
 /// [`discover`], trusting `state/log` up to where a journal says it was verified (see
 /// [`crate::state_log::parse_guided`]). `listed` is called with each partition as
 /// soon as its folder is read, on the listing's threads (a guided run starts the
-/// reads of its analysis there: `guided::advise`).
+/// reads of its analysis there: `readahead::advise`).
 pub fn discover_guided(
     root: &Path,
     state_log: Option<crate::state_log::Trusted>,
@@ -199,20 +199,8 @@ pub fn discover_guided(
             }),
         }
     }
-    // Partition folders are listed in parallel: on a cold cache each one is a few
-    // reads from the disk, and a thousand of them one after another was most of a
-    // guided recovery's time.
-    let read = map_ordered(&folders, IO_THREADS, |(id, dir)| {
-        let mut found = Vec::new();
-        let partition = read_partition(*id, dir, &mut found)?;
-        listed(&partition);
-        Ok::<_, LayoutError>((partition, found))
-    })?;
-    let mut partitions = Vec::with_capacity(read.len());
-    for (partition, found) in read {
-        partitions.push(partition);
-        strays.extend(found);
-    }
+    let (mut partitions, found) = read_partitions(&folders, listed)?;
+    strays.extend(found);
     partitions.sort_by_key(|p: &PartitionLayout| p.id);
     strays.sort_by(|a, b| a.path.cmp(&b.path));
     let folders: Vec<_> = partitions
@@ -244,19 +232,32 @@ pub fn discover_partitions(
         .iter()
         .map(|id| (*id, root.join(id.rel_dir())))
         .collect();
-    let read = map_ordered(&folders, IO_THREADS, |(id, dir)| {
-        let mut found = Vec::new();
-        read_partition(*id, dir, &mut found).map(|p| (p, found))
-    })?;
-    let (partitions, strays): (Vec<_>, Vec<_>) = read.into_iter().unzip();
+    let (partitions, strays) = read_partitions(&folders, &|_| {})?;
     Ok(DataDir {
         root: root.to_path_buf(),
         version,
         partitions,
-        strays: strays.into_iter().flatten().collect(),
+        strays,
         state: StateInspection::default(),
         anomalies: Vec::new(),
     })
+}
+
+/// Reads the partition `folders`, in parallel: on a cold cache each one is a few
+/// reads from the disk, and a thousand of them one after another was most of a
+/// guided recovery's time. In the order of `folders`, with the strays found in them.
+fn read_partitions(
+    folders: &[(PartitionId, PathBuf)],
+    listed: &(dyn Fn(&PartitionLayout) + Sync),
+) -> Result<(Vec<PartitionLayout>, Vec<Stray>), LayoutError> {
+    let read = map_ordered(folders, IO_THREADS, |(id, dir)| {
+        let mut found = Vec::new();
+        let partition = read_partition(*id, dir, &mut found)?;
+        listed(&partition);
+        Ok::<_, LayoutError>((partition, found))
+    })?;
+    let (partitions, strays): (Vec<_>, Vec<Vec<Stray>>) = read.into_iter().unzip();
+    Ok((partitions, strays.into_iter().flatten().collect()))
 }
 
 fn stray(entry: Entry, reason: &str) -> Stray {

@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod quarantine;
 pub mod read_back;
+mod readahead;
 pub mod rebuild;
 pub mod report;
 pub mod restore;

@@ -235,7 +235,7 @@ pub fn analyze(
 ) -> Result<(Analysis, GuidedStats), PipelineError> {
     let advise = |p: &crate::layout::PartitionLayout| {
         if only(&p.id) {
-            crate::guided::advise(p, known);
+            crate::readahead::advise(p, known);
         }
     };
     let mut layout = discover_guided(data_dir, state_log, &advise)?;

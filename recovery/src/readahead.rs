@@ -11,7 +11,7 @@
 //! cache. Advice only: nothing is read here, and an error is ignored (the analysis
 //! opens the same files and reports what fails).
 
-use super::stamps_unchanged;
+use crate::guided::stamps_unchanged;
 use crate::index::ENTRY_LEN;
 use crate::layout::{PartitionLayout, SegmentFiles};
 use journal::{SegmentKey, SegmentPhase, SegmentState};
