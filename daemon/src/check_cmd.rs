@@ -23,19 +23,20 @@ pub struct CheckArgs {
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     let report = check(args)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    // One buffered writer: a report of thousands of partitions written a line (one
+    // system call) at a time took longer than the listing.
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)
     } else {
-        // One buffered writer: a report of thousands of partitions written a line
-        // (one system call) at a time took longer than the listing.
-        let mut out = io::BufWriter::new(io::stdout().lock());
-        match print_human(&report, &mut out).and_then(|()| out.flush()) {
-            // `check | head` closing the pipe does not change what was found.
-            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-                return Err(e).context("writing the report to stdout")
-            }
-            _ => {}
+        print_human(&report, &mut out)
+    };
+    match written.and_then(|()| out.flush()) {
+        // `check | head` closing the pipe does not change what was found.
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            return Err(e).context("writing the report to stdout")
         }
+        _ => {}
     }
     Ok(if report.ready_to_start {
         exit::OK

@@ -178,12 +178,16 @@ fn one_malformed_manifest_does_not_hide_the_rest_of_the_quarantine() {
 #[test]
 fn check_whose_reader_is_gone_exits_with_what_it_found() {
     use std::process::{Command, Stdio};
-    for fixture in [CLEAN, KILLED_UNDER_LOAD] {
+    for (fixture, json) in [(CLEAN, false), (KILLED_UNDER_LOAD, false), (CLEAN, true)] {
         let copy = fixture_copy(fixture);
-        let read = warden(["check", "--data-dir", s(copy.path())]);
-        assert!(read.stdout.contains("partitions, "), "{}", read.stdout);
+        let mut args = vec!["check", "--data-dir", s(copy.path())];
+        if json {
+            args.push("--json");
+        }
+        let read = warden(&args);
+        assert!(read.stdout.contains("partitions"), "{}", read.stdout);
         let mut child = Command::new(crate::BIN)
-            .args(["check", "--data-dir", s(copy.path())])
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
