@@ -23,20 +23,10 @@ pub struct CheckArgs {
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     let report = check(args)?;
-    // One buffered writer: a report of thousands of partitions written a line (one
-    // system call) at a time took longer than the listing.
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let written = if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)
+    if args.json {
+        crate::output::json(&report)?;
     } else {
-        print_human(&report, &mut out)
-    };
-    match written.and_then(|()| out.flush()) {
-        // `check | head` closing the pipe does not change what was found.
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            return Err(e).context("writing the report to stdout")
-        }
-        _ => {}
+        crate::output::to_stdout(|out| print_human(&report, out))?;
     }
     Ok(if report.ready_to_start {
         exit::OK
@@ -62,7 +52,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
         .context("cannot check the data directory")
 }
 
-fn print_human(r: &CheckReport, out: &mut impl Write) -> io::Result<()> {
+fn print_human(r: &CheckReport, out: &mut dyn Write) -> io::Result<()> {
     if let Some(why) = &r.nothing_to_check {
         writeln!(
             out,

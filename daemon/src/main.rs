@@ -15,6 +15,7 @@ mod journal_open;
 mod journal_state;
 mod logging;
 mod metrics;
+mod output;
 mod progress;
 mod recover_cmd;
 mod repair;

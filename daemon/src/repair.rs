@@ -11,6 +11,7 @@ use recovery::guided::GuidedStats;
 use recovery::layout::{classify_root, Root};
 use recovery::pipeline::{self, RepairOutcome, Request};
 use recovery::plan::Mode;
+use std::io::{self, Write};
 
 /// Which partitions a command looks at: all, or those matching a
 /// `stream[/topic[/partition]]` prefix.
@@ -101,9 +102,9 @@ pub fn repair(
 /// report alike.
 pub fn report(o: &RepairOutcome, json: bool) -> anyhow::Result<u8> {
     if json {
-        println!("{}", serde_json::to_string_pretty(o)?);
+        crate::output::json(o)?;
     } else {
-        print_outcome(o);
+        crate::output::to_stdout(|out| print_outcome(o, out))?;
     }
     Ok(exit_code(o))
 }
@@ -117,13 +118,17 @@ pub fn exit_code(o: &RepairOutcome) -> u8 {
     }
 }
 
-pub fn print_outcome(o: &RepairOutcome) {
+pub fn print_outcome(o: &RepairOutcome, out: &mut dyn Write) -> io::Result<()> {
     if let Some(why) = &o.nothing_to_check {
-        println!("nothing to check: {why} (a first start): ready to start");
-        return;
+        writeln!(
+            out,
+            "nothing to check: {why} (a first start): ready to start"
+        )?;
+        return Ok(());
     }
     let used = o.guided.trusted + o.guided.resumed > 0 || o.guided.state_log_bytes_trusted > 0;
-    println!(
+    writeln!(
+        out,
         "mode {}; journal {}: {} segments trusted ({} by their files' stamps, unread), {} resumed from a checkpoint, {} scanned ({} bytes); state/log: {} bytes verified, {} trusted",
         o.mode,
         if used { "used" } else { "gave nothing to skip" },
@@ -134,44 +139,49 @@ pub fn print_outcome(o: &RepairOutcome) {
         o.guided.bytes_scanned,
         o.guided.state_log_bytes_verified,
         o.guided.state_log_bytes_trusted
-    );
+    )?;
     for e in &o.replayed {
-        println!(
+        writeln!(
+            out,
             "finished {}: {} ({} bytes quarantined)",
             e.repair, e.action, e.quarantined_bytes
-        );
+        )?;
     }
     for e in &o.actions {
-        println!(
+        writeln!(
+            out,
             "{}: {} ({} bytes quarantined)",
             e.repair, e.action, e.quarantined_bytes
-        );
+        )?;
     }
     for r in &o.refusals {
         match r.partition {
-            Some(p) => println!("partition {p} needs an operator: {}", r.why),
-            None => println!("state files need an operator: {}", r.why),
+            Some(p) => writeln!(out, "partition {p} needs an operator: {}", r.why)?,
+            None => writeln!(out, "state files need an operator: {}", r.why)?,
         }
         for p in &r.problems {
-            println!("  {p}");
+            writeln!(out, "  {p}")?;
         }
     }
     for p in &o.layout_refusals {
-        println!("the data directory needs an operator: {p}");
+        writeln!(out, "the data directory needs an operator: {p}")?;
     }
     for p in &o.partitions {
-        println!(
+        writeln!(
+            out,
             "partition {}: {} messages kept",
             p.partition, p.messages_kept
-        );
+        )?;
     }
     if o.ready_to_start {
-        println!(
+        writeln!(
+            out,
             "{} repairs, {} bytes quarantined: ready to start",
             o.actions.len() + o.replayed.len(),
             o.bytes_quarantined
-        );
+        )?;
     } else {
-        println!("nothing changed: an operator must decide (see above)");
+        writeln!(out, "nothing changed: an operator must decide (see above)")?;
     }
+    Ok(())
 }

@@ -6,9 +6,10 @@ use crate::exit;
 use crate::journal_open::Condition;
 use crate::repair::{analyze, nothing_to_check, repair, report, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
-use journal::{Entry, SegmentKey};
-use recovery::plan::{plan, Mode};
+use journal::{Entry, PendingRepair, SegmentKey};
+use recovery::plan::{plan, Mode, Plan};
 use std::collections::BTreeSet;
+use std::io::{self, Write};
 
 /// Journal records shown per segment.
 const HISTORY_PER_SEGMENT: usize = 8;
@@ -45,7 +46,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
                 "dry_run": true,
                 "nothing_to_check": nothing.nothing_to_check,
             });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            crate::output::json(&out)?;
             return Ok(exit::OK);
         }
         return report(&nothing, args.json);
@@ -81,43 +82,9 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             "history": history,
             "plan": the_plan,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::output::json(&out)?;
     } else {
-        if !session.history_usable() {
-            println!(
-                "{}: every segment scanned in full",
-                session.describe_journal()
-            );
-        }
-        for p in &pending {
-            println!(
-                "unfinished repair {} (will be finished first): {}",
-                p.repair, p.action
-            );
-        }
-        for e in &history {
-            println!("journal #{:<8} {}", e.seq, e.record);
-        }
-        for p in &the_plan.problems {
-            println!("problem: {p}");
-        }
-        for a in &the_plan.actions {
-            println!("would {}", a.action);
-        }
-        for r in &the_plan.refusals {
-            match r.partition {
-                Some(p) => println!("partition {p} needs an operator: {}", r.why),
-                None => println!("state files need an operator: {}", r.why),
-            }
-        }
-        for p in &the_plan.layout_refusals {
-            println!("the data directory needs an operator: {p}");
-        }
-        if the_plan.actions.is_empty() && !the_plan.needs_operator() && pending.is_empty() {
-            println!("nothing to repair");
-        } else {
-            println!("dry run: nothing changed; pass --apply to execute");
-        }
+        crate::output::to_stdout(|out| print_plan(out, &session, &pending, &history, &the_plan))?;
     }
     Ok(if the_plan.needs_operator() {
         exit::NEEDS_OPERATOR
@@ -168,4 +135,52 @@ fn history_of(session: &Session, affected: &BTreeSet<SegmentKey>) -> anyhow::Res
     let mut all: Vec<Entry> = per_segment.into_values().flatten().collect();
     all.sort_by_key(|e| e.seq);
     Ok(all)
+}
+
+/// The dry run's plan, as text.
+fn print_plan(
+    out: &mut dyn Write,
+    session: &Session,
+    pending: &[PendingRepair],
+    history: &[Entry],
+    the_plan: &Plan,
+) -> io::Result<()> {
+    if !session.history_usable() {
+        writeln!(
+            out,
+            "{}: every segment scanned in full",
+            session.describe_journal()
+        )?;
+    }
+    for p in pending {
+        writeln!(
+            out,
+            "unfinished repair {} (will be finished first): {}",
+            p.repair, p.action
+        )?;
+    }
+    for e in history {
+        writeln!(out, "journal #{:<8} {}", e.seq, e.record)?;
+    }
+    for p in &the_plan.problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    for a in &the_plan.actions {
+        writeln!(out, "would {}", a.action)?;
+    }
+    for r in &the_plan.refusals {
+        match r.partition {
+            Some(p) => writeln!(out, "partition {p} needs an operator: {}", r.why)?,
+            None => writeln!(out, "state files need an operator: {}", r.why)?,
+        }
+    }
+    for p in &the_plan.layout_refusals {
+        writeln!(out, "the data directory needs an operator: {p}")?;
+    }
+    if the_plan.actions.is_empty() && !the_plan.needs_operator() && pending.is_empty() {
+        writeln!(out, "nothing to repair")?;
+    } else {
+        writeln!(out, "dry run: nothing changed; pass --apply to execute")?;
+    }
+    Ok(())
 }
