@@ -117,14 +117,18 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<u8> {
             "restored": done.iter().map(|d| restored_json(d, &targets)).collect::<Vec<_>>(),
             "bytes_restored": done.iter().map(|d| d.quarantined_bytes).sum::<u64>(),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::output::json(&out)?;
     } else {
-        for done in &done {
-            println!(
-                "{}: {} ({} bytes back)",
-                done.repair, done.action, done.quarantined_bytes
-            );
-        }
+        crate::output::to_stdout(|out| {
+            for done in &done {
+                writeln!(
+                    out,
+                    "{}: {} ({} bytes back)",
+                    done.repair, done.action, done.quarantined_bytes
+                )?;
+            }
+            Ok(())
+        })?;
     }
     Ok(exit::OK)
 }
@@ -144,26 +148,32 @@ fn list(args: &RestoreArgs) -> anyhow::Result<u8> {
         }
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&list_json(&quarantine, &manifests, &unreadable))?
-        );
+        crate::output::json(&list_json(&quarantine, &manifests, &unreadable))?;
     } else {
-        for (home, m) in &manifests {
-            let run = home.run().map(|r| format!("  [{r}]")).unwrap_or_default();
-            println!(
-                "{}{run}  {}  bytes {} of {}  ({})",
-                m.repair,
-                m.action,
-                m.range,
-                escaped_str(&m.file),
-                escaped_str(&m.reason)
-            );
-            // A re-lay saves whole files: name each.
-            for f in &m.files {
-                println!("    whole file {} ({} bytes)", escaped_str(&f.file), f.len);
+        crate::output::to_stdout(|out| {
+            for (home, m) in &manifests {
+                let run = home.run().map(|r| format!("  [{r}]")).unwrap_or_default();
+                writeln!(
+                    out,
+                    "{}{run}  {}  bytes {} of {}  ({})",
+                    m.repair,
+                    m.action,
+                    m.range,
+                    escaped_str(&m.file),
+                    escaped_str(&m.reason)
+                )?;
+                // A re-lay saves whole files: name each.
+                for f in &m.files {
+                    writeln!(
+                        out,
+                        "    whole file {} ({} bytes)",
+                        escaped_str(&f.file),
+                        f.len
+                    )?;
+                }
             }
-        }
+            Ok(())
+        })?;
     }
     for (id, _, e) in &unreadable {
         eprintln!("iggy-warden: {id} cannot be listed: {e}");

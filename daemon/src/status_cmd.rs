@@ -6,6 +6,7 @@ use crate::exit;
 use crate::handover;
 use recovery::names::escaped;
 use serde_json::Value;
+use std::io::{self, Write};
 use std::time::Duration;
 
 /// How long to wait for the sidecar's answer: it answers from its supervisor, not
@@ -46,9 +47,9 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
         .cloned()
         .unwrap_or_default();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::output::json(&value)?;
     } else {
-        print_text(&value, &alerts);
+        crate::output::to_stdout(|out| print_text(out, &value, &alerts))?;
     }
     Ok(if alerts.is_empty() {
         exit::OK
@@ -65,8 +66,9 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("?")
 }
 
-fn print_text(v: &Value, alerts: &[Value]) {
-    println!(
+fn print_text(out: &mut dyn Write, v: &Value, alerts: &[Value]) -> io::Result<()> {
+    writeln!(
+        out,
         "sidecar {}: {} partitions, {} segments, {} records journaled, {} events, {} anomalies, \
          {} layout anomalies",
         text(v, "state"),
@@ -76,10 +78,11 @@ fn print_text(v: &Value, alerts: &[Value]) {
         num(v, "events"),
         num(v, "anomalies"),
         num(v, "layout_anomalies"),
-    );
+    )?;
     if let Some(c) = v.get("coverage") {
         let left = num(c, "segments_left");
-        println!(
+        writeln!(
+            out,
             "coverage pass: {} of {} bytes verified{}",
             num(c, "bytes_verified"),
             num(c, "bytes_to_verify"),
@@ -88,26 +91,32 @@ fn print_text(v: &Value, alerts: &[Value]) {
             } else {
                 format!(", {left} open segments to go")
             }
-        );
+        )?;
     }
     let raised: u64 = v
         .get("alerts_raised")
         .and_then(Value::as_object)
         .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
     if alerts.is_empty() {
-        println!("no alert in force ({raised} raised since the sidecar started)");
-        return;
+        writeln!(
+            out,
+            "no alert in force ({raised} raised since the sidecar started)"
+        )?;
+        return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "{} alerts in force ({raised} raised since the sidecar started):",
         alerts.len()
-    );
+    )?;
     for a in alerts {
-        println!(
+        writeln!(
+            out,
             "  {} in segment {}: {}",
             text(a, "kind"),
             text(a, "segment"),
             text(a, "message")
-        );
+        )?;
     }
+    Ok(())
 }

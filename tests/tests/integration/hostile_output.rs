@@ -178,32 +178,37 @@ fn one_malformed_manifest_does_not_hide_the_rest_of_the_quarantine() {
 #[test]
 fn a_report_whose_reader_is_gone_ends_with_the_same_exit_code() {
     use std::process::{Command, Stdio};
+    let closed_reader = |args: &[&str]| {
+        let read = warden(args);
+        assert!(!read.stdout.is_empty(), "{args:?}: {}", read.stderr);
+        let mut child = Command::new(crate::BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closes the only read end before the report is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(read.code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    };
     for fixture in [CLEAN, KILLED_UNDER_LOAD] {
         let copy = fixture_copy(fixture);
         let state = tempfile::tempdir().unwrap();
         let data = ["--data-dir", s(copy.path())];
         let dirs = [data[0], data[1], "--state-dir", s(state.path())];
-        let commands: [Vec<&str>; 4] = [
-            [&["check"][..], &data].concat(),
-            [&["check", "--json"][..], &data].concat(),
-            [&["replay"][..], &dirs].concat(),
-            [&["replay", "--json"][..], &dirs].concat(),
-        ];
-        for args in commands {
-            let read = warden(&args);
-            assert!(!read.stdout.is_empty(), "{args:?}: {}", read.stderr);
-            let mut child = Command::new(crate::BIN)
-                .args(&args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            // Closes the only read end before the report is written.
-            drop(child.stdout.take());
-            let out = child.wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(read.code), "{args:?}: {stderr}");
-            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        closed_reader(&[&["check"][..], &data].concat());
+        closed_reader(&[&["check", "--json"][..], &data].concat());
+        closed_reader(&[&["replay"][..], &dirs].concat());
+        closed_reader(&[&["replay", "--json"][..], &dirs].concat());
+        if fixture == KILLED_UNDER_LOAD {
+            // A quarantine to list.
+            let recover = warden([&["recover"][..], &dirs].concat());
+            assert_eq!(recover.code, 0, "{}", recover.stdout);
+            closed_reader(&[&["restore", "--list"][..], &dirs].concat());
+            closed_reader(&[&["restore", "--list", "--json"][..], &dirs].concat());
         }
     }
 }
