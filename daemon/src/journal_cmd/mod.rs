@@ -133,7 +133,8 @@ fn verify(state_dir: &Path) -> anyhow::Result<u8> {
     Ok(match journal.verify() {
         Err(e) => unreadable(opened.real_names(&e)),
         Ok(report) => {
-            print!("{}", opened.real_names(&report));
+            let text = opened.real_names(&report);
+            crate::output::to_stdout(|out| write!(out, "{text}"))?;
             if report.is_sound() {
                 exit::OK
             } else if report.has_unsupported_version() {
@@ -161,20 +162,29 @@ fn compact(state_dir: &Path) -> anyhow::Result<u8> {
         bail!("internal: a writer's journal without a handle");
     };
     let r = journal.compact()?;
-    println!(
-        "records: {} -> {} (dropped {}: {} deleted segments, {} superseded checkpoints)",
-        r.records_before,
-        r.records_before.saturating_sub(r.records_dropped),
-        r.records_dropped,
-        r.segments_dropped,
-        r.checkpoints_dropped
-    );
-    println!("compacted through seq {}", r.compacted_through);
-    println!("size on disk: {} -> {} bytes", r.size_before, r.size_after);
-    if r.size_after >= r.size_before && r.records_dropped > 0 {
-        println!(
-            "(sled reuses the space it frees for later records rather than shrinking its file)"
-        );
-    }
+    crate::output::to_stdout(|out| {
+        writeln!(
+            out,
+            "records: {} -> {} (dropped {}: {} deleted segments, {} superseded checkpoints)",
+            r.records_before,
+            r.records_before.saturating_sub(r.records_dropped),
+            r.records_dropped,
+            r.segments_dropped,
+            r.checkpoints_dropped
+        )?;
+        writeln!(out, "compacted through seq {}", r.compacted_through)?;
+        writeln!(
+            out,
+            "size on disk: {} -> {} bytes",
+            r.size_before, r.size_after
+        )?;
+        if r.size_after >= r.size_before && r.records_dropped > 0 {
+            writeln!(
+                out,
+                "(sled reuses the space it frees for later records rather than shrinking its file)"
+            )?;
+        }
+        Ok(())
+    })?;
     Ok(exit::OK)
 }
