@@ -10,7 +10,7 @@ use recovery::analyze::Analysis;
 use recovery::guided::GuidedStats;
 use recovery::layout::{classify_root, Root};
 use recovery::pipeline::{self, RepairOutcome, Request};
-use recovery::plan::Mode;
+use recovery::plan::{Mode, Refusal};
 use std::io::{self, Write};
 
 /// Which partitions a command looks at: all, or those matching a
@@ -118,6 +118,14 @@ pub fn exit_code(o: &RepairOutcome) -> u8 {
     }
 }
 
+/// Who must decide about refusal `r`, and why.
+pub fn refusal_line(r: &Refusal) -> String {
+    match r.partition {
+        Some(p) => format!("partition {p} needs an operator: {}", r.why),
+        None => format!("state files need an operator: {}", r.why),
+    }
+}
+
 pub fn print_outcome(o: &RepairOutcome, out: &mut dyn Write) -> io::Result<()> {
     if let Some(why) = &o.nothing_to_check {
         writeln!(
@@ -155,10 +163,7 @@ pub fn print_outcome(o: &RepairOutcome, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     for r in &o.refusals {
-        match r.partition {
-            Some(p) => writeln!(out, "partition {p} needs an operator: {}", r.why)?,
-            None => writeln!(out, "state files need an operator: {}", r.why)?,
-        }
+        writeln!(out, "{}", refusal_line(r))?;
         for p in &r.problems {
             writeln!(out, "  {p}")?;
         }

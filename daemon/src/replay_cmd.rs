@@ -4,7 +4,7 @@
 use crate::config::DirArgs;
 use crate::exit;
 use crate::journal_open::Condition;
-use crate::repair::{analyze, nothing_to_check, repair, report, PartitionFilter};
+use crate::repair::{analyze, nothing_to_check, refusal_line, repair, report, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
 use journal::{Entry, PendingRepair, SegmentKey};
 use recovery::plan::{plan, Mode, Plan};
@@ -169,10 +169,7 @@ fn print_plan(
         writeln!(out, "would {}", a.action)?;
     }
     for r in &the_plan.refusals {
-        match r.partition {
-            Some(p) => writeln!(out, "partition {p} needs an operator: {}", r.why)?,
-            None => writeln!(out, "state files need an operator: {}", r.why)?,
-        }
+        writeln!(out, "{}", refusal_line(r))?;
     }
     for p in &the_plan.layout_refusals {
         writeln!(out, "the data directory needs an operator: {p}")?;
