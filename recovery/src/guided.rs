@@ -66,53 +66,81 @@ pub fn analyze_guided(
     Ok((analysis, stats))
 }
 
+/// How a guided analysis looks at a segment, from what the journal knows of it:
+/// decided here once, for the analysis and for the reads it advises beforehand
+/// (`readahead`).
+pub(crate) enum Approach {
+    /// Sealed with the lengths the files still have: trusted if its last message,
+    /// journaled as `last` (checksum, start), is still there, known by `look`.
+    Sealed {
+        last: Option<(u64, u64)>,
+        look: Look,
+    },
+    /// Scanned from a checkpoint the log reaches.
+    Resume(ScanStart),
+    /// Scanned from its start.
+    Whole,
+}
+
+pub(crate) fn approach(files: &SegmentFiles, state: Option<&SegmentState>) -> Approach {
+    let Some(state) = state else {
+        return Approach::Whole;
+    };
+    match state.phase {
+        SegmentPhase::Sealed {
+            log_len,
+            index_len,
+            last_checksum,
+            last_start,
+            ..
+        }
+        | SegmentPhase::SealedStamped {
+            log_len,
+            index_len,
+            last_checksum,
+            last_start,
+            ..
+        } if files.log_len == Some(log_len) && files.index_len == Some(index_len) => {
+            let look = if stamps_unchanged(files, &state.phase) {
+                Look::Stamped
+            } else {
+                Look::ReadBack
+            };
+            Approach::Sealed {
+                last: last_checksum.zip(last_start),
+                look,
+            }
+        }
+        SegmentPhase::Opened | SegmentPhase::SealIntent => match state.checkpoint {
+            Some(c) if files.log_len.is_some_and(|len| len >= c.valid_len) => {
+                Approach::Resume(ScanStart {
+                    position: c.valid_len,
+                    next_offset: c.next_offset,
+                })
+            }
+            _ => Approach::Whole,
+        },
+        _ => Approach::Whole,
+    }
+}
+
 fn analyze_known(
     files: &SegmentFiles,
     state: Option<&SegmentState>,
     stats: &mut GuidedStats,
 ) -> Result<SegmentAnalysis, AnalyzeError> {
-    let start = files.key.start_offset;
-    let mut from = ScanStart::segment(start);
-    if let Some(state) = state {
-        match state.phase {
-            SegmentPhase::Sealed {
-                log_len,
-                index_len,
-                last_checksum,
-                last_start,
-                ..
+    let from = match approach(files, state) {
+        Approach::Sealed { last, look } => {
+            if let Some(seg) = trust_sealed(files, last, look) {
+                stats.trusted += 1;
+                stats.trusted_by_stamp += usize::from(matches!(look, Look::Stamped));
+                return Ok(seg);
             }
-            | SegmentPhase::SealedStamped {
-                log_len,
-                index_len,
-                last_checksum,
-                last_start,
-                ..
-            } if files.log_len == Some(log_len) && files.index_len == Some(index_len) => {
-                let look = if stamps_unchanged(files, &state.phase) {
-                    Look::Stamped
-                } else {
-                    Look::ReadBack
-                };
-                if let Some(seg) = trust_sealed(files, last_checksum.zip(last_start), look) {
-                    stats.trusted += 1;
-                    stats.trusted_by_stamp += usize::from(matches!(look, Look::Stamped));
-                    return Ok(seg);
-                }
-            }
-            SegmentPhase::Opened | SegmentPhase::SealIntent => {
-                if let Some(c) = state.checkpoint {
-                    if files.log_len.is_some_and(|len| len >= c.valid_len) {
-                        from = ScanStart {
-                            position: c.valid_len,
-                            next_offset: c.next_offset,
-                        };
-                    }
-                }
-            }
-            _ => {}
+            ScanStart::segment(files.key.start_offset)
         }
-    }
+        Approach::Resume(from) => from,
+        Approach::Whole => ScanStart::segment(files.key.start_offset),
+    };
     let seg = analyze_segment(files, from)?;
     let scanned_from = seg.scan.map_or(0, |s| s.start.position);
     if scanned_from > 0 {
@@ -126,14 +154,14 @@ fn analyze_known(
 
 /// Whether the journal holds stamps of the segment's files and the listing found
 /// both files with the very same ones.
-pub(crate) fn stamps_unchanged(files: &SegmentFiles, phase: &SegmentPhase) -> bool {
+fn stamps_unchanged(files: &SegmentFiles, phase: &SegmentPhase) -> bool {
     matches!(*phase, SegmentPhase::SealedStamped { log, index, .. }
         if files.log_stamp == Some(log) && files.index_stamp == Some(index))
 }
 
 /// How a sealed segment's last message is known to be the journaled one.
 #[derive(Clone, Copy)]
-enum Look {
+pub(crate) enum Look {
     /// Read back from the log.
     ReadBack,
     /// Not read: both files have the stamps journaled after the sidecar verified

@@ -11,10 +11,10 @@
 //! cache. Advice only: nothing is read here, and an error is ignored (the analysis
 //! opens the same files and reports what fails).
 
-use crate::guided::stamps_unchanged;
+use crate::guided::{approach, Approach, Look};
 use crate::index::ENTRY_LEN;
 use crate::layout::{PartitionLayout, SegmentFiles};
-use journal::{SegmentKey, SegmentPhase, SegmentState};
+use journal::{SegmentKey, SegmentState};
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::path::Path;
@@ -41,44 +41,31 @@ pub fn advise(p: &PartitionLayout, known: &HashMap<SegmentKey, SegmentState>) {
     }
 }
 
-/// The byte ranges (file, from, to) of `files` that `analyze_known` reads for a
+/// The byte ranges (file, from, to) of `files` that the guided analysis reads for a
 /// segment the journal knows as `state`, when it reads anything.
 fn will_read<'a>(
     files: &'a SegmentFiles,
     state: &SegmentState,
 ) -> [Option<(&'a Path, u64, u64)>; 2] {
-    let (Some(log_len), Some(index_len)) = (files.log_len, files.index_len) else {
+    let Some(log_len) = files.log_len else {
         return [None, None];
     };
-    match state.phase {
-        SegmentPhase::Sealed {
-            log_len: sealed_len,
-            index_len: sealed_index,
-            last_start: Some(at),
-            ..
-        }
-        | SegmentPhase::SealedStamped {
-            log_len: sealed_len,
-            index_len: sealed_index,
-            last_start: Some(at),
-            ..
-        } if (log_len, index_len) == (sealed_len, sealed_index)
-            && !stamps_unchanged(files, &state.phase) =>
-        {
-            [Some((&files.log_path, at, log_len)), None]
-        }
-        SegmentPhase::Opened | SegmentPhase::SealIntent => {
-            let Some(c) = state.checkpoint.filter(|c| c.valid_len <= log_len) else {
-                return [None, None];
-            };
-            let entries = c.next_offset.saturating_sub(files.key.start_offset);
+    match approach(files, Some(state)) {
+        Approach::Sealed {
+            last: Some((_, at)),
+            look: Look::ReadBack,
+        } => [Some((&files.log_path, at, log_len)), None],
+        Approach::Resume(from) => {
+            let entries = from.next_offset.saturating_sub(files.key.start_offset);
             let index_from = entries.saturating_mul(ENTRY_LEN as u64);
             [
-                Some((&files.log_path, c.valid_len, log_len)),
-                Some((&files.index_path, index_from, index_len)),
+                Some((&files.log_path, from.position, log_len)),
+                files
+                    .index_len
+                    .map(|len| (files.index_path.as_path(), index_from, len)),
             ]
         }
-        _ => [None, None],
+        Approach::Sealed { .. } | Approach::Whole => [None, None],
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use journal::{CheckpointState, FileStamp, PartitionId};
+use journal::{CheckpointState, FileStamp, PartitionId, SegmentPhase};
 use std::path::PathBuf;
 
 fn files(log_len: u64, index_len: u64) -> SegmentFiles {
