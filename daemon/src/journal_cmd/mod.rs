@@ -9,12 +9,11 @@ mod present;
 use crate::config::DirArgs;
 use crate::exit;
 use crate::journal_open::{self, Access, Condition, OpenedJournal};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use journal::SegmentKey;
 use present::{entry_json, format_micros, SegmentFilter};
 use recovery::names::escaped;
-use std::io::{self, Write};
 use std::path::Path;
 
 #[derive(Args, Debug)]
@@ -87,32 +86,36 @@ fn show(
         bail!("internal: a usable journal without a handle");
     };
     let mut filter = segment.map(SegmentFilter::new);
-    let mut out = io::stdout().lock();
-    for entry in journal.records_since(since) {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => bail!("reading the journal: {}", opened.real_names(&e)),
-        };
-        if filter.as_mut().is_some_and(|f| !f.matches(&entry.record)) {
-            continue;
-        }
-        let line = if as_json {
-            entry_json(&entry).to_string()
-        } else {
-            format!(
-                "{:>8}  {}  {}",
-                entry.seq,
-                format_micros(entry.unix_micros),
-                entry.record
-            )
-        };
-        if let Err(e) = writeln!(out, "{line}") {
-            // `journal show | head` closing the pipe is not an error.
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                return Ok(exit::OK);
+    // A record that cannot be read ends the listing after the ones before it.
+    let mut unreadable = None;
+    crate::output::to_stdout(|out| {
+        for entry in journal.records_since(since) {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    unreadable = Some(opened.real_names(&e));
+                    break;
+                }
+            };
+            if filter.as_mut().is_some_and(|f| !f.matches(&entry.record)) {
+                continue;
             }
-            return Err(e).context("writing to stdout");
+            if as_json {
+                writeln!(out, "{}", entry_json(&entry))?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>8}  {}  {}",
+                    entry.seq,
+                    format_micros(entry.unix_micros),
+                    entry.record
+                )?;
+            }
         }
+        Ok(())
+    })?;
+    if let Some(why) = unreadable {
+        bail!("reading the journal: {why}");
     }
     Ok(exit::OK)
 }

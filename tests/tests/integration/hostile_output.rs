@@ -209,6 +209,9 @@ fn a_report_whose_reader_is_gone_ends_with_the_same_exit_code() {
             assert_eq!(recover.code, 0, "{}", recover.stdout);
             closed_reader(&[&["restore", "--list"][..], &dirs].concat());
             closed_reader(&[&["restore", "--list", "--json"][..], &dirs].concat());
+            let journal = ["journal", "--state-dir", s(state.path()), "show"];
+            closed_reader(&journal);
+            closed_reader(&[&journal[..], &["--json"]].concat());
         }
     }
 }
