@@ -13,8 +13,9 @@
 //! [`record`] (what is recorded), [`state`] (a segment's state folded from its
 //! records), `trees.rs` (the sled trees' keys and values, a leaf), [`store`] (the
 //! sled-backed [`Journal`]; its write path with group commit is in `append.rs` and
-//! `group.rs`, a round's records in one value in `block.rs`), [`verify`] and
-//! [`compact`]. No module depends on one that depends on it.
+//! `group.rs`, a round's records in one value in `block.rs`), [`verify`],
+//! [`compact`] and [`listing`] (a hint of what the offsets folders hold). No module
+//! depends on one that depends on it.
 
 pub mod action;
 mod append;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod folder;
 mod group;
 pub mod key;
+pub mod listing;
 mod marker;
 pub mod record;
 pub mod segment_name;
@@ -38,6 +40,7 @@ pub use action::{Cut, RelayOriginal, RelayPiece, RelaySegment, RepairAction, Rep
 pub use compact::CompactReport;
 pub use error::JournalError;
 pub use key::{ByteRange, ParseSegmentKeyError, PartitionId, SegmentKey};
+pub use listing::OffsetsListing;
 pub use record::{Entry, Record};
 pub use segment_name::SegmentFile;
 pub use stamp::FileStamp;

@@ -1,4 +1,4 @@
-//! The journal on disk: a sled database with four trees; opening it and queries.
+//! The journal on disk: a sled database with five trees; opening it and queries.
 //!
 //! | tree      | key                          | value                                   |
 //! |-----------|------------------------------|-----------------------------------------|
@@ -6,6 +6,7 @@
 //! | `state`   | [`SegmentKey::to_bytes`]     | envelope of the folded [`SegmentState`] |
 //! | `repairs` | [`RepairId`], u64 big-endian | seq of its pending `RepairIntent`       |
 //! | `meta`    | name                         | u64 big-endian                          |
+//! | `listings`| partition, 12 bytes as above | an `OffsetsListing` (a hint, not a record: `listing.rs`) |
 //!
 //! This module opens the journal and answers queries; the write path is in
 //! `append.rs`, and `block.rs` says how a round's records share one `log` value.
@@ -106,6 +107,7 @@ pub struct Journal {
     pub(crate) state: sled::Tree,
     pub(crate) repairs: sled::Tree,
     pub(crate) meta: sled::Tree,
+    pub(crate) listings: sled::Tree,
     pub(crate) writer: Mutex<Writer>,
     pub(crate) queue: CommitQueue<Op, Result<Vec<u64>, JournalError>>,
     pub(crate) acked: AckMarker,
@@ -181,6 +183,7 @@ impl Journal {
         let state = db.open_tree("state").map_err(sled_err)?;
         let repairs = db.open_tree("repairs").map_err(sled_err)?;
         let meta = db.open_tree("meta").map_err(sled_err)?;
+        let listings = db.open_tree("listings").map_err(sled_err)?;
 
         let meta_u64 = |name: &[u8]| -> Result<Option<u64>, JournalError> {
             match meta.get(name).map_err(sled_err)? {
@@ -267,6 +270,7 @@ impl Journal {
             state,
             repairs,
             meta,
+            listings,
             writer: Mutex::new(writer),
             queue: CommitQueue::default(),
             acked,
