@@ -99,6 +99,9 @@ pub struct PartitionAnalysis {
     #[serde(serialize_with = "crate::names::serialize_paths")]
     pub missing_offset_dirs: Vec<PathBuf>,
     pub anomalies: Vec<Anomaly>,
+    /// The layout's [`PartitionLayout::offsets_listing`], for `recover` to journal.
+    #[serde(skip)]
+    pub offsets_listing: Option<journal::OffsetsListing>,
 }
 
 impl PartitionAnalysis {
@@ -207,6 +210,7 @@ impl PartitionAnalysis {
             stray_logs: p.stray_logs.clone(),
             missing_offset_dirs: p.missing_offset_dirs.clone(),
             anomalies: p.anomalies.clone(),
+            offsets_listing: p.offsets_listing.clone(),
         }
     }
 }

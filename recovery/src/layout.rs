@@ -7,19 +7,22 @@
 
 mod entry;
 mod error;
+mod listing;
 mod root;
 
 pub use error::LayoutError;
+pub use listing::LISTING_MARGIN;
 pub use root::{check_root, classify_root, Root};
 
 use crate::fsops::{self, EntryKind};
 use crate::parallel::{map_ordered, IO_THREADS};
 use crate::state_inspect::StateInspection;
 use entry::{list, numeric_name, Entry};
-use journal::{segment_name, PartitionId, SegmentFile, SegmentKey};
+use journal::{segment_name, OffsetsListing, PartitionId, SegmentFile, SegmentKey};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Top-level folders that hold no stream data.
 const IGNORED_TOP_LEVEL: [&str; 3] = ["logs", "runtime", "backup"];
@@ -75,6 +78,19 @@ pub struct PartitionLayout {
     /// Symbolic links in the partition folder (at any depth), and files where its
     /// `offsets` folders belong.
     pub anomalies: Vec<Anomaly>,
+    /// What a guided listing found settled in the offsets folders, or took from the
+    /// journal's listing: for `recover` to journal. Not part of reports.
+    #[serde(skip)]
+    pub offsets_listing: Option<OffsetsListing>,
+}
+
+/// What a guided listing knows of the partitions' offsets folders from the journal
+/// (`journal::listing`), and how long folders must be unchanged for a listing of
+/// them to be kept.
+#[derive(Clone, Copy, Debug)]
+pub struct OffsetsGuide<'a> {
+    pub known: &'a HashMap<PartitionId, OffsetsListing>,
+    pub margin: Duration,
 }
 
 /// The files of one segment; either may be absent when a crash left half a pair.
@@ -168,16 +184,20 @@ fn not_a_folder(entry: &Entry, what: &str) -> Anomaly {
 /// file, so a link in `root` itself makes every read fail (the commands resolve the
 /// data directory once at start).
 pub fn discover(root: &Path) -> Result<DataDir, LayoutError> {
-    discover_guided(root, None, &|_| {})
+    discover_guided(root, None, None, &|_| {})
 }
 
 /// [`discover`], trusting `state/log` up to where a journal says it was verified (see
-/// [`crate::state_log::parse_guided`]). `listed` is called with each partition as
+/// [`crate::state_log::parse_guided`]), and with `offsets`, taking a partition's
+/// offsets folders from the journal's listing when their stamps are unchanged (and
+/// noting a settled listing of those it reads, in
+/// [`PartitionLayout::offsets_listing`]). `listed` is called with each partition as
 /// soon as its folder is read, on the listing's threads (a guided run starts the
 /// reads of its analysis there: `readahead::advise`).
 pub fn discover_guided(
     root: &Path,
     state_log: Option<crate::state_log::Trusted>,
+    offsets: Option<OffsetsGuide<'_>>,
     listed: &(dyn Fn(&PartitionLayout) + Sync),
 ) -> Result<DataDir, LayoutError> {
     let version = check_root(root)?;
@@ -199,7 +219,7 @@ pub fn discover_guided(
             }),
         }
     }
-    let (mut partitions, found) = read_partitions(&folders, listed)?;
+    let (mut partitions, found) = read_partitions(&folders, offsets, listed)?;
     strays.extend(found);
     partitions.sort_by_key(|p: &PartitionLayout| p.id);
     strays.sort_by(|a, b| a.path.cmp(&b.path));
@@ -232,7 +252,7 @@ pub fn discover_partitions(
         .iter()
         .map(|id| (*id, root.join(id.rel_dir())))
         .collect();
-    let (partitions, strays) = read_partitions(&folders, &|_| {})?;
+    let (partitions, strays) = read_partitions(&folders, None, &|_| {})?;
     Ok(DataDir {
         root: root.to_path_buf(),
         version,
@@ -248,11 +268,12 @@ pub fn discover_partitions(
 /// guided recovery's time. In the order of `folders`, with the strays found in them.
 fn read_partitions(
     folders: &[(PartitionId, PathBuf)],
+    offsets: Option<OffsetsGuide<'_>>,
     listed: &(dyn Fn(&PartitionLayout) + Sync),
 ) -> Result<(Vec<PartitionLayout>, Vec<Stray>), LayoutError> {
     let read = map_ordered(folders, IO_THREADS, |(id, dir)| {
         let mut found = Vec::new();
-        let partition = read_partition(*id, dir, &mut found)?;
+        let partition = read_partition(*id, dir, offsets, &mut found)?;
         listed(&partition);
         Ok::<_, LayoutError>((partition, found))
     })?;
@@ -346,12 +367,14 @@ fn walk_streams(
 fn read_partition(
     id: PartitionId,
     dir: &Path,
+    guide: Option<OffsetsGuide<'_>>,
     strays: &mut Vec<Stray>,
 ) -> Result<PartitionLayout, LayoutError> {
     let mut segments: Vec<SegmentFiles> = Vec::new();
     let mut offset_files = Vec::new();
     let mut stray_logs = Vec::new();
     let mut anomalies = Vec::new();
+    let mut offsets_listing = None;
     // `offsets` itself first, so creating (and restoring) goes folder by folder.
     let offsets = dir.join("offsets");
     let mut missing_offset_dirs = vec![
@@ -373,6 +396,22 @@ fn read_partition(
             let Some(entry) = layout_folder(entry, "offsets", &mut anomalies) else {
                 continue;
             };
+            let known = guide.and_then(|g| g.known.get(&id));
+            if let Some(found) = known.and_then(|l| listing::unchanged(&entry.path, l)) {
+                for (kind, files) in [OffsetKind::Consumer, OffsetKind::Group]
+                    .into_iter()
+                    .zip(found)
+                {
+                    for (path, len) in files {
+                        offset_files.push(offset_file(path, kind, len)?);
+                    }
+                }
+                offsets_listing = known.cloned();
+                continue;
+            }
+            let before = guide.and_then(|_| listing::stamps(&entry.path));
+            let marks = (strays.len(), stray_logs.len(), anomalies.len());
+            let first_file = offset_files.len();
             let present = read_offsets(
                 &entry.path,
                 &mut offset_files,
@@ -386,6 +425,18 @@ fn read_partition(
                     .filter(|(_, found)| !found)
                     .map(|(name, _)| entry.path.join(name)),
             );
+            if let Some(guide) = guide {
+                let clean = present.consumers
+                    && present.groups
+                    && marks == (strays.len(), stray_logs.len(), anomalies.len());
+                let files = offset_files.get(first_file..).filter(|_| clean);
+                offsets_listing = listing::settled(
+                    &entry.path,
+                    before,
+                    files.and_then(listed_names),
+                    guide.margin,
+                );
+            }
             continue;
         }
         let segment = entry.file_len().and_then(|len| {
@@ -433,6 +484,38 @@ fn read_partition(
         stray_logs,
         missing_offset_dirs,
         anomalies,
+        offsets_listing,
+    })
+}
+
+/// The names of offset `files` as a listing holds them, consumers' then groups';
+/// `None` when one is not UTF-8.
+fn listed_names(files: &[OffsetFile]) -> Option<[Vec<String>; 2]> {
+    let mut out = [Vec::new(), Vec::new()];
+    for f in files {
+        let name = f.path.file_name()?.to_str()?.to_string();
+        let [consumers, groups] = &mut out;
+        match f.kind {
+            OffsetKind::Consumer => consumers.push(name),
+            OffsetKind::Group => groups.push(name),
+        }
+    }
+    Some(out)
+}
+
+/// An offset file of `len` bytes, with its value read when it has the 8 bytes of one.
+fn offset_file(path: PathBuf, kind: OffsetKind, len: u64) -> Result<OffsetFile, LayoutError> {
+    let value = if len == 8 {
+        let bytes = fsops::read_small(&path, 8).map_err(|e| LayoutError::io(&path, e))?;
+        bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b))
+    } else {
+        None
+    };
+    Ok(OffsetFile {
+        path,
+        kind,
+        len,
+        value,
     })
 }
 
@@ -512,19 +595,7 @@ fn read_offsets(
             if segment_name::has_log_extension(&file.path) {
                 stray_logs.push(file.path.clone());
             }
-            let value = if len == 8 {
-                let bytes =
-                    fsops::read_small(&file.path, 8).map_err(|e| LayoutError::io(&file.path, e))?;
-                bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b))
-            } else {
-                None
-            };
-            out.push(OffsetFile {
-                path: file.path,
-                kind,
-                len,
-                value,
-            });
+            out.push(offset_file(file.path, kind, len)?);
         }
     }
     Ok(present)

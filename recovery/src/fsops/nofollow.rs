@@ -278,12 +278,7 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<DirEntry>> {
                 None => continue,
             }
         }
-        let kind = match kind {
-            FileType::RegularFile => EntryKind::File(len),
-            FileType::Directory => EntryKind::Dir,
-            FileType::Symlink => EntryKind::Symlink,
-            _ => EntryKind::Other,
-        };
+        let kind = entry_kind(kind, len);
         out.push(DirEntry {
             name: name.to_os_string(),
             stamp: stamp.filter(|_| matches!(kind, EntryKind::File(_))),
@@ -291,6 +286,44 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<DirEntry>> {
         });
     }
     Ok(out)
+}
+
+/// An entry's kind, with a regular file's length `len`.
+fn entry_kind(kind: FileType, len: u64) -> EntryKind {
+    match kind {
+        FileType::RegularFile => EntryKind::File(len),
+        FileType::Directory => EntryKind::Dir,
+        FileType::Symlink => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    }
+}
+
+/// What [`folder_stamps`] says of one entry: its kind and stamp, `None` when it is
+/// not there.
+pub type EntryStamp = Option<(EntryKind, journal::FileStamp)>;
+
+/// Folder `dir`'s own stamp and, for each of `names`, what that entry of it is (not
+/// followed; `None` when it is not there): what a guided listing compares with a
+/// journaled one instead of reading the folder. No link is followed on the way.
+pub fn folder_stamps(
+    dir: &Path,
+    names: &[&str],
+) -> io::Result<(journal::FileStamp, Vec<EntryStamp>)> {
+    let fd = open_nofollow(dir, OFlags::PATH | OFlags::DIRECTORY)?;
+    let own = stamp_of(&rfs::fstat(&fd)?);
+    let entries = names
+        .iter()
+        .map(|name| {
+            Ok(lstat_at(fd.as_fd(), OsStr::new(name))?.map(|st| {
+                let len = u64::try_from(st.st_size).unwrap_or(0);
+                (
+                    entry_kind(FileType::from_raw_mode(st.st_mode), len),
+                    stamp_of(&st),
+                )
+            }))
+        })
+        .collect::<io::Result<_>>()?;
+    Ok((own, entries))
 }
 
 /// The stamp (`journal::FileStamp`) of a file from its `stat`.

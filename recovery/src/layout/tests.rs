@@ -1,5 +1,6 @@
 use super::*;
 use crate::test_support::{Segment, TestDir};
+use std::time::Duration;
 
 #[test]
 fn discovering_some_partitions_lists_them_as_the_whole_listing_does() {
@@ -17,4 +18,160 @@ fn discovering_some_partitions_lists_them_as_the_whole_listing_does() {
 
     let gone = PartitionId::new(1, 1, 3);
     assert!(discover_partitions(dir.data_dir(), &BTreeSet::from([gone])).is_err());
+}
+
+/// A guided listing of `dir` with the journal's `known` listings, keeping listings of
+/// folders unchanged for `margin`; the one partition's layout.
+fn guided(
+    dir: &TestDir,
+    known: &HashMap<PartitionId, OffsetsListing>,
+    margin: Duration,
+) -> PartitionLayout {
+    let guide = OffsetsGuide { known, margin };
+    let mut found = discover_guided(dir.data_dir(), None, Some(guide), &|_| {}).unwrap();
+    assert_eq!(found.partitions.len(), 1);
+    found.partitions.remove(0)
+}
+
+fn names(p: &PartitionLayout) -> Vec<(String, u64, Option<u64>)> {
+    p.offset_files
+        .iter()
+        .map(|f| {
+            let name = f
+                .path
+                .strip_prefix(&p.dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, f.len, f.value)
+        })
+        .collect()
+}
+
+/// A partition with consumer 7's offset (42) stored, its folders a moment old.
+fn with_consumer_offset() -> TestDir {
+    let dir = TestDir::new(&[Segment::whole(0, 3)]);
+    let consumers = dir.partition_dir().join("offsets/consumers");
+    std::fs::write(consumers.join("7"), 42u64.to_le_bytes()).unwrap();
+    // Past the file system clock's tick, so that a later change moves the stamps.
+    std::thread::sleep(Duration::from_millis(30));
+    dir
+}
+
+#[test]
+fn settled_offsets_folders_are_taken_from_their_listing_until_one_changes() {
+    let dir = with_consumer_offset();
+    let none = HashMap::new();
+    let read = guided(&dir, &none, Duration::ZERO);
+    assert_eq!(
+        names(&read),
+        [("offsets/consumers/7".to_string(), 8, Some(42))]
+    );
+    let listing = read.offsets_listing.clone().unwrap();
+    assert_eq!(listing.consumer_files, ["7"]);
+    assert!(listing.group_files.is_empty());
+    // The plain listing keeps none, and reports the same.
+    let plain = discover(dir.data_dir()).unwrap().partitions.remove(0);
+    assert!(plain.offsets_listing.is_none());
+    assert_eq!(names(&plain), names(&read));
+
+    // Taken from the listing: a listing that (against its stamps) named no file
+    // shows that the folders were not read.
+    let mut stale = listing.clone();
+    stale.consumer_files.clear();
+    let known = HashMap::from([(dir.id, stale.clone())]);
+    let taken = guided(&dir, &known, Duration::ZERO);
+    assert!(taken.offset_files.is_empty());
+    assert_eq!(taken.offsets_listing, Some(stale));
+
+    // The true listing gives what a read gives, the file looked at again: cut in
+    // place (which moves no folder's times), it shows cut.
+    let known = HashMap::from([(dir.id, listing.clone())]);
+    assert_eq!(names(&guided(&dir, &known, Duration::ZERO)), names(&read));
+    let file = dir.partition_dir().join("offsets/consumers/7");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    let cut = guided(&dir, &known, Duration::ZERO);
+    assert_eq!(names(&cut), [("offsets/consumers/7".to_string(), 3, None)]);
+    assert_eq!(cut.offsets_listing, Some(listing.clone()));
+
+    // A new group's offset moves the folder's times: read again, newly listed.
+    std::fs::write(
+        dir.partition_dir().join("offsets/groups/3"),
+        5u64.to_le_bytes(),
+    )
+    .unwrap();
+    let moved = guided(&dir, &known, Duration::ZERO);
+    assert_eq!(
+        names(&moved),
+        [
+            ("offsets/consumers/7".to_string(), 3, None),
+            ("offsets/groups/3".to_string(), 8, Some(5))
+        ]
+    );
+    assert_ne!(moved.offsets_listing, Some(listing));
+}
+
+#[test]
+fn a_listing_naming_a_path_out_of_its_folder_has_the_folders_read() {
+    let dir = with_consumer_offset();
+    let listing = guided(&dir, &HashMap::new(), Duration::ZERO)
+        .offsets_listing
+        .unwrap();
+    std::fs::write(dir.data_dir().join("secret"), 1u64.to_le_bytes()).unwrap();
+    for name in ["../../../../../../../../secret", "..", ".", ""] {
+        let mut crafted = listing.clone();
+        crafted.consumer_files = vec![name.to_string()];
+        let known = HashMap::from([(dir.id, crafted.clone())]);
+        let p = guided(&dir, &known, Duration::ZERO);
+        assert_eq!(
+            names(&p),
+            [("offsets/consumers/7".to_string(), 8, Some(42))],
+            "{name:?}"
+        );
+        assert_eq!(p.offsets_listing, Some(listing.clone()), "{name:?}");
+    }
+}
+
+#[test]
+fn no_listing_is_kept_of_folders_changed_within_the_margin_or_holding_anything_else() {
+    let dir = with_consumer_offset();
+    let none = HashMap::new();
+    assert!(guided(&dir, &none, Duration::from_secs(3600))
+        .offsets_listing
+        .is_none());
+    assert!(guided(&dir, &none, Duration::ZERO)
+        .offsets_listing
+        .is_some());
+    std::fs::write(dir.partition_dir().join("offsets/groups/notes.txt"), b"x").unwrap();
+    assert!(
+        guided(&dir, &none, Duration::ZERO)
+            .offsets_listing
+            .is_some(),
+        "a file of any name is an offset file"
+    );
+    std::fs::write(dir.partition_dir().join("offsets/stray"), b"x").unwrap();
+    assert!(guided(&dir, &none, Duration::ZERO)
+        .offsets_listing
+        .is_none());
+    std::fs::remove_file(dir.partition_dir().join("offsets/stray")).unwrap();
+    std::fs::write(dir.partition_dir().join("offsets/groups/9.log"), b"x").unwrap();
+    assert!(guided(&dir, &none, Duration::ZERO)
+        .offsets_listing
+        .is_none());
+    std::fs::remove_file(dir.partition_dir().join("offsets/groups/9.log")).unwrap();
+    std::os::unix::fs::symlink("7", dir.partition_dir().join("offsets/consumers/8")).unwrap();
+    assert!(guided(&dir, &none, Duration::ZERO)
+        .offsets_listing
+        .is_none());
+    std::fs::remove_file(dir.partition_dir().join("offsets/consumers/8")).unwrap();
+    std::fs::remove_file(dir.partition_dir().join("offsets/groups/notes.txt")).unwrap();
+    std::fs::remove_dir(dir.partition_dir().join("offsets/groups")).unwrap();
+    assert!(guided(&dir, &none, Duration::ZERO)
+        .offsets_listing
+        .is_none());
 }
