@@ -9,8 +9,11 @@
 //! and last message.)
 
 use anyhow::Context;
-use journal::{Journal, JournalError, SegmentKey, SegmentState, StateLogMark};
+use journal::{
+    Journal, JournalError, OffsetsListing, PartitionId, SegmentKey, SegmentState, StateLogMark,
+};
 use recovery::names::escaped;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The journal's segment states, without checkpoints from before this boot.
@@ -56,6 +59,20 @@ pub fn state_log_mark(journal: &Journal) -> Option<StateLogMark> {
         return None;
     }
     Some(mark)
+}
+
+/// The journal's listings of the offsets folders. They need no boot rule: a listing
+/// is trusted only while the folders' stamps are unchanged, and the files it names
+/// are looked at again. Listings that cannot be read are ignored: every offsets
+/// folder is then read, as without a journal.
+pub fn offsets_listings(journal: &Journal) -> HashMap<PartitionId, OffsetsListing> {
+    journal.offsets_listings().unwrap_or_else(|e| {
+        tracing::warn!(
+            "the journal's listings of the offsets folders cannot be read ({e}): reading \
+             every offsets folder"
+        );
+        HashMap::new()
+    })
 }
 
 /// When this boot began, in microseconds since the epoch (`btime` in /proc/stat).

@@ -65,6 +65,7 @@ pub fn analyze(
         &session.dirs.data_dir,
         known,
         session.state_log_mark().map(Into::into),
+        session.offsets_guide(),
         &|p| filter.matches(p),
         &progress,
     )
@@ -89,6 +90,7 @@ pub fn repair(
             mode,
             known,
             state_log: session.state_log_mark().map(Into::into),
+            offsets: session.offsets_guide(),
             only: &|p| filter.matches(p),
             progress: &progress,
         },
@@ -134,10 +136,11 @@ pub fn print_outcome(o: &RepairOutcome, out: &mut dyn Write) -> io::Result<()> {
         )?;
         return Ok(());
     }
-    let used = o.guided.trusted + o.guided.resumed > 0 || o.guided.state_log_bytes_trusted > 0;
+    let used = o.guided.trusted + o.guided.resumed + o.guided.offsets_listings_used > 0
+        || o.guided.state_log_bytes_trusted > 0;
     writeln!(
         out,
-        "mode {}; journal {}: {} segments trusted ({} by their files' stamps, unread), {} resumed from a checkpoint, {} scanned ({} bytes); state/log: {} bytes verified, {} trusted",
+        "mode {}; journal {}: {} segments trusted ({} by their files' stamps, unread), {} resumed from a checkpoint, {} scanned ({} bytes); state/log: {} bytes verified, {} trusted; offsets folders of {} partitions as listed before",
         o.mode,
         if used { "used" } else { "gave nothing to skip" },
         o.guided.trusted,
@@ -146,7 +149,8 @@ pub fn print_outcome(o: &RepairOutcome, out: &mut dyn Write) -> io::Result<()> {
         o.guided.scanned,
         o.guided.bytes_scanned,
         o.guided.state_log_bytes_verified,
-        o.guided.state_log_bytes_trusted
+        o.guided.state_log_bytes_trusted,
+        o.guided.offsets_listings_used
     )?;
     for e in &o.replayed {
         writeln!(

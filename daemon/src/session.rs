@@ -11,7 +11,7 @@
 use crate::config::Dirs;
 use crate::journal_open::{self, Access, OpenedJournal};
 use anyhow::Context;
-use journal::{Journal, SegmentKey, SegmentState, StateLogMark};
+use journal::{Journal, OffsetsListing, PartitionId, SegmentKey, SegmentState, StateLogMark};
 use recovery::busy::holders_of;
 use recovery::execute::Executor;
 use recovery::fsops::StdFs;
@@ -26,6 +26,8 @@ pub struct Session {
     known: HashMap<SegmentKey, SegmentState>,
     /// How far the journal says `state/log` was verified in this boot.
     state_log: Option<StateLogMark>,
+    /// What the journal's listings say of the offsets folders.
+    listings: HashMap<PartitionId, OffsetsListing>,
     /// Dropped last: closes the journal, then hands it back to the sidecar (or
     /// removes an inspection's copy).
     opened: OpenedJournal,
@@ -49,18 +51,21 @@ impl Session {
     fn with(dirs: Dirs, access: Access) -> anyhow::Result<Self> {
         let mut opened = journal_open::open(&dirs.state_dir, access)?;
         let states = opened.load_states()?;
-        let (known, state_log) = if opened.condition.history_usable() {
-            let mark = opened
-                .journal()
-                .and_then(crate::journal_state::state_log_mark);
-            (states.into_iter().collect(), mark)
+        let (known, state_log, listings) = if opened.condition.history_usable() {
+            let journal = opened.journal();
+            let mark = journal.and_then(crate::journal_state::state_log_mark);
+            let listings = journal
+                .map(crate::journal_state::offsets_listings)
+                .unwrap_or_default();
+            (states.into_iter().collect(), mark, listings)
         } else {
-            (HashMap::new(), None)
+            (HashMap::new(), None, HashMap::new())
         };
         Ok(Self {
             dirs,
             known,
             state_log,
+            listings,
             opened,
         })
     }
@@ -107,6 +112,15 @@ impl Session {
     /// What the journal knows about segments, when its history is usable.
     pub fn known_segments(&self) -> &HashMap<SegmentKey, SegmentState> {
         &self.known
+    }
+
+    /// What the journal's listings say of the offsets folders, when its history is
+    /// usable, for a guided listing to take instead of reading them.
+    pub fn offsets_guide(&self) -> Option<recovery::layout::OffsetsGuide<'_>> {
+        Some(recovery::layout::OffsetsGuide {
+            known: &self.listings,
+            margin: recovery::layout::LISTING_MARGIN,
+        })
     }
 
     /// What was found of the journal, for the operator.

@@ -231,6 +231,7 @@ fn recover(data: &Path, state: &Path, delay: Option<Duration>) -> Measured {
             mode: Mode::TolerateTail,
             known: &known,
             state_log: None,
+            offsets: None,
             only: &|_| true,
             progress: &Quiet,
         },
@@ -305,7 +306,7 @@ fn main() {
         for _ in 0..2 {
             let started = Instant::now();
             let (analysis, _) =
-                analyze(&source, &HashMap::new(), None, &|_| true, &Quiet).expect("analysis");
+                analyze(&source, &HashMap::new(), None, None, &|_| true, &Quiet).expect("analysis");
             let planned = plan(&analysis, Mode::TolerateTail).expect("plan");
             dry = dry.min(started.elapsed().as_secs_f64());
             repairs = planned.actions.len();

@@ -70,6 +70,7 @@ fn main() {
             mode: Mode::Salvage,
             known: &known,
             state_log: None,
+            offsets: None,
             only: &|_| true,
             progress: &Quiet,
         },

@@ -36,6 +36,9 @@ pub struct GuidedStats {
     pub state_log_bytes_trusted: u64,
     /// Bytes of `state/log` verified (hashed) in this run.
     pub state_log_bytes_verified: u64,
+    /// Partitions whose offsets folders were taken from the journal's listings
+    /// (their stamps unchanged) rather than read.
+    pub offsets_listings_used: usize,
 }
 
 pub fn analyze_guided(

@@ -1,7 +1,7 @@
 //! The executor's [`RepairLog`] over the sled journal.
 
 use crate::execute::RepairLog;
-use journal::{Journal, JournalError, Record, RepairAction, RepairId};
+use journal::{Journal, JournalError, OffsetsListing, PartitionId, Record, RepairAction, RepairId};
 
 impl RepairLog for Journal {
     fn record_intents(
@@ -64,6 +64,14 @@ impl RepairLog for Journal {
             last_checksum,
         })
         .map(|_| ())
+    }
+
+    fn record_offsets_listings(
+        &self,
+        fresh: &[(PartitionId, OffsetsListing)],
+        gone: &[PartitionId],
+    ) -> Result<(), JournalError> {
+        Journal::record_offsets_listings(self, fresh, gone)
     }
 
     fn pending(&self) -> Result<Vec<(RepairId, RepairAction, String)>, JournalError> {

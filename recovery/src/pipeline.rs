@@ -6,11 +6,11 @@ use crate::analyze::Analysis;
 use crate::analyze::AnalyzeError;
 use crate::execute::{ExecError, Executed, Executor};
 use crate::guided::{analyze_guided, GuidedStats};
-use crate::layout::{discover, discover_guided, LayoutError};
+use crate::layout::{discover, discover_guided, LayoutError, OffsetsGuide};
 use crate::plan::{plan, Mode, PlanError, Refusal};
 use crate::state_log::Trusted;
 use crate::verdict::{judge_partition, Problem};
-use journal::{PartitionId, SegmentKey, SegmentState};
+use journal::{OffsetsListing, PartitionId, SegmentKey, SegmentState};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -97,6 +97,9 @@ pub struct Request<'a> {
     pub known: &'a HashMap<SegmentKey, SegmentState>,
     /// How far the journal says `state/log` was verified (`None`: verify it whole).
     pub state_log: Option<Trusted>,
+    /// What the journal's listings say of the offsets folders (`journal::listing`);
+    /// `None`: read every one, and journal no listing.
+    pub offsets: Option<OffsetsGuide<'a>>,
     /// Which partitions to look at.
     pub only: &'a (dyn Fn(&PartitionId) -> bool + Sync),
     pub progress: &'a dyn Progress,
@@ -121,6 +124,7 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         exec.data_dir,
         req.known,
         req.state_log,
+        req.offsets,
         req.only,
         req.progress,
     )?;
@@ -199,8 +203,46 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         // Accepted (point-in-time): the shorter log, verified whole, is the new mark.
         remark_state_log(exec, &after.state)?;
     }
+    record_listings(exec, req, &analysis, &touched);
     outcome.ready_to_start = true;
     Ok(outcome)
+}
+
+/// Journals the offsets listings that changed (`journal::listing`), for the next
+/// guided run to take instead of reading those folders: the settled ones of the
+/// partitions no repair touched (a repair may have changed their folders). Forgets
+/// those of partitions selected but no longer there. A listing is a hint: failing to
+/// journal it is logged, and the run's outcome stands.
+fn record_listings(
+    exec: &Executor<'_>,
+    req: &Request<'_>,
+    analysis: &Analysis,
+    touched: &BTreeSet<PartitionId>,
+) {
+    let Some(known) = req.offsets.map(|o| o.known) else {
+        return;
+    };
+    let fresh: Vec<(PartitionId, OffsetsListing)> = analysis
+        .partitions
+        .iter()
+        .filter(|p| !touched.contains(&p.id))
+        .filter_map(|p| Some((p.id, p.offsets_listing.clone()?)))
+        .filter(|(id, listing)| known.get(id) != Some(listing))
+        .collect();
+    let present: BTreeSet<PartitionId> = analysis.partitions.iter().map(|p| p.id).collect();
+    let gone: Vec<PartitionId> = known
+        .keys()
+        .filter(|id| (req.only)(id) && !present.contains(id))
+        .copied()
+        .collect();
+    if fresh.is_empty() && gone.is_empty() {
+        return;
+    }
+    if let Err(e) = exec.log.record_offsets_listings(&fresh, &gone) {
+        tracing::warn!(
+            "cannot journal the offsets folders' listings ({e}): the next run reads them"
+        );
+    }
 }
 
 /// Journals the verified length of a `state/log` checked whole, so that a guided run
@@ -230,6 +272,7 @@ pub fn analyze(
     data_dir: &Path,
     known: &HashMap<SegmentKey, SegmentState>,
     state_log: Option<Trusted>,
+    offsets: Option<OffsetsGuide<'_>>,
     only: &(dyn Fn(&PartitionId) -> bool + Sync),
     progress: &dyn Progress,
 ) -> Result<(Analysis, GuidedStats), PipelineError> {
@@ -238,10 +281,19 @@ pub fn analyze(
             crate::readahead::advise(p, known);
         }
     };
-    let mut layout = discover_guided(data_dir, state_log, &advise)?;
+    let mut layout = discover_guided(data_dir, state_log, offsets, &advise)?;
     layout.partitions.retain(|p| only(&p.id));
     progress.start(layout.log_bytes());
-    Ok(analyze_guided(&layout, known, &|n| progress.advance(n))?)
+    let (analysis, mut stats) = analyze_guided(&layout, known, &|n| progress.advance(n))?;
+    if let Some(offsets) = offsets {
+        stats.offsets_listings_used = layout
+            .partitions
+            .iter()
+            .filter(|p| p.offsets_listing.is_some())
+            .filter(|p| offsets.known.get(&p.id) == p.offsets_listing.as_ref())
+            .count();
+    }
+    Ok((analysis, stats))
 }
 
 fn kept(a: &Analysis) -> Vec<PartitionOutcome> {

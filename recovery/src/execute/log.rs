@@ -1,7 +1,7 @@
 //! Where the executor journals what it does: the seam between the executor and
 //! the sled journal, which tests replace with one in memory.
 
-use journal::{JournalError, RepairAction, RepairId};
+use journal::{JournalError, OffsetsListing, PartitionId, RepairAction, RepairId};
 
 /// Where repairs are journaled: implemented over the sled journal, and in memory for
 /// tests. Every call returns only once what it wrote is durable.
@@ -30,6 +30,16 @@ pub trait RepairLog: Sync {
         _valid_len: u64,
         _last_index: u64,
         _last_checksum: u64,
+    ) -> Result<(), JournalError> {
+        Ok(())
+    }
+    /// Journals offsets listings (`journal::listing`) and forgets those of the
+    /// partitions `gone`. A log without listings (the default) has every offsets
+    /// folder read on each run.
+    fn record_offsets_listings(
+        &self,
+        _fresh: &[(PartitionId, OffsetsListing)],
+        _gone: &[PartitionId],
     ) -> Result<(), JournalError> {
         Ok(())
     }

@@ -115,6 +115,7 @@ fn repair(fault: Fault, fs: &dyn FileOps) -> Result<bool, PipelineError> {
             mode: Mode::TolerateTail,
             known: &known,
             state_log: None,
+            offsets: None,
             only: &|_| true,
             progress: &Quiet,
         },

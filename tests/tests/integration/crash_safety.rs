@@ -251,6 +251,7 @@ fn repair(data: &Path, state: &Path, fs: &dyn FileOps, mode: Mode) -> bool {
             mode,
             known: &known,
             state_log: None,
+            offsets: None,
             only: &|_| true,
             progress: &recovery::pipeline::Quiet,
         },

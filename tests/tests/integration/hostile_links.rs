@@ -111,6 +111,7 @@ impl World {
                 only: &|_| true,
                 progress: &Quiet,
                 state_log: None,
+                offsets: None,
             },
         )
     }

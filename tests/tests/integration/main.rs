@@ -61,6 +61,7 @@ mod hostile_readonly;
 mod hostile_small;
 mod hostile_sparse;
 mod inject_fault;
+mod offsets_listings;
 mod salvage;
 mod scan_props;
 mod state_log;
