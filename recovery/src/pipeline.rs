@@ -208,11 +208,8 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
     Ok(outcome)
 }
 
-/// Journals the offsets listings that changed (`journal::listing`), for the next
-/// guided run to take instead of reading those folders: the settled ones of the
-/// partitions no repair touched (a repair may have changed their folders). Forgets
-/// those of partitions selected but no longer there. A listing is a hint: failing to
-/// journal it is logged, and the run's outcome stands.
+/// Journals the offsets listings that changed ([`listing_changes`]). A listing is a
+/// hint: failing to journal it is logged, and the run's outcome stands.
 fn record_listings(
     exec: &Executor<'_>,
     req: &Request<'_>,
@@ -222,19 +219,7 @@ fn record_listings(
     let Some(known) = req.offsets.map(|o| o.known) else {
         return;
     };
-    let fresh: Vec<(PartitionId, OffsetsListing)> = analysis
-        .partitions
-        .iter()
-        .filter(|p| !touched.contains(&p.id))
-        .filter_map(|p| Some((p.id, p.offsets_listing.clone()?)))
-        .filter(|(id, listing)| known.get(id) != Some(listing))
-        .collect();
-    let present: BTreeSet<PartitionId> = analysis.partitions.iter().map(|p| p.id).collect();
-    let gone: Vec<PartitionId> = known
-        .keys()
-        .filter(|id| (req.only)(id) && !present.contains(id))
-        .copied()
-        .collect();
+    let (fresh, gone) = listing_changes(known, analysis, touched, req.only);
     if fresh.is_empty() && gone.is_empty() {
         return;
     }
@@ -243,6 +228,34 @@ fn record_listings(
             "cannot journal the offsets folders' listings ({e}): the next run reads them"
         );
     }
+}
+
+/// What to journal of the offsets folders (`journal::listing`) after a run that
+/// converged, for the next guided run to take instead of reading them: the settled
+/// listings of the partitions no repair `touched` (a repair may have changed their
+/// folders) that differ from the `known` ones; and the partitions to forget, those
+/// `only` selects that are no longer there.
+fn listing_changes(
+    known: &HashMap<PartitionId, OffsetsListing>,
+    analysis: &Analysis,
+    touched: &BTreeSet<PartitionId>,
+    only: &(dyn Fn(&PartitionId) -> bool + Sync),
+) -> (Vec<(PartitionId, OffsetsListing)>, Vec<PartitionId>) {
+    let fresh = analysis
+        .partitions
+        .iter()
+        .filter(|p| !touched.contains(&p.id))
+        .filter_map(|p| Some((p.id, p.offsets_listing.clone()?)))
+        .filter(|(id, listing)| known.get(id) != Some(listing))
+        .collect();
+    let present: BTreeSet<PartitionId> = analysis.partitions.iter().map(|p| p.id).collect();
+    let mut gone: Vec<PartitionId> = known
+        .keys()
+        .filter(|id| only(id) && !present.contains(id))
+        .copied()
+        .collect();
+    gone.sort();
+    (fresh, gone)
 }
 
 /// Journals the verified length of a `state/log` checked whole, so that a guided run
@@ -319,6 +332,64 @@ mod tests {
             path: PathBuf::from("/d/x.log"),
             cause: io::Error::from(kind),
         }
+    }
+
+    fn listed(p: u32, files: &[&str]) -> (PartitionId, OffsetsListing) {
+        let stamp = journal::FileStamp {
+            ino: u64::from(p),
+            len: 4096,
+            mtime_sec: 1_700_000_000,
+            mtime_nsec: 0,
+            ctime_sec: 1_700_000_000,
+            ctime_nsec: 0,
+        };
+        let listing = OffsetsListing {
+            offsets: stamp,
+            consumers: stamp,
+            groups: stamp,
+            consumer_files: files.iter().map(|f| f.to_string()).collect(),
+            group_files: Vec::new(),
+        };
+        (PartitionId::new(0, 0, p), listing)
+    }
+
+    fn analysed(p: u32, listing: Option<OffsetsListing>) -> crate::analyze::PartitionAnalysis {
+        let id = PartitionId::new(0, 0, p);
+        let layout = crate::layout::PartitionLayout {
+            id,
+            dir: PathBuf::from(id.rel_dir()),
+            segments: Vec::new(),
+            offset_files: Vec::new(),
+            stray_logs: Vec::new(),
+            missing_offset_dirs: Vec::new(),
+            anomalies: Vec::new(),
+            offsets_listing: listing,
+        };
+        crate::analyze::PartitionAnalysis::new(&layout, Vec::new())
+    }
+
+    #[test]
+    fn new_listings_of_untouched_partitions_are_journaled_and_those_of_gone_ones_forgotten() {
+        let known = HashMap::from([
+            listed(1, &["7"]),
+            listed(2, &[]),
+            listed(3, &[]),
+            listed(9, &[]),
+        ]);
+        let mut analysis = crate::test_support::TestDir::new(&[]).analysis();
+        analysis.partitions = vec![
+            analysed(1, Some(listed(1, &["7", "8"]).1)), // a new consumer: journaled
+            analysed(2, Some(listed(2, &[]).1)),         // unchanged: not again
+            analysed(4, Some(listed(4, &[]).1)),         // repaired: not journaled
+            analysed(5, None),                           // not settled: nothing
+            analysed(6, Some(listed(6, &["1"]).1)),      // new: journaled
+        ];
+        let touched = BTreeSet::from([PartitionId::new(0, 0, 4)]);
+        // Partition 3 is gone; 9 is not selected, so nothing is said of it.
+        let only = |p: &PartitionId| p.partition != 9;
+        let (fresh, gone) = listing_changes(&known, &analysis, &touched, &only);
+        assert_eq!(fresh, [listed(1, &["7", "8"]), listed(6, &["1"])]);
+        assert_eq!(gone, [PartitionId::new(0, 0, 3)]);
     }
 
     #[test]
