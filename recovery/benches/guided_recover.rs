@@ -2,10 +2,13 @@
 //!
 //! Generates 1,000 partitions (2 MiB each by default, 4 segments of 512 KiB: ≥ 2 GiB),
 //! journals them as the sidecar would (sealed segments with their final facts and
-//! their files' stamps, the open segment checkpointed 64 KiB before its end), tears
+//! their files' stamps, the open segment checkpointed 64 KiB before its end) and
+//! their offsets folders as `recover` would at the previous start (once they have
+//! settled: the bench waits out the margin), tears
 //! the tail of every open segment, and measures analysis + plan both ways on the
 //! page-cached directory, the guided way also without the stamps (each sealed
-//! segment's last message read back, as before the sidecar stamped them), the
+//! segment's last message read back, as before the sidecar stamped them), without
+//! the offsets folders' listings (each folder read), the
 //! guided way as it was before the listing advised the kernel of the analysis'
 //! reads (listing, then analysis), and the listing of the folders alone, the floor
 //! of any guided run. Prints both times,
@@ -19,7 +22,7 @@ use harness::{Message, SegmentAppender};
 use journal::{FileStamp, Journal, PartitionId, Record, SegmentPhase, SegmentState};
 use recovery::analyze::analyze;
 use recovery::guided::analyze_guided;
-use recovery::layout::discover;
+use recovery::layout::{discover, OffsetsGuide, LISTING_MARGIN};
 use recovery::pipeline::Quiet;
 use recovery::plan::{plan, Mode};
 use std::collections::HashMap;
@@ -271,6 +274,23 @@ fn main() {
         }
         journal.append_batch(records).unwrap();
     }
+    // What `recover` journals of the offsets folders, once they have settled.
+    std::thread::sleep(LISTING_MARGIN + Duration::from_millis(200));
+    let none = HashMap::new();
+    let first = OffsetsGuide {
+        known: &none,
+        margin: LISTING_MARGIN,
+    };
+    let (a, _) =
+        recovery::pipeline::analyze(&root, &HashMap::new(), None, Some(first), &|_| true, &Quiet)
+            .unwrap();
+    let fresh: Vec<_> = a
+        .partitions
+        .iter()
+        .map(|p| (p.id, p.offsets_listing.clone().unwrap()))
+        .collect();
+    journal.record_offsets_listings(&fresh, &[]).unwrap();
+    let listings = journal.offsets_listings().unwrap();
     let layout = discover(&root).unwrap();
     let known: HashMap<_, _> = journal.all_segment_states().unwrap().into_iter().collect();
     // The same journal as a sidecar that stamped nothing would leave it.
@@ -285,36 +305,50 @@ fn main() {
         );
     });
     // What `recover` runs: the listing advises the kernel of the analysis' reads.
-    let guided_run = |known: &HashMap<_, _>, by_stamp: usize| {
+    let guided_run = |known: &HashMap<_, _>, by_stamp: usize, listed: &HashMap<_, _>| {
+        let guide = OffsetsGuide {
+            known: listed,
+            margin: LISTING_MARGIN,
+        };
         let (a, stats) =
-            recovery::pipeline::analyze(&root, known, None, &|_| true, &Quiet).unwrap();
+            recovery::pipeline::analyze(&root, known, None, Some(guide), &|_| true, &Quiet)
+                .unwrap();
         assert_eq!(stats.trusted, (PARTITIONS as u64 * (SEGMENTS - 1)) as usize);
         assert_eq!(stats.trusted_by_stamp, by_stamp);
+        assert_eq!(stats.offsets_listings_used, listed.len());
         assert_eq!(
             plan(&a, Mode::TolerateTail).unwrap().actions.len(),
             PARTITIONS as usize * 2
         );
     };
     let sealed = (PARTITIONS as u64 * (SEGMENTS - 1)) as usize;
-    let stamped = || guided_run(&known, sealed);
+    let stamped = || guided_run(&known, sealed, &listings);
+    let unlisted = || guided_run(&known, sealed, &none);
     let unadvised = || {
-        let (a, stats) = analyze_guided(&discover(&root).unwrap(), &known, &|_| {}).unwrap();
+        let guide = OffsetsGuide {
+            known: &listings,
+            margin: LISTING_MARGIN,
+        };
+        let layout = recovery::layout::discover_guided(&root, None, Some(guide), &|_| {}).unwrap();
+        let (a, stats) = analyze_guided(&layout, &known, &|_| {}).unwrap();
         assert_eq!(stats.trusted_by_stamp, sealed);
         assert_eq!(
             plan(&a, Mode::TolerateTail).unwrap().actions.len(),
             PARTITIONS as usize * 2
         );
     };
-    let read_back_run = || guided_run(&unstamped, 0);
+    let read_back_run = || guided_run(&unstamped, 0, &listings);
     let list = || {
         discover(&root).unwrap();
     };
     let guided = time(&root, stamped);
+    let folders_read = time(&root, unlisted);
     let read_back = time(&root, read_back_run);
     let without_advice = time(&root, unadvised);
     let listing = time(&root, list);
     let paired = paired_ratios(&root, &stamped, &list);
     let advice_paired = paired_ratios(&root, &stamped, &unadvised);
+    let listings_paired = paired_ratios(&root, &stamped, &unlisted);
     println!(
         "guided_recover: {PARTITIONS} partitions, {} segments, {gib:.2} GiB of logs",
         layout.segment_count()
@@ -322,6 +356,7 @@ fn main() {
     println!("  full scan + plan:      {full}");
     println!("  journal-guided + plan: {guided}");
     println!("  same, without the sealed segments' stamps (each one's last message read back): {read_back}");
+    println!("  same, without the offsets folders' listings (each folder read): {folders_read}");
     println!(
         "  same, listing and analysis one after the other (no read-ahead advice): {without_advice}"
     );
@@ -345,6 +380,13 @@ fn main() {
         advice_paired[PAIRED_ROUNDS / 2],
         advice_paired[0],
         advice_paired[PAIRED_ROUNDS - 1]
+    );
+    println!(
+        "  guided with the offsets folders' listings vs without, timed in turn over \
+         {PAIRED_ROUNDS} rounds: median {:.2}x, from {:.2}x to {:.2}x",
+        listings_paired[PAIRED_ROUNDS / 2],
+        listings_paired[0],
+        listings_paired[PAIRED_ROUNDS - 1]
     );
     println!(
         "  speed-up: {:.1}x",
