@@ -396,47 +396,17 @@ fn read_partition(
             let Some(entry) = layout_folder(entry, "offsets", &mut anomalies) else {
                 continue;
             };
-            let known = guide.and_then(|g| g.known.get(&id));
-            if let Some(found) = known.and_then(|l| listing::unchanged(&entry.path, l)) {
-                for (kind, files) in [OffsetKind::Consumer, OffsetKind::Group]
-                    .into_iter()
-                    .zip(found)
-                {
-                    for (path, len) in files {
-                        offset_files.push(offset_file(path, kind, len)?);
-                    }
-                }
-                offsets_listing = known.cloned();
-                continue;
-            }
-            let before = guide.and_then(|_| listing::stamps(&entry.path));
-            let marks = (strays.len(), stray_logs.len(), anomalies.len());
-            let first_file = offset_files.len();
-            let present = read_offsets(
+            let (missing, listing) = offsets_folder(
+                id,
                 &entry.path,
+                guide,
                 &mut offset_files,
                 &mut stray_logs,
                 strays,
                 &mut anomalies,
             )?;
-            missing_offset_dirs.extend(
-                [("consumers", present.consumers), ("groups", present.groups)]
-                    .into_iter()
-                    .filter(|(_, found)| !found)
-                    .map(|(name, _)| entry.path.join(name)),
-            );
-            if let Some(guide) = guide {
-                let clean = present.consumers
-                    && present.groups
-                    && marks == (strays.len(), stray_logs.len(), anomalies.len());
-                let files = offset_files.get(first_file..).filter(|_| clean);
-                offsets_listing = listing::settled(
-                    &entry.path,
-                    before,
-                    files.and_then(listed_names),
-                    guide.margin,
-                );
-            }
+            missing_offset_dirs.extend(missing);
+            offsets_listing = listing;
             continue;
         }
         let segment = entry.file_len().and_then(|len| {
@@ -486,6 +456,46 @@ fn read_partition(
         anomalies,
         offsets_listing,
     })
+}
+
+/// Partition `id`'s folder `offsets`: taken from the journal's listing when the
+/// folders' stamps are its own, else read (and, in a guided listing, its listing
+/// noted when settled). Gives the folders it lacks, and the listing.
+fn offsets_folder(
+    id: PartitionId,
+    offsets: &Path,
+    guide: Option<OffsetsGuide<'_>>,
+    offset_files: &mut Vec<OffsetFile>,
+    stray_logs: &mut Vec<PathBuf>,
+    strays: &mut Vec<Stray>,
+    anomalies: &mut Vec<Anomaly>,
+) -> Result<(Vec<PathBuf>, Option<OffsetsListing>), LayoutError> {
+    let known = guide.and_then(|g| g.known.get(&id));
+    if let Some(found) = known.and_then(|l| listing::unchanged(offsets, l)) {
+        let kinds = [OffsetKind::Consumer, OffsetKind::Group];
+        for (kind, files) in kinds.into_iter().zip(found) {
+            for (path, len) in files {
+                offset_files.push(offset_file(path, kind, len)?);
+            }
+        }
+        return Ok((Vec::new(), known.cloned()));
+    }
+    let before = guide.and_then(|_| listing::stamps(offsets));
+    let marks = (strays.len(), stray_logs.len(), anomalies.len());
+    let first_file = offset_files.len();
+    let present = read_offsets(offsets, offset_files, stray_logs, strays, anomalies)?;
+    let missing = [("consumers", present.consumers), ("groups", present.groups)]
+        .into_iter()
+        .filter(|(_, found)| !found)
+        .map(|(name, _)| offsets.join(name))
+        .collect::<Vec<_>>();
+    let Some(guide) = guide else {
+        return Ok((missing, None));
+    };
+    let clean = missing.is_empty() && marks == (strays.len(), stray_logs.len(), anomalies.len());
+    let files = offset_files.get(first_file..).filter(|_| clean);
+    let listing = listing::settled(offsets, before, files.and_then(listed_names), guide.margin);
+    Ok((missing, listing))
 }
 
 /// The names of offset `files` as a listing holds them, consumers' then groups';
