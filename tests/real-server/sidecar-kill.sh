@@ -10,7 +10,8 @@
 #      by the stamps the sidecar journals 30 s after a seal (read nothing of them);
 #      `check` must say ready; the partition keeps N messages;
 #   4. the server restarts: it serves N-5..N-1, takes 1,000 more at N..N+999; SIGTERM,
-#      `recover`, restart, they are still there; SIGTERM;
+#      `recover` (which takes some offsets folders from the listings the one before
+#      journaled), restart, they are still there; SIGTERM;
 #   5. the sidecar stops on SIGTERM with exit 0; `journal verify` finds the journal
 #      sound; `recover` and a final `check` say ready. No panic anywhere.
 # Prints PASS or FAIL with the reason; exit 1 on FAIL.
@@ -65,7 +66,11 @@ poll_expect "$d" tail "$s" "$t" "$p" $((n - 5)) 5 || fail "the last kept message
 send "$s" "$t" "$p" new- 0 1000 || fail "send after recover"
 poll_expect "$d" new "$s" "$t" "$p" "$n" 1000 new- "$n" || fail "the new messages"
 stop_server "$d" || fail "server needed SIGKILL"
-"$W" recover --data-dir "$d/data" --state-dir "$d/state" >"$d/recover-2.out" 2>&1 || fail "second recover exit $?"
+"$W" recover --json --data-dir "$d/data" --state-dir "$d/state" >"$d/recover-2.json" 2>"$d/recover-2.err" ||
+    fail "second recover exit $?: $(tail -1 "$d/recover-2.err")"
+listed=$(jq '.guided.offsets_listings_used' "$d/recover-2.json")
+[ "$listed" -gt 0 ] ||
+    fail "the second recover read every offsets folder again: $(jq -c .guided "$d/recover-2.json")"
 start_server "$d" 3 || fail "server did not restart"
 poll_expect "$d" again "$s" "$t" "$p" "$n" 1000 new- "$n" || fail "the new messages after a restart"
 stop_server "$d" || fail "server needed SIGKILL after the restart"
@@ -77,6 +82,6 @@ watch_pid=
 "$W" journal verify --state-dir "$d/state" >"$d/verify.out" 2>&1 || fail "journal verify: $(tail -1 "$d/verify.out")"
 "$W" recover --data-dir "$d/data" --state-dir "$d/state" >"$d/recover-3.out" 2>&1 || fail "third recover exit $?"
 "$W" check --data-dir "$d/data" >"$d/check-final.txt" 2>&1 || fail "final check: $(tail -1 "$d/check-final.txt")"
-echo "PASS sidecar-kill: kept $n after the SIGKILL ($(jq -c .guided "$d/recover-1.json")), +1000 appended"
+echo "PASS sidecar-kill: kept $n after the SIGKILL ($(jq -c .guided "$d/recover-1.json")), +1000 appended; offsets folders of $listed partitions as listed before"
 [ -n "${KEEP:-}" ] && echo "work folder: $WORK"
 exit 0
