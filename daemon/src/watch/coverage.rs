@@ -230,8 +230,17 @@ mod tests {
         }
         std::fs::read(&path)?;
         assert!(cached(&file, 0) && cached(&file, (1 << 20) - 1));
-        drop_cached(&file, 0, 1 << 19);
-        assert!(!cached(&file, 0));
+        // Advice: the kernel skips a page that is busy at that moment, which on a
+        // loaded machine happened once in a parallel test run; so up to three times.
+        let dropped = (0..3).any(|_| {
+            drop_cached(&file, 0, 1 << 19);
+            let gone = !cached(&file, 0);
+            if !gone {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            gone
+        });
+        assert!(dropped);
         assert!(cached(&file, (1 << 20) - 1));
         Ok(())
     }
