@@ -33,7 +33,8 @@ pub(super) fn stamps(offsets: &Path) -> Option<[FileStamp; 3]> {
 }
 
 /// A name a listing may hold: one plain entry of its folder. A journal is input
-/// like any other: a name that would lead elsewhere makes the folders read instead.
+/// like any other: a name that would lead elsewhere, or a file named twice, makes
+/// the folders read instead.
 fn plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
@@ -57,7 +58,8 @@ pub(super) fn unchanged(
         if files.is_empty() {
             continue;
         }
-        if !files.iter().all(|f| plain_name(f)) {
+        // As a read lists them: plain names, sorted, each once.
+        if !files.iter().all(|f| plain_name(f)) || !files.is_sorted_by(|a, b| a < b) {
             return None;
         }
         let dir = offsets.join(folder);

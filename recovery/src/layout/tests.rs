@@ -117,15 +117,24 @@ fn settled_offsets_folders_are_taken_from_their_listing_until_one_changes() {
 }
 
 #[test]
-fn a_listing_naming_a_path_out_of_its_folder_has_the_folders_read() {
+fn a_listing_naming_a_path_out_of_its_folder_or_a_file_twice_has_the_folders_read() {
     let dir = with_consumer_offset();
     let listing = guided(&dir, &HashMap::new(), Duration::ZERO)
         .offsets_listing
         .unwrap();
     std::fs::write(dir.data_dir().join("secret"), 1u64.to_le_bytes()).unwrap();
-    for name in ["../../../../../../../../secret", "..", ".", ""] {
+    let crafted_names: [&[&str]; 6] = [
+        &["../../../../../../../../secret"],
+        &[".."],
+        &["."],
+        &[""],
+        &["7", "7"],
+        &["8", "7"],
+    ];
+    for names_given in crafted_names {
+        let name = names_given.join(",");
         let mut crafted = listing.clone();
-        crafted.consumer_files = vec![name.to_string()];
+        crafted.consumer_files = names_given.iter().map(|n| n.to_string()).collect();
         let known = HashMap::from([(dir.id, crafted.clone())]);
         let p = guided(&dir, &known, Duration::ZERO);
         assert_eq!(
