@@ -53,6 +53,21 @@ fn partition_of(key: &[u8]) -> Option<PartitionId> {
     SegmentKey::from_bytes(&full).map(|k| k.partition)
 }
 
+/// Why one entry of the `listings` tree does not decode.
+#[derive(Debug, thiserror::Error)]
+enum ListingError {
+    #[error("listing key of {0} bytes")]
+    Key(usize),
+    #[error("offsets listing of partition {0}: {1}")]
+    Value(PartitionId, envelope::EnvelopeError),
+}
+
+fn decode(key: &[u8], value: &[u8]) -> Result<(PartitionId, OffsetsListing), ListingError> {
+    let partition = partition_of(key).ok_or(ListingError::Key(key.len()))?;
+    let listing = envelope::decode(value).map_err(|e| ListingError::Value(partition, e))?;
+    Ok((partition, listing))
+}
+
 impl Journal {
     /// Every partition's journaled offsets listing. A value that does not decode is
     /// an error naming it: the caller lists every folder instead.
@@ -61,20 +76,35 @@ impl Journal {
             let mut out = HashMap::new();
             for item in self.listings.iter() {
                 let (k, v) = item.map_err(|e| self.sled_err(e))?;
-                let partition = partition_of(&k).ok_or_else(|| {
-                    JournalError::corrupt(&self.path, format!("listing key of {} bytes", k.len()))
-                })?;
-                let listing = envelope::decode(&v).map_err(|e| {
-                    JournalError::from_envelope(
-                        &self.path,
-                        &format!("offsets listing of partition {partition}"),
-                        e,
-                    )
-                })?;
+                let (partition, listing) = decode(&k, &v).map_err(|e| self.listing_error(e))?;
                 out.insert(partition, listing);
             }
             Ok(out)
         })
+    }
+
+    /// What `journal verify` reports of the listings: each key or value that does
+    /// not decode.
+    pub(crate) fn listing_problems(&self) -> Result<Vec<String>, JournalError> {
+        let mut out = Vec::new();
+        for item in self.listings.iter() {
+            let (k, v) = item.map_err(|e| self.sled_err(e))?;
+            if let Err(e) = decode(&k, &v) {
+                out.push(e.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    fn listing_error(&self, e: ListingError) -> JournalError {
+        match e {
+            ListingError::Key(_) => JournalError::corrupt(&self.path, e.to_string()),
+            ListingError::Value(partition, e) => JournalError::from_envelope(
+                &self.path,
+                &format!("offsets listing of partition {partition}"),
+                e,
+            ),
+        }
     }
 
     /// Journals `fresh` listings (replacing a partition's earlier one) and forgets

@@ -259,6 +259,9 @@ impl Journal {
         }
         self.compare_states(&mut report, states)?;
         self.compare_repairs(&mut report, pending)?;
+        for detail in self.listing_problems()? {
+            report.problem(None, JournalProblemKind::BadRecord, detail);
+        }
         Ok(report)
     }
 

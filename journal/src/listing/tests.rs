@@ -43,6 +43,17 @@ fn a_damaged_listing_is_an_error_naming_its_partition() -> Result<(), JournalErr
             .is_some_and(|e| e.contains("partition 0/1/2")),
         "{err:?}"
     );
+    // `journal verify` names it too.
+    let report = journal.verify()?;
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == crate::verify::JournalProblemKind::BadRecord
+                && p.detail.contains("offsets listing of partition 0/1/2")),
+        "{:?}",
+        report.problems
+    );
     // A key that is not a partition's is named too.
     journal
         .listings
