@@ -3,11 +3,13 @@
 //! JSON alike; one malformed manifest does not hide the rest of the quarantine.
 
 use crate::warden;
+use crate::watch_common::Sidecar;
 use harness::fixture_copy;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Duration;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -175,25 +177,44 @@ fn one_malformed_manifest_does_not_hide_the_rest_of_the_quarantine() {
 
 /// `check | head`, `replay | less` quit early: the reader gone before the report is
 /// written is no crash, and the exit code is the one the full report gets.
+/// Runs `iggy-warden ARGS` twice: read whole, and with the read end of its stdout
+/// closed before it writes. The second ends with the first's exit code, no panic.
+fn closed_reader(args: &[&str]) {
+    use std::process::{Command, Stdio};
+    let read = warden(args);
+    assert!(!read.stdout.is_empty(), "{args:?}: {}", read.stderr);
+    let mut child = Command::new(crate::BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closes the only read end before the report is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(read.code), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+}
+
+#[test]
+fn the_sidecars_status_whose_reader_is_gone_ends_with_the_same_exit_code() {
+    let copy = fixture_copy(CLEAN);
+    let state = tempfile::tempdir().unwrap();
+    let log = state.path().join("sidecar.log");
+    let mut sidecar = Sidecar::spawn(copy.path(), state.path(), &log, &[]);
+    sidecar.wait_watching(Duration::from_secs(30));
+    closed_reader(&["status", "--state-dir", s(state.path())]);
+    closed_reader(&["status", "--state-dir", s(state.path()), "--json"]);
+    assert!(
+        sidecar.terminate().success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
+
 #[test]
 fn a_report_whose_reader_is_gone_ends_with_the_same_exit_code() {
-    use std::process::{Command, Stdio};
-    let closed_reader = |args: &[&str]| {
-        let read = warden(args);
-        assert!(!read.stdout.is_empty(), "{args:?}: {}", read.stderr);
-        let mut child = Command::new(crate::BIN)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Closes the only read end before the report is written.
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(read.code), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    };
     for fixture in [CLEAN, KILLED_UNDER_LOAD] {
         let copy = fixture_copy(fixture);
         let state = tempfile::tempdir().unwrap();
