@@ -84,7 +84,17 @@ fn migrated_with_history(name: &str) {
     );
     drop(journal);
     // A build that reads only the old format would now refuse it by its marker.
-    let db = sled::open(g.state.join("journal")).unwrap();
+    // sled lets go of its lock from a background thread a moment after the close
+    // (`Journal::open` waits for it the same way).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        match sled::open(g.state.join("journal")) {
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => break opened.unwrap(),
+        }
+    };
     let marker = db.open_tree("meta").unwrap().get("format_version").unwrap();
     assert_eq!(
         marker.as_deref(),
