@@ -20,16 +20,18 @@ use std::path::{Path, PathBuf};
 pub fn segment_states(journal: &Journal) -> Result<Vec<(SegmentKey, SegmentState)>, JournalError> {
     let mut states = journal.all_segment_states()?;
     let boot = boot_time_micros();
+    let written = journal.record_times(
+        states
+            .iter()
+            .filter_map(|(_, s)| s.checkpoint)
+            .map(|c| c.seq),
+    )?;
     for (key, state) in &mut states {
         let Some(cp) = state.checkpoint else { continue };
-        let written = match journal.records_since(cp.seq).next() {
-            Some(Ok(entry)) if entry.seq == cp.seq => Some(entry.unix_micros),
-            _ => None,
-        };
         // Unknown boot time or record time: trust nothing.
         if boot
-            .zip(written)
-            .is_none_or(|(boot, written)| written < boot)
+            .zip(written.get(&cp.seq))
+            .is_none_or(|(boot, written)| *written < boot)
         {
             tracing::debug!("segment {key}: checkpoint from before this boot is not trusted");
             state.checkpoint = None;

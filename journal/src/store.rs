@@ -420,6 +420,40 @@ impl Journal {
         })
     }
 
+    /// When the records `seqs` were appended (microseconds since the Unix epoch), of
+    /// those the log holds. Each block is decoded once however many of `seqs` it
+    /// holds: checkpoints journaled in one commit round share a block, and asking
+    /// for each one's record in turn decoded that block as many times.
+    pub fn record_times(
+        &self,
+        seqs: impl IntoIterator<Item = u64>,
+    ) -> Result<HashMap<u64, u64>, JournalError> {
+        let mut wanted: Vec<u64> = seqs.into_iter().collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        shielded(&self.path, "read", || {
+            let mut times = HashMap::new();
+            let mut rest = wanted.as_slice();
+            while let Some(&seq) = rest.first() {
+                let found = block::holding(&self.log, seq).map_err(|e| self.sled_err(e))?;
+                let entries = match found {
+                    Some((key, value)) => block::decode(&self.path, &key, &value)?,
+                    None => Vec::new(),
+                };
+                let end = entries.last().map_or(seq, |e| e.seq.max(seq));
+                for e in entries {
+                    if rest.binary_search(&e.seq).is_ok() {
+                        times.insert(e.seq, e.unix_micros);
+                    }
+                }
+                rest = rest
+                    .get(rest.partition_point(|s| *s <= end)..)
+                    .unwrap_or(&[]);
+            }
+            Ok(times)
+        })
+    }
+
     /// The record with seq `seq`, if the log holds it.
     pub(crate) fn entry(&self, seq: u64) -> Result<Option<Entry>, JournalError> {
         let Some((key, value)) = block::holding(&self.log, seq).map_err(|e| self.sled_err(e))?

@@ -37,6 +37,33 @@ fn seqs_start_at_one_and_read_back_in_order() {
     assert!(journal.verify().unwrap().is_sound());
 }
 
+/// `record_times` gives each asked record's time as `records_since` reads it, from
+/// blocks of any size, and nothing for a seq the log does not hold.
+#[test]
+fn record_times_match_the_records_across_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    journal.append(record_for(0, 0)).unwrap();
+    let batch: Vec<Record> = (1..400).map(|i| record_for(1, i)).collect();
+    journal.append_batch(batch).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    journal.append(record_for(0, 1)).unwrap();
+    let all: std::collections::HashMap<u64, u64> = journal
+        .records_since(0)
+        .map(|e| e.map(|e| (e.seq, e.unix_micros)).unwrap())
+        .collect();
+    let asked = [401, 1, 2, 130, 129, 128, 400, 399, 7, 7, 0, 9999];
+    let times = journal.record_times(asked).unwrap();
+    for seq in asked {
+        assert_eq!(times.get(&seq), all.get(&seq), "seq {seq}");
+    }
+    assert_eq!(times.len(), 9, "{times:?}");
+    assert_ne!(
+        times[&401], times[&1],
+        "records of two rounds, apart in time"
+    );
+}
+
 /// A round stores its records as one `log` value of at most 128 records; a larger
 /// batch spans several, and reads cross them seamlessly.
 #[test]
