@@ -17,8 +17,11 @@
 //!    have checked it;
 //! 4. `stat` again: nothing changed meanwhile.
 //!
-//! Only segments this sidecar sealed are stamped, [`STAMP_AFTER`] after the seal;
-//! the others are read back by recovery as before.
+//! Only segments this sidecar sealed are stamped, [`STAMP_AFTER`] after their files
+//! were last written ([`due`]): a segment the server sealed long before the sidecar
+//! started, sealed by the start-up reconciliation or the coverage pass, is stamped
+//! at once, so a crash soon after start leaves nothing of it to read. The others
+//! are read back by recovery as before.
 
 use crate::watch::tracker::SealFacts;
 use journal::{FileStamp, SegmentFile, SegmentKey};
@@ -41,6 +44,23 @@ const ATTEMPTS: u32 = 3;
 /// segments under a heavy load) leaves the rest unstamped, read back by recovery as
 /// before, rather than growing the queue without bound.
 const MAX_WAITING: usize = 10_000;
+
+/// When to stamp `key`'s files under `dir`, sealed at `now`: [`STAMP_AFTER`] (or
+/// `after`) past the newer of their modification times, so that the server's last
+/// writes have been written back and the sync costs nothing, however long ago that
+/// was. A file that cannot be `stat`ed (gone, say) leaves the full delay: the
+/// attempt then finds out.
+pub fn due(dir: &Path, key: SegmentKey, now: Instant, after: Duration) -> Instant {
+    let age = |file| {
+        let path = key.path_in(dir, file);
+        let modified = recovery::fsops::metadata(&path).ok()??.modified().ok()?;
+        SystemTime::now().duration_since(modified).ok()
+    };
+    let settled_for = age(SegmentFile::Log)
+        .zip(age(SegmentFile::Index))
+        .map_or(Duration::ZERO, |(log, index)| log.min(index));
+    now + after.saturating_sub(settled_for)
+}
 
 /// The outcome of one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,6 +175,42 @@ mod tests {
             last: None,
         };
         (PartitionId::new(0, 0, 0).segment(start), facts)
+    }
+
+    #[test]
+    fn a_segment_is_due_its_delay_after_its_files_were_last_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key = PartitionId::new(0, 0, 0).segment(0);
+        let now = Instant::now();
+        let after = Duration::from_secs(30);
+        // Missing files: the full delay.
+        assert_eq!(due(tmp.path(), key, now, after), now + after);
+        for file in [SegmentFile::Log, SegmentFile::Index] {
+            std::fs::write(key.path_in(tmp.path(), file), b"").unwrap();
+        }
+        // Just written: nearly the full delay.
+        let fresh = due(tmp.path(), key, now, after);
+        assert!(fresh > now + after - Duration::from_secs(5), "{fresh:?}");
+        // Last written a minute ago: due at once.
+        let old = SystemTime::now() - Duration::from_secs(60);
+        let log = std::fs::File::options()
+            .write(true)
+            .open(key.path_in(tmp.path(), SegmentFile::Log))
+            .unwrap();
+        log.set_modified(old).unwrap();
+        // The index was written 20 s ago: due 10 s from now.
+        let index = std::fs::File::options()
+            .write(true)
+            .open(key.path_in(tmp.path(), SegmentFile::Index))
+            .unwrap();
+        index
+            .set_modified(SystemTime::now() - Duration::from_secs(20))
+            .unwrap();
+        let mixed = due(tmp.path(), key, now, after);
+        assert!(mixed <= now + Duration::from_secs(10), "{mixed:?}");
+        assert!(mixed > now + Duration::from_secs(5), "{mixed:?}");
+        index.set_modified(old).unwrap();
+        assert_eq!(due(tmp.path(), key, now, after), now);
     }
 
     #[test]

@@ -60,8 +60,8 @@ impl Core {
                         last_start: facts.last.map(|l| l.start),
                     };
                     tracing::debug!(segment = %key, "{record}");
-                    self.stamps
-                        .push(Instant::now() + self.settings.stamp_after, (key, facts));
+                    let due = stamp::due(&dir, key, Instant::now(), self.settings.stamp_after);
+                    self.stamps.push(due, (key, facts));
                     if let Some(phase) = self.model.get_mut(&key) {
                         *phase = Phase::Sealed {
                             log_len: facts.log_len,
@@ -157,16 +157,21 @@ impl Core {
                     log,
                     index,
                 }),
-                Ok(Taken::NotSettled) => retries.push((attempts, (key, facts))),
+                // Again once the files have been unchanged for the margin, and not
+                // before the server's writes to them are due to be written back.
+                Ok(Taken::NotSettled) => {
+                    let due = stamp::due(&dir, key, now, self.settings.stamp_after)
+                        .max(now + self.settings.stamp_margin);
+                    retries.push((due, attempts, (key, facts)));
+                }
                 Ok(Taken::Changed(why)) => {
                     tracing::debug!(segment = %key, "not stamped: {why}");
                 }
                 Err(e) => tracing::debug!(segment = %key, "not stamped: {e}"),
             }
         }
-        for (attempts, sealed) in retries {
-            self.stamps
-                .retry(now + self.settings.stamp_after, attempts, sealed);
+        for (due, attempts, sealed) in retries {
+            self.stamps.retry(due, attempts, sealed);
         }
     }
 

@@ -451,16 +451,23 @@ fn stamps(f: &mut Fixture) -> Vec<Record> {
 fn a_sealed_segment_is_stamped_once_its_files_have_settled() {
     let (mut f, _w0) = Fixture::new(3);
     f.core.settings.stamp_after = Duration::ZERO;
-    // Nothing has been unchanged for an hour yet: not stamped, tried again later.
-    f.core.settings.stamp_margin = Duration::from_secs(3600);
+    // Just written: not unchanged for the margin yet, tried again once it has passed.
+    let margin = Duration::from_millis(500);
+    f.core.settings.stamp_margin = margin;
     f.tick();
     let mut w3 = f.rotate(3);
     w3.append(1, 9);
     f.tick();
+    // Its change time made now, however slow the steps above were.
+    let log = f.dir().join(f.key(0).file_name(journal::SegmentFile::Log));
+    let mode = std::fs::metadata(&log).unwrap().permissions();
+    std::fs::set_permissions(&log, mode).unwrap();
     f.core.stamp_due();
     assert_eq!(stamps(&mut f), []);
+    f.core.stamp_due();
+    assert_eq!(stamps(&mut f), [], "tried again before the margin passed");
 
-    f.core.settings.stamp_margin = Duration::ZERO;
+    std::thread::sleep(margin + Duration::from_millis(100));
     f.core.stamp_due();
     let log = std::fs::metadata(f.dir().join(f.key(0).file_name(journal::SegmentFile::Log)));
     let index = std::fs::metadata(
@@ -484,6 +491,30 @@ fn a_sealed_segment_is_stamped_once_its_files_have_settled() {
     // Stamped once: nothing is left to stamp.
     f.core.stamp_due();
     assert_eq!(stamps(&mut f), []);
+}
+
+#[test]
+fn a_segment_last_written_long_before_its_seal_is_stamped_without_waiting() {
+    let (mut f, _w0) = Fixture::new(3);
+    // The one-hour delay of `settings` would hold a segment sealed now.
+    f.core.settings.stamp_margin = Duration::ZERO;
+    f.tick();
+    // Segment 0 was last written two hours ago (as one found sealed at start-up).
+    let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+    for file in [journal::SegmentFile::Log, journal::SegmentFile::Index] {
+        let path = f.dir().join(f.key(0).file_name(file));
+        let handle = std::fs::File::options().write(true).open(path).unwrap();
+        handle.set_modified(old).unwrap();
+    }
+    let mut w3 = f.rotate(3);
+    w3.append(1, 9);
+    f.tick();
+    f.core.stamp_due();
+    let stamped = stamps(&mut f);
+    assert!(
+        matches!(stamped.as_slice(), [Record::Stamped { segment, .. }] if *segment == f.key(0)),
+        "{stamped:?}"
+    );
 }
 
 #[test]
