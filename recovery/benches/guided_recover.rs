@@ -1,6 +1,7 @@
 //! Journal-guided recovery against a full scan, after a simulated crash.
 //!
-//! Generates 1,000 partitions (2 MiB each by default, 4 segments of 512 KiB: ≥ 2 GiB),
+//! Generates 1,000 partitions (`GUIDED_BENCH_PARTITIONS`; 2 MiB each by default, 4
+//! segments of 512 KiB: ≥ 2 GiB),
 //! journals them as the sidecar would (sealed segments with their final facts and
 //! their files' stamps, the open segment checkpointed 64 KiB before its end) and
 //! their offsets folders as `recover` would at the previous start (once they have
@@ -14,8 +15,9 @@
 //! of any guided run. Prints both times,
 //! the CPU time and the disk reads of each (a cold guided run is bound by the number
 //! of reads, a full scan by the bytes), and their ratio. `GUIDED_BENCH_MIB_PER_PARTITION` scales the data;
-//! `GUIDED_BENCH_COLD=1` drops the page cache before every timed run (as after a
-//! power loss; needs root).
+//! `GUIDED_BENCH_CHECKPOINT_LAG_KIB` how much of each open segment the journal has
+//! not verified (64 by default); `GUIDED_BENCH_COLD=1` drops the page cache before
+//! every timed run (as after a power loss; needs root).
 //! Run: `cargo bench -p iggy-warden-recovery --bench guided_recover`
 
 use harness::{Message, SegmentAppender};
@@ -31,14 +33,15 @@ use std::io::BufWriter;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const PARTITIONS: u32 = 1000;
 const SEGMENTS: u64 = 4;
 const ROUNDS: usize = 3;
 /// Rounds of the paired comparison of the guided run with the listing.
 const PAIRED_ROUNDS: usize = 5;
-/// Bytes of the open segment written after its last checkpoint: about what a
-/// partition takes in during the sidecar's one-second checkpoint interval.
-const CHECKPOINT_LAG: u64 = 64 * 1024;
+/// Bytes of the open segment written after its last checkpoint, by default: about
+/// what a partition takes in during the sidecar's one-second checkpoint interval.
+/// `GUIDED_BENCH_CHECKPOINT_LAG_KIB=0` is a sidecar that had checkpointed everything
+/// (as after its coverage pass, the case): only the torn message is read.
+const CHECKPOINT_LAG_KIB: u64 = 64;
 
 /// One written segment, as the sidecar would journal it.
 struct Written {
@@ -53,7 +56,7 @@ struct Written {
 }
 
 /// Writes one partition's segments.
-fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<Written> {
+fn partition(dir: &Path, seg_bytes: u64, lag: u64, seed: u64) -> Vec<Written> {
     // As the server leaves them: without the offsets folders, recover would create them.
     for sub in ["offsets/consumers", "offsets/groups"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -79,7 +82,7 @@ fn partition(dir: &Path, seg_bytes: u64, seed: u64) -> Vec<Written> {
             let bytes = segment.append(&m).unwrap();
             last_sum = u64::from_le_bytes(bytes[..8].try_into().unwrap());
             offset += 1;
-            if segment.len + CHECKPOINT_LAG <= seg_bytes {
+            if segment.len + lag <= seg_bytes {
                 checkpoint = (segment.len, offset);
             }
         }
@@ -223,18 +226,27 @@ fn without_stamps(state: &SegmentState) -> SegmentState {
 }
 
 fn main() {
+    let partitions: u32 = std::env::var("GUIDED_BENCH_PARTITIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let mib: u64 = std::env::var("GUIDED_BENCH_MIB_PER_PARTITION")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
     let seg_bytes = (mib << 20) / SEGMENTS;
+    let lag = std::env::var("GUIDED_BENCH_CHECKPOINT_LAG_KIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CHECKPOINT_LAG_KIB)
+        << 10;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
     let journal = Journal::open(&tmp.path().join("state/journal")).unwrap();
-    for p in 0..PARTITIONS {
+    for p in 0..partitions {
         let id = PartitionId::new(0, 0, p);
         let dir = root.join(id.rel_dir());
-        let segs = partition(&dir, seg_bytes, u64::from(p));
+        let segs = partition(&dir, seg_bytes, lag, u64::from(p));
         let mut records = Vec::new();
         for (i, w) in segs.iter().enumerate() {
             let segment = id.segment(w.start);
@@ -301,7 +313,7 @@ fn main() {
         let a = analyze(&discover(&root).unwrap(), &|_| {}).unwrap();
         assert_eq!(
             plan(&a, Mode::TolerateTail).unwrap().actions.len(),
-            PARTITIONS as usize * 2
+            partitions as usize * 2
         );
     });
     // What `recover` runs: the listing advises the kernel of the analysis' reads.
@@ -313,15 +325,15 @@ fn main() {
         let (a, stats) =
             recovery::pipeline::analyze(&root, known, None, Some(guide), &|_| true, &Quiet)
                 .unwrap();
-        assert_eq!(stats.trusted, (PARTITIONS as u64 * (SEGMENTS - 1)) as usize);
+        assert_eq!(stats.trusted, (partitions as u64 * (SEGMENTS - 1)) as usize);
         assert_eq!(stats.trusted_by_stamp, by_stamp);
         assert_eq!(stats.offsets_listings_used, listed.len());
         assert_eq!(
             plan(&a, Mode::TolerateTail).unwrap().actions.len(),
-            PARTITIONS as usize * 2
+            partitions as usize * 2
         );
     };
-    let sealed = (PARTITIONS as u64 * (SEGMENTS - 1)) as usize;
+    let sealed = (partitions as u64 * (SEGMENTS - 1)) as usize;
     let stamped = || guided_run(&known, sealed, &listings);
     let unlisted = || guided_run(&known, sealed, &none);
     let unadvised = || {
@@ -334,7 +346,7 @@ fn main() {
         assert_eq!(stats.trusted_by_stamp, sealed);
         assert_eq!(
             plan(&a, Mode::TolerateTail).unwrap().actions.len(),
-            PARTITIONS as usize * 2
+            partitions as usize * 2
         );
     };
     let read_back_run = || guided_run(&unstamped, 0, &listings);
@@ -350,7 +362,7 @@ fn main() {
     let advice_paired = paired_ratios(&root, &stamped, &unadvised);
     let listings_paired = paired_ratios(&root, &stamped, &unlisted);
     println!(
-        "guided_recover: {PARTITIONS} partitions, {} segments, {gib:.2} GiB of logs",
+        "guided_recover: {partitions} partitions, {} segments, {gib:.2} GiB of logs",
         layout.segment_count()
     );
     println!("  full scan + plan:      {full}");
