@@ -7,7 +7,8 @@
 #   3. `recover`, with the sidecar still running (it hands the journal over), must
 #      exit 0 having used the journal (segments trusted or resumed, not all scanned);
 #      with LOAD_SECONDS of 35 or more, some sealed segments must have been trusted
-#      by the stamps the sidecar journals 30 s after a seal (read nothing of them);
+#      by the stamps the sidecar journals 30 s after a sealed segment was last
+#      written (read nothing of them);
 #      `check` must say ready; the partition keeps N messages;
 #   4. the server restarts: it serves N-5..N-1, takes 1,000 more at N..N+999; SIGTERM,
 #      `recover` (which takes some offsets folders from the listings the one before
