@@ -37,7 +37,9 @@
 //!   last 7 bytes are cut off, below the last checkpoint. Then the `replay` dry run
 //!   (text, as an operator runs it) with the sidecar's journal and with none (an
 //!   empty state folder: a full scan), timed in turn over 5 rounds on the page-cached
-//!   files; both must plan the same repairs (their JSON compared).
+//!   files; both must plan the same repairs (their JSON compared). The copies are
+//!   dated an hour back, as files the server wrote before the sidecar started;
+//!   `WATCH_BENCH_KEEP=1` leaves the folder in place (to profile a run by hand).
 //!
 //! Data lives in `$WATCH_BENCH_DIR` (default: /dev/shm, so the disk does not throttle
 //! the writer; inotify and the page cache behave the same on tmpfs).
