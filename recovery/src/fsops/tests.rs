@@ -45,6 +45,40 @@ fn no_opener_follows_a_link_in_any_component() {
     });
 }
 
+/// A folder whose entries fill the listing's buffer many times over is listed
+/// whole, each entry once, with its kind and a regular file's length.
+#[test]
+fn a_folder_larger_than_the_listing_buffer_is_listed_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..600u64 {
+        // Long names: about 250 bytes an entry, 150 KB of entries.
+        let name = format!("{i:020}-{}", "x".repeat(220));
+        match i % 3 {
+            0 => {
+                fs::write(root.join(&name), vec![7u8; i as usize]).unwrap();
+                expected.insert(name, EntryKind::File(i));
+            }
+            1 => {
+                fs::create_dir(root.join(&name)).unwrap();
+                expected.insert(name, EntryKind::Dir);
+            }
+            _ => {
+                symlink("nowhere", root.join(&name)).unwrap();
+                expected.insert(name, EntryKind::Symlink);
+            }
+        }
+    }
+    let entries = list_dir(root).unwrap();
+    assert_eq!(entries.len(), expected.len(), "each entry once");
+    let listed: std::collections::BTreeMap<_, _> = entries
+        .into_iter()
+        .map(|e| (e.name.into_string().unwrap(), e.kind))
+        .collect();
+    assert_eq!(listed, expected);
+}
+
 #[test]
 fn writes_refuse_links_and_leave_their_targets_alone() {
     let tmp = tempfile::tempdir().unwrap();
