@@ -65,7 +65,7 @@ pub fn analyze(
         &session.dirs.data_dir,
         known,
         session.state_log_mark().map(Into::into),
-        session.offsets_guide(),
+        Some(session.offsets_guide()),
         &|p| filter.matches(p),
         &progress,
     )
@@ -90,7 +90,7 @@ pub fn repair(
             mode,
             known,
             state_log: session.state_log_mark().map(Into::into),
-            offsets: session.offsets_guide(),
+            offsets: Some(session.offsets_guide()),
             only: &|p| filter.matches(p),
             progress: &progress,
         },

@@ -114,13 +114,13 @@ impl Session {
         &self.known
     }
 
-    /// What the journal's listings say of the offsets folders, when its history is
-    /// usable, for a guided listing to take instead of reading them.
-    pub fn offsets_guide(&self) -> Option<recovery::layout::OffsetsGuide<'_>> {
-        Some(recovery::layout::OffsetsGuide {
+    /// What the journal's listings say of the offsets folders (none when its
+    /// history is not usable), for a guided listing to take instead of reading them.
+    pub fn offsets_guide(&self) -> recovery::layout::OffsetsGuide<'_> {
+        recovery::layout::OffsetsGuide {
             known: &self.listings,
             margin: recovery::layout::LISTING_MARGIN,
-        })
+        }
     }
 
     /// What was found of the journal, for the operator.
