@@ -1,7 +1,8 @@
 //! The result of `check`: counts, per-partition summaries and every problem found.
 
-use crate::analyze::Analysis;
+use crate::analyze::{scan_threads, Analysis};
 use crate::layout::Stray;
+use crate::parallel::map_ordered;
 use crate::plan::{mode_counts, salvage_error, ModeCounts, PlanError};
 use crate::salvage::{first_damaged, salvage_partition};
 use crate::state_check::judge_state;
@@ -108,12 +109,22 @@ impl CheckReport {
 
     /// Reads every damaged partition again, resynchronising past bad bytes: adds
     /// the rotation race's signatures to the problems and what each mode would keep.
+    /// Partitions are read in parallel, one per core: the reading is hashing.
     pub fn with_salvage_view(mut self, a: &Analysis) -> Result<Self, PlanError> {
-        for (p, summary) in a.partitions.iter().zip(&mut self.partition_reports) {
-            if first_damaged(p).is_none() {
+        let damaged: Vec<usize> = (a.partitions.iter().enumerate())
+            .filter(|(_, p)| first_damaged(p).is_some())
+            .map(|(i, _)| i)
+            .collect();
+        let salvages = map_ordered(&damaged, scan_threads(), |&i| match a.partitions.get(i) {
+            Some(p) => salvage_partition(p),
+            None => Ok(None),
+        })
+        .map_err(salvage_error)?;
+        for (i, salvage) in damaged.into_iter().zip(salvages) {
+            let (Some(p), Some(summary)) = (a.partitions.get(i), self.partition_reports.get_mut(i))
+            else {
                 continue;
-            }
-            let salvage = salvage_partition(p).map_err(salvage_error)?;
+            };
             summary.modes = Some(mode_counts(p, salvage.as_ref()));
             if let Some(s) = salvage {
                 summary.problems += s.signatures.len();

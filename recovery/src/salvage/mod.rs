@@ -33,7 +33,6 @@ use layout::{choose, lay_out, Candidate};
 pub use resync::DroppedDuplicate;
 use resync::{resync_scan, FileScan};
 use serde::Serialize;
-use std::collections::HashSet;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
@@ -102,7 +101,7 @@ pub fn first_damaged(p: &PartitionAnalysis) -> Option<usize> {
 struct IndexFile {
     len: u64,
     xxh3: u64,
-    pointed: HashSet<(u32, u32)>,
+    pointed: signatures::EntrySet,
     ghosts: signatures::Ghosts,
 }
 
@@ -275,7 +274,10 @@ fn read_index(
     let real = signatures::entries_of(log, segment_start);
     let mut src = BufReader::with_capacity(1 << 20, crate::fsops::open_read(path).map_err(err)?);
     let mut hasher = Xxh3::new();
-    let mut pointed = HashSet::new();
+    // Which of `real` some entry points to: bounded by the log's messages, however
+    // many entries the index repeats.
+    let mut pointed = vec![false; real.len()];
+    let mut next = 0;
     let mut ghosts = signatures::Ghosts::default();
     let mut len = 0u64;
     let mut entry = [0u8; ENTRY_LEN];
@@ -291,8 +293,11 @@ fn read_index(
             u32::from_le_bytes([a, b, c, d]),
             u32::from_le_bytes([e, f, g, h]),
         );
-        if real.contains(&pair) {
-            pointed.insert(pair);
+        if let Some(at) = real.position(&pair, next) {
+            if let Some(flag) = pointed.get_mut(at) {
+                *flag = true;
+            }
+            next = at + 1;
         } else {
             ghosts.first.get_or_insert(ghosts.entries);
             ghosts.count += 1;
@@ -302,7 +307,7 @@ fn read_index(
     Ok(IndexFile {
         len,
         xxh3: hasher.digest(),
-        pointed,
+        pointed: real.subset(&pointed),
         ghosts,
     })
 }
@@ -325,24 +330,28 @@ fn candidates(files: &[RegionFile]) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (source, f) in files.iter().enumerate() {
         let Some(log) = &f.log else { continue };
-        let pointed: HashSet<(u32, u32)> = files
+        let pointed = files
             .iter()
             .find(|i| i.index.is_some() && i.segment_start == f.segment_start)
             .and_then(|i| i.index.as_ref())
-            .map(|i| i.pointed.clone())
-            .unwrap_or_default();
+            .map(|i| &i.pointed);
+        let mut next = 0;
         for m in &log.messages {
             let key = (
                 u32::try_from(m.offset.wrapping_sub(f.segment_start)).unwrap_or(u32::MAX),
                 u32::try_from(m.range.end).unwrap_or(u32::MAX),
             );
+            let at = pointed.and_then(|p| p.position(&key, next));
+            if let Some(at) = at {
+                next = at + 1;
+            }
             out.push(Candidate {
                 offset: m.offset,
                 timestamp: m.timestamp,
                 checksum: m.checksum,
                 source: source as u32,
                 range: m.range,
-                indexed: m.offset >= f.segment_start && pointed.contains(&key),
+                indexed: m.offset >= f.segment_start && at.is_some(),
             });
         }
     }

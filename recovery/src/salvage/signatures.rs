@@ -4,7 +4,6 @@
 use super::resync::{DroppedDuplicate, FileScan};
 use crate::analyze::PartitionAnalysis;
 use crate::verdict::{Problem, ProblemKind};
-use std::collections::HashSet;
 use std::path::Path;
 
 pub struct FileView<'a> {
@@ -27,9 +26,47 @@ pub struct Ghosts {
     pub first: Option<u64>,
 }
 
+/// Index entries as (relative offset, end position), sorted: built once, then only
+/// looked up. A sorted vector rather than a hash set: hashing each pair cost more than
+/// the rest of the salvage view, and the pairs come from disk, so a set keyed by them
+/// would need a hasher that resists crafted collisions, which costs more still.
+/// A log and its index list their entries in order, so sorting them is one pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntrySet(Vec<(u32, u32)>);
+
+impl EntrySet {
+    /// Where `entry` sits in the set (0 for the smallest), looked for at `hint`
+    /// first: lookups made in file order mostly find each entry right after the last.
+    pub fn position(&self, entry: &(u32, u32), hint: usize) -> Option<usize> {
+        if self.0.get(hint) == Some(entry) {
+            return Some(hint);
+        }
+        self.0.binary_search(entry).ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The entries whose position `keep` marks.
+    pub fn subset(&self, keep: &[bool]) -> EntrySet {
+        let kept = self.0.iter().zip(keep).filter(|(_, k)| **k);
+        EntrySet(kept.map(|(e, _)| *e).collect())
+    }
+}
+
+impl FromIterator<(u32, u32)> for EntrySet {
+    fn from_iter<I: IntoIterator<Item = (u32, u32)>>(iter: I) -> Self {
+        let mut entries: Vec<_> = iter.into_iter().collect();
+        entries.sort_unstable();
+        entries.dedup();
+        Self(entries)
+    }
+}
+
 /// The index entries (relative offset, end position) the valid messages of `log`
 /// have, in a segment starting at `segment_start`.
-pub fn entries_of(log: Option<&FileScan>, segment_start: u64) -> HashSet<(u32, u32)> {
+pub fn entries_of(log: Option<&FileScan>, segment_start: u64) -> EntrySet {
     log.map(|l| {
         l.messages
             .iter()
@@ -125,5 +162,26 @@ fn misplaced(f: &FileView<'_>, log: &FileScan, out: &mut Vec<Problem>) {
             ),
             segment: None,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EntrySet;
+
+    #[test]
+    fn an_entry_set_finds_entries_whatever_the_hint_and_keeps_each_once() {
+        let set: EntrySet = [(3, 90), (1, 30), (2, 60), (1, 30), (0, 0)]
+            .into_iter()
+            .collect();
+        assert_eq!(set.len(), 4, "the repeated entry is kept once");
+        for hint in [0, 1, 2, 3, 4, usize::MAX] {
+            assert_eq!(set.position(&(2, 60), hint), Some(2), "hint {hint}");
+            assert_eq!(set.position(&(2, 61), hint), None, "hint {hint}");
+        }
+        let pointed = set.subset(&[false, true, false, true]);
+        assert_eq!(pointed.position(&(1, 30), 0), Some(0));
+        assert_eq!(pointed.position(&(3, 90), 0), Some(1));
+        assert_eq!(pointed.position(&(2, 60), 0), None);
     }
 }

@@ -168,3 +168,56 @@ fn a_conflicting_duplicate_keeps_the_indexed_copy() {
         "the indexed original of offset {conflict:?} is kept"
     );
 }
+
+/// `check` reads its damaged partitions again in parallel for the salvage view: each
+/// partition's report gets its own counts and each race signature names a file of
+/// its own partition.
+#[test]
+fn check_gives_each_damaged_partition_its_own_salvage_view() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let faults = race_faults();
+    for (p, fault) in [(0, faults[0]), (2, faults[1])] {
+        apply(
+            copy.path(),
+            &format!("streams/0/topics/0/partitions/{p}"),
+            fault,
+        )
+        .unwrap();
+    }
+    let report = check(copy.path());
+    let valid = valid_messages(copy.path()).unwrap();
+    let reports = report["partition_reports"].as_array().unwrap();
+    let mut viewed = 0;
+    for summary in reports {
+        let id = summary["partition"]["partition"].as_u64().unwrap();
+        let Some(salvage) = summary["modes"]["salvage"].as_u64() else {
+            continue;
+        };
+        viewed += 1;
+        let found = valid
+            .iter()
+            .find(|v| v.ids() == format!("0/0/{id}"))
+            .unwrap();
+        assert_eq!(
+            salvage,
+            found.distinct_offsets().len() as u64,
+            "partition {id}: {summary}"
+        );
+    }
+    assert!(
+        viewed >= 2,
+        "both injected partitions are damaged: {report}"
+    );
+    for problem in report["problems"].as_array().unwrap() {
+        let kind = problem["kind"].as_str().unwrap();
+        if !["misplaced-batch", "zero-hole", "ghost-index-entries"].contains(&kind) {
+            continue;
+        }
+        let path = problem["path"].as_str().unwrap();
+        let injected = ["/partitions/0/", "/partitions/2/"];
+        assert!(
+            injected.iter().any(|p| path.contains(p)),
+            "{kind} at {path}: a partition without that damage"
+        );
+    }
+}
