@@ -3,8 +3,9 @@
 //! Generates a segment set of at least 1 GiB (4 partitions, 64 MiB segments), reads it
 //! once to warm the page cache, then alternates a plain read of every `.log` (one
 //! thread, 1 MiB buffers), the real `cat` of the same files (to `/dev/null`, as an
-//! operator would time it) and a full analysis (discovery, framing, XXH3 of every
-//! message, index verification), and prints the median of each and the ratios.
+//! operator would time it) and what `check` does (discovery, framing, XXH3 of every
+//! message, index verification, and the salvage view: damaged partitions read again,
+//! resynchronising past bad bytes), and prints the median of each and the ratios.
 //! Goal: `check`'s analysis takes ≤ 1.25× the time of `cat` (speed ≥ 0.8×).
 //! Run: `cargo bench -p iggy-warden-recovery --bench scan_throughput`
 //! (`SCAN_BENCH_MIB` sets the size, `SCAN_BENCH_PAYLOAD` the mean payload bytes,
@@ -13,11 +14,15 @@
 //! `SCAN_BENCH_FIXTURE=fixtures/iggy-0.6.0/killed-under-load` copies that real data
 //! directory's topic (messages of about 165 bytes, as the real server wrote them)
 //! into as many topics as reach `SCAN_BENCH_MIB`, instead of generating segments.
+//! `SCAN_BENCH_TEAR=1` then tears every partition's newest log, as a crash leaves
+//! it (the first 100 bytes of a message appended), so that `check` reads every
+//! partition's damaged segment a second time for its salvage view.
 
 use harness::writer::state_info_bytes;
 use harness::{Message, SegmentAppender};
 use recovery::analyze::analyze;
 use recovery::layout::discover;
+use recovery::report::CheckReport;
 use std::fs::File;
 use std::io::{BufWriter, Read};
 use std::path::Path;
@@ -103,6 +108,26 @@ fn copy_fixture(fixture: &Path, root: &Path, total: u64) {
     }
 }
 
+/// Appends a message begun but not finished (the first 100 bytes of the partition's
+/// first log) to every partition's newest log.
+fn tear_newest_logs(root: &Path) {
+    for p in discover(root).unwrap().partitions {
+        let (Some(first), Some(newest)) = (p.segments.first(), p.segments.last()) else {
+            continue;
+        };
+        let mut head = vec![0u8; 100];
+        File::open(&first.log_path)
+            .unwrap()
+            .read_exact(&mut head)
+            .unwrap();
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&newest.log_path)
+            .unwrap();
+        std::io::Write::write_all(&mut log, &head).unwrap();
+    }
+}
+
 fn plain_read(root: &Path) -> u64 {
     let layout = discover(root).unwrap();
     let mut buf = vec![0u8; 1 << 20];
@@ -139,16 +164,17 @@ fn cat(root: &Path) {
     }
 }
 
-/// Analyses every partition; generated segments must be whole (a real directory
-/// keeps whatever damage its server left).
+/// What `check` does: analyses every partition, then reads the damaged ones again
+/// for the salvage view. Generated segments must be whole (a real directory keeps
+/// whatever damage its server left).
 fn scan(root: &Path, whole: bool) -> u64 {
     let layout = discover(root).unwrap();
     let a = analyze(&layout, &|_| {}).unwrap();
+    let report = CheckReport::new(&a).with_salvage_view(&a).unwrap();
     assert!(
-        !whole
-            || a.partitions
-                .iter()
-                .all(|p| p.segments.iter().all(|s| s.index.is_consistent()))
+        !whole || report.problems.is_empty(),
+        "{:?}",
+        report.problems
     );
     layout.log_bytes()
 }
@@ -174,7 +200,12 @@ fn main() {
     let root = tmp.path().join("data");
     let fixture = std::env::var_os("SCAN_BENCH_FIXTURE").map(std::path::PathBuf::from);
     match &fixture {
-        Some(f) => copy_fixture(f, &root, mib << 20),
+        Some(f) => {
+            copy_fixture(f, &root, mib << 20);
+            if std::env::var_os("SCAN_BENCH_TEAR").is_some() {
+                tear_newest_logs(&root);
+            }
+        }
         None => generate(
             &root,
             mib << 20,
@@ -202,8 +233,12 @@ fn main() {
     let gib = bytes as f64 / (1u64 << 30) as f64;
     match &fixture {
         Some(f) => println!(
-            "scan_throughput: {gib:.2} GiB of logs, copies of {}",
-            f.display()
+            "scan_throughput: {gib:.2} GiB of logs, copies of {}{}",
+            f.display(),
+            match std::env::var_os("SCAN_BENCH_TEAR") {
+                Some(_) => ", every newest log torn",
+                None => "",
+            }
         ),
         None => println!("scan_throughput: {gib:.2} GiB of logs, mean payload {payload} B"),
     }
