@@ -22,8 +22,9 @@
 mod counts;
 mod cut;
 
-use crate::analyze::{Analysis, PartitionAnalysis};
+use crate::analyze::{scan_threads, Analysis, PartitionAnalysis};
 use crate::index::{IndexState, ENTRY_LEN};
+use crate::parallel::map_ordered;
 use crate::rebuild::index_digest;
 use crate::salvage::{salvage_partition, SalvageError};
 use crate::verdict::{judge_layout, judge_partition, offset_file_name_ok, Problem, ProblemKind};
@@ -86,28 +87,20 @@ pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
         refusals: Vec::new(),
         layout_refusals: judge_layout(a),
     };
-    for p in &a.partitions {
-        let problems = judge_partition(p);
-        if problems.is_empty() {
+    // Damaged partitions are planned one per core: in salvage mode, and for the advice
+    // of a refusal, planning reads the partition again.
+    let planned = map_ordered(&a.partitions, scan_threads(), |p| plan_one(p, mode))?;
+    for (p, planned) in a.partitions.iter().zip(planned) {
+        let Some((problems, planned)) = planned else {
             continue;
-        }
-        let planned = match mode {
-            Mode::Salvage => plan_salvage(p, &problems)?,
-            _ => plan_partition(p, mode, &problems)?,
         };
         match planned {
             PartitionPlan::Repair(actions) => out.actions.extend(actions),
-            PartitionPlan::Refuse(why) => {
-                let why = match mode {
-                    Mode::Salvage => why,
-                    _ => with_advice(p, why)?,
-                };
-                out.refusals.push(Refusal {
-                    partition: Some(p.id),
-                    why,
-                    problems: problems.clone(),
-                })
-            }
+            PartitionPlan::Refuse(why) => out.refusals.push(Refusal {
+                partition: Some(p.id),
+                why,
+                problems: problems.clone(),
+            }),
         }
         out.problems.extend(problems);
     }
@@ -132,6 +125,26 @@ pub fn plan(a: &Analysis, mode: Mode) -> Result<Plan, PlanError> {
     }
     out.problems.extend(out.layout_refusals.iter().cloned());
     Ok(out)
+}
+
+/// The problems of partition `p` and what to do with them (a refusal with its
+/// advice); `None` when it has none.
+fn plan_one(
+    p: &PartitionAnalysis,
+    mode: Mode,
+) -> Result<Option<(Vec<Problem>, PartitionPlan)>, PlanError> {
+    let problems = judge_partition(p);
+    if problems.is_empty() {
+        return Ok(None);
+    }
+    let planned = match mode {
+        Mode::Salvage => plan_salvage(p, &problems)?,
+        _ => match plan_partition(p, mode, &problems)? {
+            PartitionPlan::Refuse(why) => PartitionPlan::Refuse(with_advice(p, why)?),
+            repair => repair,
+        },
+    };
+    Ok(Some((problems, planned)))
 }
 
 /// What to do with one damaged partition.

@@ -221,3 +221,35 @@ fn check_gives_each_damaged_partition_its_own_salvage_view() {
         );
     }
 }
+
+/// Partitions are planned in parallel: a refusal still names the partition whose
+/// damage the mode forbids, with that partition's problems.
+#[test]
+fn a_refusal_names_the_partition_whose_damage_the_mode_forbids() {
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let state = copy.tmp_root().join("state");
+    apply(
+        copy.path(),
+        "streams/0/topics/0/partitions/2",
+        race_faults()[0],
+    )
+    .unwrap();
+    let run = crate::warden_on(&["replay", "--json"], copy.path(), &state);
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    let json = run.json();
+    let refusals = json["plan"]["refusals"].as_array().unwrap();
+    let refused: Vec<u64> = refusals
+        .iter()
+        .map(|r| r["partition"]["partition"].as_u64().unwrap())
+        .collect();
+    assert_eq!(refused, [2], "{refusals:?}");
+    for problem in refusals[0]["problems"].as_array().unwrap() {
+        let path = problem["path"].as_str().unwrap();
+        assert!(path.contains("/partitions/2/"), "{path}");
+    }
+    assert!(
+        refusals[0]["why"].as_str().unwrap().contains("salvage"),
+        "the advice says what each mode keeps: {}",
+        refusals[0]["why"]
+    );
+}
