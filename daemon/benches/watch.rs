@@ -40,6 +40,9 @@
 //!   files; both must plan the same repairs (their JSON compared). The copies are
 //!   dated an hour back, as files the server wrote before the sidecar started;
 //!   `WATCH_BENCH_KEEP=1` leaves the folder in place (to profile a run by hand).
+//!   `WATCH_BENCH_REPLAY_COLD=1` drops the page cache before every timed run, as
+//!   after a reboot (needs root, and `WATCH_BENCH_DIR` on a disk: tmpfs keeps its
+//!   files in the page cache).
 //!
 //! Data lives in `$WATCH_BENCH_DIR` (default: /dev/shm, so the disk does not throttle
 //! the writer; inotify and the page cache behave the same on tmpfs).
@@ -826,9 +829,18 @@ fn bench_replay(base: &Path) {
     let repairs = guided_plan.as_array().map_or(0, Vec::len);
     assert!(repairs >= partitions.len(), "a repair per torn partition");
     assert!(!no_journal.exists(), "a dry run wrote a state folder");
+    let cold = std::env::var_os("WATCH_BENCH_REPLAY_COLD").is_some();
+    let drop_caches = || {
+        if cold {
+            let _ = Command::new("sync").status();
+            fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
+        }
+    };
     let (mut guided, mut full, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
+        drop_caches();
         let g = replay_dry_run(&data, &state);
+        drop_caches();
         let f = replay_dry_run(&data, &no_journal);
         ratios.push(f.as_secs_f64() / g.as_secs_f64());
         guided.push(g);
@@ -839,13 +851,18 @@ fn bench_replay(base: &Path) {
     ratios.sort_by(f64::total_cmp);
     println!(
         "replay: {} partitions, {mib} MiB of the killed-under-load fixture, sidecar covered \
-         everything then SIGKILLed, every newest log torn ({}; {repairs} repairs planned): dry \
-         run with the journal {:.3} s, with none {:.3} s (medians of {ROUNDS}); with none \
-         vs with the journal, in turn: median {:.1}x, from {:.1}x to {:.1}x",
+         everything then SIGKILLed, every newest log torn ({}; {repairs} repairs planned), \
+         {}: dry run with the journal {:.3} s, with none {:.3} s (medians of {ROUNDS}); with \
+         none vs with the journal, in turn: median {:.1}x, from {:.1}x to {:.1}x",
         partitions.len(),
         match tear {
             Tear::Append => "a message appended in part",
             Tear::Cut => "7 bytes cut",
+        },
+        if cold {
+            "page cache dropped before each run"
+        } else {
+            "page-cached"
         },
         guided[ROUNDS / 2].as_secs_f64(),
         full[ROUNDS / 2].as_secs_f64(),
