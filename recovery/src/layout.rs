@@ -304,13 +304,16 @@ fn layout_folder(entry: Entry, what: &str, anomalies: &mut Vec<Anomaly>) -> Opti
     }
 }
 
-/// Finds the partition folders under `streams/`, reporting strays on the way.
+/// Finds the partition folders under `streams/`, reporting strays on the way. Topic
+/// folders are walked on [`IO_THREADS`] threads: after a reboot each listing waits on
+/// the disk, and a data directory holds many topics.
 fn walk_streams(
     streams: &Path,
     partitions: &mut Vec<(PartitionId, PathBuf)>,
     strays: &mut Vec<Stray>,
     anomalies: &mut Vec<Anomaly>,
 ) -> Result<(), LayoutError> {
+    let mut topics = Vec::new();
     for s in list(streams)? {
         let Some(stream) = numeric_name(&s) else {
             strays.push(stray(s, "not a numbered stream folder"));
@@ -332,36 +335,58 @@ fn walk_streams(
                     strays.push(stray(topic_entry, "not a numbered topic folder"));
                     continue;
                 };
-                let Some(topic_entry) = layout_folder(topic_entry, "a topic folder", anomalies)
-                else {
-                    continue;
-                };
-                for p in list(&topic_entry.path)? {
-                    if p.name != "partitions" {
-                        strays.push(stray(p, "unexpected in a topic folder"));
-                        continue;
-                    }
-                    let Some(p) = layout_folder(p, "partitions", anomalies) else {
-                        continue;
-                    };
-                    for part_entry in list(&p.path)? {
-                        let Some(partition) = numeric_name(&part_entry) else {
-                            strays.push(stray(part_entry, "not a numbered partition folder"));
-                            continue;
-                        };
-                        let Some(part_entry) =
-                            layout_folder(part_entry, "a partition folder", anomalies)
-                        else {
-                            continue;
-                        };
-                        let id = PartitionId::new(stream, topic, partition);
-                        partitions.push((id, part_entry.path));
-                    }
+                if let Some(topic_entry) = layout_folder(topic_entry, "a topic folder", anomalies) {
+                    topics.push((stream, topic, topic_entry.path));
                 }
             }
         }
     }
+    let walked = map_ordered(&topics, IO_THREADS, |(stream, topic, dir)| {
+        walk_topic(*stream, *topic, dir)
+    })?;
+    for found in walked {
+        partitions.extend(found.partitions);
+        strays.extend(found.strays);
+        anomalies.extend(found.anomalies);
+    }
     Ok(())
+}
+
+/// What one topic folder holds: its partition folders, and what does not belong.
+#[derive(Default)]
+struct TopicFound {
+    partitions: Vec<(PartitionId, PathBuf)>,
+    strays: Vec<Stray>,
+    anomalies: Vec<Anomaly>,
+}
+
+fn walk_topic(stream: u32, topic: u32, dir: &Path) -> Result<TopicFound, LayoutError> {
+    let mut found = TopicFound::default();
+    for p in list(dir)? {
+        if p.name != "partitions" {
+            found.strays.push(stray(p, "unexpected in a topic folder"));
+            continue;
+        }
+        let Some(p) = layout_folder(p, "partitions", &mut found.anomalies) else {
+            continue;
+        };
+        for part_entry in list(&p.path)? {
+            let Some(partition) = numeric_name(&part_entry) else {
+                found
+                    .strays
+                    .push(stray(part_entry, "not a numbered partition folder"));
+                continue;
+            };
+            let Some(part_entry) =
+                layout_folder(part_entry, "a partition folder", &mut found.anomalies)
+            else {
+                continue;
+            };
+            let id = PartitionId::new(stream, topic, partition);
+            found.partitions.push((id, part_entry.path));
+        }
+    }
+    Ok(found)
 }
 
 fn read_partition(

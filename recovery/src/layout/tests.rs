@@ -20,6 +20,54 @@ fn discovering_some_partitions_lists_them_as_the_whole_listing_does() {
     assert!(discover_partitions(dir.data_dir(), &BTreeSet::from([gone])).is_err());
 }
 
+/// Topic folders are walked in parallel: every topic's partitions, strays and links
+/// are still found, in order, whatever thread listed them.
+#[test]
+fn every_topic_is_walked_with_its_strays_and_links() {
+    let dir = TestDir::new(&[Segment::whole(0, 3)]);
+    let root = dir.data_dir();
+    let topics = 100u32;
+    for t in 2..=topics {
+        let partitions = root.join(format!("streams/1/topics/{t}/partitions"));
+        std::fs::create_dir_all(partitions.join(format!("{}/offsets", t % 3))).unwrap();
+        std::fs::write(partitions.join("notes.txt"), b"x").unwrap();
+        std::os::unix::fs::symlink("/tmp", partitions.join("7")).unwrap();
+        std::fs::write(root.join(format!("streams/1/topics/{t}/extra")), b"x").unwrap();
+    }
+    let found = discover(root).unwrap();
+    let ids: Vec<PartitionId> = found.partitions.iter().map(|p| p.id).collect();
+    let mut expected = vec![dir.id];
+    expected.extend((2..=topics).map(|t| PartitionId::new(1, t, t % 3)));
+    expected.sort();
+    assert_eq!(ids, expected);
+    let stray_names = |name: &str| {
+        found
+            .strays
+            .iter()
+            .filter(|s| s.path.file_name().is_some_and(|n| n == name))
+            .count()
+    };
+    assert_eq!(stray_names("notes.txt"), topics as usize - 1);
+    assert_eq!(stray_names("extra"), topics as usize - 1);
+    let mut paths: Vec<_> = found.strays.iter().map(|s| s.path.clone()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        found
+            .strays
+            .iter()
+            .map(|s| s.path.clone())
+            .collect::<Vec<_>>(),
+        "strays sorted"
+    );
+    let links = found
+        .anomalies
+        .iter()
+        .filter(|a| a.path.file_name().is_some_and(|n| n == "7"))
+        .count();
+    assert_eq!(links, topics as usize - 1, "{:?}", found.anomalies);
+}
+
 /// A guided listing of `dir` with the journal's `known` listings, keeping listings of
 /// folders unchanged for `margin`; the one partition's layout.
 fn guided(
