@@ -1,6 +1,6 @@
 //! The result of `check`: counts, per-partition summaries and every problem found.
 
-use crate::analyze::{scan_threads, Analysis};
+use crate::analyze::{scan_threads, Analysis, PartitionAnalysis};
 use crate::layout::Stray;
 use crate::parallel::map_ordered;
 use crate::plan::{mode_counts, salvage_error, ModeCounts, PlanError};
@@ -111,18 +111,13 @@ impl CheckReport {
     /// the rotation race's signatures to the problems and what each mode would keep.
     /// Partitions are read in parallel, one per core: the reading is hashing.
     pub fn with_salvage_view(mut self, a: &Analysis) -> Result<Self, PlanError> {
-        let damaged: Vec<usize> = (a.partitions.iter().enumerate())
+        let damaged: Vec<(usize, &PartitionAnalysis)> = (a.partitions.iter().enumerate())
             .filter(|(_, p)| first_damaged(p).is_some())
-            .map(|(i, _)| i)
             .collect();
-        let salvages = map_ordered(&damaged, scan_threads(), |&i| match a.partitions.get(i) {
-            Some(p) => salvage_partition(p),
-            None => Ok(None),
-        })
-        .map_err(salvage_error)?;
-        for (i, salvage) in damaged.into_iter().zip(salvages) {
-            let (Some(p), Some(summary)) = (a.partitions.get(i), self.partition_reports.get_mut(i))
-            else {
+        let salvages = map_ordered(&damaged, scan_threads(), |(_, p)| salvage_partition(p))
+            .map_err(salvage_error)?;
+        for ((i, p), salvage) in damaged.into_iter().zip(salvages) {
+            let Some(summary) = self.partition_reports.get_mut(i) else {
                 continue;
             };
             summary.modes = Some(mode_counts(p, salvage.as_ref()));
