@@ -103,10 +103,34 @@ fn check_space_with(
     let q = existing(quarantine_dir);
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).map_err(io_err(p));
     let same_fs = dev(data_dir)? == dev(q)?;
-    let mut need = space_needed(actions.iter().copied(), same_fs);
-    // A truncation copies at most the data the file holds: a long zero tail is only
-    // described, and holes stay holes in a copy. So a sparse giant's tail costs its
-    // allocated blocks at most, not its length.
+    let counted = space_needed(actions.iter().copied(), same_fs);
+    let margin = |n: u64| if n == 0 { 0 } else { n + n / 100 + (1 << 20) };
+    let short = |need: SpaceNeeded| -> Result<Option<SpaceError>, SpaceError> {
+        let wants: Vec<(&Path, u64)> = if same_fs {
+            vec![(data_dir, margin(need.data + need.quarantine))]
+        } else {
+            vec![(data_dir, margin(need.data)), (q, margin(need.quarantine))]
+        };
+        for (path, needed) in wants.into_iter().filter(|(_, n)| *n > 0) {
+            let available = free(path).map_err(io_err(path))?;
+            if available < needed {
+                return Ok(Some(SpaceError::Short {
+                    path: path.to_path_buf(),
+                    needed,
+                    available,
+                }));
+            }
+        }
+        Ok(None)
+    };
+    if short(counted)?.is_none() {
+        return Ok(());
+    }
+    // It does not fit as counted. A truncation copies at most the data the file
+    // holds: a long zero tail is only described, and holes stay holes in a copy. So
+    // a sparse giant's tail costs its allocated blocks at most, not its length: look
+    // (a `stat` per cut file, which a plan that fits as counted does without).
+    let mut need = counted;
     for a in actions {
         if let Some(c) = a.cut() {
             let cut = c.original_len.saturating_sub(c.keep_len);
@@ -119,23 +143,10 @@ fn check_space_with(
             }
         }
     }
-    let margin = |n: u64| if n == 0 { 0 } else { n + n / 100 + (1 << 20) };
-    let wants: Vec<(&Path, u64)> = if same_fs {
-        vec![(data_dir, margin(need.data + need.quarantine))]
-    } else {
-        vec![(data_dir, margin(need.data)), (q, margin(need.quarantine))]
-    };
-    for (path, needed) in wants.into_iter().filter(|(_, n)| *n > 0) {
-        let available = free(path).map_err(io_err(path))?;
-        if available < needed {
-            return Err(SpaceError::Short {
-                path: path.to_path_buf(),
-                needed,
-                available,
-            });
-        }
+    match short(need)? {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -190,5 +201,34 @@ mod tests {
             other => panic!("{other:?}"),
         }
         check_space_with(dir.path(), &q, &[&a], &|_| Ok(10_000_000)).unwrap();
+    }
+
+    /// A cut of a sparse giant's tail is counted by the blocks the file holds, once
+    /// its length alone does not fit.
+    #[test]
+    fn a_sparse_tail_that_does_not_fit_by_length_is_counted_by_its_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = PartitionId::new(0, 0, 0).segment(0);
+        let cut = RepairAction::TruncateLog {
+            segment,
+            keep_len: 4096,
+            original_len: 1 << 30,
+        };
+        let path = dir.path().join(cut.rel_path());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut &file, &[7u8; 4096]).unwrap();
+        file.set_len(1 << 30).unwrap();
+        let q = dir.path().join("state/quarantine");
+        check_space_with(dir.path(), &q, &[&cut], &|_| Ok(16 << 20)).unwrap();
+        // A file that really holds its length still needs it.
+        std::fs::write(&path, vec![1u8; 8 << 20]).unwrap();
+        let dense = RepairAction::TruncateLog {
+            segment,
+            keep_len: 4096,
+            original_len: 8 << 20,
+        };
+        let short = check_space_with(dir.path(), &q, &[&dense], &|_| Ok(4 << 20));
+        assert!(matches!(short, Err(SpaceError::Short { .. })), "{short:?}");
     }
 }
