@@ -15,8 +15,8 @@
 //! directory's topic (messages of about 165 bytes, as the real server wrote them)
 //! into as many topics as reach `SCAN_BENCH_MIB`, instead of generating segments.
 //! `SCAN_BENCH_TEAR=1` then tears every partition's newest log, as a crash leaves
-//! it (the first 100 bytes of a message appended), so that `check` reads every
-//! partition's damaged segment a second time for its salvage view.
+//! it (its last message cut short), so that `check` reads every partition's damaged
+//! segment a second time for its salvage view.
 
 use harness::writer::state_info_bytes;
 use harness::{Message, SegmentAppender};
@@ -108,23 +108,11 @@ fn copy_fixture(fixture: &Path, root: &Path, total: u64) {
     }
 }
 
-/// Appends a message begun but not finished (the first 100 bytes of the partition's
-/// first log) to every partition's newest log.
+/// Tears every partition's newest log as the harness's `torn-log-tail` fault does
+/// (its last message cut short).
 fn tear_newest_logs(root: &Path) {
     for p in discover(root).unwrap().partitions {
-        let (Some(first), Some(newest)) = (p.segments.first(), p.segments.last()) else {
-            continue;
-        };
-        let mut head = vec![0u8; 100];
-        File::open(&first.log_path)
-            .unwrap()
-            .read_exact(&mut head)
-            .unwrap();
-        let mut log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&newest.log_path)
-            .unwrap();
-        std::io::Write::write_all(&mut log, &head).unwrap();
+        harness::apply(root, &p.id.rel_dir(), harness::Fault::TornLogTail).unwrap();
     }
 }
 
