@@ -225,21 +225,19 @@ fn without_stamps(state: &SegmentState) -> SegmentState {
     }
 }
 
+/// The number in environment variable `name`, else `default`.
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
-    let partitions: u32 = std::env::var("GUIDED_BENCH_PARTITIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let mib: u64 = std::env::var("GUIDED_BENCH_MIB_PER_PARTITION")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let partitions = u32::try_from(env_u64("GUIDED_BENCH_PARTITIONS", 1000)).unwrap();
+    let mib = env_u64("GUIDED_BENCH_MIB_PER_PARTITION", 2);
     let seg_bytes = (mib << 20) / SEGMENTS;
-    let lag = std::env::var("GUIDED_BENCH_CHECKPOINT_LAG_KIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CHECKPOINT_LAG_KIB)
-        << 10;
+    let lag = env_u64("GUIDED_BENCH_CHECKPOINT_LAG_KIB", CHECKPOINT_LAG_KIB) << 10;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
     let journal = Journal::open(&tmp.path().join("state/journal")).unwrap();
