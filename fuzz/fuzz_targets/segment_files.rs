@@ -217,6 +217,7 @@ fuzz_target!(|data: &[u8]| {
             offset_files: Vec::new(),
             stray_logs: Vec::new(),
             missing_offset_dirs: Vec::new(),
+            offsets_listing: None,
             anomalies: Vec::new(),
         }],
         strays: Vec::new(),
