@@ -21,7 +21,6 @@ use journal::{Entry, Record, RepairAction, SegmentKey, SegmentState};
 use libfuzzer_sys::fuzz_target;
 use serde_roundtrip::round_trip;
 use std::str::FromStr;
-use xxhash_rust::xxh3::xxh3_64;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, bytes)) = data.split_first() else {
@@ -78,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
 fn wrap(bytes: &[u8], flags: u8) -> Vec<u8> {
     let mut version = FORMAT_VERSION;
     let mut len = bytes.len() as u32;
-    let mut sum = xxh3_64(bytes);
+    let mut sum = envelope::checksum(version, len, bytes);
     if flags & 0x02 != 0 {
         match (flags >> 2) % 3 {
             0 => version = version.wrapping_add(u16::from(flags >> 4).max(1)),

@@ -5,9 +5,9 @@
 //! | bytes | field                               |
 //! |-------|-------------------------------------|
 //! | 0..4  | magic `IWJ1`                        |
-//! | 4..6  | format version (u16, currently 4)   |
+//! | 4..6  | format version (u16, currently 5)   |
 //! | 6..10 | payload length (u32)                |
-//! | 10..18| XXH3-64 of the payload (u64)        |
+//! | 10..18| XXH3-64 of bytes 4..10, then the payload (u64; before version 5, of the payload alone) |
 //! | 18..  | payload: bincode 2, serde, standard |
 //!
 //! The header is ours, not bincode's, so the codec can change later behind a new
@@ -30,7 +30,14 @@ pub const MAGIC: [u8; 4] = *b"IWJ1";
 ///   version-3 journal by its marker rather than failing on a record it cannot name.
 /// - 4: sealed segments' file stamps (`Record::Stamped`, `SegmentPhase::SealedStamped`),
 ///   appended to their enums the same way: versions 2 and 3 are read as they are.
-pub const FORMAT_VERSION: u16 = 4;
+/// - 5: the checksum covers the header's version and length as well as the payload
+///   ([`checksum`]). Before, a value whose version byte was damaged into another
+///   readable version (4 into 2 or 3) passed every check. A version-5 value damaged
+///   that way now fails the older versions' payload-only checksum. The records are
+///   those of version 4, so older values are read as they are.
+pub const FORMAT_VERSION: u16 = 5;
+/// The first format version whose checksum covers the header's version and length.
+const HEADER_CHECKSUM_SINCE: u16 = 5;
 /// The oldest format version this build reads (see [`FORMAT_VERSION`]).
 pub const OLDEST_READABLE: u16 = 2;
 pub const HEADER_LEN: usize = 18;
@@ -48,7 +55,7 @@ pub enum EnvelopeError {
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("length mismatch: header says {declared} payload bytes, {actual} present")]
     LengthMismatch { declared: u64, actual: u64 },
-    #[error("checksum mismatch: header {expected:#018x}, payload {actual:#018x}")]
+    #[error("checksum mismatch: header says {expected:#018x}, the value hashes to {actual:#018x}")]
     ChecksumMismatch { expected: u64, actual: u64 },
     #[error("payload does not decode: {0}")]
     Decode(String),
@@ -79,9 +86,23 @@ pub fn encode_with_version<T: Serialize>(
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&payload).to_le_bytes());
+    out.extend_from_slice(&checksum(version, len, &payload).to_le_bytes());
     out.extend_from_slice(&payload);
     Ok(out)
+}
+
+/// The checksum stored at bytes 10..18 of a value of `version`: from version 5 on,
+/// XXH3-64 of the version and length fields as stored (bytes 4..10) followed by the
+/// payload; before, XXH3-64 of the payload alone.
+pub fn checksum(version: u16, len: u32, payload: &[u8]) -> u64 {
+    if version < HEADER_CHECKSUM_SINCE {
+        return xxhash_rust::xxh3::xxh3_64(payload);
+    }
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(&version.to_le_bytes());
+    hasher.update(&len.to_le_bytes());
+    hasher.update(payload);
+    hasher.digest()
 }
 
 /// Reads `N` bytes at `at`, or `None` when the input is too short.
@@ -119,7 +140,7 @@ pub fn open(bytes: &[u8]) -> Result<&[u8], EnvelopeError> {
             actual: payload.len() as u64,
         });
     }
-    let actual = xxhash_rust::xxh3::xxh3_64(payload);
+    let actual = checksum(version, declared, payload);
     if actual != expected {
         return Err(EnvelopeError::ChecksumMismatch { expected, actual });
     }
@@ -153,9 +174,27 @@ mod tests {
     fn header_fields_are_where_documented() {
         let bytes = encode(&7u64).unwrap();
         assert_eq!(&bytes[0..4], b"IWJ1");
-        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 4);
+        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 5);
         assert_eq!(bytes.len(), HEADER_LEN + 1); // varint 7 is one byte
         assert_eq!(decode::<u64>(&bytes), Ok(7));
+    }
+
+    /// The damage proptest found in format 4: the version byte flipped into another
+    /// readable version left a value that passed every check.
+    #[test]
+    fn a_version_damaged_into_another_readable_version_fails_the_checksum() {
+        let good = encode(&"hello".to_string()).unwrap();
+        for older in OLDEST_READABLE..FORMAT_VERSION {
+            let mut damaged = good.clone();
+            damaged[4..6].copy_from_slice(&older.to_le_bytes());
+            assert!(
+                matches!(
+                    decode::<String>(&damaged),
+                    Err(EnvelopeError::ChecksumMismatch { .. })
+                ),
+                "version {FORMAT_VERSION} read as {older}"
+            );
+        }
     }
 
     #[test]
@@ -169,19 +208,19 @@ mod tests {
             Err(EnvelopeError::BadMagic { .. })
         ));
 
-        for other in [1u16, 5] {
+        for other in [1u16, 6, 0x0105] {
             let mut future_or_past = good.clone();
             future_or_past[4..6].copy_from_slice(&other.to_le_bytes());
             assert_eq!(
                 decode::<String>(&future_or_past),
                 Err(EnvelopeError::UnsupportedVersion {
                     found: other,
-                    supported: 4
+                    supported: 5
                 })
             );
         }
-        // Versions 2 and 3 are still read: their values decode as version 4 (a superset).
-        for older in [2u16, 3] {
+        // Versions 2 to 4 are still read: their values decode as version 5 (a superset).
+        for older in [2u16, 3, 4] {
             let old = encode_with_version(&"hello".to_string(), older).unwrap();
             assert_eq!(decode::<String>(&old), Ok("hello".to_string()));
         }

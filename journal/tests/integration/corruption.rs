@@ -211,9 +211,10 @@ fn future_entry(seq: u64) -> Vec<u8> {
     assert_eq!(&bytes[4..6], &FUTURE.to_le_bytes());
     let payload = &bytes[18..];
     assert_eq!(&bytes[6..10], &(payload.len() as u32).to_le_bytes());
+    let hashed = [&bytes[4..10], payload].concat();
     assert_eq!(
         &bytes[10..18],
-        &xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes()
+        &xxhash_rust::xxh3::xxh3_64(&hashed).to_le_bytes()
     );
     bytes
 }

@@ -107,8 +107,9 @@ fn entry() -> impl Strategy<Value = Entry> {
 fn wrap(payload: &[u8]) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes());
+    let len = payload.len() as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&envelope::checksum(FORMAT_VERSION, len, payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
 }

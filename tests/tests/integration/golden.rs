@@ -1,5 +1,5 @@
 //! Journals and quarantines written by earlier releases: the releases before journal
-//! formats 3 and 4 (`fixtures/warden-format-2/`, `fixtures/warden-format-3/`), whose
+//! formats 3, 4 and 5 (`fixtures/warden-format-2/` to `fixtures/warden-format-4/`), whose
 //! journals the current build migrates instead of moving them aside, keeping their
 //! history, recovering with them and restoring their repairs; and the release before
 //! packed run folders (`fixtures/warden-run-v1/`), whose run folder is listed and
@@ -22,7 +22,7 @@ struct Golden {
 }
 
 /// The fixtures of older journal formats.
-const OLDER_FORMATS: [&str; 2] = ["warden-format-2", "warden-format-3"];
+const OLDER_FORMATS: [&str; 3] = ["warden-format-2", "warden-format-3", "warden-format-4"];
 
 /// A copy of `fixtures/<name>/`'s data and state directories.
 fn golden_from(name: &str) -> Golden {
@@ -76,7 +76,12 @@ fn migrated_with_history(name: &str) {
         .all_segment_states()
         .unwrap()
         .into_iter()
-        .filter(|(_, st)| matches!(st.phase, SegmentPhase::Sealed { .. }))
+        .filter(|(_, st)| {
+            matches!(
+                st.phase,
+                SegmentPhase::Sealed { .. } | SegmentPhase::SealedStamped { .. }
+            )
+        })
         .count();
     assert!(
         sealed >= 2,
