@@ -159,36 +159,44 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         .into_iter()
         .map(|a| (a.action, a.reason))
         .collect();
-    outcome.actions = exec.execute(actions).map_err(PipelineError::Execute)?;
+    // Re-read every partition that changed and require it healthy: in full where a
+    // file was rewritten, from the end of the kept messages where tails were only
+    // cut (see `after_repair`). In parallel, as the first analysis was, and while
+    // the changes are written back: reading them needs no disk.
+    let check = || -> Result<_, PipelineError> {
+        exec.fs.step("check after repair");
+        let mut left = Vec::new();
+        // The state files are read again when a repair changed them, or to journal
+        // the new length of a shorter `state/log` accepted below.
+        let mut after = if state_touched || analysis.state.shrunk_from.is_some() {
+            discover(exec.data_dir)?
+        } else {
+            crate::layout::discover_partitions(exec.data_dir, &touched)?
+        };
+        if state_touched {
+            left.extend(crate::state_check::judge_state(&after.state));
+        }
+        after.partitions.retain(|p| touched.contains(&p.id));
+        let resume = crate::after_repair::resume_points(&analysis, &touched, &rewritten);
+        let (checked, _) = analyze_guided(&after, &resume, &|_| {})?;
+        left.extend(checked.partitions.iter().flat_map(judge_partition));
+        Ok((after, checked, left))
+    };
+    let (executed, checked) = exec
+        .execute_alongside(actions, check)
+        .map_err(PipelineError::Execute)?;
+    let (after, checked, left) = checked?;
+    outcome.actions = executed;
     outcome.bytes_quarantined += outcome
         .actions
         .iter()
         .map(|a| a.quarantined_bytes)
         .sum::<u64>();
-    // Re-read every partition that changed and require it healthy: in full where a
-    // file was rewritten, from the end of the kept messages where tails were only
-    // cut (see `after_repair`). In parallel, as the first analysis was.
-    let mut left = Vec::new();
-    exec.fs.step("check after repair");
-    // The state files are read again when a repair changed them, or to journal the
-    // new length of a shorter `state/log` accepted below.
-    let mut after = if state_touched || analysis.state.shrunk_from.is_some() {
-        discover(exec.data_dir)?
-    } else {
-        crate::layout::discover_partitions(exec.data_dir, &touched)?
-    };
-    if state_touched {
-        left.extend(crate::state_check::judge_state(&after.state));
-    }
-    after.partitions.retain(|p| touched.contains(&p.id));
-    let resume = crate::after_repair::resume_points(&analysis, &touched, &rewritten);
-    let (checked, _) = analyze_guided(&after, &resume, &|_| {})?;
     let kept_after: std::collections::HashMap<PartitionId, u64> = checked
         .partitions
         .iter()
         .map(|p| (p.id, p.valid_messages()))
         .collect();
-    left.extend(checked.partitions.iter().flat_map(judge_partition));
     for o in &mut outcome.partitions {
         if let Some(&kept) = kept_after.get(&o.partition) {
             o.messages_lost = o.messages_kept.saturating_sub(kept);

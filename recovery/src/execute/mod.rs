@@ -81,14 +81,27 @@ impl Executor<'_> {
     /// Finishes every journaled repair that has not completed.
     pub fn replay_pending(&self) -> Result<Vec<Executed>, ExecError> {
         let pending = self.log.pending()?;
-        self.run_all(pending)
+        self.run_all(pending, || ()).map(|(executed, ())| executed)
     }
 
     /// Journals all intents (one flush), then performs them in phases (see
     /// [`Executor::run_phases`]).
     pub fn execute(&self, plan: Vec<(RepairAction, String)>) -> Result<Vec<Executed>, ExecError> {
+        self.execute_alongside(plan, || ())
+            .map(|(executed, ())| executed)
+    }
+
+    /// [`Executor::execute`], running `alongside` once the changes are applied: while
+    /// the last sync round writes them back, when the plan runs in phases. It may
+    /// read what the repairs wrote (`recover` checks the repaired partitions there),
+    /// never change it. Its result is dropped when a repair fails.
+    pub fn execute_alongside<T>(
+        &self,
+        plan: Vec<(RepairAction, String)>,
+        alongside: impl FnOnce() -> T,
+    ) -> Result<(Vec<Executed>, T), ExecError> {
         if plan.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), alongside()));
         }
         self.fs.step("journal intents");
         let above = self.quarantine.highest_id()?;
@@ -98,23 +111,27 @@ impl Executor<'_> {
             .zip(plan)
             .map(|(id, (action, reason))| (id, action, reason))
             .collect();
-        self.run_all(items)
+        self.run_all(items, alongside)
     }
 
-    fn run_all(&self, items: Vec<Item>) -> Result<Vec<Executed>, ExecError> {
+    fn run_all<T>(
+        &self,
+        items: Vec<Item>,
+        alongside: impl FnOnce() -> T,
+    ) -> Result<(Vec<Executed>, T), ExecError> {
         if items.iter().all(|(_, action, _)| batched(action)) {
-            return self.run_phases(items);
+            return self.run_phases(items, alongside);
         }
         // A plan with restores or re-lays keeps its order, one action at a time.
         let mut out = Vec::with_capacity(items.len());
         for (id, action, reason) in items {
             if batched(&action) {
-                out.extend(self.run_phases(vec![(id, action, reason)])?);
+                out.extend(self.run_phases(vec![(id, action, reason)], || ())?.0);
             } else {
                 out.push(self.run_one(id, action, reason)?);
             }
         }
-        Ok(out)
+        Ok((out, alongside()))
     }
 
     /// Runs journaled repairs as plan-wide phases, each a durability round:
@@ -124,16 +141,21 @@ impl Executor<'_> {
     ///    and its folder synced in a second round;
     /// 3. every change applied, partitions in parallel on [`SYNC_THREADS`] threads,
     ///    each partition's repairs in plan order;
-    /// 4. one sync round over the files and folders that changed;
+    /// 4. one sync round over the files and folders that changed, `alongside`
+    ///    running meanwhile (the round mostly waits for the disk);
     /// 5. every repair journaled done, one flush.
     ///
     /// Nothing is cut before its bytes and their manifest are durable (phase 3 starts
     /// after the rounds of phase 2), nothing is journaled done before its change is,
     /// and every phase looks at the files first, so a run killed anywhere converges
     /// when the pending intents run again.
-    fn run_phases(&self, items: Vec<Item>) -> Result<Vec<Executed>, ExecError> {
+    fn run_phases<T>(
+        &self,
+        items: Vec<Item>,
+        alongside: impl FnOnce() -> T,
+    ) -> Result<(Vec<Executed>, T), ExecError> {
         if items.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), alongside()));
         }
         for (id, action, _) in &items {
             if !crate::quarantine::action_paths_are_plain(action) {
@@ -220,7 +242,15 @@ impl Executor<'_> {
         // What changed is made durable even when a repair failed: those that
         // finished are then done.
         self.fs.step("sync changes");
-        round.run(self.fs).map_err(sync_err)?;
+        let (synced, beside) = std::thread::scope(|scope| {
+            let sync = scope.spawn(|| round.run(self.fs));
+            let beside = alongside();
+            let synced = sync
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (synced, beside)
+        });
+        synced.map_err(sync_err)?;
         let mut quarantined = vec![None; items.len()];
         let mut failure = None;
         for (i, result) in acted.into_iter().flatten() {
@@ -254,7 +284,7 @@ impl Executor<'_> {
         if let Some((id, e)) = failure {
             return Err(self.failed(id, e));
         }
-        Ok(items
+        let executed = items
             .into_iter()
             .zip(quarantined)
             .filter_map(|((repair, action, reason), q)| {
@@ -265,7 +295,8 @@ impl Executor<'_> {
                     quarantined_bytes,
                 })
             })
-            .collect())
+            .collect();
+        Ok((executed, beside))
     }
 
     /// Journals that repair `id` failed (best effort: failing to journal the
