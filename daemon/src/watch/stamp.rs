@@ -25,7 +25,7 @@
 
 use crate::watch::tracker::SealFacts;
 use journal::{FileStamp, SegmentFile, SegmentKey};
-use recovery::fsops::open_read_noatime;
+use recovery::fsops::open_read;
 use recovery::read_back::{read_back_message, Proof};
 use std::collections::VecDeque;
 use std::io;
@@ -78,8 +78,8 @@ pub enum Taken {
 /// Takes the stamps of `key`'s files under `dir` (the partition folder), sealed
 /// with `facts`, in the order the module describes.
 pub fn take(dir: &Path, key: SegmentKey, facts: &SealFacts, margin: Duration) -> io::Result<Taken> {
-    let log = open_read_noatime(&key.path_in(dir, SegmentFile::Log))?;
-    let index = open_read_noatime(&key.path_in(dir, SegmentFile::Index))?;
+    let log = open_read(&key.path_in(dir, SegmentFile::Log))?;
+    let index = open_read(&key.path_in(dir, SegmentFile::Index))?;
     log.sync_data()?;
     index.sync_data()?;
     let stamps = || -> io::Result<(FileStamp, FileStamp)> {

@@ -209,7 +209,9 @@ impl Core {
                     continue;
                 }
             };
-            let log = std::fs::File::open(log_path(&self.partition_dir(key.partition), &key)).ok();
+            let log =
+                recovery::fsops::open_read(&log_path(&self.partition_dir(key.partition), &key))
+                    .ok();
             let cold = log.as_ref().is_some_and(|f| !coverage::cached(f, before));
             // Not kept open: the pass goes once over segments that are mostly not written,
             // which would fill the room the written ones need.

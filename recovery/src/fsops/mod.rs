@@ -39,8 +39,8 @@ mod tests;
 
 pub use digest::{file_digest, file_len, range_digest};
 pub use nofollow::{
-    folder_stamps, is_symlink_refusal, list_dir, metadata, open_read, open_read_noatime,
-    read_small, DirEntry, EntryKind,
+    folder_stamps, is_symlink_refusal, list_dir, metadata, open_read, read_small, DirEntry,
+    EntryKind,
 };
 
 pub use ops::{FileOps, SyncRound, SYNCFS_FROM, SYNC_THREADS};

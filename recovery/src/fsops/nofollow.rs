@@ -180,24 +180,30 @@ pub(super) fn open_parent(path: &Path) -> io::Result<(OwnedFd, &OsStr)> {
     Ok((dir, name))
 }
 
-/// Opens a regular file for reading, following no symbolic link.
-pub fn open_read(path: &Path) -> io::Result<File> {
-    open_regular(path, OFlags::RDONLY | OFlags::NONBLOCK)
-}
-
-/// [`open_read`], leaving the file's access time as it is where the kernel allows.
+/// Opens a regular file for reading, following no symbolic link, and leaving the
+/// file's access time as it is where the kernel allows.
 ///
-/// The sidecar reads every segment being written again each verify interval (100 ms
-/// by default). Under `relatime`, the default mount option, a read of a file modified
-/// since its access time was last set updates that time, so each look at a segment
-/// the server is appending to dirtied its inode (`touch_atime` was 3% of the
-/// sidecar's CPU on ext4, and each dirtied inode is more for the file system's
-/// journal to write). `O_NOATIME` is allowed to the file's owner (the sidecar runs as
-/// the server's user) and to a process with `CAP_FOWNER`; anyone else gets `EPERM`
-/// and opens the file as [`open_read`] does.
-pub fn open_read_noatime(path: &Path) -> io::Result<File> {
-    match open_regular(path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOATIME) {
-        Err(e) if e.raw_os_error() == Some(Errno::PERM.raw_os_error()) => open_read(path),
+/// Under `relatime`, the default mount option, the first read of a file modified
+/// since its access time was last set updates that time, which dirties the inode:
+/// a read-only `check` wrote to every segment's inode it read, and `recover`'s first
+/// sync round wrote back the inodes of every segment the server had written since
+/// (20,000 files read after being written made a `sync` on ext4 here take 26 ms
+/// instead of 8). In the sidecar, each look at a segment being written did the same
+/// (`touch_atime` was 3% of its CPU on ext4). `O_NOATIME` is allowed to the file's
+/// owner (the sidecar and `recover` run as the server's user) and to a process with
+/// `CAP_FOWNER`; anyone else gets `EPERM`, and from then on this process opens
+/// files without it (the files of one data directory share an owner).
+pub fn open_read(path: &Path) -> io::Result<File> {
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+    let plain = OFlags::RDONLY | OFlags::NONBLOCK;
+    if REFUSED.load(Ordering::Relaxed) {
+        return open_regular(path, plain);
+    }
+    match open_regular(path, plain | OFlags::NOATIME) {
+        Err(e) if e.raw_os_error() == Some(Errno::PERM.raw_os_error()) => {
+            REFUSED.store(true, Ordering::Relaxed);
+            open_regular(path, plain)
+        }
         opened => opened,
     }
 }

@@ -559,3 +559,46 @@ fn the_packaged_config_recovers_in_salvage_and_the_command_line_in_tolerate_tail
         "{record}"
     );
 }
+
+/// `check` is read-only down to the inodes: under `relatime` a plain read of a file
+/// written since its last access would set its access time. The fixture's files are
+/// dated as the server leaves them (accessed a day before they were last written).
+#[test]
+fn check_leaves_every_file_s_access_time_as_it_was() {
+    use std::os::unix::fs::MetadataExt;
+    let copy = fixture_copy(KILLED_UNDER_LOAD);
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    let mut files = Vec::new();
+    let mut dirs = vec![copy.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_times(std::fs::FileTimes::new().set_accessed(day_ago))
+                    .unwrap();
+                let atime = std::fs::metadata(&path).unwrap().atime();
+                files.push((path, atime));
+            }
+        }
+    }
+    assert!(files
+        .iter()
+        .any(|(p, _)| p.extension().is_some_and(|e| e == "log")));
+    let run = warden(["check", "--data-dir", s(copy.path())]);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    for (path, atime) in &files {
+        let now = std::fs::metadata(path).unwrap().atime();
+        assert_eq!(
+            now,
+            *atime,
+            "{} read with its access time set",
+            path.display()
+        );
+    }
+}

@@ -134,7 +134,7 @@ impl OpenFileCache {
 }
 
 pub(super) fn open_optional(path: &Path) -> io::Result<Option<File>> {
-    match recovery::fsops::open_read_noatime(path) {
+    match recovery::fsops::open_read(path) {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),

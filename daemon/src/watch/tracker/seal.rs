@@ -68,7 +68,7 @@ fn read_last_message(
     count: u64,
     end: u64,
 ) -> io::Result<Option<LastMessage>> {
-    let index = recovery::fsops::open_read_noatime(&index_path(dir, key))?;
+    let index = recovery::fsops::open_read(&index_path(dir, key))?;
     let start = if count >= 2 {
         u64::from(read_entry(&index, count - 2)?.position)
     } else {
@@ -77,7 +77,7 @@ fn read_last_message(
     let Some(offset) = key.start_offset.checked_add(count - 1) else {
         return Ok(None);
     };
-    let mut log = recovery::fsops::open_read_noatime(&log_path(dir, key))?;
+    let mut log = recovery::fsops::open_read(&log_path(dir, key))?;
     let last = read_back_message(&mut log, start, end, offset, Proof::ValidFrame)?;
     Ok(last.map(|m| LastMessage {
         offset: m.offset,
