@@ -38,7 +38,7 @@ pub use run::{RunId, RunManifest};
 use crate::fsops::{file_digest, FileOps, SyncRound, SYNC_THREADS};
 use journal::{ByteRange, RelayOriginal, RepairAction, RepairId};
 use manifest::{io_err, same_repair, MANIFEST_VERSION};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 impl Quarantine {
     /// Saves `range` of `data_dir/file` for repair `id` in its own folder and returns
@@ -130,11 +130,23 @@ impl Quarantine {
             round.add_dir(state);
         }
         fs.step("sync saved bytes");
-        round
-            .run(fs)
-            .map_err(|(path, cause)| (first, QuarantineError::Io { path, cause }))?;
         let manifest = RunManifest::new(run, manifests);
-        write_manifest(fs, &dir, &manifest).map_err(|e| (first, e))?;
+        // The manifest (1 KB a repair) is written while the saved bytes are synced,
+        // and takes its name only once both are durable: a manifest that exists
+        // always describes bytes that are.
+        let (synced, written) = std::thread::scope(|scope| {
+            let sync = scope.spawn(|| round.run(fs));
+            let written = write_manifest_aside(fs, &dir, &manifest);
+            let synced = sync
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (synced, written)
+        });
+        synced.map_err(|(path, cause)| (first, QuarantineError::Io { path, cause }))?;
+        let aside = written.map_err(|e| (first, e))?;
+        let path = dir.join(MANIFEST);
+        fs.rename(&aside, &path)
+            .map_err(|e| (first, io_err(&path)(e)))?;
         round.add_dir(&dir);
         Ok(manifest.repairs)
     }
@@ -273,13 +285,24 @@ fn write_manifest(
     folder: &Path,
     manifest: &impl serde::Serialize,
 ) -> Result<(), QuarantineError> {
+    let tmp = write_manifest_aside(fs, folder, manifest)?;
     let path = folder.join(MANIFEST);
+    fs.rename(&tmp, &path).map_err(io_err(&path))
+}
+
+/// The first half of [`write_manifest`]: the manifest written and fsynced under a
+/// temporary name in `folder`, which it returns.
+fn write_manifest_aside(
+    fs: &dyn FileOps,
+    folder: &Path,
+    manifest: &impl serde::Serialize,
+) -> Result<PathBuf, QuarantineError> {
     let json = serde_json::to_vec_pretty(manifest).map_err(|e| QuarantineError::BadManifest {
-        path: path.clone(),
+        path: folder.join(MANIFEST),
         detail: e.to_string(),
     })?;
     let tmp = folder.join("manifest.json.tmp");
     fs.write_file(&tmp, &mut |w| w.write_all(&json))
         .map_err(io_err(&tmp))?;
-    fs.rename(&tmp, &path).map_err(io_err(&path))
+    Ok(tmp)
 }

@@ -1,8 +1,8 @@
 //! The check after a repair: where a repair only cut tails, it re-reads from the
 //! kept messages' end, not whole partitions, and must still catch a cut or a rebuilt
 //! index that never reached the disk (a file system that lies, or a bug of ours):
-//! `recover` then ends "not converged", never "ready to start". It runs while the
-//! repairs' last sync round writes them back.
+//! `recover` then ends "not converged", never "ready to start". (It runs while the
+//! repairs' last sync round writes them back: `overlap.rs`.)
 
 use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
 use journal::{ByteRange, Journal};
@@ -14,8 +14,6 @@ use recovery::quarantine::Quarantine;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
 
 const P0: &str = "streams/0/topics/0/partitions/0";
 
@@ -90,7 +88,7 @@ impl FileOps for Lying {
 
 /// A partition of three segments (the newest one damaged by `fault`) and an intact
 /// second partition, repaired through `fs`.
-fn repair(fault: Fault, fs: &dyn FileOps) -> Result<bool, PipelineError> {
+pub(crate) fn repair(fault: Fault, fs: &dyn FileOps) -> Result<bool, PipelineError> {
     let tmp = tempfile::tempdir().unwrap();
     let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
     DataDirBuilder::new()
@@ -172,117 +170,4 @@ fn a_rebuilt_index_that_never_replaced_the_old_one_is_found_after_the_repair() {
         repair(Fault::IndexZeroedMiddle { entries: 2 }, &lying),
         ".index",
     );
-}
-
-/// The real file system, except that the syncs of the executor's last round (those
-/// after its "sync changes" step) wait until the check after the repair has begun,
-/// or until 30 s have passed: run one after the other, they would wait it out.
-#[derive(Default)]
-struct Overlap {
-    /// Steps seen, in order, and the syncs' waits that ended with the check begun.
-    seen: Mutex<(Vec<String>, u32)>,
-    changed: Condvar,
-}
-
-impl Overlap {
-    fn sync(&self) {
-        let seen = self.seen.lock().unwrap();
-        if !seen.0.iter().any(|s| s == "sync changes") {
-            return;
-        }
-        let (mut seen, _) = self
-            .changed
-            .wait_timeout_while(seen, Duration::from_secs(30), |(steps, _)| {
-                !steps.iter().any(|s| s == "check after repair")
-            })
-            .unwrap();
-        if seen.0.iter().any(|s| s == "check after repair") {
-            seen.1 += 1;
-        }
-    }
-}
-
-impl FileOps for Overlap {
-    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
-        StdFs.copy_range(src, range, dst)
-    }
-    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
-        StdFs.append_range(src, range, dst)
-    }
-    fn write_file(
-        &self,
-        dst: &Path,
-        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-    ) -> io::Result<()> {
-        StdFs.write_file(dst, fill)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        StdFs.truncate(path, len)
-    }
-    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        StdFs.truncate_in_round(path, len, round)
-    }
-    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        StdFs.create_sized_in_round(dst, len, round)
-    }
-    fn copy_range_at_in_round(
-        &self,
-        src: &Path,
-        range: ByteRange,
-        dst: &Path,
-        at: u64,
-        round: &SyncRound,
-    ) -> io::Result<u64> {
-        StdFs.copy_range_at_in_round(src, range, dst, at, round)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdFs.rename(from, to)
-    }
-    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        StdFs.hard_link(src, dst)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_file(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_dir(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.sync();
-        StdFs.sync_dir(dir)
-    }
-    fn sync_file(&self, path: &Path) -> io::Result<()> {
-        self.sync();
-        StdFs.sync_file(path)
-    }
-    fn sync_fs(&self, dir: &Path) -> io::Result<()> {
-        self.sync();
-        StdFs.sync_fs(dir)
-    }
-    fn step(&self, what: &str) {
-        self.seen.lock().unwrap().0.push(what.to_string());
-        self.changed.notify_all();
-    }
-}
-
-/// The check reads what the page cache holds, so it need not wait for the disk:
-/// it runs while the last round syncs, and the repairs are journaled done after both.
-#[test]
-fn the_check_after_the_repair_runs_while_the_changes_are_written_back() {
-    let overlap = Overlap::default();
-    assert!(repair(Fault::TornLogTail, &overlap).expect("repair runs"));
-    let (steps, overlapped) = &*overlap.seen.lock().unwrap();
-    assert!(
-        *overlapped >= 1,
-        "no sync of the last round overlapped: {steps:?}"
-    );
-    let at = |name: &str| {
-        let found = steps.iter().position(|s| s == name);
-        found.unwrap_or_else(|| panic!("no step {name}: {steps:?}"))
-    };
-    assert!(at("sync changes") < at("check after repair"), "{steps:?}");
-    assert!(at("check after repair") < at("journal done"), "{steps:?}");
 }

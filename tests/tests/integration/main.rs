@@ -62,6 +62,7 @@ mod hostile_small;
 mod hostile_sparse;
 mod inject_fault;
 mod offsets_listings;
+mod overlap;
 mod salvage;
 mod scan_props;
 mod state_log;

@@ -1,0 +1,175 @@
+//! Work done while a sync round waits for the disk: the executor's rounds are
+//! mostly waits, so what needs no durability runs beside them. The check after a
+//! repair reads what the page cache holds; a run's manifest is written (and named
+//! only once both are durable) while its saved bytes are synced.
+
+use crate::after_repair::repair;
+use harness::Fault;
+use journal::ByteRange;
+use recovery::fsops::{FileOps, StdFs, SyncRound};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// The real file system, except that every sync after step `gate` waits until
+/// event `until` (a step, or `write NAME` for a file written whole) has happened,
+/// or until 30 s have passed: run one after the other, they would wait it out.
+struct Overlap {
+    gate: &'static str,
+    until: &'static str,
+    /// Events seen, in order, and the syncs whose wait ended with `until` seen.
+    seen: Mutex<(Vec<String>, u32)>,
+    changed: Condvar,
+}
+
+impl Overlap {
+    fn new(gate: &'static str, until: &'static str) -> Self {
+        Self {
+            gate,
+            until,
+            seen: Mutex::default(),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn event(&self, what: String) {
+        self.seen.lock().unwrap().0.push(what);
+        self.changed.notify_all();
+    }
+
+    fn sync(&self) {
+        let seen = self.seen.lock().unwrap();
+        if !seen.0.iter().any(|s| s == self.gate) {
+            return;
+        }
+        let (mut seen, _) = self
+            .changed
+            .wait_timeout_while(seen, Duration::from_secs(30), |(events, _)| {
+                !events.iter().any(|s| s == self.until)
+            })
+            .unwrap();
+        if seen.0.iter().any(|s| s == self.until) {
+            seen.1 += 1;
+        }
+    }
+
+    /// The events in order, after checking that some sync waited for `until`.
+    fn overlapped(&self) -> Vec<String> {
+        let (events, overlapped) = &*self.seen.lock().unwrap();
+        assert!(
+            *overlapped >= 1,
+            "no sync after {} overlapped {}: {events:?}",
+            self.gate,
+            self.until
+        );
+        events.clone()
+    }
+}
+
+impl FileOps for Overlap {
+    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
+        StdFs.copy_range(src, range, dst)
+    }
+    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
+        StdFs.append_range(src, range, dst)
+    }
+    fn write_file(
+        &self,
+        dst: &Path,
+        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        StdFs.write_file(dst, fill)?;
+        let name = dst.file_name().unwrap_or_default().to_string_lossy();
+        self.event(format!("write {name}"));
+        Ok(())
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        StdFs.truncate(path, len)
+    }
+    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        StdFs.truncate_in_round(path, len, round)
+    }
+    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        StdFs.create_sized_in_round(dst, len, round)
+    }
+    fn copy_range_at_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        at: u64,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        StdFs.copy_range_at_in_round(src, range, dst, at, round)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)?;
+        let name = to.file_name().unwrap_or_default().to_string_lossy();
+        self.event(format!("rename to {name}"));
+        Ok(())
+    }
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        StdFs.hard_link(src, dst)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_dir(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.sync();
+        StdFs.sync_dir(dir)?;
+        self.event("synced".to_string());
+        Ok(())
+    }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.sync();
+        StdFs.sync_file(path)?;
+        self.event("synced".to_string());
+        Ok(())
+    }
+    fn sync_fs(&self, dir: &Path) -> io::Result<()> {
+        self.sync();
+        StdFs.sync_fs(dir)?;
+        self.event("synced".to_string());
+        Ok(())
+    }
+    fn step(&self, what: &str) {
+        self.event(what.to_string());
+    }
+}
+
+/// Where `name` is in `events`.
+fn at(events: &[String], name: &str) -> usize {
+    let found = events.iter().position(|s| s == name);
+    found.unwrap_or_else(|| panic!("no event {name}: {events:?}"))
+}
+
+#[test]
+fn the_check_after_the_repair_runs_while_the_changes_are_written_back() {
+    let overlap = Overlap::new("sync changes", "check after repair");
+    assert!(repair(Fault::TornLogTail, &overlap).expect("repair runs"));
+    let events = overlap.overlapped();
+    // The repairs are journaled done after both.
+    assert!(at(&events, "check after repair") < at(&events, "journal done"));
+}
+
+#[test]
+fn the_run_s_manifest_is_written_while_its_saved_bytes_are_synced() {
+    let overlap = Overlap::new("sync saved bytes", "write manifest.json.tmp");
+    assert!(repair(Fault::TornLogTail, &overlap).expect("repair runs"));
+    let events = overlap.overlapped();
+    // Named only after the round's syncs, and before anything is cut.
+    let named = at(&events, "rename to manifest.json");
+    let written = at(&events, "write manifest.json.tmp");
+    let synced = events
+        .get(written..named)
+        .is_some_and(|between| between.iter().any(|e| e == "synced"));
+    assert!(synced, "{events:?}");
+    assert!(named < at(&events, "apply changes"), "{events:?}");
+}
