@@ -13,6 +13,7 @@ use crate::action::RepairId;
 use crate::block;
 use crate::envelope;
 use crate::error::JournalError;
+use crate::pending::{Edits, Run};
 use crate::record::{now_micros, Entry, Record};
 use crate::state::SegmentState;
 use crate::store::{Journal, Op, StateLogMark, Writer};
@@ -153,11 +154,13 @@ impl Journal {
                 .map_err(|e| JournalError::corrupt(path, format!("cannot encode records: {e}")))?;
             blocks.push((chunk.first().map_or(0, |e| e.seq), bytes));
         }
+        let pending = self.pending_edits(&entries)?;
         let round = Round {
             path,
             entries: &entries,
             blocks: &blocks,
             cache: &w.states,
+            pending: &pending,
             bump_repair_id: (next_repair_id != w.next_repair_id).then_some(next_repair_id),
         };
         // A transaction costs more per tree it spans (measured: 4 trees about twice
@@ -191,6 +194,29 @@ impl Journal {
         w.appended += entries.len() as u64;
         Ok(outs)
     }
+
+    /// What `entries` change in the `repairs` tree (see `pending.rs`). The caller
+    /// holds the writer's lock, so the tree read here is what the round's
+    /// transaction will change.
+    fn pending_edits(&self, entries: &[Entry]) -> Result<Edits, JournalError> {
+        let mut edits = Edits::default();
+        let stored = |id: u64| -> Result<Option<Run>, JournalError> {
+            let found = self.repairs.range(..=id.to_be_bytes()).next_back();
+            let entry = found.transpose().map_err(|e| self.sled_err(e))?;
+            // A malformed entry holds no run: `verify` reports it.
+            Ok(entry.and_then(|(k, v)| Run::decode(&k, &v)))
+        };
+        for entry in entries {
+            match &entry.record {
+                Record::RepairIntent { repair, .. } => edits.intent(repair.0, entry.seq),
+                Record::RepairDone { repair } | Record::RepairFailed { repair, .. } => {
+                    edits.finished(repair.0, stored)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(edits)
+    }
 }
 
 type Folded = HashMap<[u8; 20], SegmentState>;
@@ -202,6 +228,8 @@ struct Round<'a> {
     /// The entries encoded as `log` values: (key, bytes).
     blocks: &'a [(u64, Vec<u8>)],
     cache: &'a Folded,
+    /// The round's changes to the `repairs` tree.
+    pending: &'a Edits,
     bump_repair_id: Option<u64>,
 }
 
@@ -251,9 +279,8 @@ impl Round<'_> {
                 }
             }
             match &entry.record {
-                Record::RepairIntent { repair, .. } => {
-                    let (repairs, meta) = repairs_meta.ok_or_else(missing_trees)?;
-                    repairs.insert(&repair.0.to_be_bytes()[..], &seq_key(entry.seq)[..])?;
+                Record::RepairIntent { .. } => {
+                    let (_, meta) = repairs_meta.ok_or_else(missing_trees)?;
                     // A repair may change state/log: verify it whole until a new mark.
                     meta.remove(META_STATE_LOG)?;
                 }
@@ -278,11 +305,16 @@ impl Round<'_> {
                     })?;
                     meta.insert(META_STATE_LOG, bytes)?;
                 }
-                Record::RepairDone { repair } | Record::RepairFailed { repair, .. } => {
-                    let (repairs, _) = repairs_meta.ok_or_else(missing_trees)?;
-                    repairs.remove(&repair.0.to_be_bytes()[..])?;
-                }
                 _ => {}
+            }
+        }
+        if !self.pending.is_empty() {
+            let (repairs, _) = repairs_meta.ok_or_else(missing_trees)?;
+            for key in self.pending.removed() {
+                repairs.remove(&key[..])?;
+            }
+            for run in self.pending.runs() {
+                repairs.insert(&run.key()[..], &run.value()[..])?;
             }
         }
         for (key, st) in &folded {

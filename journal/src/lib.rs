@@ -28,6 +28,7 @@ mod group;
 pub mod key;
 pub mod listing;
 mod marker;
+mod pending;
 pub mod record;
 pub mod segment_name;
 pub mod stamp;

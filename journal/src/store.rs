@@ -4,7 +4,7 @@
 //! |-----------|------------------------------|-----------------------------------------|
 //! | `log`     | first seq, u64 big-endian    | envelope of a round's [`Entry`]s        |
 //! | `state`   | [`SegmentKey::to_bytes`]     | envelope of the folded [`SegmentState`] |
-//! | `repairs` | [`RepairId`], u64 big-endian | seq of its pending `RepairIntent`       |
+//! | `repairs` | first [`RepairId`] of a run, u64 big-endian | last id, seq of the first's `RepairIntent` (`pending.rs`) |
 //! | `meta`    | name                         | u64 big-endian                          |
 //! | `listings`| partition, 12 bytes as above | an `OffsetsListing` (a hint, not a record: `listing.rs`) |
 //!
@@ -23,6 +23,7 @@ use crate::error::JournalError;
 use crate::group::CommitQueue;
 use crate::key::SegmentKey;
 use crate::marker::{self, AckMarker};
+use crate::pending::Run;
 use crate::record::{Entry, Record};
 use crate::state::SegmentState;
 use crate::trees::{
@@ -382,19 +383,25 @@ impl Journal {
     pub fn pending_repairs(&self) -> Result<Vec<PendingRepair>, JournalError> {
         shielded(&self.path, "read", || {
             let mut out = Vec::new();
+            let mut runs = Vec::new();
             for item in self.repairs.iter() {
                 let (k, v) = item.map_err(|e| self.sled_err(e))?;
                 let bad = || JournalError::corrupt(&self.path, "malformed pending-repair entry");
-                let id = parse_u64(&k).ok_or_else(bad)?;
-                let seq = parse_u64(&v).ok_or_else(bad)?;
+                runs.push(Run::decode(&k, &v).ok_or_else(bad)?);
+            }
+            // A forged run is as long as it likes: each of its intents must be in the
+            // log, so the walk stops at the first that is not. A run's intents share
+            // blocks: each is decoded once.
+            let mut block = Vec::new();
+            for (id, seq) in runs.iter().flat_map(Run::repairs) {
                 let missing = || {
                     JournalError::corrupt(
                         &self.path,
                         format!("pending repair r{id:08} points at missing record {seq}"),
                     )
                 };
-                let entry = self.entry(seq)?.ok_or_else(missing)?;
-                match entry.record {
+                let entry = self.entry_cached(seq, &mut block)?.ok_or_else(missing)?;
+                match entry.record.clone() {
                     Record::RepairIntent {
                         repair,
                         action,
@@ -454,14 +461,24 @@ impl Journal {
         })
     }
 
-    /// The record with seq `seq`, if the log holds it.
-    pub(crate) fn entry(&self, seq: u64) -> Result<Option<Entry>, JournalError> {
-        let Some((key, value)) = block::holding(&self.log, seq).map_err(|e| self.sled_err(e))?
-        else {
-            return Ok(None);
+    /// Record `seq`, if the log holds it: from `block` (the entries of the block read last) when it holds
+    /// `seq`, else from the block that does, which then replaces it.
+    fn entry_cached<'b>(
+        &self,
+        seq: u64,
+        block: &'b mut Vec<Entry>,
+    ) -> Result<Option<&'b Entry>, JournalError> {
+        let held = |b: &[Entry]| {
+            b.first().is_some_and(|e| e.seq <= seq) && b.last().is_some_and(|e| e.seq >= seq)
         };
-        let entries = block::decode(&self.path, &key, &value)?;
-        Ok(entries.into_iter().find(|e| e.seq == seq))
+        if !held(block) {
+            let found = block::holding(&self.log, seq).map_err(|e| self.sled_err(e))?;
+            *block = match found {
+                Some((key, value)) => block::decode(&self.path, &key, &value)?,
+                None => Vec::new(),
+            };
+        }
+        Ok(block.iter().find(|e| e.seq == seq))
     }
 
     /// Records with seq `>= from`, in order; `records_since(0)` reads everything.

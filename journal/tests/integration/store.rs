@@ -272,3 +272,132 @@ fn size_on_disk_tolerates_files_vanishing_meanwhile() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
 }
+
+fn intents(ids: std::ops::RangeInclusive<u64>) -> Vec<Record> {
+    ids.map(|n| Record::RepairIntent {
+        repair: RepairId(n),
+        action: RepairAction::QuarantineFile {
+            path: format!("orphan{n}.log"),
+            len: n,
+        },
+        reason: format!("orphan {n}"),
+    })
+    .collect()
+}
+
+fn pending_ids(journal: &Journal) -> Vec<u64> {
+    let pending = journal.pending_repairs().unwrap();
+    pending.iter().map(|p| p.repair.0).collect()
+}
+
+/// A plan's intents are one entry of the `repairs` tree (a run); finishing some of
+/// them splits it, and what is left pending is what the log says, before and
+/// after a reopen.
+#[test]
+fn a_plan_s_intents_are_one_run_split_as_they_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let seqs = journal.append_batch(intents(1..=1000)).unwrap();
+    assert_eq!(pending_ids(&journal), (1..=1000).collect::<Vec<_>>());
+    let pending = journal.pending_repairs().unwrap();
+    assert!(pending.iter().zip(&seqs).all(|(p, s)| p.seq == *s));
+    assert_eq!(pending[499].reason, "orphan 500");
+    journal
+        .append(Record::SegmentOpened { segment: seg(0, 0) })
+        .unwrap();
+    // Done in bulk but for a few, one of which failed.
+    let done = (1..=1000)
+        .filter(|n| ![1, 500, 501, 1000].contains(n))
+        .map(|n| Record::RepairDone {
+            repair: RepairId(n),
+        });
+    journal.append_batch(done.collect()).unwrap();
+    journal
+        .append(Record::RepairFailed {
+            repair: RepairId(501),
+            error: "EIO".into(),
+        })
+        .unwrap();
+    assert_eq!(pending_ids(&journal), [1, 500, 1000]);
+    assert!(journal.verify().unwrap().is_sound());
+    drop(journal);
+
+    let entries = {
+        let db = common::raw_sled(dir.path());
+        db.open_tree("repairs").unwrap().len()
+    };
+    assert_eq!(entries, 3, "three runs of one");
+    let journal = Journal::open(dir.path()).unwrap();
+    assert_eq!(pending_ids(&journal), [1, 500, 1000]);
+    // Intents and their end in one round leave nothing.
+    let mut both = intents(1001..=1003);
+    both.extend((1001..=1003).map(|n| Record::RepairDone {
+        repair: RepairId(n),
+    }));
+    journal.append_batch(both).unwrap();
+    let done = [1, 500, 1000].map(|n| Record::RepairDone {
+        repair: RepairId(n),
+    });
+    journal.append_batch(done.to_vec()).unwrap();
+    assert!(journal.pending_repairs().unwrap().is_empty());
+    let report = journal.verify().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.pending_repairs, 0);
+}
+
+/// Journals of formats 2 to 4 keep one repair per entry, its value the intent's
+/// seq: read as runs of one, and finished as such.
+#[test]
+fn pending_repairs_of_the_older_formats_are_read_and_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let seqs = journal.append_batch(intents(1..=3)).unwrap();
+    drop(journal);
+    {
+        let db = common::raw_sled(dir.path());
+        let repairs = db.open_tree("repairs").unwrap();
+        repairs.clear().unwrap();
+        for (id, seq) in (1u64..=3).zip(&seqs) {
+            repairs
+                .insert(id.to_be_bytes(), &seq.to_be_bytes()[..])
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let journal = Journal::open(dir.path()).unwrap();
+    assert_eq!(pending_ids(&journal), [1, 2, 3]);
+    assert!(journal.verify().unwrap().is_sound());
+    journal
+        .append(Record::RepairDone {
+            repair: RepairId(2),
+        })
+        .unwrap();
+    assert_eq!(pending_ids(&journal), [1, 3]);
+    let report = journal.verify().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.pending_repairs, 2);
+}
+
+/// A run forged to span every id is walked only while the log agrees: an error,
+/// not a hang.
+#[test]
+fn a_forged_run_is_reported_not_walked_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let seqs = journal.append_batch(intents(1..=3)).unwrap();
+    drop(journal);
+    {
+        let db = common::raw_sled(dir.path());
+        let repairs = db.open_tree("repairs").unwrap();
+        repairs.clear().unwrap();
+        let mut value = (u64::MAX - seqs[0]).to_be_bytes().to_vec();
+        value.extend(seqs[0].to_be_bytes());
+        repairs.insert(1u64.to_be_bytes(), value).unwrap();
+        db.flush().unwrap();
+    }
+    let journal = Journal::open(dir.path()).unwrap();
+    let err = journal.pending_repairs().unwrap_err();
+    assert!(err.to_string().contains("missing record"), "{err}");
+    let report = journal.verify().unwrap();
+    assert!(!report.is_sound());
+}
