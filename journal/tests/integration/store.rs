@@ -285,6 +285,12 @@ fn intents(ids: std::ops::RangeInclusive<u64>) -> Vec<Record> {
     .collect()
 }
 
+/// Entries of the `repairs` tree of the closed journal in `dir`.
+fn repairs_entries(dir: &std::path::Path) -> usize {
+    let db = common::raw_sled(dir);
+    db.open_tree("repairs").unwrap().len()
+}
+
 fn pending_ids(journal: &Journal) -> Vec<u64> {
     let pending = journal.pending_repairs().unwrap();
     pending.iter().map(|p| p.repair.0).collect()
@@ -298,6 +304,9 @@ fn a_plan_s_intents_are_one_run_split_as_they_finish() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
     let seqs = journal.append_batch(intents(1..=1000)).unwrap();
+    drop(journal);
+    assert_eq!(repairs_entries(dir.path()), 1, "one run");
+    let journal = Journal::open(dir.path()).unwrap();
     assert_eq!(pending_ids(&journal), (1..=1000).collect::<Vec<_>>());
     let pending = journal.pending_repairs().unwrap();
     assert!(pending.iter().zip(&seqs).all(|(p, s)| p.seq == *s));
@@ -322,11 +331,7 @@ fn a_plan_s_intents_are_one_run_split_as_they_finish() {
     assert!(journal.verify().unwrap().is_sound());
     drop(journal);
 
-    let entries = {
-        let db = common::raw_sled(dir.path());
-        db.open_tree("repairs").unwrap().len()
-    };
-    assert_eq!(entries, 3, "three runs of one");
+    assert_eq!(repairs_entries(dir.path()), 3, "three runs of one");
     let journal = Journal::open(dir.path()).unwrap();
     assert_eq!(pending_ids(&journal), [1, 500, 1000]);
     // Intents and their end in one round leave nothing.
@@ -345,10 +350,11 @@ fn a_plan_s_intents_are_one_run_split_as_they_finish() {
     assert_eq!(report.pending_repairs, 0);
 }
 
-/// Journals of formats 2 to 4 keep one repair per entry, its value the intent's
-/// seq: read as runs of one, and finished as such.
-#[test]
-fn pending_repairs_of_the_older_formats_are_read_and_finished() {
+/// A journal with the intents of repairs 1 to 3, whose `repairs` tree `write`
+/// fills instead (given the intents' seqs), reopened.
+fn three_intents_with_repairs(
+    write: impl FnOnce(&sled::Tree, &[u64]),
+) -> (tempfile::TempDir, Journal) {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap();
     let seqs = journal.append_batch(intents(1..=3)).unwrap();
@@ -357,14 +363,24 @@ fn pending_repairs_of_the_older_formats_are_read_and_finished() {
         let db = common::raw_sled(dir.path());
         let repairs = db.open_tree("repairs").unwrap();
         repairs.clear().unwrap();
-        for (id, seq) in (1u64..=3).zip(&seqs) {
+        write(&repairs, &seqs);
+        db.flush().unwrap();
+    }
+    let journal = Journal::open(dir.path()).unwrap();
+    (dir, journal)
+}
+
+/// Journals of formats 2 to 4 keep one repair per entry, its value the intent's
+/// seq: read as runs of one, and finished as such.
+#[test]
+fn pending_repairs_of_the_older_formats_are_read_and_finished() {
+    let (_dir, journal) = three_intents_with_repairs(|repairs, seqs| {
+        for (id, seq) in (1u64..=3).zip(seqs) {
             repairs
                 .insert(id.to_be_bytes(), &seq.to_be_bytes()[..])
                 .unwrap();
         }
-        db.flush().unwrap();
-    }
-    let journal = Journal::open(dir.path()).unwrap();
+    });
     assert_eq!(pending_ids(&journal), [1, 2, 3]);
     assert!(journal.verify().unwrap().is_sound());
     journal
@@ -382,20 +398,11 @@ fn pending_repairs_of_the_older_formats_are_read_and_finished() {
 /// not a hang.
 #[test]
 fn a_forged_run_is_reported_not_walked_to_its_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(dir.path()).unwrap();
-    let seqs = journal.append_batch(intents(1..=3)).unwrap();
-    drop(journal);
-    {
-        let db = common::raw_sled(dir.path());
-        let repairs = db.open_tree("repairs").unwrap();
-        repairs.clear().unwrap();
+    let (_dir, journal) = three_intents_with_repairs(|repairs, seqs| {
         let mut value = (u64::MAX - seqs[0]).to_be_bytes().to_vec();
         value.extend(seqs[0].to_be_bytes());
         repairs.insert(1u64.to_be_bytes(), value).unwrap();
-        db.flush().unwrap();
-    }
-    let journal = Journal::open(dir.path()).unwrap();
+    });
     let err = journal.pending_repairs().unwrap_err();
     assert!(err.to_string().contains("missing record"), "{err}");
     let report = journal.verify().unwrap();
