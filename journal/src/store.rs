@@ -461,8 +461,9 @@ impl Journal {
         })
     }
 
-    /// Record `seq`, if the log holds it: from `block` (the entries of the block read last) when it holds
-    /// `seq`, else from the block that does, which then replaces it.
+    /// Record `seq`, if the log holds it: from `block` (the entries of the block read
+    /// last) when it holds `seq`, else from the block that does, which then replaces
+    /// it.
     fn entry_cached<'b>(
         &self,
         seq: u64,
