@@ -3,11 +3,12 @@
 //!
 //! A plan runs as phases, each a constant number of durability rounds for the whole
 //! plan rather than syncs per repair: every intent journaled (one flush); every byte
-//! the repairs remove copied into one run folder of the quarantine, one sync round,
-//! then the run's one manifest and another round; every change applied, partitions
-//! in parallel (a truncation's fsync left to the round; a rebuilt index written to
-//! a temporary file, fsynced, and renamed); one sync round over the files and
-//! folders that changed; every repair journaled done (one flush). A round of many
+//! the repairs remove copied into one run folder of the quarantine, one sync round
+//! (the run's one manifest written meanwhile, and named after it), then another
+//! round; every change applied, partitions in parallel (a truncation's fsync left to
+//! the round; a rebuilt index written to a temporary file, fsynced, and renamed);
+//! one sync round over the files and folders that changed, the check after the
+//! repair running meanwhile; every repair journaled done (one flush). A round of many
 //! paths is one `syncfs` per file system, so a slow disk's wait grows with the
 //! rounds, not with the repairs.
 //!
@@ -137,8 +138,8 @@ impl Executor<'_> {
     /// Runs journaled repairs as plan-wide phases, each a durability round:
     /// 1. (done by the caller) every intent journaled, one flush;
     /// 2. every byte the repairs remove copied into one run folder of the quarantine
-    ///    and synced in one round, then the run's manifest written (fsynced, renamed)
-    ///    and its folder synced in a second round;
+    ///    and synced in one round, the run's manifest written meanwhile (fsynced) and
+    ///    renamed into place after it, its folder synced in a second round;
     /// 3. every change applied, partitions in parallel on [`SYNC_THREADS`] threads,
     ///    each partition's repairs in plan order;
     /// 4. one sync round over the files and folders that changed, `alongside`

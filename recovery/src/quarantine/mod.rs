@@ -11,9 +11,10 @@
 //!   `manifest.json`) for what runs alone (a restore's own save, a salvage re-lay)
 //!   and for everything releases before run folders wrote. Both are read.
 //!
-//! A manifest is written last, through a temporary file that is fsynced and renamed,
-//! after the bytes it describes are durable: a manifest that exists always describes
-//! bytes already on disk, and a folder without one holds nothing relied upon.
+//! A manifest takes its name last, through a temporary file that is fsynced and
+//! renamed once the bytes it describes are durable: a manifest that exists always
+//! describes bytes already on disk, and a folder without one holds nothing relied
+//! upon.
 
 mod find;
 mod home;
@@ -78,9 +79,9 @@ impl Quarantine {
     /// Saves what every request asks for into one new run folder: the slices of its
     /// packed file laid out, the file created at its full length, the slices copied
     /// in parallel, leaving the fsync to `round`; runs `round` (the bytes, the folder
-    /// and the folders above it durable), then writes the run's manifest (fsynced
-    /// and renamed) and adds its folder to `round`, which the caller runs before it
-    /// cuts anything. A folder of that name without a manifest (a save a crash
+    /// and the folders above it durable) while it writes the run's manifest under a
+    /// temporary name (fsynced), renames it into place once both are done, and adds
+    /// its folder to `round`, which the caller runs before it cuts anything. A folder of that name without a manifest (a save a crash
     /// interrupted) is written over; one with a manifest is refused. An error names
     /// the request it is about.
     pub fn save_run(
