@@ -24,20 +24,21 @@
 //! Run: `cargo bench -p iggy-warden-recovery --bench recover_rounds`
 
 use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
-use journal::{ByteRange, Journal, JournalError, RepairAction, RepairId};
+use journal::{Journal, JournalError, RepairAction, RepairId};
 use recovery::execute::{Executor, RepairLog};
-use recovery::fsops::{FileOps, StdFs, SyncRound, SYNC_THREADS};
+use recovery::fsops::hooked::{Hook, Hooked, Op, Verdict};
+use recovery::fsops::SYNC_THREADS;
 use recovery::pipeline::{analyze, run, Quiet, Request};
 use recovery::plan::{plan, Mode};
 use recovery::quarantine::Quarantine;
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The real file system, counting fsyncs; with `delay`, each fsync waits that long
-/// first.
+/// Counts the fsyncs of the real file system (as [`Hooked`]); with `delay`, each
+/// fsync waits that long first.
 struct Counting {
     file_syncs: AtomicU64,
     dir_syncs: AtomicU64,
@@ -55,100 +56,27 @@ impl Counting {
             steps: Default::default(),
         }
     }
-
-    fn file_sync(&self) {
-        self.file_syncs.fetch_add(1, Ordering::Relaxed);
-        if let Some(d) = self.delay {
-            std::thread::sleep(d);
-        }
-    }
 }
 
-impl FileOps for Counting {
-    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
-        self.file_sync();
-        StdFs.copy_range(src, range, dst)
-    }
-    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
-        self.file_sync();
-        StdFs.append_range(src, range, dst)
-    }
-    fn write_file(
-        &self,
-        dst: &Path,
-        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-    ) -> io::Result<()> {
-        self.file_sync();
-        StdFs.write_file(dst, fill)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.file_sync();
-        StdFs.truncate(path, len)
-    }
-    // Writes left to a round: their fsync is counted when the round makes it.
-    fn copy_range_in_round(
-        &self,
-        src: &Path,
-        range: ByteRange,
-        dst: &Path,
-        round: &SyncRound,
-    ) -> io::Result<u64> {
-        StdFs.copy_range_in_round(src, range, dst, round)
-    }
-    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        StdFs.truncate_in_round(path, len, round)
-    }
-    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        StdFs.create_sized_in_round(dst, len, round)
-    }
-    fn copy_range_at_in_round(
-        &self,
-        src: &Path,
-        range: ByteRange,
-        dst: &Path,
-        at: u64,
-        round: &SyncRound,
-    ) -> io::Result<u64> {
-        StdFs.copy_range_at_in_round(src, range, dst, at, round)
-    }
-    fn sync_file(&self, path: &Path) -> io::Result<()> {
-        self.file_sync();
-        StdFs.sync_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdFs.rename(from, to)
-    }
-    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        self.file_sync();
-        StdFs.hard_link(src, dst)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_file(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_dir(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.dir_syncs.fetch_add(1, Ordering::Relaxed);
-        if let Some(d) = self.delay {
-            std::thread::sleep(d);
+impl Hook for Counting {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        if op.syncs() {
+            // A syncfs is counted with the folder syncs: it stands for a whole
+            // round of them.
+            let count = match op {
+                Op::SyncDir { .. } | Op::SyncFs { .. } => &self.dir_syncs,
+                _ => &self.file_syncs,
+            };
+            count.fetch_add(1, Ordering::Relaxed);
+            if let Some(d) = self.delay {
+                std::thread::sleep(d);
+            }
         }
-        StdFs.sync_dir(dir)
+        Ok(Verdict::Run)
     }
     fn step(&self, what: &str) {
         let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
         steps.push((what.to_string(), Instant::now()));
-    }
-    fn sync_fs(&self, dir: &Path) -> io::Result<()> {
-        // Counted with the folder syncs: one syncfs stands for a whole round of them.
-        self.dir_syncs.fetch_add(1, Ordering::Relaxed);
-        if let Some(d) = self.delay {
-            std::thread::sleep(d);
-        }
-        StdFs.sync_fs(dir)
     }
 }
 
@@ -210,7 +138,8 @@ struct Measured {
 /// Runs `recover` (tolerate-tail, no journal history) on `data`.
 fn recover(data: &Path, state: &Path, delay: Option<Duration>) -> Measured {
     let journal = Journal::open(&state.join("journal")).expect("journal");
-    let fs = Counting::new(delay);
+    let counting = Counting::new(delay);
+    let fs = Hooked(&counting);
     let log = CountingLog {
         journal: &journal,
         flushes: AtomicU64::new(0),
@@ -240,7 +169,11 @@ fn recover(data: &Path, state: &Path, delay: Option<Duration>) -> Measured {
     let ended = Instant::now();
     let secs = (ended - started).as_secs_f64();
     assert!(outcome.ready_to_start);
-    let steps = fs.steps.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let steps = counting
+        .steps
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let mut phases = Vec::new();
     let mut from = ("analysis and plan".to_string(), started);
     for (name, at) in steps.into_iter().chain([("end".to_string(), ended)]) {
@@ -250,8 +183,8 @@ fn recover(data: &Path, state: &Path, delay: Option<Duration>) -> Measured {
     Measured {
         secs,
         phases,
-        file_syncs: fs.file_syncs.load(Ordering::Relaxed),
-        dir_syncs: fs.dir_syncs.load(Ordering::Relaxed),
+        file_syncs: counting.file_syncs.load(Ordering::Relaxed),
+        dir_syncs: counting.dir_syncs.load(Ordering::Relaxed),
         flushes: log.flushes.load(Ordering::Relaxed),
         repairs: outcome.actions.len(),
     }

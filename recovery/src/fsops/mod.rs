@@ -22,7 +22,8 @@
 //!
 //! The repair executor uses these through the [`FileOps`] trait, so tests can stop it
 //! between any two operations or fail any of them, reads included (as
-//! tikv/raft-engine's `FileSystem` seam). Discovery and the analysis call the free
+//! tikv/raft-engine's `FileSystem` seam; [`hooked`] is that injection, shared by the
+//! tests and benches). Discovery and the analysis call the free
 //! functions [`open_read`], [`metadata`] and [`list_dir`] directly.
 //!
 //! Every operation that writes also makes its result durable (fsync of the file) before
@@ -31,6 +32,7 @@
 //! [`FileOps::sync_dir`] or a round.
 
 mod digest;
+pub mod hooked;
 mod nofollow;
 mod ops;
 mod std_fs;

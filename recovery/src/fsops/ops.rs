@@ -223,11 +223,12 @@ impl SyncRound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsops::hooked::{Hook, Hooked, Op, Verdict};
     use crate::fsops::StdFs;
     use std::fs;
     use std::sync::atomic::Ordering;
 
-    /// The real file system, counting folder fsyncs and file system syncs.
+    /// Counts the real file system's file and folder fsyncs and file system syncs.
     #[derive(Default)]
     struct CountingSyncs {
         files: std::sync::atomic::AtomicUsize,
@@ -235,62 +236,16 @@ mod tests {
         filesystems: std::sync::atomic::AtomicUsize,
     }
 
-    impl FileOps for CountingSyncs {
-        fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
-            StdFs.copy_range(src, range, dst)
-        }
-        fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
-            StdFs.append_range(src, range, dst)
-        }
-        fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-            StdFs.create_sized_in_round(dst, len, round)
-        }
-        fn copy_range_at_in_round(
-            &self,
-            src: &Path,
-            range: ByteRange,
-            dst: &Path,
-            at: u64,
-            round: &SyncRound,
-        ) -> io::Result<u64> {
-            StdFs.copy_range_at_in_round(src, range, dst, at, round)
-        }
-        fn write_file(
-            &self,
-            dst: &Path,
-            fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-        ) -> io::Result<()> {
-            StdFs.write_file(dst, fill)
-        }
-        fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-            StdFs.truncate(path, len)
-        }
-        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-            StdFs.rename(from, to)
-        }
-        fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
-            StdFs.hard_link(src, dst)
-        }
-        fn remove_file(&self, path: &Path) -> io::Result<()> {
-            StdFs.remove_file(path)
-        }
-        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-            StdFs.create_dir_all(path)
-        }
-        fn remove_dir(&self, path: &Path) -> io::Result<()> {
-            StdFs.remove_dir(path)
-        }
-        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-            self.dirs.fetch_add(1, Ordering::Relaxed);
-            StdFs.sync_dir(dir)
-        }
-        fn sync_fs(&self, dir: &Path) -> io::Result<()> {
-            self.filesystems.fetch_add(1, Ordering::Relaxed);
-            StdFs.sync_fs(dir)
-        }
-        fn sync_file(&self, path: &Path) -> io::Result<()> {
-            self.files.fetch_add(1, Ordering::Relaxed);
-            StdFs.sync_file(path)
+    impl Hook for CountingSyncs {
+        fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+            let count = match op {
+                Op::SyncFile { .. } => &self.files,
+                Op::SyncDir { .. } => &self.dirs,
+                Op::SyncFs { .. } => &self.filesystems,
+                _ => return Ok(Verdict::Run),
+            };
+            count.fetch_add(1, Ordering::Relaxed);
+            Ok(Verdict::Run)
         }
     }
 
@@ -306,7 +261,7 @@ mod tests {
             round.add_dir(&dir);
         }
         let counting = CountingSyncs::default();
-        round.run(&counting).unwrap();
+        round.run(&Hooked(&counting)).unwrap();
         assert!(round.is_empty());
         let counts = |c: &CountingSyncs| {
             (
@@ -325,18 +280,18 @@ mod tests {
             round.add_dir(&tmp.path().join(format!("p{i}")));
         }
         let counting = CountingSyncs::default();
-        round.run(&counting).unwrap();
+        round.run(&Hooked(&counting)).unwrap();
         assert_eq!(counts(&counting), (SYNCFS_FROM, 0));
 
         // A folder that is gone fails the round, naming it, either way.
         round.add_dir(&tmp.path().join("gone"));
-        let (path, _) = round.run(&counting).unwrap_err();
+        let (path, _) = round.run(&Hooked(&counting)).unwrap_err();
         assert!(path.ends_with("gone"));
         for i in 0..=SYNCFS_FROM {
             round.add_dir(&tmp.path().join(format!("p{i}")));
         }
         round.add_dir(&tmp.path().join("gone"));
-        let (path, e) = round.run(&counting).unwrap_err();
+        let (path, e) = round.run(&Hooked(&counting)).unwrap_err();
         assert!(path.ends_with("gone") && e.kind() == io::ErrorKind::NotFound);
     }
 
@@ -357,7 +312,7 @@ mod tests {
         round.add_dir(tmp.path());
         assert_eq!(round.len(), 3);
         let counting = CountingSyncs::default();
-        round.run(&counting).unwrap();
+        round.run(&Hooked(&counting)).unwrap();
         let counts = |c: &CountingSyncs| {
             (
                 c.files.load(Ordering::Relaxed),
@@ -375,7 +330,7 @@ mod tests {
                 .unwrap();
         }
         let counting = CountingSyncs::default();
-        round.run(&counting).unwrap();
+        round.run(&Hooked(&counting)).unwrap();
         assert_eq!(counts(&counting), (0, 0, 1));
         assert!(round.is_empty());
 
@@ -392,7 +347,7 @@ mod tests {
         }
         assert_eq!(round.len(), 1);
         let counting = CountingSyncs::default();
-        round.run(&counting).unwrap();
+        round.run(&Hooked(&counting)).unwrap();
         assert_eq!(counts(&counting), (0, 0, 1));
         assert_eq!(fs::read(&packed).unwrap(), b"012".repeat(SYNCFS_FROM));
     }

@@ -5,84 +5,33 @@
 //! repairs' last sync round writes them back: `overlap.rs`.)
 
 use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
-use journal::{ByteRange, Journal};
+use journal::Journal;
 use recovery::execute::Executor;
-use recovery::fsops::{FileOps, StdFs, SyncRound};
+use recovery::fsops::hooked::{Hook, Hooked, Op, Verdict};
+use recovery::fsops::FileOps;
 use recovery::pipeline::{run, PipelineError, Quiet, Request};
 use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
 use std::collections::HashMap;
-use std::io::{self, Write};
-use std::path::Path;
+use std::io;
 
 const P0: &str = "streams/0/topics/0/partitions/0";
 
-/// The real file system, except that cuts (`truncate`) or renames report success and
+/// The real file system (as [`Hooked`]), except that cuts (`truncate`) or renames report success and
 /// do nothing.
 struct Lying {
     cuts: bool,
     renames: bool,
 }
 
-impl FileOps for Lying {
-    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
-        StdFs.copy_range(src, range, dst)
-    }
-    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
-        StdFs.append_range(src, range, dst)
-    }
-    fn write_file(
-        &self,
-        dst: &Path,
-        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-    ) -> io::Result<()> {
-        StdFs.write_file(dst, fill)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        if self.cuts {
-            return Ok(());
-        }
-        StdFs.truncate(path, len)
-    }
-    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        if self.cuts {
-            return Ok(());
-        }
-        StdFs.truncate_in_round(path, len, round)
-    }
-    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        StdFs.create_sized_in_round(dst, len, round)
-    }
-    fn copy_range_at_in_round(
-        &self,
-        src: &Path,
-        range: ByteRange,
-        dst: &Path,
-        at: u64,
-        round: &SyncRound,
-    ) -> io::Result<u64> {
-        StdFs.copy_range_at_in_round(src, range, dst, at, round)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        if self.renames {
-            return Ok(());
-        }
-        StdFs.rename(from, to)
-    }
-    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        StdFs.hard_link(src, dst)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_file(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_dir(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        StdFs.sync_dir(dir)
+impl Hook for Lying {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        let lie = match op {
+            Op::Truncate { .. } => self.cuts,
+            Op::Rename { .. } => self.renames,
+            _ => false,
+        };
+        Ok(if lie { Verdict::Pretend } else { Verdict::Run })
     }
 }
 
@@ -135,10 +84,10 @@ fn not_converged(result: Result<bool, PipelineError>, names: &str) {
 
 #[test]
 fn honest_cuts_and_rebuilds_end_ready_to_start() {
-    let honest = Lying {
+    let honest = Hooked(Lying {
         cuts: false,
         renames: false,
-    };
+    });
     for fault in [
         Fault::TornLogTail,
         Fault::LogCutIndexLonger,
@@ -150,10 +99,10 @@ fn honest_cuts_and_rebuilds_end_ready_to_start() {
 
 #[test]
 fn a_cut_that_never_happened_is_found_after_the_repair() {
-    let lying = Lying {
+    let lying = Hooked(Lying {
         cuts: true,
         renames: false,
-    };
+    });
     not_converged(repair(Fault::TornLogTail, &lying), ".log");
     not_converged(repair(Fault::LogCutIndexLonger, &lying), ".index");
 }
@@ -162,10 +111,10 @@ fn a_cut_that_never_happened_is_found_after_the_repair() {
 /// check resumed there would not see that the rebuilt index never replaced it.
 #[test]
 fn a_rebuilt_index_that_never_replaced_the_old_one_is_found_after_the_repair() {
-    let lying = Lying {
+    let lying = Hooked(Lying {
         cuts: false,
         renames: true,
-    };
+    });
     not_converged(
         repair(Fault::IndexZeroedMiddle { entries: 2 }, &lying),
         ".index",

@@ -13,15 +13,16 @@
 use crate::warden;
 use harness::fixtures::{CLEAN, RACE_ROTATION};
 use harness::{apply, assert_same, fixture_copy, snapshot, Fault, FixtureCopy, Snapshot};
-use journal::{ByteRange, Journal};
+use journal::Journal;
 use recovery::execute::Executor;
-use recovery::fsops::{FileOps, StdFs, SyncRound};
+use recovery::fsops::hooked::{Hook, Hooked, Op, Verdict};
+use recovery::fsops::{FileOps, StdFs};
 use recovery::pipeline::{run, PipelineError, Quiet, RepairOutcome, Request};
 use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -506,7 +507,7 @@ fn a_state_directory_that_is_a_link_is_resolved_once() {
 
 // ---- links planted between the plan and the write (the executor's seam) ----
 
-/// The real file system, but just before operation `op` on a path `matches` accepts,
+/// The real file system (as [`Hooked`]), but just before operation `op` on a path `matches` accepts,
 /// a link to `target` is put there (whatever was there is moved aside, for
 /// [`Plant::undo`]): an attacker who wins the race between the plan and the write.
 struct Plant {
@@ -528,7 +529,7 @@ impl Plant {
         }
     }
 
-    fn before(&self, op: &str, path: &Path) {
+    fn plant(&self, op: &str, path: &Path) {
         if self.ops.contains(&op)
             && (self.matches)(path)
             && !self.planted.swap(true, Ordering::SeqCst)
@@ -558,63 +559,10 @@ impl Plant {
     }
 }
 
-impl FileOps for Plant {
-    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
-        self.before("copy_range", dst);
-        StdFs.copy_range(src, range, dst)
-    }
-    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
-        self.before("append_range", dst);
-        StdFs.append_range(src, range, dst)
-    }
-    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        self.before("create_sized_in_round", dst);
-        StdFs.create_sized_in_round(dst, len, round)
-    }
-    fn copy_range_at_in_round(
-        &self,
-        src: &Path,
-        range: ByteRange,
-        dst: &Path,
-        at: u64,
-        round: &SyncRound,
-    ) -> io::Result<u64> {
-        self.before("copy_range_at_in_round", dst);
-        StdFs.copy_range_at_in_round(src, range, dst, at, round)
-    }
-    fn write_file(
-        &self,
-        dst: &Path,
-        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-    ) -> io::Result<()> {
-        self.before("write_file", dst);
-        StdFs.write_file(dst, fill)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.before("truncate", path);
-        StdFs.truncate(path, len)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.before("rename", to);
-        StdFs.rename(from, to)
-    }
-    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        self.before("hard_link", dst);
-        StdFs.hard_link(src, dst)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.before("remove_file", path);
-        StdFs.remove_file(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.before("create_dir_all", path);
-        StdFs.create_dir_all(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_dir(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        StdFs.sync_dir(dir)
+impl Hook for Plant {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        self.plant(op.name(), op.path());
+        Ok(Verdict::Run)
     }
 }
 
@@ -639,7 +587,7 @@ fn name_ends(path: &Path, tail: &str) -> bool {
 fn race(w: &World, mode: Mode, plant: Plant) {
     let before = snapshot(w.data());
     let outside = w.outside_picture(&[]);
-    let result = w.repair(mode, &plant);
+    let result = w.repair(mode, &Hooked(&plant));
     assert!(plant.was_planted(), "the planted operation never ran");
     let Err(err) = result else {
         panic!("the run must refuse the link")
@@ -756,7 +704,7 @@ fn race_a_link_swapped_in_for_the_log_before_the_cut() {
     let w = World::new(CLEAN);
     apply(w.data(), P1, Fault::TornLogTail).unwrap();
     let plant = Plant::new(
-        &["truncate"],
+        &["truncate_in_round"],
         |p| name_ends(p, ".log"),
         w.outside.join("victim"),
     );

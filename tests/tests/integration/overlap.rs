@@ -5,14 +5,12 @@
 
 use crate::after_repair::repair;
 use harness::Fault;
-use journal::ByteRange;
-use recovery::fsops::{FileOps, StdFs, SyncRound};
-use std::io::{self, Write};
-use std::path::Path;
+use recovery::fsops::hooked::{Hook, Hooked, Op, Verdict};
+use std::io;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-/// The real file system, except that every sync after step `gate` waits until
+/// On the real file system (as [`Hooked`]), every sync after step `gate` waits until
 /// event `until` (a step, or `write NAME` for a file written whole) has happened,
 /// or until 30 s have passed: run one after the other, they would wait it out.
 struct Overlap {
@@ -67,77 +65,26 @@ impl Overlap {
     }
 }
 
-impl FileOps for Overlap {
-    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
-        StdFs.copy_range(src, range, dst)
+impl Hook for Overlap {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        if matches!(
+            op,
+            Op::SyncFile { .. } | Op::SyncDir { .. } | Op::SyncFs { .. }
+        ) {
+            self.sync();
+        }
+        Ok(Verdict::Run)
     }
-    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
-        StdFs.append_range(src, range, dst)
-    }
-    fn write_file(
-        &self,
-        dst: &Path,
-        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-    ) -> io::Result<()> {
-        StdFs.write_file(dst, fill)?;
-        let name = dst.file_name().unwrap_or_default().to_string_lossy();
-        self.event(format!("write {name}"));
-        Ok(())
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        StdFs.truncate(path, len)
-    }
-    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        StdFs.truncate_in_round(path, len, round)
-    }
-    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        StdFs.create_sized_in_round(dst, len, round)
-    }
-    fn copy_range_at_in_round(
-        &self,
-        src: &Path,
-        range: ByteRange,
-        dst: &Path,
-        at: u64,
-        round: &SyncRound,
-    ) -> io::Result<u64> {
-        StdFs.copy_range_at_in_round(src, range, dst, at, round)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdFs.rename(from, to)?;
-        let name = to.file_name().unwrap_or_default().to_string_lossy();
-        self.event(format!("rename to {name}"));
-        Ok(())
-    }
-    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        StdFs.hard_link(src, dst)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_file(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove_dir(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.sync();
-        StdFs.sync_dir(dir)?;
-        self.event("synced".to_string());
-        Ok(())
-    }
-    fn sync_file(&self, path: &Path) -> io::Result<()> {
-        self.sync();
-        StdFs.sync_file(path)?;
-        self.event("synced".to_string());
-        Ok(())
-    }
-    fn sync_fs(&self, dir: &Path) -> io::Result<()> {
-        self.sync();
-        StdFs.sync_fs(dir)?;
-        self.event("synced".to_string());
-        Ok(())
+    fn after(&self, op: Op<'_>) {
+        let name = || op.path().file_name().unwrap_or_default().to_string_lossy();
+        match op {
+            Op::WriteFile { .. } => self.event(format!("write {}", name())),
+            Op::Rename { .. } => self.event(format!("rename to {}", name())),
+            Op::SyncFile { .. } | Op::SyncDir { .. } | Op::SyncFs { .. } => {
+                self.event("synced".to_string())
+            }
+            _ => {}
+        }
     }
     fn step(&self, what: &str) {
         self.event(what.to_string());
@@ -153,7 +100,7 @@ fn at(events: &[String], name: &str) -> usize {
 #[test]
 fn the_check_after_the_repair_runs_while_the_changes_are_written_back() {
     let overlap = Overlap::new("sync changes", "check after repair");
-    assert!(repair(Fault::TornLogTail, &overlap).expect("repair runs"));
+    assert!(repair(Fault::TornLogTail, &Hooked(&overlap)).expect("repair runs"));
     let events = overlap.overlapped();
     // The repairs are journaled done after both.
     assert!(at(&events, "check after repair") < at(&events, "journal done"));
@@ -162,7 +109,7 @@ fn the_check_after_the_repair_runs_while_the_changes_are_written_back() {
 #[test]
 fn the_run_s_manifest_is_written_while_its_saved_bytes_are_synced() {
     let overlap = Overlap::new("sync saved bytes", "write manifest.json.tmp");
-    assert!(repair(Fault::TornLogTail, &overlap).expect("repair runs"));
+    assert!(repair(Fault::TornLogTail, &Hooked(&overlap)).expect("repair runs"));
     let events = overlap.overlapped();
     // Named only after the round's syncs, and before anything is cut.
     let named = at(&events, "rename to manifest.json");

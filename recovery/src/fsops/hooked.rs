@@ -1,0 +1,385 @@
+//! Fault injection at the [`FileOps`] seam: [`Hooked`] does what [`StdFs`] does, but
+//! shows each operation to a [`Hook`] first, which may let it run, fail it, or have
+//! it report success without doing it (a disk that lies). The crash tests, the
+//! races with planted links and the benches' counting of fsyncs are hooks; each
+//! sees every operation that writes, so none can miss one the executor starts using
+//! (as tikv/raft-engine's file-system hooks).
+
+use super::{FileOps, StdFs, SyncRound};
+use journal::ByteRange;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// One operation that writes or syncs, as its hook sees it before it runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Op<'a> {
+    /// [`FileOps::copy_range`], or with `in_round` [`FileOps::copy_range_in_round`].
+    CopyRange {
+        src: &'a Path,
+        range: ByteRange,
+        dst: &'a Path,
+        in_round: bool,
+    },
+    AppendRange {
+        src: &'a Path,
+        range: ByteRange,
+        dst: &'a Path,
+    },
+    WriteFile {
+        dst: &'a Path,
+    },
+    /// [`FileOps::truncate`], or with `in_round` [`FileOps::truncate_in_round`].
+    Truncate {
+        path: &'a Path,
+        len: u64,
+        in_round: bool,
+    },
+    CreateSized {
+        dst: &'a Path,
+        len: u64,
+    },
+    CopyRangeAt {
+        src: &'a Path,
+        range: ByteRange,
+        dst: &'a Path,
+        at: u64,
+    },
+    Rename {
+        from: &'a Path,
+        to: &'a Path,
+    },
+    HardLink {
+        src: &'a Path,
+        dst: &'a Path,
+    },
+    RemoveFile {
+        path: &'a Path,
+    },
+    CreateDirAll {
+        path: &'a Path,
+    },
+    RemoveDir {
+        path: &'a Path,
+    },
+    SyncFile {
+        path: &'a Path,
+    },
+    SyncDir {
+        dir: &'a Path,
+    },
+    SyncFs {
+        dir: &'a Path,
+    },
+}
+
+impl Op<'_> {
+    /// The [`FileOps`] method that runs it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::CopyRange {
+                in_round: false, ..
+            } => "copy_range",
+            Op::CopyRange { in_round: true, .. } => "copy_range_in_round",
+            Op::AppendRange { .. } => "append_range",
+            Op::WriteFile { .. } => "write_file",
+            Op::Truncate {
+                in_round: false, ..
+            } => "truncate",
+            Op::Truncate { in_round: true, .. } => "truncate_in_round",
+            Op::CreateSized { .. } => "create_sized_in_round",
+            Op::CopyRangeAt { .. } => "copy_range_at_in_round",
+            Op::Rename { .. } => "rename",
+            Op::HardLink { .. } => "hard_link",
+            Op::RemoveFile { .. } => "remove_file",
+            Op::CreateDirAll { .. } => "create_dir_all",
+            Op::RemoveDir { .. } => "remove_dir",
+            Op::SyncFile { .. } => "sync_file",
+            Op::SyncDir { .. } => "sync_dir",
+            Op::SyncFs { .. } => "sync_fs",
+        }
+    }
+
+    /// The path it changes (a copy's or a link's destination, a rename's new name)
+    /// or makes durable.
+    pub fn path(&self) -> &Path {
+        match *self {
+            Op::CopyRange { dst, .. }
+            | Op::AppendRange { dst, .. }
+            | Op::WriteFile { dst }
+            | Op::CreateSized { dst, .. }
+            | Op::CopyRangeAt { dst, .. }
+            | Op::HardLink { dst, .. } => dst,
+            Op::Rename { to, .. } => to,
+            Op::Truncate { path, .. }
+            | Op::RemoveFile { path }
+            | Op::CreateDirAll { path }
+            | Op::RemoveDir { path }
+            | Op::SyncFile { path } => path,
+            Op::SyncDir { dir } | Op::SyncFs { dir } => dir,
+        }
+    }
+
+    /// Whether it makes something durable before it returns: a sync, or an
+    /// operation that fsyncs what it wrote (not one that leaves that to a round).
+    pub fn syncs(&self) -> bool {
+        match self {
+            Op::CopyRange { in_round, .. } | Op::Truncate { in_round, .. } => !in_round,
+            Op::AppendRange { .. }
+            | Op::WriteFile { .. }
+            | Op::HardLink { .. }
+            | Op::SyncFile { .. }
+            | Op::SyncDir { .. }
+            | Op::SyncFs { .. } => true,
+            Op::CreateSized { .. }
+            | Op::CopyRangeAt { .. }
+            | Op::Rename { .. }
+            | Op::RemoveFile { .. }
+            | Op::CreateDirAll { .. }
+            | Op::RemoveDir { .. } => false,
+        }
+    }
+}
+
+/// What a hook lets an operation do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Run,
+    /// Report success and do nothing. A copy, which must return the digest of what
+    /// it copied, fails instead.
+    Pretend,
+}
+
+/// Sees each operation of a [`Hooked`] file system.
+pub trait Hook: Sync {
+    /// Before `op`; an error fails it without running it.
+    fn before(&self, _op: Op<'_>) -> io::Result<Verdict> {
+        Ok(Verdict::Run)
+    }
+    /// After `op` succeeded, or was pretended.
+    fn after(&self, _op: Op<'_>) {}
+    /// [`FileOps::step`]: a point between operations that are not file operations.
+    fn step(&self, _what: &str) {}
+}
+
+/// A hook lent out: the test keeps it, to ask it afterwards what it saw.
+impl<H: Hook + ?Sized> Hook for &H {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        (**self).before(op)
+    }
+    fn after(&self, op: Op<'_>) {
+        (**self).after(op)
+    }
+    fn step(&self, what: &str) {
+        (**self).step(what)
+    }
+}
+
+/// [`StdFs`], each writing operation shown to `H` first.
+pub struct Hooked<H>(pub H);
+
+impl<H: Hook> Hooked<H> {
+    /// Runs `op` by `run` unless the hook refuses it; `pretend` is what a
+    /// [`Verdict::Pretend`] returns.
+    fn hooked<T>(
+        &self,
+        op: Op<'_>,
+        pretend: impl FnOnce() -> io::Result<T>,
+        run: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<T> {
+        let out = match self.0.before(op)? {
+            Verdict::Run => run()?,
+            Verdict::Pretend => pretend()?,
+        };
+        self.0.after(op);
+        Ok(out)
+    }
+
+    fn unit(&self, op: Op<'_>, run: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        self.hooked(op, || Ok(()), run)
+    }
+
+    fn copy(&self, op: Op<'_>, run: impl FnOnce() -> io::Result<u64>) -> io::Result<u64> {
+        let refused = || {
+            Err(io::Error::other(format!(
+                "a hook pretended {} of {}, whose digest it cannot make up",
+                op.name(),
+                op.path().display()
+            )))
+        };
+        self.hooked(op, refused, run)
+    }
+}
+
+impl<H: Hook> FileOps for Hooked<H> {
+    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
+        let op = Op::CopyRange {
+            src,
+            range,
+            dst,
+            in_round: false,
+        };
+        self.copy(op, || StdFs.copy_range(src, range, dst))
+    }
+    fn copy_range_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        let op = Op::CopyRange {
+            src,
+            range,
+            dst,
+            in_round: true,
+        };
+        self.copy(op, || StdFs.copy_range_in_round(src, range, dst, round))
+    }
+    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
+        let op = Op::AppendRange { src, range, dst };
+        self.unit(op, || StdFs.append_range(src, range, dst))
+    }
+    fn write_file(
+        &self,
+        dst: &Path,
+        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.unit(Op::WriteFile { dst }, || StdFs.write_file(dst, fill))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let op = Op::Truncate {
+            path,
+            len,
+            in_round: false,
+        };
+        self.unit(op, || StdFs.truncate(path, len))
+    }
+    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        let op = Op::Truncate {
+            path,
+            len,
+            in_round: true,
+        };
+        self.unit(op, || StdFs.truncate_in_round(path, len, round))
+    }
+    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+        let op = Op::CreateSized { dst, len };
+        self.unit(op, || StdFs.create_sized_in_round(dst, len, round))
+    }
+    fn copy_range_at_in_round(
+        &self,
+        src: &Path,
+        range: ByteRange,
+        dst: &Path,
+        at: u64,
+        round: &SyncRound,
+    ) -> io::Result<u64> {
+        let op = Op::CopyRangeAt {
+            src,
+            range,
+            dst,
+            at,
+        };
+        self.copy(op, || {
+            StdFs.copy_range_at_in_round(src, range, dst, at, round)
+        })
+    }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.unit(Op::SyncFile { path }, || StdFs.sync_file(path))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.unit(Op::Rename { from, to }, || StdFs.rename(from, to))
+    }
+    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        self.unit(Op::HardLink { src, dst }, || StdFs.hard_link(src, dst))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.unit(Op::RemoveFile { path }, || StdFs.remove_file(path))
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.unit(Op::CreateDirAll { path }, || StdFs.create_dir_all(path))
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.unit(Op::RemoveDir { path }, || StdFs.remove_dir(path))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.unit(Op::SyncDir { dir }, || StdFs.sync_dir(dir))
+    }
+    fn sync_fs(&self, dir: &Path) -> io::Result<()> {
+        self.unit(Op::SyncFs { dir }, || StdFs.sync_fs(dir))
+    }
+    fn step(&self, what: &str) {
+        self.0.step(what);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::sync::Mutex;
+
+    /// Pretends every cut, fails every removal, and records what ran.
+    #[derive(Default)]
+    struct Record(Mutex<Vec<String>>);
+
+    impl Hook for Record {
+        fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+            match op {
+                Op::Truncate { .. } | Op::CopyRangeAt { .. } => Ok(Verdict::Pretend),
+                Op::RemoveFile { .. } => Err(io::Error::other("refused")),
+                _ => Ok(Verdict::Run),
+            }
+        }
+        fn after(&self, op: Op<'_>) {
+            let name = op.path().file_name().unwrap_or_default().to_string_lossy();
+            self.0.lock().unwrap().push(format!("{} {name}", op.name()));
+        }
+    }
+
+    #[test]
+    fn a_hook_runs_fails_or_pretends_each_operation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        fs::write(&file, b"0123456789").unwrap();
+        let record = Record::default();
+        let fs_ops = Hooked(&record);
+
+        fs_ops.truncate(&file, 3).unwrap();
+        assert_eq!(fs::read(&file).unwrap(), b"0123456789", "pretended");
+        let copy = tmp.path().join("copy");
+        fs_ops
+            .copy_range(&file, ByteRange::new(2, 4), &copy)
+            .unwrap();
+        assert_eq!(fs::read(&copy).unwrap(), b"23");
+        let e = fs_ops.remove_file(&copy).unwrap_err();
+        assert_eq!(e.to_string(), "refused");
+        assert!(copy.exists(), "a refused operation does not run");
+        // A copy cannot be pretended: it must return the digest of what it copied.
+        let round = SyncRound::new();
+        let e = fs_ops
+            .copy_range_at_in_round(&file, ByteRange::new(0, 2), &copy, 0, &round)
+            .unwrap_err();
+        assert!(e.to_string().contains("copy_range_at_in_round"), "{e}");
+        assert!(round.is_empty());
+        assert_eq!(fs::read(&copy).unwrap(), b"23");
+
+        let ran = record.0.lock().unwrap().clone();
+        assert_eq!(ran, ["truncate f", "copy_range copy"]);
+    }
+
+    #[test]
+    fn an_operation_syncs_unless_it_leaves_that_to_a_round() {
+        let p = Path::new("p");
+        let cut = |in_round| Op::Truncate {
+            path: p,
+            len: 0,
+            in_round,
+        };
+        assert!(cut(false).syncs());
+        assert!(!cut(true).syncs());
+        assert_eq!(cut(true).name(), "truncate_in_round");
+        assert!(Op::SyncFs { dir: p }.syncs());
+        assert!(!Op::Rename { from: p, to: p }.syncs());
+    }
+}
