@@ -95,7 +95,7 @@ impl Executor<'_> {
     /// [`Executor::execute`], running `alongside` once the changes are applied: while
     /// the last sync round writes them back, when the plan runs in phases. It may
     /// read what the repairs wrote (`recover` checks the repaired partitions there),
-    /// never change it. Its result is dropped when a repair fails.
+    /// never change it. It does not run when a repair fails.
     pub fn execute_alongside<T>(
         &self,
         plan: Vec<(RepairAction, String)>,
@@ -143,7 +143,8 @@ impl Executor<'_> {
     /// 3. every change applied, partitions in parallel on [`SYNC_THREADS`] threads,
     ///    each partition's repairs in plan order;
     /// 4. one sync round over the files and folders that changed, `alongside`
-    ///    running meanwhile (the round mostly waits for the disk);
+    ///    running meanwhile (the round mostly waits for the disk) unless a change
+    ///    failed;
     /// 5. every repair journaled done, one flush.
     ///
     /// Nothing is cut before its bytes and their manifest are durable (phase 3 starts
@@ -240,18 +241,6 @@ impl Executor<'_> {
             Ok::<_, std::convert::Infallible>(out)
         })
         .unwrap_or_else(|never| match never {});
-        // What changed is made durable even when a repair failed: those that
-        // finished are then done.
-        self.fs.step("sync changes");
-        let (synced, beside) = std::thread::scope(|scope| {
-            let sync = scope.spawn(|| round.run(self.fs));
-            let beside = alongside();
-            let synced = sync
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (synced, beside)
-        });
-        synced.map_err(sync_err)?;
         let mut quarantined = vec![None; items.len()];
         let mut failure = None;
         for (i, result) in acted.into_iter().flatten() {
@@ -280,11 +269,26 @@ impl Executor<'_> {
             .filter(|(_, q)| q.is_some())
             .map(|((id, _, _), _)| *id)
             .collect();
-        self.fs.step("journal done");
-        self.log.record_done_all(&done)?;
+        // What changed is made durable even when a repair failed: those that
+        // finished are then done. Nothing runs beside that round: the run fails.
+        self.fs.step("sync changes");
         if let Some((id, e)) = failure {
+            round.run(self.fs).map_err(sync_err)?;
+            self.fs.step("journal done");
+            self.log.record_done_all(&done)?;
             return Err(self.failed(id, e));
         }
+        let (synced, beside) = std::thread::scope(|scope| {
+            let sync = scope.spawn(|| round.run(self.fs));
+            let beside = alongside();
+            let synced = sync
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (synced, beside)
+        });
+        synced.map_err(sync_err)?;
+        self.fs.step("journal done");
+        self.log.record_done_all(&done)?;
         let executed = items
             .into_iter()
             .zip(quarantined)

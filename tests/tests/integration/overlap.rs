@@ -120,3 +120,33 @@ fn the_run_s_manifest_is_written_while_its_saved_bytes_are_synced() {
     assert!(synced, "{events:?}");
     assert!(named < at(&events, "apply changes"), "{events:?}");
 }
+
+/// Fails every cut, noting the steps.
+#[derive(Default)]
+struct FailingCuts(Mutex<Vec<String>>);
+
+impl Hook for FailingCuts {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        match op {
+            Op::Truncate { .. } => Err(io::Error::other("the disk refuses the cut")),
+            _ => Ok(Verdict::Run),
+        }
+    }
+    fn step(&self, what: &str) {
+        self.0.lock().unwrap().push(what.to_string());
+    }
+}
+
+#[test]
+fn nothing_runs_beside_the_last_round_when_a_change_failed() {
+    let failing = FailingCuts::default();
+    let err = repair(Fault::TornLogTail, &Hooked(&failing)).unwrap_err();
+    assert!(err.to_string().contains("refuses the cut"), "{err}");
+    let steps = failing.0.lock().unwrap().clone();
+    // The round and the journal still run, for the repairs that did finish.
+    assert!(at(&steps, "sync changes") < at(&steps, "journal done"));
+    assert!(
+        !steps.iter().any(|s| s == "check after repair"),
+        "{steps:?}"
+    );
+}
