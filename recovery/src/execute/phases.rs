@@ -118,15 +118,14 @@ impl Executor<'_> {
         }) = action.cut()
         {
             let path = self.data_dir.join(action.rel_path());
-            match file_len(self.fs, &path).map_err(io_err(&path))? {
-                Some(len) if len == original_len => {
-                    // The round makes the new length durable; no entry of its folder
-                    // changed, so the folder needs no fsync.
-                    self.fs
-                        .truncate_in_round(&path, keep_len, round)
-                        .map_err(io_err(&path))?;
-                }
-                Some(len) if len == keep_len => {}
+            // The round makes the new length durable; no entry of its folder changed,
+            // so the folder needs no fsync.
+            let found = self
+                .fs
+                .cut_in_round(&path, original_len, keep_len, round)
+                .map_err(io_err(&path))?;
+            match found {
+                Some(len) if len == original_len || len == keep_len => {}
                 found => return Err(self.length_changed(id, &path, Some(original_len), found)),
             }
             return Ok(ByteRange::new(keep_len, original_len).len());

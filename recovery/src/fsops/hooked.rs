@@ -28,7 +28,8 @@ pub enum Op<'a> {
     WriteFile {
         dst: &'a Path,
     },
-    /// [`FileOps::truncate`], or with `in_round` [`FileOps::truncate_in_round`].
+    /// [`FileOps::truncate`] to `len`, or with `in_round` [`FileOps::cut_in_round`] to
+    /// `len`.
     Truncate {
         path: &'a Path,
         len: u64,
@@ -85,7 +86,7 @@ impl Op<'_> {
             Op::Truncate {
                 in_round: false, ..
             } => "truncate",
-            Op::Truncate { in_round: true, .. } => "truncate_in_round",
+            Op::Truncate { in_round: true, .. } => "cut_in_round",
             Op::CreateSized { .. } => "create_sized_in_round",
             Op::CopyRangeAt { .. } => "copy_range_at_in_round",
             Op::Rename { .. } => "rename",
@@ -254,13 +255,21 @@ impl<H: Hook> FileOps for Hooked<H> {
         };
         self.unit(op, || StdFs.truncate(path, len))
     }
-    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+    /// A pretended cut reports the file `from` bytes long, as cut.
+    fn cut_in_round(
+        &self,
+        path: &Path,
+        from: u64,
+        to: u64,
+        round: &SyncRound,
+    ) -> io::Result<Option<u64>> {
         let op = Op::Truncate {
             path,
-            len,
+            len: to,
             in_round: true,
         };
-        self.unit(op, || StdFs.truncate_in_round(path, len, round))
+        let cut = || StdFs.cut_in_round(path, from, to, round);
+        self.hooked(op, || Ok(Some(from)), cut)
     }
     fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
         let op = Op::CreateSized { dst, len };
@@ -378,7 +387,7 @@ mod tests {
         };
         assert!(cut(false).syncs());
         assert!(!cut(true).syncs());
-        assert_eq!(cut(true).name(), "truncate_in_round");
+        assert_eq!(cut(true).name(), "cut_in_round");
         assert!(Op::SyncFs { dir: p }.syncs());
         assert!(!Op::Rename { from: p, to: p }.syncs());
     }

@@ -74,11 +74,17 @@ pub trait FileOps: Sync {
         at: u64,
         round: &SyncRound,
     ) -> io::Result<u64>;
-    /// [`FileOps::truncate`], leaving the fsync of `path` to `round`. By default it is
-    /// fsynced at once.
-    fn truncate_in_round(&self, path: &Path, len: u64, _round: &SyncRound) -> io::Result<()> {
-        self.truncate(path, len)
-    }
+    /// Cuts `path` from `from` bytes to `to`, leaving the fsync to `round`, if and only
+    /// if it is `from` bytes long, as seen on the handle that cuts it (no other file
+    /// can take its name in between). Returns the length found (`None`: no file);
+    /// any other length leaves the file as it is, for the caller to judge.
+    fn cut_in_round(
+        &self,
+        path: &Path,
+        from: u64,
+        to: u64,
+        round: &SyncRound,
+    ) -> io::Result<Option<u64>>;
     /// Makes a regular file's bytes and length durable (a round's deferred writes).
     fn sync_file(&self, path: &Path) -> io::Result<()> {
         self.open_read(path)?.sync_all()
@@ -126,7 +132,7 @@ pub const SYNCFS_FROM: usize = 4 * SYNC_THREADS;
 /// fsync each, run on [`SYNC_THREADS`] threads, however many repairs changed them;
 /// above [`SYNCFS_FROM`] paths, one `syncfs` per file system instead. Writes that
 /// leave their fsync to a round ([`FileOps::copy_range_in_round`],
-/// [`FileOps::truncate_in_round`]) are durable only once the round has run.
+/// [`FileOps::cut_in_round`]) are durable only once the round has run.
 #[derive(Debug, Default)]
 pub struct SyncRound(Mutex<RoundPaths>);
 
@@ -307,7 +313,7 @@ mod tests {
             .unwrap();
         assert_eq!(digest, xxhash_rust::xxh3::xxh3_64(b"2345"));
         assert_eq!(fs::read(&copy).unwrap(), b"2345");
-        StdFs.truncate_in_round(&src, 3, &round).unwrap();
+        assert_eq!(StdFs.cut_in_round(&src, 10, 3, &round).unwrap(), Some(10));
         assert_eq!(fs::read(&src).unwrap(), b"012");
         round.add_dir(tmp.path());
         assert_eq!(round.len(), 3);

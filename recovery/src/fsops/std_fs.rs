@@ -117,14 +117,34 @@ impl FileOps for StdFs {
         file.sync_all()
     }
 
-    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        let Some(file) = open_in_place(path, OFlags::WRONLY)? else {
-            // A file with other names is replaced by a copy, made durable at once.
-            return self.unshare(path, &mut |copy| copy.set_len(len));
+    fn cut_in_round(
+        &self,
+        path: &Path,
+        from: u64,
+        to: u64,
+        round: &SyncRound,
+    ) -> io::Result<Option<u64>> {
+        let flags = OFlags::WRONLY | OFlags::NONBLOCK;
+        let file = match open_nofollow(path, flags) {
+            Ok(fd) => File::from(fd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
         };
-        file.set_len(len)?;
-        round.add_file(path);
-        Ok(())
+        let st = rfs::fstat(&file)?;
+        require_regular(&st)?;
+        let len = u64::try_from(st.st_size).unwrap_or(0);
+        if len != from {
+            return Ok(Some(len));
+        }
+        if st.st_nlink > 1 {
+            // A file with other names is replaced by a copy, made durable at once.
+            drop(file);
+            self.unshare(path, &mut |copy| copy.set_len(to))?;
+        } else {
+            file.set_len(to)?;
+            round.add_file(path);
+        }
+        Ok(Some(from))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

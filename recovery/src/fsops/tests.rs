@@ -97,8 +97,9 @@ fn writes_refuse_links_and_leave_their_targets_alone() {
         };
         refused(fs.write_file(&link, &mut |w| w.write_all(b"x")));
         refused(fs.truncate(&link, 0));
-        refused(fs.append_range(&root.join("d/src"), ByteRange::new(0, 4), &link));
         let round = crate::fsops::SyncRound::new();
+        refused(fs.cut_in_round(&link, 7, 0, &round).map(|_| ()));
+        refused(fs.append_range(&root.join("d/src"), ByteRange::new(0, 4), &link));
         refused(fs.create_sized_in_round(&link, 4, &round));
         refused(
             fs.copy_range_at_in_round(&root.join("d/src"), ByteRange::new(0, 4), &link, 0, &round)
@@ -148,6 +149,35 @@ fn a_stale_regular_temp_is_replaced_and_a_hard_linked_file_is_changed_under_its_
         .collect();
     names.sort();
     assert_eq!(names, ["more", "other-name", "third-name", "tmp"]);
+}
+
+#[test]
+fn a_cut_happens_only_at_the_length_it_expects_and_spares_other_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("log");
+    fs::write(&file, b"0123456789").unwrap();
+    let round = crate::fsops::SyncRound::new();
+    // Another length, or no file: reported, nothing changed.
+    assert_eq!(StdFs.cut_in_round(&file, 12, 4, &round).unwrap(), Some(10));
+    assert_eq!(fs::read(&file).unwrap(), b"0123456789");
+    let gone = tmp.path().join("gone");
+    assert_eq!(StdFs.cut_in_round(&gone, 12, 4, &round).unwrap(), None);
+    assert!(round.is_empty());
+    // The expected length: cut, its fsync left to the round.
+    assert_eq!(StdFs.cut_in_round(&file, 10, 4, &round).unwrap(), Some(10));
+    assert_eq!(fs::read(&file).unwrap(), b"0123");
+    assert_eq!(round.len(), 1);
+    // Cut already (a rerun): reported as found.
+    assert_eq!(StdFs.cut_in_round(&file, 10, 4, &round).unwrap(), Some(4));
+    // A second name keeps the bytes it had.
+    let other = tmp.path().join("other-name");
+    fs::hard_link(&file, &other).unwrap();
+    assert_eq!(StdFs.cut_in_round(&file, 4, 1, &round).unwrap(), Some(4));
+    assert_eq!(fs::read(&file).unwrap(), b"0");
+    assert_eq!(fs::read(&other).unwrap(), b"0123");
+    // A folder is not opened to be cut.
+    let e = StdFs.cut_in_round(tmp.path(), 0, 0, &round).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::IsADirectory, "{e}");
 }
 
 #[test]

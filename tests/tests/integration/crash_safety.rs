@@ -107,12 +107,18 @@ impl FileOps for CrashAt {
         self.before_unsynced(dst);
         StdFs.copy_range_in_round(src, range, dst, round)
     }
-    fn truncate_in_round(&self, path: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
+    fn cut_in_round(
+        &self,
+        path: &Path,
+        from: u64,
+        to: u64,
+        round: &SyncRound,
+    ) -> io::Result<Option<u64>> {
         if self.crashing() {
             self.die();
         }
         self.before_unsynced(path);
-        StdFs.truncate_in_round(path, len, round)
+        StdFs.cut_in_round(path, from, to, round)
     }
     fn sync_file(&self, path: &Path) -> io::Result<()> {
         if self.crashing() {

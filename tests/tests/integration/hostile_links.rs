@@ -704,7 +704,7 @@ fn race_a_link_swapped_in_for_the_log_before_the_cut() {
     let w = World::new(CLEAN);
     apply(w.data(), P1, Fault::TornLogTail).unwrap();
     let plant = Plant::new(
-        &["truncate_in_round"],
+        &["cut_in_round"],
         |p| name_ends(p, ".log"),
         w.outside.join("victim"),
     );

@@ -63,6 +63,7 @@ mod hostile_sparse;
 mod inject_fault;
 mod offsets_listings;
 mod overlap;
+mod race_writer;
 mod salvage;
 mod scan_props;
 mod state_log;
