@@ -12,7 +12,9 @@
 //! - times `pipeline::run` (the whole `recover`) on a copy, through a `FileOps` that
 //!   counts every fsync (each file operation that writes fsyncs its file; each
 //!   `sync_dir` is one, and so is each `sync_fs`, which a large round makes instead
-//!   of its folder fsyncs) and a `RepairLog` that counts journal flushes;
+//!   of its folder fsyncs) and a `RepairLog` that counts journal flushes; it prints
+//!   the time of each executor phase and of each `syncfs` (the last one runs
+//!   beside the check after the repair, so the phases alone do not show it);
 //! - times `pipeline::run` again on another copy, with a `FileOps` that sleeps 1 ms
 //!   before every fsync and every journal flush (a slow disk). The executor's sync
 //!   pool has `fsops::SYNC_THREADS` threads.
@@ -45,6 +47,9 @@ struct Counting {
     delay: Option<Duration>,
     /// When the executor reached each of its named steps (phase boundaries).
     steps: std::sync::Mutex<Vec<(String, Instant)>>,
+    /// When the `syncfs` under way started, and how long each took: the last one
+    /// overlaps the check after the repair, so the phases alone do not show it.
+    syncfs: std::sync::Mutex<(Option<Instant>, Vec<f64>)>,
 }
 
 impl Counting {
@@ -54,6 +59,7 @@ impl Counting {
             dir_syncs: AtomicU64::new(0),
             delay,
             steps: Default::default(),
+            syncfs: Default::default(),
         }
     }
 }
@@ -72,7 +78,18 @@ impl Hook for Counting {
                 std::thread::sleep(d);
             }
         }
+        if let Op::SyncFs { .. } = op {
+            self.syncfs.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(Instant::now());
+        }
         Ok(Verdict::Run)
+    }
+    fn after(&self, op: Op<'_>) {
+        if let Op::SyncFs { .. } = op {
+            let mut syncfs = self.syncfs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(started) = syncfs.0.take() {
+                syncfs.1.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
     }
     fn step(&self, what: &str) {
         let mut steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,6 +146,8 @@ struct Measured {
     secs: f64,
     /// Milliseconds in the analysis and plan, then in each executor phase.
     phases: Vec<(String, f64)>,
+    /// Milliseconds of each `syncfs`, in order.
+    syncfs_ms: Vec<f64>,
     file_syncs: u64,
     dir_syncs: u64,
     flushes: u64,
@@ -180,9 +199,16 @@ fn recover(data: &Path, state: &Path, delay: Option<Duration>) -> Measured {
         phases.push((from.0, (at - from.1).as_secs_f64() * 1e3));
         from = (name, at);
     }
+    let syncfs_ms = counting
+        .syncfs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .1
+        .clone();
     Measured {
         secs,
         phases,
+        syncfs_ms,
         file_syncs: counting.file_syncs.load(Ordering::Relaxed),
         dir_syncs: counting.dir_syncs.load(Ordering::Relaxed),
         flushes: log.flushes.load(Ordering::Relaxed),
@@ -278,5 +304,7 @@ fn main() {
             .map(|(name, ms)| format!("{name} {ms:.1}"))
             .collect();
         println!("  where recover's time went (ms): {}", phases.join(", "));
+        let syncfs: Vec<String> = m.syncfs_ms.iter().map(|ms| format!("{ms:.1}")).collect();
+        println!("  each syncfs, in order (ms): {}", syncfs.join(", "));
     }
 }
