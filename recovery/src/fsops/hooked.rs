@@ -148,6 +148,9 @@ pub enum Verdict {
     /// Report success and do nothing. A copy, which must return the digest of what
     /// it copied, fails instead.
     Pretend,
+    /// Do half of what it writes, as a process killed in the middle of it leaves
+    /// it, then [`Hook::torn`]. An operation that writes no bytes does nothing.
+    Tear,
 }
 
 /// Sees each operation of a [`Hooked`] file system.
@@ -158,6 +161,8 @@ pub trait Hook: Sync {
     }
     /// After `op` succeeded, or was pretended.
     fn after(&self, _op: Op<'_>) {}
+    /// After `op` was torn: a crash test dies here. If it returns, `op` fails.
+    fn torn(&self, _op: Op<'_>) {}
     /// [`FileOps::step`]: a point between operations that are not file operations.
     fn step(&self, _what: &str) {}
 }
@@ -170,6 +175,9 @@ impl<H: Hook + ?Sized> Hook for &H {
     fn after(&self, op: Op<'_>) {
         (**self).after(op)
     }
+    fn torn(&self, op: Op<'_>) {
+        (**self).torn(op)
+    }
     fn step(&self, what: &str) {
         (**self).step(what)
     }
@@ -178,39 +186,78 @@ impl<H: Hook + ?Sized> Hook for &H {
 /// [`StdFs`], each writing operation shown to `H` first.
 pub struct Hooked<H>(pub H);
 
+/// The first half of `range`.
+fn half(range: ByteRange) -> ByteRange {
+    ByteRange::new(range.start, range.start + range.len() / 2)
+}
+
+/// What an operation does for each [`Verdict`] but `Run`.
+struct Otherwise<P, T> {
+    pretend: P,
+    tear: T,
+}
+
 impl<H: Hook> Hooked<H> {
-    /// Runs `op` by `run` unless the hook refuses it; `pretend` is what a
-    /// [`Verdict::Pretend`] returns.
+    /// Runs `op` by `run` unless the hook refuses it, or as it says otherwise.
     fn hooked<T>(
         &self,
         op: Op<'_>,
-        pretend: impl FnOnce() -> io::Result<T>,
+        otherwise: Otherwise<impl FnOnce() -> io::Result<T>, impl FnOnce()>,
         run: impl FnOnce() -> io::Result<T>,
     ) -> io::Result<T> {
         let out = match self.0.before(op)? {
             Verdict::Run => run()?,
-            Verdict::Pretend => pretend()?,
+            Verdict::Pretend => (otherwise.pretend)()?,
+            Verdict::Tear => {
+                (otherwise.tear)();
+                self.0.torn(op);
+                return Err(io::Error::other(format!(
+                    "{} of {} torn",
+                    op.name(),
+                    op.path().display()
+                )));
+            }
         };
         self.0.after(op);
         Ok(out)
     }
 
-    fn unit(&self, op: Op<'_>, run: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        self.hooked(op, || Ok(()), run)
+    /// An operation that returns nothing, torn by `tear`.
+    fn unit(
+        &self,
+        op: Op<'_>,
+        tear: impl FnOnce(),
+        run: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        let pretend = || Ok(());
+        self.hooked(op, Otherwise { pretend, tear }, run)
     }
 
-    fn copy(&self, op: Op<'_>, run: impl FnOnce() -> io::Result<u64>) -> io::Result<u64> {
-        let refused = || {
+    /// An operation that writes no bytes: torn, it does nothing.
+    fn whole(&self, op: Op<'_>, run: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        self.unit(op, || {}, run)
+    }
+
+    /// A copy, returning its digest: it cannot be pretended.
+    fn copy(
+        &self,
+        op: Op<'_>,
+        tear: impl FnOnce(),
+        run: impl FnOnce() -> io::Result<u64>,
+    ) -> io::Result<u64> {
+        let pretend = || {
             Err(io::Error::other(format!(
                 "a hook pretended {} of {}, whose digest it cannot make up",
                 op.name(),
                 op.path().display()
             )))
         };
-        self.hooked(op, refused, run)
+        self.hooked(op, Otherwise { pretend, tear }, run)
     }
 }
 
+// A torn write is left unsynced where the operation leaves its fsync to a round,
+// and its errors are ignored: the process is dying.
 impl<H: Hook> FileOps for Hooked<H> {
     fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
         let op = Op::CopyRange {
@@ -219,7 +266,8 @@ impl<H: Hook> FileOps for Hooked<H> {
             dst,
             in_round: false,
         };
-        self.copy(op, || StdFs.copy_range(src, range, dst))
+        let tear = || drop(StdFs.copy_range(src, half(range), dst));
+        self.copy(op, tear, || StdFs.copy_range(src, range, dst))
     }
     fn copy_range_in_round(
         &self,
@@ -234,18 +282,32 @@ impl<H: Hook> FileOps for Hooked<H> {
             dst,
             in_round: true,
         };
-        self.copy(op, || StdFs.copy_range_in_round(src, range, dst, round))
+        let tear = || drop(StdFs.copy_range_in_round(src, half(range), dst, round));
+        self.copy(op, tear, || {
+            StdFs.copy_range_in_round(src, range, dst, round)
+        })
     }
     fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
         let op = Op::AppendRange { src, range, dst };
-        self.unit(op, || StdFs.append_range(src, range, dst))
+        let tear = || drop(StdFs.append_range(src, half(range), dst));
+        self.unit(op, tear, || StdFs.append_range(src, range, dst))
     }
     fn write_file(
         &self,
         dst: &Path,
         fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
     ) -> io::Result<()> {
-        self.unit(Op::WriteFile { dst }, || StdFs.write_file(dst, fill))
+        // Only one of the two runs: the other closure never takes `fill`.
+        let fill = std::cell::RefCell::new(fill);
+        let tear = || {
+            let mut all = Vec::new();
+            if (fill.borrow_mut())(&mut all).is_ok() {
+                let first = all.get(..all.len() / 2).unwrap_or_default();
+                drop(StdFs.write_file(dst, &mut |w| w.write_all(first)));
+            }
+        };
+        let run = || StdFs.write_file(dst, &mut **fill.borrow_mut());
+        self.unit(Op::WriteFile { dst }, tear, run)
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let op = Op::Truncate {
@@ -253,7 +315,7 @@ impl<H: Hook> FileOps for Hooked<H> {
             len,
             in_round: false,
         };
-        self.unit(op, || StdFs.truncate(path, len))
+        self.whole(op, || StdFs.truncate(path, len))
     }
     /// A pretended cut reports the file `from` bytes long, as cut.
     fn cut_in_round(
@@ -268,12 +330,17 @@ impl<H: Hook> FileOps for Hooked<H> {
             len: to,
             in_round: true,
         };
-        let cut = || StdFs.cut_in_round(path, from, to, round);
-        self.hooked(op, || Ok(Some(from)), cut)
+        let otherwise = Otherwise {
+            pretend: || Ok(Some(from)),
+            tear: || {},
+        };
+        self.hooked(op, otherwise, || StdFs.cut_in_round(path, from, to, round))
     }
     fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
         let op = Op::CreateSized { dst, len };
-        self.unit(op, || StdFs.create_sized_in_round(dst, len, round))
+        // Created, not yet sized.
+        let tear = || drop(StdFs.create_sized_in_round(dst, 0, round));
+        self.unit(op, tear, || StdFs.create_sized_in_round(dst, len, round))
     }
     fn copy_range_at_in_round(
         &self,
@@ -289,33 +356,34 @@ impl<H: Hook> FileOps for Hooked<H> {
             dst,
             at,
         };
-        self.copy(op, || {
+        let tear = || drop(StdFs.copy_range_at_in_round(src, half(range), dst, at, round));
+        self.copy(op, tear, || {
             StdFs.copy_range_at_in_round(src, range, dst, at, round)
         })
     }
     fn sync_file(&self, path: &Path) -> io::Result<()> {
-        self.unit(Op::SyncFile { path }, || StdFs.sync_file(path))
+        self.whole(Op::SyncFile { path }, || StdFs.sync_file(path))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.unit(Op::Rename { from, to }, || StdFs.rename(from, to))
+        self.whole(Op::Rename { from, to }, || StdFs.rename(from, to))
     }
     fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        self.unit(Op::HardLink { src, dst }, || StdFs.hard_link(src, dst))
+        self.whole(Op::HardLink { src, dst }, || StdFs.hard_link(src, dst))
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.unit(Op::RemoveFile { path }, || StdFs.remove_file(path))
+        self.whole(Op::RemoveFile { path }, || StdFs.remove_file(path))
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.unit(Op::CreateDirAll { path }, || StdFs.create_dir_all(path))
+        self.whole(Op::CreateDirAll { path }, || StdFs.create_dir_all(path))
     }
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.unit(Op::RemoveDir { path }, || StdFs.remove_dir(path))
+        self.whole(Op::RemoveDir { path }, || StdFs.remove_dir(path))
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.unit(Op::SyncDir { dir }, || StdFs.sync_dir(dir))
+        self.whole(Op::SyncDir { dir }, || StdFs.sync_dir(dir))
     }
     fn sync_fs(&self, dir: &Path) -> io::Result<()> {
-        self.unit(Op::SyncFs { dir }, || StdFs.sync_fs(dir))
+        self.whole(Op::SyncFs { dir }, || StdFs.sync_fs(dir))
     }
     fn step(&self, what: &str) {
         self.0.step(what);
@@ -375,6 +443,43 @@ mod tests {
 
         let ran = record.0.lock().unwrap().clone();
         assert_eq!(ran, ["truncate f", "copy_range copy"]);
+    }
+
+    /// Tears every operation, noting which.
+    #[derive(Default)]
+    struct Tearing(Mutex<Vec<&'static str>>);
+
+    impl Hook for Tearing {
+        fn before(&self, _op: Op<'_>) -> io::Result<Verdict> {
+            Ok(Verdict::Tear)
+        }
+        fn torn(&self, op: Op<'_>) {
+            self.0.lock().unwrap().push(op.name());
+        }
+    }
+
+    #[test]
+    fn a_torn_write_leaves_half_of_its_bytes_and_fails() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::write(&src, b"0123456789").unwrap();
+        let tearing = Tearing::default();
+        let fs_ops = Hooked(&tearing);
+        let copy = tmp.path().join("copy");
+        let e = fs_ops
+            .copy_range(&src, ByteRange::new(2, 10), &copy)
+            .unwrap_err();
+        assert!(e.to_string().contains("torn"), "{e}");
+        assert_eq!(fs::read(&copy).unwrap(), b"2345");
+        let written = tmp.path().join("written");
+        let fill = &mut |w: &mut dyn Write| w.write_all(b"abcdef");
+        fs_ops.write_file(&written, fill).unwrap_err();
+        assert_eq!(fs::read(&written).unwrap(), b"abc");
+        // Nothing to tear in a rename: nothing happens.
+        fs_ops.rename(&src, &copy).unwrap_err();
+        assert_eq!(fs::read(&src).unwrap(), b"0123456789");
+        let torn = tearing.0.lock().unwrap().clone();
+        assert_eq!(torn, ["copy_range", "write_file", "rename"]);
     }
 
     #[test]

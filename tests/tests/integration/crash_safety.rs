@@ -4,16 +4,17 @@
 //! repair afterwards gives back the damaged input: nothing is lost at any crash point.
 
 use harness::{apply, snapshot, DataDirBuilder, Fault, PartitionSpec, Snapshot};
-use journal::{ByteRange, Journal, RepairAction, RepairId};
+use journal::{Journal, RepairAction, RepairId};
 use recovery::execute::Executor;
-use recovery::fsops::{FileOps, StdFs, SyncRound};
+use recovery::fsops::hooked::{Hook, Hooked, Op, Verdict};
+use recovery::fsops::{FileOps, StdFs};
 use recovery::pipeline::{run, Request};
 use recovery::plan::Mode;
 use recovery::quarantine::Quarantine;
 use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,8 +28,8 @@ struct Crash;
 const CREATE_PACKED: &str = "create the packed bytes";
 const FILL_PACKED: &str = "fill the packed bytes";
 
-/// The real file system, until step `at`: that step is torn (half done, where it
-/// writes) and the process "dies" (panics with [`Crash`]). The executor runs steps
+/// The real file system (as [`Hooked`]), until step `at`: that step is torn (half
+/// done, where it writes) and the process "dies" (panics with [`Crash`]). The executor runs steps
 /// on several threads: once dead, every later step of any thread dies at once,
 /// doing nothing, as in a killed process.
 struct CrashAt {
@@ -82,154 +83,45 @@ impl CrashAt {
     }
 }
 
-impl FileOps for CrashAt {
-    fn copy_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<u64> {
-        if self.crashing() {
-            let half = ByteRange::new(range.start, range.start + range.len() / 2);
-            let _ = StdFs.copy_range(src, half, dst);
-            self.die();
+impl Hook for CrashAt {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        let crashing = self.crashing();
+        let inside_packed = match op {
+            Op::CreateSized { .. } => Some(CREATE_PACKED),
+            Op::CopyRangeAt { .. } => Some(FILL_PACKED),
+            _ => None,
+        };
+        if let Some(step) = inside_packed.filter(|_| crashing) {
+            *self.died_at.lock().unwrap() = Some(step.into());
         }
-        StdFs.copy_range(src, range, dst)
+        // Writes whose fsync is left to a round, torn or not.
+        if matches!(
+            op,
+            Op::CopyRange { in_round: true, .. }
+                | Op::Truncate { in_round: true, .. }
+                | Op::CreateSized { .. }
+                | Op::CopyRangeAt { .. }
+        ) {
+            self.before_unsynced(op.path());
+        }
+        Ok(if crashing {
+            Verdict::Tear
+        } else {
+            Verdict::Run
+        })
     }
-    fn copy_range_in_round(
-        &self,
-        src: &Path,
-        range: ByteRange,
-        dst: &Path,
-        round: &SyncRound,
-    ) -> io::Result<u64> {
-        if self.crashing() {
-            self.before_unsynced(dst);
-            let half = ByteRange::new(range.start, range.start + range.len() / 2);
-            let _ = StdFs.copy_range_in_round(src, half, dst, round);
-            self.die();
-        }
-        self.before_unsynced(dst);
-        StdFs.copy_range_in_round(src, range, dst, round)
+    fn torn(&self, _op: Op<'_>) {
+        self.die();
     }
-    fn cut_in_round(
-        &self,
-        path: &Path,
-        from: u64,
-        to: u64,
-        round: &SyncRound,
-    ) -> io::Result<Option<u64>> {
-        if self.crashing() {
-            self.die();
+    fn after(&self, op: Op<'_>) {
+        match op {
+            Op::SyncFile { path } => {
+                self.unsynced.lock().unwrap().remove(path);
+            }
+            // One file system here: everything written is durable.
+            Op::SyncFs { .. } => self.unsynced.lock().unwrap().clear(),
+            _ => {}
         }
-        self.before_unsynced(path);
-        StdFs.cut_in_round(path, from, to, round)
-    }
-    fn sync_file(&self, path: &Path) -> io::Result<()> {
-        if self.crashing() {
-            self.die();
-        }
-        StdFs.sync_file(path)?;
-        self.unsynced.lock().unwrap().remove(path);
-        Ok(())
-    }
-    fn append_range(&self, src: &Path, range: ByteRange, dst: &Path) -> io::Result<()> {
-        if self.crashing() {
-            let bytes = std::fs::read(src)?;
-            let slice = &bytes[range.start as usize..range.end as usize];
-            let mut f = std::fs::OpenOptions::new().append(true).open(dst)?;
-            f.write_all(&slice[..slice.len() / 2])?;
-            self.die();
-        }
-        StdFs.append_range(src, range, dst)
-    }
-    fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        if self.crashing() {
-            *self.died_at.lock().unwrap() = Some(CREATE_PACKED.into());
-            self.before_unsynced(dst);
-            // Torn: created, not yet sized.
-            let _ = StdFs.create_sized_in_round(dst, 0, round);
-            self.die();
-        }
-        self.before_unsynced(dst);
-        StdFs.create_sized_in_round(dst, len, round)
-    }
-    fn copy_range_at_in_round(
-        &self,
-        src: &Path,
-        range: ByteRange,
-        dst: &Path,
-        at: u64,
-        round: &SyncRound,
-    ) -> io::Result<u64> {
-        if self.crashing() {
-            *self.died_at.lock().unwrap() = Some(FILL_PACKED.into());
-            self.before_unsynced(dst);
-            let half = ByteRange::new(range.start, range.start + range.len() / 2);
-            let _ = StdFs.copy_range_at_in_round(src, half, dst, at, round);
-            self.die();
-        }
-        self.before_unsynced(dst);
-        StdFs.copy_range_at_in_round(src, range, dst, at, round)
-    }
-    fn write_file(
-        &self,
-        dst: &Path,
-        fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
-    ) -> io::Result<()> {
-        if self.crashing() {
-            let mut all = Vec::new();
-            fill(&mut all)?;
-            std::fs::write(dst, &all[..all.len() / 2])?;
-            self.die();
-        }
-        StdFs.write_file(dst, fill)
-    }
-    fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
-        if self.crashing() {
-            self.die();
-        }
-        StdFs.hard_link(src, dst)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        if self.crashing() {
-            self.die();
-        }
-        StdFs.truncate(path, len)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        if self.crashing() {
-            self.die();
-        }
-        StdFs.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        if self.crashing() {
-            self.die();
-        }
-        StdFs.remove_file(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        if self.crashing() {
-            self.die();
-        }
-        StdFs.create_dir_all(path)
-    }
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        if self.crashing() {
-            self.die();
-        }
-        StdFs.remove_dir(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        if self.crashing() {
-            self.die();
-        }
-        StdFs.sync_dir(dir)
-    }
-    fn sync_fs(&self, dir: &Path) -> io::Result<()> {
-        if self.crashing() {
-            self.die();
-        }
-        StdFs.sync_fs(dir)?;
-        // One file system here: everything written is durable.
-        self.unsynced.lock().unwrap().clear();
-        Ok(())
     }
     fn step(&self, what: &str) {
         if self.crashing() {
@@ -334,7 +226,8 @@ fn crash_everywhere_then(name: &str, damaged: &Path, mode: Mode, after: AfterCra
         let state = tmp.path().join("state");
         harness::copy_dir(damaged, &data).expect("copy");
         let crashing = CrashAt::new(at);
-        let first = catch_unwind(AssertUnwindSafe(|| repair(&data, &state, &crashing, mode)));
+        let hooked = Hooked(&crashing);
+        let first = catch_unwind(AssertUnwindSafe(|| repair(&data, &state, &hooked, mode)));
         match first {
             Ok(ready) => {
                 assert!(ready, "{name}: uninterrupted run");
