@@ -1,9 +1,10 @@
 //! Fault injection at the [`FileOps`] seam: [`Hooked`] does what [`StdFs`] does, but
-//! shows each operation to a [`Hook`] first, which may let it run, fail it, or have
-//! it report success without doing it (a disk that lies). The crash tests, the
-//! races with planted links and the benches' counting of fsyncs are hooks; each
-//! sees every operation that writes, so none can miss one the executor starts using
-//! (as tikv/raft-engine's file-system hooks).
+//! shows each operation to a [`Hook`] first, which may let it run, fail it, have it
+//! report success without doing it (a disk that lies) or tear it (a process killed
+//! in the middle of a write). The crash tests, the races with planted links, the
+//! lying disk and the benches' counting of fsyncs are hooks; each sees every
+//! operation that writes, so none can miss one the executor starts using (as
+//! tikv/raft-engine's file-system hooks).
 
 use super::{FileOps, StdFs, SyncRound};
 use journal::ByteRange;

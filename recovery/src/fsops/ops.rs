@@ -77,7 +77,9 @@ pub trait FileOps: Sync {
     /// Cuts `path` from `from` bytes to `to`, leaving the fsync to `round`, if and only
     /// if it is `from` bytes long, as seen on the handle that cuts it (no other file
     /// can take its name in between). Returns the length found (`None`: no file);
-    /// any other length leaves the file as it is, for the caller to judge.
+    /// any other length leaves the file as it is, for the caller to judge. A file
+    /// with other names (hard links) is replaced by a cut copy, made durable at once,
+    /// so that the other names keep their bytes.
     fn cut_in_round(
         &self,
         path: &Path,

@@ -17,8 +17,8 @@ use std::io;
 
 const P0: &str = "streams/0/topics/0/partitions/0";
 
-/// The real file system (as [`Hooked`]), except that cuts (`truncate`) or renames report success and
-/// do nothing.
+/// The real file system (as [`Hooked`]), except that cuts or renames report success
+/// and do nothing.
 struct Lying {
     cuts: bool,
     renames: bool,

@@ -29,9 +29,9 @@ const CREATE_PACKED: &str = "create the packed bytes";
 const FILL_PACKED: &str = "fill the packed bytes";
 
 /// The real file system (as [`Hooked`]), until step `at`: that step is torn (half
-/// done, where it writes) and the process "dies" (panics with [`Crash`]). The executor runs steps
-/// on several threads: once dead, every later step of any thread dies at once,
-/// doing nothing, as in a killed process.
+/// done, where it writes) and the process "dies" (panics with [`Crash`]). The
+/// executor runs steps on several threads: once dead, every later step of any
+/// thread dies at once, doing nothing, as in a killed process.
 struct CrashAt {
     at: usize,
     steps: AtomicUsize,

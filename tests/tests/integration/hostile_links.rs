@@ -507,9 +507,10 @@ fn a_state_directory_that_is_a_link_is_resolved_once() {
 
 // ---- links planted between the plan and the write (the executor's seam) ----
 
-/// The real file system (as [`Hooked`]), but just before operation `op` on a path `matches` accepts,
-/// a link to `target` is put there (whatever was there is moved aside, for
-/// [`Plant::undo`]): an attacker who wins the race between the plan and the write.
+/// The real file system (as [`Hooked`]), but just before one of the operations `ops`
+/// (named as [`Op::name`] names them) on a path `matches` accepts, a link to `target`
+/// is put there (whatever was there is moved aside, for [`Plant::undo`]): an
+/// attacker who wins the race between the plan and the write.
 struct Plant {
     ops: &'static [&'static str],
     matches: fn(&Path) -> bool,
