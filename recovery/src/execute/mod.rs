@@ -278,14 +278,7 @@ impl Executor<'_> {
             self.log.record_done_all(&done)?;
             return Err(self.failed(id, e));
         }
-        let (synced, beside) = std::thread::scope(|scope| {
-            let sync = scope.spawn(|| round.run(self.fs));
-            let beside = alongside();
-            let synced = sync
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (synced, beside)
-        });
+        let (synced, beside) = round.run_beside(self.fs, alongside);
         synced.map_err(sync_err)?;
         self.fs.step("journal done");
         self.log.record_done_all(&done)?;

@@ -183,6 +183,24 @@ impl SyncRound {
         self.len() == 0
     }
 
+    /// [`SyncRound::run`] on a thread of its own while `beside` runs on this one:
+    /// work that needs no durability, done while the round mostly waits for the
+    /// disk. Returns both results; a panic in either is resumed here.
+    pub fn run_beside<T>(
+        &self,
+        fs: &dyn FileOps,
+        beside: impl FnOnce() -> T,
+    ) -> (Result<(), (PathBuf, io::Error)>, T) {
+        std::thread::scope(|scope| {
+            let sync = scope.spawn(|| self.run(fs));
+            let beside = beside();
+            let synced = sync
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (synced, beside)
+        })
+    }
+
     /// Makes every file and folder added durable and empties the round. On an error,
     /// the path that failed and why (the first one, files before folders, each in
     /// path order).

@@ -81,9 +81,10 @@ impl Quarantine {
     /// in parallel, leaving the fsync to `round`; runs `round` (the bytes, the folder
     /// and the folders above it durable) while it writes the run's manifest under a
     /// temporary name (fsynced), renames it into place once both are done, and adds
-    /// its folder to `round`, which the caller runs before it cuts anything. A folder of that name without a manifest (a save a crash
-    /// interrupted) is written over; one with a manifest is refused. An error names
-    /// the request it is about.
+    /// its folder to `round`, which the caller runs before it cuts anything. A
+    /// folder of that name without a manifest (a save a crash interrupted) is
+    /// written over; one with a manifest is refused. An error names the request it
+    /// is about.
     pub fn save_run(
         &self,
         fs: &dyn FileOps,
@@ -135,14 +136,7 @@ impl Quarantine {
         // The manifest (1 KB a repair) is written while the saved bytes are synced,
         // and takes its name only once both are durable: a manifest that exists
         // always describes bytes that are.
-        let (synced, written) = std::thread::scope(|scope| {
-            let sync = scope.spawn(|| round.run(fs));
-            let written = write_manifest_aside(fs, &dir, &manifest);
-            let synced = sync
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (synced, written)
-        });
+        let (synced, written) = round.run_beside(fs, || write_manifest_aside(fs, &dir, &manifest));
         synced.map_err(|(path, cause)| (first, QuarantineError::Io { path, cause }))?;
         let aside = written.map_err(|e| (first, e))?;
         let path = dir.join(MANIFEST);
