@@ -50,6 +50,10 @@ pub enum Op<'a> {
         from: &'a Path,
         to: &'a Path,
     },
+    Exchange {
+        a: &'a Path,
+        b: &'a Path,
+    },
     HardLink {
         src: &'a Path,
         dst: &'a Path,
@@ -91,6 +95,7 @@ impl Op<'_> {
             Op::CreateSized { .. } => "create_sized_in_round",
             Op::CopyRangeAt { .. } => "copy_range_at_in_round",
             Op::Rename { .. } => "rename",
+            Op::Exchange { .. } => "exchange",
             Op::HardLink { .. } => "hard_link",
             Op::RemoveFile { .. } => "remove_file",
             Op::CreateDirAll { .. } => "create_dir_all",
@@ -111,7 +116,7 @@ impl Op<'_> {
             | Op::CreateSized { dst, .. }
             | Op::CopyRangeAt { dst, .. }
             | Op::HardLink { dst, .. } => dst,
-            Op::Rename { to, .. } => to,
+            Op::Rename { to, .. } | Op::Exchange { b: to, .. } => to,
             Op::Truncate { path, .. }
             | Op::RemoveFile { path }
             | Op::CreateDirAll { path }
@@ -135,6 +140,7 @@ impl Op<'_> {
             Op::CreateSized { .. }
             | Op::CopyRangeAt { .. }
             | Op::Rename { .. }
+            | Op::Exchange { .. }
             | Op::RemoveFile { .. }
             | Op::CreateDirAll { .. }
             | Op::RemoveDir { .. } => false,
@@ -367,6 +373,9 @@ impl<H: Hook> FileOps for Hooked<H> {
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.whole(Op::Rename { from, to }, || StdFs.rename(from, to))
+    }
+    fn exchange(&self, a: &Path, b: &Path) -> io::Result<()> {
+        self.whole(Op::Exchange { a, b }, || StdFs.exchange(a, b))
     }
     fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {
         self.whole(Op::HardLink { src, dst }, || StdFs.hard_link(src, dst))

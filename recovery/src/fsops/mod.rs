@@ -8,7 +8,7 @@
 //! commands resolve the data and state directories once at start
 //! (`local_data → /mnt/ssd/…` is common) and work below the resolved paths. Renames,
 //! removals, links and new folders act on an entry of a folder opened that way
-//! (`renameat`, `unlinkat`, `linkat`, `mkdirat`), and none replaces or removes a
+//! (`renameat`, `renameat2`, `unlinkat`, `linkat`, `mkdirat`), and none replaces or removes a
 //! symbolic link. New files are created with `O_EXCL`, after removing a stale regular
 //! file of the same name; a name that is anything else is refused. Files are opened
 //! with `O_NONBLOCK` (a FIFO planted under a file's name cannot hang a run) and must

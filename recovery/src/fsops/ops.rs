@@ -94,6 +94,12 @@ pub trait FileOps: Sync {
     /// Renames the regular file `from` to `to`, which must be missing or a regular
     /// file; it takes the owner and mode of the file it replaces.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Swaps the names of the regular files `a` and `b` in one step
+    /// (`RENAME_EXCHANGE`), so that neither name is ever missing and the file that
+    /// leaves `b` can still be read under `a`; the one that comes to `b` takes the
+    /// owner and mode of the one it replaces. `Unsupported` where the file system
+    /// cannot swap.
+    fn exchange(&self, a: &Path, b: &Path) -> io::Result<()>;
     /// A second name `dst` for the regular file `src` (same file system only), then
     /// fsyncs the file: its bytes may not have been durable before.
     fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()>;

@@ -4,7 +4,7 @@ use super::digest::open_existing;
 use super::nofollow::*;
 use super::ops::{FileOps, SyncRound};
 use journal::ByteRange;
-use rustix::fs::{self as rfs, AtFlags, OFlags};
+use rustix::fs::{self as rfs, AtFlags, OFlags, RenameFlags};
 use rustix::io::Errno;
 use std::ffi::OsString;
 use std::fs::File;
@@ -165,6 +165,33 @@ impl FileOps for StdFs {
         }
         rfs::renameat(&from_dir, from_name, &to_dir, to_name)?;
         Ok(())
+    }
+
+    fn exchange(&self, a: &Path, b: &Path) -> io::Result<()> {
+        let (a_dir, a_name) = open_parent(a)?;
+        let (b_dir, b_name) = open_parent(b)?;
+        let coming = File::from(openat_nofollow(
+            a_dir.as_fd(),
+            a_name,
+            OFlags::RDONLY | OFlags::NONBLOCK,
+        )?);
+        require_regular(&rfs::fstat(&coming)?)?;
+        match lstat_at(b_dir.as_fd(), b_name)? {
+            None => return Err(io::ErrorKind::NotFound.into()),
+            Some(st) if is_regular(&st) => {
+                adopt_owner(&coming, a, st.st_uid, st.st_gid, st.st_mode & 0o7777)?
+            }
+            Some(st) => return Err(refuse_to_replace(&st)),
+        }
+        match rfs::renameat_with(&a_dir, a_name, &b_dir, b_name, RenameFlags::EXCHANGE) {
+            Ok(()) => Ok(()),
+            // What a file system without the flag answers (Linux < 3.15 answers ENOSYS).
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the file system of {} cannot swap two names", b.display()),
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn hard_link(&self, src: &Path, dst: &Path) -> io::Result<()> {

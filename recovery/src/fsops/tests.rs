@@ -114,6 +114,8 @@ fn writes_refuse_links_and_leave_their_targets_alone() {
         refused(fs.create_dir_all(&root.join("d/dir-link/sub")));
         refused(fs.rename(&root.join("d/src"), &link));
         refused(fs.rename(&link, &root.join("d/other")));
+        refused(fs.exchange(&root.join("d/src"), &link));
+        refused(fs.exchange(&link, &root.join("d/src")));
         refused(fs.hard_link(&link, &root.join("d/other")));
         refused(fs.remove_dir(&root.join("d/dir-link")));
         assert_eq!(fs::read(outside.join("target")).unwrap(), b"keep me");
@@ -200,6 +202,30 @@ fn new_files_and_folders_take_their_folders_mode_and_replacements_their_predeces
         .unwrap();
     assert_eq!(mode(&root.join("a/old")), 0o604);
     assert_eq!(fs::read(root.join("a/old")).unwrap(), b"x");
+}
+
+#[test]
+fn an_exchange_swaps_two_names_at_once_and_the_incoming_file_takes_the_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (new, old) = (tmp.path().join("new"), tmp.path().join("old"));
+    fs::write(&new, b"rebuilt").unwrap();
+    fs::write(&old, b"old").unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o604)).unwrap();
+    // A writer's handle on the old file follows it to its new name.
+    let mut writer = fs::OpenOptions::new().append(true).open(&old).unwrap();
+    StdFs.exchange(&new, &old).unwrap();
+    io::Write::write_all(&mut writer, b"+more").unwrap();
+    assert_eq!(fs::read(&old).unwrap(), b"rebuilt");
+    assert_eq!(fs::read(&new).unwrap(), b"old+more");
+    let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&old), 0o604);
+    // Both names must be there, and regular files.
+    let gone = tmp.path().join("gone");
+    let e = StdFs.exchange(&new, &gone).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+    let e = StdFs.exchange(&new, tmp.path()).unwrap_err();
+    assert!(e.to_string().contains("refus"), "{e}");
+    assert_eq!(fs::read(&new).unwrap(), b"old+more");
 }
 
 #[test]
