@@ -1,7 +1,8 @@
 //! The executor's phases 2 and 3 for one repair: what it must save before it acts,
-//! and the act itself (a cut, a rebuilt index renamed over the old one, a file
+//! and the act itself (a cut, a rebuilt index swapped with the old one, a file
 //! moved out, a folder made), each checking the file first so that a rerun knows
-//! what an earlier run already did.
+//! what an earlier run already did, and again at its last step, so that bytes a
+//! writer added since the plan (one the busy check missed) are never lost.
 
 use super::error::{io_err, not_in_phases, ExecError};
 use super::Executor;
@@ -10,7 +11,7 @@ use crate::quarantine::Finder;
 use crate::rebuild::{rebuild_index, temp_index_path};
 use journal::{ByteRange, Cut, RepairAction, RepairId, SegmentKey};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a repair saves into quarantine before it acts: `range` of the file `rel`;
 /// `created_file` when the repair creates `rel` (nothing is saved).
@@ -141,6 +142,7 @@ impl Executor<'_> {
                 let path = self.data_dir.join(segment.rel_index());
                 let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
                 if current == Some((*new_len, *new_xxh3)) {
+                    self.remove_swapped_out(&path, *original_len)?;
                     return Ok(saved);
                 }
                 if current.map(|(len, _)| len) != *original_len {
@@ -151,19 +153,15 @@ impl Executor<'_> {
                         current.map(|(len, _)| len),
                     ));
                 }
-                self.write_index(id, segment, &path, *new_len, *new_xxh3)?;
+                let tmp = self.write_index(id, segment, &path, *new_len, *new_xxh3)?;
+                self.replace_index(id, &tmp, &path, current)?;
                 changed_in(&path);
                 Ok(saved)
             }
             RepairAction::QuarantineFile { path: rel, len } => {
                 let path = self.data_dir.join(rel);
-                match file_len(self.fs, &path).map_err(io_err(&path))? {
-                    Some(found) if found == *len => {
-                        self.fs.remove_file(&path).map_err(io_err(&path))?;
-                        changed_in(&path);
-                    }
-                    None => {}
-                    found => return Err(self.length_changed(id, &path, Some(*len), found)),
+                if self.remove_saved(id, &path, *len)? {
+                    changed_in(&path);
                 }
                 Ok(*len)
             }
@@ -185,8 +183,8 @@ impl Executor<'_> {
         }
     }
 
-    /// Rebuilds the index of `segment` from its log into a temporary file (fsynced),
-    /// checks it is the one planned, and renames it over `path`.
+    /// Rebuilds the index of `segment` from its log into a temporary file (fsynced)
+    /// beside `path`, checks it is the one planned, and returns the file's path.
     fn write_index(
         &self,
         id: RepairId,
@@ -194,7 +192,7 @@ impl Executor<'_> {
         path: &Path,
         new_len: u64,
         new_xxh3: u64,
-    ) -> Result<(), ExecError> {
+    ) -> Result<PathBuf, ExecError> {
         let log = self.data_dir.join(segment.rel_log());
         let log_len = file_len(self.fs, &log)
             .map_err(io_err(&log))?
@@ -221,6 +219,109 @@ impl Executor<'_> {
                 found: format!("{log_len} bytes indexing differently"),
             });
         }
-        self.fs.rename(&tmp, path).map_err(io_err(path))
+        Ok(tmp)
     }
+
+    /// Puts the rebuilt index `tmp` in place of `path`, which the look before the
+    /// rebuild found as `old` (length, XXH3). The two names are swapped in one step
+    /// and the old file checked again where it now lies: bytes a writer added to it
+    /// since the look (a process the busy check missed) were never saved, so then
+    /// the swap is undone and the repair stops. A file system that cannot swap gets
+    /// the rename, checked only by the look.
+    fn replace_index(
+        &self,
+        id: RepairId,
+        tmp: &Path,
+        path: &Path,
+        old: Option<(u64, u64)>,
+    ) -> Result<(), ExecError> {
+        let swapped = match old {
+            None => Err(io::ErrorKind::NotFound.into()),
+            Some(_) => self.fs.exchange(tmp, path),
+        };
+        match swapped {
+            Ok(()) => {}
+            Err(e) if old.is_none() || e.kind() == io::ErrorKind::Unsupported => {
+                return self.fs.rename(tmp, path).map_err(io_err(path));
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        }
+        let found = file_digest(self.fs, tmp).map_err(io_err(tmp))?;
+        if found == old {
+            return self.fs.remove_file(tmp).map_err(io_err(tmp));
+        }
+        self.fs.exchange(tmp, path).map_err(io_err(path))?;
+        if let Err(e) = self.fs.remove_file(tmp) {
+            tracing::warn!("cannot remove {}: {e}", tmp.display());
+        }
+        Err(ExecError::Changed {
+            repair: id,
+            path: path.to_path_buf(),
+            expected: describe_digest(old),
+            found: describe_digest(found),
+        })
+    }
+
+    /// Removes the old index a run killed between swapping it out and removing it
+    /// left under the temporary name: its bytes were saved before the swap. Only a
+    /// file of the length saved; any other is left for an operator (`check` shows it
+    /// as a stray).
+    fn remove_swapped_out(&self, path: &Path, saved: Option<u64>) -> Result<(), ExecError> {
+        let tmp = temp_index_path(path);
+        let left = file_len(self.fs, &tmp).map_err(io_err(&tmp))?;
+        if left.is_some() && left == saved {
+            self.fs.remove_file(&tmp).map_err(io_err(&tmp))?;
+        }
+        Ok(())
+    }
+
+    /// Removes `path`, whose first `len` bytes are saved; false when an earlier run
+    /// removed it already. It is moved aside first (one rename) and its length
+    /// checked there: bytes a writer added since the look were never saved, so then
+    /// it is moved back and the repair stops. A file a killed run left aside is
+    /// removed when it is the one saved, and moved back otherwise.
+    fn remove_saved(&self, id: RepairId, path: &Path, len: u64) -> Result<bool, ExecError> {
+        let aside = aside_path(path);
+        let here = file_len(self.fs, path).map_err(io_err(path))?;
+        let there = file_len(self.fs, &aside).map_err(io_err(&aside))?;
+        match (here, there) {
+            (Some(found), None) if found == len => {
+                self.fs.rename(path, &aside).map_err(io_err(path))?;
+            }
+            (None, Some(_)) => {}
+            (None, None) => return Ok(false),
+            (found, None) => return Err(self.length_changed(id, path, Some(len), found)),
+            (_, Some(left)) => {
+                let expected = "no file left aside by an earlier run".to_string();
+                return Err(self.changed(id, &aside, expected, Some(left)));
+            }
+        }
+        let moved = file_len(self.fs, &aside).map_err(io_err(&aside))?;
+        if moved == Some(len) {
+            self.fs.remove_file(&aside).map_err(io_err(&aside))?;
+            return Ok(true);
+        }
+        // Back where it was, unless something took the name meanwhile.
+        if file_len(self.fs, path).map_err(io_err(path))?.is_none() {
+            self.fs.rename(&aside, path).map_err(io_err(path))?;
+        }
+        Err(self.length_changed(id, path, Some(len), moved))
+    }
+}
+
+/// Where [`Executor::remove_saved`] moves a file before it removes it: hidden, and
+/// not ending in `.log` or `.index`, which the server would try to load.
+fn aside_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.iggy-warden-removed"))
+}
+
+/// A file's length and XXH3 as `ExecError::Changed` reports them.
+fn describe_digest(digest: Option<(u64, u64)>) -> String {
+    digest.map_or("no file".into(), |(len, xxh3)| {
+        format!("{len} bytes, XXH3 {xxh3:#018x}")
+    })
 }

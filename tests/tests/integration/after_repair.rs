@@ -6,7 +6,7 @@
 
 use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
 use journal::Journal;
-use recovery::execute::Executor;
+use recovery::execute::{ExecError, Executor};
 use recovery::fsops::hooked::{Hook, Hooked, Op, Verdict};
 use recovery::fsops::FileOps;
 use recovery::pipeline::{run, PipelineError, Quiet, Request};
@@ -17,8 +17,8 @@ use std::io;
 
 const P0: &str = "streams/0/topics/0/partitions/0";
 
-/// The real file system (as [`Hooked`]), except that cuts or renames report success
-/// and do nothing.
+/// The real file system (as [`Hooked`]), except that cuts or renames (swaps of two
+/// names too) report success and do nothing.
 struct Lying {
     cuts: bool,
     renames: bool,
@@ -28,7 +28,7 @@ impl Hook for Lying {
     fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
         let lie = match op {
             Op::Truncate { .. } => self.cuts,
-            Op::Rename { .. } => self.renames,
+            Op::Rename { .. } | Op::Exchange { .. } => self.renames,
             _ => false,
         };
         Ok(if lie { Verdict::Pretend } else { Verdict::Run })
@@ -39,7 +39,16 @@ impl Hook for Lying {
 /// second partition, repaired through `fs`.
 pub(crate) fn repair(fault: Fault, fs: &dyn FileOps) -> Result<bool, PipelineError> {
     let tmp = tempfile::tempdir().unwrap();
-    let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
+    repair_in(tmp.path(), fault, fs)
+}
+
+/// [`repair`] with the data and state folders in `root`, left there to look at.
+pub(crate) fn repair_in(
+    root: &std::path::Path,
+    fault: Fault,
+    fs: &dyn FileOps,
+) -> Result<bool, PipelineError> {
+    let (data, state) = (root.join("data"), root.join("state"));
     DataDirBuilder::new()
         .seed(11)
         .partition(
@@ -107,16 +116,22 @@ fn a_cut_that_never_happened_is_found_after_the_repair() {
     not_converged(repair(Fault::LogCutIndexLonger, &lying), ".index");
 }
 
-/// The damage sits in the index's middle, before the end of the kept messages: a
-/// check resumed there would not see that the rebuilt index never replaced it.
+/// A rebuilt index swapped with the old one is checked at once: the old one must be
+/// found where the swap put it. The damage sits in the index's middle, before the
+/// end of the kept messages, where a check resumed there would not look.
 #[test]
-fn a_rebuilt_index_that_never_replaced_the_old_one_is_found_after_the_repair() {
+fn a_rebuilt_index_that_never_replaced_the_old_one_is_found() {
     let lying = Hooked(Lying {
         cuts: false,
         renames: true,
     });
-    not_converged(
-        repair(Fault::IndexZeroedMiddle { entries: 2 }, &lying),
-        ".index",
-    );
+    match repair(Fault::IndexZeroedMiddle { entries: 2 }, &lying) {
+        Err(PipelineError::Execute(ExecError::Changed { path, .. })) => {
+            assert!(path.to_string_lossy().ends_with(".index"), "{path:?}")
+        }
+        other => panic!("expected the swap found undone, got {other:?}"),
+    }
+    // A missing index is renamed into place, nothing to swap with: the check after
+    // the repair finds it still missing.
+    not_converged(repair(Fault::IndexMissing, &lying), ".index");
 }

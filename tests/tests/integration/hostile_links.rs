@@ -689,12 +689,24 @@ fn race_a_link_at_the_temporary_index() {
 }
 
 #[test]
-fn race_a_link_swapped_in_for_the_index_before_the_rename() {
+fn race_a_link_swapped_in_for_the_index_before_the_swap() {
     let w = World::new(CLEAN);
     apply(w.data(), P1, Fault::IndexZeroedMiddle { entries: 2 }).unwrap();
     let plant = Plant::new(
-        &["rename"],
+        &["exchange"],
         |p| name_ends(p, ".index"),
+        w.outside.join("victim"),
+    );
+    race(&w, Mode::TolerateTail, plant);
+}
+
+#[test]
+fn race_a_link_planted_where_a_file_is_moved_aside_to_be_removed() {
+    let w = World::new(CLEAN);
+    apply(w.data(), P1, Fault::SuccessorLogWithoutIndex).unwrap();
+    let plant = Plant::new(
+        &["rename"],
+        |p| name_ends(p, ".iggy-warden-removed"),
         w.outside.join("victim"),
     );
     race(&w, Mode::TolerateTail, plant);

@@ -1,62 +1,128 @@
-//! A writer that appends to a log between the executor's look at it and its cut
-//! (another process the busy check missed, or a server started too early): the
-//! appended bytes were never saved, so the cut must not happen. The length is
-//! checked on the very handle that cuts.
+//! A writer that appends to a segment file between the executor's look at it and
+//! its change (another process the busy check missed, or a server started too
+//! early): the appended bytes were never saved, so the change must not happen. A
+//! cut checks the length on the very handle that cuts; an index rebuilt over the old
+//! one and a file taken out check the old file again once it has been moved out of
+//! the way, and move it back.
 
-use crate::after_repair::repair;
+use crate::after_repair::repair_in;
 use harness::Fault;
 use recovery::execute::ExecError;
 use recovery::fsops::hooked::{Hook, Hooked, Op, Verdict};
 use recovery::pipeline::PipelineError;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 const APPENDED: &[u8] = b"appended by another writer";
 
-/// Just before the first cut of a log, appends to it; notes its bytes when the
-/// changes' sync round starts.
-#[derive(Default)]
+/// Just before the first operation `when` picks, appends to the file it names (or,
+/// for a rename, the file it moves); notes that file's bytes once the run is over.
 struct Appender {
-    log: Mutex<Option<PathBuf>>,
-    seen: Mutex<Option<Vec<u8>>>,
+    when: fn(Op<'_>) -> Option<&Path>,
+    file: Mutex<Option<PathBuf>>,
+}
+
+impl Appender {
+    fn new(when: fn(Op<'_>) -> Option<&Path>) -> Self {
+        Self {
+            when,
+            file: Mutex::new(None),
+        }
+    }
+
+    /// The file appended to, and the bytes its name holds now.
+    fn appended(&self) -> (PathBuf, Vec<u8>) {
+        let file = self
+            .file
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("a file was changed");
+        let now = std::fs::read(&file).expect("the file is there");
+        (file, now)
+    }
 }
 
 impl Hook for Appender {
     fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
-        let path = op.path();
-        let is_log = path.extension().is_some_and(|e| e == "log");
-        let mut log = self.log.lock().unwrap();
-        if matches!(op, Op::Truncate { .. }) && is_log && log.is_none() {
+        let mut file = self.file.lock().unwrap();
+        if let Some(path) = (self.when)(op).filter(|_| file.is_none()) {
             let mut f = OpenOptions::new().append(true).open(path)?;
             f.write_all(APPENDED)?;
-            *log = Some(path.to_path_buf());
+            *file = Some(path.to_path_buf());
         }
         Ok(Verdict::Run)
     }
-    fn step(&self, what: &str) {
-        if what == "sync changes" {
-            let log = self.log.lock().unwrap().clone().expect("a log was cut");
-            *self.seen.lock().unwrap() = std::fs::read(log).ok();
-        }
+}
+
+fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension().is_some_and(|e| e == ext)
+}
+
+/// Runs the repair of `fault` with `appender` in `root`; requires it to stop, naming
+/// the file appended to, which must still hold the appended bytes under its own name.
+fn stops_and_keeps(root: &Path, fault: Fault, appender: &Appender) {
+    let err = repair_in(root, fault, &Hooked(appender)).unwrap_err();
+    let (file, now) = appender.appended();
+    match err {
+        PipelineError::Execute(ExecError::Changed { path, .. }) => assert_eq!(path, file),
+        other => panic!("{other}"),
     }
+    assert!(now.ends_with(APPENDED), "the appended bytes were lost");
 }
 
 #[test]
 fn bytes_appended_between_the_look_and_the_cut_are_not_cut() {
-    let appender = Appender::default();
-    let err = repair(Fault::TornLogTail, &Hooked(&appender)).unwrap_err();
-    let log = appender.log.lock().unwrap().clone().unwrap();
-    match err {
-        PipelineError::Execute(ExecError::Changed { path, .. }) => assert_eq!(path, log),
-        other => panic!("{other}"),
-    }
-    let seen = appender
-        .seen
-        .lock()
+    let appender = Appender::new(|op| match op {
+        Op::Truncate { path, .. } if has_extension(path, "log") => Some(path),
+        _ => None,
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    stops_and_keeps(tmp.path(), Fault::TornLogTail, &appender);
+}
+
+#[test]
+fn bytes_appended_to_an_index_before_it_is_rebuilt_over_are_not_lost() {
+    let appender = Appender::new(|op| match op {
+        Op::Exchange { b: index, .. } | Op::Rename { to: index, .. }
+            if has_extension(index, "index") =>
+        {
+            Some(index)
+        }
+        _ => None,
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    stops_and_keeps(
+        tmp.path(),
+        Fault::IndexZeroedMiddle { entries: 3 },
+        &appender,
+    );
+    let (index, _) = appender.appended();
+    let tmp = recovery::rebuild::temp_index_path(&index);
+    assert!(!tmp.exists(), "the rebuilt index is not left behind");
+}
+
+#[test]
+fn bytes_appended_to_a_file_before_it_is_taken_out_are_not_lost() {
+    let appender = Appender::new(|op| match op {
+        Op::Rename { from: log, .. } | Op::RemoveFile { path: log }
+            if has_extension(log, "log") =>
+        {
+            Some(log)
+        }
+        _ => None,
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    stops_and_keeps(tmp.path(), Fault::SuccessorLogWithoutIndex, &appender);
+    let (log, now) = appender.appended();
+    assert_eq!(now, APPENDED, "an empty log, then what the writer appended");
+    let dir = log.parent().unwrap();
+    let hidden: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
-        .clone()
-        .expect("the log is there");
-    assert!(seen.ends_with(APPENDED), "the appended bytes were cut");
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "nothing left aside: {hidden:?}");
 }
