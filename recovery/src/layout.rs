@@ -439,7 +439,13 @@ fn read_partition(
         });
         let Some((start, kind, len)) = segment else {
             find_logs(&entry, &mut stray_logs, &mut anomalies)?;
-            strays.push(stray(entry, "not a segment file"));
+            let why = if left_by_a_run(&entry.name) {
+                "left by an iggy-warden run that was stopped: a temporary copy, or a file \
+                 set aside to be removed after it was saved to the quarantine"
+            } else {
+                "not a segment file"
+            };
+            strays.push(stray(entry, why));
             continue;
         };
         let pos = match segments.iter().position(|s| s.key.start_offset == start) {
@@ -557,6 +563,14 @@ fn offset_file(path: PathBuf, kind: OffsetKind, len: u64) -> Result<OffsetFile, 
 /// Every file named `*.log` at or below `entry`, as the server's recursive walk of a
 /// partition folder would find it, and every symbolic link on the way (none is
 /// followed).
+/// Names the executor gives files beside segments while it works (a rebuilt index
+/// or a re-laid segment before its rename, a file moved aside to be removed), which
+/// a run killed at the wrong moment, its journal then lost, leaves behind.
+fn left_by_a_run(name: &str) -> bool {
+    name.starts_with('.')
+        && (name.ends_with(".iggy-warden-tmp") || name.ends_with(".iggy-warden-removed"))
+}
+
 fn find_logs(
     entry: &Entry,
     out: &mut Vec<PathBuf>,

@@ -68,6 +68,36 @@ fn every_topic_is_walked_with_its_strays_and_links() {
     assert_eq!(links, topics as usize - 1, "{:?}", found.anomalies);
 }
 
+/// Files a stopped run left beside the segments are strays that say so; other files
+/// are simply not segment files.
+#[test]
+fn files_a_stopped_run_left_are_strays_named_as_such() {
+    let dir = TestDir::new(&[Segment::whole(0, 3)]);
+    let names = [
+        ".00000000000000000000.index.iggy-warden-tmp",
+        ".00000000000000000003.log.iggy-warden-removed",
+        "00000000000000000000.index.iggy-warden-tmp",
+        "notes.txt",
+    ];
+    for name in names {
+        std::fs::write(dir.partition_dir().join(name), b"x").unwrap();
+    }
+    let found = discover(dir.data_dir()).unwrap();
+    let reasons: Vec<(String, bool)> = found
+        .strays
+        .iter()
+        .map(|s| {
+            let name = s.path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, s.reason.starts_with("left by an iggy-warden run"))
+        })
+        .collect();
+    let expected: Vec<(String, bool)> = names
+        .iter()
+        .map(|n| (n.to_string(), n.starts_with('.')))
+        .collect();
+    assert_eq!(reasons, expected);
+}
+
 /// A guided listing of `dir` with the journal's `known` listings, keeping listings of
 /// folders unchanged for `margin`; the one partition's layout.
 fn guided(
