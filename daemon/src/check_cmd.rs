@@ -88,6 +88,9 @@ fn print_human(r: &CheckReport, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     writeln!(out, "  {}", r.state)?;
+    for ahead in &r.offsets_ahead {
+        writeln!(out, "  warning: {ahead}")?;
+    }
     for stray in &r.strays {
         writeln!(
             out,

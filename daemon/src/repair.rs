@@ -182,6 +182,9 @@ pub fn print_outcome(o: &RepairOutcome, out: &mut dyn Write) -> io::Result<()> {
             p.partition, p.messages_kept
         )?;
     }
+    for ahead in &o.offsets_ahead {
+        writeln!(out, "warning: {ahead}")?;
+    }
     if o.ready_to_start {
         writeln!(
             out,

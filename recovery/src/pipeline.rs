@@ -2,11 +2,12 @@
 //! earlier run journaled, then layout → analysis (journal-guided) → plan → execute →
 //! verify. Kept here, not in the binary, so tests drive exactly what ships.
 
-use crate::analyze::Analysis;
 use crate::analyze::AnalyzeError;
+use crate::analyze::{Analysis, PartitionAnalysis};
 use crate::execute::{ExecError, Executed, Executor};
 use crate::guided::{analyze_guided, GuidedStats};
 use crate::layout::{discover, discover_guided, LayoutError, OffsetsGuide};
+use crate::offsets_ahead::{offsets_ahead, OffsetAhead};
 use crate::plan::{plan, Mode, PlanError, Refusal};
 use crate::state_log::Trusted;
 use crate::verdict::{judge_partition, Problem};
@@ -66,6 +67,9 @@ pub struct RepairOutcome {
     /// Problems of the layout outside any partition folder that need an operator.
     pub layout_refusals: Vec<Problem>,
     pub ready_to_start: bool,
+    /// Stored consumer offsets past their partition's end, as the run leaves the
+    /// partitions: not damage, but their consumers will skip messages.
+    pub offsets_ahead: Vec<OffsetAhead>,
     /// Set when the data directory holds nothing yet (a first start): why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nothing_to_check: Option<String>,
@@ -86,6 +90,7 @@ impl RepairOutcome {
             refusals: Vec::new(),
             layout_refusals: Vec::new(),
             ready_to_start: true,
+            offsets_ahead: Vec::new(),
             nothing_to_check: Some(why),
         }
     }
@@ -140,6 +145,7 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         refusals: the_plan.refusals.clone(),
         layout_refusals: the_plan.layout_refusals.clone(),
         ready_to_start: false,
+        offsets_ahead: all_ahead(&analysis.partitions),
         nothing_to_check: None,
     };
     if the_plan.needs_operator() {
@@ -203,6 +209,13 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
             o.messages_kept = kept;
         }
     }
+    // The partitions as the repair left them: those it touched as checked after it.
+    let checked_ids: BTreeSet<PartitionId> = checked.partitions.iter().map(|p| p.id).collect();
+    outcome.offsets_ahead = all_ahead(
+        (analysis.partitions.iter())
+            .filter(|p| !checked_ids.contains(&p.id))
+            .chain(&checked.partitions),
+    );
     if !left.is_empty() {
         let list = left.iter().map(|p| p.to_string()).collect::<Vec<_>>();
         return Err(PipelineError::NotConverged(list.join("; ")));
@@ -214,6 +227,13 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
     record_listings(exec, req, &analysis, &touched);
     outcome.ready_to_start = true;
     Ok(outcome)
+}
+
+/// [`offsets_ahead`] of every partition, in partition order.
+fn all_ahead<'a>(partitions: impl IntoIterator<Item = &'a PartitionAnalysis>) -> Vec<OffsetAhead> {
+    let mut all: Vec<OffsetAhead> = partitions.into_iter().flat_map(offsets_ahead).collect();
+    all.sort_by(|a, b| (a.partition, &a.path).cmp(&(b.partition, &b.path)));
+    all
 }
 
 /// Journals the offsets listings that changed ([`listing_changes`]). A listing is a

@@ -2,6 +2,7 @@
 
 use crate::analyze::{scan_threads, Analysis, PartitionAnalysis};
 use crate::layout::Stray;
+use crate::offsets_ahead::{offsets_ahead, OffsetAhead};
 use crate::parallel::map_ordered;
 use crate::plan::{mode_counts, salvage_error, ModeCounts, PlanError};
 use crate::salvage::{first_damaged, salvage_partition};
@@ -38,6 +39,9 @@ pub struct CheckReport {
     pub ready_to_start: bool,
     pub problems: Vec<Problem>,
     pub strays: Vec<Stray>,
+    /// Stored consumer offsets past their partition's end: not damage, but their
+    /// consumers will skip messages (see [`crate::offsets_ahead`]).
+    pub offsets_ahead: Vec<OffsetAhead>,
     pub partition_reports: Vec<PartitionSummary>,
     /// One line on `state/log`, `state/info` and the metadata.
     pub state: String,
@@ -83,6 +87,7 @@ impl CheckReport {
             ready_to_start: problems.is_empty(),
             problems,
             strays,
+            offsets_ahead: a.partitions.iter().flat_map(offsets_ahead).collect(),
             partition_reports,
             state: a.state.summary(),
             nothing_to_check: None,
@@ -101,6 +106,7 @@ impl CheckReport {
             ready_to_start: true,
             problems: Vec::new(),
             strays: Vec::new(),
+            offsets_ahead: Vec::new(),
             partition_reports: Vec::new(),
             state: String::new(),
             nothing_to_check: Some(why),

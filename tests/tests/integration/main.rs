@@ -61,6 +61,7 @@ mod hostile_readonly;
 mod hostile_small;
 mod hostile_sparse;
 mod inject_fault;
+mod offsets_ahead;
 mod offsets_listings;
 mod overlap;
 mod race_writer;
