@@ -441,7 +441,8 @@ fn read_partition(
             find_logs(&entry, &mut stray_logs, &mut anomalies)?;
             let why = if left_by_a_run(&entry.name) {
                 "left by an iggy-warden run that was stopped: a temporary copy, or a file \
-                 set aside to be removed after it was saved to the quarantine"
+                 set aside to be removed once saved to the quarantine (see `restore \
+                 --list`)"
             } else {
                 "not a segment file"
             };

@@ -235,19 +235,19 @@ impl Executor<'_> {
         path: &Path,
         old: Option<(u64, u64)>,
     ) -> Result<(), ExecError> {
-        let swapped = match old {
-            None => Err(io::ErrorKind::NotFound.into()),
-            Some(_) => self.fs.exchange(tmp, path),
+        let Some(old) = old else {
+            // No index there to lose.
+            return self.fs.rename(tmp, path).map_err(io_err(path));
         };
-        match swapped {
+        match self.fs.exchange(tmp, path) {
             Ok(()) => {}
-            Err(e) if old.is_none() || e.kind() == io::ErrorKind::Unsupported => {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
                 return self.fs.rename(tmp, path).map_err(io_err(path));
             }
             Err(e) => return Err(io_err(path)(e)),
         }
         let found = file_digest(self.fs, tmp).map_err(io_err(tmp))?;
-        if found == old {
+        if found == Some(old) {
             return self.fs.remove_file(tmp).map_err(io_err(tmp));
         }
         self.fs.exchange(tmp, path).map_err(io_err(path))?;
@@ -257,7 +257,7 @@ impl Executor<'_> {
         Err(ExecError::Changed {
             repair: id,
             path: path.to_path_buf(),
-            expected: describe_digest(old),
+            expected: describe_digest(Some(old)),
             found: describe_digest(found),
         })
     }
