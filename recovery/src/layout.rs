@@ -561,9 +561,6 @@ fn offset_file(path: PathBuf, kind: OffsetKind, len: u64) -> Result<OffsetFile, 
     })
 }
 
-/// Every file named `*.log` at or below `entry`, as the server's recursive walk of a
-/// partition folder would find it, and every symbolic link on the way (none is
-/// followed).
 /// Names the executor gives files beside segments while it works (a rebuilt index
 /// or a re-laid segment before its rename, a file moved aside to be removed), which
 /// a run killed at the wrong moment, its journal then lost, leaves behind.
@@ -572,6 +569,9 @@ fn left_by_a_run(name: &str) -> bool {
         && (name.ends_with(".iggy-warden-tmp") || name.ends_with(".iggy-warden-removed"))
 }
 
+/// Every file named `*.log` at or below `entry`, as the server's recursive walk of a
+/// partition folder would find it, and every symbolic link on the way (none is
+/// followed).
 fn find_logs(
     entry: &Entry,
     out: &mut Vec<PathBuf>,
