@@ -6,10 +6,10 @@ use super::ops::{FileOps, SyncRound};
 use journal::ByteRange;
 use rustix::fs::{self as rfs, AtFlags, OFlags, RenameFlags};
 use rustix::io::Errno;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -148,42 +148,23 @@ impl FileOps for StdFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let (from_dir, from_name) = open_parent(from)?;
-        let (to_dir, to_name) = open_parent(to)?;
-        let moved = File::from(openat_nofollow(
-            from_dir.as_fd(),
-            from_name,
-            OFlags::RDONLY | OFlags::NONBLOCK,
-        )?);
-        require_regular(&rfs::fstat(&moved)?)?;
-        match lstat_at(to_dir.as_fd(), to_name)? {
-            None => {}
-            Some(st) if is_regular(&st) => {
-                adopt_owner(&moved, from, st.st_uid, st.st_gid, st.st_mode & 0o7777)?
-            }
-            Some(st) => return Err(refuse_to_replace(&st)),
-        }
-        rfs::renameat(&from_dir, from_name, &to_dir, to_name)?;
+        let m = Move::prepare(from, to)?;
+        rfs::renameat(&m.from_dir, m.from_name, &m.to_dir, m.to_name)?;
         Ok(())
     }
 
     fn exchange(&self, a: &Path, b: &Path) -> io::Result<()> {
-        let (a_dir, a_name) = open_parent(a)?;
-        let (b_dir, b_name) = open_parent(b)?;
-        let coming = File::from(openat_nofollow(
-            a_dir.as_fd(),
-            a_name,
-            OFlags::RDONLY | OFlags::NONBLOCK,
-        )?);
-        require_regular(&rfs::fstat(&coming)?)?;
-        match lstat_at(b_dir.as_fd(), b_name)? {
-            None => return Err(io::ErrorKind::NotFound.into()),
-            Some(st) if is_regular(&st) => {
-                adopt_owner(&coming, a, st.st_uid, st.st_gid, st.st_mode & 0o7777)?
-            }
-            Some(st) => return Err(refuse_to_replace(&st)),
+        let m = Move::prepare(a, b)?;
+        if !m.replaces {
+            return Err(io::ErrorKind::NotFound.into());
         }
-        match rfs::renameat_with(&a_dir, a_name, &b_dir, b_name, RenameFlags::EXCHANGE) {
+        match rfs::renameat_with(
+            &m.from_dir,
+            m.from_name,
+            &m.to_dir,
+            m.to_name,
+            RenameFlags::EXCHANGE,
+        ) {
             Ok(()) => Ok(()),
             // What a file system without the flag answers (Linux < 3.15 answers ENOSYS).
             Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => Err(io::Error::new(
@@ -367,6 +348,45 @@ fn copy_into(input: &File, src: &Path, range: ByteRange, out: &File, at: u64) ->
         }
     }
     Ok(hasher.digest())
+}
+
+/// A rename of the regular file `from` to `to`, ready to run: both folders opened
+/// without following a link, and `from` given the owner and mode of the regular file
+/// at `to` it will replace (`replaces`); anything else at `to` is refused.
+struct Move<'a> {
+    from_dir: OwnedFd,
+    from_name: &'a OsStr,
+    to_dir: OwnedFd,
+    to_name: &'a OsStr,
+    replaces: bool,
+}
+
+impl<'a> Move<'a> {
+    fn prepare(from: &'a Path, to: &'a Path) -> io::Result<Self> {
+        let (from_dir, from_name) = open_parent(from)?;
+        let (to_dir, to_name) = open_parent(to)?;
+        let moving = File::from(openat_nofollow(
+            from_dir.as_fd(),
+            from_name,
+            OFlags::RDONLY | OFlags::NONBLOCK,
+        )?);
+        require_regular(&rfs::fstat(&moving)?)?;
+        let replaces = match lstat_at(to_dir.as_fd(), to_name)? {
+            None => false,
+            Some(st) if is_regular(&st) => {
+                adopt_owner(&moving, from, st.st_uid, st.st_gid, st.st_mode & 0o7777)?;
+                true
+            }
+            Some(st) => return Err(refuse_to_replace(&st)),
+        };
+        Ok(Self {
+            from_dir,
+            from_name,
+            to_dir,
+            to_name,
+            replaces,
+        })
+    }
 }
 
 impl StdFs {
