@@ -95,6 +95,7 @@ fn record(
         messages_kept: 0,
         messages_lost: 0,
         refusals: 0,
+        consumer_offsets_ahead: 0,
         error: None,
     };
     match result {
@@ -105,6 +106,7 @@ fn record(
             record.messages_kept = o.partitions.iter().map(|p| p.messages_kept).sum();
             record.messages_lost = o.partitions.iter().map(|p| p.messages_lost).sum();
             record.refusals = o.refusals.len() as u64;
+            record.consumer_offsets_ahead = o.offsets_ahead.len() as u64;
         }
         Err(e) => record = record.with_error(&format!("{e:#}")),
     }

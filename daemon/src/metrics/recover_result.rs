@@ -50,6 +50,11 @@ pub struct RecoverRecord {
     pub messages_lost: u64,
     /// Partitions (or the state files) that need an operator.
     pub refusals: u64,
+    /// Stored consumer and group offsets past their partition's end after the run
+    /// (`recovery::offsets_ahead`): their consumers will skip messages. Absent from
+    /// records written before it was counted.
+    #[serde(default)]
+    pub consumer_offsets_ahead: u64,
     /// Why it failed (exit 2), shortened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -191,8 +196,23 @@ mod tests {
             messages_kept: 18_000,
             messages_lost: 3,
             refusals: 0,
+            consumer_offsets_ahead: 1,
             error: None,
         }
+    }
+
+    /// A record written before the count existed still reads, as none ahead.
+    #[test]
+    fn a_record_without_the_offsets_count_reads_as_none_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut json = serde_json::to_value(record()).unwrap();
+        json.as_object_mut()
+            .unwrap()
+            .remove("consumer_offsets_ahead");
+        std::fs::write(path_in(dir.path()), json.to_string()).unwrap();
+        let read = read(dir.path()).unwrap().expect("read");
+        assert_eq!(read.consumer_offsets_ahead, 0);
+        assert_eq!(read.messages_kept, 18_000);
     }
 
     #[test]

@@ -82,6 +82,9 @@ fn an_offset_past_the_end_is_named_with_the_messages_its_consumer_would_skip() {
         ahead(&outcome),
         [("1".into(), 29, 29, 1), ("2".into(), 35, 29, 7)]
     );
+    // Recorded for the sidecar's metrics (`last_recover_consumer_offsets_ahead`).
+    let record = std::fs::read_to_string(state.join("last-recover.json")).unwrap();
+    assert_eq!(json(&record)["consumer_offsets_ahead"], 2);
     let after = std::fs::read(data.join(P0).join("offsets/consumers/1")).unwrap();
     assert_eq!(
         before, after,

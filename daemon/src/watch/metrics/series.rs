@@ -279,6 +279,13 @@ impl Collector for SidecarCollector {
                 None,
                 [(mode, r.refusals)],
             )?;
+            gauge_family(
+                enc,
+                "last_recover_consumer_offsets_ahead",
+                "Stored consumer offsets past their partition's end after the last recover",
+                None,
+                [(mode, r.consumer_offsets_ahead)],
+            )?;
         }
 
         // The quarantine.

@@ -75,6 +75,7 @@ fn exposition_names_labels_and_values() {
             messages_kept: 900,
             messages_lost: 7,
             refusals: 1,
+            consumer_offsets_ahead: 2,
             error: None,
         }),
         recover_ok: Some(true),
@@ -158,6 +159,13 @@ fn exposition_names_labels_and_values() {
     assert_eq!(
         v("iggy_warden_last_recover_refusals", "mode=\"salvage\""),
         "1"
+    );
+    assert_eq!(
+        v(
+            "iggy_warden_last_recover_consumer_offsets_ahead",
+            "mode=\"salvage\""
+        ),
+        "2"
     );
     assert_eq!(
         v(
@@ -277,6 +285,7 @@ fn refresh_reads_the_recover_record_sizes_and_writes_the_textfile() {
         bytes_quarantined: 300,
         messages_kept: 10,
         messages_lost: 0,
+        consumer_offsets_ahead: 0,
         refusals: 0,
         error: None,
     };
@@ -347,6 +356,7 @@ fn the_shipped_rules_and_dashboard_name_only_exported_metrics() {
             messages_kept: 0,
             messages_lost: 0,
             refusals: 0,
+            consumer_offsets_ahead: 0,
             error: None,
         }),
         recover_ok: Some(true),
@@ -379,6 +389,7 @@ fn the_shipped_rules_and_dashboard_name_only_exported_metrics() {
         "IggyWardenJournalBehind",
         "IggyWardenSidecarDown",
         "IggyWardenQuarantineGrew",
+        "IggyWardenConsumerOffsetsAhead",
     ] {
         assert!(rules.contains(&format!("alert: {alert}\n")), "{alert}");
     }
