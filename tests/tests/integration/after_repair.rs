@@ -135,3 +135,26 @@ fn a_rebuilt_index_that_never_replaced_the_old_one_is_found() {
     // the repair finds it still missing.
     not_converged(repair(Fault::IndexMissing, &lying), ".index");
 }
+
+/// Refuses every swap as a file system without `RENAME_EXCHANGE` does.
+struct NoExchange;
+
+impl Hook for NoExchange {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        match op {
+            Op::Exchange { .. } => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the file system cannot swap two names",
+            )),
+            _ => Ok(Verdict::Run),
+        }
+    }
+}
+
+/// Where names cannot be swapped, the rebuilt index is renamed over the old one, as
+/// before swaps were used, and the repair still ends ready to start.
+#[test]
+fn a_file_system_that_cannot_swap_gets_the_rebuilt_index_renamed() {
+    let fs = Hooked(NoExchange);
+    assert!(repair(Fault::IndexZeroedMiddle { entries: 2 }, &fs).expect("repair runs"));
+}
