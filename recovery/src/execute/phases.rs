@@ -310,13 +310,29 @@ impl Executor<'_> {
 }
 
 /// Where [`Executor::remove_saved`] moves a file before it removes it: hidden, and
-/// not ending in `.log` or `.index`, which the server would try to load.
-fn aside_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.iggy-warden-removed"))
+/// not ending in `.log` or `.index`, which the server would try to load. A file of an
+/// offsets folder (`offsets/consumers`, `offsets/groups`) goes to its partition
+/// folder: iggy-server 0.6.0 takes every name there for a consumer id and panics on
+/// any other, and a run killed before the removal would leave it there.
+pub(super) fn aside_path(path: &Path) -> PathBuf {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let folder = path.parent().unwrap_or(path);
+    let partition = folder
+        .parent()
+        .filter(|offsets| name(offsets) == "offsets")
+        .and_then(Path::parent);
+    match partition {
+        Some(partition) => partition.join(format!(
+            ".offsets-{}-{}.iggy-warden-removed",
+            name(folder),
+            name(path)
+        )),
+        None => path.with_file_name(format!(".{}.iggy-warden-removed", name(path))),
+    }
 }
 
 /// A file's length and XXH3 as `ExecError::Changed` reports them.

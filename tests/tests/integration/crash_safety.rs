@@ -513,3 +513,44 @@ fn a_salvage_relay_killed_at_any_step_then_its_journal_lost_loses_nothing() {
         },
     );
 }
+
+/// Dies just before the first removal of a file moved aside.
+struct CrashBeforeRemovingAside;
+
+impl Hook for CrashBeforeRemovingAside {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        if let Op::RemoveFile { path } = op {
+            if path.to_string_lossy().ends_with(".iggy-warden-removed") {
+                std::panic::panic_any(Crash);
+            }
+        }
+        Ok(Verdict::Run)
+    }
+}
+
+/// iggy-server 0.6.0 takes every name in an offsets folder for a consumer id and
+/// panics on any other: a short offset file taken out is set aside in the partition
+/// folder, so a run killed before the removal leaves nothing in the offsets folder.
+#[test]
+fn a_removal_of_an_offset_file_killed_leaves_nothing_in_the_offsets_folder() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated(tmp.path());
+    let consumers = data.join(P0).join("offsets/consumers");
+    fs::create_dir_all(&consumers).unwrap();
+    fs::write(consumers.join("7"), [1u8, 2, 3]).unwrap();
+    let state = tmp.path().join("state");
+    let crashing = Hooked(CrashBeforeRemovingAside);
+    let first = catch_unwind(AssertUnwindSafe(|| {
+        repair(&data, &state, &crashing, Mode::TolerateTail)
+    }));
+    assert!(first.is_err_and(|p| p.is::<Crash>()), "the run dies");
+    let names: Vec<_> = fs::read_dir(&consumers).unwrap().collect();
+    assert!(names.is_empty(), "{names:?}");
+    let aside = data
+        .join(P0)
+        .join(".offsets-consumers-7.iggy-warden-removed");
+    assert_eq!(fs::read(&aside).unwrap(), [1, 2, 3]);
+    assert!(repair(&data, &state, &StdFs, Mode::TolerateTail), "rerun");
+    assert!(!aside.exists(), "the rerun finishes the removal");
+}
