@@ -561,9 +561,10 @@ fn offset_file(path: PathBuf, kind: OffsetKind, len: u64) -> Result<OffsetFile, 
     })
 }
 
-/// Names the executor gives files beside segments while it works (a rebuilt index
-/// or a re-laid segment before its rename, a file moved aside to be removed), which
-/// a run killed at the wrong moment, its journal then lost, leaves behind.
+/// Names the executor gives files in a partition folder while it works (a rebuilt
+/// index or a re-laid segment before its rename, a segment or offset file moved aside
+/// to be removed), which a run killed at the wrong moment, its journal then lost,
+/// leaves behind.
 fn left_by_a_run(name: &str) -> bool {
     name.starts_with('.')
         && (name.ends_with(".iggy-warden-tmp") || name.ends_with(".iggy-warden-removed"))

@@ -7,13 +7,13 @@
 //! it points to. So callers must pass paths whose directories are real folders: the
 //! commands resolve the data and state directories once at start
 //! (`local_data → /mnt/ssd/…` is common) and work below the resolved paths. Renames,
-//! removals, links and new folders act on an entry of a folder opened that way
-//! (`renameat`, `renameat2`, `unlinkat`, `linkat`, `mkdirat`), and none replaces or removes a
-//! symbolic link. New files are created with `O_EXCL`, after removing a stale regular
-//! file of the same name; a name that is anything else is refused. Files are opened
-//! with `O_NONBLOCK` (a FIFO planted under a file's name cannot hang a run) and must
-//! be regular files. A file cut or appended in place must have one name only: a hard
-//! link to it elsewhere would change too.
+//! swaps, removals, links and new folders act on an entry of a folder opened that way
+//! (`renameat`, `renameat2`, `unlinkat`, `linkat`, `mkdirat`), and none replaces or
+//! removes a symbolic link. New files are created with `O_EXCL`, after removing a
+//! stale regular file of the same name; a name that is anything else is refused.
+//! Files are opened with `O_NONBLOCK` (a FIFO planted under a file's name cannot hang
+//! a run) and must be regular files. A file cut or appended in place must have one
+//! name only: a hard link to it elsewhere would change too.
 //!
 //! Owners and modes: `recover` runs as root before iggy-server starts, and the server
 //! must still append to what it writes. A new file or folder takes the owner of its
