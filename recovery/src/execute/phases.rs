@@ -161,7 +161,10 @@ impl Executor<'_> {
             RepairAction::QuarantineFile { path: rel, len } => {
                 let path = self.data_dir.join(rel);
                 if self.remove_saved(id, &path, *len)? {
+                    // Both folders whose entries changed: an offset file's aside is in
+                    // its partition folder, and must not come back after a power loss.
                     changed_in(&path);
+                    changed_in(&aside_path(&path));
                 }
                 Ok(*len)
             }

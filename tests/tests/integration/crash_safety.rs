@@ -554,3 +554,33 @@ fn a_removal_of_an_offset_file_killed_leaves_nothing_in_the_offsets_folder() {
     assert!(repair(&data, &state, &StdFs, Mode::TolerateTail), "rerun");
     assert!(!aside.exists(), "the rerun finishes the removal");
 }
+
+/// Notes the folders a run fsyncs.
+#[derive(Default)]
+struct SyncedDirs(Mutex<Vec<std::path::PathBuf>>);
+
+impl Hook for SyncedDirs {
+    fn after(&self, op: Op<'_>) {
+        if let Op::SyncDir { dir } = op {
+            self.0.lock().unwrap().push(dir.to_path_buf());
+        }
+    }
+}
+
+/// The removal of an offset file changes two folders: the offsets folder it leaves
+/// and the partition folder its aside passed through. Both are synced, so that the
+/// aside does not come back after a power loss.
+#[test]
+fn a_removed_offset_file_s_folders_are_both_synced() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated(tmp.path());
+    let consumers = data.join(P0).join("offsets/consumers");
+    fs::create_dir_all(&consumers).unwrap();
+    fs::write(consumers.join("7"), [1u8, 2, 3]).unwrap();
+    let synced = SyncedDirs::default();
+    let state = tmp.path().join("state");
+    assert!(repair(&data, &state, &Hooked(&synced), Mode::TolerateTail));
+    let dirs = synced.0.lock().unwrap().clone();
+    assert!(dirs.contains(&consumers), "{dirs:?}");
+    assert!(dirs.contains(&data.join(P0)), "{dirs:?}");
+}
