@@ -32,7 +32,7 @@ pub struct OffsetAhead {
 impl OffsetAhead {
     /// How many of the next messages produced its consumer would skip.
     pub fn skipped(&self) -> u64 {
-        (self.stored - self.next_offset).saturating_add(1)
+        (self.stored.saturating_sub(self.next_offset)).saturating_add(1)
     }
 }
 
