@@ -439,7 +439,7 @@ fn read_partition(
         });
         let Some((start, kind, len)) = segment else {
             find_logs(&entry, &mut stray_logs, &mut anomalies)?;
-            let why = if left_by_a_run(&entry.name) {
+            let why = if crate::work_names::is_work_name(&entry.name) {
                 "left by an iggy-warden run that was stopped: a temporary copy, or a file \
                  set aside to be removed once saved to the quarantine (see `restore \
                  --list`)"
@@ -559,15 +559,6 @@ fn offset_file(path: PathBuf, kind: OffsetKind, len: u64) -> Result<OffsetFile, 
         len,
         value,
     })
-}
-
-/// Names the executor gives files in a partition folder while it works (a rebuilt
-/// index or a re-laid segment before its rename, a segment or offset file moved aside
-/// to be removed), which a run killed at the wrong moment, its journal then lost,
-/// leaves behind.
-fn left_by_a_run(name: &str) -> bool {
-    name.starts_with('.')
-        && (name.ends_with(".iggy-warden-tmp") || name.ends_with(".iggy-warden-removed"))
 }
 
 /// Every file named `*.log` at or below `entry`, as the server's recursive walk of a

@@ -39,6 +39,7 @@ pub mod state_info;
 pub mod state_inspect;
 pub mod state_log;
 pub mod verdict;
+pub mod work_names;
 
 #[cfg(test)]
 mod test_support;

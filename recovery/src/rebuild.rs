@@ -57,12 +57,8 @@ pub fn index_digest(log: &Path, segment_start: u64, log_len: u64) -> io::Result<
     rebuild_index(src, log, segment_start, log_len, &mut io::sink())
 }
 
-/// Temporary name for a rebuilt index: hidden, and not ending in `.log` or `.index`,
-/// which the server would try to load.
+/// Temporary name for a rebuilt index or a re-laid segment file (see
+/// [`crate::work_names`]).
 pub fn temp_index_path(index: &Path) -> PathBuf {
-    let name = index
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    index.with_file_name(format!(".{name}.iggy-warden-tmp"))
+    crate::work_names::work_path(index, crate::work_names::TEMPORARY)
 }

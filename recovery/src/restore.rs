@@ -8,6 +8,7 @@ use crate::execute::{ExecError, Executor};
 use crate::fsops::{file_digest, file_len};
 use crate::quarantine::{Manifest, QuarantineError, Saved};
 use crate::rebuild::temp_index_path;
+use crate::work_names::{work_path, TEMPORARY};
 use journal::{ByteRange, RepairAction, RepairId};
 use std::path::Path;
 
@@ -141,12 +142,8 @@ impl Executor<'_> {
                         current.map(|c| c.0),
                     ));
                 }
-                let tmp = path.with_file_name(format!(
-                    ".{}.iggy-warden-tmp",
-                    path.file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default()
-                ));
+                // Beside the file, or in the partition folder for an offset file.
+                let tmp = work_path(&path, TEMPORARY);
                 if let Some(parent) = path.parent() {
                     self.fs.create_dir_all(parent).map_err(io(parent))?;
                 }

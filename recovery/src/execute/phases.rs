@@ -9,6 +9,7 @@ use super::Executor;
 use crate::fsops::{file_digest, file_len, SyncRound};
 use crate::quarantine::Finder;
 use crate::rebuild::{rebuild_index, temp_index_path};
+use crate::work_names::{work_path, SET_ASIDE};
 use journal::{ByteRange, Cut, RepairAction, RepairId, SegmentKey};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -164,7 +165,7 @@ impl Executor<'_> {
                     // Both folders whose entries changed: an offset file's aside is in
                     // its partition folder, and must not come back after a power loss.
                     changed_in(&path);
-                    changed_in(&aside_path(&path));
+                    changed_in(&work_path(&path, SET_ASIDE));
                 }
                 Ok(*len)
             }
@@ -284,7 +285,7 @@ impl Executor<'_> {
     /// it is moved back and the repair stops. A file a killed run left aside is
     /// removed when it is the one saved, and moved back otherwise.
     fn remove_saved(&self, id: RepairId, path: &Path, len: u64) -> Result<bool, ExecError> {
-        let aside = aside_path(path);
+        let aside = work_path(path, SET_ASIDE);
         let here = file_len(self.fs, path).map_err(io_err(path))?;
         let there = file_len(self.fs, &aside).map_err(io_err(&aside))?;
         match (here, there) {
@@ -309,32 +310,6 @@ impl Executor<'_> {
             self.fs.rename(&aside, path).map_err(io_err(path))?;
         }
         Err(self.length_changed(id, path, Some(len), moved))
-    }
-}
-
-/// Where [`Executor::remove_saved`] moves a file before it removes it: hidden, and
-/// not ending in `.log` or `.index`, which the server would try to load. A file of an
-/// offsets folder (`offsets/consumers`, `offsets/groups`) goes to its partition
-/// folder: iggy-server 0.6.0 takes every name there for a consumer id and panics on
-/// any other, and a run killed before the removal would leave it there.
-pub(super) fn aside_path(path: &Path) -> PathBuf {
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let folder = path.parent().unwrap_or(path);
-    let partition = folder
-        .parent()
-        .filter(|offsets| name(offsets) == "offsets")
-        .and_then(Path::parent);
-    match partition {
-        Some(partition) => partition.join(format!(
-            ".offsets-{}-{}.iggy-warden-removed",
-            name(folder),
-            name(path)
-        )),
-        None => path.with_file_name(format!(".{}.iggy-warden-removed", name(path))),
     }
 }
 

@@ -271,20 +271,3 @@ fn read_saved(home: &crate::quarantine::Home, m: &crate::quarantine::Manifest) -
     let bytes = std::fs::read(&saved.path).unwrap();
     bytes[saved.range.start as usize..saved.range.end as usize].to_vec()
 }
-
-#[test]
-fn an_offset_file_is_set_aside_in_its_partition_folder_a_segment_file_beside_itself() {
-    let p = std::path::Path::new("/d/streams/1/topics/2/partitions/3");
-    assert_eq!(
-        phases::aside_path(&p.join("offsets/consumers/7")),
-        p.join(".offsets-consumers-7.iggy-warden-removed")
-    );
-    assert_eq!(
-        phases::aside_path(&p.join("offsets/groups/9")),
-        p.join(".offsets-groups-9.iggy-warden-removed")
-    );
-    assert_eq!(
-        phases::aside_path(&p.join("00000000000000000042.log")),
-        p.join(".00000000000000000042.log.iggy-warden-removed")
-    );
-}

@@ -160,12 +160,17 @@ fn repair(data: &Path, state: &Path, fs: &dyn FileOps, mode: Mode) -> bool {
 
 /// Restores every repair (newest first) that is not itself a restore.
 fn restore_all(data: &Path, state: &Path) {
+    restore_all_with(data, state, &StdFs)
+}
+
+/// [`restore_all`] through `fs`.
+fn restore_all_with(data: &Path, state: &Path, fs: &dyn FileOps) {
     let journal = Journal::open(&state.join("journal")).expect("journal opens");
     let quarantine = Quarantine::new(state);
     let exec = Executor {
         data_dir: data,
         quarantine: &quarantine,
-        fs: &StdFs,
+        fs,
         log: &journal,
     };
     let mut ids: Vec<RepairId> = quarantine
@@ -583,4 +588,49 @@ fn a_removed_offset_file_s_folders_are_both_synced() {
     let dirs = synced.0.lock().unwrap().clone();
     assert!(dirs.contains(&consumers), "{dirs:?}");
     assert!(dirs.contains(&data.join(P0)), "{dirs:?}");
+}
+
+/// Dies just before the first rename into an offsets folder.
+struct CrashBeforeRenamingIntoOffsets;
+
+impl Hook for CrashBeforeRenamingIntoOffsets {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        if let Op::Rename { to, .. } = op {
+            if to
+                .parent()
+                .and_then(Path::parent)
+                .is_some_and(|p| p.ends_with("offsets"))
+            {
+                std::panic::panic_any(Crash);
+            }
+        }
+        Ok(Verdict::Run)
+    }
+}
+
+/// A restore puts an offset file back through a temporary file in the partition
+/// folder, not in the offsets folder, where a restore killed before its rename
+/// would leave a name that stops iggy-server 0.6.0.
+#[test]
+fn a_restore_of_an_offset_file_killed_leaves_nothing_in_the_offsets_folder() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated(tmp.path());
+    let consumers = data.join(P0).join("offsets/consumers");
+    fs::create_dir_all(&consumers).unwrap();
+    fs::write(consumers.join("7"), [1u8, 2, 3]).unwrap();
+    let state = tmp.path().join("state");
+    assert!(repair(&data, &state, &StdFs, Mode::TolerateTail));
+    assert!(!consumers.join("7").exists(), "taken out");
+    let crashing = Hooked(CrashBeforeRenamingIntoOffsets);
+    let died = catch_unwind(AssertUnwindSafe(|| {
+        restore_all_with(&data, &state, &crashing)
+    }));
+    assert!(died.is_err_and(|p| p.is::<Crash>()), "the restore dies");
+    let names: Vec<_> = fs::read_dir(&consumers).unwrap().collect();
+    assert!(names.is_empty(), "{names:?}");
+    let tmp_name = data.join(P0).join(".offsets-consumers-7.iggy-warden-tmp");
+    assert_eq!(fs::read(&tmp_name).unwrap(), [1, 2, 3]);
+    restore_all(&data, &state);
+    assert_eq!(fs::read(consumers.join("7")).unwrap(), [1, 2, 3]);
 }
