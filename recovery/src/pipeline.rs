@@ -145,10 +145,12 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         refusals: the_plan.refusals.clone(),
         layout_refusals: the_plan.layout_refusals.clone(),
         ready_to_start: false,
-        offsets_ahead: all_ahead(&analysis.partitions),
+        offsets_ahead: Vec::new(),
         nothing_to_check: None,
     };
     if the_plan.needs_operator() {
+        // Nothing changes: the partitions as they are.
+        outcome.offsets_ahead = all_ahead(&analysis.partitions);
         return Ok(outcome);
     }
     let planned: Vec<_> = the_plan.actions.iter().map(|a| &a.action).collect();
