@@ -20,6 +20,9 @@ pub struct FileConfig {
     /// Recovery mode: tolerate-tail, point-in-time, salvage or absolute. Without it,
     /// tolerate-tail; the packaged file sets salvage, for unattended restarts.
     pub mode: Option<recovery::plan::Mode>,
+    /// `recover` moves consumer offsets stored past their partition's end back to its
+    /// last message (see `--reset-offsets-ahead`); default false.
+    pub reset_offsets_ahead: Option<bool>,
     /// How often the sidecar checkpoints verified bytes of open segments, in ms.
     pub checkpoint_interval_ms: Option<u64>,
     /// How often the sidecar reads and verifies newly written bytes, in ms (default
@@ -124,8 +127,9 @@ pub struct DirArgs {
     /// <data-dir>.warden beside the data directory]. Never inside the data directory.
     #[arg(long, global = true, env = "IGGY_WARDEN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// TOML configuration file (keys: data_dir, state_dir, mode, checkpoint_interval_ms,
-    /// verify_interval_ms, stall_alert_checkpoints, coverage_mib_per_sec, metrics_*).
+    /// TOML configuration file (keys: data_dir, state_dir, mode, reset_offsets_ahead,
+    /// checkpoint_interval_ms, verify_interval_ms, stall_alert_checkpoints,
+    /// coverage_mib_per_sec, metrics_*).
     #[arg(long, global = true, env = "IGGY_WARDEN_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -162,6 +166,12 @@ impl Dirs {
     /// tolerate-tail.
     pub fn mode(&self, flag: Option<recovery::plan::Mode>) -> recovery::plan::Mode {
         flag.or(self.file.mode).unwrap_or_default()
+    }
+
+    /// Whether a repairing run resets consumer offsets past their partition's end:
+    /// the flag, else the config file, else no.
+    pub fn reset_offsets_ahead(&self, flag: bool) -> bool {
+        flag || self.file.reset_offsets_ahead.unwrap_or(false)
     }
 
     /// How often `watch` checkpoints verified bytes; at least 1 ms.

@@ -29,6 +29,13 @@ pub struct RecoverArgs {
     /// Change files even though another process has some open.
     #[arg(long)]
     pub force: bool,
+    /// After the repair, move each consumer or group offset stored past its
+    /// partition's last message back to that message, so the consumer's next message
+    /// is the next one produced (0.6.0 would skip as many); the old file is
+    /// quarantined, `restore` puts it back [default: no, or `reset_offsets_ahead` in
+    /// the config file]
+    #[arg(long)]
+    pub reset_offsets_ahead: bool,
 }
 
 pub fn run(args: &RecoverArgs) -> anyhow::Result<u8> {
@@ -64,7 +71,8 @@ fn recover(args: &RecoverArgs, dirs: Dirs, mode: Mode) -> anyhow::Result<RepairO
         None => {
             let session = Session::open(dirs)?;
             refuse_if_busy(&session.dirs.data_dir, args.force)?;
-            repair(&session, mode, &PartitionFilter::default())?
+            let reset = session.dirs.reset_offsets_ahead(args.reset_offsets_ahead);
+            repair(&session, mode, &PartitionFilter::default(), reset)?
         }
     })
 }

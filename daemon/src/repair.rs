@@ -9,6 +9,7 @@ use journal::PartitionId;
 use recovery::analyze::Analysis;
 use recovery::guided::GuidedStats;
 use recovery::layout::{classify_root, Root};
+use recovery::offset_reset;
 use recovery::pipeline::{self, RepairOutcome, Request};
 use recovery::plan::{Mode, Refusal};
 use std::io::{self, Write};
@@ -74,17 +75,19 @@ pub fn analyze(
     Ok(result)
 }
 
-/// Runs the repair pipeline on the session's directories.
+/// Runs the repair pipeline on the session's directories; with `reset_offsets`, then
+/// resets the consumer offsets it leaves past their partition's end.
 pub fn repair(
     session: &Session,
     mode: Mode,
     filter: &PartitionFilter,
+    reset_offsets: bool,
 ) -> anyhow::Result<RepairOutcome> {
     let quarantine = session.quarantine();
     let exec = session.executor(&quarantine)?;
     let known = session.known_segments();
     let progress = TerminalProgress::new("scanning");
-    let outcome = pipeline::run(
+    let mut outcome = pipeline::run(
         &exec,
         &Request {
             mode,
@@ -96,6 +99,13 @@ pub fn repair(
         },
     )?;
     progress.finish();
+    if reset_offsets && outcome.ready_to_start && !outcome.offsets_ahead.is_empty() {
+        let ahead = std::mem::take(&mut outcome.offsets_ahead);
+        let (executed, left) = offset_reset::reset(&exec, ahead)?;
+        outcome.bytes_quarantined += executed.iter().map(|e| e.quarantined_bytes).sum::<u64>();
+        outcome.actions.extend(executed);
+        outcome.offsets_ahead = left;
+    }
     Ok(outcome)
 }
 

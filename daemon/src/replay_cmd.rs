@@ -31,6 +31,13 @@ pub struct ReplayArgs {
     /// Change files even though another process has some open (with --apply).
     #[arg(long)]
     pub force: bool,
+    /// After the repair, move each consumer or group offset stored past its
+    /// partition's last message back to that message, so the consumer's next message
+    /// is the next one produced (0.6.0 would skip as many); the old file is
+    /// quarantined, `restore` puts it back (with --apply) [default: no, or `reset_offsets_ahead` in
+    /// the config file]
+    #[arg(long)]
+    pub reset_offsets_ahead: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -54,7 +61,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
     if args.apply {
         let session = Session::open(dirs)?;
         refuse_if_busy(&session.dirs.data_dir, args.force)?;
-        return report(&repair(&session, mode, &filter)?, args.json);
+        let reset = session.dirs.reset_offsets_ahead(args.reset_offsets_ahead);
+        return report(&repair(&session, mode, &filter, reset)?, args.json);
     }
     // A dry run changes nothing, in the state directory either: it reads a copy of
     // the journal, and scans everything when the journal is unusable or missing.

@@ -67,6 +67,16 @@ pub enum RepairAction {
     /// Cut the server's metadata log `state/log` from `original_len` down to
     /// `keep_len` bytes (the end of its last whole valid entry).
     TruncateStateLog { keep_len: u64, original_len: u64 },
+    /// Replace the consumer or group offset file `path` (relative to the data
+    /// directory, 8 bytes), which holds `stored`, an offset past its partition's last
+    /// message, with one holding `reset_to`, that last message's offset: iggy-server
+    /// 0.6.0 serves a consumer from the offset after the stored one, so it would skip
+    /// as many new messages. Asked for by the operator (`--reset-offsets-ahead`).
+    ResetConsumerOffset {
+        path: String,
+        stored: u64,
+        reset_to: u64,
+    },
 }
 
 /// The server's metadata log, relative to the data directory.
@@ -138,7 +148,8 @@ impl RepairAction {
             RepairAction::TruncateLog { segment, .. } => segment.rel_log(),
             RepairAction::TruncateIndex { segment, .. } => segment.rel_index(),
             RepairAction::RewriteIndex { segment, .. } => segment.rel_index(),
-            RepairAction::QuarantineFile { path, .. } => path.clone(),
+            RepairAction::QuarantineFile { path, .. }
+            | RepairAction::ResetConsumerOffset { path, .. } => path.clone(),
             RepairAction::Restore { repair } => format!("(files of repair {repair})"),
             RepairAction::CreateDir { path } => path.clone(),
             RepairAction::Relay { partition, .. } => partition.rel_dir(),
@@ -212,6 +223,11 @@ impl fmt::Display for RepairAction {
                 f,
                 "truncate {STATE_LOG} from {original_len} to {keep_len} bytes"
             ),
+            RepairAction::ResetConsumerOffset {
+                path,
+                stored,
+                reset_to,
+            } => write!(f, "reset {path} from offset {stored} to {reset_to}"),
         }
     }
 }

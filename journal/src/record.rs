@@ -395,6 +395,14 @@ mod tests {
                 },
                 7,
             ),
+            (
+                RepairAction::ResetConsumerOffset {
+                    path: String::new(),
+                    stored: 0,
+                    reset_to: 0,
+                },
+                8,
+            ),
         ];
         for (action, n) in actions {
             let p = payload(Record::RepairIntent {

@@ -18,7 +18,8 @@ use crate::plan::PlannedAction;
 use journal::{CheckpointState, PartitionId, RepairAction, SegmentKey, SegmentPhase, SegmentState};
 use std::collections::{BTreeSet, HashMap};
 
-/// The partitions `actions` change other than by cutting tails or creating folders.
+/// The partitions `actions` change other than by cutting tails, creating folders or
+/// resetting a consumer offset (no segment file).
 pub(crate) fn rewritten(actions: &[PlannedAction]) -> BTreeSet<PartitionId> {
     actions
         .iter()
@@ -28,6 +29,7 @@ pub(crate) fn rewritten(actions: &[PlannedAction]) -> BTreeSet<PartitionId> {
                 RepairAction::TruncateLog { .. }
                     | RepairAction::TruncateIndex { .. }
                     | RepairAction::CreateDir { .. }
+                    | RepairAction::ResetConsumerOffset { .. }
             )
         })
         .filter_map(|a| a.partition)

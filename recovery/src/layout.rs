@@ -545,9 +545,12 @@ fn listed_names(files: &[OffsetFile]) -> Option<[Vec<String>; 2]> {
     Some(out)
 }
 
+/// The length of a consumer or group offset file: one little-endian u64.
+pub const OFFSET_FILE_LEN: u64 = 8;
+
 /// An offset file of `len` bytes, with its value read when it has the 8 bytes of one.
 fn offset_file(path: PathBuf, kind: OffsetKind, len: u64) -> Result<OffsetFile, LayoutError> {
-    let value = if len == 8 {
+    let value = if len == OFFSET_FILE_LEN {
         let bytes = fsops::read_small(&path, 8).map_err(|e| LayoutError::io(&path, e))?;
         bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b))
     } else {

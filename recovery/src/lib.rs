@@ -20,6 +20,7 @@ pub mod message;
 pub mod metadata;
 pub mod mode;
 pub mod names;
+pub mod offset_reset;
 pub mod offsets_ahead;
 mod parallel;
 pub mod pipeline;

@@ -6,8 +6,8 @@
 
 use crate::execute::{ExecError, Executor};
 use crate::fsops::{file_digest, file_len};
+use crate::offset_reset::offset_digest;
 use crate::quarantine::{Manifest, QuarantineError, Saved};
-use crate::rebuild::temp_index_path;
 use crate::work_names::{work_path, TEMPORARY};
 use journal::{ByteRange, RepairAction, RepairId};
 use std::path::Path;
@@ -92,16 +92,21 @@ impl Executor<'_> {
                     .append_range(&saved.path, saved.range, &path)
                     .map_err(io(&path))?;
             }
-            RepairAction::RewriteIndex {
-                new_len, new_xxh3, ..
-            } => {
+            RepairAction::RewriteIndex { .. } | RepairAction::ResetConsumerOffset { .. } => {
+                let (new_len, new_xxh3) = match &manifest.action {
+                    RepairAction::ResetConsumerOffset { reset_to, .. } => offset_digest(*reset_to),
+                    RepairAction::RewriteIndex {
+                        new_len, new_xxh3, ..
+                    } => (*new_len, *new_xxh3),
+                    _ => (0, 0),
+                };
                 let current = file_digest(self.fs, &path).map_err(io(&path))?;
                 let original =
                     (!manifest.created_file).then_some((manifest.range.len(), manifest.xxh3));
                 if current == original {
                     return Ok(manifest.range.len());
                 }
-                if current != Some((*new_len, *new_xxh3)) {
+                if current != Some((new_len, new_xxh3)) {
                     return Err(self.changed_for_restore(
                         id,
                         &path,
@@ -109,7 +114,7 @@ impl Executor<'_> {
                         current.map(|c| c.0),
                     ));
                 }
-                let range = ByteRange::new(0, *new_len);
+                let range = ByteRange::new(0, new_len);
                 self.quarantine.save(
                     self.fs,
                     id,
@@ -123,7 +128,8 @@ impl Executor<'_> {
                 if manifest.created_file {
                     self.fs.remove_file(&path).map_err(io(&path))?;
                 } else {
-                    let tmp = temp_index_path(&path);
+                    // Beside the file, or in the partition folder for an offset file.
+                    let tmp = work_path(&path, TEMPORARY);
                     let _ = self.fs.remove_file(&tmp);
                     self.copy_saved(&saved, &manifest, &tmp)?;
                     self.fs.rename(&tmp, &path).map_err(io(&path))?;

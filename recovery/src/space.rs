@@ -2,6 +2,7 @@
 //! anything is written: a repair that runs out of space half-way helps nobody, and a
 //! salvage re-lay writes a whole partition's worth of new segments.
 
+use crate::layout::OFFSET_FILE_LEN;
 use journal::RepairAction;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -36,6 +37,8 @@ pub fn space_needed<'a>(
                 ..
             } => (*new_len, original_len.unwrap_or(0)),
             RepairAction::QuarantineFile { len, .. } => (0, *len),
+            // The new file beside the old until the swap; the old one saved whole.
+            RepairAction::ResetConsumerOffset { .. } => (OFFSET_FILE_LEN, OFFSET_FILE_LEN),
             RepairAction::Relay {
                 originals,
                 segments,

@@ -36,7 +36,9 @@ impl SegmentFilter {
                     }
                     // Undoing a repair of this segment is about this segment too.
                     RepairAction::Restore { repair: undone } => self.repairs.contains(undone),
-                    RepairAction::CreateDir { .. } | RepairAction::TruncateStateLog { .. } => false,
+                    RepairAction::CreateDir { .. }
+                    | RepairAction::TruncateStateLog { .. }
+                    | RepairAction::ResetConsumerOffset { .. } => false,
                     RepairAction::Relay {
                         originals,
                         segments,

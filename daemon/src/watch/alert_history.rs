@@ -40,6 +40,8 @@ fn repaired_partitions(action: &RepairAction) -> Vec<PartitionId> {
         RepairAction::QuarantineFile { path, .. } | RepairAction::CreateDir { path } => {
             partition_of(path).into_iter().collect()
         }
+        // A consumer's position: the partition's data was not damaged by it.
+        RepairAction::ResetConsumerOffset { .. } => Vec::new(),
         RepairAction::Restore { .. } | RepairAction::TruncateStateLog { .. } => Vec::new(),
     }
 }

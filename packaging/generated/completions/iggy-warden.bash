@@ -486,7 +486,7 @@ _iggy__warden() {
             return 0
             ;;
         iggy__warden__subcmd__recover)
-            opts="-h --data-dir --state-dir --config --mode --json --force --help"
+            opts="-h --data-dir --state-dir --config --mode --json --force --reset-offsets-ahead --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -516,7 +516,7 @@ _iggy__warden() {
             return 0
             ;;
         iggy__warden__subcmd__replay)
-            opts="-h --data-dir --state-dir --config --mode --apply --partition --force --json --help"
+            opts="-h --data-dir --state-dir --config --mode --apply --partition --force --reset-offsets-ahead --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -7,9 +7,11 @@
 use super::error::{io_err, not_in_phases, ExecError};
 use super::Executor;
 use crate::fsops::{file_digest, file_len, SyncRound};
+use crate::layout::OFFSET_FILE_LEN;
+use crate::offset_reset::offset_digest;
 use crate::quarantine::Finder;
 use crate::rebuild::{rebuild_index, temp_index_path};
-use crate::work_names::{work_path, SET_ASIDE};
+use crate::work_names::{work_path, SET_ASIDE, TEMPORARY};
 use journal::{ByteRange, Cut, RepairAction, RepairId, SegmentKey};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -94,6 +96,21 @@ impl Executor<'_> {
             }
             // Nothing saved, `created_file`: `restore` removes the folder again.
             RepairAction::CreateDir { path: rel } => save(rel.clone(), ByteRange::new(0, 0), true),
+            RepairAction::ResetConsumerOffset {
+                path: rel,
+                stored,
+                reset_to,
+            } => {
+                let path = self.data_dir.join(rel);
+                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+                if current == Some(offset_digest(*reset_to)) && finder.verified(id)? {
+                    return Ok(None);
+                }
+                if current != Some(offset_digest(*stored)) {
+                    return Err(self.offset_changed(id, &path, *stored));
+                }
+                save(rel.clone(), ByteRange::new(0, OFFSET_FILE_LEN), false)
+            }
             // Truncations are handled above.
             RepairAction::TruncateLog { .. }
             | RepairAction::TruncateIndex { .. }
@@ -178,6 +195,32 @@ impl Executor<'_> {
                 }
                 Ok(0)
             }
+            RepairAction::ResetConsumerOffset {
+                path: rel,
+                stored,
+                reset_to,
+            } => {
+                let path = self.data_dir.join(rel);
+                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+                if current == Some(offset_digest(*reset_to)) {
+                    self.remove_swapped_out(&path, Some(OFFSET_FILE_LEN))?;
+                    return Ok(OFFSET_FILE_LEN);
+                }
+                if current != Some(offset_digest(*stored)) {
+                    return Err(self.offset_changed(id, &path, *stored));
+                }
+                // In the partition folder: 0.6.0 reads every name in an offsets
+                // folder as a consumer id.
+                let tmp = work_path(&path, TEMPORARY);
+                let bytes = reset_to.to_le_bytes();
+                self.fs
+                    .write_file(&tmp, &mut |w| w.write_all(&bytes))
+                    .map_err(io_err(&tmp))?;
+                self.replace_index(id, &tmp, &path, current)?;
+                changed_in(&path);
+                changed_in(&tmp);
+                Ok(OFFSET_FILE_LEN)
+            }
             // Truncations are handled above.
             RepairAction::TruncateLog { .. }
             | RepairAction::TruncateIndex { .. }
@@ -226,8 +269,8 @@ impl Executor<'_> {
         Ok(tmp)
     }
 
-    /// Puts the rebuilt index `tmp` in place of `path`, which the look before the
-    /// rebuild found as `old` (length, XXH3). The two names are swapped in one step
+    /// Puts the rebuilt index (or the new offset file) `tmp` in place of `path`,
+    /// which the look before writing `tmp` found as `old` (length, XXH3). The two names are swapped in one step
     /// and the old file checked again where it now lies: bytes a writer added to it
     /// since the look (a process the busy check missed) were never saved, so then
     /// the swap is undone and the repair stops. A file system that cannot swap gets
@@ -266,12 +309,12 @@ impl Executor<'_> {
         })
     }
 
-    /// Removes the old index a run killed between swapping it out and removing it
-    /// left under the temporary name: its bytes were saved before the swap. Only a
+    /// Removes the old index (or offset file) a run killed between swapping it out
+    /// and removing it left under the temporary name: its bytes were saved before the swap. Only a
     /// file of the length saved; any other is left for an operator (`check` shows it
     /// as a stray).
     fn remove_swapped_out(&self, path: &Path, saved: Option<u64>) -> Result<(), ExecError> {
-        let tmp = temp_index_path(path);
+        let tmp = work_path(path, TEMPORARY);
         let left = file_len(self.fs, &tmp).map_err(io_err(&tmp))?;
         if left.is_some() && left == saved {
             self.fs.remove_file(&tmp).map_err(io_err(&tmp))?;
@@ -310,6 +353,24 @@ impl Executor<'_> {
             self.fs.rename(&aside, path).map_err(io_err(path))?;
         }
         Err(self.length_changed(id, path, Some(len), moved))
+    }
+}
+
+impl Executor<'_> {
+    /// An offset file that no longer holds the offset the plan found (its consumer
+    /// committed since, or something else wrote it): left as it is.
+    fn offset_changed(&self, id: RepairId, path: &Path, stored: u64) -> ExecError {
+        let found = crate::fsops::read_small(path, OFFSET_FILE_LEN)
+            .ok()
+            .and_then(|b| b.first_chunk::<8>().map(|v| u64::from_le_bytes(*v)));
+        ExecError::Changed {
+            repair: id,
+            path: path.to_path_buf(),
+            expected: format!("an offset file holding {stored}"),
+            found: found.map_or("no offset file of 8 bytes".into(), |v| {
+                format!("one holding {v}")
+            }),
+        }
     }
 }
 

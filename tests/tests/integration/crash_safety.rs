@@ -133,7 +133,25 @@ impl Hook for CrashAt {
 
 /// Runs the repair pipeline over `data` with state in `state`; returns whether the
 /// directory ended ready to start.
-fn repair(data: &Path, state: &Path, fs: &dyn FileOps, mode: Mode) -> bool {
+/// How a run repairs: its mode, and whether it then resets consumer offsets left
+/// past their partition's end (`recover --reset-offsets-ahead`).
+#[derive(Clone, Copy)]
+struct How {
+    mode: Mode,
+    reset_offsets: bool,
+}
+
+impl From<Mode> for How {
+    fn from(mode: Mode) -> Self {
+        Self {
+            mode,
+            reset_offsets: false,
+        }
+    }
+}
+
+fn repair(data: &Path, state: &Path, fs: &dyn FileOps, how: impl Into<How>) -> bool {
+    let how = how.into();
     let journal = Journal::open(&state.join("journal")).expect("journal opens");
     let quarantine = Quarantine::new(state);
     let exec = Executor {
@@ -146,7 +164,7 @@ fn repair(data: &Path, state: &Path, fs: &dyn FileOps, mode: Mode) -> bool {
     let outcome = run(
         &exec,
         &Request {
-            mode,
+            mode: how.mode,
             known: &known,
             state_log: None,
             offsets: None,
@@ -155,6 +173,9 @@ fn repair(data: &Path, state: &Path, fs: &dyn FileOps, mode: Mode) -> bool {
         },
     )
     .expect("repair runs");
+    if how.reset_offsets && outcome.ready_to_start {
+        recovery::offset_reset::reset(&exec, outcome.offsets_ahead).expect("reset runs");
+    }
     outcome.ready_to_start
 }
 
@@ -202,11 +223,12 @@ enum AfterCrash {
     LoseJournal { same_messages: bool },
 }
 
-fn crash_everywhere(name: &str, damaged: &Path, mode: Mode) {
+fn crash_everywhere(name: &str, damaged: &Path, mode: impl Into<How>) {
     crash_everywhere_then(name, damaged, mode, AfterCrash::KeepJournal);
 }
 
-fn crash_everywhere_then(name: &str, damaged: &Path, mode: Mode, after: AfterCrash) {
+fn crash_everywhere_then(name: &str, damaged: &Path, how: impl Into<How>, after: AfterCrash) {
+    let mode = how.into();
     let reference = tempfile::tempdir().expect("tmp");
     let ref_data = reference.path().join("data");
     harness::copy_dir(damaged, &ref_data).expect("copy");
@@ -417,6 +439,61 @@ fn an_index_swap_and_a_removal_killed_at_any_step_then_the_journal_lost_lose_not
         "swap and removal, journal lost",
         &data,
         Mode::TolerateTail,
+        AfterCrash::LoseJournal {
+            same_messages: true,
+        },
+    );
+}
+
+/// A torn tail cut in P0, whose consumer 5 had stored an offset far past its end:
+/// then reset, in a second batch.
+fn with_offset_ahead(tmp: &Path) -> std::path::PathBuf {
+    let data = generated_with(tmp, &[(P0, Fault::TornLogTail)]);
+    let consumers = data.join(P0).join("offsets/consumers");
+    fs::create_dir_all(&consumers).expect("offsets folder");
+    fs::write(consumers.join("5"), 10_000u64.to_le_bytes()).expect("offset file");
+    data
+}
+
+const RESET: How = How {
+    mode: Mode::TolerateTail,
+    reset_offsets: true,
+};
+
+#[test]
+fn an_offset_reset_killed_at_any_step_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = with_offset_ahead(tmp.path());
+    let plain = tmp.path().join("plain");
+    harness::copy_dir(&data, &plain.join("data")).expect("copy");
+    assert!(repair(
+        &plain.join("data"),
+        &plain.join("state"),
+        &StdFs,
+        RESET
+    ));
+    let file = plain.join("data").join(P0).join("offsets/consumers/5");
+    let reset = u64::from_le_bytes(fs::read(file).expect("offset").try_into().expect("8"));
+    assert!(reset < 300, "reset to the last message kept, not {reset}");
+    crash_everywhere("offset reset", &data, RESET);
+    crash_everywhere_then(
+        "offset reset, power lost",
+        &data,
+        RESET,
+        AfterCrash::LosePower,
+    );
+}
+
+#[test]
+fn an_offset_reset_killed_at_any_step_then_the_journal_lost_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = with_offset_ahead(tmp.path());
+    crash_everywhere_then(
+        "offset reset, journal lost",
+        &data,
+        RESET,
         AfterCrash::LoseJournal {
             same_messages: true,
         },

@@ -1,12 +1,22 @@
 //! Stored consumer offsets past a partition's end (a crash, or a cut, took messages
 //! a consumer had seen): iggy-server 0.6.0 serves that consumer from the offset
 //! after its stored one, so it skips as many new messages. `check` and `recover`
-//! name each such file and the count, and leave the files and the verdict alone.
+//! name each such file and the count, and leave the files and the verdict alone;
+//! asked to (`--reset-offsets-ahead`), `recover` moves them back to the last message.
 
 use crate::{warden, warden_on};
 use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
+use journal::Journal;
+use recovery::analyze::analyze;
+use recovery::execute::{ExecError, Executor};
+use recovery::fsops::hooked::{Hook, Hooked, Op, Verdict};
+use recovery::layout::discover;
+use recovery::offset_reset;
+use recovery::offsets_ahead::offsets_ahead;
+use recovery::quarantine::Quarantine;
 use serde_json::Value;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 const P0: &str = "streams/0/topics/0/partitions/0";
 
@@ -98,4 +108,115 @@ fn an_offset_past_the_end_is_named_with_the_messages_its_consumer_would_skip() {
         "{}",
         text.stdout
     );
+}
+
+/// The offset each file of `P0`'s consumers folder holds.
+fn stored(data: &Path, consumer: &str) -> u64 {
+    stored_in(&data.join(P0).join("offsets/consumers").join(consumer))
+}
+
+#[test]
+fn asked_to_reset_recover_moves_offsets_ahead_to_the_last_message_and_restore_undoes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    with_offsets(&data);
+    apply(&data, P0, Fault::TornLogTail).unwrap();
+    let state = tmp.path().join("state");
+    let run = warden_on(
+        &["recover", "--json", "--reset-offsets-ahead"],
+        &data,
+        &state,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let outcome = json(&run.stdout);
+    assert_eq!(outcome["ready_to_start"], true);
+    assert!(ahead(&outcome).is_empty(), "{}", run.stdout);
+    // The torn message 29 is cut: 28 is the last one, and both consumers that had
+    // stored 29 and 35 get message 29 next, whatever is produced.
+    assert_eq!((stored(&data, "1"), stored(&data, "2")), (28, 28));
+    let actions = outcome["actions"].as_array().unwrap();
+    let resets: Vec<&Value> = actions
+        .iter()
+        .filter(|a| a["action"].get("ResetConsumerOffset").is_some())
+        .collect();
+    assert_eq!(resets.len(), 2, "{}", run.stdout);
+    assert!(resets.iter().all(|r| r["quarantined_bytes"] == 8));
+    // Nothing left in the offsets folders but the consumers' own files.
+    let names = |folder: &str| {
+        let mut n: Vec<String> = std::fs::read_dir(data.join(P0).join(folder))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names("offsets/consumers"), ["1", "2"]);
+    assert_eq!(names("offsets/groups"), ["3"]);
+    let record = std::fs::read_to_string(state.join("last-recover.json")).unwrap();
+    assert_eq!(json(&record)["consumer_offsets_ahead"], 0);
+    let check = warden(["check", "--json", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(check.code, 0);
+    assert!(ahead(&json(&check.stdout)).is_empty());
+
+    // A rerun changes nothing more.
+    let again = warden_on(&["recover", "--reset-offsets-ahead"], &data, &state);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(!again.stdout.contains("reset "), "{}", again.stdout);
+
+    // `restore` puts the stored offsets back, each from its own repair.
+    for r in resets {
+        let id = r["repair"].as_u64().unwrap().to_string();
+        let back = warden_on(&["restore", &id], &data, &state);
+        assert_eq!(back.code, 0, "{}", back.stderr);
+    }
+    assert_eq!((stored(&data, "1"), stored(&data, "2")), (29, 35));
+}
+
+/// Writes offset 31 into `file` just before the first swap: a consumer committing
+/// between the executor's look at its offset file and the reset.
+struct Committer(PathBuf);
+
+impl Hook for Committer {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        if matches!(op, Op::Exchange { .. }) && stored_in(&self.0) != 31 {
+            std::fs::write(&self.0, 31u64.to_le_bytes())?;
+        }
+        Ok(Verdict::Run)
+    }
+}
+
+fn stored_in(file: &Path) -> u64 {
+    let bytes = std::fs::read(file).unwrap();
+    u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+}
+
+#[test]
+fn a_consumer_that_commits_between_the_look_and_the_reset_keeps_its_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
+    with_offsets(&data);
+    let file = data.join(P0).join("offsets/consumers/2");
+    let analysis = analyze(&discover(&data).unwrap(), &|_| {}).unwrap();
+    let ahead = offsets_ahead(&analysis.partitions[0]);
+    assert_eq!(ahead.len(), 1);
+    let journal = Journal::open(&state.join("journal")).unwrap();
+    let quarantine = Quarantine::new(&state);
+    let hooked = Hooked(Committer(file.clone()));
+    let exec = Executor {
+        data_dir: &data,
+        quarantine: &quarantine,
+        fs: &hooked,
+        log: &journal,
+    };
+    match offset_reset::reset(&exec, ahead) {
+        Err(ExecError::Changed { path, .. }) => assert_eq!(path, file),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stored_in(&file), 31, "the consumer's own commit stays");
+    let left: Vec<_> = std::fs::read_dir(data.join(P0))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

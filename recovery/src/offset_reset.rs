@@ -1,0 +1,142 @@
+//! The operator's opt-in reset of consumer offsets past a partition's end.
+//!
+//! iggy-server 0.6.0 serves a consumer from the offset after the one it stored, so a
+//! stored offset past the partition's last message (the messages it was served were
+//! lost in a crash, or cut) makes that consumer skip as many new messages, silently.
+//! `recover --reset-offsets-ahead` moves such an offset back to the partition's last
+//! message, so the consumer's next message is the next one produced. It runs after
+//! the repair and its check, on the offsets found then, as a repair of its own: the
+//! old file saved whole in quarantine (so `restore` puts it back), the new one
+//! written under a temporary name in the partition folder and swapped in.
+
+use crate::execute::{io_err, ExecError, Executed, Executor};
+use crate::fsops::file_digest;
+use crate::layout::OFFSET_FILE_LEN;
+use crate::offsets_ahead::OffsetAhead;
+use journal::RepairAction;
+use std::path::Path;
+
+/// The length and XXH3 of an offset file holding `value`, as `file_digest` gives them.
+pub(crate) fn offset_digest(value: u64) -> (u64, u64) {
+    (
+        OFFSET_FILE_LEN,
+        xxhash_rust::xxh3::xxh3_64(&value.to_le_bytes()),
+    )
+}
+
+/// The repairs that reset `ahead` (found in the data directory `data_dir`), with
+/// their reasons. An offset whose partition has no message, or whose path is not
+/// inside `data_dir`, is left alone.
+pub fn reset_actions(data_dir: &Path, ahead: &[OffsetAhead]) -> Vec<(RepairAction, String)> {
+    ahead
+        .iter()
+        .filter_map(|a| {
+            let reset_to = a.next_offset.checked_sub(1)?;
+            let rel = a.path.strip_prefix(data_dir).ok()?.to_str()?.to_string();
+            let action = RepairAction::ResetConsumerOffset {
+                path: rel,
+                stored: a.stored,
+                reset_to,
+            };
+            let why = format!(
+                "offset {} stored past the end of partition {} (last message {reset_to}): \
+                 its consumer would skip the next {} message(s) produced",
+                a.stored,
+                a.partition,
+                a.skipped()
+            );
+            Some((action, why))
+        })
+        .collect()
+}
+
+/// Resets `ahead` through `exec`; returns what was executed and the offsets not
+/// reset (none, unless a path could not be expressed relative to the data directory).
+pub fn reset(
+    exec: &Executor<'_>,
+    ahead: Vec<OffsetAhead>,
+) -> Result<(Vec<Executed>, Vec<OffsetAhead>), ExecError> {
+    let actions = reset_actions(exec.data_dir, &ahead);
+    let planned: Vec<String> = actions.iter().map(|(a, _)| a.rel_path()).collect();
+    let left = ahead
+        .into_iter()
+        .filter(|a| {
+            let rel = a.path.strip_prefix(exec.data_dir).ok();
+            !rel.and_then(|r| r.to_str())
+                .is_some_and(|r| planned.iter().any(|p| p == r))
+        })
+        .collect();
+    let executed = exec.execute(actions)?;
+    // As the repair is checked after it: each file read back.
+    for e in &executed {
+        if let RepairAction::ResetConsumerOffset { path, reset_to, .. } = &e.action {
+            let path = exec.data_dir.join(path);
+            let found = file_digest(exec.fs, &path).map_err(io_err(&path))?;
+            if found != Some(offset_digest(*reset_to)) {
+                return Err(ExecError::Changed {
+                    repair: e.repair,
+                    path,
+                    expected: format!("an offset file holding {reset_to} after the reset"),
+                    found: found.map_or("no file".into(), |(len, _)| {
+                        format!("{len} bytes holding something else")
+                    }),
+                });
+            }
+        }
+    }
+    Ok((executed, left))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::OffsetKind;
+    use journal::PartitionId;
+
+    fn ahead(path: &str, stored: u64, next_offset: u64) -> OffsetAhead {
+        OffsetAhead {
+            partition: PartitionId {
+                stream: 1,
+                topic: 1,
+                partition: 1,
+            },
+            path: Path::new("/data").join(path),
+            kind: OffsetKind::Consumer,
+            stored,
+            next_offset,
+        }
+    }
+
+    #[test]
+    fn an_offset_ahead_is_reset_to_the_last_message() {
+        let rel = "streams/1/topics/1/partitions/1/offsets/consumers/7";
+        let actions = reset_actions(Path::new("/data"), &[ahead(rel, 25, 19)]);
+        assert_eq!(actions.len(), 1);
+        assert_eq!(
+            actions[0].0,
+            RepairAction::ResetConsumerOffset {
+                path: rel.into(),
+                stored: 25,
+                reset_to: 18,
+            }
+        );
+        assert!(actions[0].1.contains("skip the next 7 message(s)"));
+    }
+
+    #[test]
+    fn nothing_outside_the_data_directory_or_without_a_last_message_is_planned() {
+        let outside = OffsetAhead {
+            path: "/elsewhere/7".into(),
+            ..ahead("x", 25, 19)
+        };
+        let empty = ahead("streams/1/topics/1/partitions/1/offsets/consumers/8", 3, 0);
+        assert!(reset_actions(Path::new("/data"), &[outside, empty]).is_empty());
+    }
+
+    #[test]
+    fn the_digest_is_that_of_the_eight_little_endian_bytes() {
+        let (len, xxh3) = offset_digest(18);
+        assert_eq!(len, 8);
+        assert_eq!(xxh3, xxhash_rust::xxh3::xxh3_64(&[18, 0, 0, 0, 0, 0, 0, 0]));
+    }
+}
