@@ -13,13 +13,18 @@
 #      (offsets 19, 20, 21); consumer 7 polls `--next`: the script reports what the
 #      consumer gets. The warning is right when it gets offsets 20 and 21 only:
 #      offset 19 skipped without an error.
-# Last run (iggy-server 0.6.0 built from server-0.6.0): PASS, consumer 7 got [20 21].
+# With RESET=1, step 3 runs `recover --reset-offsets-ahead`: it must reset consumer
+# 7's file to 18 (the last kept message) with no warning left, `check` must warn of
+# nothing, and in step 4 consumer 7 must get offsets 19, 20 and 21.
+# Last run (iggy-server 0.6.0 built from server-0.6.0): PASS, consumer 7 got [20 21];
+# with RESET=1, PASS, consumer 7 got [19 20 21].
 # The kept messages are polled before the sends: once new messages are in the
 # server's memory, a poll from offset 0 returned only those (0.6.0, seen here).
 # Prints PASS or FAIL; exits 1 on FAIL. Not part of CI; needs the same variables as
 # judge.sh (IGGY_SERVER, IGGY_CLI, IGGY_SERVER_CONFIG). PORT defaults to 8390.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
+RESET=${RESET:-}
 export IGGY_ROOT_USERNAME=iggy IGGY_ROOT_PASSWORD=iggy
 d=$WORK/ahead
 mkdir -p "$d/data"
@@ -48,14 +53,28 @@ say "stored offset of consumer 7: $stored"
 # 2-3: a torn last message, cut by recover.
 "$INJECT" "$d/data" torn-log-tail "${part#"$d/data/"}" >/dev/null || fail "inject-fault"
 before=$(sha256sum <"$offset_file")
-"$W" recover --data-dir "$d/data" --state-dir "$WORK/state" >"$d/recover.out" 2>&1 ||
+reset_flag=()
+[ -n "$RESET" ] && reset_flag=(--reset-offsets-ahead)
+"$W" recover "${reset_flag[@]}" --data-dir "$d/data" --state-dir "$WORK/state" >"$d/recover.out" 2>&1 ||
     fail "recover exit $?: $(tail -1 "$d/recover.out")"
-grep '^warning: ' "$d/recover.out" | sed 's/^/  recover: /'
-grep -q "consumer offset 19 stored, past the end of partition .* (its next message gets offset 19): that consumer will not see the next 1 message(s) produced" "$d/recover.out" ||
-    fail "recover did not warn of consumer 7: $(cat "$d/recover.out")"
-[ "$(sha256sum <"$offset_file")" = "$before" ] || fail "recover changed the offset file"
 "$W" check --data-dir "$d/data" >"$d/check.out" 2>&1 || fail "check after recover: $(tail -1 "$d/check.out")"
-grep -q "^  warning: .*consumer offset 19 stored" "$d/check.out" || fail "check did not warn"
+if [ -n "$RESET" ]; then
+    grep 'reset .*offsets/consumers/7' "$d/recover.out" | sed 's/^/  recover: /'
+    grep -q "reset .*offsets/consumers/7 from offset 19 to 18" "$d/recover.out" ||
+        fail "recover did not reset consumer 7: $(cat "$d/recover.out")"
+    ! grep -q '^warning: ' "$d/recover.out" || fail "a warning is left: $(cat "$d/recover.out")"
+    now=$(od -An -t u8 "$offset_file" | tr -d ' ')
+    [ "$now" = 18 ] || fail "expected 18 stored after the reset, found $now"
+    ! grep -q "warning: " "$d/check.out" || fail "check still warns: $(cat "$d/check.out")"
+    expected="19 20 21"
+else
+    grep '^warning: ' "$d/recover.out" | sed 's/^/  recover: /'
+    grep -q "consumer offset 19 stored, past the end of partition .* (its next message gets offset 19): that consumer will not see the next 1 message(s) produced" "$d/recover.out" ||
+        fail "recover did not warn of consumer 7: $(cat "$d/recover.out")"
+    [ "$(sha256sum <"$offset_file")" = "$before" ] || fail "recover changed the offset file"
+    grep -q "^  warning: .*consumer offset 19 stored" "$d/check.out" || fail "check did not warn"
+    expected="20 21"
+fi
 say "check: $(tail -1 "$d/check.out")"
 
 # 4: what the server does with it.
@@ -68,5 +87,9 @@ cli message poll --next --consumer 7 --message-count 100 ahead t 0 >"$d/poll-2.t
 got=$(rows "$d/poll-2.txt" | cut -d' ' -f1 | tr '\n' ' ' | sed 's/ $//')
 say "consumer 7 polls --next after the restart: offsets [$got]"
 stop_server "$d" || fail "server did not stop"
-[ "$got" = "20 21" ] || fail "expected consumer 7 to get offsets 20 and 21 only (19 skipped), got [$got]"
-echo "PASS: the consumer skipped offset 19 without an error, as recover and check warned"
+[ "$got" = "$expected" ] || fail "expected consumer 7 to get offsets [$expected], got [$got]"
+if [ -n "$RESET" ]; then
+    echo "PASS: after the reset the consumer got every message produced, from offset 19"
+else
+    echo "PASS: the consumer skipped offset 19 without an error, as recover and check warned"
+fi
