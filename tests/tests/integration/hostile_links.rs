@@ -577,6 +577,11 @@ fn named(path: &Path, name: &str) -> bool {
     path.file_name().is_some_and(|n| n == name)
 }
 
+fn name_starts(path: &Path, head: &str) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(head))
+}
+
 fn name_ends(path: &Path, tail: &str) -> bool {
     path.file_name()
         .is_some_and(|n| n.to_string_lossy().ends_with(tail))
@@ -847,4 +852,56 @@ fn salvage_relaid_segments_and_restored_files_keep_the_owner_of_what_they_replac
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(snapshot(w.data()), original);
     assert_all_given_away(w.data());
+}
+
+/// Consumer 7 of `P1` (300 messages) stores offset 400: `--reset-offsets-ahead`
+/// moves it back to 299. Runs the reset through `plant`: it must stop naming the
+/// link, write nothing outside and leave the offset as it was; once the link is
+/// gone, a plain run resets it.
+fn reset_race(plant: fn(&World) -> Plant) {
+    let w = World::new(CLEAN);
+    let consumers = w.at(P1).join("offsets/consumers");
+    fs::create_dir_all(&consumers).unwrap();
+    fs::write(consumers.join("7"), 400u64.to_le_bytes()).unwrap();
+    let reset = |fs: &dyn FileOps| {
+        let ahead = w.repair(Mode::TolerateTail, &StdFs).unwrap().offsets_ahead;
+        assert_eq!(ahead.len(), 1);
+        let journal = Journal::open(&w.state.join("journal")).unwrap();
+        let quarantine = Quarantine::new(&w.state);
+        let exec = Executor {
+            data_dir: w.data(),
+            quarantine: &quarantine,
+            fs,
+            log: &journal,
+        };
+        recovery::offset_reset::reset(&exec, ahead).map(|(done, _)| done.len())
+    };
+    let stored = || u64::from_le_bytes(fs::read(consumers.join("7")).unwrap().try_into().unwrap());
+    let outside = w.outside_picture(&[]);
+    let plant = plant(&w);
+    let err = reset(&Hooked(&plant)).unwrap_err();
+    assert!(plant.was_planted(), "the planted operation never ran");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(w.outside_picture(&[]), outside, "outside changed");
+    w.victim_untouched();
+    plant.undo();
+    assert_eq!(stored(), 400);
+    assert_eq!(reset(&StdFs).unwrap(), 1);
+    assert_eq!(stored(), 299);
+}
+
+#[test]
+fn race_a_link_at_the_temporary_offset_file() {
+    reset_race(|w| {
+        Plant::new(
+            &["write_file"],
+            |p| name_ends(p, ".iggy-warden-tmp") && name_starts(p, ".offsets-consumers-7."),
+            w.outside.join("victim"),
+        )
+    });
+}
+
+#[test]
+fn race_a_link_swapped_in_for_the_offset_file_before_the_swap() {
+    reset_race(|w| Plant::new(&["exchange"], |p| named(p, "7"), w.outside.join("victim")));
 }
