@@ -162,6 +162,7 @@ fn asked_to_reset_recover_moves_offsets_ahead_to_the_last_message_and_restore_un
     let again = warden_on(&["recover", "--reset-offsets-ahead"], &data, &state);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(!again.stdout.contains("reset "), "{}", again.stdout);
+    assert!(!again.stdout.contains("warning: "), "{}", again.stdout);
 
     // `restore` puts the stored offsets back, each from its own repair.
     for r in resets {
