@@ -31,11 +31,9 @@ pub struct ReplayArgs {
     /// Change files even though another process has some open (with --apply).
     #[arg(long)]
     pub force: bool,
-    /// After the repair, move each consumer or group offset stored past its
-    /// partition's last message back to that message, so the consumer's next message
-    /// is the next one produced (0.6.0 would skip as many); the old file is
-    /// quarantined, `restore` puts it back (with --apply) [default: no, or `reset_offsets_ahead` in
-    /// the config file]
+    /// With --apply, after the repair, move each consumer or group offset stored past
+    /// its partition's last message back to that message, as `recover` does [default:
+    /// no, or `reset_offsets_ahead` in the config file]
     #[arg(long)]
     pub reset_offsets_ahead: bool,
     /// Print JSON instead of text.

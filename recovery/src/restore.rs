@@ -93,12 +93,16 @@ impl Executor<'_> {
                     .map_err(io(&path))?;
             }
             RepairAction::RewriteIndex { .. } | RepairAction::ResetConsumerOffset { .. } => {
+                // What the repair wrote: the file must still be that to be put back.
                 let (new_len, new_xxh3) = match &manifest.action {
                     RepairAction::ResetConsumerOffset { reset_to, .. } => offset_digest(*reset_to),
                     RepairAction::RewriteIndex {
                         new_len, new_xxh3, ..
                     } => (*new_len, *new_xxh3),
-                    _ => (0, 0),
+                    other => {
+                        let why = format!("repair {target} ({other}) replaced no file");
+                        return Err(ExecError::Internal(why));
+                    }
                 };
                 let current = file_digest(self.fs, &path).map_err(io(&path))?;
                 let original =

@@ -172,7 +172,7 @@ impl Executor<'_> {
                     ));
                 }
                 let tmp = self.write_index(id, segment, &path, *new_len, *new_xxh3)?;
-                self.replace_index(id, &tmp, &path, current)?;
+                self.replace_checked(id, &tmp, &path, current)?;
                 changed_in(&path);
                 Ok(saved)
             }
@@ -216,7 +216,7 @@ impl Executor<'_> {
                 self.fs
                     .write_file(&tmp, &mut |w| w.write_all(&bytes))
                     .map_err(io_err(&tmp))?;
-                self.replace_index(id, &tmp, &path, current)?;
+                self.replace_checked(id, &tmp, &path, current)?;
                 changed_in(&path);
                 changed_in(&tmp);
                 Ok(OFFSET_FILE_LEN)
@@ -270,12 +270,12 @@ impl Executor<'_> {
     }
 
     /// Puts the rebuilt index (or the new offset file) `tmp` in place of `path`,
-    /// which the look before writing `tmp` found as `old` (length, XXH3). The two names are swapped in one step
-    /// and the old file checked again where it now lies: bytes a writer added to it
-    /// since the look (a process the busy check missed) were never saved, so then
-    /// the swap is undone and the repair stops. A file system that cannot swap gets
+    /// which the look before writing `tmp` found as `old` (length, XXH3). The two
+    /// names are swapped in one step and the old file checked again where it now
+    /// lies: bytes a writer added to it since the look (a process the busy check
+    /// missed) were never saved, so then the swap is undone and the repair stops. A file system that cannot swap gets
     /// the rename, checked only by the look.
-    fn replace_index(
+    fn replace_checked(
         &self,
         id: RepairId,
         tmp: &Path,
@@ -310,9 +310,9 @@ impl Executor<'_> {
     }
 
     /// Removes the old index (or offset file) a run killed between swapping it out
-    /// and removing it left under the temporary name: its bytes were saved before the swap. Only a
-    /// file of the length saved; any other is left for an operator (`check` shows it
-    /// as a stray).
+    /// and removing it left under the temporary name: its bytes were saved before
+    /// the swap. Only a file of the length saved; any other is left for an operator
+    /// (`check` shows it as a stray).
     fn remove_swapped_out(&self, path: &Path, saved: Option<u64>) -> Result<(), ExecError> {
         let tmp = work_path(path, TEMPORARY);
         let left = file_len(self.fs, &tmp).map_err(io_err(&tmp))?;
@@ -354,9 +354,7 @@ impl Executor<'_> {
         }
         Err(self.length_changed(id, path, Some(len), moved))
     }
-}
 
-impl Executor<'_> {
     /// An offset file that no longer holds the offset the plan found (its consumer
     /// committed since, or something else wrote it): left as it is.
     fn offset_changed(&self, id: RepairId, path: &Path, stored: u64) -> ExecError {
