@@ -6,7 +6,9 @@ use crate::exit;
 use crate::journal_open::Condition;
 use crate::repair::{analyze, nothing_to_check, refusal_line, repair, report, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
-use journal::{Entry, PendingRepair, SegmentKey};
+use journal::{Entry, PendingRepair, RepairAction, SegmentKey};
+use recovery::offset_reset;
+use recovery::offsets_ahead::OffsetAhead;
 use recovery::plan::{plan, Mode, Plan};
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -31,9 +33,10 @@ pub struct ReplayArgs {
     /// Change files even though another process has some open (with --apply).
     #[arg(long)]
     pub force: bool,
-    /// With --apply, after the repair, move each consumer or group offset stored past
-    /// its partition's last message back to that message, as `recover` does [default:
-    /// no, or `reset_offsets_ahead` in the config file]
+    /// After the repair, move each consumer or group offset stored past its
+    /// partition's last message back to that message, as `recover` does; a dry run
+    /// shows those of the partitions its plan leaves alone [default: no, or
+    /// `reset_offsets_ahead` in the config file]
     #[arg(long)]
     pub reset_offsets_ahead: bool,
     /// Print JSON instead of text.
@@ -74,6 +77,16 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
     let affected: BTreeSet<SegmentKey> =
         the_plan.problems.iter().filter_map(|p| p.segment).collect();
     let history = history_of(&session, &affected)?;
+    let ahead = offset_reset::ahead_where_unchanged(&analysis, &the_plan);
+    let reset = session.dirs.reset_offsets_ahead(args.reset_offsets_ahead);
+    let resets: Vec<RepairAction> = if reset && !the_plan.needs_operator() {
+        offset_reset::reset_actions(&session.dirs.data_dir, &ahead)
+            .into_iter()
+            .map(|(action, _)| action)
+            .collect()
+    } else {
+        Vec::new()
+    };
     if args.json {
         let pending: Vec<_> = pending
             .iter()
@@ -87,10 +100,19 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             "pending_repairs": pending,
             "history": history,
             "plan": the_plan,
+            "offsets_ahead": ahead,
+            "offset_resets": resets,
         });
         crate::output::json(&out)?;
     } else {
-        crate::output::to_stdout(|out| print_plan(out, &session, &pending, &history, &the_plan))?;
+        let dry = DryRun {
+            pending: &pending,
+            history: &history,
+            the_plan: &the_plan,
+            ahead: &ahead,
+            resets: &resets,
+        };
+        crate::output::to_stdout(|out| print_plan(out, &session, &dry))?;
     }
     Ok(if the_plan.needs_operator() {
         exit::NEEDS_OPERATOR
@@ -143,14 +165,26 @@ fn history_of(session: &Session, affected: &BTreeSet<SegmentKey>) -> anyhow::Res
     Ok(all)
 }
 
+/// What a dry run found and would do.
+struct DryRun<'a> {
+    pending: &'a [PendingRepair],
+    history: &'a [Entry],
+    the_plan: &'a Plan,
+    /// Offsets past their partition's end in partitions the plan leaves alone.
+    ahead: &'a [OffsetAhead],
+    /// The resets of those offsets `--reset-offsets-ahead` would make.
+    resets: &'a [RepairAction],
+}
+
 /// The dry run's plan, as text.
-fn print_plan(
-    out: &mut dyn Write,
-    session: &Session,
-    pending: &[PendingRepair],
-    history: &[Entry],
-    the_plan: &Plan,
-) -> io::Result<()> {
+fn print_plan(out: &mut dyn Write, session: &Session, dry: &DryRun<'_>) -> io::Result<()> {
+    let DryRun {
+        pending,
+        history,
+        the_plan,
+        ahead,
+        resets,
+    } = *dry;
     if !session.history_usable() {
         writeln!(
             out,
@@ -174,13 +208,25 @@ fn print_plan(
     for a in &the_plan.actions {
         writeln!(out, "would {}", a.action)?;
     }
+    for r in resets {
+        writeln!(out, "would {r}")?;
+    }
+    if resets.is_empty() {
+        for a in ahead {
+            writeln!(out, "warning: {a}")?;
+        }
+    }
     for r in &the_plan.refusals {
         writeln!(out, "{}", refusal_line(r))?;
     }
     for p in &the_plan.layout_refusals {
         writeln!(out, "the data directory needs an operator: {p}")?;
     }
-    if the_plan.actions.is_empty() && !the_plan.needs_operator() && pending.is_empty() {
+    if the_plan.actions.is_empty()
+        && resets.is_empty()
+        && !the_plan.needs_operator()
+        && pending.is_empty()
+    {
         writeln!(out, "nothing to repair")?;
     } else {
         writeln!(out, "dry run: nothing changed; pass --apply to execute")?;

@@ -9,11 +9,14 @@
 //! old file saved whole in quarantine (so `restore` puts it back), the new one
 //! written under a temporary name in the partition folder and swapped in.
 
+use crate::analyze::Analysis;
 use crate::execute::{io_err, ExecError, Executed, Executor};
 use crate::fsops::file_digest;
 use crate::layout::OFFSET_FILE_LEN;
-use crate::offsets_ahead::OffsetAhead;
-use journal::RepairAction;
+use crate::offsets_ahead::{offsets_ahead, OffsetAhead};
+use crate::plan::Plan;
+use journal::{PartitionId, RepairAction};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The length and XXH3 of an offset file holding `value`, as `file_digest` gives them.
@@ -22,6 +25,21 @@ pub(crate) fn offset_digest(value: u64) -> (u64, u64) {
         OFFSET_FILE_LEN,
         xxhash_rust::xxh3::xxh3_64(&value.to_le_bytes()),
     )
+}
+
+/// The offsets past their partition's end in the partitions `the_plan` does not
+/// change: what a dry run can tell of them exactly (the others are judged after
+/// their repair).
+pub fn ahead_where_unchanged(a: &Analysis, the_plan: &Plan) -> Vec<OffsetAhead> {
+    let changed: BTreeSet<PartitionId> = the_plan
+        .actions
+        .iter()
+        .filter_map(|a| a.partition)
+        .collect();
+    (a.partitions.iter())
+        .filter(|p| !changed.contains(&p.id))
+        .flat_map(offsets_ahead)
+        .collect()
 }
 
 /// The repairs that reset `ahead` (found in the data directory `data_dir`), with
@@ -91,7 +109,6 @@ pub fn reset(
 mod tests {
     use super::*;
     use crate::layout::OffsetKind;
-    use journal::PartitionId;
 
     fn ahead(path: &str, stored: u64, next_offset: u64) -> OffsetAhead {
         OffsetAhead {

@@ -221,3 +221,42 @@ fn a_consumer_that_commits_between_the_look_and_the_reset_keeps_its_offset() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_dry_run_shows_the_resets_it_would_make_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    with_offsets(&data);
+    let state = tmp.path().join("state");
+    let before = harness::snapshot(&data);
+    let plain = warden_on(&["replay"], &data, &state);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(
+        plain.stdout.contains("warning: ") && plain.stdout.contains("consumer offset 35 stored"),
+        "{}",
+        plain.stdout
+    );
+    let asked = warden_on(&["replay", "--reset-offsets-ahead"], &data, &state);
+    assert_eq!(asked.code, 0, "{}", asked.stderr);
+    assert!(
+        asked.stdout.contains(&format!(
+            "would reset {P0}/offsets/consumers/2 from offset 35 to 29"
+        )),
+        "{}",
+        asked.stdout
+    );
+    assert!(asked.stdout.contains("dry run: nothing changed"));
+    let asked = warden_on(
+        &["replay", "--reset-offsets-ahead", "--json"],
+        &data,
+        &state,
+    );
+    let out = json(&asked.stdout);
+    assert_eq!(out["offset_resets"].as_array().unwrap().len(), 1);
+    assert_eq!(ahead(&out), [("2".into(), 35, 30, 6)]);
+    assert_eq!(
+        harness::snapshot(&data),
+        before,
+        "a dry run changes nothing"
+    );
+}
