@@ -100,17 +100,12 @@ impl Executor<'_> {
                 path: rel,
                 stored,
                 reset_to,
-            } => {
-                let path = self.data_dir.join(rel);
-                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
-                if current == Some(offset_digest(*reset_to)) && finder.verified(id)? {
-                    return Ok(None);
-                }
-                if current != Some(offset_digest(*stored)) {
-                    return Err(self.offset_changed(id, &path, *stored));
-                }
-                save(rel.clone(), ByteRange::new(0, OFFSET_FILE_LEN), false)
-            }
+            } => match self.offset_reset_done(id, rel, *stored, *reset_to)? {
+                // Reset before a crash: its old bytes were saved first.
+                (_, true) if finder.verified(id)? => Ok(None),
+                (path, true) => Err(self.offset_changed(id, &path, *stored)),
+                (_, false) => save(rel.clone(), ByteRange::new(0, OFFSET_FILE_LEN), false),
+            },
             // Truncations are handled above.
             RepairAction::TruncateLog { .. }
             | RepairAction::TruncateIndex { .. }
@@ -200,14 +195,10 @@ impl Executor<'_> {
                 stored,
                 reset_to,
             } => {
-                let path = self.data_dir.join(rel);
-                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
-                if current == Some(offset_digest(*reset_to)) {
+                let (path, done) = self.offset_reset_done(id, rel, *stored, *reset_to)?;
+                if done {
                     self.remove_swapped_out(&path, Some(OFFSET_FILE_LEN))?;
                     return Ok(OFFSET_FILE_LEN);
-                }
-                if current != Some(offset_digest(*stored)) {
-                    return Err(self.offset_changed(id, &path, *stored));
                 }
                 // In the partition folder: 0.6.0 reads every name in an offsets
                 // folder as a consumer id.
@@ -216,7 +207,7 @@ impl Executor<'_> {
                 self.fs
                     .write_file(&tmp, &mut |w| w.write_all(&bytes))
                     .map_err(io_err(&tmp))?;
-                self.replace_checked(id, &tmp, &path, current)?;
+                self.replace_checked(id, &tmp, &path, Some(offset_digest(*stored)))?;
                 changed_in(&path);
                 changed_in(&tmp);
                 Ok(OFFSET_FILE_LEN)
@@ -353,6 +344,26 @@ impl Executor<'_> {
             self.fs.rename(&aside, path).map_err(io_err(path))?;
         }
         Err(self.length_changed(id, path, Some(len), moved))
+    }
+
+    /// The offset file `rel` of a reset from `stored` to `reset_to`, and whether it
+    /// holds `reset_to` already; one that holds neither changed since the plan.
+    fn offset_reset_done(
+        &self,
+        id: RepairId,
+        rel: &str,
+        stored: u64,
+        reset_to: u64,
+    ) -> Result<(PathBuf, bool), ExecError> {
+        let path = self.data_dir.join(rel);
+        let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+        if current == Some(offset_digest(reset_to)) {
+            return Ok((path, true));
+        }
+        if current != Some(offset_digest(stored)) {
+            return Err(self.offset_changed(id, &path, stored));
+        }
+        Ok((path, false))
     }
 
     /// An offset file that no longer holds the offset the plan found (its consumer
