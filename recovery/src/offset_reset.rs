@@ -27,6 +27,19 @@ pub(crate) fn offset_digest(value: u64) -> (u64, u64) {
     )
 }
 
+/// Whether `rel` names a consumer or group offset file, as 0.6.0 lays them out
+/// (`streams/S/topics/T/partitions/P/offsets/consumers/ID`, or `groups`): a journal
+/// that asks to reset any other file was not written by this tool.
+pub(crate) fn is_offset_file(rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    matches!(
+        parts.as_slice(),
+        ["streams", s, "topics", t, "partitions", p, "offsets", "consumers" | "groups", id]
+            if [s, t, p, id].iter().all(|n| numeric(n))
+    )
+}
+
 /// The offsets past their partition's end in the partitions `the_plan` does not
 /// change: what a dry run can tell of them exactly (the others are judged after
 /// their repair).
@@ -48,24 +61,26 @@ pub fn ahead_where_unchanged(a: &Analysis, the_plan: &Plan) -> Vec<OffsetAhead> 
 pub fn reset_actions(data_dir: &Path, ahead: &[OffsetAhead]) -> Vec<(RepairAction, String)> {
     ahead
         .iter()
-        .filter_map(|a| {
-            let reset_to = a.next_offset.checked_sub(1)?;
-            let rel = a.path.strip_prefix(data_dir).ok()?.to_str()?.to_string();
-            let action = RepairAction::ResetConsumerOffset {
-                path: rel,
-                stored: a.stored,
-                reset_to,
-            };
-            let why = format!(
-                "offset {} stored past the end of partition {} (last message {reset_to}): \
-                 its consumer would skip the next {} message(s) produced",
-                a.stored,
-                a.partition,
-                a.skipped()
-            );
-            Some((action, why))
-        })
+        .filter_map(|a| reset_action(data_dir, a))
         .collect()
+}
+
+fn reset_action(data_dir: &Path, a: &OffsetAhead) -> Option<(RepairAction, String)> {
+    let reset_to = a.next_offset.checked_sub(1)?;
+    let rel = a.path.strip_prefix(data_dir).ok()?.to_str()?.to_string();
+    let action = RepairAction::ResetConsumerOffset {
+        path: rel,
+        stored: a.stored,
+        reset_to,
+    };
+    let why = format!(
+        "offset {} stored past the end of partition {} (last message {reset_to}): its \
+         consumer would skip the next {} message(s) produced",
+        a.stored,
+        a.partition,
+        a.skipped()
+    );
+    Some((action, why))
 }
 
 /// Resets `ahead` through `exec`; returns what was executed and the offsets not
@@ -74,16 +89,13 @@ pub fn reset(
     exec: &Executor<'_>,
     ahead: Vec<OffsetAhead>,
 ) -> Result<(Vec<Executed>, Vec<OffsetAhead>), ExecError> {
-    let actions = reset_actions(exec.data_dir, &ahead);
-    let planned: Vec<String> = actions.iter().map(|(a, _)| a.rel_path()).collect();
-    let left = ahead
-        .into_iter()
-        .filter(|a| {
-            let rel = a.path.strip_prefix(exec.data_dir).ok();
-            !rel.and_then(|r| r.to_str())
-                .is_some_and(|r| planned.iter().any(|p| p == r))
-        })
-        .collect();
+    let (mut actions, mut left) = (Vec::new(), Vec::new());
+    for a in ahead {
+        match reset_action(exec.data_dir, &a) {
+            Some(action) => actions.push(action),
+            None => left.push(a),
+        }
+    }
     let executed = exec.execute(actions)?;
     // As the repair is checked after it: each file read back.
     for e in &executed {
@@ -148,6 +160,26 @@ mod tests {
         };
         let empty = ahead("streams/1/topics/1/partitions/1/offsets/consumers/8", 3, 0);
         assert!(reset_actions(Path::new("/data"), &[outside, empty]).is_empty());
+    }
+
+    #[test]
+    fn only_offset_files_are_offset_files() {
+        assert!(is_offset_file(
+            "streams/1/topics/2/partitions/3/offsets/consumers/7"
+        ));
+        assert!(is_offset_file(
+            "streams/1/topics/2/partitions/3/offsets/groups/70"
+        ));
+        for other in [
+            "state/info",
+            "streams/1/topics/2/partitions/3/00000000000000000000.index",
+            "streams/1/topics/2/partitions/3/offsets/consumers/x",
+            "streams/1/topics/2/partitions/3/offsets/other/7",
+            "streams/1/topics/2/partitions/3/offsets/consumers/7/8",
+            "streams/1/topics/2/partitions//offsets/consumers/7",
+        ] {
+            assert!(!is_offset_file(other), "{other}");
+        }
     }
 
     #[test]

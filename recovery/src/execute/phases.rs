@@ -8,7 +8,7 @@ use super::error::{io_err, not_in_phases, ExecError};
 use super::Executor;
 use crate::fsops::{file_digest, file_len, SyncRound};
 use crate::layout::OFFSET_FILE_LEN;
-use crate::offset_reset::offset_digest;
+use crate::offset_reset::{is_offset_file, offset_digest};
 use crate::quarantine::Finder;
 use crate::rebuild::{rebuild_index, temp_index_path};
 use crate::work_names::{work_path, SET_ASIDE, TEMPORARY};
@@ -355,6 +355,12 @@ impl Executor<'_> {
         stored: u64,
         reset_to: u64,
     ) -> Result<(PathBuf, bool), ExecError> {
+        if !is_offset_file(rel) {
+            return Err(ExecError::Refused {
+                repair: id,
+                why: format!("asks to reset {rel:?}, which is not a consumer offset file"),
+            });
+        }
         let path = self.data_dir.join(rel);
         let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
         if current == Some(offset_digest(reset_to)) {

@@ -260,3 +260,32 @@ fn a_dry_run_shows_the_resets_it_would_make_and_changes_nothing() {
         "a dry run changes nothing"
     );
 }
+
+#[test]
+fn a_reset_of_a_file_that_is_no_offset_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
+    with_offsets(&data);
+    // Eight bytes where a forged journal would point a reset.
+    let index = format!("{P0}/00000000000000000000.index");
+    let before = std::fs::read(data.join(&index)).unwrap();
+    let stored = u64::from_le_bytes(before[..8].try_into().unwrap());
+    let journal = Journal::open(&state.join("journal")).unwrap();
+    let quarantine = Quarantine::new(&state);
+    let exec = Executor {
+        data_dir: &data,
+        quarantine: &quarantine,
+        fs: &recovery::fsops::StdFs,
+        log: &journal,
+    };
+    let forged = journal::RepairAction::ResetConsumerOffset {
+        path: index.clone(),
+        stored,
+        reset_to: 0,
+    };
+    match exec.execute(vec![(forged, "forged".into())]) {
+        Err(ExecError::Refused { why, .. }) => assert!(why.contains("not a consumer offset file")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(data.join(&index)).unwrap(), before);
+}
