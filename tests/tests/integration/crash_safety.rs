@@ -131,8 +131,6 @@ impl Hook for CrashAt {
     }
 }
 
-/// Runs the repair pipeline over `data` with state in `state`; returns whether the
-/// directory ended ready to start.
 /// How a run repairs: its mode, and whether it then resets consumer offsets left
 /// past their partition's end (`recover --reset-offsets-ahead`).
 #[derive(Clone, Copy)]
@@ -150,6 +148,8 @@ impl From<Mode> for How {
     }
 }
 
+/// Runs the repair pipeline over `data` with state in `state`; returns whether the
+/// directory ended ready to start.
 fn repair(data: &Path, state: &Path, fs: &dyn FileOps, how: impl Into<How>) -> bool {
     let how = how.into();
     let journal = Journal::open(&state.join("journal")).expect("journal opens");
@@ -223,17 +223,17 @@ enum AfterCrash {
     LoseJournal { same_messages: bool },
 }
 
-fn crash_everywhere(name: &str, damaged: &Path, mode: impl Into<How>) {
-    crash_everywhere_then(name, damaged, mode, AfterCrash::KeepJournal);
+fn crash_everywhere(name: &str, damaged: &Path, how: impl Into<How>) {
+    crash_everywhere_then(name, damaged, how, AfterCrash::KeepJournal);
 }
 
 fn crash_everywhere_then(name: &str, damaged: &Path, how: impl Into<How>, after: AfterCrash) {
-    let mode = how.into();
+    let how = how.into();
     let reference = tempfile::tempdir().expect("tmp");
     let ref_data = reference.path().join("data");
     harness::copy_dir(damaged, &ref_data).expect("copy");
     assert!(
-        repair(&ref_data, &reference.path().join("state"), &StdFs, mode),
+        repair(&ref_data, &reference.path().join("state"), &StdFs, how),
         "{name}: reference run"
     );
     let packs_bytes = Quarantine::new(&reference.path().join("state"))
@@ -254,7 +254,7 @@ fn crash_everywhere_then(name: &str, damaged: &Path, how: impl Into<How>, after:
         harness::copy_dir(damaged, &data).expect("copy");
         let crashing = CrashAt::new(at);
         let hooked = Hooked(&crashing);
-        let first = catch_unwind(AssertUnwindSafe(|| repair(&data, &state, &hooked, mode)));
+        let first = catch_unwind(AssertUnwindSafe(|| repair(&data, &state, &hooked, how)));
         match first {
             Ok(ready) => {
                 assert!(ready, "{name}: uninterrupted run");
@@ -277,7 +277,7 @@ fn crash_everywhere_then(name: &str, damaged: &Path, how: impl Into<How>, after:
             }
         }
         assert!(
-            repair(&data, &state, &StdFs, mode),
+            repair(&data, &state, &StdFs, how),
             "{name}: rerun after crash at step {at}"
         );
         match after {
@@ -299,7 +299,7 @@ fn crash_everywhere_then(name: &str, damaged: &Path, how: impl Into<How>, after:
                     );
                 }
                 let settled = snapshot(&data);
-                assert!(repair(&data, &state, &StdFs, mode), "{name}: third run");
+                assert!(repair(&data, &state, &StdFs, how), "{name}: third run");
                 if let Some(d) = harness::snapshot::diff(&settled, &snapshot(&data)) {
                     panic!("{name}: crash at step {at}, journal lost: not settled:\n{d}");
                 }
