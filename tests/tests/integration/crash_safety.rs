@@ -449,10 +449,16 @@ fn an_index_swap_and_a_removal_killed_at_any_step_then_the_journal_lost_lose_not
 /// then reset, in a second batch.
 fn with_offset_ahead(tmp: &Path) -> std::path::PathBuf {
     let data = generated_with(tmp, &[(P0, Fault::TornLogTail)]);
+    consumer_offset(&data, "5", &10_000u64.to_le_bytes());
+    data
+}
+
+/// Writes `bytes` as consumer `id`'s offset file in P0; returns its folder.
+fn consumer_offset(data: &Path, id: &str, bytes: &[u8]) -> std::path::PathBuf {
     let consumers = data.join(P0).join("offsets/consumers");
     fs::create_dir_all(&consumers).expect("offsets folder");
-    fs::write(consumers.join("5"), 10_000u64.to_le_bytes()).expect("offset file");
-    data
+    fs::write(consumers.join(id), bytes).expect("offset file");
+    consumers
 }
 
 const RESET: How = How {
@@ -618,9 +624,8 @@ fn a_removal_of_an_offset_file_killed_leaves_nothing_in_the_offsets_folder() {
     silence_crash_panics();
     let tmp = tempfile::tempdir().expect("tmp");
     let data = generated(tmp.path());
-    let consumers = data.join(P0).join("offsets/consumers");
-    fs::create_dir_all(&consumers).unwrap();
-    fs::write(consumers.join("7"), [1u8, 2, 3]).unwrap();
+    // Three bytes: short of an offset, taken out by the repair.
+    let consumers = consumer_offset(&data, "7", &[1, 2, 3]);
     let state = tmp.path().join("state");
     let crashing = Hooked(CrashBeforeRemovingAside);
     let first = catch_unwind(AssertUnwindSafe(|| {
@@ -656,9 +661,8 @@ impl Hook for SyncedDirs {
 fn a_removed_offset_file_s_folders_are_both_synced() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = generated(tmp.path());
-    let consumers = data.join(P0).join("offsets/consumers");
-    fs::create_dir_all(&consumers).unwrap();
-    fs::write(consumers.join("7"), [1u8, 2, 3]).unwrap();
+    // Three bytes: short of an offset, taken out by the repair.
+    let consumers = consumer_offset(&data, "7", &[1, 2, 3]);
     let synced = SyncedDirs::default();
     let state = tmp.path().join("state");
     assert!(repair(&data, &state, &Hooked(&synced), Mode::TolerateTail));
@@ -693,9 +697,8 @@ fn a_restore_of_an_offset_file_killed_leaves_nothing_in_the_offsets_folder() {
     silence_crash_panics();
     let tmp = tempfile::tempdir().expect("tmp");
     let data = generated(tmp.path());
-    let consumers = data.join(P0).join("offsets/consumers");
-    fs::create_dir_all(&consumers).unwrap();
-    fs::write(consumers.join("7"), [1u8, 2, 3]).unwrap();
+    // Three bytes: short of an offset, taken out by the repair.
+    let consumers = consumer_offset(&data, "7", &[1, 2, 3]);
     let state = tmp.path().join("state");
     assert!(repair(&data, &state, &StdFs, Mode::TolerateTail));
     assert!(!consumers.join("7").exists(), "taken out");
