@@ -7,8 +7,7 @@ use crate::journal_open::Condition;
 use crate::repair::{analyze, nothing_to_check, refusal_line, repair, report, PartitionFilter};
 use crate::session::{refuse_if_busy, Session};
 use journal::{Entry, PendingRepair, RepairAction, SegmentKey};
-use recovery::offset_reset;
-use recovery::offsets_ahead::OffsetAhead;
+use recovery::offset_reset::{self, PlannedOffsets};
 use recovery::plan::{plan, Mode, Plan};
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -35,8 +34,8 @@ pub struct ReplayArgs {
     pub force: bool,
     /// After the repair, move each consumer or group offset stored past its
     /// partition's last message back to that message, as `recover` does; a dry run
-    /// shows those of the partitions its plan leaves alone [default: no, or
-    /// `reset_offsets_ahead` in the config file]
+    /// shows those of the partitions its plan leaves alone or only cuts [default: no,
+    /// or `reset_offsets_ahead` in the config file]
     #[arg(long)]
     pub reset_offsets_ahead: bool,
     /// Print JSON instead of text.
@@ -77,10 +76,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
     let affected: BTreeSet<SegmentKey> =
         the_plan.problems.iter().filter_map(|p| p.segment).collect();
     let history = history_of(&session, &affected)?;
-    let ahead = offset_reset::ahead_where_unchanged(&analysis, &the_plan);
+    let offsets = offset_reset::as_planned(&analysis, &the_plan);
     let reset = session.dirs.reset_offsets_ahead(args.reset_offsets_ahead);
     let resets: Vec<RepairAction> = if reset && !the_plan.needs_operator() {
-        offset_reset::reset_actions(&session.dirs.data_dir, &ahead)
+        offset_reset::reset_actions(&session.dirs.data_dir, &offsets.ahead)
             .into_iter()
             .map(|(action, _)| action)
             .collect()
@@ -100,7 +99,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             "pending_repairs": pending,
             "history": history,
             "plan": the_plan,
-            "offsets_ahead": ahead,
+            "offsets_ahead": offsets.ahead,
+            "offsets_judged_after_repair": offsets.judged_after_repair,
             "offset_resets": resets,
         });
         crate::output::json(&out)?;
@@ -109,7 +109,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<u8> {
             pending: &pending,
             history: &history,
             the_plan: &the_plan,
-            ahead: &ahead,
+            offsets: &offsets,
             resets: &resets,
         };
         crate::output::to_stdout(|out| print_plan(out, &session, &dry))?;
@@ -170,8 +170,8 @@ struct DryRun<'a> {
     pending: &'a [PendingRepair],
     history: &'a [Entry],
     the_plan: &'a Plan,
-    /// Offsets past their partition's end in partitions the plan leaves alone.
-    ahead: &'a [OffsetAhead],
+    /// Offsets past their partition's end as the plan will leave them.
+    offsets: &'a PlannedOffsets,
     /// The resets of those offsets `--reset-offsets-ahead` would make.
     resets: &'a [RepairAction],
 }
@@ -182,7 +182,7 @@ fn print_plan(out: &mut dyn Write, session: &Session, dry: &DryRun<'_>) -> io::R
         pending,
         history,
         the_plan,
-        ahead,
+        offsets,
         resets,
     } = *dry;
     if !session.history_usable() {
@@ -212,9 +212,16 @@ fn print_plan(out: &mut dyn Write, session: &Session, dry: &DryRun<'_>) -> io::R
         writeln!(out, "would {r}")?;
     }
     if resets.is_empty() {
-        for a in ahead {
+        for a in &offsets.ahead {
             writeln!(out, "warning: {a}")?;
         }
+    }
+    for p in &offsets.judged_after_repair {
+        writeln!(
+            out,
+            "partition {p}: its consumer offsets are judged after its repair, which \
+             lays its messages anew"
+        )?;
     }
     for r in &the_plan.refusals {
         writeln!(out, "{}", refusal_line(r))?;

@@ -10,13 +10,14 @@
 //! written under a temporary name in the partition folder and swapped in.
 
 use crate::analyze::Analysis;
+use crate::analyze::PartitionAnalysis;
 use crate::execute::{io_err, ExecError, Executed, Executor};
 use crate::fsops::file_digest;
 use crate::layout::OFFSET_FILE_LEN;
-use crate::offsets_ahead::{offsets_ahead, OffsetAhead};
+use crate::offsets_ahead::{ahead_of_segments, OffsetAhead};
 use crate::plan::Plan;
 use journal::{PartitionId, RepairAction};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The length and XXH3 of an offset file holding `value`, as `file_digest` gives them.
@@ -40,19 +41,71 @@ pub(crate) fn is_offset_file(rel: &str) -> bool {
     )
 }
 
-/// The offsets past their partition's end in the partitions `the_plan` does not
-/// change: what a dry run can tell of them exactly (the others are judged after
-/// their repair).
-pub fn ahead_where_unchanged(a: &Analysis, the_plan: &Plan) -> Vec<OffsetAhead> {
-    let changed: BTreeSet<PartitionId> = the_plan
-        .actions
-        .iter()
-        .filter_map(|a| a.partition)
-        .collect();
-    (a.partitions.iter())
-        .filter(|p| !changed.contains(&p.id))
-        .flat_map(offsets_ahead)
-        .collect()
+/// What a dry run can tell of the stored offsets past their partition's end once
+/// `the_plan` has run.
+#[derive(Clone, Debug, Default)]
+pub struct PlannedOffsets {
+    /// The offsets ahead after the plan, exact where it keeps every message the
+    /// analysis found valid but those of the logs it takes out: a cut falls where
+    /// validity ends, and an index rebuilt or cut changes no message.
+    pub ahead: Vec<OffsetAhead>,
+    /// The partitions with offset files that the plan changes otherwise (a salvage
+    /// re-lay): their offsets are judged after the repair.
+    pub judged_after_repair: Vec<PartitionId>,
+}
+
+/// The offsets past their partition's end as `the_plan` will leave them.
+pub fn as_planned(a: &Analysis, the_plan: &Plan) -> PlannedOffsets {
+    let mut by_partition: BTreeMap<PartitionId, Vec<&RepairAction>> = BTreeMap::new();
+    for planned in &the_plan.actions {
+        if let Some(p) = planned.partition {
+            by_partition.entry(p).or_default().push(&planned.action);
+        }
+    }
+    let mut planned = PlannedOffsets::default();
+    for p in &a.partitions {
+        let actions = by_partition.get(&p.id).map_or(&[][..], Vec::as_slice);
+        match logs_taken_out(p, actions) {
+            Some(out) => planned.ahead.extend(ahead_of_segments(
+                p,
+                p.segments
+                    .iter()
+                    .filter(|s| !out.contains(&s.files.log_path.as_path())),
+            )),
+            None if !p.offset_files.is_empty() => planned.judged_after_repair.push(p.id),
+            None => {}
+        }
+    }
+    planned
+}
+
+/// The logs of `p` that `actions` take out, when they change its messages in no
+/// other way than that and cuts; `None` when they do (or name a file `p` lacks).
+fn logs_taken_out<'a>(
+    p: &'a PartitionAnalysis,
+    actions: &[&RepairAction],
+) -> Option<Vec<&'a Path>> {
+    let mut out = Vec::new();
+    for action in actions {
+        match action {
+            RepairAction::TruncateLog { .. }
+            | RepairAction::TruncateIndex { .. }
+            | RepairAction::RewriteIndex { .. }
+            | RepairAction::CreateDir { .. } => {}
+            RepairAction::QuarantineFile { path, .. } => {
+                let named = |file: &Path| file.ends_with(path);
+                if let Some(s) = p.segments.iter().find(|s| named(&s.files.log_path)) {
+                    out.push(s.files.log_path.as_path());
+                } else if !(p.segments.iter().any(|s| named(&s.files.index_path))
+                    || p.offset_files.iter().any(|f| named(&f.path)))
+                {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// The repairs that reset `ahead` (found in the data directory `data_dir`), with
@@ -160,6 +213,31 @@ mod tests {
         };
         let empty = ahead("streams/1/topics/1/partitions/1/offsets/consumers/8", 3, 0);
         assert!(reset_actions(Path::new("/data"), &[outside, empty]).is_empty());
+    }
+
+    #[test]
+    fn a_plan_that_takes_out_a_file_the_partition_lacks_or_re_lays_is_not_foretold() {
+        use crate::test_support::{Segment, TestDir};
+        let dir = TestDir::new(&[Segment::whole(0, 3), Segment::whole(3, 2)]);
+        let analysis = dir.analysis();
+        let p = &analysis.partitions[0];
+        let log = dir.rel(3, journal::SegmentFile::Log);
+        let index = dir.rel(3, journal::SegmentFile::Index);
+        let quarantine = |path: &str| RepairAction::QuarantineFile {
+            path: path.into(),
+            len: 1,
+        };
+        let (log_out, index_out) = (quarantine(&log), quarantine(&index));
+        let taken = logs_taken_out(p, &[&log_out, &index_out]).expect("foretold");
+        assert_eq!(taken, [p.segments[1].files.log_path.as_path()]);
+        let stranger = quarantine(&format!("{}/other", dir.id.rel_dir()));
+        assert!(logs_taken_out(p, &[&stranger]).is_none());
+        let relay = RepairAction::Relay {
+            partition: dir.id,
+            originals: Vec::new(),
+            segments: Vec::new(),
+        };
+        assert!(logs_taken_out(p, &[&relay]).is_none());
     }
 
     #[test]

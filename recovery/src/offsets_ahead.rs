@@ -9,7 +9,7 @@
 //! still ready to start. `check` and `recover` name each one, with how many of the
 //! next messages produced its consumer would not see.
 
-use crate::analyze::PartitionAnalysis;
+use crate::analyze::{PartitionAnalysis, SegmentAnalysis};
 use crate::layout::OffsetKind;
 use journal::PartitionId;
 use serde::Serialize;
@@ -59,7 +59,15 @@ impl fmt::Display for OffsetAhead {
 /// leave it. A partition without a valid message is left out: what the server then
 /// takes for its next offset depends on more than the segments.
 pub fn offsets_ahead(p: &PartitionAnalysis) -> Vec<OffsetAhead> {
-    let Some(tail) = p.segments.iter().rev().find(|s| s.valid_messages() > 0) else {
+    ahead_of_segments(p, p.segments.iter())
+}
+
+/// As [`offsets_ahead`], with only `segments` (some of `p`'s own) left in `p`.
+pub(crate) fn ahead_of_segments<'a>(
+    p: &PartitionAnalysis,
+    segments: impl DoubleEndedIterator<Item = &'a SegmentAnalysis>,
+) -> Vec<OffsetAhead> {
+    let Some(tail) = segments.rev().find(|s| s.valid_messages() > 0) else {
         return Vec::new();
     };
     let next_offset = tail.offset_after();

@@ -52,7 +52,7 @@ complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l mode 
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l partition -d 'Limit to one stream, topic or partition: `S`, `S/T` or `S/T/P`' -r
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l apply -d 'Execute the plan (default: only show it)'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l force -d 'Change files even though another process has some open (with --apply)'
-complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l reset-offsets-ahead -d 'After the repair, move each consumer or group offset stored past its partition\'s last message back to that message, as `recover` does; a dry run shows those of the partitions its plan leaves alone [default: no, or `reset_offsets_ahead` in the config file]'
+complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l reset-offsets-ahead -d 'After the repair, move each consumer or group offset stored past its partition\'s last message back to that message, as `recover` does; a dry run shows those of the partitions its plan leaves alone or only cuts [default: no, or `reset_offsets_ahead` in the config file]'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -l json -d 'Print JSON instead of text'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand replay" -s h -l help -d 'Print help'
 complete -c iggy-warden -n "__fish_iggy_warden_using_subcommand restore" -l data-dir -d 'The iggy-server data directory (its `system.path`, e.g. local_data)' -r -F

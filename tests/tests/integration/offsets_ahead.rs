@@ -289,3 +289,148 @@ fn a_reset_of_a_file_that_is_no_offset_file_is_refused() {
     }
     assert_eq!(std::fs::read(data.join(&index)).unwrap(), before);
 }
+
+/// The resets in a `replay` or `recover` JSON output, as `(file, stored, reset to)`.
+fn resets_in(list: &Value) -> Vec<(String, u64, u64)> {
+    let mut resets: Vec<(String, u64, u64)> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|a| a.get("action").unwrap_or(a))
+        .filter_map(|a| a.get("ResetConsumerOffset"))
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_string(),
+                r["stored"].as_u64().unwrap(),
+                r["reset_to"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    resets.sort();
+    resets
+}
+
+#[test]
+fn a_dry_run_foretells_the_offsets_a_cut_leaves_ahead_as_recover_then_finds_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
+    with_offsets(&data);
+    // The torn message 29 is cut: consumer 1, which stored 29, is then ahead too.
+    apply(&data, P0, Fault::TornLogTail).unwrap();
+    let plain = warden_on(&["replay", "--json"], &data, &state);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let mut foretold = ahead(&json(&plain.stdout));
+    foretold.sort();
+    assert_eq!(
+        foretold,
+        [("1".into(), 29, 29, 1), ("2".into(), 35, 29, 7)],
+        "{}",
+        plain.stdout
+    );
+    let text = warden_on(&["replay", "--reset-offsets-ahead"], &data, &state);
+    assert!(
+        text.stdout.contains(&format!(
+            "would reset {P0}/offsets/consumers/1 from offset 29 to 28"
+        )),
+        "{}",
+        text.stdout
+    );
+    let asked = warden_on(
+        &["replay", "--reset-offsets-ahead", "--json"],
+        &data,
+        &state,
+    );
+    let would = resets_in(&json(&asked.stdout)["offset_resets"]);
+    assert_eq!(would.len(), 2, "{}", asked.stdout);
+
+    let run = warden_on(
+        &["recover", "--json", "--reset-offsets-ahead"],
+        &data,
+        &state,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(resets_in(&json(&run.stdout)["actions"]), would);
+}
+
+/// One partition of 60 messages (offsets 0 to 59) in segments of 2 KiB: consumer 1
+/// stored the last one, consumer 2 offset 70 (ahead), group 3 offset 10.
+fn in_segments(data: &Path) {
+    DataDirBuilder::new()
+        .seed(9)
+        .partition(
+            PartitionSpec::new(0, 0, 0)
+                .messages(60, 20..120, 0)
+                .segment_size(2 * 1024)
+                .trailing_empty_pair(false)
+                .consumer_offset(1, 59)
+                .consumer_offset(2, 70)
+                .group_offset(3, 10),
+        )
+        .build(data);
+}
+
+#[test]
+fn a_dry_run_leaves_the_offsets_of_a_partition_it_re_lays_to_after_the_repair() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
+    in_segments(&data);
+    apply(&data, P0, Fault::MidFileCorruptionSealed).unwrap();
+    let salvage = ["--mode", "salvage", "--reset-offsets-ahead"];
+    let text = warden_on(&[&["replay"][..], &salvage].concat(), &data, &state);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout
+            .contains("partition 0/0/0: its consumer offsets are judged after its repair"),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains("would reset"), "{}", text.stdout);
+    let out = json(&warden_on(&["replay", "--json", "--mode", "salvage"], &data, &state).stdout);
+    assert!(ahead(&out).is_empty());
+    assert_eq!(
+        out["offsets_judged_after_repair"].as_array().unwrap().len(),
+        1
+    );
+    // The repair then finds consumer 2's offset ahead, and resets it.
+    let run = warden_on(
+        &[&["recover", "--json"][..], &salvage].concat(),
+        &data,
+        &state,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        resets_in(&json(&run.stdout)["actions"]),
+        [(format!("{P0}/offsets/consumers/2"), 70, 59)]
+    );
+}
+
+#[test]
+fn for_every_kind_of_damage_and_mode_the_offsets_a_dry_run_foretells_are_those_recover_finds() {
+    let (mut foretold_some, mut judged_later) = (0, 0);
+    for mode in ["tolerate-tail", "point-in-time", "salvage"] {
+        for fault in harness::all_faults() {
+            let tmp = tempfile::tempdir().unwrap();
+            let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
+            in_segments(&data);
+            if apply(&data, P0, fault).is_err() {
+                continue;
+            }
+            let dry = warden_on(&["replay", "--json", "--mode", mode], &data, &state);
+            let dry = json(&dry.stdout);
+            let run = warden_on(&["recover", "--json", "--mode", mode], &data, &state);
+            let found = ahead(&json(&run.stdout));
+            if dry["offsets_judged_after_repair"] != serde_json::json!([]) {
+                judged_later += 1;
+                continue;
+            }
+            let (mut foretold, mut found) = (ahead(&dry), found);
+            foretold.sort();
+            found.sort();
+            assert_eq!(foretold, found, "{} in {mode}", fault.name());
+            foretold_some += 1;
+        }
+    }
+    // Only a salvage re-lay is left to the repair.
+    assert!(foretold_some >= 40, "{foretold_some}");
+    assert!(judged_later >= 1, "{judged_later}");
+}
