@@ -86,6 +86,15 @@ pub fn judge_state(s: &StateInspection) -> Vec<Problem> {
             detail,
         ));
     }
+    for u in s.unreplayable() {
+        let detail = format!("{u}: iggy-server 0.6.0 panics replaying it at start");
+        out.push(problem(
+            ProblemKind::StateLogUnreplayable,
+            &s.log_path,
+            Some(u.offset),
+            detail,
+        ));
+    }
     if let Some(Info::Bad { offset, detail, .. }) = &s.info {
         let detail = format!("{detail}: iggy-server 0.6.0 panics at start on it");
         out.push(problem(
@@ -160,6 +169,14 @@ pub fn plan_state(s: &StateInspection, mode: Mode) -> StatePlan {
         .join("; ");
     for m in s.blocking() {
         out.refusals.push(operator_steps(m));
+    }
+    if let Some(u) = s.unreplayable().next() {
+        out.refusals.push(format!(
+            "state/log entry {} at byte {} cannot be replayed ({}), and iggy-warden never \
+             removes or invents metadata entries: put back state/log from a backup taken \
+             before that entry",
+            u.index, u.offset, u.why
+        ));
     }
     if mode == Mode::Absolute {
         out.refusals.push("mode absolute repairs nothing".into());

@@ -135,6 +135,8 @@ pub enum Command {
     },
     UpdateUser {
         user: Ident,
+        /// The user's new name, when the update renames it.
+        username: Option<String>,
     },
     DeleteUser {
         user: Ident,
@@ -257,7 +259,15 @@ fn decode(code: u32, r: &mut Reader<'_>) -> Option<Command> {
                 username: inner.name()?,
             }
         }
-        35 => Command::UpdateUser { user: r.ident()? },
+        35 => Command::UpdateUser {
+            user: r.ident()?,
+            // A flag, then the new name when it is 1 (0.6.0's `UpdateUser::to_bytes`).
+            username: match r.u8()? {
+                0 => None,
+                1 => Some(r.name()?),
+                _ => return None,
+            },
+        },
         34 => Command::DeleteUser { user: r.ident()? },
         37 => Command::ChangePassword { user: r.ident()? },
         36 => Command::UpdatePermissions { user: r.ident()? },

@@ -71,7 +71,7 @@ pub fn inspect_guided(
     let info = read_optional(&info_path)?.map(|b| crate::state_info::judge(&b));
     let metadata = match &log {
         Some(l) if l.encrypted => None,
-        Some(l) => Some(Metadata::replay(l.entries.iter().map(|e| &e.command))),
+        Some(l) => Some(Metadata::replay(&l.entries)),
         None => Some(Metadata::default()),
     };
     let mismatches = metadata
@@ -107,6 +107,11 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateReadError> {
 }
 
 impl StateInspection {
+    /// The entries the server cannot replay, among those a cut keeps.
+    pub(crate) fn unreplayable(&self) -> impl Iterator<Item = &crate::metadata::Unreplayable> {
+        self.metadata.iter().flat_map(|m| &m.unreplayable)
+    }
+
     /// Folders that hold messages no metadata names, and partitions without folders:
     /// what stops a cut of the log, and the server. Unnamed folders without messages
     /// are only listed (see [`StateInspection::empty_unnamed`]).

@@ -65,6 +65,9 @@ pub enum ProblemKind {
     /// `state/log` is shorter than the length a journal says was verified in this
     /// boot: whole entries were removed behind the server's back.
     StateLogShrunk,
+    /// A valid `state/log` entry names a stream, topic, partition, consumer group or
+    /// user the entries before it do not leave: the server panics replaying it.
+    StateLogUnreplayable,
     /// `state/info` does not decode: the server panics at start.
     StateInfoBad,
     /// A stream, topic or partition folder holding messages that no `state/log` entry
@@ -106,6 +109,7 @@ impl ProblemKind {
             ProblemKind::StateLogCorrupt => "state-log-corrupt",
             ProblemKind::StateLogGap => "state-log-gap",
             ProblemKind::StateLogShrunk => "state-log-shrunk",
+            ProblemKind::StateLogUnreplayable => "state-log-unreplayable",
             ProblemKind::StateInfoBad => "state-info-bad",
             ProblemKind::FolderWithoutMetadata => "folder-without-metadata",
             ProblemKind::MetadataWithoutFolder => "metadata-without-folder",

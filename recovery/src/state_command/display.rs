@@ -71,7 +71,11 @@ impl fmt::Display for Command {
                 "delete consumer group {group} of topic {topic} of stream {stream}"
             ),
             CreateUser { user, username } => write!(f, "create user {user} {username:?}"),
-            UpdateUser { user } => write!(f, "update user {user}"),
+            UpdateUser {
+                user,
+                username: Some(name),
+            } => write!(f, "update user {user}, renaming it {name:?}"),
+            UpdateUser { user, .. } => write!(f, "update user {user}"),
             DeleteUser { user } => write!(f, "delete user {user}"),
             ChangePassword { user } => write!(f, "change the password of user {user}"),
             UpdatePermissions { user } => write!(f, "update the permissions of user {user}"),

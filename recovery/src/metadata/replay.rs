@@ -1,0 +1,252 @@
+//! `state/log` replayed as iggy-server 0.6.0 replays it at start
+//! (`state/system.rs`, `SystemState::init`), with its panics.
+//!
+//! The server looks a stream, topic, consumer group or user up by name with a
+//! `find_*_id` that panics when no such name exists, and by number as it is; then
+//! most commands fetch what they act on and panic when it is not there. Deletes by
+//! number are the exception: removing what is not there is no error. Those rules are
+//! what decides whether the directory starts, so they are mirrored here one command
+//! at a time; an entry that would panic is skipped and listed, and the replay goes on
+//! (the report names every such entry, the server would stop at the first).
+
+use super::{Metadata, StreamMeta, TopicMeta, Unreplayable};
+use crate::state_command::{Command, Ident};
+use crate::state_log::Entry;
+
+/// The most partitions 0.6.0 accepts in one command (`MAX_PARTITIONS_COUNT`): a log
+/// asking for more was not written by it, and replaying it would take the memory of
+/// billions of partitions.
+const MAX_PARTITIONS_PER_COMMAND: u32 = 1000;
+
+/// The user iggy-server creates at its first start (`DEFAULT_ROOT_USER_ID`).
+const ROOT_USER: u32 = 0;
+
+impl Metadata {
+    /// The metadata after `entries`, in order.
+    pub fn replay<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Self {
+        let mut m = Metadata::default();
+        for e in entries {
+            if let Err(why) = m.apply(&e.command, e.user_id) {
+                m.unreplayable.push(Unreplayable {
+                    index: e.index,
+                    offset: e.offset,
+                    command: e.command.to_string(),
+                    why,
+                });
+            }
+        }
+        m
+    }
+
+    /// Applies one command of an entry written on behalf of `user_id`; `Err` with
+    /// why where 0.6.0 panics.
+    fn apply(&mut self, c: &Command, user_id: u32) -> Result<(), String> {
+        match c {
+            Command::CreateStream { stream, name } => {
+                let meta = StreamMeta {
+                    name: name.clone(),
+                    ..StreamMeta::default()
+                };
+                self.streams.insert(*stream, meta);
+            }
+            Command::UpdateStream { stream, name } => self.stream_mut(stream)?.name = name.clone(),
+            Command::DeleteStream { stream } => {
+                let id = self.stream_id(stream)?;
+                self.streams.remove(&id);
+            }
+            Command::PurgeStream { stream } => {
+                self.stream_mut(stream)?;
+            }
+            Command::CreateTopic {
+                stream,
+                topic,
+                partitions,
+                name,
+            } => {
+                let partitions = plausible(*partitions)?;
+                let meta = TopicMeta {
+                    name: name.clone(),
+                    partitions: (0..partitions).collect(),
+                    ..TopicMeta::default()
+                };
+                self.stream_mut(stream)?.topics.insert(*topic, meta);
+            }
+            Command::UpdateTopic {
+                stream,
+                topic,
+                name,
+            } => self.topic_mut(stream, topic)?.name = name.clone(),
+            Command::DeleteTopic { stream, topic } => {
+                let s = self.stream_mut(stream)?;
+                let t = topic_id(s, topic)?;
+                s.topics.remove(&t);
+            }
+            Command::PurgeTopic { stream, topic } => {
+                self.topic_mut(stream, topic)?;
+            }
+            Command::CreatePartitions {
+                stream,
+                topic,
+                count,
+            } => {
+                let count = plausible(*count)?;
+                let t = self.topic_mut(stream, topic)?;
+                let last = t.partitions.last().copied().unwrap_or(0);
+                // The server adds without a check; its release build wraps.
+                t.partitions
+                    .extend((1..=count).map(|i| last.wrapping_add(i)));
+            }
+            Command::DeletePartitions {
+                stream,
+                topic,
+                count,
+            } => {
+                let t = self.topic_mut(stream, topic)?;
+                // The server removes `last - i` for i below `count`: every id within
+                // `count` of the highest (the ones it wraps to are above it, so none).
+                if let Some(last) = t.partitions.last().copied() {
+                    t.partitions.retain(|p| last - p >= *count);
+                }
+            }
+            Command::DeleteSegments {
+                stream,
+                topic,
+                partition,
+                ..
+            } => {
+                let t = self.topic_mut(stream, topic)?;
+                if !t.partitions.is_empty() && !t.partitions.contains(partition) {
+                    return Err(format!("partition {partition} does not exist"));
+                }
+            }
+            Command::CreateConsumerGroup {
+                stream,
+                topic,
+                group,
+                name,
+            } => {
+                let t = self.topic_mut(stream, topic)?;
+                t.consumer_groups.insert(*group, name.clone());
+            }
+            Command::DeleteConsumerGroup {
+                stream,
+                topic,
+                group,
+            } => {
+                let t = self.topic_mut(stream, topic)?;
+                let id = match group {
+                    Ident::Id(id) => *id,
+                    Ident::Name(name) => {
+                        *t.consumer_groups
+                            .iter()
+                            .find(|(_, g)| *g == name)
+                            .ok_or_else(|| format!("consumer group {group} does not exist"))?
+                            .0
+                    }
+                };
+                t.consumer_groups.remove(&id);
+            }
+            Command::CreateUser { user, username } => {
+                self.users.insert(*user, username.clone());
+            }
+            Command::UpdateUser { user, username } => {
+                let id = self.user_id(user)?;
+                let name = self.existing_user(id)?;
+                if let Some(new) = username {
+                    name.clone_from(new);
+                }
+            }
+            Command::DeleteUser { user } => {
+                let id = self.user_id(user)?;
+                self.users.remove(&id);
+            }
+            Command::ChangePassword { user } | Command::UpdatePermissions { user } => {
+                let id = self.user_id(user)?;
+                self.existing_user(id)?;
+            }
+            // Tokens belong to the user who wrote the entry.
+            Command::CreatePersonalAccessToken { .. }
+            | Command::DeletePersonalAccessToken { .. } => {
+                self.existing_user(user_id)?;
+            }
+            // Judged as damage of the log, not here.
+            Command::Undecoded { .. } | Command::Unknown { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The server's `find_stream_id`: a number as it is, a name only if it exists.
+    fn stream_id(&self, ident: &Ident) -> Result<u32, String> {
+        match ident {
+            Ident::Id(id) => Ok(*id),
+            Ident::Name(name) => self
+                .streams
+                .iter()
+                .find(|(_, s)| s.name == *name)
+                .map(|(id, _)| *id)
+                .ok_or_else(|| format!("stream {ident} does not exist")),
+        }
+    }
+
+    fn stream_mut(&mut self, ident: &Ident) -> Result<&mut StreamMeta, String> {
+        let id = self.stream_id(ident)?;
+        self.streams
+            .get_mut(&id)
+            .ok_or_else(|| format!("stream {id} does not exist"))
+    }
+
+    fn topic_mut(&mut self, stream: &Ident, topic: &Ident) -> Result<&mut TopicMeta, String> {
+        let s = self.stream_mut(stream)?;
+        let t = topic_id(s, topic)?;
+        s.topics
+            .get_mut(&t)
+            .ok_or_else(|| format!("topic {t} of stream {stream} does not exist"))
+    }
+
+    /// The server's `find_user_id`.
+    fn user_id(&self, ident: &Ident) -> Result<u32, String> {
+        match ident {
+            Ident::Id(id) => Ok(*id),
+            Ident::Name(name) => self
+                .users
+                .iter()
+                .find(|(_, u)| *u == name)
+                .map(|(id, _)| *id)
+                .ok_or_else(|| format!("user {ident} does not exist")),
+        }
+    }
+
+    fn existing_user(&mut self, id: u32) -> Result<&mut String, String> {
+        let root = if id == ROOT_USER {
+            " (the root user: its creating entry is not before this one)"
+        } else {
+            ""
+        };
+        self.users
+            .get_mut(&id)
+            .ok_or_else(|| format!("user {id} does not exist{root}"))
+    }
+}
+
+/// The server's `find_topic_id` in `stream`.
+fn topic_id(stream: &StreamMeta, ident: &Ident) -> Result<u32, String> {
+    match ident {
+        Ident::Id(id) => Ok(*id),
+        Ident::Name(name) => stream
+            .topics
+            .iter()
+            .find(|(_, t)| t.name == *name)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| format!("topic {ident} of stream {:?} does not exist", stream.name)),
+    }
+}
+
+fn plausible(count: u32) -> Result<u32, String> {
+    if count > MAX_PARTITIONS_PER_COMMAND {
+        return Err(format!(
+            "{count} partitions in one command, more than the {MAX_PARTITIONS_PER_COMMAND} \
+             iggy-server 0.6.0 accepts: not an entry it wrote"
+        ));
+    }
+    Ok(count)
+}
