@@ -46,8 +46,11 @@ pub fn judge_state(s: &StateInspection) -> Vec<Problem> {
             DamageKind::Torn | DamageKind::ZeroTail => ProblemKind::StateLogTorn,
             DamageKind::Corrupt => ProblemKind::StateLogCorrupt,
             DamageKind::Gap => ProblemKind::StateLogGap,
+            DamageKind::Unreplayable => ProblemKind::StateLogUnreplayable,
         };
-        let place = if d.tail_only {
+        let place = if d.kind == DamageKind::Unreplayable {
+            "iggy-server 0.6.0 panics replaying it at start"
+        } else if d.tail_only {
             "the last entry: iggy-server 0.6.0 does not start"
         } else {
             "valid entries follow it: not a crash tail; iggy-server 0.6.0 does not start"
@@ -83,15 +86,6 @@ pub fn judge_state(s: &StateInspection) -> Vec<Problem> {
             ProblemKind::StateLogShrunk,
             &s.log_path,
             Some(len),
-            detail,
-        ));
-    }
-    for u in s.unreplayable() {
-        let detail = format!("{u}: iggy-server 0.6.0 panics replaying it at start");
-        out.push(problem(
-            ProblemKind::StateLogUnreplayable,
-            &s.log_path,
-            Some(u.offset),
             detail,
         ));
     }
@@ -170,14 +164,6 @@ pub fn plan_state(s: &StateInspection, mode: Mode) -> StatePlan {
     for m in s.blocking() {
         out.refusals.push(operator_steps(m));
     }
-    if let Some(u) = s.unreplayable().next() {
-        out.refusals.push(format!(
-            "state/log entry {} at byte {} cannot be replayed ({}), and iggy-warden never \
-             removes or invents metadata entries: put back state/log from a backup taken \
-             before that entry",
-            u.index, u.offset, u.why
-        ));
-    }
     if mode == Mode::Absolute {
         out.refusals.push("mode absolute repairs nothing".into());
         return out;
@@ -194,7 +180,15 @@ pub fn plan_state(s: &StateInspection, mode: Mode) -> StatePlan {
         if let Some(d) = &log.damage {
             let encrypted_guard =
                 log.encrypted && d.kind == DamageKind::Torn && d.code.is_none_or(changes_folders);
-            if !d.tail_only && mode != Mode::PointInTime {
+            if d.kind == DamageKind::Unreplayable && mode != Mode::PointInTime {
+                out.refusals.push(format!(
+                    "state/log {} (byte {}), and iggy-warden never invents metadata: \
+                     `--mode point-in-time` cuts state/log before that entry (it and \
+                     every entry after it go to quarantine, and `restore` puts them \
+                     back), or put back state/log from a backup taken before it",
+                    d.detail, d.offset
+                ));
+            } else if !d.tail_only && mode != Mode::PointInTime {
                 out.refusals.push(format!(
                     "state/log is damaged before its end (byte {}): cutting there would take \
                      out valid entries after it; `--mode point-in-time` cuts it",

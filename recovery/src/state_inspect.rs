@@ -7,7 +7,7 @@
 use crate::metadata::{compare, Metadata, Mismatch};
 use crate::names::escaped;
 use crate::state_info::Info;
-use crate::state_log::{parse_guided, StateLog, Trusted};
+use crate::state_log::{parse_guided, Damage, DamageKind, Entry, StateLog, Trusted};
 use journal::PartitionId;
 use serde::Serialize;
 use std::io;
@@ -60,7 +60,7 @@ pub fn inspect_guided(
 ) -> Result<StateInspection, StateReadError> {
     let log_path = root.join(LOG_REL);
     let info_path = root.join(INFO_REL);
-    let (log, bytes_trusted, shrunk_from) = match read_optional(&log_path)? {
+    let (mut log, bytes_trusted, shrunk_from) = match read_optional(&log_path)? {
         Some(bytes) => {
             let guided = parse_guided(&bytes, trusted);
             (Some(guided.log), guided.bytes_trusted, guided.shrunk_from)
@@ -69,9 +69,9 @@ pub fn inspect_guided(
         None => (None, 0, trusted.map(|t| t.valid_len).filter(|l| *l > 0)),
     };
     let info = read_optional(&info_path)?.map(|b| crate::state_info::judge(&b));
-    let metadata = match &log {
+    let metadata = match &mut log {
         Some(l) if l.encrypted => None,
-        Some(l) => Some(Metadata::replay(&l.entries)),
+        Some(l) => Some(replayable_prefix(l)),
         None => Some(Metadata::default()),
     };
     let mismatches = metadata
@@ -87,6 +87,35 @@ pub fn inspect_guided(
         bytes_trusted,
         shrunk_from,
     })
+}
+
+/// The metadata of `log`'s entries up to the first one the server cannot replay,
+/// which becomes the log's first damage (the server stops there as it stops at a
+/// torn or corrupt entry, and a cut there keeps what it can replay).
+fn replayable_prefix(log: &mut StateLog) -> Metadata {
+    let all = Metadata::replay(&log.entries);
+    let Some(first) = all.unreplayable.first() else {
+        return all;
+    };
+    let Some(at) = log.entries.iter().position(|e| e.index == first.index) else {
+        return all;
+    };
+    let rest = log.entries.split_off(at);
+    let mut affected: Vec<String> = rest.iter().map(Entry::describe).collect();
+    if let Some(a) = affected.first_mut() {
+        a.push_str(" [cannot be replayed]");
+    }
+    let later_damage = log.damage.take();
+    affected.extend(later_damage.into_iter().flat_map(|d| d.affected));
+    log.damage = Some(Damage {
+        kind: DamageKind::Unreplayable,
+        offset: first.offset,
+        tail_only: false,
+        detail: first.to_string(),
+        affected,
+        code: rest.first().map(|e| e.code),
+    });
+    Metadata::replay(&log.entries)
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateReadError> {
@@ -107,11 +136,6 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateReadError> {
 }
 
 impl StateInspection {
-    /// The entries the server cannot replay, among those a cut keeps.
-    pub(crate) fn unreplayable(&self) -> impl Iterator<Item = &crate::metadata::Unreplayable> {
-        self.metadata.iter().flat_map(|m| &m.unreplayable)
-    }
-
     /// Folders that hold messages no metadata names, and partitions without folders:
     /// what stops a cut of the log, and the server. Unnamed folders without messages
     /// are only listed (see [`StateInspection::empty_unnamed`]).

@@ -53,6 +53,10 @@ pub enum DamageKind {
     Corrupt,
     /// An entry whose index does not follow the previous one.
     Gap,
+    /// A whole, valid entry that iggy-server 0.6.0 panics on when it replays the log:
+    /// it names a stream, topic, partition, consumer group or user that the entries
+    /// before it do not leave (see [`crate::metadata`]).
+    Unreplayable,
 }
 
 /// The first damage in the log.

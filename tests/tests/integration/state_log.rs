@@ -254,15 +254,65 @@ fn metadata_and_folders_are_compared_both_ways() {
 }
 
 #[test]
-fn an_entry_the_server_cannot_replay_is_named_and_left_to_an_operator_in_every_mode() {
+fn an_entry_the_server_cannot_replay_is_named_and_cut_only_by_point_in_time() {
     let copy = built();
     let (dir, state) = (copy.path(), copy.tmp_root().join("state"));
     let log = dir.join("state/log");
     let mut bytes = fs::read(&log).unwrap();
-    let at = bytes.len() as u64;
+    let kept = bytes.clone();
     let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
     // A token written on behalf of user 9, whom no entry creates: 0.6.0 panics
     // replaying it ("User: 9 not found"), though the entry itself is whole and valid.
+    // A valid entry after it does not make it a tail.
+    for (i, user_id) in [(0, 9), (1, 0)] {
+        bytes.extend(encode_entry(&StateEntry {
+            index: next + i,
+            timestamp: 1_760_000_000_000_000 + i,
+            user_id,
+            code: CREATE_PERSONAL_ACCESS_TOKEN,
+            command: create_personal_access_token(&format!("token-{i}")),
+        }));
+    }
+    fs::write(&log, &bytes).unwrap();
+    let found = problems(dir);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "state-log-unreplayable");
+    assert!(found[0].1.ends_with("state/log"));
+    assert_eq!(found[0].2, Some(kept.len() as u64));
+    let text = warden(["check", "--data-dir", s(dir)]);
+    assert_ne!(text.code, 0);
+    assert!(
+        text.stdout.contains("user 9 does not exist") && text.stdout.contains("token-1"),
+        "{}",
+        text.stdout
+    );
+    let before = snapshot(dir);
+    for mode in ["tolerate-tail", "salvage", "absolute"] {
+        let run = recover(dir, &state, mode);
+        assert_eq!(run.code, 3, "{mode}: {}", run.stdout);
+        assert!(
+            mode == "absolute" || run.stdout.contains("`--mode point-in-time` cuts state/log"),
+            "{mode}: {}",
+            run.stdout
+        );
+        assert_same(&before, &snapshot(dir));
+    }
+    // Point-in-time cuts the log before it: the tokens go, no folder loses its entry.
+    let run = recover(dir, &state, "point-in-time");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(fs::read(&log).unwrap(), kept);
+    assert_eq!(check(dir).code, 0);
+    restore_all(dir, &state);
+    assert_same(&before, &snapshot(dir));
+}
+
+#[test]
+fn a_cut_before_an_unreplayable_entry_that_would_orphan_messages_is_refused() {
+    let copy = built();
+    let (dir, state) = (copy.path(), copy.tmp_root().join("state"));
+    let log = dir.join("state/log");
+    let mut bytes = fs::read(&log).unwrap();
+    let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
     bytes.extend(encode_entry(&StateEntry {
         index: next,
         timestamp: 1_760_000_000_000_000,
@@ -270,30 +320,19 @@ fn an_entry_the_server_cannot_replay_is_named_and_left_to_an_operator_in_every_m
         code: CREATE_PERSONAL_ACCESS_TOKEN,
         command: create_personal_access_token("orphan"),
     }));
-    fs::write(&log, bytes).unwrap();
-    let found = problems(dir);
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].0, "state-log-unreplayable");
-    assert!(found[0].1.ends_with("state/log"));
-    assert_eq!(found[0].2, Some(at));
-    let text = warden(["check", "--data-dir", s(dir)]);
-    assert_ne!(text.code, 0);
-    assert!(
-        text.stdout.contains("user 9 does not exist"),
-        "{}",
-        text.stdout
-    );
+    fs::write(&log, &bytes).unwrap();
+    // Then stream 5 is created, and its partition holds messages.
+    harness::state_log::append_partition(dir, &[(0, 0, 0), (0, 0, 1)], (5, 0, 0)).unwrap();
+    copy_dir(
+        &dir.join("streams/0/topics/0/partitions/0"),
+        &dir.join("streams/5/topics/0/partitions/0"),
+    )
+    .unwrap();
     let before = snapshot(dir);
-    for mode in ["tolerate-tail", "salvage", "point-in-time", "absolute"] {
-        let run = recover(dir, &state, mode);
-        assert_eq!(run.code, 3, "{mode}: {}", run.stdout);
-        assert!(
-            run.stdout.contains("put back state/log from a backup"),
-            "{mode}: {}",
-            run.stdout
-        );
-        assert_same(&before, &snapshot(dir));
-    }
+    let run = recover(dir, &state, "point-in-time");
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    assert!(run.stdout.contains("streams/5"), "{}", run.stdout);
+    assert_same(&before, &snapshot(dir));
 }
 
 #[test]
