@@ -14,11 +14,18 @@
 //!
 //! The mark is reloaded from the journal at every full reconciliation: after a
 //! handover, a repair `recover` journaled has removed it.
+//!
+//! Each new length also has the entries replayed as 0.6.0 replays them at start: an
+//! entry it cannot replay (the server writes one itself: it numbers users anew at
+//! every start but records a token under its writer's current number) means the
+//! next start panics, so the sidecar says so while the server still runs, once per
+//! such entry, and exports it (`iggy_warden_state_log_unreplayable`).
 
 use journal::{Journal, Record};
+use recovery::metadata::{Metadata, Unreplayable};
 use recovery::names::escaped;
 use recovery::state_inspect::LOG_REL;
-use recovery::state_log::{parse_guided, Trusted};
+use recovery::state_log::{parse_guided, StateLog, Trusted};
 use std::path::Path;
 
 #[derive(Debug, Default)]
@@ -27,6 +34,10 @@ pub(super) struct StateLogWatch {
     mark: Option<Trusted>,
     /// The log's length when it was last looked at: the same length, nothing to do.
     seen_len: Option<u64>,
+    /// The first entry the server cannot replay, as last seen.
+    unreplayable: Option<Unreplayable>,
+    /// The length of the log whose entries were last replayed.
+    replayed_len: Option<u64>,
 }
 
 impl StateLogWatch {
@@ -39,7 +50,11 @@ impl StateLogWatch {
     /// Looks at `state/log`; the record to journal when more of it is now verified.
     pub(super) fn check(&mut self, data_dir: &Path) -> Option<Record> {
         let path = data_dir.join(LOG_REL);
-        let len = std::fs::metadata(&path).ok()?.len();
+        let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) else {
+            // No log: the server starts with no metadata, and nothing to replay.
+            self.unreplayable = None;
+            return None;
+        };
         if self.seen_len == Some(len) {
             return None;
         }
@@ -54,7 +69,9 @@ impl StateLogWatch {
                 self.seen_len = Some(len);
                 return None;
             }
-            if len == mark.valid_len {
+            // A length verified before needs no second look, once its entries were
+            // replayed by this process.
+            if len == mark.valid_len && self.replayed_len == Some(len) {
                 self.seen_len = Some(len);
                 return None;
             }
@@ -72,6 +89,8 @@ impl StateLogWatch {
         if log.encrypted || parsed.shrunk_from.is_some() {
             return None;
         }
+        self.judge_replay(&path, log);
+        self.replayed_len = Some(bytes.len() as u64);
         let last = log.entries.last()?;
         let valid_len = last.offset.checked_add(last.len)?;
         if self.mark.is_some_and(|m| valid_len <= m.valid_len) {
@@ -88,5 +107,32 @@ impl StateLogWatch {
             last_index: mark.last_index,
             last_checksum: mark.last_checksum,
         })
+    }
+
+    /// The first entry of the log last looked at that 0.6.0 cannot replay.
+    pub(super) fn unreplayable(&self) -> Option<&Unreplayable> {
+        self.unreplayable.as_ref()
+    }
+
+    fn judge_replay(&mut self, path: &Path, log: &StateLog) {
+        let first = Metadata::replay(&log.entries)
+            .unreplayable
+            .into_iter()
+            .next();
+        if first.is_some() && first != self.unreplayable {
+            if let Some(u) = &first {
+                tracing::error!(
+                    "{} entry {} at byte {}: {} ({}): iggy-server 0.6.0 will panic \
+                     replaying it at its next start; `iggy-warden recover --mode \
+                     point-in-time` cuts the log before it, or put back a backup",
+                    escaped(path),
+                    u.index,
+                    u.offset,
+                    u.why,
+                    u.command
+                );
+            }
+        }
+        self.unreplayable = first;
     }
 }

@@ -50,6 +50,8 @@ pub struct Status {
     pub dirty: AtomicU64,
     pub ready: AtomicBool,
     pub released: AtomicBool,
+    /// `state/log` holds an entry iggy-server 0.6.0 panics on at its next start.
+    pub state_log_unreplayable: AtomicBool,
     /// Nothing to do: every event seen so far is handled.
     pub idle: AtomicBool,
     /// What the metrics export beside these counters (alerts by kind, journal
@@ -78,6 +80,7 @@ impl Default for Status {
             dirty: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             released: AtomicBool::new(false),
+            state_log_unreplayable: AtomicBool::new(false),
             idle: AtomicBool::new(false),
             metrics: crate::metrics::SidecarMetrics::default(),
             alerts: AlertBoard::default(),

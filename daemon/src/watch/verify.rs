@@ -418,6 +418,10 @@ impl Core {
         if let Some(record) = self.state_log.check(&self.settings.data_dir) {
             self.outbox.push(record);
         }
+        let unreplayable = self.state_log.unreplayable().is_some();
+        self.status
+            .state_log_unreplayable
+            .store(unreplayable, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Takes the journal's mark again (after a handover it may be gone), then checks.

@@ -223,3 +223,85 @@ fn recover_records_a_refusal_and_an_error() {
     assert_eq!(record["exit_code"], 2, "{record}");
     assert!(record["error"].as_str().unwrap().len() > 10, "{record}");
 }
+
+/// A token entry recorded for user 9, whom no entry creates: 0.6.0 panics on it at
+/// its next start.
+fn append_unreplayable_entry(data: &Path) {
+    use harness::state_log::{
+        create_personal_access_token, encode_entry, frame_entries, StateEntry,
+        CREATE_PERSONAL_ACCESS_TOKEN,
+    };
+    let log = data.join("state/log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
+    bytes.extend(encode_entry(&StateEntry {
+        index: next,
+        timestamp: 1_760_000_000_000_000,
+        user_id: 9,
+        code: CREATE_PERSONAL_ACCESS_TOKEN,
+        command: create_personal_access_token("orphan"),
+    }));
+    std::fs::write(&log, bytes).unwrap();
+}
+
+#[test]
+fn the_sidecar_says_when_state_log_gets_an_entry_the_next_start_panics_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, state) = (tmp.path().join("data"), tmp.path().join("state"));
+    let log = tmp.path().join("sidecar.log");
+    let prom = tmp.path().join("iggy-warden.prom");
+    DataDirBuilder::new()
+        .seed(3)
+        .partition(PartitionSpec::new(0, 0, 0).messages(20, 50..200, 0))
+        .build(&data);
+    let config = tmp.path().join("config.toml");
+    let settings = format!(
+        "metrics_textfile = \"{}\"\nmetrics_interval_ms = 100\n",
+        prom.display()
+    );
+    std::fs::write(&config, settings).unwrap();
+    let envs = [("IGGY_WARDEN_CONFIG", s(&config))];
+    let mut sidecar = Sidecar::spawn(&data, &state, &log, &envs);
+    sidecar.wait_watching(Duration::from_secs(30));
+    let series = "iggy_warden_state_log_unreplayable";
+    let value = |want: &str| {
+        wait_for(Duration::from_secs(30), want, || {
+            let t = textfile(&prom)?;
+            (sample(&t, series).as_deref() == Some(want)).then_some(())
+        })
+    };
+    value("0");
+
+    append_unreplayable_entry(&data);
+    sidecar.tick();
+    value("1");
+    let text = sidecar.log_text();
+    assert!(
+        text.contains("user 9 does not exist") && text.contains("will panic replaying it"),
+        "{text}"
+    );
+
+    // A sidecar started again on that log, which the journal now holds verified to
+    // its end, says so too.
+    sidecar.terminate();
+    std::fs::remove_file(&prom).unwrap();
+    let mut sidecar = Sidecar::spawn(&data, &state, &log, &envs);
+    sidecar.wait_watching(Duration::from_secs(30));
+    value("1");
+
+    // The operator's cut (point-in-time), with the journal lent: the sidecar takes
+    // it back, looks at the shorter log and says all is well again.
+    let run = warden([
+        "recover",
+        "--mode",
+        "point-in-time",
+        "--data-dir",
+        s(&data),
+        "--state-dir",
+        s(&state),
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    sidecar.tick();
+    value("0");
+    sidecar.terminate();
+}

@@ -91,6 +91,13 @@ impl Collector for SidecarCollector {
             None,
             s.overflows.load(Relaxed),
         )?;
+        gauge(
+            enc,
+            "state_log_unreplayable",
+            "1 while state/log holds an entry iggy-server 0.6.0 panics on when it replays the log at its next start (check: state-log-unreplayable), else 0",
+            None,
+            i64::from(s.state_log_unreplayable.load(Relaxed)),
+        )?;
         counter(
             enc,
             "anomalies",
