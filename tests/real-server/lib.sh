@@ -47,6 +47,14 @@ stop_server() { # dir
     return 1
 }
 
+# For a script with one server in the work folder $d: stop it, print FAIL, exit 1.
+fail_server() {
+    [ -f "$d/server.pid" ] && kill -KILL "$(cat "$d/server.pid")" 2>/dev/null
+    echo "FAIL $*"
+    exit 1
+}
+say() { echo "  $*"; }
+
 cli() { timeout 60 "$IGGY_CLI" --tcp-server-address 127.0.0.1:$PORT --username iggy --password iggy "$@"; }
 
 # Offsets and payloads of the rows a `message poll` printed: "offset payload" a line.

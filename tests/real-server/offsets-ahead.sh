@@ -28,12 +28,7 @@ RESET=${RESET:-}
 export IGGY_ROOT_USERNAME=iggy IGGY_ROOT_PASSWORD=iggy
 d=$WORK/ahead
 mkdir -p "$d/data"
-fail() {
-    [ -f "$d/server.pid" ] && kill -KILL "$(cat "$d/server.pid")" 2>/dev/null
-    echo "FAIL $*"
-    exit 1
-}
-say() { echo "  $*"; }
+fail() { fail_server "$@"; }
 
 # 1: a consumer that has seen every message.
 start_server "$d" 1 || fail "server did not start: $(tail -3 "$d/server-1.log")"

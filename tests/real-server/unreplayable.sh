@@ -25,12 +25,7 @@ source "$(dirname "$0")/lib.sh"
 export IGGY_ROOT_USERNAME=iggy IGGY_ROOT_PASSWORD=iggy
 d=$WORK/unreplayable
 mkdir -p "$d/data"
-fail() {
-    [ -f "$d/server.pid" ] && kill -KILL "$(cat "$d/server.pid")" 2>/dev/null
-    echo "FAIL $*"
-    exit 1
-}
-say() { echo "  $*"; }
+fail() { fail_server "$@"; }
 as_bob() { timeout 60 "$IGGY_CLI" --tcp-server-address 127.0.0.1:$PORT --username bob --password bob-secret "$@"; }
 
 # 1: users alice and bob, alice deleted.

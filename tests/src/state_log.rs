@@ -287,3 +287,30 @@ pub fn append_partition(
     }
     std::fs::write(&path, bytes)
 }
+
+/// Appends to `data_dir/state/log` a personal access token entry recorded for
+/// `user_id`, the way 0.6.0 records a token under its writer's number; for a user
+/// no entry creates, the server panics replaying it at start. Returns the entry's
+/// byte offset.
+pub fn append_token(
+    data_dir: &std::path::Path,
+    user_id: u32,
+    token_name: &str,
+) -> std::io::Result<u64> {
+    let path = data_dir.join("state/log");
+    let mut bytes = std::fs::read(&path)?;
+    let offset = bytes.len() as u64;
+    let next = frame_entries(&bytes)
+        .map_err(std::io::Error::other)?
+        .last()
+        .map_or(0, |e| e.index + 1);
+    bytes.extend(encode_entry(&StateEntry {
+        index: next,
+        timestamp: 1_760_000_000_000_000 + next,
+        user_id,
+        code: CREATE_PERSONAL_ACCESS_TOKEN,
+        command: create_personal_access_token(token_name),
+    }));
+    std::fs::write(&path, bytes)?;
+    Ok(offset)
+}

@@ -12,10 +12,7 @@
 
 use crate::warden;
 use harness::fixtures::{copy_of, FixtureCopy, CLEAN, KILLED_UNDER_LOAD};
-use harness::state_log::{
-    create_personal_access_token, encode_entry, encrypt_entry, frame_entries, metadata_entries,
-    StateEntry, CREATE_PERSONAL_ACCESS_TOKEN,
-};
+use harness::state_log::{append_token, encrypt_entry, frame_entries, metadata_entries};
 use harness::{
     apply_state, assert_same, copy_dir, fixture_copy, snapshot, state_faults, DataDirBuilder,
     PartitionSpec, Run, StateFault,
@@ -258,22 +255,12 @@ fn an_entry_the_server_cannot_replay_is_named_and_cut_only_by_point_in_time() {
     let copy = built();
     let (dir, state) = (copy.path(), copy.tmp_root().join("state"));
     let log = dir.join("state/log");
-    let mut bytes = fs::read(&log).unwrap();
-    let kept = bytes.clone();
-    let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
-    // A token written on behalf of user 9, whom no entry creates: 0.6.0 panics
-    // replaying it ("User: 9 not found"), though the entry itself is whole and valid.
-    // A valid entry after it does not make it a tail.
-    for (i, user_id) in [(0, 9), (1, 0)] {
-        bytes.extend(encode_entry(&StateEntry {
-            index: next + i,
-            timestamp: 1_760_000_000_000_000 + i,
-            user_id,
-            code: CREATE_PERSONAL_ACCESS_TOKEN,
-            command: create_personal_access_token(&format!("token-{i}")),
-        }));
-    }
-    fs::write(&log, &bytes).unwrap();
+    let kept = fs::read(&log).unwrap();
+    // A token recorded for user 9, whom no entry creates: 0.6.0 panics replaying it
+    // ("User: 9 not found"), though the entry itself is whole and valid. A valid
+    // entry after it does not make it a tail.
+    append_token(dir, 9, "token-0").unwrap();
+    append_token(dir, 0, "token-1").unwrap();
     let found = problems(dir);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "state-log-unreplayable");
@@ -310,17 +297,7 @@ fn an_entry_the_server_cannot_replay_is_named_and_cut_only_by_point_in_time() {
 fn a_cut_before_an_unreplayable_entry_that_would_orphan_messages_is_refused() {
     let copy = built();
     let (dir, state) = (copy.path(), copy.tmp_root().join("state"));
-    let log = dir.join("state/log");
-    let mut bytes = fs::read(&log).unwrap();
-    let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
-    bytes.extend(encode_entry(&StateEntry {
-        index: next,
-        timestamp: 1_760_000_000_000_000,
-        user_id: 9,
-        code: CREATE_PERSONAL_ACCESS_TOKEN,
-        command: create_personal_access_token("orphan"),
-    }));
-    fs::write(&log, &bytes).unwrap();
+    append_token(dir, 9, "orphan").unwrap();
     // Then stream 5 is created, and its partition holds messages.
     harness::state_log::append_partition(dir, &[(0, 0, 0), (0, 0, 1)], (5, 0, 0)).unwrap();
     copy_dir(

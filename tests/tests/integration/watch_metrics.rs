@@ -227,21 +227,7 @@ fn recover_records_a_refusal_and_an_error() {
 /// A token entry recorded for user 9, whom no entry creates: 0.6.0 panics on it at
 /// its next start.
 fn append_unreplayable_entry(data: &Path) {
-    use harness::state_log::{
-        create_personal_access_token, encode_entry, frame_entries, StateEntry,
-        CREATE_PERSONAL_ACCESS_TOKEN,
-    };
-    let log = data.join("state/log");
-    let mut bytes = std::fs::read(&log).unwrap();
-    let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
-    bytes.extend(encode_entry(&StateEntry {
-        index: next,
-        timestamp: 1_760_000_000_000_000,
-        user_id: 9,
-        code: CREATE_PERSONAL_ACCESS_TOKEN,
-        command: create_personal_access_token("orphan"),
-    }));
-    std::fs::write(&log, bytes).unwrap();
+    harness::state_log::append_token(data, 9, "orphan").unwrap();
 }
 
 #[test]
