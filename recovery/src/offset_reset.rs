@@ -9,8 +9,7 @@
 //! old file saved whole in quarantine (so `restore` puts it back), the new one
 //! written under a temporary name in the partition folder and swapped in.
 
-use crate::analyze::Analysis;
-use crate::analyze::PartitionAnalysis;
+use crate::analyze::{Analysis, PartitionAnalysis};
 use crate::execute::{io_err, ExecError, Executed, Executor};
 use crate::fsops::file_digest;
 use crate::layout::OFFSET_FILE_LEN;

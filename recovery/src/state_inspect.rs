@@ -97,7 +97,7 @@ fn replayable_prefix(log: &mut StateLog) -> Metadata {
     let Some(first) = all.unreplayable.first() else {
         return all;
     };
-    let Some(at) = log.entries.iter().position(|e| e.index == first.index) else {
+    let Some(at) = log.entries.iter().position(|e| e.offset == first.offset) else {
         return all;
     };
     let rest = log.entries.split_off(at);

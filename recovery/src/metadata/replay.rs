@@ -169,7 +169,8 @@ impl Metadata {
             | Command::DeletePersonalAccessToken { .. } => {
                 self.existing_user(user_id)?;
             }
-            // Judged as damage of the log, not here.
+            // Nothing this replay can follow: an encrypted log's commands (whose
+            // metadata is not judged at all), or a code 0.6.0 never stores.
             Command::Undecoded { .. } | Command::Unknown { .. } => {}
         }
         Ok(())
