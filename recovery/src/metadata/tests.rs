@@ -261,3 +261,101 @@ fn partitions_are_numbered_and_removed_as_the_server_does_past_its_edges() {
     assert_eq!(parts, [1, 2]);
     assert!(meta.streams[&1].topics[&0].consumer_groups.is_empty());
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Small ids and a few names, so that lookups both hit and miss.
+    fn ident() -> impl Strategy<Value = Ident> {
+        prop_oneof![
+            (0u32..4).prop_map(Ident::Id),
+            prop::sample::select(vec!["a", "b", "c"]).prop_map(|n| Ident::Name(n.into())),
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["a", "b", "c"]).prop_map(String::from)
+    }
+
+    fn command() -> impl Strategy<Value = Command> {
+        prop_oneof![
+            (0u32..4, name()).prop_map(|(stream, name)| Command::CreateStream { stream, name }),
+            ident().prop_map(|stream| Command::DeleteStream { stream }),
+            (ident(), 0u32..4, 0u32..4, name()).prop_map(|(stream, topic, partitions, name)| {
+                Command::CreateTopic {
+                    stream,
+                    topic,
+                    partitions,
+                    name,
+                }
+            }),
+            (ident(), ident()).prop_map(|(stream, topic)| Command::DeleteTopic { stream, topic }),
+            (ident(), ident(), any::<u32>()).prop_map(|(stream, topic, count)| {
+                Command::CreatePartitions {
+                    stream,
+                    topic,
+                    count,
+                }
+            }),
+            (ident(), ident(), any::<u32>()).prop_map(|(stream, topic, count)| {
+                Command::DeletePartitions {
+                    stream,
+                    topic,
+                    count,
+                }
+            }),
+            (ident(), ident(), 0u32..6).prop_map(|(stream, topic, partition)| {
+                Command::DeleteSegments {
+                    stream,
+                    topic,
+                    partition,
+                    count: 1,
+                }
+            }),
+            (ident(), ident(), 0u32..4, name()).prop_map(|(stream, topic, group, name)| {
+                Command::CreateConsumerGroup {
+                    stream,
+                    topic,
+                    group,
+                    name,
+                }
+            }),
+            (ident(), ident(), ident()).prop_map(|(stream, topic, group)| {
+                Command::DeleteConsumerGroup {
+                    stream,
+                    topic,
+                    group,
+                }
+            }),
+            (0u32..4, name()).prop_map(|(user, username)| Command::CreateUser { user, username }),
+            (ident(), prop::option::of(name()))
+                .prop_map(|(user, username)| Command::UpdateUser { user, username }),
+            ident().prop_map(|user| Command::DeleteUser { user }),
+            ident().prop_map(|user| Command::ChangePassword { user }),
+            name().prop_map(|name| Command::CreatePersonalAccessToken { name }),
+        ]
+    }
+
+    proptest! {
+        /// Replay never panics, holds no more than 1,000 partitions per command, and
+        /// the entries before the first one it cannot replay replay whole: where the
+        /// server stops is where a cut leaves a log it starts from.
+        #[test]
+        fn the_entries_before_the_first_unreplayable_one_replay_whole(
+            commands in prop::collection::vec(command(), 0..24),
+            writer in 0u32..4,
+        ) {
+            let entries = entries_by(writer, &commands);
+            let meta = Metadata::replay(&entries);
+            for t in meta.streams.values().flat_map(|s| s.topics.values()) {
+                prop_assert!(t.partitions.len() <= 1000 * commands.len());
+            }
+            if let Some(first) = meta.unreplayable.first() {
+                let kept = usize::try_from(first.index).unwrap();
+                let prefix = Metadata::replay(&entries[..kept]);
+                prop_assert!(prefix.unreplayable.is_empty(), "{:?}", prefix.unreplayable);
+            }
+        }
+    }
+}
