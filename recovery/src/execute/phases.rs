@@ -318,7 +318,12 @@ impl Executor<'_> {
     /// checked there: bytes a writer added since the look were never saved, so then
     /// it is moved back and the repair stops. A file a killed run left aside is
     /// removed when it is the one saved, and moved back otherwise.
-    fn remove_saved(&self, id: RepairId, path: &Path, len: u64) -> Result<bool, ExecError> {
+    pub(crate) fn remove_saved(
+        &self,
+        id: RepairId,
+        path: &Path,
+        len: u64,
+    ) -> Result<bool, ExecError> {
         let aside = work_path(path, SET_ASIDE);
         let here = file_len(self.fs, path).map_err(io_err(path))?;
         let there = file_len(self.fs, &aside).map_err(io_err(&aside))?;

@@ -4,9 +4,10 @@
 //! folder (hard links on the same file system) with its manifest; (2) each new log is
 //! written under a temporary name from the quarantined copies and its index is built
 //! from it, both fsynced; (3) every name about to be replaced is checked to hold the
-//! original or the finished result, before anything is renamed; (4) temporaries are
-//! renamed into place, replaced files that are not reused are removed, and the folder
-//! is fsynced. A rerun starts over at (2) from the quarantine, so a crash anywhere
+//! original or the finished result, before anything is renamed, and the originals
+//! saved as copies (not hard links) are moved aside, checked again there and removed;
+//! (4) temporaries are renamed into place, replaced files that are not reused are
+//! removed, and the folder is fsynced. A rerun starts over at (2) from the quarantine, so a crash anywhere
 //! converges to the same files.
 //!
 //! Undoing (`restore`) saves the re-laid files under the restore's own id, puts every
@@ -14,11 +15,12 @@
 //! not have.
 
 use crate::execute::{io_err, ExecError, Executor};
-use crate::fsops::file_digest;
+use crate::fsops::{file_digest, file_len};
 use crate::index::ENTRY_LEN;
 use crate::quarantine::{whole_file_name, Manifest};
 use crate::rebuild::rebuild_index;
 use crate::rebuild::temp_index_path;
+use crate::work_names::{work_path, SET_ASIDE};
 use journal::{PartitionId, RelayOriginal, RelaySegment, RepairAction, RepairId};
 use std::collections::BTreeSet;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -105,6 +107,7 @@ impl Executor<'_> {
         for (tmp, rel) in &renames {
             self.check_replaceable(id, tmp, rel, originals)?;
         }
+        self.remove_copied_originals(id, originals)?;
         for (tmp, rel) in &renames {
             let dst = self.data_dir.join(rel);
             self.fs.rename(tmp, &dst).map_err(io_err(&dst))?;
@@ -131,6 +134,32 @@ impl Executor<'_> {
         }
         self.fs.sync_dir(&dir).map_err(io_err(&dir))?;
         Ok(originals.iter().map(|o| o.len).sum())
+    }
+
+    /// Removes each original saved as a copy (the quarantine on another file system)
+    /// before any new file takes a name: unlike a hard link, a copy does not follow
+    /// the file, so bytes a writer appended since the look would go with it. Each is
+    /// moved aside and its length checked there, as a file taken out is; one that
+    /// grew is moved back and the repair stops. A file an earlier run left aside is
+    /// finished the same way. Originals saved as hard links stay until renamed over.
+    fn remove_copied_originals(
+        &self,
+        id: RepairId,
+        originals: &[RelayOriginal],
+    ) -> Result<(), ExecError> {
+        for (i, o) in originals.iter().enumerate() {
+            let path = self.data_dir.join(&o.path);
+            if self.is_saved_copy(id, i, &path) {
+                continue;
+            }
+            let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+            let aside = work_path(&path, SET_ASIDE);
+            let left_aside = file_len(self.fs, &aside).map_err(io_err(&aside))?;
+            if current == Some((o.len, o.xxh3)) || (current.is_none() && left_aside.is_some()) {
+                self.remove_saved(id, &path, o.len)?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the new log `dst` from the pieces of the quarantined originals.

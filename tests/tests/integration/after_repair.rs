@@ -48,6 +48,16 @@ pub(crate) fn repair_in(
     fault: Fault,
     fs: &dyn FileOps,
 ) -> Result<bool, PipelineError> {
+    repair_in_mode(root, fault, fs, Mode::TolerateTail)
+}
+
+/// [`repair_in`] in `mode`.
+pub(crate) fn repair_in_mode(
+    root: &std::path::Path,
+    fault: Fault,
+    fs: &dyn FileOps,
+    mode: Mode,
+) -> Result<bool, PipelineError> {
     let (data, state) = (root.join("data"), root.join("state"));
     DataDirBuilder::new()
         .seed(11)
@@ -71,7 +81,7 @@ pub(crate) fn repair_in(
     run(
         &exec,
         &Request {
-            mode: Mode::TolerateTail,
+            mode,
             known: &known,
             state_log: None,
             offsets: None,

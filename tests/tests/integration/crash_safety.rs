@@ -40,15 +40,18 @@ struct CrashAt {
     /// Files written with their fsync left to a round that has not run yet, each with
     /// what it held before (`None`: it did not exist): what a power loss takes back.
     unsynced: Mutex<std::collections::BTreeMap<std::path::PathBuf, Option<Vec<u8>>>>,
+    /// The quarantine is on another file system: no hard link into it.
+    no_hard_links: bool,
 }
 
 impl CrashAt {
-    fn new(at: usize) -> Self {
+    fn new(at: usize, no_hard_links: bool) -> Self {
         Self {
             at,
             steps: AtomicUsize::new(0),
             died_at: Mutex::new(None),
             unsynced: Mutex::default(),
+            no_hard_links,
         }
     }
 
@@ -104,6 +107,9 @@ impl Hook for CrashAt {
         ) {
             self.before_unsynced(op.path());
         }
+        if self.no_hard_links && !crashing && matches!(op, Op::HardLink { .. }) {
+            return Err(io::Error::other(CROSS_DEVICE));
+        }
         Ok(if crashing {
             Verdict::Tear
         } else {
@@ -131,12 +137,14 @@ impl Hook for CrashAt {
     }
 }
 
-/// How a run repairs: its mode, and whether it then resets consumer offsets left
-/// past their partition's end (`recover --reset-offsets-ahead`).
+/// How a run repairs: its mode, whether it then resets consumer offsets left past
+/// their partition's end (`recover --reset-offsets-ahead`), and whether its
+/// quarantine is on another file system (it saves copies, not hard links).
 #[derive(Clone, Copy)]
 struct How {
     mode: Mode,
     reset_offsets: bool,
+    copies: bool,
 }
 
 impl From<Mode> for How {
@@ -144,7 +152,31 @@ impl From<Mode> for How {
         Self {
             mode,
             reset_offsets: false,
+            copies: false,
         }
+    }
+}
+
+const CROSS_DEVICE: &str = "Invalid cross-device link";
+
+/// The real file system, with the quarantine on another one.
+struct NoHardLinks;
+
+impl Hook for NoHardLinks {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        match op {
+            Op::HardLink { .. } => Err(io::Error::other(CROSS_DEVICE)),
+            _ => Ok(Verdict::Run),
+        }
+    }
+}
+
+/// The file system an uninterrupted run or a rerun of `how` uses.
+fn plain_fs(how: How) -> Box<dyn FileOps> {
+    if how.copies {
+        Box::new(Hooked(NoHardLinks))
+    } else {
+        Box::new(StdFs)
     }
 }
 
@@ -232,8 +264,9 @@ fn crash_everywhere_then(name: &str, damaged: &Path, how: impl Into<How>, after:
     let reference = tempfile::tempdir().expect("tmp");
     let ref_data = reference.path().join("data");
     harness::copy_dir(damaged, &ref_data).expect("copy");
+    let plain = plain_fs(how);
     assert!(
-        repair(&ref_data, &reference.path().join("state"), &StdFs, how),
+        repair(&ref_data, &reference.path().join("state"), &*plain, how),
         "{name}: reference run"
     );
     let packs_bytes = Quarantine::new(&reference.path().join("state"))
@@ -252,7 +285,7 @@ fn crash_everywhere_then(name: &str, damaged: &Path, how: impl Into<How>, after:
         let data = tmp.path().join("data");
         let state = tmp.path().join("state");
         harness::copy_dir(damaged, &data).expect("copy");
-        let crashing = CrashAt::new(at);
+        let crashing = CrashAt::new(at, how.copies);
         let hooked = Hooked(&crashing);
         let first = catch_unwind(AssertUnwindSafe(|| repair(&data, &state, &hooked, how)));
         match first {
@@ -277,7 +310,7 @@ fn crash_everywhere_then(name: &str, damaged: &Path, how: impl Into<How>, after:
             }
         }
         assert!(
-            repair(&data, &state, &StdFs, how),
+            repair(&data, &state, &*plain, how),
             "{name}: rerun after crash at step {at}"
         );
         match after {
@@ -299,7 +332,7 @@ fn crash_everywhere_then(name: &str, damaged: &Path, how: impl Into<How>, after:
                     );
                 }
                 let settled = snapshot(&data);
-                assert!(repair(&data, &state, &StdFs, how), "{name}: third run");
+                assert!(repair(&data, &state, &*plain, how), "{name}: third run");
                 if let Some(d) = harness::snapshot::diff(&settled, &snapshot(&data)) {
                     panic!("{name}: crash at step {at}, journal lost: not settled:\n{d}");
                 }
@@ -464,6 +497,7 @@ fn consumer_offset(data: &Path, id: &str, bytes: &[u8]) -> std::path::PathBuf {
 const RESET: How = How {
     mode: Mode::TolerateTail,
     reset_offsets: true,
+    copies: false,
 };
 
 #[test]
@@ -544,6 +578,24 @@ fn a_salvage_relay_killed_at_any_step_converges_and_loses_nothing() {
         ],
     );
     crash_everywhere("salvage", &data, Mode::Salvage);
+}
+
+#[test]
+fn a_salvage_relay_saving_copies_killed_at_any_step_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = generated_with(tmp.path(), &[(P0, Fault::MidFileCorruptionSealed)]);
+    let copies = How {
+        copies: true,
+        ..How::from(Mode::Salvage)
+    };
+    crash_everywhere("salvage saving copies", &data, copies);
+    crash_everywhere_then(
+        "salvage saving copies, power lost",
+        &data,
+        copies,
+        AfterCrash::LosePower,
+    );
 }
 
 #[test]

@@ -3,13 +3,15 @@
 //! early): the appended bytes were never saved, so the change must not happen. A
 //! cut checks the length on the very handle that cuts; an index rebuilt over the old
 //! one and a file taken out check the old file again once it has been moved out of
-//! the way, and move it back.
+//! the way, and move it back; so does a salvage re-lay whose quarantine holds copies
+//! of the files it replaces (on another file system), not hard links.
 
-use crate::after_repair::repair_in;
+use crate::after_repair::{repair_in, repair_in_mode};
 use harness::Fault;
 use recovery::execute::ExecError;
 use recovery::fsops::hooked::{Hook, Hooked, Op, Verdict};
 use recovery::pipeline::PipelineError;
+use recovery::plan::Mode;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -65,6 +67,10 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 /// the file appended to, which must still hold the appended bytes under its own name.
 fn stops_and_keeps(root: &Path, fault: Fault, appender: &Appender) {
     let err = repair_in(root, fault, &Hooked(appender)).unwrap_err();
+    stopped_and_kept(err, appender);
+}
+
+fn stopped_and_kept(err: PipelineError, appender: &Appender) {
     let (file, now) = appender.appended();
     match err {
         PipelineError::Execute(ExecError::Changed { path, .. }) => assert_eq!(path, file),
@@ -125,4 +131,46 @@ fn bytes_appended_to_a_file_before_it_is_taken_out_are_not_lost() {
         .filter(|n| n.to_string_lossy().starts_with('.'))
         .collect();
     assert!(hidden.is_empty(), "nothing left aside: {hidden:?}");
+}
+
+/// An [`Appender`] on a file system where the quarantine cannot hard-link the data
+/// directory's files (another file system): a re-lay saves copies.
+struct OnAnotherFs(Appender);
+
+impl Hook for OnAnotherFs {
+    fn before(&self, op: Op<'_>) -> io::Result<Verdict> {
+        if matches!(op, Op::HardLink { .. }) {
+            return Err(io::Error::other("Invalid cross-device link"));
+        }
+        self.0.before(op)
+    }
+}
+
+#[test]
+fn bytes_appended_to_a_file_a_re_lay_saved_as_a_copy_are_not_lost() {
+    // The first rename that moves an original log, or puts a new one in its place.
+    let appender = OnAnotherFs(Appender::new(|op| match op {
+        Op::Rename { from, .. } if has_extension(from, "log") => Some(from),
+        Op::Rename { to, .. } if has_extension(to, "log") => Some(to),
+        _ => None,
+    }));
+    let tmp = tempfile::tempdir().unwrap();
+    let err = repair_in_mode(
+        tmp.path(),
+        Fault::MidFileCorruptionSealed,
+        &Hooked(&appender),
+        Mode::Salvage,
+    )
+    .unwrap_err();
+    stopped_and_kept(err, &appender.0);
+    let saved_as_copies = std::fs::read_dir(tmp.path().join("state/quarantine"))
+        .unwrap()
+        .flat_map(|run| std::fs::read_dir(run.unwrap().path()).unwrap())
+        .any(|f| {
+            f.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("file-")
+        });
+    assert!(saved_as_copies, "the re-lay saved its originals");
 }
