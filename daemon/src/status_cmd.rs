@@ -22,8 +22,9 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// Exit 0 when the sidecar runs and no alert is in force, 1 when alerts are, 2 when
-/// no sidecar answers.
+/// Exit 0 when the sidecar runs and no alert is in force, 1 when alerts are (or
+/// `state/log` holds an entry the server's next start panics on), 2 when no sidecar
+/// answers.
 pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     let state_dir = args.dirs.state_dir_only()?;
     let socket = handover::socket_path(&state_dir);
@@ -51,11 +52,15 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     } else {
         crate::output::to_stdout(|out| print_text(out, &value, &alerts))?;
     }
-    Ok(if alerts.is_empty() {
+    Ok(if alerts.is_empty() && !state_log_unreplayable(&value) {
         exit::OK
     } else {
         exit::PROBLEMS
     })
+}
+
+fn state_log_unreplayable(v: &Value) -> bool {
+    v.get("state_log_unreplayable").and_then(Value::as_bool) == Some(true)
 }
 
 fn num(v: &Value, key: &str) -> u64 {
@@ -91,6 +96,13 @@ fn print_text(out: &mut dyn Write, v: &Value, alerts: &[Value]) -> io::Result<()
             } else {
                 format!(", {left} open segments to go")
             }
+        )?;
+    }
+    if state_log_unreplayable(v) {
+        writeln!(
+            out,
+            "state/log holds an entry iggy-server 0.6.0 panics on at its next start: \
+             `iggy-warden check` names it"
         )?;
     }
     let raised: u64 = v

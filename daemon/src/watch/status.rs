@@ -180,6 +180,12 @@ impl Status {
     /// `systemctl status` shows them.
     pub fn human(&self) -> String {
         let mut text = String::new();
+        if self.state_log_unreplayable.load(Relaxed) {
+            text.push_str(
+                "STATE-LOG holds an entry iggy-server 0.6.0 panics on at its next start; \
+                 run `iggy-warden check`. ",
+            );
+        }
         if let Some(newest) = self.alerts.newest() {
             let n = self.alerts.active_count();
             text.push_str(&format!(
@@ -217,7 +223,8 @@ impl Status {
         format!(
             "state={} partitions={} segments={} journaled={} events={} reconciliations={} \
              overflows={} anomalies={} layout_anomalies={} sealing={} dirty={} idle={} \
-             alerts={} alerts_raised={} coverage_segments_left={} coverage_bytes_verified={}{}{}",
+             alerts={} alerts_raised={} coverage_segments_left={} coverage_bytes_verified={} \
+             state_log_unreplayable={}{}{}",
             self.state(),
             self.partitions.load(Relaxed),
             self.segments.load(Relaxed),
@@ -234,6 +241,7 @@ impl Status {
             self.alerts.raised_total(),
             self.coverage.segments_left.load(Relaxed),
             self.coverage.bytes_verified.load(Relaxed),
+            self.state_log_unreplayable.load(Relaxed),
             self.alerts.newest().map_or(String::new(), |a| format!(
                 " alert={}:{}",
                 a.kind, a.segment
@@ -274,6 +282,7 @@ impl Status {
             "sealing": self.sealing.load(Relaxed),
             "dirty": self.dirty.load(Relaxed),
             "idle": self.idle.load(Relaxed),
+            "state_log_unreplayable": self.state_log_unreplayable.load(Relaxed),
             "alerts_active": counts(self.alerts.active_by_kind()),
             "alerts_raised": counts(self.alerts.raised_by_kind()),
             "alerts": self.alerts.active().iter().map(|a| a.to_json()).collect::<Vec<_>>(),

@@ -266,6 +266,14 @@ fn the_sidecar_says_when_state_log_gets_an_entry_the_next_start_panics_on() {
         text.contains("user 9 does not exist") && text.contains("will panic replaying it"),
         "{text}"
     );
+    assert_eq!(sidecar.status_json()["state_log_unreplayable"], true);
+    let status = warden(["status", "--state-dir", s(&state)]);
+    assert_eq!(status.code, 1, "{}", status.stdout);
+    assert!(
+        status.stdout.contains("state/log holds an entry"),
+        "{}",
+        status.stdout
+    );
 
     // A sidecar started again on that log, which the journal now holds verified to
     // its end, says so too.
@@ -289,5 +297,6 @@ fn the_sidecar_says_when_state_log_gets_an_entry_the_next_start_panics_on() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     sidecar.tick();
     value("0");
+    assert_eq!(sidecar.status_json()["state_log_unreplayable"], false);
     sidecar.terminate();
 }
