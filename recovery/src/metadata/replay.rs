@@ -12,6 +12,7 @@
 use super::{Metadata, StreamMeta, TopicMeta, Unreplayable};
 use crate::state_command::{Command, Ident};
 use crate::state_log::Entry;
+use std::collections::BTreeMap;
 
 /// The most partitions 0.6.0 accepts in one command (`MAX_PARTITIONS_COUNT`): a log
 /// asking for more was not written by it, and replaying it would take the memory of
@@ -134,16 +135,8 @@ impl Metadata {
                 group,
             } => {
                 let t = self.topic_mut(stream, topic)?;
-                let id = match group {
-                    Ident::Id(id) => *id,
-                    Ident::Name(name) => {
-                        *t.consumer_groups
-                            .iter()
-                            .find(|(_, g)| *g == name)
-                            .ok_or_else(|| format!("consumer group {group} does not exist"))?
-                            .0
-                    }
-                };
+                let id = id_of(&t.consumer_groups, group, |g| g)
+                    .ok_or_else(|| format!("consumer group {group} does not exist"))?;
                 t.consumer_groups.remove(&id);
             }
             Command::CreateUser { user, username } => {
@@ -176,17 +169,10 @@ impl Metadata {
         Ok(())
     }
 
-    /// The server's `find_stream_id`: a number as it is, a name only if it exists.
+    /// The server's `find_stream_id`.
     fn stream_id(&self, ident: &Ident) -> Result<u32, String> {
-        match ident {
-            Ident::Id(id) => Ok(*id),
-            Ident::Name(name) => self
-                .streams
-                .iter()
-                .find(|(_, s)| s.name == *name)
-                .map(|(id, _)| *id)
-                .ok_or_else(|| format!("stream {ident} does not exist")),
-        }
+        id_of(&self.streams, ident, |s| &s.name)
+            .ok_or_else(|| format!("stream {ident} does not exist"))
     }
 
     fn stream_mut(&mut self, ident: &Ident) -> Result<&mut StreamMeta, String> {
@@ -206,15 +192,7 @@ impl Metadata {
 
     /// The server's `find_user_id`.
     fn user_id(&self, ident: &Ident) -> Result<u32, String> {
-        match ident {
-            Ident::Id(id) => Ok(*id),
-            Ident::Name(name) => self
-                .users
-                .iter()
-                .find(|(_, u)| *u == name)
-                .map(|(id, _)| *id)
-                .ok_or_else(|| format!("user {ident} does not exist")),
-        }
+        id_of(&self.users, ident, |u| u).ok_or_else(|| format!("user {ident} does not exist"))
     }
 
     fn existing_user(&mut self, id: u32) -> Result<&mut String, String> {
@@ -231,14 +209,20 @@ impl Metadata {
 
 /// The server's `find_topic_id` in `stream`.
 fn topic_id(stream: &StreamMeta, ident: &Ident) -> Result<u32, String> {
+    id_of(&stream.topics, ident, |t| &t.name)
+        .ok_or_else(|| format!("topic {ident} of stream {:?} does not exist", stream.name))
+}
+
+/// The server's `find_*_id` over `map`: a number as it is (whether or not it exists),
+/// a name only when an entry of `map` has it (the lowest id first, as the server's
+/// ordered maps give it).
+fn id_of<V>(map: &BTreeMap<u32, V>, ident: &Ident, name: impl Fn(&V) -> &String) -> Option<u32> {
     match ident {
-        Ident::Id(id) => Ok(*id),
-        Ident::Name(name) => stream
-            .topics
+        Ident::Id(id) => Some(*id),
+        Ident::Name(wanted) => map
             .iter()
-            .find(|(_, t)| t.name == *name)
-            .map(|(id, _)| *id)
-            .ok_or_else(|| format!("topic {ident} of stream {:?} does not exist", stream.name)),
+            .find(|(_, v)| name(v) == wanted)
+            .map(|(id, _)| *id),
     }
 }
 
