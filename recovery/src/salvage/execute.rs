@@ -7,8 +7,8 @@
 //! original or the finished result, before anything is renamed, and the originals
 //! saved as copies (not hard links) are moved aside, checked again there and removed;
 //! (4) temporaries are renamed into place, replaced files that are not reused are
-//! removed, and the folder is fsynced. A rerun starts over at (2) from the quarantine, so a crash anywhere
-//! converges to the same files.
+//! removed, and the folder is fsynced. A rerun starts over at (2) from the
+//! quarantine, so a crash anywhere converges to the same files.
 //!
 //! Undoing (`restore`) saves the re-laid files under the restore's own id, puts every
 //! original back through a temporary name, and removes new names the originals did
@@ -104,32 +104,24 @@ impl Executor<'_> {
         }
         let dir = self.data_dir.join(&folder);
         self.fs.sync_dir(&dir).map_err(io_err(&dir))?;
+        let mut still_original = BTreeSet::new();
         for (tmp, rel) in &renames {
-            self.check_replaceable(id, tmp, rel, originals)?;
+            if self.check_replaceable(id, tmp, rel, originals)? {
+                still_original.insert(rel.as_str());
+            }
         }
-        self.remove_copied_originals(id, originals)?;
+        let written: BTreeSet<&str> = renames.iter().map(|(_, rel)| rel.as_str()).collect();
+        self.remove_copied_originals(id, originals, &written, &still_original)?;
         for (tmp, rel) in &renames {
             let dst = self.data_dir.join(rel);
             self.fs.rename(tmp, &dst).map_err(io_err(&dst))?;
         }
-        let written: BTreeSet<&String> = renames.iter().map(|(_, rel)| rel).collect();
+        // The originals saved as hard links and not renamed over: the quarantine's
+        // link keeps the file.
         for (i, o) in originals.iter().enumerate() {
             let path = self.data_dir.join(&o.path);
-            if written.contains(&o.path) {
-                continue;
-            }
-            if self.is_saved_copy(id, i, &path) {
+            if !written.contains(o.path.as_str()) && self.is_saved_copy(id, i, &path) {
                 self.fs.remove_file(&path).map_err(io_err(&path))?;
-                continue;
-            }
-            match file_digest(self.fs, &path).map_err(io_err(&path))? {
-                None => {}
-                Some(d) if d == (o.len, o.xxh3) => {
-                    self.fs.remove_file(&path).map_err(io_err(&path))?
-                }
-                Some((len, _)) => {
-                    return Err(self.length_changed(id, &path, Some(o.len), Some(len)))
-                }
             }
         }
         self.fs.sync_dir(&dir).map_err(io_err(&dir))?;
@@ -141,21 +133,38 @@ impl Executor<'_> {
     /// the file, so bytes a writer appended since the look would go with it. Each is
     /// moved aside and its length checked there, as a file taken out is; one that
     /// grew is moved back and the repair stops. A file an earlier run left aside is
-    /// finished the same way. Originals saved as hard links stay until renamed over.
+    /// finished the same way. A name a new file takes was looked at by
+    /// `check_replaceable` (`still_original`); any other is looked at here, and one
+    /// that is neither gone nor the original stops the repair.
     fn remove_copied_originals(
         &self,
         id: RepairId,
         originals: &[RelayOriginal],
+        written: &BTreeSet<&str>,
+        still_original: &BTreeSet<&str>,
     ) -> Result<(), ExecError> {
         for (i, o) in originals.iter().enumerate() {
             let path = self.data_dir.join(&o.path);
             if self.is_saved_copy(id, i, &path) {
                 continue;
             }
-            let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+            let original_here = if written.contains(o.path.as_str()) {
+                still_original.contains(o.path.as_str())
+            } else {
+                match file_digest(self.fs, &path).map_err(io_err(&path))? {
+                    None => false,
+                    Some(d) if d == (o.len, o.xxh3) => true,
+                    Some((len, _)) => {
+                        return Err(self.length_changed(id, &path, Some(o.len), Some(len)))
+                    }
+                }
+            };
             let aside = work_path(&path, SET_ASIDE);
-            let left_aside = file_len(self.fs, &aside).map_err(io_err(&aside))?;
-            if current == Some((o.len, o.xxh3)) || (current.is_none() && left_aside.is_some()) {
+            let left_aside = || -> Result<bool, ExecError> {
+                let gone = file_len(self.fs, &path).map_err(io_err(&path))?.is_none();
+                Ok(gone && file_len(self.fs, &aside).map_err(io_err(&aside))?.is_some())
+            };
+            if original_here || left_aside()? {
                 self.remove_saved(id, &path, o.len)?;
             }
         }
@@ -205,29 +214,31 @@ impl Executor<'_> {
     }
 
     /// The file at `rel` may be replaced by `tmp` only if it is missing, still the
-    /// original the plan saw, or already the finished result of an earlier run.
+    /// original the plan saw, or already the finished result of an earlier run;
+    /// true when it is the original, saved as a copy (a hard link needs no look).
     fn check_replaceable(
         &self,
         id: RepairId,
         tmp: &Path,
         rel: &str,
         originals: &[RelayOriginal],
-    ) -> Result<(), ExecError> {
+    ) -> Result<bool, ExecError> {
         let dst = self.data_dir.join(rel);
         let saved = originals.iter().position(|o| o.path == rel);
         if saved.is_some_and(|i| self.is_saved_copy(id, i, &dst)) {
-            return Ok(());
+            return Ok(false);
         }
         let Some(current) = file_digest(self.fs, &dst).map_err(io_err(&dst))? else {
-            return Ok(());
+            return Ok(false);
         };
         let original = saved
             .and_then(|i| originals.get(i))
             .map(|o| (o.len, o.xxh3));
-        if Some(current) == original
-            || Some(current) == file_digest(self.fs, tmp).map_err(io_err(tmp))?
-        {
-            return Ok(());
+        if Some(current) == original {
+            return Ok(true);
+        }
+        if Some(current) == file_digest(self.fs, tmp).map_err(io_err(tmp))? {
+            return Ok(false);
         }
         let expected = original.map_or("no file".into(), |o| format!("{} bytes", o.0));
         Err(self.changed(id, &dst, expected, Some(current.0)))
