@@ -119,19 +119,20 @@ impl StateLogWatch {
             .unreplayable
             .into_iter()
             .next();
-        if first.is_some() && first != self.unreplayable {
-            if let Some(u) = &first {
-                tracing::error!(
-                    "{} entry {} at byte {}: {} ({}): iggy-server 0.6.0 will panic \
-                     replaying it at its next start; `iggy-warden recover --mode \
-                     point-in-time` cuts the log before it, or put back a backup",
-                    escaped(path),
-                    u.index,
-                    u.offset,
-                    u.why,
-                    u.command
-                );
-            }
+        if let Some(u) = first
+            .as_ref()
+            .filter(|u| self.unreplayable.as_ref() != Some(u))
+        {
+            tracing::error!(
+                "{} entry {} at byte {}: {} ({}): iggy-server 0.6.0 will panic replaying \
+                 it at its next start; `iggy-warden recover --mode point-in-time` cuts \
+                 the log before it, or put back a backup",
+                escaped(path),
+                u.index,
+                u.offset,
+                u.why,
+                u.command
+            );
         }
         self.unreplayable = first;
     }
