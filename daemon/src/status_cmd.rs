@@ -101,7 +101,7 @@ fn print_text(out: &mut dyn Write, v: &Value, alerts: &[Value]) -> io::Result<()
     if state_log_unreplayable(v) {
         writeln!(
             out,
-            "state/log holds an entry iggy-server 0.6.0 panics on at its next start: \
+            "state/log holds an entry that stops iggy-server 0.6.0 at its next start: \
              `iggy-warden check` names it"
         )?;
     }

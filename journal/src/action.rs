@@ -77,6 +77,16 @@ pub enum RepairAction {
         stored: u64,
         reset_to: u64,
     },
+    /// Replace `state/log` (`original_len` bytes) with the log without its entries
+    /// starting at the byte offsets `entries`, the later ones renumbered and resealed:
+    /// `new_len` bytes whose XXH3-64 is `new_xxh3`. For entries iggy-server 0.6.0
+    /// writes but cannot read back (`delete-segments`), whose replay changes nothing.
+    DropStateLogEntries {
+        entries: Vec<u64>,
+        original_len: u64,
+        new_len: u64,
+        new_xxh3: u64,
+    },
 }
 
 /// The server's metadata log, relative to the data directory.
@@ -153,7 +163,9 @@ impl RepairAction {
             RepairAction::Restore { repair } => format!("(files of repair {repair})"),
             RepairAction::CreateDir { path } => path.clone(),
             RepairAction::Relay { partition, .. } => partition.rel_dir(),
-            RepairAction::TruncateStateLog { .. } => STATE_LOG.to_string(),
+            RepairAction::TruncateStateLog { .. } | RepairAction::DropStateLogEntries { .. } => {
+                STATE_LOG.to_string()
+            }
         }
     }
 }
@@ -228,6 +240,25 @@ impl fmt::Display for RepairAction {
                 stored,
                 reset_to,
             } => write!(f, "reset {path} from offset {stored} to {reset_to}"),
+            RepairAction::DropStateLogEntries {
+                entries,
+                original_len,
+                new_len,
+                ..
+            } => write!(
+                f,
+                "drop {} entr{} of {STATE_LOG} that iggy-server 0.6.0 cannot read back \
+                 (at byte{} {}), renumbering the later ones: from {original_len} to \
+                 {new_len} bytes",
+                entries.len(),
+                if entries.len() == 1 { "y" } else { "ies" },
+                if entries.len() == 1 { "" } else { "s" },
+                entries
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }

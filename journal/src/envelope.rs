@@ -38,7 +38,10 @@ pub const MAGIC: [u8; 4] = *b"IWJ1";
 /// - 6: the operator's reset of a consumer offset (`RepairAction::ResetConsumerOffset`),
 ///   appended to its enum: versions 2 to 5 are read as they are, and a build that
 ///   reads only 5 refuses a journal that may hold one by its marker.
-pub const FORMAT_VERSION: u16 = 6;
+/// - 7: the drop of `state/log` entries 0.6.0 cannot read back
+///   (`RepairAction::DropStateLogEntries`), appended to its enum: versions 2 to 6 are
+///   read as they are.
+pub const FORMAT_VERSION: u16 = 7;
 /// The first format version whose checksum covers the header's version and length.
 const HEADER_CHECKSUM_SINCE: u16 = 5;
 /// The oldest format version this build reads (see [`FORMAT_VERSION`]).
@@ -177,7 +180,7 @@ mod tests {
     fn header_fields_are_where_documented() {
         let bytes = encode(&7u64).unwrap();
         assert_eq!(&bytes[0..4], b"IWJ1");
-        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 6);
+        assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), 7);
         assert_eq!(bytes.len(), HEADER_LEN + 1); // varint 7 is one byte
         assert_eq!(decode::<u64>(&bytes), Ok(7));
     }
@@ -211,19 +214,19 @@ mod tests {
             Err(EnvelopeError::BadMagic { .. })
         ));
 
-        for other in [1u16, 7, 0x0106] {
+        for other in [1u16, 8, 0x0106] {
             let mut future_or_past = good.clone();
             future_or_past[4..6].copy_from_slice(&other.to_le_bytes());
             assert_eq!(
                 decode::<String>(&future_or_past),
                 Err(EnvelopeError::UnsupportedVersion {
                     found: other,
-                    supported: 6
+                    supported: 7
                 })
             );
         }
-        // Versions 2 to 5 are still read: their values decode as version 6 (a superset).
-        for older in [2u16, 3, 4, 5] {
+        // Versions 2 to 6 are still read: their values decode as version 7 (a superset).
+        for older in [2u16, 3, 4, 5, 6] {
             let old = encode_with_version(&"hello".to_string(), older).unwrap();
             assert_eq!(decode::<String>(&old), Ok("hello".to_string()));
         }

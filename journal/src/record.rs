@@ -403,6 +403,15 @@ mod tests {
                 },
                 8,
             ),
+            (
+                RepairAction::DropStateLogEntries {
+                    entries: Vec::new(),
+                    original_len: 0,
+                    new_len: 0,
+                    new_xxh3: 0,
+                },
+                9,
+            ),
         ];
         for (action, n) in actions {
             let p = payload(Record::RepairIntent {

@@ -38,12 +38,13 @@ pub struct StreamMeta {
 pub struct Metadata {
     pub streams: BTreeMap<u32, StreamMeta>,
     pub users: BTreeMap<u32, String>,
-    /// Entries iggy-server 0.6.0 cannot replay: it panics at start on the first one.
+    /// Entries iggy-server 0.6.0 cannot replay: it stops at start on the first one
+    /// (its reader rejects the entry, or its replay panics).
     pub unreplayable: Vec<Unreplayable>,
 }
 
-/// An entry of `state/log` that iggy-server 0.6.0 panics on when it replays the log
-/// at start (`SystemState::init`), or that it never writes.
+/// An entry of `state/log` that stops iggy-server 0.6.0 at start: its reader rejects
+/// it (`EntryCommand::from_bytes`), or it panics replaying it (`SystemState::init`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Unreplayable {
     /// The entry's index, and its byte offset in `state/log`.
@@ -53,6 +54,9 @@ pub struct Unreplayable {
     pub command: String,
     /// Why it cannot be replayed: `stream 3 does not exist`.
     pub why: String,
+    /// A delete-segments entry: the reader rejects it, but replaying it would change
+    /// nothing, so the log without it is the same metadata (salvage drops it).
+    pub droppable: bool,
 }
 
 impl fmt::Display for Unreplayable {

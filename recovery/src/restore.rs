@@ -92,11 +92,16 @@ impl Executor<'_> {
                     .append_range(&saved.path, saved.range, &path)
                     .map_err(io(&path))?;
             }
-            RepairAction::RewriteIndex { .. } | RepairAction::ResetConsumerOffset { .. } => {
+            RepairAction::RewriteIndex { .. }
+            | RepairAction::ResetConsumerOffset { .. }
+            | RepairAction::DropStateLogEntries { .. } => {
                 // What the repair wrote: the file must still be that to be put back.
                 let (new_len, new_xxh3) = match &manifest.action {
                     RepairAction::ResetConsumerOffset { reset_to, .. } => offset_digest(*reset_to),
                     RepairAction::RewriteIndex {
+                        new_len, new_xxh3, ..
+                    }
+                    | RepairAction::DropStateLogEntries {
                         new_len, new_xxh3, ..
                     } => (*new_len, *new_xxh3),
                     other => {

@@ -37,6 +37,11 @@ pub fn space_needed<'a>(
                 ..
             } => (*new_len, original_len.unwrap_or(0)),
             RepairAction::QuarantineFile { len, .. } => (0, *len),
+            RepairAction::DropStateLogEntries {
+                original_len,
+                new_len,
+                ..
+            } => (*new_len, *original_len),
             // The new file beside the old until the swap; the old one saved whole.
             RepairAction::ResetConsumerOffset { .. } => (OFFSET_FILE_LEN, OFFSET_FILE_LEN),
             RepairAction::Relay {

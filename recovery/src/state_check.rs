@@ -13,6 +13,9 @@
 //! - data is never orphaned: the metadata compared with the folders is that of the
 //!   entries a cut keeps, so a folder with messages that only the damaged entries name,
 //!   or a partition they name without a folder, stops the run in every mode;
+//! - entries 0.6.0 writes but cannot read back (`delete-segments`), when they are all
+//!   that stops it, are dropped under `salvage` and `point-in-time`, the later entries
+//!   renumbered (their replay changes nothing, so no metadata is lost);
 //! - an encrypted log is never cut on checksum grounds (its checksums cannot be
 //!   verified); a torn tail of it is cut only when its command code shows that it does
 //!   not create or delete streams, topics or partitions, since its folders cannot be
@@ -20,7 +23,7 @@
 
 use crate::metadata::Mismatch;
 use crate::mode::Mode;
-use crate::state_command::changes_folders;
+use crate::state_command::{changes_folders, reader_rejects};
 use crate::state_info::Info;
 use crate::state_inspect::{StateInspection, INFO_REL};
 use crate::state_log::DamageKind;
@@ -48,7 +51,9 @@ pub fn judge_state(s: &StateInspection) -> Vec<Problem> {
             DamageKind::Gap => ProblemKind::StateLogGap,
             DamageKind::Unreplayable => ProblemKind::StateLogUnreplayable,
         };
-        let place = if d.kind == DamageKind::Unreplayable {
+        let place = if d.code.and_then(reader_rejects).is_some() {
+            "read back before any entry is replayed"
+        } else if d.kind == DamageKind::Unreplayable {
             "iggy-server 0.6.0 panics replaying it at start"
         } else if d.tail_only {
             "the last entry: iggy-server 0.6.0 does not start"
@@ -70,6 +75,15 @@ pub fn judge_state(s: &StateInspection) -> Vec<Problem> {
                 "; entries at or after it: {}; and {n} more",
                 shown.join("; ")
             ),
+        };
+        let did = match &s.drop_plan {
+            Some(drop) => format!(
+                "; the log holds {} such entr{}, whose replay would change nothing: {}",
+                drop.entries.len(),
+                if drop.entries.len() == 1 { "y" } else { "ies" },
+                shown.join("; ")
+            ),
+            None => did,
         };
         let detail = format!("{} ({place}){did}", d.detail);
         out.push(problem(kind, &s.log_path, Some(d.offset), detail));
@@ -103,9 +117,8 @@ pub fn judge_state(s: &StateInspection) -> Vec<Problem> {
         .parent()
         .and_then(Path::parent)
         .unwrap_or(Path::new(""));
-    let cut_note = s
-        .log
-        .as_ref()
+    // A drop keeps every other entry: the metadata compared is the whole log's.
+    let cut_note = (s.drop_plan.is_none().then_some(s.log.as_ref()).flatten())
         .and_then(|l| l.damage.as_ref())
         .map_or(String::new(), |d| {
             format!(" before the damage at byte {} of state/log", d.offset)
@@ -180,7 +193,34 @@ pub fn plan_state(s: &StateInspection, mode: Mode) -> StatePlan {
         if let Some(d) = &log.damage {
             let encrypted_guard =
                 log.encrypted && d.kind == DamageKind::Torn && d.code.is_none_or(changes_folders);
-            if d.kind == DamageKind::Unreplayable && mode != Mode::PointInTime {
+            if let Some(drop) = &s.drop_plan {
+                if mode == Mode::TolerateTail {
+                    out.refusals.push(format!(
+                        "state/log {} (byte {}): not crash damage; `--mode salvage` (or \
+                         point-in-time) drops the delete-segments entries, which change no \
+                         metadata, and renumbers the later ones (the whole log goes to \
+                         quarantine first, and `restore` puts it back)",
+                        d.detail, d.offset
+                    ));
+                } else {
+                    out.actions.push((
+                        RepairAction::DropStateLogEntries {
+                            entries: drop.entries.clone(),
+                            original_len: log.len,
+                            new_len: drop.new_len,
+                            new_xxh3: drop.new_xxh3,
+                        },
+                        reason.clone(),
+                    ));
+                }
+            } else if d.kind == DamageKind::Unreplayable && log.encrypted {
+                out.refusals.push(format!(
+                    "the encrypted state/log {} (byte {}): its entries cannot be resealed \
+                     without the key, and a cut's entries cannot be compared with the \
+                     folders; put back state/log from a backup taken before it",
+                    d.detail, d.offset
+                ));
+            } else if d.kind == DamageKind::Unreplayable && mode != Mode::PointInTime {
                 out.refusals.push(format!(
                     "state/log {} (byte {}), and iggy-warden never invents metadata: \
                      `--mode point-in-time` cuts state/log before that entry (it and \

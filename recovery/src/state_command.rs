@@ -42,6 +42,29 @@ pub fn code_name(code: u32) -> Option<&'static str> {
     CODES.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
 }
 
+/// Why iggy-server 0.6.0's reader of `state/log` (`EntryCommand::from_bytes`, run on
+/// every entry before any is replayed) rejects an entry with this code, which stops
+/// the server at start with `Error: SdkError(InvalidCommand)`; `None` when it reads it.
+/// It has no case for `delete-segments`, although it writes such an entry for every
+/// delete-segments request of its binary protocol.
+pub fn reader_rejects(code: u32) -> Option<String> {
+    const STOPS: &str = "iggy-server 0.6.0 stops at start with `Error: SdkError(InvalidCommand)`";
+    match code {
+        DELETE_SEGMENTS => Some(format!(
+            "0.6.0 records delete-segments entries but its reader has no case for them: {STOPS}"
+        )),
+        _ if code_name(code).is_none() => Some(format!(
+            "command code {code} is none that 0.6.0's reader knows: {STOPS}"
+        )),
+        _ => None,
+    }
+}
+
+/// The code of `delete-segments`: entries 0.6.0 writes and cannot read back. Replaying
+/// one changes no metadata (`SystemState::init`: "State is not affected by the
+/// delete segments"), so dropping it from the log loses nothing the server uses.
+pub const DELETE_SEGMENTS: u32 = 503;
+
 /// Whether an entry with this code changes which streams, topics or partitions exist,
 /// and so which folders the server expects under `streams/`.
 pub fn changes_folders(code: u32) -> bool {
@@ -230,7 +253,7 @@ fn decode(code: u32, r: &mut Reader<'_>) -> Option<Command> {
             topic: r.ident()?,
             count: r.u32()?,
         },
-        503 => Command::DeleteSegments {
+        DELETE_SEGMENTS => Command::DeleteSegments {
             stream: r.ident()?,
             topic: r.ident()?,
             partition: r.u32()?,

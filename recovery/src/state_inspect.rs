@@ -4,7 +4,7 @@
 //! partition folders (see [`crate::metadata`]). Judging and planning them is
 //! `state_check.rs`; this part belongs to layout discovery and depends on none of it.
 
-use crate::metadata::{compare, Metadata, Mismatch};
+use crate::metadata::{compare, Metadata, Mismatch, Unreplayable};
 use crate::names::escaped;
 use crate::state_info::Info;
 use crate::state_log::{parse_guided, Damage, DamageKind, Entry, StateLog, Trusted};
@@ -41,6 +41,20 @@ pub struct StateInspection {
     /// `state/log` is shorter than the length the journal says was verified (that
     /// length): entries were removed behind the server's back.
     pub shrunk_from: Option<u64>,
+    /// The log without the entries 0.6.0 writes but cannot read back, when those are
+    /// all that stops it: their replay changes nothing, so `metadata` is that of
+    /// every other entry.
+    pub drop_plan: Option<StateLogDrop>,
+}
+
+/// `state/log` without its `delete-segments` entries (see
+/// [`crate::state_command::reader_rejects`]), the later entries renumbered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StateLogDrop {
+    /// Byte offsets of the entries dropped.
+    pub entries: Vec<u64>,
+    pub new_len: u64,
+    pub new_xxh3: u64,
 }
 
 /// Reads the state files of `root` and compares the metadata with `folders`: each
@@ -60,18 +74,35 @@ pub fn inspect_guided(
 ) -> Result<StateInspection, StateReadError> {
     let log_path = root.join(LOG_REL);
     let info_path = root.join(INFO_REL);
-    let (mut log, bytes_trusted, shrunk_from) = match read_optional(&log_path)? {
+    let bytes = read_optional(&log_path)?;
+    let (mut log, bytes_trusted, shrunk_from) = match &bytes {
         Some(bytes) => {
-            let guided = parse_guided(&bytes, trusted);
+            let guided = parse_guided(bytes, trusted);
             (Some(guided.log), guided.bytes_trusted, guided.shrunk_from)
         }
         // A log the journal saw verified is gone: removed behind the server's back.
         None => (None, 0, trusted.map(|t| t.valid_len).filter(|l| *l > 0)),
     };
     let info = read_optional(&info_path)?.map(|b| crate::state_info::judge(&b));
+    let mut drop_plan = None;
     let metadata = match &mut log {
-        Some(l) if l.encrypted => None,
-        Some(l) => Some(replayable_prefix(l)),
+        Some(l) if l.encrypted => {
+            // Its codes are stored in the clear: the reader's refusals show.
+            if let Some(first) = Metadata::unreadable(&l.entries).first() {
+                mark_first(l, first);
+            }
+            None
+        }
+        Some(l) => {
+            let all = Metadata::replay(&l.entries);
+            drop_plan = bytes.as_deref().and_then(|b| droppable(l, &all, b));
+            if drop_plan.is_some() {
+                mark_dropped(l, &all);
+                Some(all)
+            } else {
+                Some(replayable_prefix(l, all))
+            }
+        }
         None => Some(Metadata::default()),
     };
     let mismatches = metadata
@@ -86,19 +117,29 @@ pub fn inspect_guided(
         mismatches,
         bytes_trusted,
         shrunk_from,
+        drop_plan,
     })
 }
 
-/// The metadata of `log`'s entries up to the first one the server cannot replay,
-/// which becomes the log's first damage (the server stops there as it stops at a
-/// torn or corrupt entry, and a cut there keeps what it can replay).
-fn replayable_prefix(log: &mut StateLog) -> Metadata {
-    let all = Metadata::replay(&log.entries);
+/// The metadata of `log`'s entries up to the first one the server cannot replay
+/// (`all` is the replay of every entry), which becomes the log's first damage (the
+/// server stops there as it stops at a torn or corrupt entry, and a cut there keeps
+/// what it can replay).
+fn replayable_prefix(log: &mut StateLog, all: Metadata) -> Metadata {
     let Some(first) = all.unreplayable.first() else {
         return all;
     };
-    let Some(at) = log.entries.iter().position(|e| e.offset == first.offset) else {
+    if !mark_first(log, first) {
         return all;
+    }
+    Metadata::replay(&log.entries)
+}
+
+/// Makes `first` the log's first damage and keeps only the entries before it (the
+/// damage found after it is listed with it); false when no entry is there.
+fn mark_first(log: &mut StateLog, first: &Unreplayable) -> bool {
+    let Some(at) = log.entries.iter().position(|e| e.offset == first.offset) else {
+        return false;
     };
     let rest = log.entries.split_off(at);
     let mut affected: Vec<String> = rest.iter().map(Entry::describe).collect();
@@ -115,7 +156,45 @@ fn replayable_prefix(log: &mut StateLog) -> Metadata {
         affected,
         code: rest.first().map(|e| e.code),
     });
-    Metadata::replay(&log.entries)
+    true
+}
+
+/// The drop of `log`'s delete-segments entries, when those are all that stops the
+/// server (`all` replays every entry) and the log is otherwise whole and verified.
+fn droppable(log: &StateLog, all: &Metadata, bytes: &[u8]) -> Option<StateLogDrop> {
+    if all.unreplayable.is_empty()
+        || !all.unreplayable.iter().all(|u| u.droppable)
+        || log.damage.is_some()
+    {
+        return None;
+    }
+    let entries: Vec<u64> = all.unreplayable.iter().map(|u| u.offset).collect();
+    let new = crate::state_log::without_entries(bytes, &entries).ok()?;
+    Some(StateLogDrop {
+        entries,
+        new_len: new.len() as u64,
+        new_xxh3: xxhash_rust::xxh3::xxh3_64(&new),
+    })
+}
+
+/// Names the first entry a drop takes as the log's damage, listing every one it
+/// takes; the entries stay, since every other one is kept.
+fn mark_dropped(log: &mut StateLog, all: &Metadata) {
+    let Some(first) = all.unreplayable.first() else {
+        return;
+    };
+    let affected = (log.entries.iter())
+        .filter(|e| all.unreplayable.iter().any(|u| u.offset == e.offset))
+        .map(|e| format!("{} [cannot be read back]", e.describe()))
+        .collect();
+    log.damage = Some(Damage {
+        kind: DamageKind::Unreplayable,
+        offset: first.offset,
+        tail_only: false,
+        detail: first.to_string(),
+        affected,
+        code: Some(crate::state_command::DELETE_SEGMENTS),
+    });
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateReadError> {

@@ -32,8 +32,10 @@
 //! encrypted (see `looks_encrypted`) has its framing and indexes verified only.
 
 mod frame;
+mod rewrite;
 
 pub use frame::{Entry, HEADER_LEN, MIN_ENTRY_LEN};
+pub use rewrite::without_entries;
 
 use crate::state_command::Command;
 use frame::{
@@ -53,9 +55,10 @@ pub enum DamageKind {
     Corrupt,
     /// An entry whose index does not follow the previous one.
     Gap,
-    /// A whole, valid entry that iggy-server 0.6.0 panics on when it replays the log:
-    /// it names a stream, topic, partition, consumer group or user that the entries
-    /// before it do not leave (see [`crate::metadata`]).
+    /// A whole, valid entry that stops iggy-server 0.6.0 at start: it panics replaying
+    /// it (it names a stream, topic, partition, consumer group or user that the
+    /// entries before it do not leave), or its reader rejects the command (see
+    /// [`crate::metadata`]).
     Unreplayable,
 }
 

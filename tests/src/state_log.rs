@@ -8,8 +8,8 @@
 //! here), command code u32, command length u32 and command; little-endian. The
 //! checksum is XXH3-64 of the entry without its checksum field. The commands written:
 //! create user (code 33), create personal access token (42), create stream (202),
-//! create topic (302), with the layouts of `state/models.rs` and the `iggy_common`
-//! commands.
+//! create topic (302), create partitions (402), delete segments (503), with the
+//! layouts of `state/models.rs` and the `iggy_common` commands.
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -24,6 +24,7 @@ pub const CREATE_PERSONAL_ACCESS_TOKEN: u32 = 42;
 pub const CREATE_STREAM: u32 = 202;
 pub const CREATE_TOPIC: u32 = 302;
 pub const CREATE_PARTITIONS: u32 = 402;
+pub const DELETE_SEGMENTS: u32 = 503;
 
 /// One entry before encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,6 +298,34 @@ pub fn append_token(
     user_id: u32,
     token_name: &str,
 ) -> std::io::Result<u64> {
+    let command = create_personal_access_token(token_name);
+    append_entry(data_dir, user_id, CREATE_PERSONAL_ACCESS_TOKEN, command)
+}
+
+/// Appends to `data_dir/state/log` the entry 0.6.0 writes for a delete-segments
+/// request (numeric ids), which its own reader rejects at the next start. Returns
+/// the entry's byte offset.
+pub fn append_delete_segments(
+    data_dir: &std::path::Path,
+    (stream, topic, partition): (u32, u32, u32),
+    count: u32,
+) -> std::io::Result<u64> {
+    let mut command = vec![1, 4];
+    command.extend_from_slice(&stream.to_le_bytes());
+    command.extend_from_slice(&[1, 4]);
+    command.extend_from_slice(&topic.to_le_bytes());
+    command.extend_from_slice(&partition.to_le_bytes());
+    command.extend_from_slice(&count.to_le_bytes());
+    append_entry(data_dir, 0, DELETE_SEGMENTS, command)
+}
+
+/// Appends one entry, numbered after the last, written on behalf of `user_id`.
+fn append_entry(
+    data_dir: &std::path::Path,
+    user_id: u32,
+    code: u32,
+    command: Vec<u8>,
+) -> std::io::Result<u64> {
     let path = data_dir.join("state/log");
     let mut bytes = std::fs::read(&path)?;
     let offset = bytes.len() as u64;
@@ -308,8 +337,8 @@ pub fn append_token(
         index: next,
         timestamp: 1_760_000_000_000_000 + next,
         user_id,
-        code: CREATE_PERSONAL_ACCESS_TOKEN,
-        command: create_personal_access_token(token_name),
+        code,
+        command,
     }));
     std::fs::write(&path, bytes)?;
     Ok(offset)

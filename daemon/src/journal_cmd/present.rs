@@ -38,6 +38,7 @@ impl SegmentFilter {
                     RepairAction::Restore { repair: undone } => self.repairs.contains(undone),
                     RepairAction::CreateDir { .. }
                     | RepairAction::TruncateStateLog { .. }
+                    | RepairAction::DropStateLogEntries { .. }
                     | RepairAction::ResetConsumerOffset { .. } => false,
                     RepairAction::Relay {
                         originals,

@@ -42,7 +42,9 @@ fn repaired_partitions(action: &RepairAction) -> Vec<PartitionId> {
         }
         // A consumer's position: the partition's data was not damaged by it.
         RepairAction::ResetConsumerOffset { .. } => Vec::new(),
-        RepairAction::Restore { .. } | RepairAction::TruncateStateLog { .. } => Vec::new(),
+        RepairAction::Restore { .. }
+        | RepairAction::TruncateStateLog { .. }
+        | RepairAction::DropStateLogEntries { .. } => Vec::new(),
     }
 }
 

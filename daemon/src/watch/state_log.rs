@@ -16,16 +16,18 @@
 //! handover, a repair `recover` journaled has removed it.
 //!
 //! Each new length also has the entries replayed as 0.6.0 replays them at start: an
-//! entry it cannot replay (the server writes one itself: it numbers users anew at
-//! every start but records a token under its writer's current number) means the
-//! next start panics, so the sidecar says so while the server still runs, once per
-//! such entry, and exports it (`iggy_warden_state_log_unreplayable`).
+//! entry it cannot replay (the server writes such entries itself: it numbers users
+//! anew at every start but records a token under its writer's current number, and
+//! it records every delete-segments request in an entry its reader rejects) means
+//! the next start fails, so the sidecar says so while the server still runs, once
+//! per such entry, and exports it (`iggy_warden_state_log_unreplayable`). Of an
+//! encrypted log only the reader's refusals show (the codes are in the clear).
 
 use journal::{Journal, Record};
 use recovery::metadata::{Metadata, Unreplayable};
 use recovery::names::escaped;
 use recovery::state_inspect::LOG_REL;
-use recovery::state_log::{parse_guided, StateLog, Trusted};
+use recovery::state_log::{parse_guided, Trusted};
 use std::path::Path;
 
 #[derive(Debug, Default)]
@@ -86,10 +88,15 @@ impl StateLogWatch {
         self.seen_len = Some(bytes.len() as u64);
         let parsed = parse_guided(&bytes, self.mark);
         let log = &parsed.log;
-        if log.encrypted || parsed.shrunk_from.is_some() {
+        if log.encrypted {
+            // Its codes are in the clear: the reader's refusals still show.
+            self.judge(&path, Metadata::unreadable(&log.entries));
             return None;
         }
-        self.judge_replay(&path, log);
+        if parsed.shrunk_from.is_some() {
+            return None;
+        }
+        self.judge(&path, Metadata::replay(&log.entries).unreplayable);
         self.replayed_len = Some(bytes.len() as u64);
         let last = log.entries.last()?;
         let valid_len = last.offset.checked_add(last.len)?;
@@ -114,24 +121,31 @@ impl StateLogWatch {
         self.unreplayable.as_ref()
     }
 
-    fn judge_replay(&mut self, path: &Path, log: &StateLog) {
-        let first = Metadata::replay(&log.entries)
-            .unreplayable
-            .into_iter()
-            .next();
+    /// Says once per entry that the first of `found`, the entries the server cannot
+    /// replay (or read back), will stop its next start.
+    fn judge(&mut self, path: &Path, found: Vec<Unreplayable>) {
+        // Salvage drops them only when every one is a delete-segments entry.
+        let droppable = found.iter().all(|u| u.droppable);
+        let first = found.into_iter().next();
         if let Some(u) = first
             .as_ref()
             .filter(|u| self.unreplayable.as_ref() != Some(u))
         {
+            let remedy = if droppable {
+                "`iggy-warden recover --mode salvage` drops such entries, whose replay \
+                 changes nothing"
+            } else {
+                "`iggy-warden recover --mode point-in-time` cuts the log before it, or put \
+                 back a backup"
+            };
             tracing::error!(
-                "{} entry {} at byte {}: {} ({}): iggy-server 0.6.0 will panic replaying \
-                 it at its next start; `iggy-warden recover --mode point-in-time` cuts \
-                 the log before it, or put back a backup",
+                "{} entry {} at byte {} ({}): {}; iggy-server 0.6.0 will not start again \
+                 with it; {remedy}",
                 escaped(path),
                 u.index,
                 u.offset,
-                u.why,
-                u.command
+                u.command,
+                u.why
             );
         }
         self.unreplayable = first;

@@ -50,7 +50,7 @@ pub struct Status {
     pub dirty: AtomicU64,
     pub ready: AtomicBool,
     pub released: AtomicBool,
-    /// `state/log` holds an entry iggy-server 0.6.0 panics on at its next start.
+    /// `state/log` holds an entry that stops iggy-server 0.6.0 at its next start.
     pub state_log_unreplayable: AtomicBool,
     /// Nothing to do: every event seen so far is handled.
     pub idle: AtomicBool,
@@ -182,7 +182,7 @@ impl Status {
         let mut text = String::new();
         if self.state_log_unreplayable.load(Relaxed) {
             text.push_str(
-                "STATE-LOG holds an entry iggy-server 0.6.0 panics on at its next start; \
+                "STATE-LOG holds an entry that stops iggy-server 0.6.0 at its next start; \
                  run `iggy-warden check`. ",
             );
         }

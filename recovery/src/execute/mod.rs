@@ -20,6 +20,7 @@
 //! (made again, its bytes already saved). A restore and a salvage re-lay still run
 //! one action at a time, each with its own syncs.
 
+mod drop_entries;
 mod error;
 mod log;
 mod phases;

@@ -12,6 +12,7 @@ use crate::offset_reset::{is_offset_file, offset_digest};
 use crate::quarantine::Finder;
 use crate::rebuild::{rebuild_index, temp_index_path};
 use crate::work_names::{work_path, SET_ASIDE, TEMPORARY};
+use journal::action::STATE_LOG;
 use journal::{ByteRange, Cut, RepairAction, RepairId, SegmentKey};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,26 @@ impl Executor<'_> {
                 (path, true) => Err(self.offset_changed(id, &path, *stored)),
                 (_, false) => save(rel.clone(), ByteRange::new(0, OFFSET_FILE_LEN), false),
             },
+            RepairAction::DropStateLogEntries {
+                original_len,
+                new_len,
+                new_xxh3,
+                ..
+            } => {
+                let path = self.data_dir.join(STATE_LOG);
+                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+                if current == Some((*new_len, *new_xxh3)) && finder.verified(id)? {
+                    return Ok(None);
+                }
+                match current.map(|(len, _)| len) {
+                    Some(len) if len == *original_len => save(
+                        STATE_LOG.to_string(),
+                        ByteRange::new(0, *original_len),
+                        false,
+                    ),
+                    found => Err(self.length_changed(id, &path, Some(*original_len), found)),
+                }
+            }
             // Truncations are handled above.
             RepairAction::TruncateLog { .. }
             | RepairAction::TruncateIndex { .. }
@@ -211,6 +232,29 @@ impl Executor<'_> {
                 changed_in(&path);
                 changed_in(&tmp);
                 Ok(OFFSET_FILE_LEN)
+            }
+            RepairAction::DropStateLogEntries {
+                entries,
+                original_len,
+                new_len,
+                new_xxh3,
+            } => {
+                let path = self.data_dir.join(STATE_LOG);
+                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+                if current == Some((*new_len, *new_xxh3)) {
+                    self.remove_swapped_out(&path, Some(*original_len))?;
+                    return Ok(*original_len);
+                }
+                let found = current.map(|(len, _)| len);
+                if found != Some(*original_len) {
+                    return Err(self.length_changed(id, &path, Some(*original_len), found));
+                }
+                let planned = (*new_len, *new_xxh3);
+                let tmp =
+                    self.write_state_log_without(id, &path, entries, *original_len, planned)?;
+                self.replace_checked(id, &tmp, &path, current)?;
+                changed_in(&path);
+                Ok(*original_len)
             }
             // Truncations are handled above.
             RepairAction::TruncateLog { .. }

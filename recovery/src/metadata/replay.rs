@@ -8,9 +8,13 @@
 //! what decides whether the directory starts, so they are mirrored here one command
 //! at a time; an entry that would panic is skipped and listed, and the replay goes on
 //! (the report names every such entry, the server would stop at the first).
+//!
+//! Before any replay the server reads every entry back, and its reader rejects the
+//! codes it has no case for, `delete-segments` among them although the server writes
+//! those: such an entry is listed too, as the server would stop there as well.
 
 use super::{Metadata, StreamMeta, TopicMeta, Unreplayable};
-use crate::state_command::{Command, Ident};
+use crate::state_command::{reader_rejects, Command, Ident, DELETE_SEGMENTS};
 use crate::state_log::Entry;
 use std::collections::BTreeMap;
 
@@ -27,16 +31,25 @@ impl Metadata {
     pub fn replay<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Self {
         let mut m = Metadata::default();
         for e in entries {
-            if let Err(why) = m.apply(&e.command, e.user_id) {
+            if let Some(u) = unreadable(e) {
+                m.unreplayable.push(u);
+            } else if let Err(why) = m.apply(&e.command, e.user_id) {
                 m.unreplayable.push(Unreplayable {
                     index: e.index,
                     offset: e.offset,
                     command: e.command.to_string(),
                     why,
+                    droppable: false,
                 });
             }
         }
         m
+    }
+
+    /// The entries 0.6.0's reader rejects, by their command codes alone: what can be
+    /// told of an encrypted log, whose codes are stored in the clear.
+    pub fn unreadable<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<Unreplayable> {
+        entries.into_iter().filter_map(unreadable).collect()
     }
 
     /// Applies one command of an entry written on behalf of `user_id`; `Err` with
@@ -109,17 +122,8 @@ impl Metadata {
                     t.partitions.retain(|p| last - p >= *count);
                 }
             }
-            Command::DeleteSegments {
-                stream,
-                topic,
-                partition,
-                ..
-            } => {
-                let t = self.topic_mut(stream, topic)?;
-                if !t.partitions.is_empty() && !t.partitions.contains(partition) {
-                    return Err(format!("partition {partition} does not exist"));
-                }
-            }
+            // Never replayed: the reader rejects the entry first (see `unreadable`).
+            Command::DeleteSegments { .. } => {}
             Command::CreateConsumerGroup {
                 stream,
                 topic,
@@ -163,7 +167,7 @@ impl Metadata {
                 self.existing_user(user_id)?;
             }
             // Nothing this replay can follow: an encrypted log's commands (whose
-            // metadata is not judged at all), or a code 0.6.0 never stores.
+            // metadata is not judged at all), or a code the reader rejects first.
             Command::Undecoded { .. } | Command::Unknown { .. } => {}
         }
         Ok(())
@@ -234,4 +238,16 @@ fn plausible(count: u32) -> Result<u32, String> {
         ));
     }
     Ok(count)
+}
+
+/// `e` as an entry 0.6.0's reader rejects, if it does.
+fn unreadable(e: &Entry) -> Option<Unreplayable> {
+    let why = reader_rejects(e.code)?;
+    Some(Unreplayable {
+        index: e.index,
+        offset: e.offset,
+        command: e.command.to_string(),
+        why,
+        droppable: e.code == DELETE_SEGMENTS,
+    })
 }

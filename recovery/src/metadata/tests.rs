@@ -21,12 +21,28 @@ fn entries_by(user_id: u32, commands: &[Command]) -> Vec<Entry> {
             version: 1,
             timestamp: 0,
             user_id,
-            code: 0,
+            code: code_of(c),
             command: c.clone(),
             checksum_ok: Some(true),
             checksum: 0,
         })
         .collect()
+}
+
+/// The code 0.6.0 stores `c` under (its name is the command's tag).
+fn code_of(c: &Command) -> u32 {
+    match c {
+        Command::Undecoded { code } | Command::Unknown { code } => *code,
+        _ => {
+            let tag = serde_json::to_value(c).expect("a command serializes");
+            let name = tag["command"].as_str().expect("tagged by name");
+            crate::state_command::CODES
+                .iter()
+                .find(|(_, n)| *n == name)
+                .map(|(code, _)| *code)
+                .expect("a code of 0.6.0")
+        }
+    }
 }
 
 fn stream(n: u32, name: &str) -> Command {
@@ -149,6 +165,46 @@ fn deletes_by_number_of_what_is_not_there_are_no_error_as_in_the_server() {
 }
 
 #[test]
+fn entries_the_servers_reader_rejects_are_listed_and_only_delete_segments_is_droppable() {
+    let delete_segments = Command::DeleteSegments {
+        stream: Ident::Id(1),
+        topic: Ident::Id(0),
+        partition: 0,
+        count: 0,
+    };
+    let commands = [
+        stream(1, "s"),
+        topic(Ident::Id(1), 0, 1),
+        // 2: of a partition that exists, and yet the reader rejects it.
+        delete_segments.clone(),
+        // 3: a code 0.6.0 never stores.
+        Command::Unknown { code: 999 },
+        topic(Ident::Id(1), 1, 1),
+    ];
+    let meta = Metadata::replay(&entries(&commands));
+    let listed: Vec<(u64, bool)> = meta
+        .unreplayable
+        .iter()
+        .map(|u| (u.index, u.droppable))
+        .collect();
+    assert_eq!(listed, [(2, true), (3, false)]);
+    assert!(meta.unreplayable[0].why.contains("InvalidCommand"));
+    assert!(meta.unreplayable[1].why.contains("command code 999"));
+    // Neither changes the metadata: the topic after them is there.
+    assert_eq!(meta.counts(), (1, 2, 2));
+    // By their codes alone, as for an encrypted log: the same two.
+    let mut encrypted = entries(&commands);
+    for e in &mut encrypted {
+        e.command = Command::Undecoded { code: e.code };
+    }
+    let by_code: Vec<u64> = Metadata::unreadable(&encrypted)
+        .iter()
+        .map(|u| u.index)
+        .collect();
+    assert_eq!(by_code, [2, 3]);
+}
+
+#[test]
 fn every_lookup_the_server_panics_on_is_listed_with_its_entry() {
     let commands = [
         stream(1, "s"),
@@ -161,7 +217,7 @@ fn every_lookup_the_server_panics_on_is_listed_with_its_entry() {
             topic: id("nope"),
             count: 1,
         },
-        // 4: segments of a partition the topic lacks.
+        // 4: segments deleted: the reader rejects every such entry.
         Command::DeleteSegments {
             stream: Ident::Id(1),
             topic: Ident::Id(0),

@@ -287,3 +287,71 @@ fn a_guided_parse_verifies_whole_when_the_mark_does_not_hold() {
         let _ = parse_guided(&bytes[len..], Some(mark));
     }
 }
+
+/// A delete-segments command of stream 0, topic 0, partition 0.
+fn delete_segments() -> Vec<u8> {
+    let mut p = vec![1, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0];
+    p.extend(0u32.to_le_bytes());
+    p.extend(1u32.to_le_bytes());
+    p
+}
+
+#[test]
+fn dropping_entries_renumbers_and_reseals_the_later_ones_and_equals_a_log_written_without_them() {
+    // Entries 0..6; 2 and 4 are delete-segments entries.
+    let kinds = [202, 202, 503, 202, 503, 202];
+    let mut bytes = Vec::new();
+    let mut drop = Vec::new();
+    let mut expected = Vec::new();
+    let mut kept = 0u64;
+    for (i, code) in (0u64..).zip(kinds) {
+        let payload = if code == 503 {
+            drop.push(bytes.len() as u64);
+            delete_segments()
+        } else {
+            create_stream(i as u32, &format!("s{i}"))
+        };
+        bytes.extend(entry(i, code, &payload));
+        if code != 503 {
+            expected.extend(entry(kept, code, &payload));
+            kept += 1;
+        }
+    }
+    let new = without_entries(&bytes, &drop).unwrap();
+    assert_eq!(new, expected);
+    let log = parse(&new);
+    assert!(log.damage.is_none(), "{:?}", log.damage);
+    let indexes: Vec<u64> = log.entries.iter().map(|e| e.index).collect();
+    assert_eq!(indexes, [0, 1, 2, 3]);
+    // Nothing dropped: the same bytes.
+    assert_eq!(without_entries(&bytes, &[]).unwrap(), bytes);
+}
+
+#[test]
+fn only_a_whole_verified_log_is_rewritten_and_only_at_entry_starts() {
+    let (bytes, starts) = log_of(4);
+    assert!(without_entries(&bytes, &[starts[1] + 1]).is_err());
+    let mut torn = bytes.clone();
+    torn.truncate(bytes.len() - 3);
+    assert!(without_entries(&torn, &[starts[1]]).is_err());
+    let mut zeros = bytes.clone();
+    zeros.extend([0; 16]);
+    assert!(without_entries(&zeros, &[starts[1]]).is_err());
+    let mut corrupt = bytes.clone();
+    corrupt[(starts[2] + 70) as usize] ^= 1;
+    assert!(without_entries(&corrupt, &[starts[1]]).is_err());
+    // Dropping the first entry numbers the rest from one lower.
+    let new = without_entries(&bytes, &[starts[0]]).unwrap();
+    let first = parse(&new).entries.first().map(|e| e.index);
+    assert_eq!(first, parse(&bytes).entries.first().map(|e| e.index));
+}
+
+proptest::proptest! {
+    #[test]
+    fn rewriting_any_bytes_never_panics(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        drop in proptest::collection::vec(0u64..400, 0..4),
+    ) {
+        let _ = without_entries(&bytes, &drop);
+    }
+}

@@ -619,6 +619,47 @@ fn a_state_log_cut_killed_at_any_step_converges_and_loses_nothing() {
     crash_everywhere("state-log cut", &data, Mode::TolerateTail);
 }
 
+/// A log with a delete-segments entry between two users (salvage drops it and
+/// renumbers `bob`'s), and a torn log tail.
+fn with_delete_segments(tmp: &Path) -> std::path::PathBuf {
+    let data = tmp.join("gen");
+    DataDirBuilder::new()
+        .seed(11)
+        .partition(
+            PartitionSpec::new(0, 0, 0)
+                .messages(60, 20..200, 0)
+                .segment_size(4 * 1024),
+        )
+        .user("alice")
+        .build(&data);
+    harness::state_log::append_delete_segments(&data, (0, 0, 0), 1).expect("entry");
+    harness::state_log::append_token(&data, 0, "after").expect("entry");
+    apply(&data, P0, Fault::TornLogTail).expect("fault");
+    data
+}
+
+#[test]
+fn a_drop_of_state_log_entries_killed_at_any_step_converges_and_loses_nothing() {
+    silence_crash_panics();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = with_delete_segments(tmp.path());
+    crash_everywhere("state-log drop", &data, Mode::Salvage);
+    crash_everywhere_then(
+        "state-log drop, power lost",
+        &data,
+        Mode::Salvage,
+        AfterCrash::LosePower,
+    );
+    crash_everywhere_then(
+        "state-log drop, journal lost",
+        &data,
+        Mode::Salvage,
+        AfterCrash::LoseJournal {
+            same_messages: true,
+        },
+    );
+}
+
 #[test]
 fn a_repair_killed_at_any_step_then_its_journal_lost_converges_and_loses_nothing() {
     silence_crash_panics();

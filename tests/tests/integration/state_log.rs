@@ -12,7 +12,10 @@
 
 use crate::warden;
 use harness::fixtures::{copy_of, FixtureCopy, CLEAN, KILLED_UNDER_LOAD};
-use harness::state_log::{append_token, encrypt_entry, frame_entries, metadata_entries};
+use harness::state_log::{
+    append_delete_segments, append_token, encode_entry, encrypt_entry, frame_entries,
+    metadata_entries, StateEntry, DELETE_SEGMENTS,
+};
 use harness::{
     apply_state, assert_same, copy_dir, fixture_copy, snapshot, state_faults, DataDirBuilder,
     PartitionSpec, Run, StateFault,
@@ -310,6 +313,91 @@ fn a_cut_before_an_unreplayable_entry_that_would_orphan_messages_is_refused() {
     assert_eq!(run.code, 3, "{}", run.stdout);
     assert!(run.stdout.contains("streams/5"), "{}", run.stdout);
     assert_same(&before, &snapshot(dir));
+}
+
+#[test]
+fn delete_segments_entries_the_server_cannot_read_back_are_dropped_and_the_rest_renumbered() {
+    let copy = built();
+    let (dir, state) = (copy.path(), copy.tmp_root().join("state"));
+    let log = dir.join("state/log");
+    let kept = fs::read(&log).unwrap();
+    // 0.6.0 writes one per delete-segments request, and its reader rejects it at
+    // the next start (`InvalidCommand`); entries after it are metadata to keep.
+    let at = append_delete_segments(dir, (0, 0, 1), 1).unwrap();
+    append_token(dir, 0, "after").unwrap();
+    append_delete_segments(dir, (0, 0, 0), 0).unwrap();
+    let found = problems(dir);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "state-log-unreplayable");
+    assert_eq!(found[0].2, Some(at));
+    let text = warden(["check", "--data-dir", s(dir)]);
+    assert_ne!(text.code, 0);
+    assert!(
+        text.stdout.contains("InvalidCommand")
+            && text.stdout.contains("2 such entries")
+            && !text.stdout.contains("folder-without-metadata"),
+        "{}",
+        text.stdout
+    );
+    let before = snapshot(dir);
+    for mode in ["tolerate-tail", "absolute"] {
+        let run = recover(dir, &state, mode);
+        assert_eq!(run.code, 3, "{mode}: {}", run.stdout);
+        assert!(
+            mode == "absolute" || run.stdout.contains("`--mode salvage`"),
+            "{}",
+            run.stdout
+        );
+        assert_same(&before, &snapshot(dir));
+    }
+    // The log 0.6.0 would have written without them: the token is entry n, resealed.
+    let next = frame_entries(&kept).unwrap().last().unwrap().index + 1;
+    let mut expected = kept.clone();
+    expected.extend(encode_entry(&StateEntry {
+        index: next,
+        timestamp: 1_760_000_000_000_000 + next + 1,
+        user_id: 0,
+        code: harness::state_log::CREATE_PERSONAL_ACCESS_TOKEN,
+        command: harness::state_log::create_personal_access_token("after"),
+    }));
+    for mode in ["salvage", "point-in-time"] {
+        let run = recover(dir, &state, mode);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stdout);
+        assert_eq!(fs::read(&log).unwrap(), expected, "{mode}");
+        assert_eq!(check(dir).code, 0, "{mode}");
+        restore_all(dir, &state);
+        assert_same(&before, &snapshot(dir));
+        fs::remove_dir_all(state.join("quarantine")).unwrap();
+    }
+}
+
+#[test]
+fn an_encrypted_logs_delete_segments_entry_is_named_by_its_code_and_left_to_an_operator() {
+    let copy = built();
+    let (dir, state) = (copy.path(), copy.tmp_root().join("state"));
+    let mut bytes = encrypted_log(false);
+    let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
+    let at = bytes.len() as u64;
+    bytes.extend(encrypt_entry(&StateEntry {
+        index: next,
+        timestamp: 1,
+        user_id: 0,
+        code: DELETE_SEGMENTS,
+        command: vec![1, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+    }));
+    fs::write(dir.join("state/log"), bytes).unwrap();
+    let found = problems(dir);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].0.as_str(), found[0].2),
+        ("state-log-unreplayable", Some(at))
+    );
+    let before = snapshot(dir);
+    for mode in ["tolerate-tail", "salvage", "point-in-time"] {
+        let run = recover(dir, &state, mode);
+        assert_eq!(run.code, 3, "{mode}: {}", run.stdout);
+        assert_same(&before, &snapshot(dir));
+    }
 }
 
 #[test]

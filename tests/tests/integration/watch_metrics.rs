@@ -6,6 +6,9 @@
 use crate::warden;
 use crate::watch_common;
 
+use harness::state_log::{
+    encrypt_entry, frame_entries, metadata_entries, StateEntry, DELETE_SEGMENTS,
+};
 use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -263,7 +266,7 @@ fn the_sidecar_says_when_state_log_gets_an_entry_the_next_start_panics_on() {
     value("1");
     let text = sidecar.log_text();
     assert!(
-        text.contains("user 9 does not exist") && text.contains("will panic replaying it"),
+        text.contains("user 9 does not exist") && text.contains("will not start again"),
         "{text}"
     );
     assert_eq!(sidecar.status_json()["state_log_unreplayable"], true);
@@ -298,5 +301,51 @@ fn the_sidecar_says_when_state_log_gets_an_entry_the_next_start_panics_on() {
     sidecar.tick();
     value("0");
     assert_eq!(sidecar.status_json()["state_log_unreplayable"], false);
+
+    // A delete-segments request's entry, which 0.6.0's reader rejects: salvage drops
+    // it, with the journal lent, and the sidecar says all is well again.
+    harness::state_log::append_delete_segments(&data, (0, 0, 0), 1).unwrap();
+    sidecar.tick();
+    value("1");
+    let text = sidecar.log_text();
+    assert!(
+        text.contains("InvalidCommand") && text.contains("--mode salvage` drops"),
+        "{text}"
+    );
+    let run = warden([
+        "recover",
+        "--mode",
+        "salvage",
+        "--data-dir",
+        s(&data),
+        "--state-dir",
+        s(&state),
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    sidecar.tick();
+    value("0");
+
+    // Of an encrypted log, the codes tell: the same entry is named.
+    let mut bytes: Vec<u8> = metadata_entries(&[(0, 0, 0)], &[], &[], 1)
+        .iter()
+        .flat_map(encrypt_entry)
+        .collect();
+    let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
+    bytes.extend(encrypt_entry(&StateEntry {
+        index: next,
+        timestamp: 1,
+        user_id: 0,
+        code: DELETE_SEGMENTS,
+        command: vec![1, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+    }));
+    std::fs::write(data.join("state/log"), bytes).unwrap();
+    sidecar.tick();
+    value("1");
+    assert_eq!(
+        sidecar.log_text().matches("InvalidCommand").count(),
+        2,
+        "{}",
+        sidecar.log_text()
+    );
     sidecar.terminate();
 }

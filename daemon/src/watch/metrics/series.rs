@@ -94,7 +94,7 @@ impl Collector for SidecarCollector {
         gauge(
             enc,
             "state_log_unreplayable",
-            "1 while state/log holds an entry iggy-server 0.6.0 panics on when it replays the log at its next start (check: state-log-unreplayable), else 0",
+            "1 while state/log holds an entry that stops iggy-server 0.6.0 at its next start (its replay panics, or its reader rejects it; check: state-log-unreplayable), else 0",
             None,
             i64::from(s.state_log_unreplayable.load(Relaxed)),
         )?;
