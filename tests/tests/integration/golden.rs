@@ -1,5 +1,5 @@
 //! Journals and quarantines written by earlier releases: the releases before journal
-//! formats 3, 4, 5 and 6 (`fixtures/warden-format-2/` to `fixtures/warden-format-5/`), whose
+//! formats 3 to 7 (`fixtures/warden-format-2/` to `fixtures/warden-format-6/`), whose
 //! journals the current build migrates instead of moving them aside, keeping their
 //! history, recovering with them and restoring their repairs; and the release before
 //! packed run folders (`fixtures/warden-run-v1/`), whose run folder is listed and
@@ -22,11 +22,12 @@ struct Golden {
 }
 
 /// The fixtures of older journal formats.
-const OLDER_FORMATS: [&str; 4] = [
+const OLDER_FORMATS: [&str; 5] = [
     "warden-format-2",
     "warden-format-3",
     "warden-format-4",
     "warden-format-5",
+    "warden-format-6",
 ];
 
 /// A copy of `fixtures/<name>/`'s data and state directories.
