@@ -20,8 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use recovery::message::HEADER_LEN;
 use recovery::scan::StopReason;
 use recovery::scan::{
-    scan_log, scan_log_with, EachMessage, MessageMeta, ScanBuffer, ScanOutcome,
-    ScanStart,
+    scan_log, scan_log_with, EachMessage, MessageMeta, ScanBuffer, ScanOutcome, ScanStart,
 };
 use std::io;
 
@@ -93,7 +92,8 @@ fn scan<R: io::Read>(src: R, start: ScanStart) -> (io::Result<ScanOutcome>, Vec<
         metas.push(*m);
         Ok::<_, io::Error>(())
     });
-    let outcome = scan_log(src, start, visit).map(|s| s.ended().expect("a visitor that never stops"));
+    let outcome =
+        scan_log(src, start, visit).map(|s| s.ended().expect("a visitor that never stops"));
     (outcome, metas)
 }
 
