@@ -238,6 +238,12 @@ impl StateInspection {
     pub fn summary(&self) -> String {
         let log = match &self.log {
             None => "state/log missing (the server starts without streams)".to_string(),
+            Some(l) if self.drop_plan.is_some() => format!(
+                "state/log: {} bytes, {} entries, of which {} to drop, checksums verified",
+                l.len,
+                l.entries.len(),
+                self.drop_plan.as_ref().map_or(0, |d| d.entries.len())
+            ),
             Some(l) => format!(
                 "state/log: {} bytes, {} entries before any damage, checksums {}",
                 l.len,

@@ -330,6 +330,8 @@ fn delete_segments_entries_the_server_cannot_read_back_are_dropped_and_the_rest_
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "state-log-unreplayable");
     assert_eq!(found[0].2, Some(at));
+    let state_line = check(dir).json()["state"].to_string();
+    assert!(state_line.contains("of which 2 to drop"), "{state_line}");
     let text = warden(["check", "--data-dir", s(dir)]);
     assert_ne!(text.code, 0);
     assert!(
