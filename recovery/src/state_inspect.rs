@@ -148,15 +148,25 @@ fn mark_first(log: &mut StateLog, first: &Unreplayable) -> bool {
     }
     let later_damage = log.damage.take();
     affected.extend(later_damage.into_iter().flat_map(|d| d.affected));
-    log.damage = Some(Damage {
+    log.damage = Some(unreplayable_damage(
+        first,
+        affected,
+        rest.first().map(|e| e.code),
+    ));
+    true
+}
+
+/// The damage an entry that stops the server is: at `first`, with the entries it
+/// affects and its command code.
+fn unreplayable_damage(first: &Unreplayable, affected: Vec<String>, code: Option<u32>) -> Damage {
+    Damage {
         kind: DamageKind::Unreplayable,
         offset: first.offset,
         tail_only: false,
         detail: first.to_string(),
         affected,
-        code: rest.first().map(|e| e.code),
-    });
-    true
+        code,
+    }
 }
 
 /// The drop of `log`'s delete-segments entries, when those are all that stops the
@@ -187,14 +197,8 @@ fn mark_dropped(log: &mut StateLog, all: &Metadata) {
         .filter(|e| all.unreplayable.iter().any(|u| u.offset == e.offset))
         .map(|e| format!("{} [cannot be read back]", e.describe()))
         .collect();
-    log.damage = Some(Damage {
-        kind: DamageKind::Unreplayable,
-        offset: first.offset,
-        tail_only: false,
-        detail: first.to_string(),
-        affected,
-        code: Some(crate::state_command::DELETE_SEGMENTS),
-    });
+    let code = Some(crate::state_command::DELETE_SEGMENTS);
+    log.damage = Some(unreplayable_damage(first, affected, code));
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateReadError> {

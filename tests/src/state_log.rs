@@ -307,16 +307,42 @@ pub fn append_token(
 /// the entry's byte offset.
 pub fn append_delete_segments(
     data_dir: &std::path::Path,
-    (stream, topic, partition): (u32, u32, u32),
+    partition: (u32, u32, u32),
     count: u32,
 ) -> std::io::Result<u64> {
+    append_entry(
+        data_dir,
+        0,
+        DELETE_SEGMENTS,
+        delete_segments(partition, count),
+    )
+}
+
+/// Delete-segments command: `count` segments of a partition (numeric ids).
+pub fn delete_segments((stream, topic, partition): (u32, u32, u32), count: u32) -> Vec<u8> {
     let mut command = vec![1, 4];
     command.extend_from_slice(&stream.to_le_bytes());
     command.extend_from_slice(&[1, 4]);
     command.extend_from_slice(&topic.to_le_bytes());
     command.extend_from_slice(&partition.to_le_bytes());
     command.extend_from_slice(&count.to_le_bytes());
-    append_entry(data_dir, 0, DELETE_SEGMENTS, command)
+    command
+}
+
+/// Appends to the encrypted log `bytes` (entries of `encrypt_entry`) a
+/// delete-segments entry of partition 0/0/0, encrypted the same way; returns its
+/// byte offset.
+pub fn append_encrypted_delete_segments(bytes: &mut Vec<u8>) -> Result<u64, String> {
+    let offset = bytes.len() as u64;
+    let next = frame_entries(bytes)?.last().map_or(0, |e| e.index + 1);
+    bytes.extend(encrypt_entry(&StateEntry {
+        index: next,
+        timestamp: 1_760_000_000_000_000 + next,
+        user_id: 0,
+        code: DELETE_SEGMENTS,
+        command: delete_segments((0, 0, 0), 1),
+    }));
+    Ok(offset)
 }
 
 /// Appends one entry, numbered after the last, written on behalf of `user_id`.

@@ -13,8 +13,8 @@
 use crate::warden;
 use harness::fixtures::{copy_of, FixtureCopy, CLEAN, KILLED_UNDER_LOAD};
 use harness::state_log::{
-    append_delete_segments, append_token, encode_entry, encrypt_entry, frame_entries,
-    metadata_entries, StateEntry, DELETE_SEGMENTS,
+    append_delete_segments, append_encrypted_delete_segments, append_token, encode_entry,
+    encrypt_entry, frame_entries, metadata_entries, StateEntry,
 };
 use harness::{
     apply_state, assert_same, copy_dir, fixture_copy, snapshot, state_faults, DataDirBuilder,
@@ -378,15 +378,7 @@ fn an_encrypted_logs_delete_segments_entry_is_named_by_its_code_and_left_to_an_o
     let copy = built();
     let (dir, state) = (copy.path(), copy.tmp_root().join("state"));
     let mut bytes = encrypted_log(false);
-    let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
-    let at = bytes.len() as u64;
-    bytes.extend(encrypt_entry(&StateEntry {
-        index: next,
-        timestamp: 1,
-        user_id: 0,
-        code: DELETE_SEGMENTS,
-        command: vec![1, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
-    }));
+    let at = append_encrypted_delete_segments(&mut bytes).unwrap();
     fs::write(dir.join("state/log"), bytes).unwrap();
     let found = problems(dir);
     assert_eq!(found.len(), 1, "{found:?}");

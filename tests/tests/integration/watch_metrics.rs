@@ -6,9 +6,7 @@
 use crate::warden;
 use crate::watch_common;
 
-use harness::state_log::{
-    encrypt_entry, frame_entries, metadata_entries, StateEntry, DELETE_SEGMENTS,
-};
+use harness::state_log::{encrypt_entry, metadata_entries};
 use harness::{apply, DataDirBuilder, Fault, PartitionSpec};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -288,16 +286,19 @@ fn the_sidecar_says_when_state_log_gets_an_entry_the_next_start_panics_on() {
 
     // The operator's cut (point-in-time), with the journal lent: the sidecar takes
     // it back, looks at the shorter log and says all is well again.
-    let run = warden([
-        "recover",
-        "--mode",
-        "point-in-time",
-        "--data-dir",
-        s(&data),
-        "--state-dir",
-        s(&state),
-    ]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let recover_in = |mode: &str| {
+        let run = warden([
+            "recover",
+            "--mode",
+            mode,
+            "--data-dir",
+            s(&data),
+            "--state-dir",
+            s(&state),
+        ]);
+        assert_eq!(run.code, 0, "{mode}: {}\n{}", run.stdout, run.stderr);
+    };
+    recover_in("point-in-time");
     sidecar.tick();
     value("0");
     assert_eq!(sidecar.status_json()["state_log_unreplayable"], false);
@@ -312,16 +313,7 @@ fn the_sidecar_says_when_state_log_gets_an_entry_the_next_start_panics_on() {
         text.contains("InvalidCommand") && text.contains("--mode salvage` drops"),
         "{text}"
     );
-    let run = warden([
-        "recover",
-        "--mode",
-        "salvage",
-        "--data-dir",
-        s(&data),
-        "--state-dir",
-        s(&state),
-    ]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    recover_in("salvage");
     sidecar.tick();
     value("0");
 
@@ -330,14 +322,7 @@ fn the_sidecar_says_when_state_log_gets_an_entry_the_next_start_panics_on() {
         .iter()
         .flat_map(encrypt_entry)
         .collect();
-    let next = frame_entries(&bytes).unwrap().last().unwrap().index + 1;
-    bytes.extend(encrypt_entry(&StateEntry {
-        index: next,
-        timestamp: 1,
-        user_id: 0,
-        code: DELETE_SEGMENTS,
-        command: vec![1, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
-    }));
+    harness::state_log::append_encrypted_delete_segments(&mut bytes).unwrap();
     std::fs::write(data.join("state/log"), bytes).unwrap();
     sidecar.tick();
     value("1");
