@@ -77,12 +77,14 @@ pub enum RepairAction {
         stored: u64,
         reset_to: u64,
     },
-    /// Replace `state/log` (`original_len` bytes) with the log without its entries
+    /// Replace `state/log` (`original_len` bytes) with its first `keep_len` bytes
+    /// (its whole entries: a crash tail after them is cut too) without the entries
     /// starting at the byte offsets `entries`, the later ones renumbered and resealed:
     /// `new_len` bytes whose XXH3-64 is `new_xxh3`. For entries iggy-server 0.6.0
     /// writes but cannot read back (`delete-segments`), whose replay changes nothing.
     DropStateLogEntries {
         entries: Vec<u64>,
+        keep_len: u64,
         original_len: u64,
         new_len: u64,
         new_xxh3: u64,
@@ -242,13 +244,14 @@ impl fmt::Display for RepairAction {
             } => write!(f, "reset {path} from offset {stored} to {reset_to}"),
             RepairAction::DropStateLogEntries {
                 entries,
+                keep_len,
                 original_len,
                 new_len,
                 ..
             } => write!(
                 f,
                 "drop {} entr{} of {STATE_LOG} that iggy-server 0.6.0 cannot read back \
-                 (at byte{} {}), renumbering the later ones: from {original_len} to \
+                 (at byte{} {}){}, renumbering the later ones: from {original_len} to \
                  {new_len} bytes",
                 entries.len(),
                 if entries.len() == 1 { "y" } else { "ies" },
@@ -257,7 +260,12 @@ impl fmt::Display for RepairAction {
                     .iter()
                     .map(u64::to_string)
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                if keep_len < original_len {
+                    format!(" and cut its crash tail at byte {keep_len}")
+                } else {
+                    String::new()
+                }
             ),
         }
     }

@@ -406,6 +406,7 @@ mod tests {
             (
                 RepairAction::DropStateLogEntries {
                     entries: Vec::new(),
+                    keep_len: 0,
                     original_len: 0,
                     new_len: 0,
                     new_xxh3: 0,

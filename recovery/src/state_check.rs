@@ -206,6 +206,7 @@ pub fn plan_state(s: &StateInspection, mode: Mode) -> StatePlan {
                     out.actions.push((
                         RepairAction::DropStateLogEntries {
                             entries: drop.entries.clone(),
+                            keep_len: drop.keep_len,
                             original_len: log.len,
                             new_len: drop.new_len,
                             new_xxh3: drop.new_xxh3,

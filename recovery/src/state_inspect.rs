@@ -53,6 +53,8 @@ pub struct StateInspection {
 pub struct StateLogDrop {
     /// Byte offsets of the entries dropped.
     pub entries: Vec<u64>,
+    /// The end of the log's whole valid entries: a crash tail after them is cut.
+    pub keep_len: u64,
     pub new_len: u64,
     pub new_xxh3: u64,
 }
@@ -170,33 +172,41 @@ fn unreplayable_damage(first: &Unreplayable, affected: Vec<String>, code: Option
 }
 
 /// The drop of `log`'s delete-segments entries, when those are all that stops the
-/// server (`all` replays every entry) and the log is otherwise whole and verified.
+/// server (`all` replays every entry) and the log is otherwise whole and verified,
+/// but for a crash tail, which goes with them.
 fn droppable(log: &StateLog, all: &Metadata, bytes: &[u8]) -> Option<StateLogDrop> {
     if all.unreplayable.is_empty()
         || !all.unreplayable.iter().all(|u| u.droppable)
-        || log.damage.is_some()
+        || log.damage.as_ref().is_some_and(|d| !d.tail_only)
     {
         return None;
     }
     let entries: Vec<u64> = all.unreplayable.iter().map(|u| u.offset).collect();
-    let new = crate::state_log::without_entries(bytes, &entries).ok()?;
+    let keep_len = log.valid_len();
+    let whole = bytes.get(..usize::try_from(keep_len).ok()?)?;
+    let new = crate::state_log::without_entries(whole, &entries).ok()?;
     Some(StateLogDrop {
         entries,
+        keep_len,
         new_len: new.len() as u64,
         new_xxh3: xxhash_rust::xxh3::xxh3_64(&new),
     })
 }
 
 /// Names the first entry a drop takes as the log's damage, listing every one it
-/// takes; the entries stay, since every other one is kept.
+/// takes, and the crash tail cut with them; the entries stay, since every other one
+/// is kept.
 fn mark_dropped(log: &mut StateLog, all: &Metadata) {
     let Some(first) = all.unreplayable.first() else {
         return;
     };
-    let affected = (log.entries.iter())
+    let mut affected: Vec<String> = (log.entries.iter())
         .filter(|e| all.unreplayable.iter().any(|u| u.offset == e.offset))
         .map(|e| format!("{} [cannot be read back]", e.describe()))
         .collect();
+    if let Some(tail) = log.damage.take() {
+        affected.push(format!("{} at byte {} [cut]", tail.detail, tail.offset));
+    }
     let code = Some(crate::state_command::DELETE_SEGMENTS);
     log.damage = Some(unreplayable_damage(first, affected, code));
 }

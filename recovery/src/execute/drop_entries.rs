@@ -7,29 +7,26 @@ use super::Executor;
 use crate::fsops::file_digest;
 use crate::state_log::without_entries;
 use crate::work_names::{work_path, TEMPORARY};
-use journal::RepairId;
+use journal::{ByteRange, RepairId};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 impl Executor<'_> {
-    /// Writes `path` (`original_len` bytes) without its entries at the byte offsets
+    /// Writes the range `kept` of `path` without its entries at the byte offsets
     /// `entries` (renumbered and resealed after them) into a temporary file beside it
     /// (fsynced), checks it is the `(length, XXH3)` planned, and returns its path.
     pub(super) fn write_state_log_without(
         &self,
         id: RepairId,
         path: &Path,
+        kept: ByteRange,
         entries: &[u64],
-        original_len: u64,
         planned: (u64, u64),
     ) -> Result<PathBuf, ExecError> {
         let mut bytes = Vec::new();
         self.fs
             .open_read(path)
-            .and_then(|f| {
-                f.take(original_len.saturating_add(1))
-                    .read_to_end(&mut bytes)
-            })
+            .and_then(|f| f.take(kept.end).read_to_end(&mut bytes))
             .map_err(io_err(path))?;
         let new = without_entries(&bytes, entries).map_err(|why| ExecError::Changed {
             repair: id,

@@ -235,6 +235,7 @@ impl Executor<'_> {
             }
             RepairAction::DropStateLogEntries {
                 entries,
+                keep_len,
                 original_len,
                 new_len,
                 new_xxh3,
@@ -249,9 +250,9 @@ impl Executor<'_> {
                 if found != Some(*original_len) {
                     return Err(self.length_changed(id, &path, Some(*original_len), found));
                 }
+                let kept = ByteRange::new(0, *keep_len);
                 let planned = (*new_len, *new_xxh3);
-                let tmp =
-                    self.write_state_log_without(id, &path, entries, *original_len, planned)?;
+                let tmp = self.write_state_log_without(id, &path, kept, entries, planned)?;
                 self.replace_checked(id, &tmp, &path, current)?;
                 changed_in(&path);
                 Ok(*original_len)

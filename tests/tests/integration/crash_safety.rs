@@ -619,8 +619,9 @@ fn a_state_log_cut_killed_at_any_step_converges_and_loses_nothing() {
     crash_everywhere("state-log cut", &data, Mode::TolerateTail);
 }
 
-/// A log with a delete-segments entry between two users (salvage drops it and
-/// renumbers `bob`'s), and a torn log tail.
+/// A log with a delete-segments entry before a token's (salvage drops it and
+/// renumbers the token's), then a torn last entry, which the drop cuts; and a torn
+/// log tail.
 fn with_delete_segments(tmp: &Path) -> std::path::PathBuf {
     let data = tmp.join("gen");
     DataDirBuilder::new()
@@ -634,6 +635,8 @@ fn with_delete_segments(tmp: &Path) -> std::path::PathBuf {
         .build(&data);
     harness::state_log::append_delete_segments(&data, (0, 0, 0), 1).expect("entry");
     harness::state_log::append_token(&data, 0, "after").expect("entry");
+    harness::state_log::append_token(&data, 0, "torn").expect("entry");
+    harness::apply_state(&data, harness::StateFault::TornTail { keep: 0 }).expect("fault");
     apply(&data, P0, Fault::TornLogTail).expect("fault");
     data
 }

@@ -371,6 +371,25 @@ fn delete_segments_entries_the_server_cannot_read_back_are_dropped_and_the_rest_
         assert_same(&before, &snapshot(dir));
         fs::remove_dir_all(state.join("quarantine")).unwrap();
     }
+    // A crash then tore the last entry (the second delete-segments one): the drop
+    // cuts that tail too, in one run, to the same log.
+    apply_state(dir, StateFault::TornTail { keep: 0 }).unwrap();
+    let torn = snapshot(dir);
+    let text = check(dir).stdout;
+    assert!(text.contains("[cut]"), "{text}");
+    assert_eq!(recover(dir, &state, "tolerate-tail").code, 3);
+    for mode in ["salvage", "point-in-time"] {
+        let run = recover(dir, &state, mode);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stdout);
+        let drop = &run.json()["actions"][0]["action"]["DropStateLogEntries"];
+        let (keep, original) = (drop["keep_len"].as_u64(), drop["original_len"].as_u64());
+        assert!(keep < original && keep.is_some(), "{}", run.stdout);
+        assert_eq!(fs::read(&log).unwrap(), expected, "{mode}, torn");
+        assert_eq!(check(dir).code, 0, "{mode}, torn");
+        restore_all(dir, &state);
+        assert_same(&torn, &snapshot(dir));
+        fs::remove_dir_all(state.join("quarantine")).unwrap();
+    }
 }
 
 #[test]
