@@ -23,7 +23,7 @@ pub struct StatusArgs {
 }
 
 /// Exit 0 when the sidecar runs and no alert is in force, 1 when alerts are (or
-/// `state/log` holds an entry the server's next start panics on), 2 when no sidecar
+/// `state/log` holds an entry that stops the server's next start), 2 when no sidecar
 /// answers.
 pub fn run(args: &StatusArgs) -> anyhow::Result<u8> {
     let state_dir = args.dirs.state_dir_only()?;
