@@ -256,11 +256,7 @@ impl fmt::Display for RepairAction {
                 entries.len(),
                 if entries.len() == 1 { "y" } else { "ies" },
                 if entries.len() == 1 { "" } else { "s" },
-                entries
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                listed(entries),
                 if keep_len < original_len {
                     format!(" and cut its crash tail at byte {keep_len}")
                 } else {
@@ -268,5 +264,45 @@ impl fmt::Display for RepairAction {
                 }
             ),
         }
+    }
+}
+
+/// The byte offsets of dropped entries as a report lists them: the first few, then
+/// how many more (a log can hold thousands).
+fn listed(offsets: &[u64]) -> String {
+    const SHOWN: usize = 8;
+    let mut text: Vec<String> = offsets.iter().take(SHOWN).map(u64::to_string).collect();
+    if offsets.len() > SHOWN {
+        text.push(format!("and {} more", offsets.len() - SHOWN));
+    }
+    text.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drop_of_many_entries_lists_the_first_few_and_says_when_a_tail_goes_too() {
+        let drop = |keep_len| RepairAction::DropStateLogEntries {
+            entries: (0..20).map(|i| i * 100).collect(),
+            keep_len,
+            original_len: 2000,
+            new_len: 0,
+            new_xxh3: 0,
+        };
+        let text = drop(2000).to_string();
+        assert!(text.starts_with("drop 20 entries"), "{text}");
+        assert!(
+            text.contains("bytes 0, 100, 200") && text.contains("and 12 more"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("1900") && !text.contains("crash tail"),
+            "{text}"
+        );
+        assert!(drop(1990)
+            .to_string()
+            .contains("cut its crash tail at byte 1990"));
     }
 }

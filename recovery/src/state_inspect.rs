@@ -200,8 +200,10 @@ fn mark_dropped(log: &mut StateLog, all: &Metadata) {
     let Some(first) = all.unreplayable.first() else {
         return;
     };
+    let dropped: std::collections::BTreeSet<u64> =
+        all.unreplayable.iter().map(|u| u.offset).collect();
     let mut affected: Vec<String> = (log.entries.iter())
-        .filter(|e| all.unreplayable.iter().any(|u| u.offset == e.offset))
+        .filter(|e| dropped.contains(&e.offset))
         .map(|e| format!("{} [cannot be read back]", e.describe()))
         .collect();
     if let Some(tail) = log.damage.take() {
