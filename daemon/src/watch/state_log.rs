@@ -90,13 +90,13 @@ impl StateLogWatch {
         let log = &parsed.log;
         if log.encrypted {
             // Its codes are in the clear: the reader's refusals still show.
-            self.judge(&path, Metadata::unreadable(&log.entries));
+            self.judge(&path, Metadata::unreadable(&log.entries), true);
             return None;
         }
         if parsed.shrunk_from.is_some() {
             return None;
         }
-        self.judge(&path, Metadata::replay(&log.entries).unreplayable);
+        self.judge(&path, Metadata::replay(&log.entries).unreplayable, false);
         self.replayed_len = Some(bytes.len() as u64);
         let last = log.entries.last()?;
         let valid_len = last.offset.checked_add(last.len)?;
@@ -122,21 +122,27 @@ impl StateLogWatch {
     }
 
     /// Says once per entry that the first of `found`, the entries the server cannot
-    /// replay (or read back), will stop its next start.
-    fn judge(&mut self, path: &Path, found: Vec<Unreplayable>) {
-        // Salvage drops them only when every one is a delete-segments entry.
+    /// replay (or read back) in a log that is `encrypted` or not, will stop its next
+    /// start, with what `recover` can do about it.
+    fn judge(&mut self, path: &Path, found: Vec<Unreplayable>, encrypted: bool) {
+        // Salvage drops them only when every one is a delete-segments entry, and
+        // cannot reseal an encrypted log's entries; nor is such a log ever cut.
         let droppable = found.iter().all(|u| u.droppable);
         let first = found.into_iter().next();
         if let Some(u) = first
             .as_ref()
             .filter(|u| self.unreplayable.as_ref() != Some(u))
         {
-            let remedy = if droppable {
-                "`iggy-warden recover --mode salvage` drops such entries, whose replay \
-                 changes nothing"
-            } else {
-                "`iggy-warden recover --mode point-in-time` cuts the log before it, or put \
-                 back a backup"
+            let remedy = match (encrypted, droppable) {
+                (true, _) => "put back state/log from a backup taken before it",
+                (false, true) => {
+                    "`iggy-warden recover --mode salvage` drops such entries, whose replay \
+                     changes nothing"
+                }
+                (false, false) => {
+                    "`iggy-warden recover --mode point-in-time` cuts the log before it, or \
+                     put back a backup"
+                }
             };
             tracing::error!(
                 "{} entry {} at byte {} ({}): {}; iggy-server 0.6.0 will not start again \

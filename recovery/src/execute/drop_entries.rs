@@ -31,7 +31,10 @@ impl Executor<'_> {
         let new = without_entries(&bytes, entries).map_err(|why| ExecError::Changed {
             repair: id,
             path: path.to_path_buf(),
-            expected: format!("a state/log with whole entries at bytes {entries:?}"),
+            expected: format!(
+                "a state/log of whole, verified entries, {} of them to drop",
+                entries.len()
+            ),
             found: why,
         })?;
         let tmp = work_path(path, TEMPORARY);
