@@ -113,8 +113,7 @@ impl Executor<'_> {
                 new_xxh3,
                 ..
             } => {
-                let path = self.data_dir.join(STATE_LOG);
-                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+                let (path, current) = self.state_log_now()?;
                 if current == Some((*new_len, *new_xxh3)) && finder.verified(id)? {
                     return Ok(None);
                 }
@@ -240,8 +239,7 @@ impl Executor<'_> {
                 new_len,
                 new_xxh3,
             } => {
-                let path = self.data_dir.join(STATE_LOG);
-                let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+                let (path, current) = self.state_log_now()?;
                 if current == Some((*new_len, *new_xxh3)) {
                     self.remove_swapped_out(&path, Some(*original_len))?;
                     return Ok(*original_len);
@@ -343,6 +341,13 @@ impl Executor<'_> {
             expected: describe_digest(Some(old)),
             found: describe_digest(found),
         })
+    }
+
+    /// `state/log`'s path, and its length and XXH3 now (`None`: no such file).
+    fn state_log_now(&self) -> Result<(PathBuf, Option<(u64, u64)>), ExecError> {
+        let path = self.data_dir.join(STATE_LOG);
+        let current = file_digest(self.fs, &path).map_err(io_err(&path))?;
+        Ok((path, current))
     }
 
     /// Removes the old index (or offset file) a run killed between swapping it out
