@@ -97,7 +97,9 @@ pub fn inspect_guided(
         }
         Some(l) => {
             let all = Metadata::replay(&l.entries);
-            drop_plan = bytes.as_deref().and_then(|b| droppable(l, &all, b));
+            drop_plan = bytes
+                .as_deref()
+                .and_then(|b| plan_drop(l, &all.unreplayable, b));
             if drop_plan.is_some() {
                 mark_dropped(l, &all);
                 Some(all)
@@ -171,17 +173,22 @@ fn unreplayable_damage(first: &Unreplayable, affected: Vec<String>, code: Option
     }
 }
 
-/// The drop of `log`'s delete-segments entries, when those are all that stops the
-/// server (`all` replays every entry) and the log is otherwise whole and verified,
-/// but for a crash tail, which goes with them.
-fn droppable(log: &StateLog, all: &Metadata, bytes: &[u8]) -> Option<StateLogDrop> {
-    if all.unreplayable.is_empty()
-        || !all.unreplayable.iter().all(|u| u.droppable)
+/// The drop of `log`'s delete-segments entries (the log's `bytes`, as parsed), when
+/// those are all that stops the server (`unreplayable`: every entry it cannot replay
+/// or read back) and the log is otherwise whole and verified, but for a crash tail,
+/// which goes with them. The one rule for `recover` and for the sidecar's advice.
+pub fn plan_drop(
+    log: &StateLog,
+    unreplayable: &[Unreplayable],
+    bytes: &[u8],
+) -> Option<StateLogDrop> {
+    if unreplayable.is_empty()
+        || !unreplayable.iter().all(|u| u.droppable)
         || log.damage.as_ref().is_some_and(|d| !d.tail_only)
     {
         return None;
     }
-    let entries: Vec<u64> = all.unreplayable.iter().map(|u| u.offset).collect();
+    let entries: Vec<u64> = unreplayable.iter().map(|u| u.offset).collect();
     let keep_len = log.valid_len();
     let whole = bytes.get(..usize::try_from(keep_len).ok()?)?;
     let new = crate::state_log::without_entries(whole, &entries).ok()?;

@@ -26,7 +26,7 @@
 use journal::{Journal, Record};
 use recovery::metadata::{Metadata, Unreplayable};
 use recovery::names::escaped;
-use recovery::state_inspect::LOG_REL;
+use recovery::state_inspect::{plan_drop, LOG_REL};
 use recovery::state_log::{parse_guided, Trusted};
 use std::path::Path;
 
@@ -89,14 +89,25 @@ impl StateLogWatch {
         let parsed = parse_guided(&bytes, self.mark);
         let log = &parsed.log;
         if log.encrypted {
-            // Its codes are in the clear: the reader's refusals still show.
-            self.judge(&path, Metadata::unreadable(&log.entries), true);
+            // Its codes are in the clear: the reader's refusals still show. Salvage
+            // cannot reseal its entries, nor is such a log ever cut.
+            let remedy = "put back state/log from a backup taken before it";
+            self.judge(&path, Metadata::unreadable(&log.entries), remedy);
             return None;
         }
         if parsed.shrunk_from.is_some() {
             return None;
         }
-        self.judge(&path, Metadata::replay(&log.entries).unreplayable, false);
+        let found = Metadata::replay(&log.entries).unreplayable;
+        // What `recover` will plan, by its own rule.
+        let remedy = if plan_drop(log, &found, &bytes).is_some() {
+            "`iggy-warden recover --mode salvage` drops such entries, whose replay changes \
+             nothing"
+        } else {
+            "`iggy-warden recover --mode point-in-time` cuts the log before it, or put back \
+             a backup"
+        };
+        self.judge(&path, found, remedy);
         self.replayed_len = Some(bytes.len() as u64);
         let last = log.entries.last()?;
         let valid_len = last.offset.checked_add(last.len)?;
@@ -122,28 +133,13 @@ impl StateLogWatch {
     }
 
     /// Says once per entry that the first of `found`, the entries the server cannot
-    /// replay (or read back) in a log that is `encrypted` or not, will stop its next
-    /// start, with what `recover` can do about it.
-    fn judge(&mut self, path: &Path, found: Vec<Unreplayable>, encrypted: bool) {
-        // Salvage drops them only when every one is a delete-segments entry, and
-        // cannot reseal an encrypted log's entries; nor is such a log ever cut.
-        let droppable = found.iter().all(|u| u.droppable);
+    /// replay (or read back), will stop its next start, and the `remedy`.
+    fn judge(&mut self, path: &Path, found: Vec<Unreplayable>, remedy: &str) {
         let first = found.into_iter().next();
         if let Some(u) = first
             .as_ref()
             .filter(|u| self.unreplayable.as_ref() != Some(u))
         {
-            let remedy = match (encrypted, droppable) {
-                (true, _) => "put back state/log from a backup taken before it",
-                (false, true) => {
-                    "`iggy-warden recover --mode salvage` drops such entries, whose replay \
-                     changes nothing"
-                }
-                (false, false) => {
-                    "`iggy-warden recover --mode point-in-time` cuts the log before it, or \
-                     put back a backup"
-                }
-            };
             tracing::error!(
                 "{} entry {} at byte {} ({}): {}; iggy-server 0.6.0 will not start again \
                  with it; {remedy}",
