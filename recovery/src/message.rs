@@ -69,7 +69,23 @@ impl MessageHeader {
 /// Checksum of a whole frame: XXH3-64 (seed 0) of everything after the checksum field.
 /// `None` when `frame` is shorter than the checksum field.
 pub fn frame_checksum(frame: &[u8]) -> Option<u64> {
-    frame.get(8..).map(xxh3_64)
+    frame.get(8..).map(checksum_of)
+}
+
+/// Inputs XXH3 hashes with its 129-to-240-byte code: the frames of messages with
+/// about 80 to 190 bytes of payload, which is where the real server's messages fall.
+const MID_SIZE: std::ops::RangeInclusive<usize> = 129..=240;
+
+/// XXH3-64 of `bytes`. Both crates compute the same function; on this project's
+/// machine twox-hash's code for XXH3's mid-size inputs ran 1.4-1.7× as fast as
+/// xxhash-rust's (the check of 128-byte messages 10% faster end to end), and
+/// xxhash-rust's vectorised loop 1.2× as fast on longer ones.
+fn checksum_of(bytes: &[u8]) -> u64 {
+    if MID_SIZE.contains(&bytes.len()) {
+        twox_hash::XxHash3_64::oneshot(bytes)
+    } else {
+        xxh3_64(bytes)
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +109,16 @@ mod tests {
         );
         assert_eq!((h.headers_len, h.payload_len), (6, 7));
         assert_eq!(h.frame_len(), 56 + 6 + 7);
+    }
+
+    #[test]
+    fn the_checksum_is_xxh3_at_every_length() {
+        // Bytes that differ at every position, so that each length hashes its own input.
+        let bytes: Vec<u8> = (0..1200u32).map(|i| (i * 131 % 251) as u8).collect();
+        for len in 0..=bytes.len() {
+            let input = &bytes[..len];
+            assert_eq!(checksum_of(input), xxh3_64(input), "{len} bytes");
+        }
     }
 
     #[test]
