@@ -75,10 +75,30 @@ impl<R: Read> Bytes for Window<R> {
         self.buf.get(self.head..self.tail).unwrap_or(&[])
     }
 
+    #[inline]
     fn fill(&mut self, need: usize) -> io::Result<()> {
+        // Nearly every call finds its bytes there already: only that test is inlined.
         if self.tail - self.head >= need || self.eof {
             return Ok(());
         }
+        self.read_more(need)
+    }
+
+    fn max_fill(&self) -> usize {
+        self.buf.len().max(HEADER_LEN)
+    }
+
+    fn consume(&mut self, n: usize) {
+        let n = n.min(self.tail - self.head);
+        self.head += n;
+        self.pos += n as u64;
+    }
+}
+
+impl<R: Read> Window<R> {
+    /// [`Bytes::fill`] when the bytes wanted are not all in the buffer yet.
+    #[inline(never)]
+    fn read_more(&mut self, need: usize) -> io::Result<()> {
         let reads_fill_it = self.tail == self.buf.len();
         if self.head > 0 {
             self.buf.copy_within(self.head..self.tail, 0);
@@ -109,15 +129,5 @@ impl<R: Read> Bytes for Window<R> {
             }
         }
         Ok(())
-    }
-
-    fn max_fill(&self) -> usize {
-        self.buf.len().max(HEADER_LEN)
-    }
-
-    fn consume(&mut self, n: usize) {
-        let n = n.min(self.tail - self.head);
-        self.head += n;
-        self.pos += n as u64;
     }
 }
