@@ -5,7 +5,8 @@
 //! thread, 1 MiB buffers), the real `cat` of the same files (to `/dev/null`, as an
 //! operator would time it) and what `check` does (discovery, framing, XXH3 of every
 //! message, index verification, and the salvage view: damaged partitions read again,
-//! resynchronising past bad bytes), and prints the median of each and the ratios.
+//! resynchronising past bad bytes), and prints the median of each and the ratios,
+//! and the CPU time of the scan (all its threads) against that of `cat`.
 //! Goal: what `check` does takes ≤ 1.25× the time of `cat` (speed ≥ 0.8×).
 //! Run: `cargo bench -p iggy-warden-recovery --bench scan_throughput`
 //! (`SCAN_BENCH_MIB` sets the size, `SCAN_BENCH_PAYLOAD` the mean payload bytes,
@@ -180,6 +181,26 @@ fn drop_caches() {
     }
 }
 
+/// User and system CPU time of `who` (`RUSAGE_SELF` or `RUSAGE_CHILDREN`).
+fn rusage_cpu(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
+    assert_eq!(unsafe { libc::getrusage(who, &mut usage) }, 0);
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// CPU time of this process, all its threads: the scan's, which runs alone.
+fn cpu_time() -> Duration {
+    rusage_cpu(libc::RUSAGE_SELF)
+}
+
+/// CPU time of the finished child processes: the `cat`s.
+fn children_cpu_time() -> Duration {
+    rusage_cpu(libc::RUSAGE_CHILDREN)
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -207,19 +228,23 @@ fn main() {
     }
     let bytes = plain_read(&root);
     let (mut reads, mut cats, mut scans) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut scan_cpu, mut cat_cpu) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         drop_caches();
         let t = Instant::now();
         assert_eq!(plain_read(&root), bytes);
         reads.push(t.elapsed());
         drop_caches();
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), children_cpu_time());
         cat(&root);
         cats.push(t.elapsed());
+        let children_cpu = children_cpu_time() - cpu;
         drop_caches();
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_time());
         assert_eq!(scan(&root, fixture.is_none()), bytes);
         scans.push(t.elapsed());
+        scan_cpu.push(cpu_time() - cpu);
+        cat_cpu.push(children_cpu);
     }
     let (read, catted, scanned) = (median(reads), median(cats), median(scans));
     let gib = bytes as f64 / (1u64 << 30) as f64;
@@ -245,6 +270,13 @@ fn main() {
     println!(
         "  scan:       {:.2} GiB/s ({scanned:?})",
         gib / scanned.as_secs_f64()
+    );
+    let (scan_cpu, cat_cpu) = (median(scan_cpu), median(cat_cpu));
+    println!(
+        "  CPU time: scan {scan_cpu:?} ({:.2} cores busy while it runs), cat {cat_cpu:?}: \
+         {:.2}x",
+        scan_cpu.as_secs_f64() / scanned.as_secs_f64(),
+        scan_cpu.as_secs_f64() / cat_cpu.as_secs_f64()
     );
     println!(
         "  speed scan/read: {:.2}, scan/cat: {:.2} (scan takes {:.2}x the time of cat)",
