@@ -20,6 +20,10 @@
 //! every timed run (as after a power loss; needs root).
 //! Run: `cargo bench -p iggy-warden-recovery --bench guided_recover`
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
+use cpu::cpu_time;
 use harness::{Message, SegmentAppender};
 use journal::{FileStamp, Journal, PartitionId, Record, SegmentPhase, SegmentState};
 use recovery::analyze::analyze;
@@ -162,20 +166,6 @@ fn paired_ratios(data: &Path, f: &dyn Fn(), floor: &dyn Fn()) -> Vec<f64> {
         .collect();
     ratios.sort_by(f64::total_cmp);
     ratios
-}
-
-/// User + system CPU time of this process so far (`/proc/self/stat`, in clock ticks
-/// of 10 ms: coarse, but the runs last tenths of seconds).
-fn cpu_time() -> Duration {
-    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: u64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
 }
 
 /// Reads completed by the block device holding `path` (`/proc/diskstats`); 0 when

@@ -19,6 +19,10 @@
 //! it (its last message cut short), so that `check` reads every partition's damaged
 //! segment a second time for its salvage view.
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
+use cpu::{children_cpu_time, cpu_time};
 use harness::writer::state_info_bytes;
 use harness::{Message, SegmentAppender};
 use recovery::analyze::analyze;
@@ -179,26 +183,6 @@ fn drop_caches() {
         let _ = std::process::Command::new("sync").status();
         std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
     }
-}
-
-/// User and system CPU time of `who` (`RUSAGE_SELF` or `RUSAGE_CHILDREN`).
-fn rusage_cpu(who: libc::c_int) -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable rusage.
-    assert_eq!(unsafe { libc::getrusage(who, &mut usage) }, 0);
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
-}
-
-/// CPU time of this process, all its threads: the scan's, which runs alone.
-fn cpu_time() -> Duration {
-    rusage_cpu(libc::RUSAGE_SELF)
-}
-
-/// CPU time of the finished child processes: the `cat`s.
-fn children_cpu_time() -> Duration {
-    rusage_cpu(libc::RUSAGE_CHILDREN)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
