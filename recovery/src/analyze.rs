@@ -3,8 +3,9 @@
 //! One pass per segment: the scanner walks the `.log` and the index verifier walks
 //! the `.index` in step with it, so each byte is read once. The result is plain data
 //! that the verdict (for `check`) and the planner (for `recover`) both consume.
-//! Segments are analysed on several threads by one driver, [`analyze_each`], which
-//! the journal-guided analysis (`guided.rs`) shares.
+//! Segments are analysed on several threads: by [`analyze_each`] in the
+//! journal-guided analysis (`guided.rs`), and in pieces of large segments
+//! (`pieces.rs`) when everything is scanned, as `check` does.
 
 use crate::index::{IndexState, IndexVerifier};
 use crate::layout::{Anomaly, DataDir, OffsetFile, PartitionLayout, SegmentFiles, Stray};
@@ -145,14 +146,17 @@ impl Analysis {
 }
 
 /// Scans everything in `dir` (what `check` does: no journal is trusted); `progress`
-/// receives the log bytes of each finished segment.
+/// receives the log bytes of each finished piece of a segment.
 pub fn analyze(dir: &DataDir, progress: &(dyn Fn(u64) + Sync)) -> Result<Analysis, AnalyzeError> {
-    // Whole segments: each scan is CPU work.
-    let (analysis, _) = analyze_each(dir, scan_threads(), progress, |files| {
-        let seg = analyze_segment(files, ScanStart::segment(files.key.start_offset))?;
-        Ok((seg, ()))
-    })?;
-    Ok(analysis)
+    // Every scan is CPU work: one thread per core, large segments in pieces.
+    let segments: Vec<&SegmentFiles> = dir.partitions.iter().flat_map(|p| &p.segments).collect();
+    let analyses = crate::pieces::analyze_in_pieces(
+        &segments,
+        scan_threads(),
+        crate::pieces::PIECE_BYTES,
+        progress,
+    )?;
+    Ok(assemble(dir, analyses))
 }
 
 /// Threads for scanning whole segments: one per core; more only added switching on a
@@ -179,24 +183,27 @@ pub fn analyze_each<S: Send>(
         progress(files.log_len.unwrap_or(0));
         Ok::<_, AnalyzeError>(result)
     })?;
-    let mut done = done.into_iter();
-    let mut extras = Vec::with_capacity(items.len());
-    let mut partitions = Vec::with_capacity(dir.partitions.len());
-    for p in &dir.partitions {
-        // `map_ordered` returns one result per item, in order.
-        let (segments, more): (Vec<_>, Vec<_>) = done.by_ref().take(p.segments.len()).unzip();
-        extras.extend(more);
-        partitions.push(PartitionAnalysis::new(p, segments));
-    }
-    let analysis = Analysis {
+    let (segments, extras) = done.into_iter().unzip();
+    Ok((assemble(dir, segments), extras))
+}
+
+/// The analysis of `dir` from its segments' analyses, in the order of its partitions
+/// and their segments.
+fn assemble(dir: &DataDir, segments: Vec<SegmentAnalysis>) -> Analysis {
+    let mut segments = segments.into_iter();
+    let partitions = dir
+        .partitions
+        .iter()
+        .map(|p| PartitionAnalysis::new(p, segments.by_ref().take(p.segments.len()).collect()))
+        .collect();
+    Analysis {
         root: dir.root.clone(),
         version: dir.version.clone(),
         partitions,
         strays: dir.strays.clone(),
         state: dir.state.clone(),
         anomalies: dir.anomalies.clone(),
-    };
-    Ok((analysis, extras))
+    }
 }
 
 impl PartitionAnalysis {
@@ -300,8 +307,7 @@ fn scan_segment_log<V: Visitor>(
     start: ScanStart,
     visitor: V,
 ) -> Result<ScanOutcome, V::Error> {
-    let scanned = SCRATCH.with_borrow_mut(|scratch| scan_log_with(log, start, scratch, visitor))?;
-    match scanned {
+    match scan_with_scratch(log, start, visitor)? {
         Scanned::Ended(outcome) => Ok(outcome),
         // Not from the visitors above, which accept every message; a defensive answer
         // for one that would not: its valid prefix is unknown.
@@ -309,6 +315,15 @@ fn scan_segment_log<V: Visitor>(
             Err(io::Error::other("the scan of the log stopped early").into())
         }
     }
+}
+
+/// Scans `src` from `start` through this thread's buffer.
+pub(crate) fn scan_with_scratch<R: io::Read, V: Visitor>(
+    src: R,
+    start: ScanStart,
+    visitor: V,
+) -> Result<Scanned, V::Error> {
+    SCRATCH.with_borrow_mut(|scratch| scan_log_with(src, start, scratch, visitor))
 }
 
 /// The verifier counts from where the scan resumed; reports count from the segment's

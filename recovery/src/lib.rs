@@ -23,6 +23,7 @@ pub mod names;
 pub mod offset_reset;
 pub mod offsets_ahead;
 mod parallel;
+mod pieces;
 pub mod pipeline;
 pub mod plan;
 pub mod quarantine;
