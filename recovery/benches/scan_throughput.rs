@@ -10,7 +10,9 @@
 //! Goal: what `check` does takes ≤ 1.25× the time of `cat` (speed ≥ 0.8×).
 //! Run: `cargo bench -p iggy-warden-recovery --bench scan_throughput`
 //! (`SCAN_BENCH_MIB` sets the size, `SCAN_BENCH_PAYLOAD` the mean payload bytes,
-//! `SCAN_BENCH_PARTITIONS` the partitions, 4 by default; `SCAN_BENCH_COLD=1` drops
+//! `SCAN_BENCH_PARTITIONS` the partitions, 4 by default, `SCAN_BENCH_SEGMENT_MIB` the
+//! size of their segments, 64 by default (iggy-server's own default is 1024, where
+//! a partition can be one segment); `SCAN_BENCH_COLD=1` drops
 //! the page cache before every timed run, which needs root).
 //! `SCAN_BENCH_FIXTURE=fixtures/iggy-0.6.0/killed-under-load` copies that real data
 //! directory's topic (messages of about 165 bytes, as the real server wrote them)
@@ -33,7 +35,6 @@ use std::io::{BufWriter, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const SEGMENT_BYTES: u64 = 64 << 20;
 const ROUNDS: usize = 5;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -43,7 +44,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn generate(root: &Path, total: u64, mean_payload: u64, partitions: u64) {
+fn generate(root: &Path, total: u64, mean_payload: u64, partitions: u64, segment_bytes: u64) {
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     let per_partition = total / partitions.max(1);
     for p in 0..partitions.max(1) {
@@ -59,7 +60,7 @@ fn generate(root: &Path, total: u64, mean_payload: u64, partitions: u64) {
             let index =
                 BufWriter::new(File::create(dir.join(format!("{start:020}.index"))).unwrap());
             let mut segment = SegmentAppender::new(log, index, start);
-            while segment.len < SEGMENT_BYTES && written < per_partition {
+            while segment.len < segment_bytes && written < per_partition {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
@@ -208,6 +209,7 @@ fn main() {
             mib << 20,
             payload,
             env_u64("SCAN_BENCH_PARTITIONS", 4),
+            env_u64("SCAN_BENCH_SEGMENT_MIB", 64) << 20,
         ),
     }
     let bytes = plain_read(&root);
