@@ -16,7 +16,7 @@
 //! the analysis is always the one a single scan from byte 0 gives (the tests compare
 //! the two on damaged segments).
 
-use crate::analyze::{analyze_segment, scan_with_scratch, AnalyzeError, SegmentAnalysis};
+use crate::analyze::segment::{analyze_segment, scan_with_scratch, AnalyzeError, SegmentAnalysis};
 use crate::index::{IndexEntry, IndexVerifier, ENTRY_LEN};
 use crate::layout::SegmentFiles;
 use crate::parallel::map_ordered;
