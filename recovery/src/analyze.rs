@@ -3,9 +3,10 @@
 //! One pass per segment (`analyze/segment.rs`): the scanner walks the `.log` and the
 //! index verifier walks the `.index` in step with it, so each byte is read once. The result is plain data
 //! that the verdict (for `check`) and the planner (for `recover`) both consume.
-//! Segments are analysed on several threads: by [`analyze_each`] in the
-//! journal-guided analysis (`guided.rs`), and in pieces of large segments
-//! (`pieces.rs`) when everything is scanned, as `check` does.
+//! Segments are analysed on several threads, large ones scanned from their start in
+//! pieces on every core (`pieces.rs`): all of them when everything is scanned, as
+//! `check` does, and through [`analyze_each`] in the journal-guided analysis
+//! (`guided.rs`).
 
 pub(crate) mod segment;
 
@@ -16,6 +17,7 @@ use crate::parallel::map_ordered;
 use crate::state_inspect::StateInspection;
 use journal::PartitionId;
 use serde::Serialize;
+use std::io;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, Serialize)]
@@ -95,25 +97,59 @@ pub fn scan_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// The one driver of every whole-directory analysis, full (`analyze`) or guided by
-/// the journal (`guided.rs`): `segment` applied to every segment of `dir` on up to
-/// `threads` threads, over segments rather than partitions so that one large
-/// partition is spread too; the results regrouped by partition in order, with what
-/// `segment` returned beside each analysis. `progress` receives each finished
-/// segment's log bytes.
+/// The driver of the journal-guided analysis (`guided.rs`): `segment` applied to
+/// every segment of `dir` on up to `threads` threads, over segments rather than
+/// partitions so that one large partition is spread too, except the segments
+/// `from_start` picks, which are scanned from their start as `check` scans them:
+/// large ones in pieces on every core (`pieces.rs`). The results regrouped by
+/// partition in order, with what `segment` returned beside each analysis (`None` for
+/// a segment scanned from its start). `progress` receives log bytes as they are done.
 pub fn analyze_each<S: Send>(
     dir: &DataDir,
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
+    from_start: impl Fn(&SegmentFiles) -> bool,
     segment: impl Fn(&SegmentFiles) -> Result<(SegmentAnalysis, S), AnalyzeError> + Sync,
-) -> Result<(Analysis, Vec<S>), AnalyzeError> {
-    let items: Vec<&SegmentFiles> = dir.partitions.iter().flat_map(|p| &p.segments).collect();
-    let done = map_ordered(&items, threads, |files| {
+) -> Result<(Analysis, Vec<Option<S>>), AnalyzeError> {
+    let items: Vec<(&SegmentFiles, bool)> = (dir.partitions.iter())
+        .flat_map(|p| &p.segments)
+        .map(|files| (files, from_start(files)))
+        .collect();
+    let pick = |whole: bool| -> Vec<&SegmentFiles> {
+        (items.iter())
+            .filter(|(_, w)| *w == whole)
+            .map(|(files, _)| *files)
+            .collect()
+    };
+    let looked = map_ordered(&pick(false), threads, |files| {
         let result = segment(files)?;
         progress(files.log_len.unwrap_or(0));
         Ok::<_, AnalyzeError>(result)
     })?;
-    let (segments, extras) = done.into_iter().unzip();
+    let scanned = crate::pieces::analyze_in_pieces(
+        &pick(true),
+        scan_threads(),
+        crate::pieces::PIECE_BYTES,
+        progress,
+    )?;
+    let (mut looked, mut scanned) = (looked.into_iter(), scanned.into_iter());
+    let mut segments = Vec::with_capacity(items.len());
+    let mut extras = Vec::with_capacity(items.len());
+    for (files, whole) in &items {
+        let (analysis, extra) = match whole {
+            true => (scanned.next(), None),
+            false => looked
+                .next()
+                .map_or((None, None), |(a, s)| (Some(a), Some(s))),
+        };
+        // Both maps give one result per item, in order: a defensive answer.
+        let analysis = analysis.ok_or_else(|| AnalyzeError {
+            path: files.log_path.clone(),
+            cause: io::Error::other("the segment's analysis went missing"),
+        })?;
+        segments.push(analysis);
+        extras.push(extra);
+    }
     Ok((assemble(dir, segments), extras))
 }
 

@@ -48,7 +48,13 @@ pub fn analyze_guided(
 ) -> Result<(Analysis, GuidedStats), AnalyzeError> {
     // Mostly small reads that wait on the disk: threads beyond the cores keep a
     // cold disk busy (see `parallel`).
-    let (analysis, per_segment) = analyze_each(dir, IO_THREADS, progress, |files| {
+    // Large segments the journal vouches for in no way are CPU work, as for `check`:
+    // scanned from their start in pieces on every core.
+    let from_start = |files: &SegmentFiles| {
+        matches!(approach(files, known.get(&files.key)), Approach::Whole)
+            && crate::pieces::splits(files)
+    };
+    let (analysis, per_segment) = analyze_each(dir, IO_THREADS, progress, from_start, |files| {
         let mut stats = GuidedStats::default();
         let seg = analyze_known(files, known.get(&files.key), &mut stats)?;
         Ok((seg, stats))
@@ -59,7 +65,13 @@ pub fn analyze_guided(
         state_log_bytes_verified: state_log_len.saturating_sub(dir.state.bytes_trusted),
         ..GuidedStats::default()
     };
-    for s in per_segment {
+    let segments = analysis.partitions.iter().flat_map(|p| &p.segments);
+    for (seg, s) in segments.zip(per_segment) {
+        let Some(s) = s else {
+            stats.scanned += 1;
+            stats.bytes_scanned += seg.files.log_len.unwrap_or(0);
+            continue;
+        };
         stats.trusted += s.trusted;
         stats.trusted_by_stamp += s.trusted_by_stamp;
         stats.resumed += s.resumed;

@@ -1,8 +1,9 @@
 //! A large segment's full scan cut into pieces that several threads scan at once.
 //!
-//! Segments are the unit of [`crate::analyze::analyze_each`], so a directory of a
-//! few large segments kept one core busy at the end of `check` while the other
-//! waited, and a partition of one large segment had one core for all of it. A scan
+//! With whole segments as the unit of work, a directory of a few large segments kept
+//! one core busy at the end of `check` while the other waited, and a partition of
+//! one large segment (iggy-server's default segment is 1 GiB) had one core for all
+//! of it; so did `recover` with no journal. A scan
 //! must start where a message starts, with the offset expected there, and only the
 //! index says where that is without reading all that comes before: a piece starts
 //! where the index says message `k` starts (the end position of entry `k - 1`) and
@@ -105,6 +106,11 @@ pub(crate) fn analyze_in_pieces(
         }
     }
     Ok(merged.into_iter().flatten().collect())
+}
+
+/// Whether a scan of `files` from its start is cut into pieces.
+pub(crate) fn splits(files: &SegmentFiles) -> bool {
+    piece_count(files, PIECE_BYTES) > 1
 }
 
 /// Pieces of `files`' scan: one unless its log is larger than a piece and its index

@@ -148,3 +148,49 @@ proptest! {
         prop_assert_eq!(single, pieces);
     }
 }
+
+/// `count` messages of 1,000 bytes from offset `start`, with their index.
+fn large(start: u64, count: u64) -> Segment {
+    let (mut log, mut index) = (Vec::new(), Vec::new());
+    for i in 0..count {
+        log.extend(message(start + i, &[(i % 251) as u8; 1000]));
+        index.extend(entry(
+            i as u32,
+            log.len() as u32,
+            crate::test_support::timestamp(start + i),
+        ));
+    }
+    Segment {
+        start,
+        log: Some(log),
+        index: Some(index),
+    }
+}
+
+#[test]
+fn a_guided_analysis_scans_large_segments_the_journal_does_not_know_in_pieces() {
+    // Over two pieces, damaged in its third quarter, between two small segments.
+    let mut big = large(3, 20_000);
+    let log = big.log_mut();
+    let at = log.len() * 3 / 4;
+    log[at] ^= 1;
+    let segments = [Segment::whole(0, 3), big, Segment::whole(20_003, 2)];
+    let dir = TestDir::new(&segments);
+    let layout = discover(dir.data_dir()).expect("discover");
+    let files: Vec<&SegmentFiles> = layout.partitions.iter().flat_map(|p| &p.segments).collect();
+    assert!(crate::pieces::splits(files[1]) && !crate::pieces::splits(files[0]));
+    let single: Vec<SegmentAnalysis> = files
+        .iter()
+        .map(|f| analyze_segment(f, ScanStart::segment(f.key.start_offset)).expect("scan"))
+        .collect();
+    let known = std::collections::HashMap::new();
+    let (guided, stats) =
+        crate::guided::analyze_guided(&layout, &known, &|_| {}).expect("guided analysis");
+    let guided: Vec<&SegmentAnalysis> =
+        guided.partitions.iter().flat_map(|p| &p.segments).collect();
+    assert_eq!(format!("{single:#?}"), format!("{guided:#?}"));
+    assert!(format!("{:?}", single[1].scan).contains("BadChecksum"));
+    assert_eq!(stats.scanned, 3);
+    let log_bytes: u64 = files.iter().map(|f| f.log_len.unwrap_or(0)).sum();
+    assert_eq!(stats.bytes_scanned, log_bytes);
+}
