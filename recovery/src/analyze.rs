@@ -1,8 +1,9 @@
 //! Scans every segment of a discovered data directory and verifies its index.
 //!
 //! One pass per segment (`analyze/segment.rs`): the scanner walks the `.log` and the
-//! index verifier walks the `.index` in step with it, so each byte is read once. The result is plain data
-//! that the verdict (for `check`) and the planner (for `recover`) both consume.
+//! index verifier walks the `.index` in step with it, so each byte is read once. The
+//! result is plain data that the verdict (for `check`) and the planner (for
+//! `recover`) both consume.
 //! Segments are analysed on several threads, large ones scanned from their start in
 //! pieces on every core (`pieces.rs`): all of them when everything is scanned, as
 //! `check` does, and through [`analyze_each`] in the journal-guided analysis

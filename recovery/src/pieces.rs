@@ -3,11 +3,11 @@
 //! With whole segments as the unit of work, a directory of a few large segments kept
 //! one core busy at the end of `check` while the other waited, and a partition of
 //! one large segment (iggy-server's default segment is 1 GiB) had one core for all
-//! of it; so did `recover` with no journal. A scan
-//! must start where a message starts, with the offset expected there, and only the
-//! index says where that is without reading all that comes before: a piece starts
-//! where the index says message `k` starts (the end position of entry `k - 1`) and
-//! ends where the next piece starts.
+//! of it; so did `recover` with no journal. A scan must start where a message
+//! starts, with the offset expected there, and only the index says where that is
+//! without reading all that comes before: a piece starts where the index says
+//! message `k` starts (the end position of entry `k - 1`) and ends where the next
+//! piece starts.
 //!
 //! The index is only a guess here, and no result depends on it: a piece counts only
 //! when it is *clean* (its messages end exactly at its end, with the offsets and
@@ -24,7 +24,6 @@ use crate::parallel::map_ordered;
 use crate::scan::{EachMessage, MessageMeta, ScanStart, Scanned, StopReason};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-
 use std::os::unix::fs::FileExt;
 
 /// Log bytes per piece: small enough that two threads finish within a few
@@ -33,7 +32,7 @@ use std::os::unix::fs::FileExt;
 pub(crate) const PIECE_BYTES: u64 = 8 << 20;
 
 /// Piece `number` of `of` of one segment's scan.
-pub(crate) struct Piece<'a> {
+struct Piece<'a> {
     files: &'a SegmentFiles,
     number: u64,
     of: u64,
@@ -205,9 +204,9 @@ fn scan_inner(
 ) -> io::Result<Option<Clean>> {
     let mut log = crate::fsops::open_read(&files.log_path)?;
     log.seek(SeekFrom::Start(start.position))?;
-    let first = start.next_offset - files.key.start_offset;
+    let first = start.next_offset.saturating_sub(files.key.start_offset);
     index.seek(SeekFrom::Start(first.saturating_mul(ENTRY_LEN as u64)))?;
-    let entries = end.next_offset - start.next_offset;
+    let entries = end.next_offset.saturating_sub(start.next_offset);
     let index_len = entries.saturating_mul(ENTRY_LEN as u64);
     let mut verifier = IndexVerifier::new(index, index_len, files.key.start_offset);
     let mut last = None;
@@ -216,7 +215,7 @@ fn scan_inner(
         last = Some(*m);
         Ok::<_, io::Error>(())
     });
-    let piece = log.take(end.position - start.position);
+    let piece = log.take(end.position.saturating_sub(start.position));
     let Scanned::Ended(outcome) = scan_with_scratch(piece, start, verify)? else {
         return Ok(None);
     };
@@ -277,9 +276,9 @@ fn merge(files: &SegmentFiles, pieces: Vec<PieceScan>) -> Merged {
                 prefix.last = clean.last.or(prefix.last);
                 prefix.next = clean.end;
             }
+            // No scan: the log is missing, so the segment is one piece.
             PieceScan::Last(Some(analysis))
-                if analysis.scan.is_some_and(|s| s.start == prefix.next)
-                    || (analysis.scan.is_none() && prefix.messages == 0) =>
+                if analysis.scan.is_none_or(|s| s.start == prefix.next) =>
             {
                 return Merged::Done(Box::new(prefix.complete(*analysis)));
             }
