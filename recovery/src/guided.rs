@@ -47,9 +47,9 @@ pub fn analyze_guided(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(Analysis, GuidedStats), AnalyzeError> {
     // Mostly small reads that wait on the disk: threads beyond the cores keep a
-    // cold disk busy (see `parallel`).
-    // Large segments the journal vouches for in no way are CPU work, as for `check`:
-    // scanned from their start in pieces on every core.
+    // cold disk busy (see `parallel`). Large segments the journal vouches for in no
+    // way are CPU work, as for `check`: scanned from their start in pieces on every
+    // core.
     let from_start = |files: &SegmentFiles| {
         matches!(approach(files, known.get(&files.key)), Approach::Whole)
             && crate::pieces::splits(files)
