@@ -40,7 +40,7 @@ fn a_whole_segment_in_pieces_is_analysed_as_in_one_scan() {
 }
 
 #[test]
-fn an_index_pointing_elsewhere_only_costs_a_scan_on_from_the_last_clean_piece() {
+fn an_index_pointing_into_a_message_changes_nothing_of_the_analysis() {
     let mut seg = Segment::whole(0, 40);
     // Entry 19 says message 20 starts one byte later than it does.
     let at = 19 * ENTRY + 4;
