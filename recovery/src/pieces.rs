@@ -17,13 +17,13 @@
 //! the analysis is always the one a single scan from byte 0 gives (the tests compare
 //! the two on damaged segments).
 
-use crate::analyze::segment::{analyze_segment, scan_with_scratch, AnalyzeError, SegmentAnalysis};
-use crate::index::{IndexEntry, IndexVerifier, ENTRY_LEN};
+use crate::analyze::segment::{analyze_range, analyze_segment, AnalyzeError, SegmentAnalysis};
+use crate::index::{IndexEntry, ENTRY_LEN};
 use crate::layout::SegmentFiles;
 use crate::parallel::map_ordered;
-use crate::scan::{EachMessage, MessageMeta, ScanStart, Scanned, StopReason};
+use crate::scan::{MessageMeta, ScanStart, StopReason};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::FileExt;
 
 /// Log bytes per piece: small enough that two threads finish within a few
@@ -69,42 +69,42 @@ pub(crate) fn analyze_in_pieces(
     piece_bytes: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<SegmentAnalysis>, AnalyzeError> {
-    let pieces: Vec<Piece<'_>> = segments
-        .iter()
-        .flat_map(|&files| {
-            let of = piece_count(files, piece_bytes);
-            (0..of).map(move |number| Piece { files, number, of })
-        })
+    let counts: Vec<u64> = (segments.iter())
+        .map(|files| piece_count(files, piece_bytes))
+        .collect();
+    let pieces: Vec<Piece<'_>> = (segments.iter().zip(&counts))
+        .flat_map(|(&files, &of)| (0..of).map(move |number| Piece { files, number, of }))
         .collect();
     let scans = map_ordered(&pieces, threads, |piece| {
         let scan = scan_piece(piece);
         progress(piece.log_share());
         Ok::<_, AnalyzeError>(scan)
     })?;
-    // Each segment's clean prefix, and where a segment must be scanned on from.
     let mut scans = scans.into_iter();
-    let mut merged = Vec::with_capacity(segments.len());
-    let mut resumes = Vec::new();
-    for &files in segments {
-        let of = piece_count(files, piece_bytes);
-        let own: Vec<PieceScan> = scans.by_ref().take(saturating_usize(of)).collect();
-        match merge(files, own) {
-            Merged::Done(analysis) => merged.push(Some(*analysis)),
-            Merged::Resume(prefix) => {
-                resumes.push((merged.len(), files, prefix));
-                merged.push(None);
-            }
-        }
-    }
-    let resumed = map_ordered(&resumes, threads, |(_, files, prefix)| {
+    let merged: Vec<Merged> = (segments.iter().zip(&counts))
+        .map(|(&files, &of)| merge(files, scans.by_ref().take(saturating_usize(of)).collect()))
+        .collect();
+    // Segments whose clean prefix ends before their last piece: scanned on from there.
+    let resumes: Vec<(&SegmentFiles, &Prefix)> = (segments.iter().zip(&merged))
+        .filter_map(|(&files, m)| match m {
+            Merged::Resume(prefix) => Some((files, prefix)),
+            Merged::Done(_) => None,
+        })
+        .collect();
+    let resumed = map_ordered(&resumes, threads, |(files, prefix)| {
         analyze_segment(files, prefix.next).map(|a| prefix.complete(a))
     })?;
-    for ((at, _, _), analysis) in resumes.iter().zip(resumed) {
-        if let Some(slot) = merged.get_mut(*at) {
-            *slot = Some(analysis);
-        }
-    }
-    Ok(merged.into_iter().flatten().collect())
+    let mut resumed = resumed.into_iter();
+    (segments.iter().zip(merged))
+        .map(|(files, m)| match m {
+            Merged::Done(analysis) => Ok(*analysis),
+            // `map_ordered` gives one result per resume, in order: a defensive answer.
+            Merged::Resume(_) => resumed.next().ok_or_else(|| AnalyzeError {
+                path: files.log_path.clone(),
+                cause: io::Error::other("the segment's analysis went missing"),
+            }),
+        })
+        .collect()
 }
 
 /// Whether a scan of `files` from its start is cut into pieces.
@@ -189,45 +189,26 @@ fn scan_piece(piece: &Piece<'_>) -> PieceScan {
         if start.position >= end.position {
             return None;
         }
-        scan_inner(files, index, start, end).ok().flatten()
+        scan_inner(files, start, end)
     });
     PieceScan::Inner { start, clean }
 }
 
-/// Scans the log from `start` to `end`, checking each message's index entry; the
-/// piece when it is clean.
-fn scan_inner(
-    files: &SegmentFiles,
-    mut index: File,
-    start: ScanStart,
-    end: ScanStart,
-) -> io::Result<Option<Clean>> {
-    let mut log = crate::fsops::open_read(&files.log_path)?;
-    log.seek(SeekFrom::Start(start.position))?;
-    let first = start.next_offset.saturating_sub(files.key.start_offset);
-    index.seek(SeekFrom::Start(first.saturating_mul(ENTRY_LEN as u64)))?;
-    let entries = end.next_offset.saturating_sub(start.next_offset);
-    let index_len = entries.saturating_mul(ENTRY_LEN as u64);
-    let mut verifier = IndexVerifier::new(index, index_len, files.key.start_offset);
-    let mut last = None;
-    let verify = EachMessage(|m: &MessageMeta| {
-        verifier.check(m)?;
-        last = Some(*m);
-        Ok::<_, io::Error>(())
-    });
-    let piece = log.take(end.position.saturating_sub(start.position));
-    let Scanned::Ended(outcome) = scan_with_scratch(piece, start, verify)? else {
-        return Ok(None);
-    };
-    let clean = outcome.stop == StopReason::EndOfFile
-        && outcome.valid_len == end.position
-        && outcome.next_offset == end.next_offset
-        && verifier.finish(outcome.messages)?.is_consistent();
-    Ok(clean.then_some(Clean {
-        messages: outcome.messages,
-        last,
+/// The piece of the log from `start` to `end`, with the index entries of its
+/// messages, when it is clean.
+fn scan_inner(files: &SegmentFiles, start: ScanStart, end: ScanStart) -> Option<Clean> {
+    let piece = analyze_range(files, start, Some(end)).ok()?;
+    let scan = piece.scan?;
+    let clean = scan.start == start
+        && scan.stop == StopReason::EndOfFile
+        && scan.valid_len == end.position
+        && scan.next_offset == end.next_offset
+        && piece.index.is_consistent();
+    clean.then_some(Clean {
+        messages: scan.messages,
+        last: scan.last,
         end,
-    }))
+    })
 }
 
 /// How a segment's pieces add up.

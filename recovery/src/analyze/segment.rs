@@ -10,8 +10,7 @@ use crate::scan::{
 };
 use journal::SegmentKey;
 use serde::Serialize;
-use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Read size of a segment's scan: small enough that what was read is still in the
@@ -87,6 +86,17 @@ pub fn analyze_segment(
     files: &SegmentFiles,
     start: ScanStart,
 ) -> Result<SegmentAnalysis, AnalyzeError> {
+    analyze_range(files, start, None)
+}
+
+/// [`analyze_segment`] reading the log no further than `end` when it is given (where
+/// a later message starts, and its offset), and comparing the index entries only of
+/// the messages before it: one piece of a segment's scan (`pieces.rs`).
+pub(crate) fn analyze_range(
+    files: &SegmentFiles,
+    start: ScanStart,
+    end: Option<ScanStart>,
+) -> Result<SegmentAnalysis, AnalyzeError> {
     let err = |path: &Path| {
         let path = path.to_path_buf();
         move |cause| AnalyzeError { path, cause }
@@ -115,10 +125,11 @@ pub fn analyze_segment(
         log.seek(SeekFrom::Start(start.position))
             .map_err(err(&files.log_path))?;
     }
+    let log = log.take(end.map_or(u64::MAX, |e| e.position.saturating_sub(start.position)));
     let (scan, index) = match files.index_len {
         None => {
             let scan =
-                scan_segment_log(&log, start, IgnoreMessages).map_err(err(&files.log_path))?;
+                scan_segment_log(log, start, IgnoreMessages).map_err(err(&files.log_path))?;
             (scan, IndexState::Missing)
         }
         Some(len) => {
@@ -127,11 +138,15 @@ pub fn analyze_segment(
             let skip = (start.next_offset - segment_start).saturating_mul(16);
             idx.seek(SeekFrom::Start(skip))
                 .map_err(err(&files.index_path))?;
-            let mut verifier = IndexVerifier::new(idx, len.saturating_sub(skip), segment_start);
+            let before_end = end.map_or(u64::MAX, |e| {
+                (e.next_offset.saturating_sub(start.next_offset)).saturating_mul(16)
+            });
+            let entries_len = len.saturating_sub(skip).min(before_end);
+            let mut verifier = IndexVerifier::new(idx, entries_len, segment_start);
             let verify = EachMessage(|m: &crate::scan::MessageMeta| {
                 verifier.check(m).map(drop).map_err(ReadFailure::Index)
             });
-            let scan = scan_segment_log(&log, start, verify).map_err(|e| match e {
+            let scan = scan_segment_log(log, start, verify).map_err(|e| match e {
                 ReadFailure::Log(cause) => err(&files.log_path)(cause),
                 ReadFailure::Index(cause) => err(&files.index_path)(cause),
             })?;
@@ -161,8 +176,8 @@ impl From<io::Error> for ReadFailure {
 }
 
 /// Scans `log` from `start` with `visitor`, which never stops the scan.
-fn scan_segment_log<V: Visitor>(
-    log: &File,
+fn scan_segment_log<R: io::Read, V: Visitor>(
+    log: R,
     start: ScanStart,
     visitor: V,
 ) -> Result<ScanOutcome, V::Error> {
@@ -177,7 +192,7 @@ fn scan_segment_log<V: Visitor>(
 }
 
 /// Scans `src` from `start` through this thread's buffer.
-pub(crate) fn scan_with_scratch<R: io::Read, V: Visitor>(
+fn scan_with_scratch<R: io::Read, V: Visitor>(
     src: R,
     start: ScanStart,
     visitor: V,
