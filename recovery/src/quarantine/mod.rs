@@ -39,6 +39,7 @@ pub use run::{RunId, RunManifest};
 use crate::fsops::{file_digest, FileOps, SyncRound, SYNC_THREADS};
 use journal::{ByteRange, RelayOriginal, RepairAction, RepairId};
 use manifest::{io_err, same_repair, MANIFEST_VERSION};
+use std::io;
 use std::path::{Path, PathBuf};
 
 impl Quarantine {
@@ -292,12 +293,26 @@ fn write_manifest_aside(
     folder: &Path,
     manifest: &impl serde::Serialize,
 ) -> Result<PathBuf, QuarantineError> {
-    let json = serde_json::to_vec_pretty(manifest).map_err(|e| QuarantineError::BadManifest {
-        path: folder.join(MANIFEST),
-        detail: e.to_string(),
-    })?;
     let tmp = folder.join("manifest.json.tmp");
-    fs.write_file(&tmp, &mut |w| w.write_all(&json))
-        .map_err(io_err(&tmp))?;
+    // Streamed through the file's buffer: a run's manifest is 1 KB a repair, and a
+    // 20 MB `Vec` grown by doubling cost a large run more than writing it.
+    let mut not_serialized = None;
+    let written = fs.write_file(&tmp, &mut |w| {
+        serde_json::to_writer_pretty(&mut *w, manifest).map_err(|e| {
+            if e.is_io() {
+                io::Error::from(e)
+            } else {
+                not_serialized = Some(e.to_string());
+                io::Error::other("the manifest cannot be serialized")
+            }
+        })
+    });
+    if let Some(detail) = not_serialized {
+        return Err(QuarantineError::BadManifest {
+            path: folder.join(MANIFEST),
+            detail,
+        });
+    }
+    written.map_err(io_err(&tmp))?;
     Ok(tmp)
 }
