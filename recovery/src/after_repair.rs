@@ -11,11 +11,19 @@
 //! exactly one correct entry each, at the cost of two small reads, not of hashing
 //! the whole partition a second time. Any other repair (a rebuilt index, a file
 //! moved out, a re-lay) has its partition read in full.
+//!
+//! A cut changes no folder's entries either: a partition whose repairs were all
+//! cuts is not listed again (its folder and two offsets folders, a dozen system
+//! calls); its segment files' lengths are read again, one `stat` each, and the
+//! rest is what the analysis listed.
 
 use crate::analyze::Analysis;
 use crate::index::IndexState;
+use crate::layout::{LayoutError, PartitionLayout};
+use crate::parallel::{map_ordered, IO_THREADS};
 use crate::plan::PlannedAction;
 use journal::{CheckpointState, PartitionId, RepairAction, SegmentKey, SegmentPhase, SegmentState};
+use restat::restat_segments;
 use std::collections::{BTreeSet, HashMap};
 
 /// The partitions `actions` change other than by cutting tails, creating folders or
@@ -34,6 +42,59 @@ pub(crate) fn rewritten(actions: &[PlannedAction]) -> BTreeSet<PartitionId> {
         })
         .filter_map(|a| a.partition)
         .collect()
+}
+
+/// The partitions whose every repair cut a segment file's tail.
+pub(crate) fn only_cut(actions: &[PlannedAction]) -> BTreeSet<PartitionId> {
+    let mut other = BTreeSet::new();
+    let mut cut = BTreeSet::new();
+    for a in actions {
+        let Some(id) = a.partition else { continue };
+        match a.action {
+            RepairAction::TruncateLog { .. } | RepairAction::TruncateIndex { .. } => {
+                cut.insert(id);
+            }
+            _ => {
+                other.insert(id);
+            }
+        }
+    }
+    &cut - &other
+}
+
+/// The layouts of the `only_cut` partitions as the analysis `before` listed them,
+/// their segment files' lengths and stamps read again. A partition where a segment
+/// file is no longer what the listing found is left out: list it again.
+pub(crate) fn layouts_after_cuts(
+    before: &Analysis,
+    only_cut: &BTreeSet<PartitionId>,
+) -> Result<Vec<PartitionLayout>, LayoutError> {
+    let partitions: Vec<_> = (before.partitions.iter())
+        .filter(|p| only_cut.contains(&p.id))
+        .collect();
+    // A stat each, waiting on the disk when its cache is cold: as many threads as
+    // a listing.
+    let found = map_ordered(&partitions, IO_THREADS, |p| {
+        let files: Vec<_> = p.segments.iter().map(|s| &s.files).collect();
+        restat_segments(&p.dir, &files)
+    })?;
+    let mut layouts = Vec::new();
+    for (p, segments) in partitions.into_iter().zip(found) {
+        let Some(segments) = segments else {
+            continue;
+        };
+        layouts.push(PartitionLayout {
+            id: p.id,
+            dir: p.dir.clone(),
+            segments,
+            offset_files: p.offset_files.clone(),
+            stray_logs: p.stray_logs.clone(),
+            missing_offset_dirs: p.missing_offset_dirs.clone(),
+            anomalies: p.anomalies.clone(),
+            offsets_listing: p.offsets_listing.clone(),
+        });
+    }
+    Ok(layouts)
 }
 
 /// For the segments of `touched` partitions outside `rewritten`, a checkpoint at the
@@ -70,6 +131,8 @@ pub(crate) fn resume_points(
         })
         .collect()
 }
+
+mod restat;
 
 #[cfg(test)]
 mod tests;

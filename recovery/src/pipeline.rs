@@ -162,6 +162,7 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         .collect();
     let state_touched = the_plan.actions.iter().any(|a| a.partition.is_none());
     let rewritten = crate::after_repair::rewritten(&the_plan.actions);
+    let only_cut = crate::after_repair::only_cut(&the_plan.actions);
     let actions = the_plan
         .actions
         .into_iter()
@@ -179,7 +180,13 @@ pub fn run(exec: &Executor<'_>, req: &Request<'_>) -> Result<RepairOutcome, Pipe
         let mut after = if state_touched || analysis.state.shrunk_from.is_some() {
             discover(exec.data_dir)?
         } else {
-            crate::layout::discover_partitions(exec.data_dir, &touched)?
+            let cut = crate::after_repair::layouts_after_cuts(&analysis, &only_cut)?;
+            let known: BTreeSet<PartitionId> = cut.iter().map(|p| p.id).collect();
+            let mut after =
+                crate::layout::discover_partitions(exec.data_dir, &(&touched - &known))?;
+            after.partitions.extend(cut);
+            after.partitions.sort_by_key(|p| p.id);
+            after
         };
         if state_touched {
             left.extend(crate::state_check::judge_state(&after.state));

@@ -42,7 +42,7 @@ mod tests;
 pub use digest::{file_digest, file_len, range_digest};
 pub use nofollow::{
     folder_stamps, is_symlink_refusal, list_dir, metadata, open_read, read_small, DirEntry,
-    EntryKind,
+    EntryKind, EntryStamp,
 };
 
 pub use ops::{FileOps, SyncRound, SYNCFS_FROM, SYNC_THREADS};

@@ -41,7 +41,7 @@ impl From<StateReadError> for LayoutError {
 }
 
 impl LayoutError {
-    pub(super) fn io(path: &Path, source: io::Error) -> Self {
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
         if source.kind() == io::ErrorKind::NotFound {
             LayoutError::NotFound {
                 path: path.to_path_buf(),
