@@ -4,7 +4,7 @@
 use super::nofollow::{metadata, open_nofollow, open_read};
 use journal::ByteRange;
 use rustix::fs::{self as rfs, OFlags};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -146,8 +146,11 @@ pub struct SyncRound(Mutex<RoundPaths>);
 
 #[derive(Debug, Default)]
 struct RoundPaths {
-    files: BTreeSet<PathBuf>,
-    dirs: BTreeSet<PathBuf>,
+    /// Each with the file system (device) it is on, as the write that left it to
+    /// the round found it. Hashed, not ordered: a round of 20,000 paths compared
+    /// component by component cost more than the writes that added them.
+    files: HashMap<PathBuf, u64>,
+    dirs: HashSet<PathBuf>,
     /// Writes left to the round, a file added twice counting twice.
     writes: usize,
 }
@@ -169,13 +172,14 @@ impl SyncRound {
         }
     }
 
-    /// Adds a file whose bytes or length changed and were not fsynced (once, however
-    /// often it is added; each addition counts toward [`SYNCFS_FROM`]).
-    pub fn add_file(&self, file: &Path) {
+    /// Adds a file whose bytes or length changed and were not fsynced, on the file
+    /// system `device` (its `st_dev`), once however often it is added; each addition
+    /// counts toward [`SYNCFS_FROM`].
+    pub fn add_file(&self, file: &Path, device: u64) {
         let mut paths = self.paths();
         paths.writes += 1;
-        if !paths.files.contains(file) {
-            paths.files.insert(file.to_path_buf());
+        if !paths.files.contains_key(file) {
+            paths.files.insert(file.to_path_buf(), device);
         }
     }
 
@@ -216,28 +220,16 @@ impl SyncRound {
             dirs,
             writes,
         } = std::mem::take(&mut *self.paths());
+        let mut files: Vec<(PathBuf, u64)> = files.into_iter().collect();
+        files.sort_unstable_by(|(a, _), (b, _)| a.as_os_str().cmp(b.as_os_str()));
+        let mut dirs: Vec<PathBuf> = dirs.into_iter().collect();
+        dirs.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
         if writes.max(files.len()) + dirs.len() > SYNCFS_FROM {
-            use std::os::unix::fs::MetadataExt;
-            // A file is on its folder's file system: one folder stands for each.
-            let folders: BTreeSet<&Path> = files
-                .iter()
-                .filter_map(|f| f.parent())
-                .chain(dirs.iter().map(PathBuf::as_path))
-                .collect();
-            let mut by_device = std::collections::BTreeMap::new();
-            for dir in folders {
-                let not_found = || io::Error::from(io::ErrorKind::NotFound);
-                let meta = fs.metadata(dir).map_err(|e| (dir.to_path_buf(), e))?;
-                let meta = meta.ok_or_else(|| (dir.to_path_buf(), not_found()))?;
-                by_device.entry(meta.dev()).or_insert(dir);
-            }
-            return by_device
-                .values()
-                .try_for_each(|dir| fs.sync_fs(dir).map_err(|e| (dir.to_path_buf(), e)));
+            return sync_file_systems(fs, &files, &dirs);
         }
         let all: Vec<(PathBuf, bool)> = files
             .into_iter()
-            .map(|f| (f, true))
+            .map(|(f, _)| (f, true))
             .chain(dirs.into_iter().map(|d| (d, false)))
             .collect();
         crate::parallel::map_ordered(&all, SYNC_THREADS, |(path, is_file)| {
@@ -250,6 +242,47 @@ impl SyncRound {
         })
         .map(drop)
     }
+}
+
+/// One `syncfs` per file system that `files` (each with its device) and `dirs` are
+/// on, through a folder on it: each folder is stat'ed, a file's folder only for a
+/// device no folder stood for yet (and used only when it is on the file's device:
+/// a file mounted on its own is fsynced instead).
+fn sync_file_systems(
+    fs: &dyn FileOps,
+    files: &[(PathBuf, u64)],
+    dirs: &[PathBuf],
+) -> Result<(), (PathBuf, io::Error)> {
+    use std::os::unix::fs::MetadataExt;
+    let device_of = |dir: &Path| {
+        let not_found = || io::Error::from(io::ErrorKind::NotFound);
+        let meta = fs.metadata(dir).map_err(|e| (dir.to_path_buf(), e))?;
+        let meta = meta.ok_or_else(|| (dir.to_path_buf(), not_found()))?;
+        Ok::<_, (PathBuf, io::Error)>(meta.dev())
+    };
+    let mut by_device: BTreeMap<u64, &Path> = BTreeMap::new();
+    let mut alone = Vec::new();
+    for (file, device) in files {
+        if by_device.contains_key(device) {
+            continue;
+        }
+        match file.parent() {
+            Some(dir) if device_of(dir)? == *device => {
+                by_device.insert(*device, dir);
+            }
+            _ => alone.push(file),
+        }
+    }
+    for dir in dirs {
+        let device = device_of(dir)?;
+        by_device.entry(device).or_insert(dir);
+    }
+    for file in alone {
+        fs.sync_file(file).map_err(|e| (file.clone(), e))?;
+    }
+    by_device
+        .values()
+        .try_for_each(|dir| fs.sync_fs(dir).map_err(|e| (dir.to_path_buf(), e)))
 }
 
 #[cfg(test)]
@@ -382,5 +415,44 @@ mod tests {
         round.run(&Hooked(&counting)).unwrap();
         assert_eq!(counts(&counting), (0, 0, 1));
         assert_eq!(fs::read(&packed).unwrap(), b"012".repeat(SYNCFS_FROM));
+    }
+
+    #[test]
+    fn a_large_round_of_files_looks_at_one_folder_per_file_system_not_one_per_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let round = SyncRound::new();
+        let mut folders = Vec::new();
+        for i in 0..=SYNCFS_FROM {
+            let dir = tmp.path().join(format!("p{i:03}"));
+            fs::create_dir(&dir).unwrap();
+            let file = dir.join("00000000000000000000.log");
+            fs::write(&file, b"0123456789").unwrap();
+            assert_eq!(StdFs.cut_in_round(&file, 10, 4, &round).unwrap(), Some(10));
+            folders.push(dir);
+        }
+        // Each file came with its device: only the first file's folder is looked at
+        // (the others could be gone, and the round would not notice).
+        for dir in folders.iter().skip(1) {
+            let moved = dir.with_extension("moved");
+            fs::rename(dir, &moved).unwrap();
+        }
+        let counting = CountingSyncs::default();
+        round.run(&Hooked(&counting)).unwrap();
+        assert_eq!(counting.filesystems.load(Ordering::Relaxed), 1);
+        assert_eq!(counting.files.load(Ordering::Relaxed), 0);
+        assert!(round.is_empty());
+
+        // A folder added to the round is looked at, whatever the files said.
+        let file = folders[0].join("00000000000000000000.log");
+        fs::write(&file, b"0123456789").unwrap();
+        StdFs.cut_in_round(&file, 10, 4, &round).unwrap();
+        for i in 0..=SYNCFS_FROM {
+            round.add_dir(&tmp.path().join(format!("p{i:03}")));
+        }
+        let (path, e) = round.run(&Hooked(&counting)).unwrap_err();
+        assert!(
+            path.ends_with("p001") && e.kind() == io::ErrorKind::NotFound,
+            "{path:?}: {e}"
+        );
     }
 }

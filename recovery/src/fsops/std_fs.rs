@@ -10,6 +10,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -31,8 +32,8 @@ impl FileOps for StdFs {
         dst: &Path,
         round: &SyncRound,
     ) -> io::Result<u64> {
-        let (digest, _) = Self::copy_unsynced(src, range, dst)?;
-        round.add_file(dst);
+        let (digest, out) = Self::copy_unsynced(src, range, dst)?;
+        round.add_file(dst, out.metadata()?.dev());
         Ok(digest)
     }
 
@@ -60,8 +61,9 @@ impl FileOps for StdFs {
     }
 
     fn create_sized_in_round(&self, dst: &Path, len: u64, round: &SyncRound) -> io::Result<()> {
-        create_new(dst)?.set_len(len)?;
-        round.add_file(dst);
+        let file = create_new(dst)?;
+        file.set_len(len)?;
+        round.add_file(dst, file.metadata()?.dev());
         Ok(())
     }
 
@@ -81,7 +83,8 @@ impl FileOps for StdFs {
                 format!("{} has other names (hard links)", dst.display()),
             ));
         };
-        let sized = out.metadata()?.len();
+        let out_meta = out.metadata()?;
+        let sized = out_meta.len();
         if at.checked_add(range.len()).is_none_or(|end| end > sized) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -93,7 +96,7 @@ impl FileOps for StdFs {
             ));
         }
         let digest = copy_into(&input, src, range, &out, at)?;
-        round.add_file(dst);
+        round.add_file(dst, out_meta.dev());
         Ok(digest)
     }
 
@@ -142,7 +145,7 @@ impl FileOps for StdFs {
             self.unshare(path, &mut |copy| copy.set_len(to))?;
         } else {
             file.set_len(to)?;
-            round.add_file(path);
+            round.add_file(path, st.st_dev);
         }
         Ok(Some(from))
     }
