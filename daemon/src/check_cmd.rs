@@ -3,7 +3,7 @@
 use crate::exit;
 use crate::progress::TerminalProgress;
 use anyhow::Context;
-use recovery::analyze::analyze;
+use recovery::guided::analyze_without_history;
 use recovery::layout::{classify_root, discover, Root};
 use recovery::names::escaped;
 use recovery::pipeline::Progress as _;
@@ -44,8 +44,8 @@ fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
     let layout = discover(&data_dir).context("cannot check the data directory")?;
     let progress = TerminalProgress::new("scanning");
     progress.start(layout.log_bytes());
-    let analysis =
-        analyze(&layout, &|n| progress.advance(n)).context("cannot check the data directory")?;
+    let analysis = analyze_without_history(&layout, &|n| progress.advance(n))
+        .context("cannot check the data directory")?;
     progress.finish();
     CheckReport::new(&analysis)
         .with_salvage_view(&analysis)

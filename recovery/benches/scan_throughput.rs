@@ -27,7 +27,7 @@ mod cpu;
 use cpu::{children_cpu_time, cpu_time};
 use harness::writer::state_info_bytes;
 use harness::{Message, SegmentAppender};
-use recovery::analyze::analyze;
+use recovery::guided::analyze_without_history;
 use recovery::layout::discover;
 use recovery::report::CheckReport;
 use std::fs::File;
@@ -163,7 +163,7 @@ fn cat(root: &Path) {
 /// whatever damage its server left).
 fn scan(root: &Path, whole: bool) -> u64 {
     let layout = discover(root).unwrap();
-    let a = analyze(&layout, &|_| {}).unwrap();
+    let a = analyze_without_history(&layout, &|_| {}).unwrap();
     let report = CheckReport::new(&a).with_salvage_view(&a).unwrap();
     assert_eq!(report.partitions, a.partitions.len());
     // Generated partitions have no offsets folders or state log: only their segments

@@ -78,8 +78,10 @@ impl Analysis {
     }
 }
 
-/// Scans everything in `dir` (what `check` does: no journal is trusted); `progress`
-/// receives the log bytes of each finished piece of a segment.
+/// Scans every segment of `dir` from its start, in pieces on every core; `progress`
+/// receives the log bytes of each finished piece of a segment. The reference the
+/// journal-guided analysis is tested against; `check` runs that one with no history
+/// (`guided::analyze_without_history`), as `recover` does with no journal.
 pub fn analyze(dir: &DataDir, progress: &(dyn Fn(u64) + Sync)) -> Result<Analysis, AnalyzeError> {
     // Every scan is CPU work: one thread per core, large segments in pieces.
     let segments: Vec<&SegmentFiles> = dir.partitions.iter().flat_map(|p| &p.segments).collect();

@@ -41,6 +41,17 @@ pub struct GuidedStats {
     pub offsets_listings_used: usize,
 }
 
+/// What `check` runs, and `recover` with no journal: the guided analysis with no
+/// history, so every segment is scanned from its start (small ones on the I/O
+/// threads, large ones in pieces on every core). One path for both, so that what
+/// `check` reports is what `recover` would find.
+pub fn analyze_without_history(
+    dir: &DataDir,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Analysis, AnalyzeError> {
+    analyze_guided(dir, &HashMap::new(), progress).map(|(analysis, _)| analysis)
+}
+
 pub fn analyze_guided(
     dir: &DataDir,
     known: &HashMap<SegmentKey, SegmentState>,

@@ -8,7 +8,8 @@
 //! (`tests/`) has a fuller independent encoder, but recovery's own tests build without
 //! it.
 
-use crate::analyze::{analyze, Analysis};
+use crate::analyze::Analysis;
+use crate::guided::analyze_without_history;
 use crate::layout::discover;
 use crate::plan::{plan, Mode, Plan};
 use crate::state_inspect::StateInspection;
@@ -163,7 +164,7 @@ impl TestDir {
     /// (`state_check`), so leaving them in would add the same refusal to every plan.
     pub fn analysis(&self) -> Analysis {
         let layout = discover(self.tmp.path()).expect("discover");
-        let mut analysis = analyze(&layout, &|_| {}).expect("analyze");
+        let mut analysis = analyze_without_history(&layout, &|_| {}).expect("analyze");
         analysis.state = StateInspection::default();
         analysis
     }

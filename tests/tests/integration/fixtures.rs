@@ -4,7 +4,7 @@
 use crate::warden;
 use harness::fixture;
 use harness::fixtures::{CLEAN, KILLED_UNDER_LOAD};
-use recovery::analyze::analyze;
+use recovery::guided::analyze_without_history;
 use recovery::layout::discover;
 use recovery::rebuild::rebuild_index;
 use recovery::report::CheckReport;
@@ -47,7 +47,8 @@ fn clean_fixture_counts_and_what_blocks_a_start() {
 #[test]
 fn killed_under_load_fixture_has_every_message_valid() {
     let dir = fixture(KILLED_UNDER_LOAD);
-    let report = CheckReport::new(&analyze(&discover(&dir).unwrap(), &|_| {}).unwrap());
+    let analysis = analyze_without_history(&discover(&dir).unwrap(), &|_| {}).unwrap();
+    let report = CheckReport::new(&analysis);
     assert_eq!(
         (report.partitions, report.segments, report.messages),
         (3, 17, 48_650)

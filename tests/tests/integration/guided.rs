@@ -7,7 +7,7 @@ use harness::{apply, fixture_copy, Fault};
 
 use journal::{FileStamp, Journal, Record, SegmentKey, SegmentState};
 use recovery::analyze::analyze;
-use recovery::guided::analyze_guided;
+use recovery::guided::{analyze_guided, analyze_without_history};
 use recovery::layout::{discover, DataDir};
 use recovery::verdict::judge;
 use std::collections::HashMap;
@@ -266,4 +266,42 @@ fn a_sealed_segment_named_near_the_largest_offset_is_scanned_not_trusted() {
     assert_eq!(stats.trusted, 0, "{stats:?}");
     assert_eq!(stats.scanned, 1, "{stats:?}");
     assert_eq!(guided.valid_messages(), 1);
+}
+
+/// `check` runs the guided analysis with no history (as `recover` does with no
+/// journal): on every fixture, and on damage of every kind, it finds exactly what
+/// the reference scan finds.
+#[test]
+fn with_no_history_the_guided_analysis_is_the_reference_scan() {
+    let same = |dir: &Path, what: &str| {
+        let layout = discover(dir).unwrap();
+        let reference = analyze(&layout, &|_| {}).unwrap();
+        let checked = analyze_without_history(&layout, &|_| {}).unwrap();
+        assert_eq!(
+            serde_json::to_value(&checked).unwrap(),
+            serde_json::to_value(&reference).unwrap(),
+            "{what}"
+        );
+        assert!(!reference.partitions.is_empty(), "{what}");
+    };
+    for name in harness::fixtures::ALL {
+        let copy = fixture_copy(name);
+        same(copy.path(), name);
+    }
+    let faults = [
+        Fault::TornLogTail,
+        Fault::ZeroTail { len: 4096 },
+        Fault::LogCutIndexLonger,
+        Fault::FlipByteLastMessage,
+        Fault::IndexHalfEntryShort,
+        Fault::IndexMissing,
+        Fault::IndexZeroedMiddle { entries: 3 },
+        Fault::RotationCrash,
+        Fault::LogMissing,
+    ];
+    for fault in faults {
+        let copy = fixture_copy(KILLED_UNDER_LOAD);
+        apply(copy.path(), "streams/0/topics/0/partitions/0", fault).unwrap();
+        same(copy.path(), &format!("{fault:?}"));
+    }
 }
