@@ -78,22 +78,9 @@ pub(crate) fn layouts_after_cuts(
         let files: Vec<_> = p.segments.iter().map(|s| &s.files).collect();
         restat_segments(&p.dir, &files)
     })?;
-    let mut layouts = Vec::new();
-    for (p, segments) in partitions.into_iter().zip(found) {
-        let Some(segments) = segments else {
-            continue;
-        };
-        layouts.push(PartitionLayout {
-            id: p.id,
-            dir: p.dir.clone(),
-            segments,
-            offset_files: p.offset_files.clone(),
-            stray_logs: p.stray_logs.clone(),
-            missing_offset_dirs: p.missing_offset_dirs.clone(),
-            anomalies: p.anomalies.clone(),
-            offsets_listing: p.offsets_listing.clone(),
-        });
-    }
+    let layouts = (partitions.into_iter().zip(found))
+        .filter_map(|(p, segments)| Some(p.layout_with(segments?)))
+        .collect();
     Ok(layouts)
 }
 

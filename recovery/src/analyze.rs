@@ -176,6 +176,21 @@ fn assemble(dir: &DataDir, segments: Vec<SegmentAnalysis>) -> Analysis {
 }
 
 impl PartitionAnalysis {
+    /// The layout this analysis was made from, with its segments' files as
+    /// `segments` (read again since): the reverse of [`PartitionAnalysis::new`].
+    pub(crate) fn layout_with(&self, segments: Vec<SegmentFiles>) -> PartitionLayout {
+        PartitionLayout {
+            id: self.id,
+            dir: self.dir.clone(),
+            segments,
+            offset_files: self.offset_files.clone(),
+            stray_logs: self.stray_logs.clone(),
+            missing_offset_dirs: self.missing_offset_dirs.clone(),
+            anomalies: self.anomalies.clone(),
+            offsets_listing: self.offsets_listing.clone(),
+        }
+    }
+
     /// The analysis of partition `p` whose segments were analysed into `segments`.
     pub fn new(p: &PartitionLayout, segments: Vec<SegmentAnalysis>) -> Self {
         PartitionAnalysis {
