@@ -269,9 +269,10 @@ fn a_sealed_segment_named_near_the_largest_offset_is_scanned_not_trusted() {
 }
 
 /// `check` runs the guided analysis with no history (as `recover` does with no
-/// journal): on every fixture, and on nine kinds of damage, it finds exactly what
-/// the reference scan finds. (Segments large enough to be scanned in pieces take
-/// the same path in both; `pieces` has its own property test against one scan.)
+/// journal): on every fixture, and on every fault of the damage table and of the
+/// race, it finds exactly what the reference scan finds. (Segments large enough to
+/// be scanned in pieces take the same path in both; `pieces` has its own property
+/// test against one scan.)
 #[test]
 fn with_no_history_the_guided_analysis_is_the_reference_scan() {
     let same = |dir: &Path, what: &str| {
@@ -289,18 +290,10 @@ fn with_no_history_the_guided_analysis_is_the_reference_scan() {
         let copy = fixture_copy(name);
         same(copy.path(), name);
     }
-    let faults = [
-        Fault::TornLogTail,
-        Fault::ZeroTail { len: 4096 },
-        Fault::LogCutIndexLonger,
-        Fault::FlipByteLastMessage,
-        Fault::IndexHalfEntryShort,
-        Fault::IndexMissing,
-        Fault::IndexZeroedMiddle { entries: 3 },
-        Fault::RotationCrash,
-        Fault::LogMissing,
-    ];
-    for fault in faults {
+    for fault in harness::all_faults()
+        .into_iter()
+        .chain(harness::race_faults())
+    {
         let copy = fixture_copy(KILLED_UNDER_LOAD);
         apply(copy.path(), "streams/0/topics/0/partitions/0", fault).unwrap();
         same(copy.path(), &format!("{fault:?}"));
