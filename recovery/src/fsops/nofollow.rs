@@ -194,24 +194,30 @@ pub(super) fn open_parent(path: &Path) -> io::Result<(OwnedFd, &OsStr)> {
 /// `CAP_FOWNER`; anyone else gets `EPERM`, and from then on this process opens
 /// files without it (the files of one data directory share an owner).
 pub fn open_read(path: &Path) -> io::Result<File> {
+    open_read_stat(path).map(|(file, _)| file)
+}
+
+/// [`open_read`], with the `stat` it checked the file with.
+pub(super) fn open_read_stat(path: &Path) -> io::Result<(File, rfs::Stat)> {
     static REFUSED: AtomicBool = AtomicBool::new(false);
     let plain = OFlags::RDONLY | OFlags::NONBLOCK;
     if REFUSED.load(Ordering::Relaxed) {
-        return open_regular(path, plain);
+        return open_regular_stat(path, plain);
     }
-    match open_regular(path, plain | OFlags::NOATIME) {
+    match open_regular_stat(path, plain | OFlags::NOATIME) {
         Err(e) if e.raw_os_error() == Some(Errno::PERM.raw_os_error()) => {
             REFUSED.store(true, Ordering::Relaxed);
-            open_regular(path, plain)
+            open_regular_stat(path, plain)
         }
         opened => opened,
     }
 }
 
-fn open_regular(path: &Path, flags: OFlags) -> io::Result<File> {
+fn open_regular_stat(path: &Path, flags: OFlags) -> io::Result<(File, rfs::Stat)> {
     let file = File::from(open_nofollow(path, flags)?);
-    require_regular(&rfs::fstat(&file)?)?;
-    Ok(file)
+    let st = rfs::fstat(&file)?;
+    require_regular(&st)?;
+    Ok((file, st))
 }
 
 /// Reads a whole regular file of at most `limit` bytes.
@@ -355,13 +361,21 @@ fn stamp_of(st: &rfs::Stat) -> journal::FileStamp {
 /// Opens a regular file to change it in place; `None` when it has other names (hard
 /// links), which changing it in place would change too.
 pub(super) fn open_in_place(path: &Path, flags: OFlags) -> io::Result<Option<File>> {
+    Ok(open_in_place_stat(path, flags)?.map(|(file, _)| file))
+}
+
+/// [`open_in_place`], with the `stat` it checked the file with.
+pub(super) fn open_in_place_stat(
+    path: &Path,
+    flags: OFlags,
+) -> io::Result<Option<(File, rfs::Stat)>> {
     let file = File::from(open_nofollow(path, flags | OFlags::NONBLOCK)?);
     let st = rfs::fstat(&file)?;
     require_regular(&st)?;
     if st.st_nlink > 1 {
         return Ok(None);
     }
-    Ok(Some(file))
+    Ok(Some((file, st)))
 }
 
 /// Creates `path` with `O_EXCL`, after removing a stale regular file of that name;

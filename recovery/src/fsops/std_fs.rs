@@ -75,16 +75,17 @@ impl FileOps for StdFs {
         at: u64,
         round: &SyncRound,
     ) -> io::Result<u64> {
-        let input = open_read(src)?;
+        // One of these per repair of a large run: each file's `stat` is the one its
+        // open checked it with.
+        let (input, input_st) = open_read_stat(src)?;
         // A second name would see the slice change too; the packed file is new.
-        let Some(out) = open_in_place(dst, OFlags::WRONLY)? else {
+        let Some((out, out_st)) = open_in_place_stat(dst, OFlags::WRONLY)? else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{} has other names (hard links)", dst.display()),
             ));
         };
-        let out_meta = out.metadata()?;
-        let sized = out_meta.len();
+        let sized = u64::try_from(out_st.st_size).unwrap_or(0);
         if at.checked_add(range.len()).is_none_or(|end| end > sized) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -95,8 +96,9 @@ impl FileOps for StdFs {
                 ),
             ));
         }
-        let digest = copy_into(&input, src, range, &out, at)?;
-        round.add_file(dst, out_meta.dev());
+        let src_len = u64::try_from(input_st.st_size).unwrap_or(0);
+        let digest = copy_into(&input, src, src_len, range, &out, at)?;
+        round.add_file(dst, out_st.st_dev);
         Ok(digest)
     }
 
@@ -312,45 +314,90 @@ fn short_source(src: &Path, range: ByteRange, at: u64) -> io::Error {
     )
 }
 
-/// Copies `range` of `input` (the file `src`, named in errors) into `out` at offset
-/// `at`, and returns the XXH3-64 of the range. Only the data is read and written:
-/// holes are hashed as the zeros they read as, and stay holes in `out` (a new file,
-/// or a slice of one sized as a hole).
-fn copy_into(input: &File, src: &Path, range: ByteRange, out: &File, at: u64) -> io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let len = input.metadata()?.len();
+/// Copies `range` of `input` (the file `src`, named in errors, `len` bytes long when
+/// opened) into `out` at offset `at`, and returns the XXH3-64 of the range. Holes
+/// are hashed as the zeros they read as and stay holes in `out` (a new file, or a
+/// slice of one sized as a hole); a range of at most [`SMALL_COPY`] bytes is read
+/// and written whole instead.
+fn copy_into(
+    input: &File,
+    src: &Path,
+    len: u64,
+    range: ByteRange,
+    out: &File,
+    at: u64,
+) -> io::Result<u64> {
     if len < range.end {
         return Err(short_source(src, range, len));
     }
-    let mut hasher = Xxh3::new();
-    let mut buf = vec![0u8; super::digest::buffer_len(range.len())];
+    let mut copy = RangeCopy {
+        input,
+        src,
+        range,
+        out,
+        at,
+        hasher: Xxh3::new(),
+        buf: vec![0u8; super::digest::buffer_len(range.len())],
+    };
+    if range.len() <= SMALL_COPY {
+        // A torn tail or a few index entries: looking for holes would cost two
+        // system calls more than the copy, to keep at most a few blocks sparse.
+        copy.data(range.start, range.end)?;
+        return Ok(copy.hasher.digest());
+    }
     let mut pos = range.start;
     while pos < range.end {
         let data = next_data(input, pos)?.unwrap_or(range.end).min(range.end);
         if data > pos {
-            hash_zeros(&mut hasher, data - pos);
+            hash_zeros(&mut copy.hasher, data - pos);
             pos = data;
             continue;
         }
         let hole = next_hole(input, pos)?.min(range.end);
-        while pos < hole {
-            let want = usize::try_from(hole - pos)
-                .unwrap_or(buf.len())
-                .min(buf.len());
-            let piece = buf.get_mut(..want).unwrap_or(&mut []);
-            let n = match input.read_at(piece, pos) {
-                Ok(0) => return Err(short_source(src, range, pos)),
+        copy.data(pos, hole)?;
+        pos = hole;
+    }
+    Ok(copy.hasher.digest())
+}
+
+/// Ranges of at most this many bytes are copied without looking for holes.
+const SMALL_COPY: u64 = 64 << 10;
+
+/// A copy of `range` of `input` (the file `src`) to `out` at `at` under way, and the
+/// hash of what it copied so far.
+struct RangeCopy<'a> {
+    input: &'a File,
+    src: &'a Path,
+    range: ByteRange,
+    out: &'a File,
+    at: u64,
+    hasher: Xxh3,
+    buf: Vec<u8>,
+}
+
+impl RangeCopy<'_> {
+    /// Copies and hashes bytes `pos..end` of the range.
+    fn data(&mut self, mut pos: u64, end: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        while pos < end {
+            let want = usize::try_from(end - pos)
+                .unwrap_or(self.buf.len())
+                .min(self.buf.len());
+            let piece = self.buf.get_mut(..want).unwrap_or(&mut []);
+            let n = match self.input.read_at(piece, pos) {
+                Ok(0) => return Err(short_source(self.src, self.range, pos)),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             let chunk = piece.get(..n).unwrap_or(&[]);
-            hasher.update(chunk);
-            out.write_all_at(chunk, at + (pos - range.start))?;
+            self.hasher.update(chunk);
+            let offset = self.at + (pos - self.range.start);
+            self.out.write_all_at(chunk, offset)?;
             pos += n as u64;
         }
+        Ok(())
     }
-    Ok(hasher.digest())
 }
 
 /// A rename of the regular file `from` to `to`, ready to run: both folders opened
@@ -395,9 +442,10 @@ impl<'a> Move<'a> {
 impl StdFs {
     /// Copies `range` of `src` into a new file `dst`, not yet fsynced.
     fn copy_unsynced(src: &Path, range: ByteRange, dst: &Path) -> io::Result<(u64, File)> {
-        let input = open_read(src)?;
+        let (input, input_st) = open_read_stat(src)?;
         let out = create_new(dst)?;
-        let digest = copy_into(&input, src, range, &out, 0)?;
+        let src_len = u64::try_from(input_st.st_size).unwrap_or(0);
+        let digest = copy_into(&input, src, src_len, range, &out, 0)?;
         out.set_len(range.len())?;
         Ok((digest, out))
     }

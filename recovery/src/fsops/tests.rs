@@ -267,6 +267,39 @@ fn zero_ranges_are_found_through_holes_and_data() {
 }
 
 #[test]
+fn a_small_range_across_a_hole_is_copied_as_the_zeros_it_reads_as() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let file = fs::File::create(&src).unwrap();
+    // Data, a hole of two blocks, data: the range crosses both edges of the hole.
+    std::os::unix::fs::FileExt::write_all_at(&file, b"head", 4092).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"tail", 3 * 4096).unwrap();
+    let range = ByteRange::new(4092, 3 * 4096 + 4);
+    let mut expected = b"head".to_vec();
+    expected.resize(3 * 4096 - 4092, 0);
+    expected.extend_from_slice(b"tail");
+    let packed = tmp.path().join("packed");
+    let round = crate::fsops::SyncRound::new();
+    StdFs
+        .create_sized_in_round(&packed, 1 + range.len(), &round)
+        .unwrap();
+    let digest = StdFs
+        .copy_range_at_in_round(&src, range, &packed, 1, &round)
+        .unwrap();
+    assert_eq!(digest, xxhash_rust::xxh3::xxh3_64(&expected));
+    assert_eq!(fs::read(&packed).unwrap().get(1..), Some(&expected[..]));
+    let copy = tmp.path().join("copy");
+    assert_eq!(StdFs.copy_range(&src, range, &copy).unwrap(), digest);
+    assert_eq!(fs::read(&copy).unwrap(), expected);
+    // A source that ends inside a small range.
+    let past = ByteRange::new(3 * 4096, 3 * 4096 + 5);
+    let e = StdFs
+        .copy_range_at_in_round(&src, past, &packed, 0, &round)
+        .unwrap_err();
+    assert!(e.to_string().contains("before the end of range"), "{e}");
+}
+
+#[test]
 fn slices_copied_into_a_sized_file_land_at_their_offsets_holes_and_all() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
