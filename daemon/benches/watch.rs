@@ -40,6 +40,10 @@
 //!   files; both must plan the same repairs (their JSON compared). The copies are
 //!   dated an hour back, as files the server wrote before the sidecar started;
 //!   `WATCH_BENCH_KEEP=1` leaves the folder in place (to profile a run by hand).
+//!   Then the issue's second measure: `recover` (as at the server's start, with the
+//!   journal) against the journal-guided dry run of the same torn directory, in turn
+//!   over 5 rounds, each round after the first tearing the repaired logs again; after
+//!   each, a dry run must plan nothing.
 //!   `WATCH_BENCH_REPLAY_COLD=1` drops the page cache before every timed run, as
 //!   after a reboot (needs root, and `WATCH_BENCH_DIR` on a disk: tmpfs keeps its
 //!   files in the page cache).
@@ -870,9 +874,70 @@ fn bench_replay(base: &Path) {
         ratios[0],
         ratios[ROUNDS - 1]
     );
+    // The issue's second measure: `recover` end to end, as at the server's start,
+    // against the journal-guided dry run of the same torn directory, in turn. Each
+    // round after the first tears the repaired logs again, as the next crash would.
+    let (mut dry, mut repaired, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        if round > 0 {
+            for dir in &partitions {
+                tear_newest_log(dir, tear);
+            }
+            assert_eq!(
+                planned_repairs(&data, &state).as_array().map_or(0, Vec::len),
+                repairs,
+                "torn again, the same repairs"
+            );
+        }
+        drop_caches();
+        let g = replay_dry_run(&data, &state);
+        drop_caches();
+        let r = recover_run(&data, &state);
+        assert_eq!(
+            planned_repairs(&data, &state),
+            serde_json::json!([]),
+            "recover left repairs to make"
+        );
+        ratios.push(r.as_secs_f64() / g.as_secs_f64());
+        dry.push(g);
+        repaired.push(r);
+    }
+    dry.sort();
+    repaired.sort();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "recover: the same {repairs} repairs made (as at the server's start, with the journal) \
+         {:.3} s against the guided dry run's {:.3} s (medians of {ROUNDS}); in turn: median \
+         {:.1}x, from {:.1}x to {:.1}x",
+        repaired[ROUNDS / 2].as_secs_f64(),
+        dry[ROUNDS / 2].as_secs_f64(),
+        ratios[ROUNDS / 2],
+        ratios[0],
+        ratios[ROUNDS - 1]
+    );
     if std::env::var_os("WATCH_BENCH_KEEP").is_none() {
         let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
     }
+}
+
+/// One `recover` as at the server's start (text), its wall time; it must leave the
+/// server ready to start (exit 0).
+fn recover_run(data: &Path, state: &Path) -> Duration {
+    let started = Instant::now();
+    let status = Command::new(BIN)
+        .arg("recover")
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--state-dir")
+        .arg(state)
+        .env("IGGY_WARDEN_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run iggy-warden recover");
+    let wall = started.elapsed();
+    assert!(status.success(), "recover failed: {status}");
+    wall
 }
 
 fn main() {
