@@ -884,7 +884,9 @@ fn bench_replay(base: &Path) {
                 tear_newest_log(dir, tear);
             }
             assert_eq!(
-                planned_repairs(&data, &state).as_array().map_or(0, Vec::len),
+                planned_repairs(&data, &state)
+                    .as_array()
+                    .map_or(0, Vec::len),
                 repairs,
                 "torn again, the same repairs"
             );

@@ -35,6 +35,7 @@ mod digest;
 pub mod hooked;
 mod nofollow;
 mod ops;
+mod read_at;
 mod std_fs;
 #[cfg(test)]
 mod tests;
@@ -46,4 +47,5 @@ pub use nofollow::{
 };
 
 pub use ops::{FileOps, SyncRound, SYNCFS_FROM, SYNC_THREADS};
+pub use read_at::ReadAt;
 pub use std_fs::{is_zero_range, StdFs};

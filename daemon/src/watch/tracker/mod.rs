@@ -31,11 +31,13 @@ use index_check::{Declined, IndexCheck};
 use journal::{CheckpointState, SegmentFile, SegmentKey};
 use open_files::Looked;
 pub use open_files::{OpenFileCache, OpenFiles};
+use recovery::fsops::ReadAt;
 use recovery::index::{IndexEntry, ENTRY_LEN};
 use recovery::message::MAX_MESSAGE_LEN;
 use recovery::scan::{scan_log_with, ScanBuffer, ScanStart, Scanned, StopReason};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Most log bytes one `advance` reads: larger than the largest message (so a scan
@@ -311,23 +313,23 @@ impl Tracker {
 
     fn scan(
         &mut self,
-        mut log: &File,
-        mut index: &File,
+        log: &File,
+        index: &File,
         log_len: u64,
         available: u64,
         scratch: &mut ScanBuffer,
         budget: u64,
     ) -> io::Result<Advance> {
         let start = self.key.start_offset;
-        log.seek(SeekFrom::Start(self.pos))?;
-        index.seek(SeekFrom::Start(self.messages() * ENTRY_LEN as u64))?;
+        let entries_done = self.messages().saturating_mul(ENTRY_LEN as u64);
+        let index = ReadAt::new(index, entries_done);
         let from = self.pos;
         let want = (log_len - self.pos).min(budget);
         // The budget, not the file, ends this read: a frame cut there is not a tail.
         let cut_short = want < log_len.saturating_sub(self.pos);
         let mut check = IndexCheck::new(index, available, start);
         let scanned = scan_log_with(
-            log.take(want),
+            ReadAt::new(log, self.pos).take(want),
             ScanStart {
                 position: self.pos,
                 next_offset: self.next_offset,
@@ -423,10 +425,9 @@ fn kind_of_stop(stop: &StopReason) -> AlertKind {
     }
 }
 
-pub(super) fn read_entry(mut f: &File, n: u64) -> io::Result<IndexEntry> {
-    f.seek(SeekFrom::Start(n * ENTRY_LEN as u64))?;
+pub(super) fn read_entry(f: &File, n: u64) -> io::Result<IndexEntry> {
     let mut b = [0u8; ENTRY_LEN];
-    f.read_exact(&mut b)?;
+    f.read_exact_at(&mut b, n.saturating_mul(ENTRY_LEN as u64))?;
     Ok(IndexEntry::decode(&b))
 }
 
