@@ -744,9 +744,15 @@ fn tear_newest_log(dir: &Path, tear: Tear) {
 
 /// One `replay` dry run as an operator runs it (text), its wall time.
 fn replay_dry_run(data: &Path, state: &Path) -> Duration {
+    timed_command("replay", data, state)
+}
+
+/// `iggy-warden <command>` on `data` and `state` as an operator runs it (text), its
+/// wall time; it must exit 0 (for `recover`: the server may start).
+fn timed_command(command: &str, data: &Path, state: &Path) -> Duration {
     let started = Instant::now();
     let status = Command::new(BIN)
-        .arg("replay")
+        .arg(command)
         .arg("--data-dir")
         .arg(data)
         .arg("--state-dir")
@@ -755,9 +761,9 @@ fn replay_dry_run(data: &Path, state: &Path) -> Duration {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .expect("run iggy-warden replay");
+        .unwrap_or_else(|e| panic!("run iggy-warden {command}: {e}"));
     let wall = started.elapsed();
-    assert!(status.success(), "replay failed: {status}");
+    assert!(status.success(), "{command} failed: {status}");
     wall
 }
 
@@ -894,7 +900,7 @@ fn bench_replay(base: &Path) {
         drop_caches();
         let g = replay_dry_run(&data, &state);
         drop_caches();
-        let r = recover_run(&data, &state);
+        let r = timed_command("recover", &data, &state);
         assert_eq!(
             planned_repairs(&data, &state),
             serde_json::json!([]),
@@ -920,26 +926,6 @@ fn bench_replay(base: &Path) {
     if std::env::var_os("WATCH_BENCH_KEEP").is_none() {
         let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
     }
-}
-
-/// One `recover` as at the server's start (text), its wall time; it must leave the
-/// server ready to start (exit 0).
-fn recover_run(data: &Path, state: &Path) -> Duration {
-    let started = Instant::now();
-    let status = Command::new(BIN)
-        .arg("recover")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--state-dir")
-        .arg(state)
-        .env("IGGY_WARDEN_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run iggy-warden recover");
-    let wall = started.elapsed();
-    assert!(status.success(), "recover failed: {status}");
-    wall
 }
 
 fn main() {
