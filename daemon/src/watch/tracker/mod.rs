@@ -287,8 +287,9 @@ impl Tracker {
     ) -> Advance {
         let expected = self.messages().saturating_mul(ENTRY_LEN as u64);
         let entries = index_len.unwrap_or(0);
-        let log_still = files.log_len_now();
-        if entries <= expected || log_still != Some(log_len) {
+        // The log is stat'ed again only when the index is ahead: most looks end
+        // here with an index exactly as long as the messages need.
+        if entries <= expected || files.log_len_now() != Some(log_len) {
             self.index_ahead = None;
             return Advance::UpToDate;
         }
