@@ -42,8 +42,9 @@
 //!   `WATCH_BENCH_KEEP=1` leaves the folder in place (to profile a run by hand).
 //!   Then the second measure: `recover` (as at the server's start, with the
 //!   journal) against the journal-guided dry run of the same torn directory, in turn
-//!   over 5 rounds, each round after the first tearing the repaired logs again; after
-//!   each, a dry run must plan nothing.
+//!   over 5 rounds, each round after the first tearing the repaired logs again; each
+//!   `recover` must record the planned repairs made, and a dry run after it plan
+//!   nothing.
 //!   `WATCH_BENCH_REPLAY_COLD=1` drops the page cache before every timed run, as
 //!   after a reboot (needs root, and `WATCH_BENCH_DIR` on a disk: tmpfs keeps its
 //!   files in the page cache).
@@ -901,6 +902,14 @@ fn bench_replay(base: &Path) {
         let g = replay_dry_run(&data, &state);
         drop_caches();
         let r = timed_command("recover", &data, &state);
+        let record: serde_json::Value = serde_json::from_slice(
+            &fs::read(state.join("last-recover.json")).expect("recover's record"),
+        )
+        .expect("recover's record is JSON");
+        assert_eq!(
+            record["repairs"], repairs,
+            "recover made the planned repairs"
+        );
         assert_eq!(
             planned_repairs(&data, &state),
             serde_json::json!([]),
