@@ -743,6 +743,37 @@ fn tear_newest_log(dir: &Path, tear: Tear) {
     }
 }
 
+/// Two timings taken in turn over several rounds: the medians of each (seconds), and
+/// of the second over the first round by round, with the least and the most.
+struct InTurn {
+    first: f64,
+    second: f64,
+    ratio: f64,
+    ratio_min: f64,
+    ratio_max: f64,
+}
+
+/// Runs `round` (given its number) `rounds` times; each returns its two timings.
+fn in_turn(rounds: usize, mut round: impl FnMut(usize) -> (Duration, Duration)) -> InTurn {
+    let (mut first, mut second, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for n in 0..rounds {
+        let (a, b) = round(n);
+        ratios.push(b.as_secs_f64() / a.as_secs_f64());
+        first.push(a.as_secs_f64());
+        second.push(b.as_secs_f64());
+    }
+    for v in [&mut first, &mut second, &mut ratios] {
+        v.sort_by(f64::total_cmp);
+    }
+    InTurn {
+        first: first[rounds / 2],
+        second: second[rounds / 2],
+        ratio: ratios[rounds / 2],
+        ratio_min: ratios[0],
+        ratio_max: ratios[rounds - 1],
+    }
+}
+
 /// One `replay` dry run as an operator runs it (text), its wall time.
 fn replay_dry_run(data: &Path, state: &Path) -> Duration {
     timed_command("replay", data, state)
@@ -847,19 +878,12 @@ fn bench_replay(base: &Path) {
             fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
         }
     };
-    let (mut guided, mut full, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    let timed = in_turn(ROUNDS, |_| {
         drop_caches();
-        let g = replay_dry_run(&data, &state);
+        let guided = replay_dry_run(&data, &state);
         drop_caches();
-        let f = replay_dry_run(&data, &no_journal);
-        ratios.push(f.as_secs_f64() / g.as_secs_f64());
-        guided.push(g);
-        full.push(f);
-    }
-    guided.sort();
-    full.sort();
-    ratios.sort_by(f64::total_cmp);
+        (guided, replay_dry_run(&data, &no_journal))
+    });
     println!(
         "replay: {} partitions, {mib} MiB of the killed-under-load fixture, sidecar covered \
          everything then SIGKILLed, every newest log torn ({}; {repairs} repairs planned), \
@@ -875,17 +899,16 @@ fn bench_replay(base: &Path) {
         } else {
             "page-cached"
         },
-        guided[ROUNDS / 2].as_secs_f64(),
-        full[ROUNDS / 2].as_secs_f64(),
-        ratios[ROUNDS / 2],
-        ratios[0],
-        ratios[ROUNDS - 1]
+        timed.first,
+        timed.second,
+        timed.ratio,
+        timed.ratio_min,
+        timed.ratio_max
     );
     // The issue's second measure: `recover` end to end, as at the server's start,
     // against the journal-guided dry run of the same torn directory, in turn. Each
     // round after the first tears the repaired logs again, as the next crash would.
-    let (mut dry, mut repaired, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
+    let timed = in_turn(ROUNDS, |round| {
         if round > 0 {
             for dir in &partitions {
                 tear_newest_log(dir, tear);
@@ -915,22 +938,13 @@ fn bench_replay(base: &Path) {
             serde_json::json!([]),
             "recover left repairs to make"
         );
-        ratios.push(r.as_secs_f64() / g.as_secs_f64());
-        dry.push(g);
-        repaired.push(r);
-    }
-    dry.sort();
-    repaired.sort();
-    ratios.sort_by(f64::total_cmp);
+        (g, r)
+    });
     println!(
         "recover: the same {repairs} repairs made (as at the server's start, with the journal) \
          {:.3} s against the guided dry run's {:.3} s (medians of {ROUNDS}); in turn: median \
          {:.1}x, from {:.1}x to {:.1}x",
-        repaired[ROUNDS / 2].as_secs_f64(),
-        dry[ROUNDS / 2].as_secs_f64(),
-        ratios[ROUNDS / 2],
-        ratios[0],
-        ratios[ROUNDS - 1]
+        timed.second, timed.first, timed.ratio, timed.ratio_min, timed.ratio_max
     );
     if std::env::var_os("WATCH_BENCH_KEEP").is_none() {
         let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
