@@ -17,7 +17,9 @@
 //!   index, 8 MiB segments so that rotations happen), as a share of one core. Printed
 //!   beside it, from the same run: the floor any verification of every byte pays, the
 //!   CPU this process takes to read the same logs once (128 KiB reads) and hash each
-//!   message.
+//!   message; and the CPU of `check`'s analysis of the same files in this process
+//!   (framing, hashing and each message against its index entry, as the sidecar
+//!   verifies them).
 //! - `coverage`: the background coverage pass over 64 open segments written before
 //!   the sidecar starts (`WATCH_BENCH_COVER_MIB`, default 1024): with the rate
 //!   lifted, its time and CPU against the same floor; then at the default rate
@@ -37,9 +39,14 @@
 //!   last 7 bytes are cut off, below the last checkpoint. Then the `replay` dry run
 //!   (text, as an operator runs it) with the sidecar's journal and with none (an
 //!   empty state folder: a full scan), timed in turn over 5 rounds on the page-cached
-//!   files; both must plan the same repairs (their JSON compared). The copies are
+//!   files; both must plan the same repairs (their JSON compared). Beside them, in
+//!   turn, what any guided run pays before it reads a segment: the journal's open
+//!   alone (`journal show` past its last record) and the listing of the tree alone
+//!   (`layout::discover` in this process), with the ratio to the full scan a guided
+//!   run doing nothing else would reach. The copies are
 //!   dated an hour back, as files the server wrote before the sidecar started;
-//!   `WATCH_BENCH_KEEP=1` leaves the folder in place (to profile a run by hand).
+//!   `WATCH_BENCH_KEEP=1` leaves the folder in place, torn again as the timed runs
+//!   found it (to profile a run by hand).
 //!   Then the issue's second measure: `recover` (as at the server's start, with the
 //!   journal) against the journal-guided dry run of the same torn directory, in turn
 //!   over 5 rounds, each round after the first tearing the repaired logs again; each
@@ -513,8 +520,30 @@ fn bench_cpu(base: &Path) {
         100.0 * floor.as_secs_f64() / wall.as_secs_f64(),
         cpu.as_secs_f64() / floor.as_secs_f64().max(1e-9)
     );
+    let check = check_cpu(&data);
+    println!(
+        "cpu: `check`'s analysis of the same files (listing, framing, hashing, each message \
+         against its index entry) took {:.3} s CPU in this process; the sidecar used {:.1}x that",
+        check.as_secs_f64(),
+        cpu.as_secs_f64() / check.as_secs_f64().max(1e-9)
+    );
     sidecar.stop();
     let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
+}
+
+/// The CPU time of `check`'s analysis of `data` (every thread of this process, which
+/// runs no other work meanwhile): what verifying every message once costs beside the
+/// reading and hashing of the floor.
+fn check_cpu(data: &Path) -> Duration {
+    let me = std::process::id();
+    let before = cpu_time(me);
+    let dir = recovery::layout::discover(data).expect("list the bench data");
+    let analysis =
+        recovery::guided::analyze_without_history(&dir, &|_| {}).expect("analyze the bench data");
+    let cpu = cpu_time(me) - before;
+    let messages: u64 = analysis.partitions.iter().map(|p| p.valid_messages()).sum();
+    assert!(messages > 0, "the analysis found the messages written");
+    cpu
 }
 
 /// Bytes `pid` made the storage layer fetch (`read_bytes` of /proc/PID/io: 0 on
@@ -799,6 +828,27 @@ fn timed_command(command: &str, data: &Path, state: &Path) -> Duration {
     wall
 }
 
+/// `iggy-warden journal show` past the journal's last record, its wall time: a
+/// process that opens the journal as a dry run does (a copy) and shows nothing.
+fn journal_opened_alone(state: &Path) -> Duration {
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["journal", "show", "--since", &u64::MAX.to_string()])
+        .arg("--state-dir")
+        .arg(state)
+        .env("IGGY_WARDEN_LOG", "warn")
+        .stderr(Stdio::null())
+        .output()
+        .expect("run iggy-warden journal show");
+    let wall = started.elapsed();
+    assert!(out.status.success(), "journal show failed: {}", out.status);
+    assert!(
+        out.stdout.is_empty(),
+        "a record past the journal's last one"
+    );
+    wall
+}
+
 /// The repairs a `replay` dry run plans (its JSON).
 fn planned_repairs(data: &Path, state: &Path) -> serde_json::Value {
     let out = Command::new(BIN)
@@ -905,6 +955,31 @@ fn bench_replay(base: &Path) {
         timed.ratio_min,
         timed.ratio_max
     );
+    // What any guided dry run pays before it reads a segment, timed in turn: the
+    // journal's open (a process that opens the journal's copy and shows no record)
+    // and the listing of the tree (in this process), which the full scan pays too.
+    let floor = in_turn(ROUNDS, |_| {
+        drop_caches();
+        let journal = journal_opened_alone(&state);
+        drop_caches();
+        let started = Instant::now();
+        let listed = recovery::layout::discover(&data).expect("list the data directory");
+        assert_eq!(
+            listed.partitions.len(),
+            partitions.len(),
+            "every partition listed"
+        );
+        (journal, started.elapsed())
+    });
+    println!(
+        "replay floor: the journal's open alone {:.3} s (`journal show` past its last record: \
+         the process, the journal copied and opened), listing the tree alone {:.3} s (in this \
+         process; the full scan lists it too): a guided run doing nothing else would be {:.1}x \
+         faster than the full scan (medians of {ROUNDS})",
+        floor.first,
+        floor.second,
+        timed.second / (floor.first + floor.second)
+    );
     // The issue's second measure: `recover` end to end, as at the server's start,
     // against the journal-guided dry run of the same torn directory, in turn. Each
     // round after the first tears the repaired logs again, as the next crash would.
@@ -946,7 +1021,12 @@ fn bench_replay(base: &Path) {
          {:.1}x, from {:.1}x to {:.1}x",
         timed.second, timed.first, timed.ratio, timed.ratio_min, timed.ratio_max
     );
-    if std::env::var_os("WATCH_BENCH_KEEP").is_none() {
+    if std::env::var_os("WATCH_BENCH_KEEP").is_some() {
+        for dir in &partitions {
+            tear_newest_log(dir, tear);
+        }
+        println!("left torn in {}", data.display());
+    } else {
         let _ = fs::remove_dir_all(data.parent().unwrap_or(&data));
     }
 }
