@@ -42,8 +42,10 @@
 //!   files; both must plan the same repairs (their JSON compared). Beside them, in
 //!   turn, what any guided run pays before it reads a segment: the journal's open
 //!   alone (`journal show` past its last record) and the listing of the tree alone
-//!   (`layout::discover` in this process), with the ratio to the full scan a guided
-//!   run doing nothing else would reach. The copies are
+//!   (`layout::discover` in this process; a guided run may take some offsets
+//!   folders' listings from the journal instead: by hand, its listing took about as
+//!   long), with the ratio to the full scan a guided run doing nothing else would
+//!   reach. The copies are
 //!   dated an hour back, as files the server wrote before the sidecar started;
 //!   `WATCH_BENCH_KEEP=1` leaves the folder in place, torn again as the timed runs
 //!   found it (to profile a run by hand).
