@@ -15,7 +15,7 @@ use crate::envelope;
 use crate::error::JournalError;
 use crate::pending::{Edits, Run};
 use crate::record::{now_micros, Entry, Record};
-use crate::state::SegmentState;
+use crate::state::{SegmentState, UnsealedState};
 use crate::store::{Journal, Op, StateLogMark, Writer};
 use crate::trees::{decode_state, seq_key, shielded, META_NEXT_REPAIR, META_STATE_LOG};
 use sled::transaction::{
@@ -29,7 +29,7 @@ use std::time::Instant;
 
 type Outcome = Result<Vec<u64>, JournalError>;
 
-/// Bound of the writer's cache of segment states (about 100 bytes each). The cache
+/// Bound of the writer's cache of segment states (about 72 bytes each). The cache
 /// saves the read of the previous state from sled on the hot path; only the writer
 /// changes the `state` tree, under the writer lock, so the cache cannot go stale.
 const STATE_CACHE_ENTRIES: usize = 65_536;
@@ -183,11 +183,10 @@ impl Journal {
         // Only segments still being written get more records soon; a sealed or deleted
         // one rarely does, and caching it too doubled the cache's memory in the sidecar.
         for (key, state) in folded {
-            if state.is_unsealed() {
-                w.states.insert(key, state);
-            } else {
-                w.states.remove(&key);
-            }
+            match UnsealedState::of(&state) {
+                Some(unsealed) => w.states.insert(key, unsealed),
+                None => w.states.remove(&key),
+            };
         }
         w.next_seq = next_seq;
         w.next_repair_id = next_repair_id;
@@ -227,7 +226,7 @@ struct Round<'a> {
     entries: &'a [Entry],
     /// The entries encoded as `log` values: (key, bytes).
     blocks: &'a [(u64, Vec<u8>)],
-    cache: &'a Folded,
+    cache: &'a HashMap<[u8; 20], UnsealedState>,
     /// The round's changes to the `repairs` tree.
     pending: &'a Edits,
     bump_repair_id: Option<u64>,
@@ -266,7 +265,7 @@ impl Round<'_> {
                 let key = segment.to_bytes();
                 let prev = match folded
                     .remove(&key)
-                    .or_else(|| self.cache.get(&key).cloned())
+                    .or_else(|| self.cache.get(&key).map(|u| u.state()))
                 {
                     Some(s) => Some(s),
                     None => match state.get(key)? {

@@ -118,6 +118,45 @@ impl SegmentState {
     }
 }
 
+/// The state of a segment still being written, as the journal writer caches it: the
+/// fields [`SegmentState`] holds in those two phases, in a quarter of its size (the
+/// sealed phases carry offsets and two file stamps, and each cached entry paid for
+/// them: 6.9 MB of the sidecar's 35 MB with 10,000 open segments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UnsealedState {
+    seal_intent: bool,
+    last_seq: u64,
+    checkpoint: Option<CheckpointState>,
+}
+
+impl UnsealedState {
+    /// `state` if it is unsealed (see [`SegmentState::is_unsealed`]).
+    pub(crate) fn of(state: &SegmentState) -> Option<Self> {
+        let seal_intent = match state.phase {
+            SegmentPhase::Opened => false,
+            SegmentPhase::SealIntent => true,
+            _ => return None,
+        };
+        Some(Self {
+            seal_intent,
+            last_seq: state.last_seq,
+            checkpoint: state.checkpoint,
+        })
+    }
+
+    pub(crate) fn state(self) -> SegmentState {
+        SegmentState {
+            phase: if self.seal_intent {
+                SegmentPhase::SealIntent
+            } else {
+                SegmentPhase::Opened
+            },
+            last_seq: self.last_seq,
+            checkpoint: self.checkpoint,
+        }
+    }
+}
+
 /// The phase after a stamp: sealed with its stamps when the stamps have the lengths
 /// the seal journaled; any other phase (a stamp journaled before the segment was
 /// reopened or deleted) stays as it is.
@@ -226,5 +265,44 @@ mod tests {
             repair: crate::RepairId(1),
         };
         assert_eq!(SegmentState::apply(reopened.as_ref(), 6, &repair), None);
+    }
+
+    #[test]
+    fn an_unsealed_state_is_cached_whole_and_a_sealed_one_not_at_all() {
+        let checkpoint = Some(CheckpointState {
+            seq: 3,
+            valid_len: 40,
+            next_offset: 2,
+        });
+        for phase in [SegmentPhase::Opened, SegmentPhase::SealIntent] {
+            let state = SegmentState {
+                phase,
+                last_seq: 7,
+                checkpoint,
+            };
+            assert_eq!(
+                UnsealedState::of(&state).map(UnsealedState::state),
+                Some(state)
+            );
+        }
+        let sealed = SegmentPhase::Sealed {
+            log_len: 40,
+            index_len: 32,
+            last_offset: Some(1),
+            last_checksum: Some(9),
+            last_start: Some(20),
+        };
+        for phase in [sealed, SegmentPhase::Deleted] {
+            let state = SegmentState {
+                phase,
+                last_seq: 7,
+                checkpoint,
+            };
+            assert_eq!(UnsealedState::of(&state), None);
+        }
+        assert!(
+            std::mem::size_of::<UnsealedState>() * 3 < std::mem::size_of::<SegmentState>(),
+            "the cache's entry stays small"
+        );
     }
 }

@@ -25,7 +25,7 @@ use crate::key::SegmentKey;
 use crate::marker::{self, AckMarker};
 use crate::pending::Run;
 use crate::record::{Entry, Record};
-use crate::state::SegmentState;
+use crate::state::{SegmentState, UnsealedState};
 use crate::trees::{
     decode_state, parse_u64, seq_key, shielded, META_COMPACTED_THROUGH, META_FORMAT,
     META_NEXT_REPAIR, META_STATE_LOG,
@@ -91,9 +91,9 @@ pub(crate) struct Writer {
     pub(crate) flushes: u64,
     pub(crate) write_time: Duration,
     pub(crate) flush_time: Duration,
-    /// Known states of recently written segments (see `append.rs`); a missing key
-    /// means "not cached", not "no state".
-    pub(crate) states: HashMap<[u8; 20], SegmentState>,
+    /// Known states of recently written segments still being written (see
+    /// `append.rs`); a missing key means "not cached", not "no state".
+    pub(crate) states: HashMap<[u8; 20], UnsealedState>,
     /// Set by a failed flush: what reached the disk is unknown, and retrying an fsync
     /// can report success for data that was lost (the PostgreSQL lesson), so the
     /// journal refuses writes until reopened.
