@@ -91,8 +91,8 @@ pub(crate) struct Writer {
     pub(crate) flushes: u64,
     pub(crate) write_time: Duration,
     pub(crate) flush_time: Duration,
-    /// Known states of recently written segments still being written (see
-    /// `append.rs`); a missing key means "not cached", not "no state".
+    /// Known states of the segments being written (see `append.rs`); a missing key
+    /// means "not cached", not "no state".
     pub(crate) states: HashMap<[u8; 20], UnsealedState>,
     /// Set by a failed flush: what reached the disk is unknown, and retrying an fsync
     /// can report success for data that was lost (the PostgreSQL lesson), so the
