@@ -77,7 +77,7 @@ impl FileOps for StdFs {
     ) -> io::Result<u64> {
         // One of these per repair of a large run: each file's `stat` is the one its
         // open checked it with.
-        let (input, input_st) = open_read_stat(src)?;
+        let (input, src_len) = open_source(src)?;
         // A second name would see the slice change too; the packed file is new.
         let Some((out, out_st)) = open_in_place_stat(dst, OFlags::WRONLY)? else {
             return Err(io::Error::new(
@@ -96,7 +96,6 @@ impl FileOps for StdFs {
                 ),
             ));
         }
-        let src_len = u64::try_from(input_st.st_size).unwrap_or(0);
         let digest = copy_into(&input, src, src_len, range, &out, at)?;
         round.add_file(dst, out_st.st_dev);
         Ok(digest)
@@ -314,6 +313,13 @@ fn short_source(src: &Path, range: ByteRange, at: u64) -> io::Error {
     )
 }
 
+/// The source of a copy, opened as [`open_read`] opens it, and its length then (the
+/// `stat` the open checked it with: no second one).
+fn open_source(src: &Path) -> io::Result<(File, u64)> {
+    let (input, st) = open_read_stat(src)?;
+    Ok((input, u64::try_from(st.st_size).unwrap_or(0)))
+}
+
 /// Copies `range` of `input` (the file `src`, named in errors, `len` bytes long when
 /// opened) into `out` at offset `at`, and returns the XXH3-64 of the range. Holes
 /// are hashed as the zeros they read as and stay holes in `out` (a new file, or a
@@ -442,9 +448,8 @@ impl<'a> Move<'a> {
 impl StdFs {
     /// Copies `range` of `src` into a new file `dst`, not yet fsynced.
     fn copy_unsynced(src: &Path, range: ByteRange, dst: &Path) -> io::Result<(u64, File)> {
-        let (input, input_st) = open_read_stat(src)?;
+        let (input, src_len) = open_source(src)?;
         let out = create_new(dst)?;
-        let src_len = u64::try_from(input_st.st_size).unwrap_or(0);
         let digest = copy_into(&input, src, src_len, range, &out, 0)?;
         out.set_len(range.len())?;
         Ok((digest, out))
