@@ -157,6 +157,20 @@ fn in_turn(rounds: usize, mut round: impl FnMut(usize) -> (Duration, Duration)) 
     }
 }
 
+/// `iggy-warden` with `args`, on `data` (when given) and `state`, logging warnings
+/// only.
+fn warden(args: &[&str], data: Option<&Path>, state: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    if let Some(data) = data {
+        cmd.arg("--data-dir").arg(data);
+    }
+    cmd.arg("--state-dir")
+        .arg(state)
+        .env("IGGY_WARDEN_LOG", "warn");
+    cmd
+}
+
 /// One `replay` dry run as an operator runs it (text), its wall time.
 fn replay_dry_run(data: &Path, state: &Path) -> Duration {
     timed_command("replay", data, state)
@@ -166,13 +180,7 @@ fn replay_dry_run(data: &Path, state: &Path) -> Duration {
 /// wall time; it must exit 0 (for `recover`: the server may start).
 fn timed_command(command: &str, data: &Path, state: &Path) -> Duration {
     let started = Instant::now();
-    let status = Command::new(BIN)
-        .arg(command)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--state-dir")
-        .arg(state)
-        .env("IGGY_WARDEN_LOG", "warn")
+    let status = warden(&[command], Some(data), state)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -186,11 +194,8 @@ fn timed_command(command: &str, data: &Path, state: &Path) -> Duration {
 /// process that opens the journal as a dry run does (a copy) and shows nothing.
 fn journal_opened_alone(state: &Path) -> Duration {
     let started = Instant::now();
-    let out = Command::new(BIN)
-        .args(["journal", "show", "--since", &u64::MAX.to_string()])
-        .arg("--state-dir")
-        .arg(state)
-        .env("IGGY_WARDEN_LOG", "warn")
+    let since = u64::MAX.to_string();
+    let out = warden(&["journal", "show", "--since", &since], None, state)
         .stderr(Stdio::null())
         .output()
         .expect("run iggy-warden journal show");
@@ -205,14 +210,7 @@ fn journal_opened_alone(state: &Path) -> Duration {
 
 /// The repairs a `replay` dry run plans (its JSON).
 fn planned_repairs(data: &Path, state: &Path) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("replay")
-        .arg("--json")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--state-dir")
-        .arg(state)
-        .env("IGGY_WARDEN_LOG", "warn")
+    let out = warden(&["replay", "--json"], Some(data), state)
         .stderr(Stdio::null())
         .output()
         .expect("run iggy-warden replay --json");
@@ -235,13 +233,7 @@ pub(crate) fn bench_replay(base: &Path) {
     // repaired, and the offsets folders' listings journaled (of folders unchanged for
     // the 2 s before, as the server's are at any start but its first).
     std::thread::sleep(Duration::from_millis(2500));
-    let recovered = Command::new(BIN)
-        .arg("recover")
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--state-dir")
-        .arg(&state)
-        .env("IGGY_WARDEN_LOG", "warn")
+    let recovered = warden(&["recover"], Some(&data), &state)
         .stdout(Stdio::null())
         .status()
         .expect("run iggy-warden recover");
